@@ -1,0 +1,208 @@
+"""Campaign specifications: salts × concentrations × temperatures, one model, one set of MD settings.
+
+A campaign YAML file expands into :class:`SystemSpec` objects. Each has a deterministic ``system_id``: the
+hash of everything that determines its result (composition after rounding, temperature, packing, model
+identity, MD settings, replica index), so re-running a campaign finds the systems already done and skips them.
+See ``docs/campaigns.md`` for the file format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from electrodb.chemistry import ChemistryError, parse_salt
+from electrodb.systems import BoxCounts, box_counts
+
+__all__ = ["Campaign", "MDSettings", "PackingSettings", "SizeSpec", "StabilitySettings", "SystemSpec", "stable_hash"]
+
+
+def stable_hash(payload: Any, length: int = 16) -> str:
+    """sha256 of the canonical JSON of ``payload`` (sorted keys, floats as repr), first ``length`` hex digits."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StabilitySettings(_Strict):
+    """Thresholds of the MD stability monitor (an NNP that leaves its training domain can blow up)."""
+
+    max_temperature_factor: float = Field(2.0, gt=1.0, description="fail when T > factor × target (K/K)")
+    min_distance_h_A: float = Field(0.5, gt=0, description="closest allowed distance of any pair with H (Å)")
+    min_distance_heavy_A: float = Field(1.0, gt=0, description="closest allowed heavy–heavy distance (Å)")
+    max_force_eV_A: float = Field(50.0, gt=0, description="largest allowed force component norm (eV/Å)")
+    check_every_steps: int = Field(10, ge=1)
+    retry_half_timestep: bool = Field(True, description="retry once with half the timestep after a blow-up")
+
+
+class MDSettings(_Strict):
+    """Molecular dynamics protocol shared by every system of a campaign."""
+
+    timestep_fs: float = Field(0.5, gt=0, le=5.0)
+    minimize_steps: int = Field(30, ge=0, description="FIRE steps before MD (packmol boxes are strained)")
+    minimize_fmax_eV_A: float = Field(0.5, gt=0)
+    nvt_warmup_ps: float = Field(0.1, ge=0, description="Langevin warm-up before NPT (ps)")
+    npt: bool = Field(True, description="equilibrate the density in NPT; False keeps the packed density")
+    npt_max_ps: float = Field(5.0, gt=0, description="upper bound on NPT time (ps)")
+    npt_block_ps: float = Field(0.5, gt=0, description="block length for the density convergence test (ps)")
+    density_tolerance: float = Field(0.005, gt=0, description="relative change of block-mean density to stop")
+    pressure_bar: float = 1.0
+    barostat_time_ps: float = Field(1.0, gt=0, description="Berendsen barostat relaxation time (ps)")
+    compressibility_per_bar: float = Field(4.57e-5, gt=0, description="isothermal compressibility of water")
+    production_ps: float = Field(2.0, gt=0)
+    thermostat: Literal["langevin", "nose-hoover-chain"] = "langevin"
+    friction_per_fs: float = Field(0.001, gt=0, description="Langevin friction for production (1/fs); "
+                                   "weak so diffusion is barely perturbed")
+    warmup_friction_per_fs: float = Field(0.01, gt=0)
+    thermostat_time_fs: float = Field(100.0, gt=0, description="Nose-Hoover chain time constant (fs)")
+    sample_every_steps: int = Field(20, ge=1, description="frames stored every this many steps")
+    checkpoint_every_steps: int = Field(1000, ge=1)
+    seed: int = 1
+    stability: StabilitySettings = StabilitySettings()
+
+    @property
+    def n_production_steps(self) -> int:
+        return round(self.production_ps * 1000 / self.timestep_fs)
+
+
+class PackingSettings(_Strict):
+    tolerance_A: float = Field(2.0, gt=0.5, le=3.5)
+    seed: int = 1
+
+
+class SizeSpec(_Strict):
+    """Box size as a number of waters or a target atom count (exactly one)."""
+
+    n_waters: int | None = Field(None, ge=1)
+    target_atoms: int | None = Field(None, ge=3)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SizeSpec:
+        if (self.n_waters is None) == (self.target_atoms is None):
+            raise ValueError("size needs exactly one of n_waters or target_atoms")
+        return self
+
+
+class SystemSpec(_Strict):
+    """One electrolyte system of a campaign, fully determined."""
+
+    system_id: str
+    box_id: str
+    campaign: str
+    salt: str
+    cation: str
+    anion: str
+    concentration: float
+    concentration_unit: Literal["mol/kg", "mol/L"]
+    molality: float
+    temperature: float
+    replica: int
+    n_waters: int
+    n_cations: int
+    n_anions: int
+    n_atoms: int
+    box_length_A: float
+    density_kg_m3: float
+    density_source: str
+    model: str
+    model_id: str
+    md: MDSettings
+    packing: PackingSettings
+
+    @property
+    def counts(self) -> BoxCounts:
+        return box_counts(self.salt, self.molality, "mol/kg", self.temperature, n_waters=self.n_waters)
+
+
+class Campaign(_Strict):
+    """A screening campaign. Load with :meth:`from_yaml`; expand with :meth:`systems`."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    salts: list[str] = Field(min_length=1)
+    concentrations: list[float] = Field(min_length=1)
+    concentration_unit: Literal["mol/kg", "mol/L"] = "mol/kg"
+    temperatures: list[float] = Field(default_factory=lambda: [298.15], min_length=1)
+    size: SizeSpec = SizeSpec(n_waters=128)
+    model: str = Field(description="MACE file path, foundation name (mace-mp-0:small) or chgnet:r2scan")
+    model_cutoff_A: float = Field(5.0, gt=0, description="NNP cutoff used for the minimum box check (Å)")
+    replicas: int = Field(1, ge=1)
+    md: MDSettings = MDSettings()
+    packing: PackingSettings = PackingSettings()
+    thermo: bool = Field(False, description="build activity/osmotic coefficients over the concentration series")
+    solvation: bool = Field(False, description="run thermodynamic-integration solvation free energies")
+
+    @field_validator("salts")
+    @classmethod
+    def _known_salts(cls, salts: list[str]) -> list[str]:
+        try:
+            return [parse_salt(s).formula for s in salts]
+        except ChemistryError as exc:
+            raise ValueError(str(exc)) from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Campaign:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"campaign file {path} does not exist")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a campaign file must be a YAML mapping (name:, salts:, …)")
+        return cls.model_validate(data)
+
+    @property
+    def campaign_id(self) -> str:
+        return stable_hash(self.model_dump(mode="json"))
+
+    def model_identity(self) -> str:
+        """sha256 of the model file when the reference is an existing file, else the reference string."""
+        path = Path(self.model).expanduser()
+        if path.is_file():
+            digest = hashlib.sha256()
+            with path.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+            return f"sha256:{digest.hexdigest()}"
+        return f"name:{self.model}"
+
+    def systems(self, model_id: str | None = None) -> list[SystemSpec]:
+        """Expand into system specs (salt × concentration × temperature × replica), in a stable order.
+
+        Raises the first box error (impossible concentration, box below 2 × cutoff) with the system named.
+        """
+        model_id = model_id or self.model_identity()
+        specs = []
+        for salt_name in self.salts:
+            salt = parse_salt(salt_name)
+            for conc in self.concentrations:
+                for temperature in self.temperatures:
+                    try:
+                        c = box_counts(salt, conc, self.concentration_unit, temperature,
+                                       n_waters=self.size.n_waters, target_atoms=self.size.target_atoms,
+                                       min_box_length=2 * self.model_cutoff_A)
+                    except ValueError as exc:
+                        raise ValueError(f"{salt_name} at {conc} {self.concentration_unit}, {temperature} K: "
+                                         f"{exc}") from exc
+                    box_payload = {"salt": c.salt, "n_formula": c.n_formula, "n_waters": c.n_waters,
+                                   "packing": self.packing.model_dump(mode="json")}
+                    box_id = stable_hash(box_payload)
+                    for replica in range(self.replicas):
+                        payload = {**box_payload, "temperature": temperature, "model_id": model_id,
+                                   "md": self.md.model_dump(mode="json"), "replica": replica}
+                        specs.append(SystemSpec(
+                            system_id=stable_hash(payload), box_id=box_id, campaign=self.name, salt=c.salt,
+                            cation=salt.cation.name, anion=salt.anion.name, concentration=conc,
+                            concentration_unit=self.concentration_unit, molality=c.molality,
+                            temperature=temperature, replica=replica, n_waters=c.n_waters,
+                            n_cations=c.n_cations, n_anions=c.n_anions, n_atoms=c.n_atoms,
+                            box_length_A=c.box_length_A, density_kg_m3=c.density_kg_m3,
+                            density_source=c.density_source, model=self.model, model_id=model_id, md=self.md,
+                            packing=self.packing))
+        return specs

@@ -1,0 +1,108 @@
+"""One settings object for ElectroDB, read from environment variables and an optional YAML file.
+
+Precedence (highest first): keyword arguments, ``ELECTRODB_*`` environment variables, the YAML file named by
+``ELECTRODB_CONFIG``, defaults. With no configuration at all ElectroDB uses an embedded on-disk database
+(montydb, SQLite storage) under ``./electrodb-data`` and needs no server.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+__all__ = ["ElectroDBSettings", "get_settings"]
+
+
+class ElectroDBSettings(BaseSettings):
+    """Where data lives and how ElectroDB reaches it.
+
+    Attributes
+    ----------
+    data_dir
+        Folder for the embedded database, cached models and work folders (made absolute on load: MontyStore
+        paths must be absolute or they land inside job folders).
+    db_uri
+        ``mongodb://…`` or ``mongodb+srv://…``; when set, stores are maggma ``MongoStore`` collections and
+        trajectory blobs go to a ``GridFSStore``. ``None`` selects the embedded montydb database.
+    db_name
+        Database name on the MongoDB server (and of the embedded database).
+    model_cache
+        Folder searched for MACE foundation-model files (``mace-mp-0:small`` …), which cannot be downloaded here.
+    trajectory_chunk_frames
+        Frames per stored trajectory chunk; bounds each stored document well below MongoDB's 16 MB limit.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ELECTRODB_", extra="forbid")
+
+    data_dir: Path = Field(default=Path("electrodb-data"))
+    db_uri: str | None = None
+    db_name: str = "electrodb"
+    model_cache: Path | None = None
+    trajectory_chunk_frames: int = Field(default=200, ge=1, le=100_000)
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("db_uri", mode="after")
+    @classmethod
+    def _check_uri(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError(f"ELECTRODB_DB_URI must start with mongodb:// or mongodb+srv://, got {value!r}; "
+                             "unset it to use the embedded database")
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        """True when the embedded (montydb) database is used."""
+        return self.db_uri is None
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "db"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.data_dir / "work"
+
+    def describe(self) -> str:
+        """Human-readable location of the data (never prints credentials)."""
+        if self.embedded:
+            return f"embedded montydb (sqlite) at {self.database_path}"
+        uri = self.db_uri or ""
+        host = uri.split("@")[-1] if "@" in uri else uri.split("://", 1)[-1]
+        return f"MongoDB {host.split('/')[0]} database {self.db_name!r} (+ GridFS for trajectories)"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("ELECTRODB_CONFIG")
+        if config_file:
+            if not Path(config_file).is_file():
+                raise FileNotFoundError(f"ELECTRODB_CONFIG points to {config_file!r}, which does not exist")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> ElectroDBSettings:
+    """The process-wide settings (cached; call ``get_settings.cache_clear()`` after changing the environment)."""
+    return ElectroDBSettings()

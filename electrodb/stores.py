@@ -1,0 +1,184 @@
+"""All of ElectroDB's maggma stores, built from one settings object.
+
+Embedded default: montydb collections on disk (no server). With ``ELECTRODB_DB_URI`` set: ``MongoStore``
+collections plus a ``GridFSStore`` for blobs (trajectory chunks, model files). The rest of the code talks to
+maggma ``Store`` objects only and never needs to know which backend it has.
+
+Collections (key field in brackets):
+
+=================  ==================  ====================================================================
+name               key                 content
+=================  ==================  ====================================================================
+``jobs``           ``uuid``            jobflow's job outputs (the JobStore docs store)
+``data``           ``blob_uuid``       blobs: trajectory chunks, checkpoints, model files (JobStore ``data``)
+``campaigns``      ``campaign_id``     campaign specifications
+``systems``        ``system_id``       packed electrolyte boxes with counts and provenance
+``models``         ``model_id``        model identities, training settings and held-out errors
+``trajectories``   ``trajectory_id``   MD run metadata (status, settings, model identity, frame counts)
+``structure``      ``trajectory_id``   RDFs, coordination numbers
+``transport``      ``trajectory_id``   self-diffusion coefficients
+``pairing``        ``trajectory_id``   ion-pair fractions
+``kinetics``       ``trajectory_id``   water residence times
+``electrolytes``   ``electrolyte_id``  one summary per (salt, molality, temperature, model)
+``thermo``         ``thermo_id``       activity/osmotic coefficients over a concentration series
+``solvation``      ``solvation_id``    solvation free energies from thermodynamic integration
+=================  ==================  ====================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobflow import JobStore
+from maggma.core import Store
+from maggma.stores import GridFSStore, MongoStore, MontyStore
+
+from electrodb.settings import ElectroDBSettings, get_settings
+
+__all__ = ["COLLECTIONS", "INDEXED_FIELDS", "ElectroDBStores", "ReadOnlyStoreError", "get_stores"]
+
+COLLECTIONS: dict[str, str] = {
+    "jobs": "uuid",
+    "campaigns": "campaign_id",
+    "systems": "system_id",
+    "models": "model_id",
+    "trajectories": "trajectory_id",
+    "structure": "trajectory_id",
+    "transport": "trajectory_id",
+    "pairing": "trajectory_id",
+    "kinetics": "trajectory_id",
+    "electrolytes": "electrolyte_id",
+    "thermo": "thermo_id",
+    "solvation": "solvation_id",
+}
+BLOB_COLLECTION = "data"
+BLOB_KEY = "blob_uuid"
+
+_COMMON_FILTERS = ["salt", "cation", "anion", "molality", "temperature", "model_id", "campaign_ids", "system_id"]
+INDEXED_FIELDS: dict[str, list[str]] = {
+    "systems": ["salt", "molality", "temperature", "campaign_ids"],
+    "trajectories": [*_COMMON_FILTERS, "status", "last_updated"],
+    "structure": [*_COMMON_FILTERS, "last_updated"],
+    "transport": [*_COMMON_FILTERS, "last_updated"],
+    "pairing": [*_COMMON_FILTERS, "last_updated"],
+    "kinetics": [*_COMMON_FILTERS, "last_updated"],
+    "electrolytes": _COMMON_FILTERS,
+    "thermo": ["salt", "temperature", "model_id"],
+    "solvation": ["salt", "temperature", "model_id"],
+    "data": ["trajectory_id", "kind"],
+}
+
+
+class ReadOnlyStoreError(PermissionError):
+    """A write was attempted through a store opened read-only (e.g. by the API)."""
+
+
+class EmbeddedStore(MontyStore):
+    """montydb-backed store; montydb cannot report indexes, so index creation is a no-op that says so."""
+
+    def ensure_index(self, key: str, unique: bool = False) -> bool:  # noqa: ARG002
+        return False
+
+
+class _ReadOnlyMixin:
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        raise ReadOnlyStoreError(f"store {self.collection_name!r} is read-only")  # type: ignore[attr-defined]
+
+    def remove_docs(self, *args: Any, **kwargs: Any) -> None:
+        raise ReadOnlyStoreError(f"store {self.collection_name!r} is read-only")  # type: ignore[attr-defined]
+
+    def ensure_index(self, *args: Any, **kwargs: Any) -> bool:
+        return False
+
+
+class ReadOnlyEmbeddedStore(_ReadOnlyMixin, EmbeddedStore):
+    """Embedded store that refuses writes."""
+
+
+class ReadOnlyMongoStore(_ReadOnlyMixin, MongoStore):
+    """MongoDB store that refuses writes."""
+
+
+class ReadOnlyGridFSStore(_ReadOnlyMixin, GridFSStore):
+    """GridFS store that refuses writes."""
+
+
+def _make_store(settings: ElectroDBSettings, name: str, key: str, read_only: bool) -> Store:
+    if settings.embedded:
+        cls = ReadOnlyEmbeddedStore if read_only else EmbeddedStore
+        return cls(name, database_path=str(settings.database_path), database_name=settings.db_name, key=key,
+                   last_updated_field="last_updated")
+    if name == BLOB_COLLECTION:
+        cls_g = ReadOnlyGridFSStore if read_only else GridFSStore
+        return cls_g(settings.db_name, name, uri=settings.db_uri, key=key, compression=True,
+                     searchable_fields=INDEXED_FIELDS["data"])
+    cls_m = ReadOnlyMongoStore if read_only else MongoStore
+    return cls_m(settings.db_name, name, uri=settings.db_uri, key=key, last_updated_field="last_updated")
+
+
+@dataclass
+class ElectroDBStores:
+    """The connected-on-demand stores of one ElectroDB database."""
+
+    settings: ElectroDBSettings
+    read_only: bool = False
+    _stores: dict[str, Store] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.settings.embedded:
+            self.settings.database_path.mkdir(parents=True, exist_ok=True)
+        for name, key in {**COLLECTIONS, BLOB_COLLECTION: BLOB_KEY}.items():
+            self._stores[name] = _make_store(self.settings, name, key, self.read_only)
+
+    def __getitem__(self, name: str) -> Store:
+        try:
+            return self._stores[name]
+        except KeyError:
+            raise KeyError(f"no store named {name!r}; stores are {sorted(self._stores)}") from None
+
+    def __getattr__(self, name: str) -> Store:
+        if name.startswith("_") or name not in COLLECTIONS and name != BLOB_COLLECTION:
+            raise AttributeError(name)
+        return self._stores[name]
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._stores)
+
+    def connect(self, *names: str) -> ElectroDBStores:
+        """Connect the named stores (all when none given) and create indexes on filtered fields."""
+        for name in names or self.names:
+            store = self._stores[name]
+            store.connect()
+            if not self.read_only:
+                for fld in INDEXED_FIELDS.get(name, []):
+                    store.ensure_index(fld)
+        return self
+
+    def close(self) -> None:
+        for store in self._stores.values():
+            try:
+                store.close()
+            except Exception:  # noqa: BLE001 - closing a never-connected store is harmless
+                pass
+
+    def job_store(self) -> JobStore:
+        """jobflow JobStore: docs in ``jobs``, additional store ``data`` for blobs (as atomate2 expects)."""
+        return JobStore(self._stores["jobs"], additional_stores={"data": self._stores[BLOB_COLLECTION]})
+
+    def counts(self) -> dict[str, int]:
+        """Number of documents per collection."""
+        self.connect()
+        return {name: self._stores[name].count() for name in self.names}
+
+    def __enter__(self) -> ElectroDBStores:
+        return self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def get_stores(settings: ElectroDBSettings | None = None, read_only: bool = False) -> ElectroDBStores:
+    """Stores for ``settings`` (default: the process settings). Call ``.connect()`` or use ``with``."""
+    return ElectroDBStores(settings or get_settings(), read_only=read_only)
