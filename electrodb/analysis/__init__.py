@@ -1,0 +1,1 @@
+"""Trajectory analysis: transport, structure, ion pairing and exchange kinetics (pure numpy/scipy)."""

@@ -1,0 +1,297 @@
+"""Ion pairing: free/SSIP, contact ion pairs and aggregates, cation–cation dimers, ionic cluster sizes.
+
+Pure numpy/scipy.  Positions in Å ``(n_frames, n_atoms, 3)`` (wrapped or unwrapped: all distances are periodic
+minimum-image distances), cells ``(n_frames, 3, 3)`` or ``(3, 3)`` with lattice vectors as rows.
+
+Classification of an ion in one frame, by the number ``n`` of counter-ions within the first-shell cutoff
+(the first minimum of the cation–anion RDF):
+
+* ``free`` (free ion or solvent-separated ion pair, SSIP): ``n = 0``;
+* ``cip`` (contact ion pair): ``n = 1``;
+* ``agg`` (aggregate): ``n >= 2``.
+
+The cation–cation "dimer" fraction is the fraction of cations with at least one other cation within
+``cutoff_cation_cation`` (e.g. bridged Li⁺···Li⁺ pairs in concentrated LiCl discussed in NNP studies).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+__all__ = [
+    "PairingResult",
+    "block_mean_error",
+    "ion_pairing",
+    "minimum_image_distances",
+    "minimum_image_vectors",
+]
+
+_CLASSES = ("free", "cip", "agg")
+_SHIFTS = np.array(list(itertools.product((-1, 0, 1), repeat=3)), dtype=np.float64)  # (27, 3)
+
+
+def _as_cells(cells: np.ndarray, n_frames: int) -> np.ndarray:
+    c = np.asarray(cells, dtype=np.float64)
+    if c.shape == (3, 3):
+        return np.broadcast_to(c, (n_frames, 3, 3))
+    if c.shape != (n_frames, 3, 3):
+        raise ValueError(f"cells must have shape (3, 3) or ({n_frames}, 3, 3), got {c.shape}")
+    return c
+
+
+def _is_orthorhombic(cells: np.ndarray) -> bool:
+    off = cells - cells * np.eye(3)
+    return bool(np.all(np.abs(off) <= 1e-12 * np.abs(cells).max()))
+
+
+def minimum_image_vectors(dr: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    r"""Minimum-image version of difference vectors, orthorhombic or triclinic.
+
+    Orthorhombic cells: :math:`\mathbf d - \mathbf L\,\mathrm{rint}(\mathbf d/\mathbf L)` (exact).  Triclinic
+    cells: reduce in fractional coordinates, then test the 27 neighbouring lattice translations and keep the
+    shortest vector, which is the exact minimum image for any reasonably reduced (e.g. Niggli/LAMMPS-style)
+    cell.
+
+    Parameters
+    ----------
+    dr : (n_frames, ..., 3) array, Å
+        Difference vectors; the leading axis runs over frames.
+    cells : (n_frames, 3, 3) or (3, 3) array, Å, lattice vectors as rows.
+
+    Returns
+    -------
+    ndarray with the shape of ``dr``, Å
+    """
+    d = np.asarray(dr, dtype=np.float64)
+    n_frames = d.shape[0]
+    H = _as_cells(cells, n_frames)
+    extra = (1,) * (d.ndim - 2)
+    if _is_orthorhombic(H):
+        L = np.diagonal(H, axis1=1, axis2=2).reshape((n_frames, *extra, 3))
+        return d - L * np.rint(d / L)
+    Hinv = np.linalg.inv(H)
+    f = np.einsum("f...j,fjk->f...k", d, Hinv)
+    f -= np.rint(f)
+    v = np.einsum("f...j,fjk->f...k", f, H)
+    shifts = np.einsum("sj,fjk->fsk", _SHIFTS, H).reshape((n_frames, *extra, 27, 3))
+    cand = v[..., None, :] + shifts  # (F, ..., 27, 3)
+    best = np.argmin(np.einsum("...k,...k->...", cand, cand), axis=-1)
+    return np.take_along_axis(cand, best[..., None, None], axis=-2)[..., 0, :]
+
+
+def minimum_image_distances(pos_a: np.ndarray, pos_b: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Periodic distances between two atom groups in every frame.
+
+    Parameters
+    ----------
+    pos_a : (n_frames, n_a, 3) array, Å
+    pos_b : (n_frames, n_b, 3) array, Å
+    cells : (n_frames, 3, 3) or (3, 3) array, Å
+
+    Returns
+    -------
+    (n_frames, n_a, n_b) float64 array, Å
+    """
+    a = np.asarray(pos_a, dtype=np.float64)
+    b = np.asarray(pos_b, dtype=np.float64)
+    d = minimum_image_vectors(b[:, None, :, :] - a[:, :, None, :], cells)
+    return np.sqrt(np.einsum("fabk,fabk->fab", d, d))
+
+
+def _frame_chunk(n_frames: int, n_pairs: int, triclinic: bool, max_bytes: int = 128 * 2**20) -> int:
+    per_frame = max(1, n_pairs) * 3 * 8 * (4 + (56 if triclinic else 0))
+    return int(min(n_frames, max(1, max_bytes // per_frame)))
+
+
+def block_mean_error(series: np.ndarray, n_blocks: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Mean over frames and its standard error from ``n_blocks`` contiguous blocks.
+
+    Parameters
+    ----------
+    series : (n_frames, ...) array
+    n_blocks : int
+        Number of non-overlapping blocks (trailing ``n_frames mod n_blocks`` frames are dropped for the
+        error).
+
+    Returns
+    -------
+    mean : ndarray, mean over all frames.
+    error : ndarray or None, ``std(block means, ddof=1) / sqrt(n_blocks)``; None if fewer than 2 blocks fit.
+    """
+    s = np.asarray(series, dtype=np.float64)
+    mean = s.mean(axis=0)
+    n_b = s.shape[0] // n_blocks if n_blocks >= 2 else 0
+    if n_b < 1:
+        return mean, None
+    blocks = s[: n_b * n_blocks].reshape(n_blocks, n_b, *s.shape[1:]).mean(axis=1)
+    return mean, blocks.std(axis=0, ddof=1) / np.sqrt(n_blocks)
+
+
+@dataclass
+class PairingResult:
+    """Ion-pairing statistics averaged over frames (uncertainties: standard errors from block averages).
+
+    Attributes
+    ----------
+    cation_fractions, anion_fractions : dict[str, float]
+        Fractions of cations (anions) that are ``'free'`` (free/SSIP, no counter-ion within the cutoff),
+        ``'cip'`` (exactly one) or ``'agg'`` (two or more); they sum to 1.
+    cation_fraction_errors, anion_fraction_errors : dict[str, float | None]
+        Block standard errors of the fractions (None when the run is too short for the blocks).
+    cation_coordination, anion_coordination : float
+        Mean number of counter-ions within ``cutoff_cation_anion`` per cation (per anion).
+    cation_cation_fraction : float or None
+        Fraction of cations with another cation within ``cutoff_cation_cation`` (None when no cutoff given).
+    cation_cation_fraction_error : float or None
+    cluster_size_distribution : dict[int, float]
+        Fraction of all ions (cations + anions) that belong to a cation–anion cluster of the given size
+        (connected components of the graph with an edge for each cation–anion distance < cutoff); size 1 =
+        unpaired ion.  Sums to 1.
+    cutoff_cation_anion, cutoff_cation_cation : float, Å
+    n_frames, n_blocks, n_cations, n_anions : int
+    cation_timeseries, anion_timeseries : (n_frames, 3) arrays
+        Per-frame fractions in the order free, cip, agg.
+    cation_cation_timeseries : (n_frames,) array or None
+    """
+
+    cation_fractions: dict[str, float]
+    cation_fraction_errors: dict[str, float | None]
+    anion_fractions: dict[str, float]
+    anion_fraction_errors: dict[str, float | None]
+    cation_coordination: float
+    anion_coordination: float
+    cation_cation_fraction: float | None
+    cation_cation_fraction_error: float | None
+    cluster_size_distribution: dict[int, float]
+    cutoff_cation_anion: float
+    cutoff_cation_cation: float | None
+    n_frames: int
+    n_blocks: int
+    n_cations: int
+    n_anions: int
+    cation_timeseries: np.ndarray = field(repr=False)
+    anion_timeseries: np.ndarray = field(repr=False)
+    cation_cation_timeseries: np.ndarray | None = field(default=None, repr=False)
+
+
+def _class_fractions(counts: np.ndarray) -> np.ndarray:
+    """(F, n) counter-ion counts -> (F, 3) fractions free/cip/agg."""
+    n = counts.shape[1]
+    return np.stack([(counts == 0).sum(1), (counts == 1).sum(1), (counts >= 2).sum(1)], axis=1) / n
+
+
+def _cluster_size_counts(adj: np.ndarray) -> np.ndarray:
+    """Histogram (index = cluster size) of ions over cluster sizes, for a chunk of frames.
+
+    ``adj`` is the (F, n_c, n_a) boolean cation–anion adjacency; the frames are treated as one block-diagonal
+    graph so that a single ``connected_components`` call handles the whole chunk.
+    """
+    n_f, n_c, n_a = adj.shape
+    n_nodes = n_c + n_a
+    f, i, j = np.nonzero(adj)
+    rows = f * n_nodes + i
+    cols = f * n_nodes + n_c + j
+    g = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n_f * n_nodes,) * 2)
+    _, labels = connected_components(g, directed=False)
+    sizes = np.bincount(labels)
+    return np.bincount(sizes[labels])  # number of ions (nodes) per cluster size
+
+
+def ion_pairing(
+    positions: np.ndarray,
+    cells: np.ndarray,
+    cations: np.ndarray,
+    anions: np.ndarray,
+    cutoff_cation_anion: float,
+    cutoff_cation_cation: float | None = None,
+    n_blocks: int = 5,
+) -> PairingResult:
+    """Classify ions as free/SSIP, CIP or AGG in every frame and average, with block uncertainties.
+
+    Parameters
+    ----------
+    positions : (n_frames, n_atoms, 3) array, Å (wrapped or unwrapped).
+    cells : (n_frames, 3, 3) or (3, 3) array, Å, lattice vectors as rows (orthorhombic or triclinic).
+    cations, anions : int index arrays
+        Atom indices of the cations and of the anions (one site per ion, e.g. Li and Cl).
+    cutoff_cation_anion : float, Å
+        First-shell cation–anion cutoff (first minimum of g_{+-}(r)); distance ``< cutoff`` counts as bound.
+    cutoff_cation_cation : float, Å, optional
+        Cation–cation cutoff for the dimer fraction; None skips it.
+    n_blocks : int
+        Number of contiguous time blocks for the standard errors.
+
+    Returns
+    -------
+    PairingResult
+    """
+    x = np.asarray(positions)
+    n_frames = x.shape[0]
+    cat = np.asarray(cations, dtype=np.intp)
+    an = np.asarray(anions, dtype=np.intp)
+    if len(cat) == 0 or len(an) == 0:
+        raise ValueError("need at least one cation and one anion")
+    H = _as_cells(cells, n_frames)
+    tric = not _is_orthorhombic(H)
+    n_pairs = len(cat) * max(len(an), len(cat))
+    chunk = _frame_chunk(n_frames, n_pairs, tric)
+    cat_ts = np.empty((n_frames, 3))
+    an_ts = np.empty((n_frames, 3))
+    cat_cn = np.empty(n_frames)
+    an_cn = np.empty(n_frames)
+    dimer_ts = np.empty(n_frames) if cutoff_cation_cation is not None else None
+    size_counts = np.zeros(len(cat) + len(an) + 1, dtype=np.int64)
+    for f0 in range(0, n_frames, chunk):
+        f1 = min(n_frames, f0 + chunk)
+        xc = x[f0:f1, cat]
+        adj = minimum_image_distances(xc, x[f0:f1, an], H[f0:f1]) < cutoff_cation_anion
+        n_per_cat = adj.sum(axis=2)
+        n_per_an = adj.sum(axis=1)
+        cat_ts[f0:f1] = _class_fractions(n_per_cat)
+        an_ts[f0:f1] = _class_fractions(n_per_an)
+        cat_cn[f0:f1] = n_per_cat.mean(axis=1)
+        an_cn[f0:f1] = n_per_an.mean(axis=1)
+        hist = _cluster_size_counts(adj)
+        size_counts[: len(hist)] += hist
+        if dimer_ts is not None:
+            dcc = minimum_image_distances(xc, xc, H[f0:f1])
+            idx = np.arange(len(cat))
+            dcc[:, idx, idx] = np.inf
+            dimer_ts[f0:f1] = (dcc < cutoff_cation_cation).any(axis=2).mean(axis=1)
+    cat_mean, cat_err = block_mean_error(cat_ts, n_blocks)
+    an_mean, an_err = block_mean_error(an_ts, n_blocks)
+
+    def as_dict(v: np.ndarray | None) -> dict:
+        return {k: (None if v is None else float(v[i])) for i, k in enumerate(_CLASSES)}
+
+    dimer, dimer_err = (None, None)
+    if dimer_ts is not None:
+        dm, de = block_mean_error(dimer_ts, n_blocks)
+        dimer, dimer_err = float(dm), (None if de is None else float(de))
+    total = size_counts.sum()
+    csd = {int(s): float(c / total) for s, c in enumerate(size_counts) if c > 0}
+    return PairingResult(
+        cation_fractions=as_dict(cat_mean),
+        cation_fraction_errors=as_dict(cat_err),
+        anion_fractions=as_dict(an_mean),
+        anion_fraction_errors=as_dict(an_err),
+        cation_coordination=float(cat_cn.mean()),
+        anion_coordination=float(an_cn.mean()),
+        cation_cation_fraction=dimer,
+        cation_cation_fraction_error=dimer_err,
+        cluster_size_distribution=csd,
+        cutoff_cation_anion=float(cutoff_cation_anion),
+        cutoff_cation_cation=None if cutoff_cation_cation is None else float(cutoff_cation_cation),
+        n_frames=n_frames,
+        n_blocks=n_blocks,
+        n_cations=len(cat),
+        n_anions=len(an),
+        cation_timeseries=cat_ts,
+        anion_timeseries=an_ts,
+        cation_cation_timeseries=dimer_ts,
+    )
