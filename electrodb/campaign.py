@@ -19,7 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from electrodb.chemistry import ChemistryError, parse_salt
 from electrodb.systems import BoxCounts, box_counts
 
-__all__ = ["Campaign", "MDSettings", "PackingSettings", "SizeSpec", "StabilitySettings", "SystemSpec", "stable_hash"]
+__all__ = [
+    "Campaign",
+    "MDSettings",
+    "PackingSettings",
+    "SizeSpec",
+    "StabilitySettings",
+    "SystemSpec",
+    "stable_hash",
+]
 
 
 def stable_hash(payload: Any, length: int = 16) -> str:
@@ -59,8 +67,11 @@ class MDSettings(_Strict):
     compressibility_per_bar: float = Field(4.57e-5, gt=0, description="isothermal compressibility of water")
     production_ps: float = Field(2.0, gt=0)
     thermostat: Literal["langevin", "nose-hoover-chain"] = "langevin"
-    friction_per_fs: float = Field(0.001, gt=0, description="Langevin friction for production (1/fs); "
-                                   "weak so diffusion is barely perturbed")
+    friction_per_fs: float = Field(
+        0.001,
+        gt=0,
+        description="Langevin friction for production (1/fs); weak so diffusion is barely perturbed",
+    )
     warmup_friction_per_fs: float = Field(0.01, gt=0)
     thermostat_time_fs: float = Field(100.0, gt=0, description="Nose-Hoover chain time constant (fs)")
     sample_every_steps: int = Field(20, ge=1, description="frames stored every this many steps")
@@ -184,25 +195,58 @@ class Campaign(_Strict):
             for conc in self.concentrations:
                 for temperature in self.temperatures:
                     try:
-                        c = box_counts(salt, conc, self.concentration_unit, temperature,
-                                       n_waters=self.size.n_waters, target_atoms=self.size.target_atoms,
-                                       min_box_length=2 * self.model_cutoff_A)
+                        c = box_counts(
+                            salt,
+                            conc,
+                            self.concentration_unit,
+                            temperature,
+                            n_waters=self.size.n_waters,
+                            target_atoms=self.size.target_atoms,
+                            min_box_length=2 * self.model_cutoff_A,
+                        )
                     except ValueError as exc:
-                        raise ValueError(f"{salt_name} at {conc} {self.concentration_unit}, {temperature} K: "
-                                         f"{exc}") from exc
-                    box_payload = {"salt": c.salt, "n_formula": c.n_formula, "n_waters": c.n_waters,
-                                   "packing": self.packing.model_dump(mode="json")}
+                        raise ValueError(
+                            f"{salt_name} at {conc} {self.concentration_unit}, {temperature} K: {exc}"
+                        ) from exc
+                    box_payload = {
+                        "salt": c.salt,
+                        "n_formula": c.n_formula,
+                        "n_waters": c.n_waters,
+                        "packing": self.packing.model_dump(mode="json"),
+                    }
                     box_id = stable_hash(box_payload)
                     for replica in range(self.replicas):
-                        payload = {**box_payload, "temperature": temperature, "model_id": model_id,
-                                   "md": self.md.model_dump(mode="json"), "replica": replica}
-                        specs.append(SystemSpec(
-                            system_id=stable_hash(payload), box_id=box_id, campaign=self.name, salt=c.salt,
-                            cation=salt.cation.name, anion=salt.anion.name, concentration=conc,
-                            concentration_unit=self.concentration_unit, molality=c.molality,
-                            temperature=temperature, replica=replica, n_waters=c.n_waters,
-                            n_cations=c.n_cations, n_anions=c.n_anions, n_atoms=c.n_atoms,
-                            box_length_A=c.box_length_A, density_kg_m3=c.density_kg_m3,
-                            density_source=c.density_source, model=self.model, model_id=model_id, md=self.md,
-                            packing=self.packing))
+                        payload = {
+                            **box_payload,
+                            "temperature": temperature,
+                            "model_id": model_id,
+                            "md": self.md.model_dump(mode="json"),
+                            "replica": replica,
+                        }
+                        specs.append(
+                            SystemSpec(
+                                system_id=stable_hash(payload),
+                                box_id=box_id,
+                                campaign=self.name,
+                                salt=c.salt,
+                                cation=salt.cation.name,
+                                anion=salt.anion.name,
+                                concentration=conc,
+                                concentration_unit=self.concentration_unit,
+                                molality=c.molality,
+                                temperature=temperature,
+                                replica=replica,
+                                n_waters=c.n_waters,
+                                n_cations=c.n_cations,
+                                n_anions=c.n_anions,
+                                n_atoms=c.n_atoms,
+                                box_length_A=c.box_length_A,
+                                density_kg_m3=c.density_kg_m3,
+                                density_source=c.density_source,
+                                model=self.model,
+                                model_id=model_id,
+                                md=self.md,
+                                packing=self.packing,
+                            )
+                        )
         return specs

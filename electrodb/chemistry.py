@@ -95,8 +95,8 @@ def _tetrahedral_partners(u: np.ndarray, phase: float) -> list[np.ndarray]:
     """The three directions completing a tetrahedron whose fourth bond points along unit vector ``u``."""
     v, w = _perpendicular_frame(u)
     return [
-        -u / 3.0 + math.sqrt(8.0 / 9.0) * (math.cos(phase + k * 2 * math.pi / 3) * v
-                                           + math.sin(phase + k * 2 * math.pi / 3) * w)
+        -u / 3.0
+        + math.sqrt(8.0 / 9.0) * (math.cos(phase + k * 2 * math.pi / 3) * v + math.sin(phase + k * 2 * math.pi / 3) * w)
         for k in range(3)
     ]
 
@@ -128,8 +128,14 @@ class _Builder:
         return [self.add(s, c + d * b) for d, (s, b) in zip(dirs, substituents, strict=True)]
 
     def ion(self, name: str, formula: str, charge: int, **kw: object) -> Ion:
-        return Ion(name, formula, charge, tuple(self.symbols),
-                   tuple(tuple(float(x) for x in p) for p in self.positions), **kw)  # type: ignore[arg-type]
+        return Ion(
+            name,
+            formula,
+            charge,
+            tuple(self.symbols),
+            tuple(tuple(float(x) for x in p) for p in self.positions),
+            **kw,
+        )  # type: ignore[arg-type]
 
 
 def _monatomic(symbol: str, charge: int, radius: float) -> Ion:
@@ -189,10 +195,18 @@ def _hydroxide() -> _Builder:
 def _build_catalogue() -> dict[str, Ion]:
     ions = [
         # Shannon (1976) effective ionic radii, CN 6 (Å).
-        _monatomic("Li", 1, 0.76), _monatomic("Na", 1, 1.02), _monatomic("K", 1, 1.38),
-        _monatomic("Rb", 1, 1.52), _monatomic("Cs", 1, 1.67), _monatomic("Mg", 2, 0.72),
-        _monatomic("Ca", 2, 1.00), _monatomic("Zn", 2, 0.74), _monatomic("F", -1, 1.33),
-        _monatomic("Cl", -1, 1.81), _monatomic("Br", -1, 1.96), _monatomic("I", -1, 2.20),
+        _monatomic("Li", 1, 0.76),
+        _monatomic("Na", 1, 1.02),
+        _monatomic("K", 1, 1.38),
+        _monatomic("Rb", 1, 1.52),
+        _monatomic("Cs", 1, 1.67),
+        _monatomic("Mg", 2, 0.72),
+        _monatomic("Ca", 2, 1.00),
+        _monatomic("Zn", 2, 0.74),
+        _monatomic("F", -1, 1.33),
+        _monatomic("Cl", -1, 1.81),
+        _monatomic("Br", -1, 1.96),
+        _monatomic("I", -1, 2.20),
         _hydroxide().ion("OH-", "OH", -1),
         _regular("N", "O", 1.25, _TRIGONAL).ion("NO3-", "NO3", -1),
         _regular("Cl", "O", 1.44, _TETRA).ion("ClO4-", "ClO4", -1),
@@ -224,8 +238,10 @@ _LOOKUP = _lookup_table()
 def _known_ions_message() -> str:
     cations = ", ".join(i.name for i in ION_CATALOGUE.values() if i.is_cation)
     anions = ", ".join(i.name for i in ION_CATALOGUE.values() if not i.is_cation)
-    return (f"known cations: {cations}; known anions: {anions}. To add an ion, append an Ion (name, "
-            "formula, charge, template geometry) to ION_CATALOGUE in electrodb/chemistry.py.")
+    return (
+        f"known cations: {cations}; known anions: {anions}. To add an ion, append an Ion (name, "
+        "formula, charge, template geometry) to ION_CATALOGUE in electrodb/chemistry.py."
+    )
 
 
 def get_ion(name: str) -> Ion:
@@ -338,9 +354,9 @@ def parse_salt(text: str) -> Salt:
     for key, cation in _cation_tokens():
         if not low.startswith(key):
             continue
-        count = re.match(r"\d*", low[len(key):])
+        count = re.match(r"\d*", low[len(key) :])
         n_cat = int(count.group() or 1) if count else 1
-        anion_key, n_an = _split_anion(low[len(key) + (count.end() if count else 0):])
+        anion_key, n_an = _split_anion(low[len(key) + (count.end() if count else 0) :])
         anion = _LOOKUP.get(anion_key)
         if anion is None or anion.is_cation:
             continue
@@ -349,15 +365,24 @@ def parse_salt(text: str) -> Salt:
             charge = n_cat * cation.charge + n_an * anion.charge
             raise ChemistryError(
                 f"{raw!r} is not neutral ({n_cat}×{cation.name} + {n_an}×{anion.name} has charge {charge:+d}); "
-                f"the neutral salt of these ions is {salt.formula}")
+                f"the neutral salt of these ions is {salt.formula}"
+            )
         return salt
-    raise ChemistryError(f"cannot parse salt {raw!r}: {_known_ions_message()} "
-                         "Write salts as formulas (LiCl, MgCl2, Ca(NO3)2, LiTFSI) or as 'cation/anion'.")
+    raise ChemistryError(
+        f"cannot parse salt {raw!r}: {_known_ions_message()} "
+        "Write salts as formulas (LiCl, MgCl2, Ca(NO3)2, LiTFSI) or as 'cation/anion'."
+    )
 
 
 def water_template() -> Atoms:
     """Rigid water at the experimental gas-phase geometry (O–H 0.9572 Å, ∠HOH 104.52°); O at the origin."""
     half = math.radians(104.52 / 2)
     d = 0.9572
-    return Atoms("OH2", positions=[[0, 0, 0], [d * math.sin(half), d * math.cos(half), 0],
-                                   [-d * math.sin(half), d * math.cos(half), 0]])
+    return Atoms(
+        "OH2",
+        positions=[
+            [0, 0, 0],
+            [d * math.sin(half), d * math.cos(half), 0],
+            [-d * math.sin(half), d * math.cos(half), 0],
+        ],
+    )

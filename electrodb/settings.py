@@ -12,7 +12,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
 __all__ = ["ElectroDBSettings", "get_settings"]
 
@@ -55,8 +60,10 @@ class ElectroDBSettings(BaseSettings):
         if value in (None, ""):
             return None
         if not value.startswith(("mongodb://", "mongodb+srv://")):
-            raise ValueError(f"ELECTRODB_DB_URI must start with mongodb:// or mongodb+srv://, got {value!r}; "
-                             "unset it to use the embedded database")
+            raise ValueError(
+                f"ELECTRODB_DB_URI must start with mongodb:// or mongodb+srv://, got {value!r}; "
+                "unset it to use the embedded database"
+            )
         return value
 
     @property

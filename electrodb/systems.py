@@ -58,7 +58,7 @@ ROLE_CODES = {name: code for code, name in enumerate(ROLE_NAMES)}
 DensitySource = Literal["Laliberte", "Krumgalz", "estimate"]
 
 
-class SystemError(ValueError):  # noqa: A001 - domain name, not the builtin
+class SystemError(ValueError):
     """Bad system specification (concentration, size, temperature)."""
 
 
@@ -74,10 +74,14 @@ def _density_table() -> dict[str, list[tuple[float, float, str]]]:
     table: dict[str, list[tuple[float, float, str]]] = {}
     with resources.files("electrodb.data").joinpath("density_25C.csv").open() as fh:
         for row in csv.DictReader(fh):
-            for column, source in (("density_Laliberte_kg_m3", "Laliberte"), ("density_Krumgalz_kg_m3", "Krumgalz")):
+            for column, source in (
+                ("density_Laliberte_kg_m3", "Laliberte"),
+                ("density_Krumgalz_kg_m3", "Krumgalz"),
+            ):
                 if row[column]:
-                    table.setdefault(row["salt"], []).append((float(row["molality_mol_per_kg"]),
-                                                              float(row[column]), source))
+                    table.setdefault(row["salt"], []).append(
+                        (float(row["molality_mol_per_kg"]), float(row[column]), source)
+                    )
                     break
     return {k: sorted(v) for k, v in table.items()}
 
@@ -155,7 +159,8 @@ def _check_molality(salt: Salt, molality: float) -> None:
             f"{molality} mol/kg of {salt} exceeds the packing limit of {limit:.1f} mol/kg: beyond one water per "
             f"ion ({1.0 / (WATER_MOLAR_MASS_KG * salt.nu):.1f} mol/kg for ν = {salt.nu}) there is no solvent left, "
             f"and {MAX_MOLALITY} mol/kg is above the most concentrated water-in-salt electrolytes. "
-            "Use a lower concentration.")
+            "Use a lower concentration."
+        )
 
 
 def box_counts(
@@ -197,8 +202,10 @@ def box_counts(
     n_formula = round(molality * n_waters * WATER_MOLAR_MASS_KG)
     if n_formula < 1:
         need = math.ceil(0.5 / (molality * WATER_MOLAR_MASS_KG))
-        raise SystemError(f"{n_waters} waters hold no formula unit of {salt} at {molality} mol/kg; "
-                          f"use at least {need} waters (or a higher concentration)")
+        raise SystemError(
+            f"{n_waters} waters hold no formula unit of {salt} at {molality} mol/kg; "
+            f"use at least {need} waters (or a higher concentration)"
+        )
     actual = n_formula / (n_waters * WATER_MOLAR_MASS_KG)
     density, source = solution_density(salt, actual)
     mass_kg = (n_waters * WATER_MOLAR_MASS_KG + n_formula * salt.molar_mass / 1000.0) / AVOGADRO
@@ -207,12 +214,21 @@ def box_counts(
         scale = (min_box_length / length) ** 3
         raise SystemError(
             f"box length {length:.2f} Å is shorter than {min_box_length:.2f} Å (2 × the NNP cutoff): atoms would "
-            f"see their own periodic images. Use at least {math.ceil(n_waters * scale)} waters.")
+            f"see their own periodic images. Use at least {math.ceil(n_waters * scale)} waters."
+        )
     return BoxCounts(
-        salt=salt.formula, n_formula=n_formula, n_cations=n_formula * salt.nu_cation,
-        n_anions=n_formula * salt.nu_anion, n_waters=n_waters,
-        n_atoms=n_waters * 3 + n_formula * salt.atoms_per_formula, molality_requested=molality,
-        molality=actual, density_kg_m3=density, density_source=source, box_length_A=length, temperature=temperature,
+        salt=salt.formula,
+        n_formula=n_formula,
+        n_cations=n_formula * salt.nu_cation,
+        n_anions=n_formula * salt.nu_anion,
+        n_waters=n_waters,
+        n_atoms=n_waters * 3 + n_formula * salt.atoms_per_formula,
+        molality_requested=molality,
+        molality=actual,
+        density_kg_m3=density,
+        density_source=source,
+        box_length_A=length,
+        temperature=temperature,
     )
 
 
@@ -272,8 +288,9 @@ def min_intermolecular_distance(atoms: Atoms, cutoff: float) -> float:
     return float(d[inter].min()) if inter.any() else cutoff
 
 
-def pack_box(counts: BoxCounts, seed: int = 1, tolerance: float = 2.0, margin: float = 0.1,
-             workdir: Path | None = None) -> PackedSystem:
+def pack_box(
+    counts: BoxCounts, seed: int = 1, tolerance: float = 2.0, margin: float = 0.1, workdir: Path | None = None
+) -> PackedSystem:
     """Pack ions and waters into a periodic cube with packmol (fixed seed -> identical boxes).
 
     packmol runs with tolerance + ``margin`` and periodic boundaries; afterwards every pair of atoms of
@@ -283,19 +300,28 @@ def pack_box(counts: BoxCounts, seed: int = 1, tolerance: float = 2.0, margin: f
     length = counts.box_length_A
     tmp = tempfile.TemporaryDirectory(prefix="electrodb-packmol-", dir=workdir)
     folder = Path(tmp.name)
-    lines = [f"tolerance {tolerance + margin:.3f}", f"seed {seed}", "filetype xyz", "output packed.xyz",
-             f"pbc 0. 0. 0. {length:.4f} {length:.4f} {length:.4f}", "nloop 400"]
+    lines = [
+        f"tolerance {tolerance + margin:.3f}",
+        f"seed {seed}",
+        "filetype xyz",
+        "output packed.xyz",
+        f"pbc 0. 0. 0. {length:.4f} {length:.4f} {length:.4f}",
+        "nloop 400",
+    ]
     molecules = _molecules(salt, counts)
     for k, (template, number, _, _) in enumerate(molecules):
         if number == 0:
             continue
         write(folder / f"mol{k}.xyz", template)
-        lines += [f"structure mol{k}.xyz", f"  number {number}",
-                  f"  inside box 0. 0. 0. {length:.4f} {length:.4f} {length:.4f}", "end structure"]
+        lines += [
+            f"structure mol{k}.xyz",
+            f"  number {number}",
+            f"  inside box 0. 0. 0. {length:.4f} {length:.4f} {length:.4f}",
+            "end structure",
+        ]
     (folder / "pack.inp").write_text("\n".join(lines) + "\n")
     with open(folder / "pack.inp") as stdin:  # packmol exits with code 2 when the input is piped as text
-        proc = subprocess.run([_packmol_binary()], stdin=stdin, cwd=folder, capture_output=True, text=True,
-                              timeout=600)
+        proc = subprocess.run([_packmol_binary()], stdin=stdin, cwd=folder, capture_output=True, text=True, timeout=600)
     output = folder / "packed.xyz"
     if proc.returncode != 0 or "Success!" not in proc.stdout or not output.exists():
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
@@ -303,7 +329,8 @@ def pack_box(counts: BoxCounts, seed: int = 1, tolerance: float = 2.0, margin: f
         raise PackingError(
             f"packmol could not pack {counts.n_atoms} atoms of {counts.salt} at {counts.molality:.3f} mol/kg into a "
             f"{length:.2f} Å box with tolerance {tolerance} Å (exit code {proc.returncode}). Try a smaller "
-            f"tolerance or a larger box. packmol said:\n{tail}")
+            f"tolerance or a larger box. packmol said:\n{tail}"
+        )
     atoms = read(output)
     tmp.cleanup()
     atoms.set_cell([length, length, length])
@@ -323,7 +350,10 @@ def pack_box(counts: BoxCounts, seed: int = 1, tolerance: float = 2.0, margin: f
     atoms.wrap()
     closest = min_intermolecular_distance(atoms, tolerance + margin + 0.5)
     if closest < tolerance - 1e-6:
-        raise PackingError(f"packmol returned a box with atoms of different molecules {closest:.3f} Å apart, "
-                           f"closer than the tolerance {tolerance} Å; try another seed or a larger box")
-    return PackedSystem(counts=counts, atoms=atoms, seed=seed, tolerance_A=tolerance,
-                        min_intermolecular_distance_A=closest)
+        raise PackingError(
+            f"packmol returned a box with atoms of different molecules {closest:.3f} Å apart, "
+            f"closer than the tolerance {tolerance} Å; try another seed or a larger box"
+        )
+    return PackedSystem(
+        counts=counts, atoms=atoms, seed=seed, tolerance_A=tolerance, min_intermolecular_distance_A=closest
+    )

@@ -1,0 +1,110 @@
+"""A campaign as jobflow Flows: one :class:`ElectrolyteFlowMaker` flow per system not yet completed.
+
+Local runs use jobflow's ``run_locally`` (one system at a time, so progress can be shown per system);
+distributed runs convert the same flow for FireWorks (``flow_to_workflow``) or submit it with jobflow-remote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from jobflow import Flow, run_locally
+
+from electrodb.campaign import Campaign, SystemSpec
+from electrodb.flows.md import ElectrolyteFlowMaker
+from electrodb.stores import ElectroDBStores
+from electrodb.trajectory import utcnow
+
+__all__ = ["CampaignRunSummary", "campaign_flow", "pending_systems", "register_campaign", "run_campaign"]
+
+
+def register_campaign(campaign: Campaign, stores: ElectroDBStores, model_id: str) -> None:
+    """Record the campaign specification (idempotent)."""
+    stores.campaigns.update(
+        [
+            {
+                "campaign_id": campaign.campaign_id,
+                "name": campaign.name,
+                "spec": campaign.model_dump(mode="json"),
+                "model_id": model_id,
+                "last_updated": utcnow(),
+            }
+        ],
+        key="campaign_id",
+    )
+
+
+def pending_systems(specs: list[SystemSpec], stores: ElectroDBStores) -> tuple[list[SystemSpec], list[SystemSpec]]:
+    """Split specs into (to run, already completed) by looking their ids up in ``trajectories``."""
+    ids = [s.system_id for s in specs]
+    done = {
+        d["trajectory_id"]
+        for d in stores.trajectories.query(
+            {"trajectory_id": {"$in": ids}, "status": "completed"}, properties=["trajectory_id"]
+        )
+    }
+    return [s for s in specs if s.system_id not in done], [s for s in specs if s.system_id in done]
+
+
+def campaign_flow(specs: list[SystemSpec], maker: ElectrolyteFlowMaker | None = None, name: str = "campaign") -> Flow:
+    """One Flow holding an electrolyte flow per system (they are independent and can run in parallel)."""
+    maker = maker or ElectrolyteFlowMaker()
+    return Flow([maker.make(spec) for spec in specs], name=name)
+
+
+@dataclass
+class CampaignRunSummary:
+    total: int
+    skipped: list[str] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
+    unstable: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def run_campaign(
+    campaign: Campaign,
+    stores: ElectroDBStores,
+    model_id: str | None = None,
+    maker: ElectrolyteFlowMaker | None = None,
+    on_system: Callable[[int, int, SystemSpec], None] | None = None,
+) -> CampaignRunSummary:
+    """Run every pending system of ``campaign`` locally into ``stores``; skip completed ones."""
+    specs = campaign.systems(model_id=model_id)
+    model_id = specs[0].model_id
+    register_campaign(campaign, stores, model_id)
+    todo, done = pending_systems(specs, stores)
+    summary = CampaignRunSummary(total=len(specs), skipped=[s.system_id for s in done])
+    for spec in done:  # a finished system may belong to several campaigns
+        stores.trajectories.update(
+            [
+                {
+                    **stores.trajectories.query_one({"trajectory_id": spec.system_id}),
+                    "campaign_ids": sorted({*_campaigns_of(stores, spec), campaign.name}),
+                }
+            ],
+            key="trajectory_id",
+        )
+    maker = maker or ElectrolyteFlowMaker()
+    job_store = stores.job_store()
+    for k, spec in enumerate(todo):
+        if on_system:
+            on_system(k, len(todo), spec)
+        responses = run_locally(
+            maker.make(spec), store=job_store, create_folders=False, log=False, ensure_success=False
+        )
+        doc = stores.trajectories.query_one({"trajectory_id": spec.system_id}, properties=["status"])
+        status = doc["status"] if doc else "failed"
+        if status == "completed":
+            summary.completed.append(spec.system_id)
+        elif status == "unstable":
+            summary.unstable.append(spec.system_id)
+        else:
+            summary.failed.append(spec.system_id)
+        del responses
+    return summary
+
+
+def _campaigns_of(stores: ElectroDBStores, spec: SystemSpec) -> list[str]:
+    doc = stores.trajectories.query_one({"trajectory_id": spec.system_id}, properties=["campaign_ids"])
+    return list(doc.get("campaign_ids", [])) if doc else []

@@ -1,0 +1,301 @@
+"""The MD engine under the jobflow Makers: minimisation, NPT density equilibration, NVT production with a
+stability monitor, chunked trajectory output and checkpoint/resume.
+
+Everything here works on an ASE ``Atoms`` with any ASE calculator; the Makers in :mod:`electrodb.flows.md` add
+stores, documents and provenance.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from ase import Atoms, units
+from ase.md.langevin import Langevin
+from ase.md.md import MolecularDynamics
+from ase.md.nptberendsen import NPTBerendsen
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from ase.neighborlist import neighbor_list
+from ase.optimize import FIRE
+
+from electrodb.campaign import MDSettings, StabilitySettings
+from electrodb.trajectory import TrajectoryWriter
+
+__all__ = [
+    "EquilibrationResult",
+    "MDInstabilityError",
+    "ProductionState",
+    "StabilityMonitor",
+    "equilibrate",
+    "minimize",
+    "run_production",
+]
+
+AMU_A3_TO_KG_M3 = 1.66053906660e-27 / 1e-30
+
+
+class MDInstabilityError(RuntimeError):
+    """The NNP trajectory left physical space (blow-up); carries the reason and the step."""
+
+    def __init__(self, reason: str, step: int, last_good_frame: int | None = None) -> None:
+        super().__init__(f"MD unstable at step {step}: {reason}")
+        self.reason = reason
+        self.step = step
+        self.last_good_frame = last_good_frame
+
+
+def density_kg_m3(atoms: Atoms) -> float:
+    return float(atoms.get_masses().sum() / atoms.get_volume() * AMU_A3_TO_KG_M3)
+
+
+@dataclass
+class StabilityMonitor:
+    """Checks that an MD state is physical: finite, not too hot, no atoms fused, no huge forces."""
+
+    settings: StabilitySettings
+    target_temperature: float
+    is_hydrogen: np.ndarray
+
+    @classmethod
+    def for_atoms(cls, atoms: Atoms, settings: StabilitySettings, temperature: float) -> StabilityMonitor:
+        return cls(settings, temperature, np.array([s == "H" for s in atoms.get_chemical_symbols()]))
+
+    def check(self, atoms: Atoms, step: int) -> None:
+        s = self.settings
+        positions = atoms.get_positions()
+        if not np.isfinite(positions).all():
+            raise MDInstabilityError("non-finite positions (NaN/inf)", step)
+        forces = atoms.get_forces(md=True)
+        if not np.isfinite(forces).all():
+            raise MDInstabilityError("non-finite forces (NaN/inf)", step)
+        fmax = float(np.sqrt((forces**2).sum(axis=1)).max())
+        if fmax > s.max_force_eV_A:
+            raise MDInstabilityError(f"force {fmax:.1f} eV/Å exceeds {s.max_force_eV_A} eV/Å", step)
+        temperature = atoms.get_temperature()
+        if temperature > s.max_temperature_factor * self.target_temperature:
+            raise MDInstabilityError(
+                f"temperature {temperature:.0f} K exceeds {s.max_temperature_factor} × target "
+                f"{self.target_temperature:.0f} K",
+                step,
+            )
+        i, j, d = neighbor_list("ijd", atoms, max(s.min_distance_heavy_A, s.min_distance_h_A))
+        with_h = self.is_hydrogen[i] | self.is_hydrogen[j]
+        bad_h = with_h & (d < s.min_distance_h_A)
+        bad_heavy = ~with_h & (d < s.min_distance_heavy_A)
+        if bad_h.any() or bad_heavy.any():
+            k = int(np.flatnonzero(bad_h | bad_heavy)[0])
+            sym = atoms.get_chemical_symbols()
+            raise MDInstabilityError(
+                f"atoms {i[k]} ({sym[i[k]]}) and {j[k]} ({sym[j[k]]}) are {d[k]:.2f} Å apart", step
+            )
+
+
+def minimize(atoms: Atoms, steps: int, fmax: float) -> int:
+    """FIRE minimisation of a freshly packed box (without it, packmol strain heats the box to ~750 K)."""
+    if steps <= 0:
+        return 0
+    opt = FIRE(atoms, logfile=None)
+    opt.run(fmax=fmax, steps=steps)
+    return int(opt.nsteps)
+
+
+def _attach_monitor(dyn: MolecularDynamics, monitor: StabilityMonitor, every: int, offset: int = 0) -> None:
+    dyn.attach(lambda: monitor.check(dyn.atoms, offset + dyn.nsteps), interval=every)
+
+
+def _initial_velocities(atoms: Atoms, temperature: float, rng: np.random.Generator) -> None:
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    Stationary(atoms)
+
+
+@dataclass
+class EquilibrationResult:
+    """Outcome of the NPT stage: the density it settled at, with the block statistics."""
+
+    density_kg_m3: float
+    density_err_kg_m3: float
+    converged: bool
+    n_steps: int
+    block_densities: list[float] = field(default_factory=list)
+    box_length_A: float = 0.0
+    wall_time_s: float = 0.0
+
+
+def equilibrate(
+    atoms: Atoms, md: MDSettings, temperature: float, log: Callable[[str], None] | None = None
+) -> EquilibrationResult:
+    """Minimise, warm up (Langevin), then NPT (Berendsen) until the block-mean density settles.
+
+    Convergence: the trajectory is cut into blocks of ``md.npt_block_ps``; NPT stops when two consecutive
+    block means differ by less than ``md.density_tolerance`` (relative), after at least three blocks, or at
+    ``md.npt_max_ps`` (then ``converged`` is False). The box is finally rescaled isotropically to the mean
+    density of the last two blocks, with uncertainty = their standard error.
+    """
+    started = time.perf_counter()
+    rng = np.random.default_rng(md.seed)
+    monitor = StabilityMonitor.for_atoms(atoms, md.stability, temperature)
+    steps = minimize(atoms, md.minimize_steps, md.minimize_fmax_eV_A)
+    _initial_velocities(atoms, temperature, rng)
+    dt = md.timestep_fs * units.fs
+    warm_steps = round(md.nvt_warmup_ps * 1000 / md.timestep_fs)
+    if warm_steps:
+        dyn = Langevin(
+            atoms,
+            dt,
+            temperature_K=temperature,
+            friction=md.warmup_friction_per_fs / units.fs,
+            fixcm=False,
+            rng=rng,
+        )
+        _attach_monitor(dyn, monitor, md.stability.check_every_steps)
+        dyn.run(warm_steps)
+        steps += warm_steps
+    if not md.npt:
+        rho = density_kg_m3(atoms)
+        return EquilibrationResult(
+            rho, 0.0, True, steps, [], float(atoms.cell.lengths()[0]), time.perf_counter() - started
+        )
+    block_steps = max(1, round(md.npt_block_ps * 1000 / md.timestep_fs))
+    max_blocks = max(3, math.ceil(md.npt_max_ps / md.npt_block_ps))
+    dyn = NPTBerendsen(
+        atoms,
+        dt,
+        temperature_K=temperature,
+        pressure_au=md.pressure_bar * units.bar,
+        taut=100 * units.fs,
+        taup=md.barostat_time_ps * 1000 * units.fs,
+        compressibility_au=md.compressibility_per_bar / units.bar,
+        fixcm=True,
+    )
+    _attach_monitor(dyn, monitor, md.stability.check_every_steps, offset=steps)
+    samples: list[float] = []
+    dyn.attach(lambda: samples.append(density_kg_m3(atoms)), interval=max(1, block_steps // 20))
+    blocks: list[float] = []
+    converged = False
+    for _ in range(max_blocks):
+        samples.clear()
+        dyn.run(block_steps)
+        steps += block_steps
+        blocks.append(float(np.mean(samples)))
+        if log:
+            log(f"NPT block {len(blocks)}: density {blocks[-1]:.1f} kg/m³")
+        if len(blocks) >= 3 and abs(blocks[-1] - blocks[-2]) / blocks[-1] < md.density_tolerance:
+            converged = True
+            break
+    last = np.array(blocks[-2:])
+    target = float(last.mean())
+    err = float(last.std(ddof=1) / math.sqrt(len(last))) if len(last) > 1 else 0.0
+    scale = (density_kg_m3(atoms) / target) ** (1.0 / 3.0)
+    atoms.set_cell(atoms.cell * scale, scale_atoms=True)
+    return EquilibrationResult(
+        target, err, converged, steps, blocks, float(atoms.cell.lengths()[0]), time.perf_counter() - started
+    )
+
+
+@dataclass
+class ProductionState:
+    """Everything needed to continue a production run exactly where a checkpoint left it."""
+
+    step: int
+    n_frames: int
+    n_chunks: int
+    positions: np.ndarray
+    momenta: np.ndarray
+    cell: np.ndarray
+    rng_state: dict[str, Any]
+    timestep_fs: float
+
+
+def _make_thermostat(
+    atoms: Atoms, md: MDSettings, temperature: float, timestep_fs: float, rng: np.random.Generator
+) -> MolecularDynamics:
+    dt = timestep_fs * units.fs
+    if md.thermostat == "nose-hoover-chain":
+        from ase.md.nose_hoover_chain import NoseHooverChainNVT
+
+        return NoseHooverChainNVT(atoms, dt, temperature_K=temperature, tdamp=md.thermostat_time_fs * units.fs)
+    return Langevin(atoms, dt, temperature_K=temperature, friction=md.friction_per_fs / units.fs, fixcm=False, rng=rng)
+
+
+def run_production(
+    atoms: Atoms,
+    md: MDSettings,
+    temperature: float,
+    writer: TrajectoryWriter,
+    timestep_fs: float,
+    sample_every: int,
+    n_steps: int,
+    resume: ProductionState | None = None,
+    on_checkpoint: Callable[[ProductionState], None] | None = None,
+    on_progress: Callable[[int, int, float], None] | None = None,
+) -> int:
+    """NVT production: sample every ``sample_every`` steps (frame 0 = the starting state), checkpoint every
+    ``md.checkpoint_every_steps`` (rounded to a multiple of ``sample_every``), stop on instability.
+
+    Frame k is the state after k × ``sample_every`` steps, so a resumed run continues the same time grid with
+    neither gap nor duplicate. Returns the number of steps run in this call.
+    """
+    rng = np.random.default_rng(md.seed + 1)
+    start_step = 0
+    if resume is not None:
+        atoms.set_cell(resume.cell)
+        atoms.set_positions(resume.positions)
+        atoms.set_momenta(resume.momenta)
+        rng.bit_generator.state = resume.rng_state
+        start_step = resume.step
+    monitor = StabilityMonitor.for_atoms(atoms, md.stability, temperature)
+    dyn = _make_thermostat(atoms, md, temperature, timestep_fs, rng)
+    checkpoint_every = max(sample_every, md.checkpoint_every_steps // sample_every * sample_every)
+    frame_ps = sample_every * timestep_fs / 1000.0
+
+    def sample() -> None:
+        step = start_step + dyn.nsteps
+        if resume is not None and dyn.nsteps == 0:
+            return  # this frame was written before the checkpoint
+        monitor.check(atoms, step)
+        writer.append(
+            atoms.get_positions(),
+            np.asarray(atoms.cell),
+            writer.n_frames * frame_ps,
+            atoms.get_potential_energy(),
+            atoms.get_temperature(),
+        )
+
+    def checkpoint() -> None:
+        if dyn.nsteps == 0:
+            return
+        writer.flush()
+        if on_checkpoint:
+            on_checkpoint(
+                ProductionState(
+                    start_step + dyn.nsteps,
+                    writer.n_frames,
+                    writer.n_chunks,
+                    atoms.get_positions(),
+                    atoms.get_momenta(),
+                    np.asarray(atoms.cell),
+                    rng.bit_generator.state,
+                    timestep_fs,
+                )
+            )
+
+    started = time.perf_counter()
+
+    def progress() -> None:
+        if on_progress and dyn.nsteps:
+            on_progress(start_step + dyn.nsteps, n_steps, time.perf_counter() - started)
+
+    if md.stability.check_every_steps < sample_every:
+        _attach_monitor(dyn, monitor, md.stability.check_every_steps, offset=start_step)
+    dyn.attach(sample, interval=sample_every)
+    dyn.attach(checkpoint, interval=checkpoint_every)
+    dyn.attach(progress, interval=max(sample_every, 50))
+    remaining = n_steps - start_step
+    if remaining > 0:
+        dyn.run(remaining)
+    writer.flush()
+    return max(remaining, 0)

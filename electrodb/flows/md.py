@@ -1,0 +1,434 @@
+"""jobflow Makers for one electrolyte system: packed box -> NPT equilibration -> NVT production.
+
+atomate2 style: small dataclass Makers with a ``name`` and a ``make()``; jobs return pydantic documents.
+atomate2's ``ForceFieldMDMaker`` is not reused for production because it stores the whole trajectory as one
+pymatgen ``Trajectory`` in a single blob at the end of the run (no checkpoints, no resume, no stability monitor,
+and the 16 MB-per-document problem of atomate2 #515 on MongoDB without GridFS). ElectroDB streams frames as
+chunks and checkpoints instead; ``benchmarks/md_throughput.py`` compares the two on the same model and box.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from jobflow import Flow, Maker, Response, job
+from pydantic import BaseModel, Field
+
+from electrodb import __version__
+from electrodb.campaign import MDSettings, SystemSpec
+from electrodb.chemistry import parse_salt
+from electrodb.flows.engine import (
+    MDInstabilityError,
+    ProductionState,
+    equilibrate,
+    run_production,
+)
+from electrodb.stores import ElectroDBStores, get_stores
+from electrodb.systems import box_counts, pack_box
+from electrodb.trajectory import (
+    TrajectoryDocument,
+    TrajectoryWriter,
+    decode_array,
+    encode_array,
+    truncate_chunks,
+    utcnow,
+)
+
+__all__ = ["BoxMaker", "ElectrolyteFlowMaker", "EquilibrationMaker", "ProductionMDMaker", "SystemDocument"]
+
+ProgressCallback = Callable[[str], None]
+_progress_hook: ProgressCallback | None = None
+
+
+def set_progress_hook(hook: ProgressCallback | None) -> None:
+    """Route progress lines of running jobs (steps, ns/day) to ``hook`` (the CLI shows them)."""
+    global _progress_hook
+    _progress_hook = hook
+
+
+def _report(message: str) -> None:
+    if _progress_hook is not None:
+        _progress_hook(message)
+
+
+class SystemDocument(BaseModel):
+    """A packed box, or an equilibrated one, with labels and provenance."""
+
+    system_id: str
+    stage: str = Field(description="'packed' or 'equilibrated'")
+    status: str = "ok"
+    status_reason: str | None = None
+    salt: str
+    molality: float
+    temperature: float
+    atoms: dict[str, Any] = Field(description="positions, cell, symbols and per-atom labels")
+    density_kg_m3: float
+    density_err_kg_m3: float | None = None
+    density_converged: bool | None = None
+    box_length_A: float
+    n_steps: int = 0
+    wall_time_s: float = 0.0
+    code_version: str = __version__
+
+
+def atoms_to_dict(atoms: Atoms) -> dict[str, Any]:
+    return {
+        "symbols": atoms.get_chemical_symbols(),
+        "positions": encode_array(atoms.get_positions()),
+        "cell": np.asarray(atoms.cell).tolist(),
+        **{k: encode_array(atoms.arrays[k]) for k in ("mol_id", "role", "ion_center") if k in atoms.arrays},
+    }
+
+
+def atoms_from_dict(data: dict[str, Any]) -> Atoms:
+    atoms = Atoms(data["symbols"], positions=decode_array(data["positions"]), cell=data["cell"], pbc=True)
+    for key in ("mol_id", "role", "ion_center"):
+        if key in data:
+            atoms.arrays[key] = decode_array(data[key])
+    return atoms
+
+
+def _stores() -> ElectroDBStores:
+    return get_stores().connect("trajectories", "data", "systems")
+
+
+def _load_calculator(spec: SystemSpec, atoms: Atoms) -> tuple[Any, dict[str, Any]]:
+    from electrodb.models import ModelRef, load_model
+
+    loaded = load_model(ModelRef.parse(spec.model))
+    loaded.check_elements(atoms.get_chemical_symbols())
+    return loaded.calculator(), loaded.identity.model_dump(mode="json")
+
+
+@dataclass
+class BoxMaker(Maker):
+    """Pack the box of a system (packmol, fixed seed) and record it in the ``systems`` store."""
+
+    name: str = "pack box"
+
+    @job
+    def make(self, spec: SystemSpec) -> SystemDocument:
+        counts = box_counts(spec.salt, spec.molality, "mol/kg", spec.temperature, n_waters=spec.n_waters)
+        packed = pack_box(counts, seed=spec.packing.seed, tolerance=spec.packing.tolerance_A)
+        doc = SystemDocument(
+            system_id=spec.system_id,
+            stage="packed",
+            salt=spec.salt,
+            molality=counts.molality,
+            temperature=spec.temperature,
+            atoms=atoms_to_dict(packed.atoms),
+            density_kg_m3=counts.density_kg_m3,
+            box_length_A=counts.box_length_A,
+        )
+        with _stores() as stores:
+            stores.systems.update(
+                [
+                    {
+                        **doc.model_dump(mode="json"),
+                        "box_id": spec.box_id,
+                        "density_source": counts.density_source,
+                        "campaign_ids": [spec.campaign],
+                        "last_updated": utcnow(),
+                    }
+                ],
+                key="system_id",
+            )
+        return doc
+
+
+def _new_trajectory_doc(
+    spec: SystemSpec,
+    atoms: Atoms,
+    model: dict[str, Any],
+    md: MDSettings,
+    timestep_fs: float,
+    sample_every: int,
+) -> TrajectoryDocument:
+    salt = parse_salt(spec.salt)
+    return TrajectoryDocument(
+        trajectory_id=spec.system_id,
+        system_id=spec.system_id,
+        campaign_ids=[spec.campaign],
+        salt=spec.salt,
+        cation=salt.cation.name,
+        anion=salt.anion.name,
+        molality=spec.molality,
+        temperature=spec.temperature,
+        n_atoms=len(atoms),
+        n_waters=spec.n_waters,
+        n_cations=spec.n_cations,
+        n_anions=spec.n_anions,
+        symbols=atoms.get_chemical_symbols(),
+        masses=atoms.get_masses().tolist(),
+        role=atoms.arrays["role"].tolist(),
+        mol_id=atoms.arrays["mol_id"].tolist(),
+        ion_center=atoms.arrays["ion_center"].astype(bool).tolist(),
+        model_id=spec.model_id,
+        model=model,
+        md=md.model_dump(mode="json"),
+        timestep_fs=timestep_fs,
+        sample_interval_steps=sample_every,
+        frame_interval_ps=sample_every * timestep_fs / 1000.0,
+    )
+
+
+def _mark(stores: ElectroDBStores, doc: TrajectoryDocument, **changes: Any) -> TrajectoryDocument:
+    updated = doc.model_copy(update={**changes, "last_updated": utcnow()})
+    stores.trajectories.update([updated.model_dump(mode="json")], key="trajectory_id")
+    return updated
+
+
+@dataclass
+class EquilibrationMaker(Maker):
+    """Minimise, warm up and run NPT until the density settles (see :func:`electrodb.flows.engine.equilibrate`)."""
+
+    name: str = "equilibrate"
+
+    @job
+    def make(self, spec: SystemSpec, system: SystemDocument) -> SystemDocument:
+        atoms = atoms_from_dict(system.atoms)
+        calc, model = _load_calculator(spec, atoms)
+        atoms.calc = calc
+        try:
+            result = equilibrate(atoms, spec.md, spec.temperature, log=_report)
+        except MDInstabilityError as exc:
+            with _stores() as stores:
+                doc = _new_trajectory_doc(spec, atoms, model, spec.md, spec.md.timestep_fs, spec.md.sample_every_steps)
+                _mark(stores, doc, status="unstable", status_reason=f"during equilibration: {exc.reason}")
+            return system.model_copy(update={"stage": "equilibrated", "status": "unstable", "status_reason": str(exc)})
+        return SystemDocument(
+            system_id=spec.system_id,
+            stage="equilibrated",
+            salt=spec.salt,
+            molality=spec.molality,
+            temperature=spec.temperature,
+            atoms=atoms_to_dict(atoms),
+            density_kg_m3=result.density_kg_m3,
+            density_err_kg_m3=result.density_err_kg_m3,
+            density_converged=result.converged,
+            box_length_A=result.box_length_A,
+            n_steps=result.n_steps,
+            wall_time_s=result.wall_time_s,
+        )
+
+
+def _checkpoint_uuid(trajectory_id: str) -> str:
+    return f"{trajectory_id}:checkpoint"
+
+
+def _save_checkpoint(stores: ElectroDBStores, tid: str, state: ProductionState) -> None:
+    stores.data.update(
+        [
+            {
+                "blob_uuid": _checkpoint_uuid(tid),
+                "kind": "checkpoint",
+                "trajectory_id": tid,
+                "step": state.step,
+                "n_frames": state.n_frames,
+                "n_chunks": state.n_chunks,
+                "positions": encode_array(state.positions),
+                "momenta": encode_array(state.momenta),
+                "cell": encode_array(state.cell),
+                "rng_state": json.dumps(state.rng_state),  # PCG64 state has 128-bit ints, which BSON cannot hold
+                "timestep_fs": state.timestep_fs,
+                "last_updated": utcnow(),
+            }
+        ],
+        key="blob_uuid",
+    )
+
+
+def _load_checkpoint(stores: ElectroDBStores, tid: str) -> ProductionState | None:
+    doc = stores.data.query_one({"blob_uuid": _checkpoint_uuid(tid)})
+    if doc is None:
+        return None
+    return ProductionState(
+        step=doc["step"],
+        n_frames=doc["n_frames"],
+        n_chunks=doc["n_chunks"],
+        positions=decode_array(doc["positions"]),
+        momenta=decode_array(doc["momenta"]),
+        cell=decode_array(doc["cell"]),
+        rng_state=json.loads(doc["rng_state"]),
+        timestep_fs=doc["timestep_fs"],
+    )
+
+
+@dataclass
+class ProductionMDMaker(Maker):
+    """NVT production with streamed frames, checkpoints, a stability monitor and one half-timestep retry.
+
+    A killed job re-run with the same spec resumes from its last checkpoint. An unstable run is stored with
+    ``status='unstable'``, the reason and the last good frame, and never reaches the property builders.
+    """
+
+    name: str = "production md"
+    chunk_frames: int | None = None
+    resume: bool = True
+
+    @job
+    def make(self, spec: SystemSpec, system: SystemDocument) -> TrajectoryDocument | Response:
+        tid = spec.system_id
+        with _stores() as stores:
+            existing = stores.trajectories.query_one({"trajectory_id": tid})
+            if existing and existing["status"] == "completed":
+                return TrajectoryDocument(**existing)
+            if system.status != "ok":
+                return TrajectoryDocument(**existing) if existing else Response(stop_children=True)
+            atoms = atoms_from_dict(system.atoms)
+            calc, model = _load_calculator(spec, atoms)
+            atoms.calc = calc
+            chunk = self.chunk_frames or get_stores().settings.trajectory_chunk_frames
+            md = spec.md
+            timestep, sample_every = md.timestep_fs, md.sample_every_steps
+            state = _load_checkpoint(stores, tid) if self.resume and existing else None
+            if state is not None and existing is not None:
+                timestep = state.timestep_fs
+                sample_every = int(existing["sample_interval_steps"])
+                doc = TrajectoryDocument(**existing)
+            else:
+                state = None
+                self._discard(stores, tid)
+                doc = _new_trajectory_doc(spec, atoms, model, md, timestep, sample_every)
+            doc = _mark(
+                stores,
+                doc,
+                status="running",
+                density_kg_m3=system.density_kg_m3,
+                density_err_kg_m3=system.density_err_kg_m3,
+                box_length_A=system.box_length_A,
+            )
+            start_atoms = atoms.copy()
+            for attempt in range(2):
+                doc = self._run(stores, doc, atoms, md, timestep, sample_every, chunk, state)
+                if doc.status != "unstable" or attempt == 1 or not md.stability.retry_half_timestep:
+                    break
+                _report(
+                    f"{spec.salt} {spec.molality:.2f} m: unstable ({doc.status_reason}); "
+                    "retrying once with half the timestep"
+                )
+                self._discard(stores, tid)
+                atoms = start_atoms.copy()
+                atoms.calc = calc
+                timestep, sample_every, state = timestep / 2, sample_every * 2, None
+                doc = _mark(
+                    stores,
+                    _new_trajectory_doc(spec, atoms, model, md, timestep, sample_every),
+                    status="running",
+                    retried_with_half_timestep=True,
+                    density_kg_m3=system.density_kg_m3,
+                    density_err_kg_m3=system.density_err_kg_m3,
+                    box_length_A=system.box_length_A,
+                )
+            return doc
+
+    @staticmethod
+    def _discard(stores: ElectroDBStores, tid: str) -> None:
+        truncate_chunks(stores.data, tid, 0)
+        stores.data.remove_docs({"blob_uuid": _checkpoint_uuid(tid)})
+
+    def _run(
+        self,
+        stores: ElectroDBStores,
+        doc: TrajectoryDocument,
+        atoms: Atoms,
+        md: MDSettings,
+        timestep: float,
+        sample_every: int,
+        chunk: int,
+        state: ProductionState | None,
+    ) -> TrajectoryDocument:
+        tid = doc.trajectory_id
+        if state is not None:
+            truncate_chunks(stores.data, tid, state.n_frames)
+        writer = TrajectoryWriter(
+            stores.data,
+            tid,
+            len(atoms),
+            chunk,
+            start_frame=state.n_frames if state else 0,
+            start_chunk=state.n_chunks if state else 0,
+        )
+        n_steps = round(md.production_ps * 1000 / timestep)
+        wall_before = doc.wall_time_s
+        started = time.perf_counter()
+
+        def progress(step: int, total: int, elapsed: float) -> None:
+            done = step - (state.step if state else 0)
+            ns_day = done * timestep * 1e-6 / (elapsed / 86400) if elapsed > 0 else 0.0
+            _report(
+                f"{doc.salt} {doc.molality:.2f} m {doc.temperature:.0f} K: step {step}/{total}, {ns_day:.3f} ns/day"
+            )
+
+        try:
+            run_production(
+                atoms,
+                md,
+                doc.temperature,
+                writer,
+                timestep,
+                sample_every,
+                n_steps,
+                resume=state,
+                on_checkpoint=lambda s: _save_checkpoint(stores, tid, s),
+                on_progress=progress,
+            )
+        except MDInstabilityError as exc:
+            writer.flush()
+            return _mark(
+                stores,
+                doc,
+                status="unstable",
+                status_reason=exc.reason,
+                last_good_frame=writer.n_frames - 1 if writer.n_frames else None,
+                n_frames=writer.n_frames,
+                n_chunks=writer.n_chunks,
+            )
+        wall = wall_before + time.perf_counter() - started
+        from electrodb.trajectory import load_trajectory
+
+        temps = load_trajectory(
+            doc.model_dump(mode="json") | {"n_frames": writer.n_frames},
+            stores.trajectories,
+            stores.data,
+            fields=("temperature_K",),
+        ).temperature_K
+        simulated_ns = n_steps * timestep * 1e-6
+        return _mark(
+            stores,
+            doc,
+            status="completed",
+            n_frames=writer.n_frames,
+            n_chunks=writer.n_chunks,
+            duration_ps=(writer.n_frames - 1) * doc.frame_interval_ps,
+            wall_time_s=wall,
+            ns_per_day=simulated_ns / (wall / 86400) if wall > 0 else None,
+            last_good_frame=writer.n_frames - 1,
+            mean_temperature_K=float(np.mean(temps)),
+            std_temperature_K=float(np.std(temps)),
+        )
+
+
+@dataclass
+class ElectrolyteFlowMaker(Maker):
+    """box -> equilibration -> production for one system."""
+
+    name: str = "electrolyte md"
+    box_maker: BoxMaker = field(default_factory=BoxMaker)
+    equilibration_maker: EquilibrationMaker = field(default_factory=EquilibrationMaker)
+    production_maker: ProductionMDMaker = field(default_factory=ProductionMDMaker)
+
+    def make(self, spec: SystemSpec) -> Flow:
+        box = self.box_maker.make(spec)
+        eq = self.equilibration_maker.make(spec, box.output)
+        prod = self.production_maker.make(spec, eq.output)
+        label = f"{spec.salt} {spec.molality:.2f} m {spec.temperature:.0f} K"
+        for j, stage in ((box, "box"), (eq, "equilibrate"), (prod, "production")):
+            j.name = f"{stage} {label}"
+        return Flow([box, eq, prod], output=prod.output, name=f"{self.name} {label}")

@@ -1,0 +1,280 @@
+"""Compact trajectory storage: metadata in ``trajectories``, frames as chunked blobs in the ``data`` store.
+
+A 1,000-frame, 1,500-atom trajectory is 18 MB of float32 positions alone, beyond MongoDB's 16 MB document
+limit (the failure of atomate2 #515). Frames are therefore written in chunks of ``chunk_frames`` frames, each a
+small document of zlib-compressed, base64-encoded arrays (JSON-safe, so the same chunks go to montydb, MongoDB or
+GridFS). Positions are stored **unwrapped** (float32), so diffusion analysis needs no unwrapping; the cell is
+stored per frame (NPT-safe). Loading decodes chunk by chunk into one preallocated array per field, so a load
+never holds two copies of the trajectory.
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import numpy as np
+from maggma.core import Store
+from pydantic import BaseModel, ConfigDict, Field
+
+from electrodb import __version__
+
+__all__ = [
+    "TrajectoryArrays",
+    "TrajectoryDocument",
+    "TrajectoryError",
+    "TrajectoryWriter",
+    "decode_array",
+    "encode_array",
+    "load_trajectory",
+]
+
+Status = Literal["running", "completed", "unstable", "failed"]
+FRAME_FIELDS = ("positions", "cells", "times_ps", "potential_energy_eV", "temperature_K")
+_FRAME_DTYPES = {
+    "positions": np.float32,
+    "cells": np.float32,
+    "times_ps": np.float64,
+    "potential_energy_eV": np.float64,
+    "temperature_K": np.float64,
+}
+
+
+class TrajectoryError(RuntimeError):
+    """A stored trajectory is missing, incomplete or inconsistent."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def encode_array(array: np.ndarray) -> dict[str, Any]:
+    """JSON-safe encoding: ``{"dtype", "shape", "zb64"}`` with zlib-compressed bytes in base64."""
+    array = np.ascontiguousarray(array)
+    return {
+        "dtype": array.dtype.str,
+        "shape": list(array.shape),
+        "zb64": base64.b64encode(zlib.compress(array.tobytes(), 1)).decode("ascii"),
+    }
+
+
+def decode_array(blob: dict[str, Any], out: np.ndarray | None = None) -> np.ndarray:
+    """Inverse of :func:`encode_array`; decodes into ``out`` when given (no extra full-size copy)."""
+    raw = zlib.decompress(base64.b64decode(blob["zb64"]))
+    array = np.frombuffer(raw, dtype=np.dtype(blob["dtype"])).reshape(blob["shape"])
+    if out is None:
+        return array.copy()
+    out[...] = array
+    return out
+
+
+class TrajectoryDocument(BaseModel):
+    """Metadata of one MD trajectory (frames live in the ``data`` store)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    trajectory_id: str
+    system_id: str
+    campaign_ids: list[str] = Field(default_factory=list)
+    source: Literal["electrodb-md", "ingest"] = "electrodb-md"
+    status: Status = "running"
+    status_reason: str | None = None
+    salt: str
+    cation: str
+    anion: str
+    molality: float = Field(description="mol/kg")
+    temperature: float = Field(description="target temperature (K)")
+    n_atoms: int
+    n_waters: int
+    n_cations: int
+    n_anions: int
+    symbols: list[str]
+    masses: list[float] = Field(description="g/mol")
+    role: list[int] = Field(description="per atom: 0 water_O, 1 water_H, 2 cation, 3 anion")
+    mol_id: list[int]
+    ion_center: list[bool]
+    model_id: str
+    model: dict[str, Any] = Field(default_factory=dict, description="model identity (ModelIdentity fields)")
+    md: dict[str, Any] = Field(default_factory=dict, description="MD settings as run")
+    timestep_fs: float
+    sample_interval_steps: int
+    frame_interval_ps: float
+    n_frames: int = 0
+    n_chunks: int = 0
+    duration_ps: float = 0.0
+    wall_time_s: float = 0.0
+    ns_per_day: float | None = None
+    last_good_frame: int | None = None
+    box_length_A: float | None = None
+    density_kg_m3: float | None = None
+    density_err_kg_m3: float | None = None
+    mean_temperature_K: float | None = None
+    std_temperature_K: float | None = None
+    code_version: str = __version__
+    created_at: datetime = Field(default_factory=utcnow)
+    last_updated: datetime = Field(default_factory=utcnow)
+
+
+@dataclass
+class TrajectoryArrays:
+    """A trajectory loaded back as arrays (Å, ps, eV, K)."""
+
+    trajectory_id: str
+    positions: np.ndarray  # (F, N, 3) float32, unwrapped
+    cells: np.ndarray  # (F, 3, 3) float32, lattice vectors as rows
+    times_ps: np.ndarray  # (F,)
+    potential_energy_eV: np.ndarray  # (F,) NaN where not recorded
+    temperature_K: np.ndarray  # (F,) NaN where not recorded
+    symbols: list[str]
+    masses: np.ndarray
+    role: np.ndarray
+    mol_id: np.ndarray
+    ion_center: np.ndarray
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.positions.shape[0])
+
+    def selection(self, role: str, centers_only: bool = True) -> np.ndarray:
+        """Atom indices of a role (``cation``, ``anion``, ``water_O``, ``water_H``); ions by centre atom."""
+        from electrodb.systems import ROLE_NAMES
+
+        mask = self.role == ROLE_NAMES.index(role)
+        if centers_only and role in ("cation", "anion"):
+            mask &= self.ion_center
+        return np.flatnonzero(mask)
+
+
+def _chunk_uuid(trajectory_id: str, index: int) -> str:
+    return f"{trajectory_id}:chunk:{index:06d}"
+
+
+class TrajectoryWriter:
+    """Buffers frames and writes them as chunks to the blob store.
+
+    ``flush()`` writes the buffered frames as one chunk (also called at checkpoints so that a checkpoint never
+    refers to frames that exist only in memory).
+    """
+
+    def __init__(
+        self,
+        blobs: Store,
+        trajectory_id: str,
+        n_atoms: int,
+        chunk_frames: int = 200,
+        start_frame: int = 0,
+        start_chunk: int = 0,
+    ) -> None:
+        self.blobs = blobs
+        self.trajectory_id = trajectory_id
+        self.n_atoms = n_atoms
+        self.chunk_frames = chunk_frames
+        self.n_frames = start_frame
+        self.n_chunks = start_chunk
+        self._buffer: dict[str, list[np.ndarray]] = {k: [] for k in FRAME_FIELDS}
+
+    def append(
+        self,
+        positions: np.ndarray,
+        cell: np.ndarray,
+        time_ps: float,
+        potential_energy: float = np.nan,
+        temperature: float = np.nan,
+    ) -> None:
+        if positions.shape != (self.n_atoms, 3):
+            raise TrajectoryError(f"frame has shape {positions.shape}, expected ({self.n_atoms}, 3)")
+        values = (positions, cell, time_ps, potential_energy, temperature)
+        for key, value in zip(FRAME_FIELDS, values, strict=True):
+            self._buffer[key].append(np.asarray(value, dtype=_FRAME_DTYPES[key]))
+        if len(self._buffer["positions"]) >= self.chunk_frames:
+            self.flush()
+
+    def flush(self) -> None:
+        n = len(self._buffer["positions"])
+        if n == 0:
+            return
+        doc: dict[str, Any] = {
+            "blob_uuid": _chunk_uuid(self.trajectory_id, self.n_chunks),
+            "kind": "trajectory_chunk",
+            "trajectory_id": self.trajectory_id,
+            "chunk_index": self.n_chunks,
+            "frame_start": self.n_frames,
+            "n_frames": n,
+            "last_updated": utcnow(),
+        }
+        for key in FRAME_FIELDS:
+            doc[key] = encode_array(np.stack(self._buffer[key]))
+            self._buffer[key].clear()
+        self.blobs.update([doc], key="blob_uuid")
+        self.n_frames += n
+        self.n_chunks += 1
+
+
+def truncate_chunks(blobs: Store, trajectory_id: str, keep_frames: int) -> int:
+    """Delete chunks starting at or after frame ``keep_frames`` (resume after a crash); return chunks kept."""
+    blobs.remove_docs(
+        {"trajectory_id": trajectory_id, "kind": "trajectory_chunk", "frame_start": {"$gte": keep_frames}}
+    )
+    return blobs.count({"trajectory_id": trajectory_id, "kind": "trajectory_chunk"})
+
+
+def iter_chunks(blobs: Store, trajectory_id: str) -> Iterator[dict[str, Any]]:
+    for meta in blobs.query(
+        {"trajectory_id": trajectory_id, "kind": "trajectory_chunk"},
+        properties=["blob_uuid", "frame_start", "n_frames"],
+        sort={"frame_start": 1},
+    ):
+        chunk = blobs.query_one({"blob_uuid": meta["blob_uuid"]})
+        if chunk is None:
+            raise TrajectoryError(f"chunk {meta['blob_uuid']} vanished while loading")
+        yield chunk
+
+
+def load_trajectory(
+    trajectory: str | dict[str, Any],
+    trajectories: Store,
+    blobs: Store,
+    fields: tuple[str, ...] = FRAME_FIELDS,
+) -> TrajectoryArrays:
+    """Load a stored trajectory as arrays, decoding chunk by chunk into preallocated arrays.
+
+    Raises :class:`TrajectoryError` when the metadata is missing or chunks do not tile the frames exactly.
+    """
+    meta = trajectory if isinstance(trajectory, dict) else trajectories.query_one({"trajectory_id": trajectory})
+    if meta is None:
+        raise TrajectoryError(f"no trajectory {trajectory!r} in the trajectories store")
+    tid, n_frames, n_atoms = meta["trajectory_id"], int(meta["n_frames"]), int(meta["n_atoms"])
+    shapes = {"positions": (n_frames, n_atoms, 3), "cells": (n_frames, 3, 3)}
+    out = {k: np.full(shapes.get(k, (n_frames,)), np.nan, dtype=_FRAME_DTYPES[k]) for k in fields}
+    filled = 0
+    for chunk in iter_chunks(blobs, tid):
+        start, n = int(chunk["frame_start"]), int(chunk["n_frames"])
+        if start != filled or start + n > n_frames:
+            raise TrajectoryError(
+                f"trajectory {tid}: chunk at frame {start} (expected {filled}) does not fit "
+                f"{n_frames} frames; the stored trajectory is incomplete"
+            )
+        for key in fields:
+            decode_array(chunk[key], out=out[key][start : start + n])
+        filled += n
+    if filled != n_frames:
+        raise TrajectoryError(f"trajectory {tid}: {filled} frames stored, metadata says {n_frames}")
+    return TrajectoryArrays(
+        trajectory_id=tid,
+        positions=out.get("positions", np.empty(0)),
+        cells=out.get("cells", np.empty(0)),
+        times_ps=out.get("times_ps", np.empty(0)),
+        potential_energy_eV=out.get("potential_energy_eV", np.empty(0)),
+        temperature_K=out.get("temperature_K", np.empty(0)),
+        symbols=list(meta["symbols"]),
+        masses=np.asarray(meta["masses"]),
+        role=np.asarray(meta["role"], dtype=np.int8),
+        mol_id=np.asarray(meta["mol_id"]),
+        ion_center=np.asarray(meta["ion_center"], dtype=bool),
+        metadata={k: v for k, v in meta.items() if k not in ("symbols", "masses", "role", "mol_id", "ion_center")},
+    )
