@@ -1,0 +1,813 @@
+"""Radial distribution functions, running coordination numbers and first-shell analysis.
+
+Pure numpy/scipy; no I/O.  Lengths in Å; ``positions`` ``(n_frames, n_atoms, 3)``; ``cells`` ``(n_frames, 3, 3)``
+or ``(3, 3)`` with the lattice vectors as **rows** (ASE); selections are integer index arrays.
+
+Normalisation
+-------------
+For selections *a* and *b* the partial radial distribution function is
+
+.. math::
+
+    g_{ab}(r_k) = \\frac{V}{N_a N_b'} \\frac{\\langle n_{ab}(k) \\rangle}{\\tfrac{4}{3}\\pi (r_{k+1}^3 - r_k^3)},
+
+where :math:`n_{ab}(k)` counts the **ordered** pairs ``(i, j)`` with ``i`` in *a*, ``j`` in *b*, ``i != j`` and
+:math:`r_k \\le |\\mathbf r_{ij}| < r_{k+1}` (minimum image), and :math:`N_a N_b' = N_a N_b - |a \\cap b|` is the
+number of such distinct ordered pairs.  For a like pair (``a == b``) this is :math:`N_a (N_a - 1)`: each of the
+:math:`N_a (N_a - 1)/2` distinct pairs counts twice and self-pairs are excluded.  This is what MDAnalysis
+``InterRDF(g, g, exclusion_block=(1, 1), norm='rdf')`` computes (and ``InterRDF`` without exclusions for disjoint
+groups).  ``volume_norm='frame'`` (default) applies :math:`V` frame by frame (exact under NPT); ``'mean'`` uses the
+mean volume like ``InterRDF``; both agree for a fixed cell.
+
+The running coordination number :math:`n_{ab}(r) = 4\\pi\\rho_b'\\int_0^r g_{ab}(s) s^2 ds` is evaluated from the pair
+counts as the mean number of *b* atoms within ``r`` of an *a* atom, ``cumsum(counts) / (n_frames N_a)``.
+
+Periodic images
+---------------
+Pair vectors are reduced by rounding fractional coordinates (``s - rint(s)``).  For any, also strongly skewed,
+triclinic cell this yields the true minimum image of every pair whose minimum-image distance is at most
+``w_min / 2``, where ``w_min`` is the smallest perpendicular width of the cell (a displacement ``d`` has fractional
+components ``|s_k| <= |d| / w_k``).  Beyond that distances may be over-estimated and several images of one atom
+may lie within the cutoff, so every routine raises ``ValueError`` if ``r_max > w_min / 2`` (:func:`max_cutoff`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.ndimage import gaussian_filter1d
+from scipy.signal import find_peaks
+from scipy.spatial import cKDTree
+
+__all__ = [
+    "RDFResult",
+    "ShellAnalysis",
+    "cell_widths",
+    "first_minimum",
+    "first_peak",
+    "max_cutoff",
+    "minimum_image",
+    "minimum_image_distances",
+    "pair_rdfs",
+    "rdf",
+    "shell_analysis",
+]
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+FrameSelection = slice | Sequence[int] | NDArray[np.integer] | None
+
+_DEFAULT_CHUNK = 1 << 16  # pair distances processed at once (~0.5 MiB per float64 buffer, 7 buffers)
+_KDTREE_MAX_FILL = 0.03  # 'auto': cKDTree for like class pairs when (4/3 pi r_max^3) / V is below this
+_KDTREE_MIN_ATOMS = 1000  # ... and the class has at least this many atoms (orthorhombic cells only)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Cells and minimum image
+# --------------------------------------------------------------------------------------------------------------
+def _as_cells(cells: ArrayLike, n_frames: int | None = None) -> FloatArray:
+    """Cells as ``(n_frames, 3, 3)`` (or ``(3, 3)`` if ``n_frames`` is None); also accepts lengths ``(3,)``."""
+    c = np.asarray(cells, dtype=np.float64)
+    if c.shape == (3,):
+        c = np.diag(c)
+    if c.shape == (3, 3):
+        return c if n_frames is None else np.broadcast_to(c, (n_frames, 3, 3))
+    if c.ndim != 3 or c.shape[1:] != (3, 3):
+        raise ValueError(f"cells must have shape (3, 3) or (n_frames, 3, 3); got {c.shape}")
+    if n_frames is not None and c.shape[0] != n_frames:
+        raise ValueError(f"cells has {c.shape[0]} frames but positions has {n_frames}")
+    return c
+
+
+def _is_ortho(cell: FloatArray) -> bool:
+    """True if the off-diagonal elements of a (3, 3) cell vanish (to 1e-12 of the largest element)."""
+    return bool(np.max(np.abs(cell - np.diag(np.diag(cell)))) <= 1e-12 * np.max(np.abs(cell)))
+
+
+def cell_widths(cells: ArrayLike) -> FloatArray:
+    """Perpendicular widths ``w_k = V / |a_i x a_j|`` of cells (rows = lattice vectors, Å); shape ``(..., 3)``."""
+    c = np.asarray(cells, dtype=np.float64)
+    a, b, cc = c[..., 0, :], c[..., 1, :], c[..., 2, :]
+    crosses = np.stack([np.cross(b, cc), np.cross(cc, a), np.cross(a, b)], axis=-2)
+    vol = np.abs(np.einsum("...i,...i->...", a, crosses[..., 0, :]))
+    if np.any(vol <= 0):
+        raise ValueError("degenerate cell (zero volume)")
+    return vol[..., None] / np.linalg.norm(crosses, axis=-1)
+
+
+def max_cutoff(cells: ArrayLike) -> float:
+    """Largest cutoff (Å) for which the minimum-image pair search is exact: ``min(cell_widths) / 2`` over frames."""
+    return float(np.min(cell_widths(cells)) / 2.0)
+
+
+def _check_cutoff(cells: FloatArray, r_max: float) -> None:
+    limit = max_cutoff(cells)
+    if r_max > limit * (1.0 + 1e-12):
+        raise ValueError(
+            f"r_max={r_max:g} Å exceeds half the smallest perpendicular cell width ({limit:g} Å); the "
+            "minimum-image pair search is only exact up to that distance"
+        )
+
+
+def minimum_image(vectors: ArrayLike, cell: ArrayLike) -> FloatArray:
+    """Minimum image of difference vectors ``(..., 3)`` (Å) in a (3, 3) cell: ``(s - rint(s)) @ cell``.
+
+    Exact whenever the result is not longer than ``min(cell_widths(cell)) / 2`` (any triclinic cell).
+    """
+    h = np.asarray(cell, dtype=np.float64)
+    s = np.asarray(vectors, dtype=np.float64) @ np.linalg.inv(h)
+    s -= np.rint(s)
+    return s @ h
+
+
+def minimum_image_distances(
+    pos_a: ArrayLike, pos_b: ArrayLike, cell: ArrayLike, r_max: float | None = None
+) -> FloatArray:
+    """Dense minimum-image distance matrix ``(n_a, n_b)`` (Å) in one periodic cell.
+
+    Parameters
+    ----------
+    pos_a, pos_b : array_like, shape (n_a, 3) and (n_b, 3)
+        Cartesian positions, Å (wrapped or unwrapped).
+    cell : array_like, shape (3, 3)
+        Lattice vectors as rows, Å (orthorhombic or triclinic).
+    r_max : float, optional
+        Largest distance the caller will use; ``ValueError`` if it exceeds ``min(cell_widths(cell)) / 2``, the range
+        in which every returned distance ``<= r_max`` is the true minimum-image distance.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_a, n_b)
+        Distances, Å.  Memory ``O(n_a n_b)``; use :func:`rdf` for histograms of large sets.
+    """
+    h = _as_cells(cell)
+    if h.ndim != 2:
+        raise ValueError("minimum_image_distances takes a single (3, 3) cell")
+    if r_max is not None:
+        _check_cutoff(h, float(r_max))
+    inv = np.linalg.inv(h)
+    sa = np.asarray(pos_a, dtype=np.float64).reshape(-1, 3) @ inv
+    sb = np.asarray(pos_b, dtype=np.float64).reshape(-1, 3) @ inv
+    ds = sa[:, None, :] - sb[None, :, :]
+    ds -= np.rint(ds)
+    d = ds @ h
+    return np.sqrt(np.einsum("ijk,ijk->ij", d, d))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------------------------
+@dataclass
+class RDFResult:
+    """Partial radial distribution function between selections *a* (centres) and *b*.
+
+    Attributes
+    ----------
+    r : numpy.ndarray, shape (n_bins,)
+        Bin centres, Å.
+    edges : numpy.ndarray, shape (n_bins + 1,)
+        Bin edges ``linspace(0, r_max, n_bins + 1)``, Å.
+    g : numpy.ndarray, shape (n_bins,)
+        :math:`g_{ab}(r)`, normalised as in the module docstring.
+    counts : numpy.ndarray, shape (n_bins,)
+        Ordered-pair counts (``i in a, j in b, i != j``) per bin summed over frames; like pairs count each distinct
+        pair twice (same as MDAnalysis ``InterRDF.results.count``).
+    coordination : numpy.ndarray, shape (n_bins,)
+        Running coordination number at the upper bin edges ``edges[1:]``: mean number of *b* within ``r`` of an *a*.
+    n_frames, n_a, n_b, n_pairs : int
+        Frames used, selection sizes and distinct ordered pairs per frame ``N_a N_b - |a ∩ b|``.
+    mean_volume : float
+        Mean cell volume, Å^3.
+    volume_norm : str
+        ``'frame'`` or ``'mean'``.
+    n_blocks : int
+        Contiguous time blocks used for the uncertainties.
+    g_blocks, coordination_blocks : numpy.ndarray or None, shape (n_blocks, n_bins)
+        Per-block ``g`` and running coordination number (None if ``n_blocks < 2``).
+    g_err, coordination_err : numpy.ndarray or None, shape (n_bins,)
+        Standard error of the mean over blocks, ``std(blocks, ddof=1) / sqrt(n_blocks)`` (None if ``n_blocks < 2``);
+        meaningful when blocks are longer than the correlation time.
+    """
+
+    r: FloatArray
+    edges: FloatArray
+    g: FloatArray
+    counts: FloatArray
+    coordination: FloatArray
+    n_frames: int
+    n_a: int
+    n_b: int
+    n_pairs: int
+    mean_volume: float
+    volume_norm: str = "frame"
+    n_blocks: int = 1
+    g_blocks: FloatArray | None = None
+    g_err: FloatArray | None = None
+    coordination_blocks: FloatArray | None = None
+    coordination_err: FloatArray | None = None
+
+    @property
+    def density_b(self) -> float:
+        """Partner density seen by an *a* atom, ``n_pairs / (n_a <V>)``, Å^-3."""
+        return self.n_pairs / self.n_a / self.mean_volume
+
+    def coordination_at(self, r: float) -> float:
+        """Running coordination number at ``r`` (Å), linearly interpolated between bin edges."""
+        return float(np.interp(r, self.edges, np.concatenate([[0.0], self.coordination])))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Pair plan: atoms are grouped into classes of identical group membership; the distances of each needed class
+# pair ("block") are histogrammed once per frame and shared by all requested pairs.
+# --------------------------------------------------------------------------------------------------------------
+@dataclass
+class _Task:
+    rows: tuple[int, int]  # slice of the union order (one class)
+    cols: tuple[int, int]  # contiguous run of classes; starts at rows[0] for a diagonal task
+    diag: bool
+    segments: list[tuple[int, int, int]]  # (col_start, col_end, block id) in union order
+
+
+@dataclass
+class _Plan:
+    union: IntArray  # atom indices, sorted by class
+    tasks: list[_Task]  # dense blocks
+    kd_blocks: list[tuple[tuple[int, int], tuple[int, int], int]]  # (rows, cols, block id) done with cKDTree
+    mult: NDArray[np.int64]  # (n_pairs, n_blocks): ordered-pair multiplicity of each block histogram
+    n_blocks: int
+
+
+def _make_plan(
+    groups: Mapping[str, IntArray], pairs: Sequence[tuple[str, str]], use_kd: Callable[[int, bool], bool]
+) -> _Plan:
+    names = list(dict.fromkeys(n for p in pairs for n in p))
+    atoms = np.unique(np.concatenate([groups[n] for n in names]))
+    member = np.zeros((atoms.size, len(names)), dtype=bool)
+    for k, n in enumerate(names):
+        member[np.searchsorted(atoms, groups[n]), k] = True
+    sig, cls = np.unique(member, axis=0, return_inverse=True)  # class signatures (n_classes, n_names)
+    cls = cls.ravel()
+    union = atoms[np.argsort(cls, kind="stable")]
+    bounds = [int(x) for x in np.concatenate([[0], np.cumsum(np.bincount(cls, minlength=len(sig)))])]
+    pidx = [(names.index(a), names.index(b)) for a, b in pairs]
+    span = [(bounds[c], bounds[c + 1]) for c in range(len(sig))]
+
+    tasks: list[_Task] = []
+    kd_blocks: list[tuple[tuple[int, int], tuple[int, int], int]] = []
+    mults: list[list[int]] = []
+    for c1 in range(len(sig)):
+        dense: list[tuple[int, int]] = []  # (class, block id)
+        for c2 in range(c1, len(sig)):
+            if c1 == c2:
+                m = [2 * int(sig[c1, a] and sig[c1, b]) for a, b in pidx]
+            else:
+                m = [int(sig[c1, a] and sig[c2, b]) + int(sig[c2, a] and sig[c1, b]) for a, b in pidx]
+            if not any(m):
+                continue
+            if use_kd(span[c1][1] - span[c1][0], c1 == c2):
+                kd_blocks.append((span[c1], span[c2], len(mults)))
+            else:
+                dense.append((c2, len(mults)))
+            mults.append(m)
+        run: list[tuple[int, int]] = []  # contiguous runs of column classes -> one rectangular task each
+        for item in [*dense, (-1, -1)]:
+            if run and item[0] != run[-1][0] + 1:
+                first, last = run[0][0], run[-1][0]
+                segs = [(*span[c], bid) for c, bid in run]
+                tasks.append(_Task(span[c1], (span[first][0], span[last][1]), first == c1, segs))
+                run = []
+            if item[0] >= 0:
+                run.append(item)
+    mult = np.array(mults, dtype=np.int64).T.reshape(len(pairs), len(mults))
+    return _Plan(union=union, tasks=tasks, kd_blocks=kd_blocks, mult=mult, n_blocks=len(mults))
+
+
+class _FrameKernel:
+    """Histograms of unordered pair distances for every block of a plan, one frame at a time.
+
+    Per chunk of rows the fractional differences ``s_i - s_j`` of all three axes come from one batched rank-2
+    matrix product ``[s_i, 1] @ [1, -s_j]`` (exactly rounded, much faster than broadcasting), are reduced with
+    ``rint`` and squared; only distances ``<= r_max`` are square-rooted and counted with ``np.bincount``.
+    """
+
+    def __init__(self, plan: _Plan, r_max: float, n_bins: int, chunk: int) -> None:
+        self.plan, self.r_max, self.n_bins = plan, float(r_max), int(n_bins)
+        self.chunk = max(int(chunk), 1)
+        n_u = plan.union.size
+        cap = self.chunk + n_u  # at least one full row always fits
+        self._t, self._u, self._acc = np.empty((3, cap)), np.empty((3, cap)), np.empty(cap)
+        self._rows, self._cols = np.ones((3, n_u, 2)), np.ones((3, 2, n_u))
+        b = max(min(int(np.sqrt(self.chunk)) + 1, n_u), 1)  # diagonal chunks have h <= sqrt(chunk) rows
+        self._pen = np.where(np.arange(b)[None, :] > np.arange(b)[:, None], 0.0, np.inf)
+
+    def _bin(self, dist: FloatArray, scale: float, out: NDArray[np.int64]) -> None:
+        """Add ``floor(dist * scale)`` (clipped to ``n_bins``) to the histogram ``out``; ``dist`` is overwritten."""
+        if dist.size:
+            np.multiply(dist, scale, out=dist)
+            k = dist.astype(np.intp)
+            np.minimum(k, self.n_bins, out=k)
+            out += np.bincount(k, minlength=self.n_bins + 1)
+
+    def histograms(self, frac: FloatArray, cell: FloatArray, out: NDArray[np.int64]) -> None:
+        """Add this frame's block histograms (``(n_blocks, n_bins + 1)``; last column: ``d == r_max``) to ``out``.
+
+        ``frac`` holds the fractional coordinates (wrapped to [0, 1)) of the plan's union atoms.
+        """
+        diag = np.diag(cell)
+        ortho = _is_ortho(cell)
+        if ortho:  # squared distances in units of a_x^2
+            ref = diag[0]
+            scales = (diag / ref)[:, None]
+            cubic = bool(np.all(scales == 1.0))
+            thr, fac = (self.r_max / ref) ** 2, ref * self.n_bins / self.r_max
+        else:
+            thr, fac = self.r_max**2, self.n_bins / self.r_max
+        rows, cols = self._rows, self._cols
+        rows[:, :, 0] = frac.T
+        np.negative(frac.T, out=cols[:, 1, :])
+        for task in self.plan.tasks:
+            r0, r1 = task.rows
+            s = r0
+            while s < r1:
+                c0 = s if task.diag else task.cols[0]
+                h = min(max(self.chunk // (task.cols[1] - c0), 1), r1 - s)
+                segs: list[tuple[int, int, int]] = []  # (offset, size, block id): contiguous region per segment
+                total = 0
+                for g0, g1, bid in task.segments:
+                    a = max(g0, c0)
+                    size = h * (g1 - a)
+                    dst = self._t[:, total : total + size].reshape(3, h, g1 - a)
+                    np.matmul(rows[:, s : s + h], cols[:, :, a:g1], out=dst)
+                    segs.append((total, size, bid))
+                    total += size
+                t, u, acc = self._t[:, :total], self._u[:, :total], self._acc[:total]
+                np.rint(t, out=u)
+                np.subtract(t, u, out=t)
+                if ortho:
+                    if not cubic:
+                        np.multiply(t, scales, out=t)
+                    sq = t
+                else:
+                    sq = u
+                    np.matmul(cell.T, t, out=sq)
+                np.multiply(sq, sq, out=sq)
+                np.add(sq[0], sq[1], out=acc)
+                np.add(acc, sq[2], out=acc)
+                if task.diag:  # keep only j > i inside the leading (h, h) square
+                    lead = acc[: segs[0][1]].reshape(h, -1)[:, :h]
+                    np.add(lead, self._pen[:h, :h], out=lead)
+                for off, size, bid in segs:
+                    view = acc[off : off + size]
+                    sel = np.compress(view <= thr, view)
+                    self._bin(np.sqrt(sel, out=sel), fac, out[bid])
+                s += h
+        if self.plan.kd_blocks:
+            self._kd_histograms(frac, diag, out)
+
+    def _kd_histograms(self, frac: FloatArray, lengths: FloatArray, out: NDArray[np.int64]) -> None:
+        """Blocks of large, dilute systems: ``cKDTree`` with periodic ``boxsize`` (orthorhombic only)."""
+        x = frac * lengths
+        x[x >= lengths] = 0.0  # rounding of frac * L to L
+        trees: dict[tuple[int, int], cKDTree] = {}
+
+        def tree(span: tuple[int, int]) -> cKDTree:
+            if span not in trees:
+                trees[span] = cKDTree(x[span[0] : span[1]], boxsize=lengths)
+            return trees[span]
+
+        fac = self.n_bins / self.r_max
+        for rspan, cspan, bid in self.plan.kd_blocks:
+            if rspan == cspan:
+                p = tree(rspan).query_pairs(self.r_max, output_type="ndarray")
+                ds = frac[rspan[0] + p[:, 0]] - frac[rspan[0] + p[:, 1]]
+                ds -= np.rint(ds)
+                ds *= lengths
+                dist = np.sqrt(np.einsum("ij,ij->i", ds, ds))
+            else:
+                dist = tree(rspan).sparse_distance_matrix(tree(cspan), self.r_max, output_type="ndarray")["v"]
+                dist = np.ascontiguousarray(dist)
+            self._bin(dist, fac, out[bid])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Public RDF API
+# --------------------------------------------------------------------------------------------------------------
+def _frame_indices(n_frames: int, frames: FrameSelection) -> IntArray:
+    if frames is None:
+        return np.arange(n_frames)
+    if isinstance(frames, slice):
+        return np.arange(n_frames)[frames]
+    idx = np.asarray(frames)
+    if idx.dtype == bool:
+        if idx.shape != (n_frames,):
+            raise ValueError("boolean frame mask must have length n_frames")
+        return np.flatnonzero(idx)
+    idx = idx.astype(np.intp).ravel()
+    if idx.size and (idx.min() < -n_frames or idx.max() >= n_frames):
+        raise ValueError("frame index out of range")
+    return np.where(idx < 0, idx + n_frames, idx)
+
+
+def _as_selection(name: str, sel: ArrayLike, n_atoms: int) -> IntArray:
+    idx = np.asarray(sel)
+    idx = np.flatnonzero(idx) if idx.dtype == bool else idx.astype(np.intp).ravel()
+    if idx.size == 0:
+        raise ValueError(f"selection {name!r} is empty")
+    if idx.min() < 0 or idx.max() >= n_atoms:
+        raise ValueError(f"selection {name!r} has indices outside [0, {n_atoms})")
+    if np.unique(idx).size != idx.size:
+        raise ValueError(f"selection {name!r} contains duplicate indices")
+    return idx
+
+
+def _normalise(
+    counts: NDArray[np.int64],
+    wcounts: FloatArray,
+    n_frames: float,
+    volume: float,
+    n_pairs: int,
+    shell: FloatArray,
+    volume_norm: str,
+) -> FloatArray:
+    """``g_k = <V n_k> / (n_frames n_pairs shell_k)``, V per frame (``wcounts``) or the mean ``volume``."""
+    num = wcounts if volume_norm == "frame" else counts.astype(np.float64) * volume
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return num / (float(n_frames) * n_pairs * shell)
+
+
+def pair_rdfs(
+    positions: ArrayLike,
+    cells: ArrayLike,
+    groups: Mapping[str, ArrayLike],
+    pairs: Sequence[tuple[str, str]],
+    r_max: float,
+    n_bins: int,
+    n_blocks: int = 1,
+    frames: FrameSelection = None,
+    *,
+    volume_norm: Literal["frame", "mean"] = "frame",
+    n_workers: int = 1,
+    chunk_pairs: int = _DEFAULT_CHUNK,
+    method: Literal["auto", "dense", "kdtree"] = "auto",
+) -> dict[tuple[str, str], RDFResult]:
+    """Several partial RDFs in one pass over the frames.
+
+    Atoms are partitioned into classes of identical group membership; the distances of every needed class pair are
+    computed once per frame and shared by all requested pairs (``(a, b)`` and ``(b, a)`` cost one; overlapping groups
+    are handled exactly).  Normalisation: see the module docstring and :func:`rdf`.
+
+    Parameters
+    ----------
+    positions : array_like, shape (n_frames, n_atoms, 3)
+        Cartesian positions, Å (wrapped or unwrapped, float32 or float64).  Frames are read one at a time, so a
+        memory map works.
+    cells : array_like, shape (n_frames, 3, 3) or (3, 3)
+        Lattice vectors as rows, Å; orthorhombic box lengths ``(3,)`` are accepted.
+    groups : mapping of str to int array
+        Named selections, e.g. ``{'cation': idx, 'anion': idx, 'O_w': idx, 'H_w': idx}``.
+    pairs : sequence of (str, str)
+        Requested ``(a, b)``; *a* is the centre (matters for the coordination number only).
+    r_max : float
+        Histogram range ``[0, r_max]``, Å; at most :func:`max_cutoff` of every cell.
+    n_bins : int
+        Number of bins, edges ``linspace(0, r_max, n_bins + 1)``.
+    n_blocks : int, default 1
+        Contiguous time blocks for ``g_err`` / ``coordination_err``.
+    frames : slice, int array or bool mask, optional
+        Frames to use (default all).
+    volume_norm : {'frame', 'mean'}
+        Cell volume per frame (default, exact under NPT) or the mean volume (MDAnalysis ``InterRDF``).
+    n_workers : int, default 1
+        Threads working on disjoint frame ranges (numpy and BLAS release the GIL).
+    chunk_pairs : int
+        Pair distances held at once; memory is ``~7 * 8 * chunk_pairs`` bytes plus ``O(n_atoms)``.
+    method : {'auto', 'dense', 'kdtree'}
+        ``'dense'``: chunked all-pairs minimum image (any cell).  ``'kdtree'``: ``scipy.spatial.cKDTree`` with
+        periodic ``boxsize`` (orthorhombic cells only; pays off for large dilute boxes).  ``'auto'`` uses the tree
+        for like class pairs of >= 1000 atoms when ``4/3 π r_max^3 / V < 0.03`` and all cells are orthorhombic.
+
+    Returns
+    -------
+    dict
+        ``{(a, b): RDFResult}`` for every requested pair.
+
+    Notes
+    -----
+    Bins are ``[r_k, r_{k+1})`` with the last bin closed, like ``numpy.histogram``; distances within rounding error
+    of an edge may land in either neighbouring bin.
+    """
+    pos = positions if isinstance(positions, np.ndarray) else np.asarray(positions)
+    if pos.ndim != 3 or pos.shape[2] != 3:
+        raise ValueError(f"positions must have shape (n_frames, n_atoms, 3); got {pos.shape}")
+    n_frames_all, n_atoms = pos.shape[:2]
+    r_max, n_bins, n_blocks = float(r_max), int(n_bins), int(n_blocks)
+    if not r_max > 0 or n_bins < 1:
+        raise ValueError("need r_max > 0 and n_bins >= 1")
+    if volume_norm not in ("frame", "mean") or method not in ("auto", "dense", "kdtree"):
+        raise ValueError("volume_norm must be 'frame'/'mean' and method 'auto'/'dense'/'kdtree'")
+    pairs = [(str(a), str(b)) for a, b in pairs]
+    if not pairs:
+        raise ValueError("no pairs requested")
+    missing = {n for p in pairs for n in p} - set(groups)
+    if missing:
+        raise KeyError(f"pairs use unknown groups {sorted(missing)}")
+    sels = {n: _as_selection(n, groups[n], n_atoms) for n in dict.fromkeys(x for p in pairs for x in p)}
+    fidx = _frame_indices(n_frames_all, frames)
+    if not 1 <= n_blocks <= fidx.size:
+        raise ValueError(f"need 1 <= n_blocks <= number of frames ({fidx.size})")
+    cell_sel = np.array(_as_cells(cells, n_frames_all)[fidx], dtype=np.float64)
+    _check_cutoff(cell_sel, r_max)
+    volumes = np.abs(np.linalg.det(cell_sel))
+
+    all_ortho = all(_is_ortho(c) for c in cell_sel)
+    fill = 4.0 / 3.0 * np.pi * r_max**3 / float(volumes.min())
+    if method == "kdtree" and not all_ortho:
+        raise ValueError("method='kdtree' needs orthorhombic cells")
+
+    def use_kd(n_rows: int, like: bool) -> bool:
+        if method != "auto":
+            return method == "kdtree"
+        return all_ortho and like and fill < _KDTREE_MAX_FILL and n_rows >= _KDTREE_MIN_ATOMS
+
+    plan = _make_plan(sels, pairs, use_kd)
+    block_of = np.repeat(np.arange(n_blocks), [len(x) for x in np.array_split(fidx, n_blocks)])
+    n_req = len(pairs)
+
+    def work(lo: int, hi: int) -> tuple[NDArray[np.int64], FloatArray]:
+        kernel = _FrameKernel(plan, r_max, n_bins, chunk_pairs)
+        counts = np.zeros((n_blocks, n_req, n_bins), dtype=np.int64)
+        wcounts = np.zeros((n_blocks, n_req, n_bins))
+        hist = np.zeros((plan.n_blocks, n_bins + 1), dtype=np.int64)
+        for i in range(lo, hi):
+            cell = cell_sel[i]
+            xyz = np.asarray(pos[fidx[i]][plan.union], dtype=np.float64)
+            if not np.isfinite(xyz).all():
+                raise ValueError(f"non-finite positions in frame {fidx[i]}")
+            frac = xyz @ np.linalg.inv(cell)
+            frac -= np.floor(frac)
+            hist[:] = 0
+            kernel.histograms(frac, cell, hist)
+            hist[:, n_bins - 1] += hist[:, n_bins]  # d == r_max belongs to the closed last bin
+            c = plan.mult @ hist[:, :n_bins]
+            counts[block_of[i]] += c
+            wcounts[block_of[i]] += c * volumes[i]
+        return counts, wcounts
+
+    n_workers = max(1, min(int(n_workers), fidx.size))
+    if n_workers == 1:
+        counts, wcounts = work(0, fidx.size)
+    else:
+        cuts = np.linspace(0, fidx.size, n_workers + 1).astype(int)
+        with ThreadPoolExecutor(n_workers) as ex:
+            parts = list(ex.map(work, cuts[:-1], cuts[1:]))
+        counts = sum(p[0] for p in parts)
+        wcounts = sum(p[1] for p in parts)
+
+    edges = np.linspace(0.0, r_max, n_bins + 1)
+    shell = 4.0 / 3.0 * np.pi * np.diff(edges**3)
+    block_nf = np.bincount(block_of, minlength=n_blocks).astype(np.float64)
+    block_vol = np.bincount(block_of, weights=volumes, minlength=n_blocks) / block_nf
+    results: dict[tuple[str, str], RDFResult] = {}
+    for p, (a, b) in enumerate(pairs):
+        n_a, n_b = sels[a].size, sels[b].size
+        n_pairs = n_a * n_b - np.intersect1d(sels[a], sels[b]).size
+        tot = counts[:, p].sum(axis=0)
+        res = RDFResult(
+            r=0.5 * (edges[1:] + edges[:-1]),
+            edges=edges,
+            g=_normalise(tot, wcounts[:, p].sum(axis=0), fidx.size, volumes.mean(), n_pairs, shell, volume_norm),
+            counts=tot.astype(np.float64),
+            coordination=np.cumsum(tot) / (fidx.size * n_a),
+            n_frames=int(fidx.size),
+            n_a=n_a,
+            n_b=n_b,
+            n_pairs=int(n_pairs),
+            mean_volume=float(volumes.mean()),
+            volume_norm=volume_norm,
+            n_blocks=n_blocks,
+        )
+        if n_blocks >= 2:
+            res.g_blocks = np.stack(
+                [
+                    _normalise(counts[k, p], wcounts[k, p], block_nf[k], block_vol[k], n_pairs, shell, volume_norm)
+                    for k in range(n_blocks)
+                ]
+            )
+            res.coordination_blocks = np.cumsum(counts[:, p], axis=1) / (block_nf[:, None] * n_a)
+            res.g_err = res.g_blocks.std(axis=0, ddof=1) / np.sqrt(n_blocks)
+            res.coordination_err = res.coordination_blocks.std(axis=0, ddof=1) / np.sqrt(n_blocks)
+        results[(a, b)] = res
+    return results
+
+
+def rdf(
+    positions: ArrayLike,
+    cells: ArrayLike,
+    sel_a: ArrayLike,
+    sel_b: ArrayLike,
+    r_max: float,
+    n_bins: int,
+    frames: FrameSelection = None,
+    *,
+    n_blocks: int = 1,
+    volume_norm: Literal["frame", "mean"] = "frame",
+    n_workers: int = 1,
+    chunk_pairs: int = _DEFAULT_CHUNK,
+    method: Literal["auto", "dense", "kdtree"] = "auto",
+) -> RDFResult:
+    """Partial radial distribution function :math:`g_{ab}(r)` between two index selections.
+
+    .. math::
+
+        g_{ab}(r_k) = \\frac{V}{N_a N_b'} \\frac{\\langle n_{ab}(k)\\rangle}{\\tfrac43\\pi(r_{k+1}^3 - r_k^3)},
+        \\qquad N_a N_b' = N_a N_b - |a \\cap b|,
+
+    with :math:`n_{ab}(k)` the number of ordered pairs ``(i in a, j in b, i != j)`` with ``r_k <= d_ij < r_{k+1}``.
+    Identical selections give the like-pair RDF (self-pairs excluded, :math:`N_a(N_a-1)` ordered pairs), matching
+    MDAnalysis ``InterRDF(..., nbins=n_bins, range=(0, r_max), norm='rdf')`` (with ``exclusion_block=(1, 1)`` for
+    identical groups).
+
+    Parameters
+    ----------
+    positions : array_like, shape (n_frames, n_atoms, 3)
+        Cartesian positions, Å.
+    cells : array_like, shape (n_frames, 3, 3) or (3, 3)
+        Lattice vectors as rows, Å (orthorhombic or triclinic; NPT allowed).
+    sel_a, sel_b : int array or bool mask
+        Centre (*a*) and partner (*b*) atoms; may be identical or overlap.
+    r_max : float
+        Upper end of the histogram, Å (``<= max_cutoff(cells)``).
+    n_bins : int
+        Number of bins, edges ``linspace(0, r_max, n_bins + 1)``.
+    frames : slice, int array or bool mask, optional
+        Frames to use (default all).
+    n_blocks : int, default 1
+        Contiguous time blocks for ``g_err`` and ``coordination_err``.
+    volume_norm, n_workers, chunk_pairs, method
+        See :func:`pair_rdfs`.
+
+    Returns
+    -------
+    RDFResult
+    """
+    opts = {"volume_norm": volume_norm, "n_workers": n_workers, "chunk_pairs": chunk_pairs, "method": method}
+    groups = {"a": sel_a, "b": sel_b}
+    return pair_rdfs(positions, cells, groups, [("a", "b")], r_max, n_bins, n_blocks, frames, **opts)[("a", "b")]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# First solvation shell
+# --------------------------------------------------------------------------------------------------------------
+@dataclass
+class ShellAnalysis:
+    """First peak / first minimum of a g(r) and the coordination number of the first shell.
+
+    Attributes
+    ----------
+    r_peak, g_peak : float
+        Position (Å) and height of the first peak (NaN if ``status == 'no_peak'``).
+    r_min, g_min : float
+        Position (Å) and smoothed value of the first minimum after it (NaN unless ``status == 'ok'``).
+    cn : float
+        Running coordination number at ``r_min`` (NaN if unavailable).
+    cn_err : float or None
+        Its standard error from time blocks (None without blocks).
+    status : {'ok', 'no_peak', 'no_minimum'}
+    reason : str
+        Human-readable explanation when ``status != 'ok'``.
+    """
+
+    r_peak: float = float("nan")
+    g_peak: float = float("nan")
+    r_min: float = float("nan")
+    g_min: float = float("nan")
+    cn: float = float("nan")
+    cn_err: float | None = None
+    status: Literal["ok", "no_peak", "no_minimum"] = "no_peak"
+    reason: str = ""
+
+
+def _refine(x: FloatArray, y: FloatArray, i: int) -> tuple[float, float]:
+    """Vertex of the parabola through ``(x, y)[i-1:i+2]`` (falls back to the sample itself)."""
+    if 0 < i < len(y) - 1:
+        y0, y1, y2 = y[i - 1], y[i], y[i + 1]
+        den = y0 - 2.0 * y1 + y2
+        if den != 0.0:
+            off = 0.5 * (y0 - y2) / den
+            if abs(off) <= 1.0:
+                return float(x[i] + off * (x[i + 1] - x[i])), float(y1 - 0.25 * (y0 - y2) * off)
+    return float(x[i]), float(y[i])
+
+
+def first_minimum(
+    r: ArrayLike,
+    g: ArrayLike,
+    *,
+    g_err: ArrayLike | None = None,
+    cn_r: ArrayLike | None = None,
+    cn: ArrayLike | None = None,
+    cn_blocks: ArrayLike | None = None,
+    threshold: float = 1.0,
+    smooth: float = 0.1,
+    peak_prominence: float = 0.2,
+    min_prominence: float = 0.05,
+    n_sigma: float = 3.0,
+) -> ShellAnalysis:
+    """Locate the first peak and the first minimum after it, robustly; never raises on flat or noisy data.
+
+    ``g`` is smoothed with a Gaussian of standard deviation ``smooth`` (Å); the first peak is the first local
+    maximum of the smoothed curve higher than ``threshold`` with prominence ``>= peak_prominence`` (and
+    ``>= n_sigma * g_err`` at the peak when ``g_err`` is given); the first minimum is the first local minimum after
+    it with prominence ``>= min_prominence`` (a genuine dip followed by a rise, not the end of the range).
+
+    Parameters
+    ----------
+    r, g : array_like, shape (n,)
+        Increasing radii (Å; bin centres) and g(r).  Non-finite g values are treated as 0.
+    g_err : array_like, optional
+        Uncertainty of g (e.g. ``RDFResult.g_err``) used to reject insignificant peaks.
+    cn_r, cn : array_like, optional
+        Running coordination number ``cn`` at radii ``cn_r`` (e.g. ``edges`` and ``[0, *coordination]``).
+    cn_blocks : array_like, shape (n_blocks, len(cn_r)), optional
+        Per-block running coordination numbers for ``cn_err``.
+    threshold, smooth, peak_prominence, min_prominence, n_sigma : float
+        Detection parameters (see above).
+
+    Returns
+    -------
+    ShellAnalysis
+        Peak position and height are taken from the raw curve (largest sample within ``max(2 bins, smooth)`` of the
+        smoothed peak); the minimum position is the parabola vertex of the smoothed curve; ``cn`` is ``cn``
+        interpolated at ``r_min``.
+    """
+    r = np.asarray(r, dtype=np.float64).ravel()
+    y = np.nan_to_num(np.asarray(g, dtype=np.float64).ravel(), nan=0.0, posinf=0.0, neginf=0.0)
+    if r.shape != y.shape:
+        raise ValueError("r and g must have the same length")
+    if r.size < 3:
+        return ShellAnalysis(reason="fewer than 3 points")
+    if np.any(np.diff(r) <= 0):
+        raise ValueError("r must be strictly increasing")
+    dr = (r[-1] - r[0]) / (r.size - 1)
+    r_in = r
+    if not np.allclose(np.diff(r), dr, rtol=1e-6, atol=0.0):  # smooth on a uniform grid
+        grid = np.linspace(r[0], r[-1], r.size)
+        y, r = np.interp(grid, r, y), grid
+    ys = gaussian_filter1d(y, smooth / dr, mode="nearest") if smooth > 0 else y
+    peaks, props = find_peaks(ys, height=threshold, prominence=peak_prominence)
+    if g_err is not None and peaks.size:
+        err = np.interp(r[peaks], r_in, np.nan_to_num(np.asarray(g_err, dtype=np.float64).ravel()))
+        keep = props["prominences"] >= n_sigma * err
+        peaks = peaks[keep]
+    if peaks.size == 0:
+        return ShellAnalysis(
+            reason=f"no maximum of smoothed g above {threshold:g} with prominence >= {peak_prominence:g} "
+            f"(max smoothed g = {ys.max():.3g})"
+        )
+    ip = int(peaks[0])
+    w = max(2, int(np.ceil(smooth / dr)))
+    lo = max(ip - w, 0)
+    j = lo + int(np.argmax(y[lo : ip + w + 1]))
+    out = ShellAnalysis(r_peak=float(r[j]), g_peak=float(y[j]), status="no_minimum")
+    valleys, _ = find_peaks(-ys[ip:], prominence=min_prominence)
+    if valleys.size == 0:
+        out.reason = f"no minimum with prominence >= {min_prominence:g} after the peak at {out.r_peak:.3g} Å"
+        return out
+    out.r_min, out.g_min = _refine(r, ys, ip + int(valleys[0]))
+    out.status, out.reason = "ok", ""
+    if cn_r is not None and cn is not None:
+        cr = np.asarray(cn_r, dtype=np.float64)
+        out.cn = float(np.interp(out.r_min, cr, np.asarray(cn, dtype=np.float64)))
+        if cn_blocks is not None:
+            cb = np.atleast_2d(np.asarray(cn_blocks, dtype=np.float64))
+            if cb.shape[0] >= 2:
+                vals = np.array([np.interp(out.r_min, cr, row) for row in cb])
+                out.cn_err = float(vals.std(ddof=1) / np.sqrt(vals.size))
+    return out
+
+
+def first_peak(r: ArrayLike, g: ArrayLike, **kwargs: Any) -> tuple[float, float]:
+    """``(r_peak, g_peak)`` of the first significant peak (NaNs if none); options as in :func:`first_minimum`."""
+    s = first_minimum(r, g, **kwargs)
+    return s.r_peak, s.g_peak
+
+
+def shell_analysis(result: RDFResult, **kwargs: Any) -> ShellAnalysis:
+    """:func:`first_minimum` of an :class:`RDFResult` with its running coordination number and block errors."""
+    cn_blocks = None
+    if result.coordination_blocks is not None:
+        cn_blocks = np.hstack([np.zeros((result.coordination_blocks.shape[0], 1)), result.coordination_blocks])
+    return first_minimum(
+        result.r,
+        result.g,
+        g_err=result.g_err,
+        cn_r=result.edges,
+        cn=np.concatenate([[0.0], result.coordination]),
+        cn_blocks=cn_blocks,
+        **kwargs,
+    )
