@@ -22,6 +22,7 @@ name               key                 content
 ``electrolytes``   ``electrolyte_id``  one summary per (salt, molality, temperature, model)
 ``thermo``         ``thermo_id``       activity/osmotic coefficients over a concentration series
 ``solvation``      ``solvation_id``    solvation free energies from thermodynamic integration
+``builds``         ``build_id``        why a builder skipped an input (unstable, too short, failed analysis)
 =================  ==================  ====================================================================
 """
 
@@ -51,6 +52,7 @@ COLLECTIONS: dict[str, str] = {
     "electrolytes": "electrolyte_id",
     "thermo": "thermo_id",
     "solvation": "solvation_id",
+    "builds": "build_id",
 }
 BLOB_COLLECTION = "data"
 BLOB_KEY = "blob_uuid"

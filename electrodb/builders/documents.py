@@ -70,7 +70,7 @@ class StructureDoc(_PropertyDoc):
     ``"cation-cation"``, ``"anion-anion"``, ``"O_w-O_w"``.
     """
 
-    rdf: dict[str, dict[str, list[float]]]
+    rdf: dict[str, dict[str, Any]]
     shells: dict[str, dict[str, Any]]
     n_blocks: int
 

@@ -260,7 +260,7 @@ def run_production(
         writer.append(
             atoms.get_positions(),
             np.asarray(atoms.cell),
-            writer.n_frames * frame_ps,
+            writer.next_frame * frame_ps,
             atoms.get_potential_energy(),
             atoms.get_temperature(),
         )

@@ -1,0 +1,242 @@
+"""Trajectory -> property documents: thin glue between stored trajectories and :mod:`electrodb.analysis`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from electrodb.analysis.kinetics import residence_time, shell_presence
+from electrodb.analysis.pairing import ion_pairing
+from electrodb.analysis.structure import RDFResult, max_cutoff, pair_rdfs, shell_analysis
+from electrodb.analysis.transport import self_diffusion, yeh_hummer_correction
+from electrodb.builders.documents import (
+    KineticsDoc,
+    PairingDoc,
+    Provenance,
+    StructureDoc,
+    TransportDoc,
+    electrolyte_id,
+)
+from electrodb.campaign import stable_hash
+from electrodb.trajectory import TrajectoryArrays
+
+__all__ = ["AnalysisSettings", "PropertySet", "analyse_trajectory"]
+
+PAIRS: list[tuple[str, str]] = [
+    ("cation", "O_w"),
+    ("cation", "H_w"),
+    ("anion", "O_w"),
+    ("anion", "H_w"),
+    ("cation", "anion"),
+    ("cation", "cation"),
+    ("anion", "anion"),
+    ("O_w", "O_w"),
+]
+
+
+class AnalysisSettings(BaseModel):
+    """Parameters of the trajectory analysis; their hash is part of every document's provenance."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rdf_r_max_A: float = Field(10.0, description="upper RDF range (Å), capped at half the smallest cell width")
+    rdf_bin_A: float = Field(0.02, description="RDF bin width (Å)")
+    n_blocks: int = Field(5, ge=2, description="time blocks for uncertainties")
+    min_frames: int = Field(20, ge=5, description="trajectories with fewer frames are skipped")
+    viscosity_Pa_s: float | None = Field(None, description="η for Yeh–Hummer; None = experimental water")
+    residence_t_star_ps: float = Field(2.0, description="IMM tolerance t* (ps)")
+    fallback_shell_A: dict[str, float] = Field(
+        default_factory=lambda: {"cation-O_w": 3.0, "anion-O_w": 3.8, "cation-anion": 3.5},
+        description="first-shell cutoffs when the RDF has no usable first minimum (Å)",
+    )
+
+    @property
+    def digest(self) -> str:
+        return stable_hash(self.model_dump(mode="json"))
+
+
+class PropertySet(BaseModel):
+    structure: StructureDoc
+    transport: TransportDoc
+    pairing: PairingDoc
+    kinetics: KineticsDoc
+
+
+def _pair_name(a: str, b: str) -> str:
+    return f"{a}-{b}"
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def _rdf_arrays(res: RDFResult) -> dict[str, list[float]]:
+    out = {"r": res.r.round(4).tolist(), "g": res.g.round(5).tolist(), "n": res.coordination.round(5).tolist()}
+    if res.g_err is not None:
+        out["g_err"] = res.g_err.round(5).tolist()
+    if res.g_blocks is not None:  # kept for Kirkwood–Buff uncertainties
+        out["g_blocks"] = res.g_blocks.round(5).tolist()
+    return out
+
+
+def _cutoff(shells: dict[str, dict[str, Any]], pair: str, settings: AnalysisSettings) -> tuple[float, str]:
+    r_min = shells.get(pair, {}).get("r_min")
+    if r_min is not None and np.isfinite(r_min):
+        return float(r_min), "first minimum of g(r)"
+    return settings.fallback_shell_A[pair], "fallback (no usable first minimum)"
+
+
+def analyse_trajectory(traj: TrajectoryArrays, settings: AnalysisSettings) -> PropertySet:
+    """Compute structure, transport, pairing and kinetics documents for one trajectory."""
+    meta = traj.metadata
+    groups = {
+        "cation": traj.selection("cation"),
+        "anion": traj.selection("anion"),
+        "O_w": traj.selection("water_O"),
+        "H_w": traj.selection("water_H"),
+    }
+    r_max = min(settings.rdf_r_max_A, 0.999 * max_cutoff(traj.cells))
+    n_bins = max(10, round(r_max / settings.rdf_bin_A))
+    pairs = [
+        p for p in PAIRS if len(groups[p[0]]) and len(groups[p[1]]) and not (p[0] == p[1] and len(groups[p[0]]) < 2)
+    ]
+    rdfs = pair_rdfs(traj.positions, traj.cells, groups, pairs, r_max, n_bins, n_blocks=settings.n_blocks)
+    shells: dict[str, dict[str, Any]] = {}
+    for (a, b), res in rdfs.items():
+        s = shell_analysis(res)
+        shells[_pair_name(a, b)] = {
+            "r_peak": _finite(s.r_peak),
+            "g_peak": _finite(s.g_peak),
+            "r_min": _finite(s.r_min),
+            "cn": _finite(s.cn),
+            "cn_err": _finite(s.cn_err),
+            "status": s.status,
+            "reason": s.reason,
+        }
+    common = {
+        "trajectory_id": traj.trajectory_id,
+        "electrolyte_id": electrolyte_id(meta["salt"], meta["molality"], meta["temperature"], meta["model_id"]),
+        "system_id": meta["system_id"],
+        "salt": meta["salt"],
+        "cation": meta["cation"],
+        "anion": meta["anion"],
+        "molality": meta["molality"],
+        "temperature": meta["temperature"],
+        "model_id": meta["model_id"],
+        "campaign_ids": meta.get("campaign_ids", []),
+        "n_frames": traj.n_frames,
+        "duration_ps": float(traj.times_ps[-1] - traj.times_ps[0]),
+    }
+
+    def provenance(builder: str, **analysis: Any) -> Provenance:
+        return Provenance(
+            trajectory_ids=[traj.trajectory_id],
+            model_id=meta["model_id"],
+            model=meta.get("model", {}),
+            md=meta.get("md", {}),
+            analysis={"settings": settings.model_dump(mode="json"), "settings_digest": settings.digest, **analysis},
+            builder=builder,
+            trajectory_code_version=meta.get("code_version"),
+        )
+
+    structure = StructureDoc(
+        **common,
+        rdf={_pair_name(*k): _rdf_arrays(v) for k, v in rdfs.items()},
+        shells=shells,
+        n_blocks=settings.n_blocks,
+        provenance=provenance("structure", r_max_A=r_max, n_bins=n_bins),
+    )
+
+    # Transport: Einstein MSD of unwrapped positions, COM drift removed, Yeh–Hummer corrected.
+    box_length = float(np.cbrt(np.abs(np.linalg.det(traj.cells.astype(np.float64))).mean()))
+    diffusion: dict[str, dict[str, Any]] = {}
+    msd: dict[str, dict[str, list[float]]] = {}
+    selections = {"cation": groups["cation"], "anion": groups["anion"], "water": groups["O_w"]}
+    for species, sel in selections.items():
+        if len(sel) == 0:
+            continue
+        res = self_diffusion(
+            traj.positions, traj.times_ps, selection=sel, masses=traj.masses, n_blocks=settings.n_blocks
+        )
+        entry: dict[str, Any] = {
+            "D_pbc": _finite(res.D),
+            "D_pbc_err": _finite(res.D_err),
+            "status": res.flag,
+            "message": res.message,
+            "fit_window_ps": list(res.window_ps) if res.window_ps else None,
+            "loglog_slope": _finite(res.loglog_slope),
+            "n_atoms": len(sel),
+            "D": None,
+            "D_err": None,
+        }
+        if res.D is not None:
+            yh = yeh_hummer_correction(res.D, meta["temperature"], box_length, settings.viscosity_Pa_s)
+            entry.update(
+                {
+                    "D": float(yh.D_inf),
+                    "D_err": _finite(res.D_err),
+                    "yeh_hummer_correction": float(yh.correction),
+                    "viscosity_Pa_s": float(yh.viscosity_Pa_s),
+                    "viscosity_source": yh.viscosity_source,
+                }
+            )
+        diffusion[species] = entry
+        msd[species] = {"t_ps": np.round(res.lag_times_ps, 5).tolist(), "msd_A2": np.round(res.msd_A2, 5).tolist()}
+    transport = TransportDoc(
+        **common,
+        diffusion=diffusion,
+        msd=msd,
+        box_length_A=box_length,
+        provenance=provenance("transport", box_length_A=box_length),
+    )
+
+    # Pairing: first-shell cutoffs from the RDF minima.
+    ca_cut, ca_src = _cutoff(shells, "cation-anion", settings)
+    cc_cut = shells.get("cation-cation", {}).get("r_min") or None
+    pairing_res = ion_pairing(
+        traj.positions,
+        traj.cells,
+        groups["cation"],
+        groups["anion"],
+        ca_cut,
+        cutoff_cation_cation=cc_cut,
+        n_blocks=settings.n_blocks,
+    )
+    pairing = PairingDoc(
+        **common,
+        pairing={
+            "cation": {k: float(v) for k, v in pairing_res.cation_fractions.items()},
+            "cation_err": {k: _finite(v) for k, v in pairing_res.cation_fraction_errors.items()},
+            "anion": {k: float(v) for k, v in pairing_res.anion_fractions.items()},
+            "anion_err": {k: _finite(v) for k, v in pairing_res.anion_fraction_errors.items()},
+            "cation_cation_fraction": _finite(pairing_res.cation_cation_fraction),
+            "cation_cation_fraction_err": _finite(pairing_res.cation_cation_fraction_error),
+            "cluster_size_distribution": {str(k): float(v) for k, v in pairing_res.cluster_size_distribution.items()},
+            "cutoff_cation_anion_A": ca_cut,
+            "cutoff_source": ca_src,
+            "cutoff_cation_cation_A": cc_cut,
+        },
+        provenance=provenance("pairing", cutoff_cation_anion_A=ca_cut, cutoff_source=ca_src),
+    )
+
+    # Kinetics: IMM residence time of first-shell waters.
+    residence: dict[str, dict[str, Any]] = {}
+    for ion in ("cation", "anion"):
+        r_cut, src = _cutoff(shells, f"{ion}-O_w", settings)
+        presence, _ = shell_presence(traj.positions, traj.cells, groups[ion], groups["O_w"], r_cut, compact=True)
+        res_t = residence_time(presence, traj.times_ps, t_star=settings.residence_t_star_ps, n_blocks=settings.n_blocks)
+        residence[ion] = {
+            "tau_ps": _finite(res_t.tau),
+            "tau_err_ps": _finite(res_t.tau_err),
+            "exchange_rate_per_ps": _finite(res_t.exchange_rate),
+            "status": res_t.flag,
+            "reason": res_t.reason,
+            "r_cut_A": r_cut,
+            "r_cut_source": src,
+            "t_star_ps": settings.residence_t_star_ps,
+            "run_length_ps": float(res_t.run_length_ps),
+        }
+    kinetics = KineticsDoc(**common, residence=residence, provenance=provenance("kinetics"))
+    return PropertySet(structure=structure, transport=transport, pairing=pairing, kinetics=kinetics)

@@ -1,0 +1,151 @@
+"""maggma builder: stored trajectories -> ``structure``, ``transport``, ``pairing`` and ``kinetics`` documents.
+
+Incremental and idempotent: a trajectory is (re)processed only when it has no documents yet, when it changed
+after its documents were built (``last_updated``), or when the analysis settings changed (their digest is in
+each document's provenance). Unstable or too-short trajectories produce no property document; the reason is
+recorded in the ``builds`` collection instead, and stale property documents of a trajectory that turned
+unstable are removed.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+from maggma.core import Builder, Store
+
+from electrodb.builders.properties import AnalysisSettings, analyse_trajectory
+from electrodb.trajectory import load_trajectory
+
+__all__ = ["TrajectoryPropertiesBuilder", "as_datetime"]
+
+TARGETS = ("structure", "transport", "pairing", "kinetics")
+_META_FIELDS = None  # whole metadata documents are small (per-atom lists only)
+
+
+def as_datetime(value: Any) -> datetime:
+    """Stored timestamps come back as datetimes (BSON) or ISO strings (JSON); compare them as aware datetimes."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return datetime.min.replace(tzinfo=timezone.utc)
+
+
+class TrajectoryPropertiesBuilder(Builder):
+    """Analyse every completed trajectory once per (trajectory version, analysis settings)."""
+
+    def __init__(
+        self,
+        trajectories: Store,
+        blobs: Store,
+        structure: Store,
+        transport: Store,
+        pairing: Store,
+        kinetics: Store,
+        builds: Store,
+        settings: AnalysisSettings | None = None,
+        query: dict | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.trajectories, self.blobs = trajectories, blobs
+        self.structure, self.transport, self.pairing, self.kinetics = structure, transport, pairing, kinetics
+        self.builds = builds
+        self.settings = settings or AnalysisSettings()
+        self.query = query or {}
+        super().__init__(
+            sources=[trajectories, blobs],
+            targets=[structure, transport, pairing, kinetics, builds],
+            chunk_size=1,
+            **kwargs,
+        )
+
+    def _targets(self) -> dict[str, Store]:
+        return {
+            "structure": self.structure,
+            "transport": self.transport,
+            "pairing": self.pairing,
+            "kinetics": self.kinetics,
+        }
+
+    def get_items(self) -> Iterator[dict[str, Any]]:
+        digest = self.settings.digest
+        # kinetics is written last in update_targets, so its presence means all four exist.
+        built = {
+            d["trajectory_id"]: d
+            for d in self.kinetics.query(
+                {}, properties=["trajectory_id", "last_updated", "provenance.analysis.settings_digest"]
+            )
+        }
+        skipped = {
+            d["trajectory_id"]: d
+            for d in self.builds.query(
+                {"builder": "properties"}, properties=["trajectory_id", "last_updated", "settings_digest"]
+            )
+        }
+        criteria = {"status": {"$in": ["completed", "unstable", "failed"]}, **self.query}
+        for meta in self.trajectories.query(criteria):
+            tid = meta["trajectory_id"]
+            source_time = as_datetime(meta.get("last_updated"))
+            done = built.get(tid)
+            if (
+                done
+                and as_datetime(done.get("last_updated")) >= source_time
+                and done.get("provenance", {}).get("analysis", {}).get("settings_digest") == digest
+            ):
+                continue
+            skip = skipped.get(tid)
+            if (
+                skip
+                and not done
+                and as_datetime(skip.get("last_updated")) >= source_time
+                and skip.get("settings_digest") == digest
+            ):
+                continue
+            self.logger.info(f"processing trajectory {tid} ({meta.get('salt')} {meta.get('molality', 0):.2f} m)")
+            yield meta
+
+    def process_item(self, meta: dict[str, Any]) -> dict[str, Any]:
+        tid = meta["trajectory_id"]
+        reason = None
+        if meta["status"] != "completed":
+            reason = f"trajectory is {meta['status']}: {meta.get('status_reason') or 'no reason recorded'}"
+        elif int(meta.get("n_frames", 0)) < self.settings.min_frames:
+            reason = f"too short: {meta.get('n_frames', 0)} frames < {self.settings.min_frames}"
+        if reason is not None:
+            return {"trajectory_id": tid, "skip": reason}
+        try:
+            traj = load_trajectory(meta, self.trajectories, self.blobs)
+            docs = analyse_trajectory(traj, self.settings)
+        except Exception as exc:
+            self.logger.warning(f"analysis of {tid} failed: {exc}")
+            return {"trajectory_id": tid, "skip": f"analysis failed: {exc}", "traceback": traceback.format_exc()}
+        return {"trajectory_id": tid, "docs": {k: getattr(docs, k).model_dump(mode="json") for k in TARGETS}}
+
+    def update_targets(self, items: list[dict[str, Any]]) -> None:
+        now = datetime.now(timezone.utc)
+        for item in items:
+            tid = item["trajectory_id"]
+            if "skip" in item:
+                for store in self._targets().values():  # never leave stale properties of a now-bad trajectory
+                    store.remove_docs({"trajectory_id": tid})
+                self.builds.update(
+                    [
+                        {
+                            "build_id": f"properties:{tid}",
+                            "builder": "properties",
+                            "trajectory_id": tid,
+                            "reason": item["skip"],
+                            "settings_digest": self.settings.digest,
+                            "last_updated": now,
+                        }
+                    ],
+                    key="build_id",
+                )
+                continue
+            for name in TARGETS:  # kinetics last: see get_items
+                self._targets()[name].update([{**item["docs"][name], "last_updated": now}], key="trajectory_id")
+            self.builds.remove_docs({"build_id": f"properties:{tid}"})

@@ -1,0 +1,250 @@
+"""The ``electrodb`` command line: plan and run campaigns, build properties, serve, export, ingest, demo."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # torch 2.13 + e3nn 0.4.4 (see environment notes)
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from electrodb.campaign import Campaign
+
+app = typer.Typer(help="ElectroDB: electrolyte property databases from NNP molecular dynamics.", no_args_is_help=True)
+campaign_app = typer.Typer(help="Plan and run screening campaigns.", no_args_is_help=True)
+db_app = typer.Typer(help="Inspect the database.", no_args_is_help=True)
+model_app = typer.Typer(help="Train, fine-tune and list models.", no_args_is_help=True)
+app.add_typer(campaign_app, name="campaign")
+app.add_typer(db_app, name="db")
+app.add_typer(model_app, name="model")
+console = Console()
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+def _load_campaign(spec: Path, model: str | None) -> Campaign:
+    try:
+        campaign = Campaign.from_yaml(spec)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    if model:
+        campaign = campaign.model_copy(update={"model": model})
+    return campaign
+
+
+def plan_table(campaign: Campaign) -> Table:
+    from electrodb.systems import SystemError as BoxError
+
+    try:
+        specs = campaign.systems()
+    except (BoxError, ValueError) as exc:
+        _fail(str(exc))
+    table = Table(title=f"campaign {campaign.name}: {len(specs)} systems, model {campaign.model}")
+    for col in (
+        "system id",
+        "salt",
+        "molality (mol/kg)",
+        "T (K)",
+        "cations",
+        "anions",
+        "waters",
+        "atoms",
+        "box (Å)",
+        "density (kg/m³)",
+        "density source",
+    ):
+        table.add_column(col, justify="right" if col not in ("salt", "density source", "system id") else "left")
+    for s in specs:
+        table.add_row(
+            s.system_id[:10],
+            s.salt,
+            f"{s.molality:.3f}",
+            f"{s.temperature:.1f}",
+            str(s.n_cations),
+            str(s.n_anions),
+            str(s.n_waters),
+            str(s.n_atoms),
+            f"{s.box_length_A:.2f}",
+            f"{s.density_kg_m3:.1f}",
+            s.density_source,
+        )
+    return table
+
+
+@campaign_app.command("plan")
+def campaign_plan(spec: Path, model: Annotated[str | None, typer.Option(help="override the model")] = None) -> None:
+    """Print the systems a campaign expands into (counts, box sizes, density source)."""
+    console.print(plan_table(_load_campaign(spec, model)))
+
+
+@campaign_app.command("run")
+def campaign_run(
+    spec: Path,
+    model: Annotated[str | None, typer.Option(help="MACE file (fine-tuned for real campaigns)")] = None,
+    fireworks: Annotated[bool, typer.Option(help="add the flow to a FireWorks LaunchPad instead")] = False,
+) -> None:
+    """Run every system of a campaign that is not completed yet (local jobflow run, or FireWorks)."""
+    from electrodb.flows.campaign import campaign_flow, pending_systems
+    from electrodb.stores import get_stores
+
+    campaign = _load_campaign(spec, model)
+    console.print(plan_table(campaign))
+    with get_stores() as stores:
+        if fireworks:
+            from fireworks import LaunchPad
+            from jobflow.managers.fireworks import flow_to_workflow
+
+            todo, _ = pending_systems(campaign.systems(), stores)
+            workflow = flow_to_workflow(campaign_flow(todo, name=campaign.name), store=stores.job_store())
+            LaunchPad.auto_load().add_wf(workflow)
+            console.print(f"added {len(todo)} systems to the FireWorks LaunchPad; run them with rlaunch")
+            return
+        summary = _run_with_progress(campaign, stores)
+    console.print(
+        f"completed {len(summary.completed)}, skipped (already done) {len(summary.skipped)}, "
+        f"unstable {len(summary.unstable)}, failed {len(summary.failed)} of {summary.total}"
+    )
+    if summary.failed:
+        raise typer.Exit(code=1)
+
+
+def _run_with_progress(campaign: Campaign, stores, maker=None):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from electrodb.flows import md as md_flows
+    from electrodb.flows.campaign import run_campaign
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=console,
+    ) as progress:
+        task = progress.add_task("systems", total=None, status="")
+
+        def on_system(k: int, n: int, spec) -> None:
+            progress.update(
+                task, total=n, completed=k, description=f"{spec.salt} {spec.molality:.2f} m {spec.temperature:.0f} K"
+            )
+
+        md_flows.set_progress_hook(lambda line: progress.update(task, status=line))
+        try:
+            summary = run_campaign(campaign, stores, maker=maker, on_system=on_system)
+        finally:
+            md_flows.set_progress_hook(None)
+        progress.update(
+            task,
+            total=max(len(summary.completed) + len(summary.unstable) + len(summary.failed), 1),
+            completed=len(summary.completed) + len(summary.unstable) + len(summary.failed),
+            description="systems done",
+        )
+    return summary
+
+
+@db_app.command("info")
+def db_info() -> None:
+    """Where the data lives and how many documents each collection holds."""
+    from electrodb.settings import get_settings
+    from electrodb.stores import get_stores
+
+    settings = get_settings()
+    console.print(f"database: {settings.describe()}")
+    console.print(f"data folder: {settings.data_dir}")
+    with get_stores() as stores:
+        table = Table("collection", "documents")
+        for name, count in stores.counts().items():
+            table.add_row(name, str(count))
+    console.print(table)
+
+
+@app.command()
+def ingest(
+    file: Path,
+    salt: Annotated[str, typer.Option(help="salt formula, e.g. NaCl")],
+    temperature: Annotated[float, typer.Option(help="K")],
+    timestep_fs: Annotated[float, typer.Option("--timestep-fs", help="MD timestep of the source run (fs)")],
+    interval: Annotated[int, typer.Option(help="steps between stored frames")],
+    molality: Annotated[float | None, typer.Option(help="mol/kg; checked against the file")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="ASE format name (default: guess)")] = None,
+    source_label: Annotated[str, typer.Option(help="what produced it, e.g. 'AIMD-revPBE-D3'")] = "external",
+) -> None:
+    """Import an external trajectory (any ASE-readable format) so the builders analyse it too."""
+    from electrodb.ingest import IngestError, ingest_trajectory
+    from electrodb.stores import get_stores
+
+    with get_stores() as stores:
+        try:
+            doc = ingest_trajectory(
+                file, salt, molality, temperature, timestep_fs, interval, stores, fmt=fmt, source_label=source_label
+            )
+        except (IngestError, ValueError) as exc:
+            _fail(str(exc))
+    console.print(f"ingested {doc.n_frames} frames of {doc.salt} {doc.molality:.3f} mol/kg as {doc.trajectory_id}")
+
+
+@model_app.command("train")
+def model_train(
+    data: Annotated[Path, typer.Option(help="labelled extxyz (REF_energy, REF_forces)")],
+    name: Annotated[str, typer.Option(help="model name")] = "electrodb-mace",
+    foundation: Annotated[str | None, typer.Option(help="fine-tune this MACE file / foundation name")] = None,
+    epochs: Annotated[int, typer.Option(help="epochs")] = 10,
+) -> None:
+    """Train (or fine-tune) a MACE model on labelled configurations and store it."""
+    from ase.io import read
+
+    from electrodb.flows.training import store_model
+    from electrodb.settings import get_settings
+    from electrodb.stores import get_stores
+    from electrodb.training import TrainingSettings, train_mace
+
+    configurations = read(data, index=":")
+    settings = TrainingSettings(max_num_epochs=epochs, foundation_model=foundation)
+    result = train_mace(configurations, settings, get_settings().work_dir / f"train-{name}")
+    with get_stores() as stores:
+        doc = store_model(
+            stores, result, name, {"source": str(data.resolve()), "n_configurations": len(configurations)}
+        )
+    console.print(f"model {doc.model_id} at {doc.path}: held-out force RMSE {doc.rmse_forces_eV_per_A:.3f} eV/Å")
+
+
+@model_app.command("list")
+def model_list() -> None:
+    """Models recorded in the database."""
+    from electrodb.stores import get_stores
+
+    with get_stores() as stores:
+        table = Table("model id", "name", "force RMSE (eV/Å)", "path")
+        for doc in stores.models.query({}):
+            rmse = doc.get("rmse_forces_eV_per_A")
+            table.add_row(
+                doc["model_id"][:23], doc.get("name", ""), f"{rmse:.3f}" if rmse else "-", doc.get("path", "")
+            )
+    console.print(table)
+
+
+@app.command()
+def demo(
+    fresh: Annotated[bool, typer.Option(help="retrain the demo model even if one is cached")] = False,
+) -> None:
+    """Run the built-in demo campaign end to end on CPU (trains its own small MACE first)."""
+    from electrodb.demo import run_demo
+
+    run_demo(console, retrain=fresh)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
