@@ -1,0 +1,19 @@
+"""ElectroDB's read-only HTTP API (FastAPI) and web explorer.
+
+``create_app(settings)`` builds the app; ``serve(host, port, settings)`` runs it with uvicorn. Filters are
+translated to Mongo criteria in :mod:`electrodb.api.queries`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["create_app", "serve"]
+
+
+def __getattr__(name: str) -> Any:  # lazy: importing electrodb.api.queries must not need FastAPI
+    if name in __all__:
+        from electrodb.api import app
+
+        return getattr(app, name)
+    raise AttributeError(name)

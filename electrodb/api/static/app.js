@@ -1,0 +1,554 @@
+/* ElectroDB explorer: a table of electrolyte summaries with filters, and per-system plots drawn as inline SVG.
+ * No build step, no external libraries. The page state lives in the URL: ?salt=NaCl&molality_min=1&system=<id>.
+ * When a load finishes, document.body.dataset.ready is set to "table" / "detail" (used by the headless tests). */
+"use strict";
+
+const PAGE_SIZE = 50;
+const FILTER_KEYS = ["salt", "molality_min", "molality_max", "temperature_min", "temperature_max", "model_id"];
+const COLUMNS = [
+  { key: "salt", label: "salt" },
+  { key: "molality", label: "m / mol kg⁻¹", num: true, digits: 3 },
+  { key: "temperature", label: "T / K", num: true, digits: 5 },
+  { key: "model_id", label: "model", fmt: shortModel },
+  { key: "D_cation", err: "D_cation_err", label: "D₊", num: true },
+  { key: "D_anion", err: "D_anion_err", label: "D₋", num: true },
+  { key: "D_water", err: "D_water_err", label: "D_w", num: true },
+  { key: "r_cation_O", label: "r₊O / Å", num: true },
+  { key: "cn_cation_O", label: "CN₊O", num: true },
+  { key: "cip_fraction_cation", label: "CIP₊", num: true, digits: 2 },
+  { key: "n_runs", label: "runs", num: true, digits: 0 },
+  { key: "total_ps", label: "ps", num: true, digits: 0 },
+];
+const COLORS = ["#1f6feb", "#d1242f", "#1a7f37", "#8250df", "#bc4c00", "#0a7ea4", "#6e7781"];
+const SPECIES_COLORS = { cation: "#1f6feb", anion: "#d1242f", water: "#1a7f37" };
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+const state = { filters: {}, sort: "salt,molality,temperature", skip: 0, system: null, total: 0 };
+let propertyInfo = {};
+let rdfData = null;
+
+// ------------------------------------------------------------------------------------------ helpers
+
+const $ = (sel) => document.querySelector(sel);
+
+function el(tag, attrs = {}, text = null) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== null) node.textContent = text;
+  return node;
+}
+
+function svgEl(tag, attrs = {}, text = null) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== null) node.textContent = text;
+  return node;
+}
+
+function isNum(v) { return typeof v === "number" && Number.isFinite(v); }
+
+function fmt(v, digits = 3) {
+  if (!isNum(v)) return "–";
+  if (digits === 0) return String(Math.round(v));
+  const a = Math.abs(v);
+  if (a !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(digits - 1);
+  return String(Number(v.toPrecision(digits)));
+}
+
+function shortModel(id) {
+  if (!id) return "–";
+  if (id.startsWith("sha256:")) return id.slice(0, 19) + "…";
+  const name = id.replace(/^name:/, "").replace(/@.*$/, "");
+  return name.length > 24 ? name.slice(0, 23) + "…" : name;
+}
+
+function prettyUnit(unit) {
+  const sup = { "-": "⁻", "0": "⁰", "1": "¹", "2": "²", "3": "³", "4": "⁴", "5": "⁵", "6": "⁶", "7": "⁷", "8": "⁸",
+    "9": "⁹" };
+  return (unit || "").replace(/^1e(-?\d+) /, (_, e) => `10${[...e].map((c) => sup[c]).join("")} `)
+    .replace(/\^(-?\d+)/g, (_, e) => [...e].map((c) => sup[c]).join(""));
+}
+
+function showError(message) {
+  const box = $("#error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+async function api(path, params = {}) {
+  const query = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== "") query.set(k, v);
+  const url = query.toString() ? `${path}?${query}` : path;
+  const response = await fetch(url, { headers: { Accept: "application/json" } });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const err = body.error || {};
+    throw new Error(`${err.status || response.status}: ${err.message || response.statusText}`);
+  }
+  return body;
+}
+
+// ------------------------------------------------------------------------------------------ URL state
+
+function readUrl() {
+  const params = new URLSearchParams(location.search);
+  state.filters = {};
+  for (const key of FILTER_KEYS) if (params.get(key)) state.filters[key] = params.get(key);
+  state.sort = params.get("sort") || state.sort;
+  state.skip = Math.max(0, parseInt(params.get("skip") || "0", 10) || 0);
+  state.system = params.get("system") || null;
+}
+
+function writeUrl() {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(state.filters)) if (v) params.set(k, v);
+  if (state.sort !== "salt,molality,temperature") params.set("sort", state.sort);
+  if (state.skip) params.set("skip", state.skip);
+  if (state.system) params.set("system", state.system);
+  const query = params.toString();
+  history.replaceState(null, "", query ? `?${query}` : location.pathname);
+  const exportParams = new URLSearchParams({ format: "csv" });
+  for (const [k, v] of Object.entries(state.filters)) if (v) exportParams.set(k, v);
+  $("#export-link").href = `/export?${exportParams}`;
+}
+
+function formToFilters() {
+  const form = $("#filters");
+  state.filters = {};
+  for (const key of FILTER_KEYS) {
+    const value = form.elements[key].value.trim();
+    if (value) state.filters[key] = value;
+  }
+}
+
+function filtersToForm() {
+  const form = $("#filters");
+  for (const key of FILTER_KEYS) {
+    const input = form.elements[key];
+    input.value = state.filters[key] || "";
+    if (input.tagName === "INPUT") input.setAttribute("value", input.value);
+  }
+}
+
+// ------------------------------------------------------------------------------------------ table
+
+function renderHeader() {
+  const row = $("#systems thead tr");
+  row.replaceChildren();
+  const [first] = state.sort.split(",");
+  for (const col of COLUMNS) {
+    const th = el("th", { "data-key": col.key }, col.label);
+    if (first === col.key) th.className = "sorted-asc";
+    if (first === "-" + col.key) th.className = "sorted-desc";
+    th.title = propertyInfo[col.key] ? `${propertyInfo[col.key].description} (${propertyInfo[col.key].unit})` : col.key;
+    th.addEventListener("click", () => {
+      state.sort = first === col.key ? "-" + col.key : col.key;
+      state.skip = 0;
+      loadTable();
+    });
+    row.appendChild(th);
+  }
+}
+
+function cellText(doc, col) {
+  const v = doc[col.key];
+  if (col.fmt) return col.fmt(v);
+  if (!col.num) return v === null || v === undefined ? "–" : String(v);
+  const text = fmt(v, col.digits ?? 3);
+  return col.err && isNum(doc[col.err]) && isNum(v) ? `${text} ± ${fmt(doc[col.err], 1)}` : text;
+}
+
+async function loadTable() {
+  document.body.dataset.ready = "";
+  writeUrl();
+  renderHeader();
+  const fields = ["salt", "molality", "temperature", "model_id", "n_runs", "total_ps",
+    ...COLUMNS.filter((c) => c.err).flatMap((c) => [c.key, c.err]),
+    ...COLUMNS.filter((c) => c.num && !c.err).map((c) => c.key)];
+  try {
+    const body = await api("/electrolytes", {
+      ...state.filters, _sort: state.sort, _skip: state.skip, _limit: PAGE_SIZE,
+      _fields: [...new Set(fields)].join(","),
+    });
+    showError("");
+    state.total = body.meta.total;
+    const tbody = $("#systems tbody");
+    tbody.replaceChildren();
+    for (const doc of body.data) {
+      const tr = el("tr", { "data-id": doc.electrolyte_id });
+      if (doc.electrolyte_id === state.system) tr.classList.add("selected");
+      for (const col of COLUMNS) {
+        const td = el("td", col.num ? { class: "num" } : {}, cellText(doc, col));
+        if (col.key === "model_id") td.title = doc.model_id || "";
+        tr.appendChild(td);
+      }
+      tr.addEventListener("click", () => openSystem(doc.electrolyte_id));
+      tbody.appendChild(tr);
+    }
+    const last = Math.min(state.skip + body.data.length, state.total);
+    $("#page-info").textContent = state.total ? `${state.skip + 1}–${last} of ${state.total}` : "no systems match";
+    $("#table-info").textContent = `${state.total} system${state.total === 1 ? "" : "s"}; D in 10⁻⁹ m²/s. ` +
+      "Click a row for g(r), MSD and γ±; click a header to sort.";
+    $("#prev").disabled = state.skip === 0;
+    $("#next").disabled = last >= state.total;
+  } catch (err) {
+    showError(`could not load systems: ${err.message}`);
+  }
+  document.body.dataset.ready = "table";
+}
+
+// ------------------------------------------------------------------------------------------ SVG charts
+
+function niceStep(span, n) {
+  const raw = span / Math.max(n, 1);
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const f = raw / mag;
+  return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag;
+}
+
+function niceRange(lo, hi, n = 5) {
+  if (!isNum(lo) || !isNum(hi)) return { lo: 0, hi: 1, ticks: [0, 0.5, 1] };
+  if (hi - lo < 1e-12) { const pad = Math.abs(hi) * 0.1 || 1; lo -= pad; hi += pad; }
+  const step = niceStep(hi - lo, n);
+  const start = Math.floor(lo / step) * step;
+  const end = Math.ceil(hi / step) * step;
+  const ticks = [];
+  for (let t = start; t <= end + step * 1e-9; t += step) ticks.push(Math.abs(t) < step * 1e-9 ? 0 : t);
+  return { lo: start, hi: end, ticks };
+}
+
+/* series: [{x, y, err?, label, color, axis: "y" | "y2", dash?, markers?, line?}] */
+function lineChart(container, { series, xlabel, ylabel, y2label = null, width = 300, height = 215, xmin = null,
+  y2max = null }) {
+  container.replaceChildren();
+  const usable = series.filter((s) => s.x.some((v, i) => isNum(v) && isNum(s.y[i])));
+  if (!usable.length) {
+    container.appendChild(el("div", { class: "empty" }, "no data"));
+    return null;
+  }
+  const hasY2 = usable.some((s) => s.axis === "y2");
+  const m = { l: 44, r: hasY2 ? 40 : 10, t: 8, b: 32 };
+  const W = width - m.l - m.r, H = height - m.t - m.b;
+  const extent = (axis, key) => {
+    const vals = [];
+    for (const s of usable) {
+      if ((s.axis || "y") !== axis && key !== "x") continue;
+      s[key].forEach((v, i) => {
+        if (!isNum(v) || !isNum(s.x[i]) || !isNum(s.y[i])) return;
+        const e = key !== "x" && s.err && isNum(s.err[i]) ? s.err[i] : 0;
+        vals.push(v - e, v + e);
+      });
+    }
+    return vals.length ? [Math.min(...vals), Math.max(...vals)] : [0, 1];
+  };
+  // Markers at the very edge would be half clipped: pad the data range by 3 % when a series has markers.
+  const pad = usable.some((s) => s.markers) ? 0.03 : 0;
+  const padded = ([lo, hi]) => [lo - pad * (hi - lo), hi + pad * (hi - lo)];
+  const [x0, x1] = padded(extent("x", "x"));
+  const xr = niceRange(xmin ?? x0, x1, 5);
+  const yr = niceRange(...padded(extent("y", "y")), 4);
+  const y2ext = extent("y2", "y");
+  const y2r = hasY2 ? niceRange(y2ext[0], y2max !== null ? Math.min(y2ext[1], y2max) : y2ext[1], 4) : null;
+  const sx = (v) => m.l + ((v - xr.lo) / (xr.hi - xr.lo)) * W;
+  const scale = (r) => (v) => m.t + H - ((v - r.lo) / (r.hi - r.lo)) * H;
+  const sy = scale(yr), sy2 = y2r ? scale(y2r) : null;
+
+  const svg = svgEl("svg", { class: "chart", width, height, viewBox: `0 0 ${width} ${height}`, role: "img" });
+  const grid = svgEl("g", { class: "grid" });
+  const axes = svgEl("g", { class: "axis" });
+  for (const t of xr.ticks) {
+    grid.appendChild(svgEl("line", { x1: sx(t), x2: sx(t), y1: m.t, y2: m.t + H }));
+    axes.appendChild(svgEl("text", { x: sx(t), y: m.t + H + 12, "text-anchor": "middle" }, fmt(t, 3)));
+  }
+  for (const t of yr.ticks) {
+    grid.appendChild(svgEl("line", { x1: m.l, x2: m.l + W, y1: sy(t), y2: sy(t) }));
+    axes.appendChild(svgEl("text", { x: m.l - 4, y: sy(t) + 3, "text-anchor": "end" }, fmt(t, 3)));
+  }
+  if (y2r) {
+    for (const t of y2r.ticks) {
+      axes.appendChild(svgEl("text", { x: m.l + W + 4, y: sy2(t) + 3, "text-anchor": "start" }, fmt(t, 3)));
+    }
+  }
+  axes.appendChild(svgEl("path", { d: `M${m.l},${m.t}V${m.t + H}H${m.l + W}${y2r ? `V${m.t}` : ""}`, fill: "none" }));
+  axes.appendChild(svgEl("text", { x: m.l + W / 2, y: height - 4, "text-anchor": "middle" }, xlabel));
+  axes.appendChild(svgEl("text", { x: 10, y: m.t + H / 2, transform: `rotate(-90 10 ${m.t + H / 2})`,
+    "text-anchor": "middle" }, ylabel));
+  if (y2r && y2label) {
+    const x = width - 6;
+    axes.appendChild(svgEl("text", { x, y: m.t + H / 2, transform: `rotate(90 ${x} ${m.t + H / 2})`,
+      "text-anchor": "middle" }, y2label));
+  }
+  svg.append(grid, axes);
+  const clipId = `clip-${Math.random().toString(36).slice(2)}`;
+  const defs = svgEl("defs");
+  const clip = svgEl("clipPath", { id: clipId });
+  clip.appendChild(svgEl("rect", { x: m.l, y: m.t, width: W, height: H }));
+  defs.appendChild(clip);
+  svg.appendChild(defs);
+  const plot = svgEl("g", { "clip-path": `url(#${clipId})` });
+  usable.forEach((s, k) => {
+    const fy = s.axis === "y2" ? sy2 : sy;
+    const color = s.color || COLORS[k % COLORS.length];
+    if (s.line !== false) {
+      let d = "", pen = false;
+      s.x.forEach((xv, i) => {
+        const yv = s.y[i];
+        if (!isNum(xv) || !isNum(yv)) { pen = false; return; }
+        d += `${pen ? "L" : "M"}${sx(xv).toFixed(1)},${fy(yv).toFixed(1)}`;
+        pen = true;
+      });
+      plot.appendChild(svgEl("path", { class: "series", d, stroke: color, "stroke-dasharray": s.dash || "",
+        "data-label": s.label || "" }));
+    }
+    if (s.markers) {
+      s.x.forEach((xv, i) => {
+        const yv = s.y[i];
+        if (!isNum(xv) || !isNum(yv)) return;
+        if (s.err && isNum(s.err[i])) {
+          plot.appendChild(svgEl("line", { x1: sx(xv), x2: sx(xv), y1: fy(yv - s.err[i]), y2: fy(yv + s.err[i]),
+            stroke: color }));
+        }
+        const attrs = { class: "marker", cx: sx(xv), cy: fy(yv), r: 3, stroke: color };
+        attrs.fill = s.hollow ? "#fff" : color;
+        plot.appendChild(svgEl("circle", attrs));
+      });
+    }
+  });
+  svg.appendChild(plot);
+  const legend = svgEl("g", { class: "legend" });
+  usable.filter((s) => s.label).forEach((s, k) => {
+    const y = m.t + 10 + k * 12, x = m.l + W - 6;
+    const color = s.color || COLORS[usable.indexOf(s) % COLORS.length];
+    legend.appendChild(svgEl("line", { x1: x - 16, x2: x - 2, y1: y - 3, y2: y - 3, stroke: color,
+      "stroke-width": 2, "stroke-dasharray": s.line === false ? "1 3" : s.dash || "" }));
+    legend.appendChild(svgEl("text", { x: x - 20, y, "text-anchor": "end" }, s.label));
+  });
+  svg.appendChild(legend);
+  container.appendChild(svg);
+  // A translucent box behind the legend keeps it readable over data (measured after insertion).
+  if (legend.childNodes.length && legend.getBBox) {
+    const box = legend.getBBox();
+    legend.insertBefore(svgEl("rect", { x: box.x - 3, y: box.y - 2, width: box.width + 6, height: box.height + 4,
+      fill: "#fff", "fill-opacity": 0.85, rx: 2 }), legend.firstChild);
+  }
+  return svg;
+}
+
+function empty(container, text) {
+  container.replaceChildren(el("div", { class: "empty" }, text));
+}
+
+// ------------------------------------------------------------------------------------------ detail view
+
+function renderProps(doc) {
+  const tbody = $("#props tbody");
+  tbody.replaceChildren();
+  for (const [name, info] of Object.entries(propertyInfo)) {
+    const v = doc[name], e = doc[`${name}_err`], x = doc[`exp_${name}`];
+    const tr = el("tr");
+    tr.appendChild(el("td", { title: info.description }, name));
+    tr.appendChild(el("td", { class: "num" }, isNum(v) ? `${fmt(v, 4)}${isNum(e) ? " ± " + fmt(e, 2) : ""}` : "–"));
+    tr.appendChild(el("td", { class: "muted unit" }, prettyUnit(info.unit)));
+    const exp = el("td", { class: "num exp", title: doc[`exp_${name}_source`] || "" }, isNum(x) ? `exp ${fmt(x, 4)}` : "");
+    tr.appendChild(exp);
+    tbody.appendChild(tr);
+  }
+}
+
+function interp(xs, ys, x) {
+  for (let i = 1; i < xs.length; i++) {
+    if (xs[i] >= x) {
+      const f = (x - xs[i - 1]) / (xs[i] - xs[i - 1] || 1);
+      return ys[i - 1] + f * (ys[i] - ys[i - 1]);
+    }
+  }
+  return ys[ys.length - 1];
+}
+
+function drawRdf() {
+  const container = $("#rdf-plot");
+  const pair = $("#pair-select").value;
+  if (!rdfData || !rdfData.trajectories.length) { empty(container, "no structure documents"); return; }
+  const series = [];
+  const runs = rdfData.trajectories.filter((t) => t.rdf[pair]);
+  let y2max = null;
+  runs.forEach((t, k) => {
+    const c = t.rdf[pair];
+    const shell = (t.shells || {})[pair] || {};
+    const color = COLORS[k % COLORS.length];
+    const run = runs.length > 1 ? ` (run ${k + 1})` : "";
+    series.push({ x: c.r, y: c.g, label: `g${run}`, color });
+    if (!c.n) return;
+    // n(r) grows like r³: scale its axis to the first shell (2.5 × n at the first minimum).
+    const peak = c.r[c.g.indexOf(Math.max(...c.g.filter(isNum)))];
+    const rMin = isNum(shell.r_min) ? shell.r_min : 1.6 * peak;
+    const nRef = interp(c.r, c.n, rMin);
+    if (isNum(nRef) && nRef > 0) y2max = Math.max(y2max ?? 0, 2.5 * nRef);
+    const cn = isNum(shell.cn) ? ` (CN ${fmt(shell.cn, 3)})` : "";
+    series.push({ x: c.r, y: c.n, label: k ? "" : `n${cn}`, color, axis: "y2", dash: "4 3" });
+  });
+  if (!series.length) { empty(container, `no g(r) for ${pair}`); return; }
+  lineChart(container, { series, xlabel: "r / Å", ylabel: "g(r)", y2label: "n(r)", xmin: 0, y2max });
+}
+
+function drawMsd(data) {
+  const container = $("#msd-plot");
+  if (!data.trajectories.length) { empty(container, "no transport documents"); return; }
+  const series = [];
+  data.trajectories.forEach((t, k) => {
+    for (const [species, c] of Object.entries(t.msd)) {
+      const D = t.diffusion && t.diffusion[species] ? t.diffusion[species].D : null;
+      series.push({ x: c.t_ps, y: c.msd_A2, color: SPECIES_COLORS[species], dash: k ? "5 3" : "",
+        label: k ? "" : `${species}${isNum(D) ? ` (D ${fmt(D, 3)})` : ""}` });
+    }
+  });
+  lineChart(container, { series, xlabel: "t / ps", ylabel: "MSD / Å²", xmin: 0 });
+}
+
+/* γ± points from thermo documents. Accepted shapes: the ThermoBuilder's `series: {molality: [...], gamma: [...],
+ * gamma_err: [...]}`; the same arrays at top level (`gamma_pm` / `ln_gamma_pm` also accepted); one document per
+ * molality with scalars; or a list `points` / `series` of {molality, gamma}. */
+function thermoPoints(docs) {
+  const pts = [];
+  const pick = (d, keys) => keys.map((k) => d[k]).find((v) => v !== undefined && v !== null);
+  const gammaKeys = ["gamma", "gamma_pm", "mean_activity_coefficient"];
+  const errKeys = ["gamma_err", "gamma_pm_err"];
+  const push = (m, g, e, lnG) => {
+    if (!isNum(g) && isNum(lnG)) g = Math.exp(lnG);
+    if (isNum(m) && isNum(g)) pts.push({ m, g, e: isNum(e) ? e : null });
+  };
+  const flat = (d) => {
+    if (!d || typeof d !== "object") return;
+    const m = pick(d, ["molality", "molalities", "molality_mol_kg"]);
+    const g = pick(d, gammaKeys), e = pick(d, errKeys), lnG = pick(d, ["ln_gamma_pm", "ln_gamma"]);
+    const at = (v, i) => (Array.isArray(v) ? v[i] : null);
+    if (Array.isArray(m)) m.forEach((mi, i) => push(mi, at(g, i), at(e, i), at(lnG, i)));
+    else push(m, g, e, lnG);
+  };
+  for (const d of docs) {
+    flat(d);
+    if (d.series && !Array.isArray(d.series)) flat(d.series);
+    for (const p of Array.isArray(d.points) ? d.points : Array.isArray(d.series) ? d.series : []) flat(p);
+  }
+  return pts.sort((a, b) => a.m - b.m);
+}
+
+async function drawGamma(doc) {
+  const container = $("#gamma-plot");
+  const T = doc.temperature;
+  const thermo = await api("/thermo", { salt: doc.salt, model_id: doc.model_id, temperature_min: T - 0.5,
+    temperature_max: T + 0.5, _limit: 100 });
+  const pts = thermoPoints(thermo.data);
+  if (!pts.length) {
+    empty(container, `no thermodynamics documents for ${doc.salt} with this model at ${fmt(T, 5)} K yet`);
+    return;
+  }
+  const series = [{ x: pts.map((p) => p.m), y: pts.map((p) => p.g), err: pts.map((p) => p.e), label: "this model",
+    color: COLORS[0], markers: true }];
+  // Experiment: the table stored with the thermo document, else the package's reference table.
+  let ref = thermo.data.map((d) => d.experiment && d.experiment.tables && d.experiment.tables.gamma).find(Boolean);
+  if (!ref) {
+    try {
+      ref = (await api("/reference/activity", { salt: doc.salt })).data.gamma_pm;
+    } catch (err) { /* no experimental table for this salt */ }
+  }
+  if (ref && Array.isArray(ref.molality)) {
+    series.push({ x: ref.molality, y: ref.value, label: "experiment (25 °C)", color: "#24292f", markers: true,
+      hollow: true, line: false });
+  }
+  lineChart(container, { series, xlabel: "m / mol kg⁻¹", ylabel: "γ±", xmin: 0 });
+}
+
+async function openSystem(id) {
+  state.system = id;
+  writeUrl();
+  document.body.dataset.ready = "";
+  for (const tr of document.querySelectorAll("#systems tbody tr")) {
+    tr.classList.toggle("selected", tr.dataset.id === id);
+  }
+  const detail = $("#detail");
+  try {
+    const doc = (await api(`/electrolytes/${encodeURIComponent(id)}`)).data;
+    detail.hidden = false;
+    $("#detail-title").textContent = `${doc.salt}  ${fmt(doc.molality, 3)} mol/kg  ${fmt(doc.temperature, 5)} K`;
+    $("#detail-meta").textContent = `model ${doc.model_id} · ${doc.n_runs} run(s), ${fmt(doc.total_ps, 4)} ps · ` +
+      `id ${doc.electrolyte_id}`;
+    renderProps(doc);
+    const [rdf, msd] = await Promise.all([api(`/electrolytes/${encodeURIComponent(id)}/rdf`, { max_points: 600 }),
+      api(`/electrolytes/${encodeURIComponent(id)}/msd`, { max_points: 600 })]);
+    rdfData = rdf.data;
+    const select = $("#pair-select");
+    const pairs = [...new Set(rdfData.trajectories.flatMap((t) => Object.keys(t.rdf)))];
+    const previous = select.value;
+    select.replaceChildren(...pairs.map((p) => el("option", { value: p }, p)));
+    select.value = pairs.includes(previous) ? previous : pairs.includes("cation-O_w") ? "cation-O_w" : pairs[0] || "";
+    drawRdf();
+    drawMsd(msd.data);
+    await drawGamma(doc);
+    showError("");
+  } catch (err) {
+    showError(`could not load system ${id}: ${err.message}`);
+  }
+  document.body.dataset.ready = "detail";
+}
+
+function closeSystem() {
+  state.system = null;
+  $("#detail").hidden = true;
+  for (const tr of document.querySelectorAll("#systems tbody tr.selected")) tr.classList.remove("selected");
+  writeUrl();
+}
+
+// ------------------------------------------------------------------------------------------ start
+
+async function loadFacets() {
+  try {
+    const facets = await api("/facets");
+    $("#salt-list").replaceChildren(...facets.data.salt.map((s) => el("option", { value: s })));
+    const select = $("#filters").elements.model_id;
+    for (const id of facets.data.model_id) select.appendChild(el("option", { value: id }, shortModel(id)));
+    select.value = state.filters.model_id || "";
+  } catch (err) { /* the filters still work as free text */ }
+}
+
+async function loadStatus() {
+  try {
+    const health = await api("/health");
+    const n = health.counts ? health.counts.electrolytes : "?";
+    $("#db-status").textContent = `${health.backend} database · ${n} summaries`;
+  } catch (err) {
+    $("#db-status").textContent = "database unavailable";
+  }
+}
+
+async function start() {
+  readUrl();
+  filtersToForm();
+  $("#filters").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    formToFilters();
+    state.skip = 0;
+    loadTable();
+  });
+  $("#clear").addEventListener("click", () => {
+    state.filters = {};
+    state.skip = 0;
+    filtersToForm();
+    loadTable();
+  });
+  $("#prev").addEventListener("click", () => { state.skip = Math.max(0, state.skip - PAGE_SIZE); loadTable(); });
+  $("#next").addEventListener("click", () => { state.skip += PAGE_SIZE; loadTable(); });
+  $("#pair-select").addEventListener("change", drawRdf);
+  $("#close-detail").addEventListener("click", closeSystem);
+  try {
+    propertyInfo = (await api("/properties")).data;
+  } catch (err) { /* property table falls back to nothing */ }
+  // The table (and the selected system) first: on an embedded database every query is a full scan.
+  await loadTable();
+  if (state.system) await openSystem(state.system);
+  await loadFacets();
+  await loadStatus();
+  document.body.dataset.loaded = "all";
+}
+
+start();
