@@ -233,6 +233,101 @@ def model_list() -> None:
 
 
 @app.command()
+def build(
+    rebuild: Annotated[bool, typer.Option(help="forget built documents and rebuild everything")] = False,
+) -> None:
+    """Run the builders: trajectories -> structure/transport/pairing/kinetics -> summaries -> thermodynamics."""
+    from electrodb.builders import run_builders
+    from electrodb.stores import get_stores
+
+    with get_stores() as stores:
+        if rebuild:
+            for name in ("structure", "transport", "pairing", "kinetics", "electrolytes", "thermo", "builds"):
+                stores[name].remove_docs({})
+        counts = run_builders(stores, log=console.log)
+        skipped = list(stores.builds.query({}, properties=["trajectory_id", "reason"]))
+    console.print(f"processed {counts}")
+    for doc in skipped:
+        console.print(f"[yellow]skipped[/] {doc['trajectory_id']}: {doc['reason']}")
+
+
+@app.command()
+def plot(
+    kind: Annotated[str, typer.Argument(help="rdf or msd")],
+    ident: Annotated[str, typer.Argument(help="trajectory id or electrolyte id (a unique prefix is enough)")],
+    out: Annotated[Path | None, typer.Option(help="PNG path (default: <kind>-<id>.png)")] = None,
+) -> None:
+    """Write a PNG of g(r) with n(r), or of the MSD with its fit window."""
+    from electrodb.plots import find_property_doc, plot_msd, plot_rdf
+    from electrodb.stores import get_stores
+
+    if kind not in ("rdf", "msd"):
+        _fail(f"unknown plot {kind!r}; use rdf or msd")
+    with get_stores(read_only=True) as stores:
+        try:
+            doc = find_property_doc(stores, "structure" if kind == "rdf" else "transport", ident)
+        except KeyError as exc:
+            _fail(str(exc.args[0]))
+    path = out or Path(f"{kind}-{doc['trajectory_id']}.png")
+    (plot_rdf if kind == "rdf" else plot_msd)(doc, path)
+    console.print(f"wrote {path}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+) -> None:
+    """Serve the database read-only over HTTP (OpenAPI docs at /docs, explorer at /)."""
+    from electrodb.api.app import serve as run_server
+
+    run_server(host, port)
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option(help="output file (table) or folder (--trajectories)")],
+    fmt: Annotated[str, typer.Option("--format", help="parquet, csv or jsonl")] = "parquet",
+    salt: Annotated[str | None, typer.Option(help="filter: salt formula")] = None,
+    molality_min: Annotated[float | None, typer.Option(help="filter: mol/kg")] = None,
+    molality_max: Annotated[float | None, typer.Option(help="filter: mol/kg")] = None,
+    temperature_min: Annotated[float | None, typer.Option(help="filter: K")] = None,
+    temperature_max: Annotated[float | None, typer.Option(help="filter: K")] = None,
+    model_id: Annotated[str | None, typer.Option(help="filter: model id")] = None,
+    campaign: Annotated[str | None, typer.Option(help="filter: campaign name")] = None,
+    with_arrays: Annotated[bool, typer.Option(help="add g(r) and MSD arrays")] = False,
+    trajectories: Annotated[bool, typer.Option(help="write extxyz trajectories of the selection instead")] = False,
+) -> None:
+    """Export an ML-ready table (one row per salt, molality, T, model) or the selected trajectories."""
+    from electrodb.export import export_table, export_trajectories
+    from electrodb.stores import get_stores
+
+    filters = {
+        k: v
+        for k, v in {
+            "salt": salt,
+            "molality_min": molality_min,
+            "molality_max": molality_max,
+            "temperature_min": temperature_min,
+            "temperature_max": temperature_max,
+            "model_id": model_id,
+            "campaign": campaign,
+        }.items()
+        if v is not None
+    }
+    with get_stores(read_only=True) as stores:
+        try:
+            if trajectories:
+                paths = export_trajectories(stores, out, filters)
+                console.print(f"wrote {len(paths)} extxyz files to {out}")
+            else:
+                rows = export_table(stores, fmt, out, filters, with_arrays)
+                console.print(f"wrote {rows} rows to {out}")
+        except ValueError as exc:
+            _fail(str(exc))
+
+
+@app.command()
 def demo(
     fresh: Annotated[bool, typer.Option(help="retrain the demo model even if one is cached")] = False,
 ) -> None:

@@ -178,6 +178,11 @@ class TrajectoryWriter:
         self.n_chunks = start_chunk
         self._buffer: dict[str, list[np.ndarray]] = {k: [] for k in FRAME_FIELDS}
 
+    @property
+    def next_frame(self) -> int:
+        """Index the next appended frame will get (written plus buffered frames)."""
+        return self.n_frames + len(self._buffer["positions"])
+
     def append(
         self,
         positions: np.ndarray,

@@ -16,8 +16,30 @@ from electrodb.systems import (
     solution_density,
 )
 
-REQUIRED_IONS = ["Li+", "Na+", "K+", "Rb+", "Cs+", "Mg2+", "Ca2+", "Zn2+", "F-", "Cl-", "Br-", "I-", "OH-", "NO3-",
-                 "ClO4-", "SO4 2-", "BF4-", "PF6-", "TFSI-", "FSI-", "OTf-", "CH3COO-"]
+REQUIRED_IONS = [
+    "Li+",
+    "Na+",
+    "K+",
+    "Rb+",
+    "Cs+",
+    "Mg2+",
+    "Ca2+",
+    "Zn2+",
+    "F-",
+    "Cl-",
+    "Br-",
+    "I-",
+    "OH-",
+    "NO3-",
+    "ClO4-",
+    "SO4 2-",
+    "BF4-",
+    "PF6-",
+    "TFSI-",
+    "FSI-",
+    "OTf-",
+    "CH3COO-",
+]
 
 
 @pytest.mark.parametrize("name", REQUIRED_IONS)
@@ -30,11 +52,20 @@ def test_catalogue_has_ion_with_sane_template(name):
     assert ion.mass > 0
 
 
-@pytest.mark.parametrize(("text", "formula", "nu", "atoms"), [
-    ("LiCl", "LiCl", (1, 1), 2), ("MgCl2", "MgCl2", (1, 2), 3), ("Li2SO4", "Li2SO4", (2, 1), 7),
-    ("LiTFSI", "LiTFSI", (1, 1), 16), ("Ca(NO3)2", "Ca(NO3)2", (1, 2), 9), ("NaOAc", "NaOAc", (1, 1), 8),
-    ("ZnSO4", "ZnSO4", (1, 1), 6), ("Li+/TFSI-", "LiTFSI", (1, 1), 16), ("KPF6", "KPF6", (1, 1), 8),
-])
+@pytest.mark.parametrize(
+    ("text", "formula", "nu", "atoms"),
+    [
+        ("LiCl", "LiCl", (1, 1), 2),
+        ("MgCl2", "MgCl2", (1, 2), 3),
+        ("Li2SO4", "Li2SO4", (2, 1), 7),
+        ("LiTFSI", "LiTFSI", (1, 1), 16),
+        ("Ca(NO3)2", "Ca(NO3)2", (1, 2), 9),
+        ("NaOAc", "NaOAc", (1, 1), 8),
+        ("ZnSO4", "ZnSO4", (1, 1), 6),
+        ("Li+/TFSI-", "LiTFSI", (1, 1), 16),
+        ("KPF6", "KPF6", (1, 1), 8),
+    ],
+)
 def test_parse_salt_stoichiometry(text, formula, nu, atoms):
     salt = parse_salt(text)
     assert salt.formula == formula
@@ -58,10 +89,16 @@ def test_unknown_ion_lists_known_ions_and_how_to_add():
         get_ion("Xy+")
 
 
-@pytest.mark.parametrize(("salt", "m", "n_waters", "n_cat", "n_an"), [
-    ("NaCl", 1.0, 111, 2, 2), ("MgCl2", 1.0, 111, 2, 4), ("Li2SO4", 0.5, 222, 4, 2), ("LiTFSI", 5.0, 100, 9, 9),
-    ("Ca(NO3)2", 2.0, 111, 4, 8),
-])
+@pytest.mark.parametrize(
+    ("salt", "m", "n_waters", "n_cat", "n_an"),
+    [
+        ("NaCl", 1.0, 111, 2, 2),
+        ("MgCl2", 1.0, 111, 2, 4),
+        ("Li2SO4", 0.5, 222, 4, 2),
+        ("LiTFSI", 5.0, 100, 9, 9),
+        ("Ca(NO3)2", 2.0, 111, 4, 8),
+    ],
+)
 def test_box_counts_and_actual_molality(salt, m, n_waters, n_cat, n_an):
     c = box_counts(salt, m, n_waters=n_waters)
     assert (c.n_cations, c.n_anions, c.n_waters) == (n_cat, n_an, n_waters)
@@ -88,8 +125,9 @@ def test_box_density_matches_reference_within_1_percent(salt, m):
     from importlib import resources
 
     rows = csv.DictReader(resources.files("electrodb.data").joinpath("density_25C.csv").open())
-    ref = next(float(r["density_Laliberte_kg_m3"]) for r in rows if r["salt"] == salt
-               and float(r["molality_mol_per_kg"]) == m)
+    ref = next(
+        float(r["density_Laliberte_kg_m3"]) for r in rows if r["salt"] == salt and float(r["molality_mol_per_kg"]) == m
+    )
     c = box_counts(salt, m, n_waters=500)
     packed_mass_kg = (c.n_waters * 18.01528 + c.n_formula * parse_salt(salt).molar_mass) / 6.02214076e23 / 1000
     density = packed_mass_kg / (c.box_length_A * 1e-10) ** 3
@@ -103,8 +141,16 @@ def test_density_estimate_for_uncovered_salt_is_labelled():
     assert source == "estimate" and 1000 < rho < 1500
 
 
-@pytest.mark.parametrize(("m", "match"), [(0.0, "positive"), (-1.0, "positive"), (float("nan"), "positive"),
-                                           (30.0, "packing limit"), (28.0, "packing limit")])
+@pytest.mark.parametrize(
+    ("m", "match"),
+    [
+        (0.0, "positive"),
+        (-1.0, "positive"),
+        (float("nan"), "positive"),
+        (30.0, "packing limit"),
+        (28.0, "packing limit"),
+    ],
+)
 def test_impossible_concentrations(m, match):
     with pytest.raises(SystemError, match=match):
         box_counts("NaCl", m, n_waters=100)

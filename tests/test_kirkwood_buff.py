@@ -196,9 +196,7 @@ def test_linear_error_propagation_matches_finite_difference() -> None:
     vals = np.array([-50.0, 20.0, 80.0, -30.0, -10.0])
     errs = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
     c = 2.0
-    a0, err = activity_derivative(
-        c, *vals, errors=dict(zip(["pp", "mm", "pm", "pw", "mw"], errs, strict=True))
-    )
+    a0, err = activity_derivative(c, *vals, errors=dict(zip(["pp", "mm", "pm", "pw", "mw"], errs, strict=True)))
     grads = []
     for i in range(5):
         v = vals.copy()

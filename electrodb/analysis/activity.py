@@ -240,9 +240,7 @@ def ln_y_from_acc(
         rng = np.random.default_rng(seed)
         samples = integrate(f + sig * rng.standard_normal((n_mc, c.size)))
         if scheme == "trapezoid":
-            weights = np.stack(
-                [integrate(np.eye(c.size)[j]) - integrate(np.zeros(c.size)) for j in range(c.size)]
-            )
+            weights = np.stack([integrate(np.eye(c.size)[j]) - integrate(np.zeros(c.size)) for j in range(c.size)])
             err = np.sqrt(np.sum((weights * sig[:, None]) ** 2, axis=0))
         else:
             err = samples.std(axis=0, ddof=1)
@@ -266,17 +264,13 @@ def ln_y_from_ln_gamma(
     return np.asarray(ln_gamma, dtype=float) - np.log(np.asarray(c) / (np.asarray(m) * water_density(T)))
 
 
-def molarity_from_molality(
-    m: np.ndarray | float, density: np.ndarray | float, molar_mass: float
-) -> np.ndarray:
+def molarity_from_molality(m: np.ndarray | float, density: np.ndarray | float, molar_mass: float) -> np.ndarray:
     """c = m ρ / (1 + m M_salt): m in mol/kg, solution density ρ in kg/L, M_salt in kg/mol → mol/L."""
     m = np.asarray(m, dtype=float)
     return m * np.asarray(density) / (1.0 + m * molar_mass)
 
 
-def molality_from_molarity(
-    c: np.ndarray | float, density: np.ndarray | float, molar_mass: float
-) -> np.ndarray:
+def molality_from_molarity(c: np.ndarray | float, density: np.ndarray | float, molar_mass: float) -> np.ndarray:
     """m = c / (ρ − c M_salt): c in mol/L, solution density ρ in kg/L, M_salt in kg/mol → mol/kg."""
     c = np.asarray(c, dtype=float)
     return c / (np.asarray(density) - c * molar_mass)
@@ -509,9 +503,7 @@ def pitzer_ln_gamma(m: np.ndarray | float, params: PitzerParameters) -> np.ndarr
     x = a * s
     xs = np.where(x > 1e-3, x, 1.0)
     # g(x) = 2[1 − e^{−x}(1 + x − x²/2)]/x², series 2 − 5x/3 + 3x²/4 near 0 (B^γ → 2β0 + 2β1)
-    g_x = np.where(
-        x > 1e-3, 2.0 * (1.0 - np.exp(-xs) * (1.0 + xs - 0.5 * xs**2)) / xs**2, 2 - 5 * x / 3 + 0.75 * x**2
-    )
+    g_x = np.where(x > 1e-3, 2.0 * (1.0 - np.exp(-xs) * (1.0 + xs - 0.5 * xs**2)) / xs**2, 2 - 5 * x / 3 + 0.75 * x**2)
     b_g = 2.0 * params.beta0 + params.beta1 * g_x
     return abs(params.z_plus * params.z_minus) * f_g + m * fb * b_g + m**2 * fc * 1.5 * params.c_phi
 

@@ -258,9 +258,7 @@ def detect_equilibration(
 # --------------------------------------------------------------------------- standard states
 
 
-def standard_state_correction(
-    T: float = 298.15, p0: float = 101325.0, c0: float = 1.0, unit: str = "kJ/mol"
-) -> float:
+def standard_state_correction(T: float = 298.15, p0: float = 101325.0, c0: float = 1.0, unit: str = "kJ/mol") -> float:
     """ΔG° of compressing an ideal gas from pressure p0 (Pa) to concentration c0 (mol/L): RT ln(c0 RT / p0).
 
     +7.92 kJ/mol = +1.89 kcal/mol at 298.15 K, 1 atm → 1 mol/L (use p0 = 1e5 Pa for 1 bar: +7.95 kJ/mol).
@@ -314,9 +312,7 @@ def periodic_ion_correction(q: float, box_length: float, eps_r: float = 78.4, un
     return -wigner_self_energy(q, box_length, eps_r, unit)
 
 
-def coulomb_pmf_tail(
-    r: np.ndarray | float, q1: float, q2: float, eps_r: float = 78.4, unit: str = "eV"
-) -> np.ndarray:
+def coulomb_pmf_tail(r: np.ndarray | float, q1: float, q2: float, eps_r: float = 78.4, unit: str = "eV") -> np.ndarray:
     """Screened Coulomb potential of mean force W(r) = q1 q2 e^2/(4π ε0 ε_r r) (r in Å), the asymptote of an
     ion-pair PMF; use it to continue or correct a PMF beyond the range of a short-ranged model."""
     return COULOMB_EV_A * q1 * q2 / (eps_r * np.asarray(r, dtype=float)) * _unit_factor(unit)

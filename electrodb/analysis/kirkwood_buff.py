@@ -69,9 +69,7 @@ def kb_integral_running(r: np.ndarray, g: np.ndarray) -> np.ndarray:
     return np.concatenate([head, head + np.cumsum(steps, axis=-1)], axis=-1)
 
 
-def ganguly_correction(
-    r: np.ndarray, g: np.ndarray, n_b: float, volume: float, same_species: bool
-) -> np.ndarray:
+def ganguly_correction(r: np.ndarray, g: np.ndarray, n_b: float, volume: float, same_species: bool) -> np.ndarray:
     """Closed-system correction of g_ab(r) (Ganguly & van der Vegt 2013).
 
     g_corr(r) = g(r) · N_b (1 − V_r/V) / [N_b (1 − V_r/V) − ΔN_ab(r) − δ_ab],
@@ -140,19 +138,12 @@ def finite_volume_kb(r: np.ndarray, g: np.ndarray, lengths: np.ndarray | Sequenc
             hs = np.concatenate([hs, h_end[..., None]], axis=-1)
         integrand = 4.0 * np.pi * hs * rs**2 * kruger_weight(rs / length)
         r0 = r[0]
-        head = (
-            4.0
-            * np.pi
-            * h[..., 0]
-            * (r0**3 / 3.0 - 3.0 * r0**4 / (8.0 * length) + r0**6 / (12.0 * length**3))
-        )
+        head = 4.0 * np.pi * h[..., 0] * (r0**3 / 3.0 - 3.0 * r0**4 / (8.0 * length) + r0**6 / (12.0 * length**3))
         out[..., k] = head + trapezoid(integrand, rs, axis=-1)
     return out
 
 
-def kruger_extrapolate(
-    lengths: np.ndarray, g_of_l: np.ndarray, cubic: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
+def kruger_extrapolate(lengths: np.ndarray, g_of_l: np.ndarray, cubic: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Extrapolate G(L) to L → ∞ by least squares, G(L) = G∞ + a/L (+ b/L^3 if ``cubic``).
 
     For a correlation h(r) of finite range ρ_h the expansion is exact for L > ρ_h:

@@ -1,0 +1,256 @@
+"""MD flows on CPU with a tiny MACE built in the tests: storage, thermostat, stability, resume, skipping."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from electrodb.campaign import Campaign, MDSettings, StabilitySettings
+from electrodb.flows.engine import MDInstabilityError, run_production
+from electrodb.systems import box_counts, pack_box
+from electrodb.trajectory import TrajectoryWriter, load_trajectory
+
+# The random test model has no chemistry: no bonds, and MACE's ZBL term only acts below the sum of covalent radii
+# (0.62 Å for H–H), so hydrogens may approach ~0.3 Å without anything being wrong with the machinery. The
+# distance thresholds are therefore lowered for these tests; force, temperature and NaN checks stay as in production.
+TEST_STABILITY = StabilitySettings(min_distance_h_A=0.1, min_distance_heavy_A=0.5)
+
+
+def _md(**kw) -> MDSettings:
+    base = dict(
+        minimize_steps=5,
+        nvt_warmup_ps=0.005,
+        npt=False,
+        production_ps=0.1,
+        sample_every_steps=10,
+        checkpoint_every_steps=50,
+        stability=TEST_STABILITY,
+    )
+    return MDSettings(**{**base, **kw})
+
+
+def _campaign(model, **md) -> Campaign:
+    return Campaign(
+        name="t",
+        salts=["NaCl"],
+        concentrations=[1.0],
+        size={"n_waters": 64},
+        model=str(model),
+        model_cutoff_A=4.0,
+        md=_md(**md),
+    )
+
+
+def _atoms_with_model(model):
+    from electrodb.models import ModelRef, load_model
+
+    atoms = pack_box(box_counts("NaCl", 1.0, n_waters=64), seed=2).atoms
+    atoms.calc = load_model(ModelRef.parse(str(model))).calculator()
+    return atoms
+
+
+class RecordingWriter(TrajectoryWriter):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.recorded = []
+
+    def append(self, positions, cell, time_ps, potential_energy=np.nan, temperature=np.nan):
+        self.recorded.append(np.array(positions, dtype=np.float32))
+        super().append(positions, cell, time_ps, potential_energy, temperature)
+
+
+def test_trajectory_loads_back_bit_identical(stores, random_mace):
+    atoms = _atoms_with_model(random_mace)
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    MaxwellBoltzmannDistribution(atoms, temperature_K=298.15, rng=np.random.default_rng(0))
+    writer = RecordingWriter(stores.data, "bitcheck", len(atoms), chunk_frames=7)
+    run_production(atoms, _md(), 298.15, writer, 0.5, 10, 300)
+    meta = {
+        "trajectory_id": "bitcheck",
+        "n_frames": writer.n_frames,
+        "n_atoms": len(atoms),
+        "symbols": atoms.get_chemical_symbols(),
+        "masses": atoms.get_masses().tolist(),
+        "role": atoms.arrays["role"].tolist(),
+        "mol_id": atoms.arrays["mol_id"].tolist(),
+        "ion_center": atoms.arrays["ion_center"].tolist(),
+    }
+    back = load_trajectory(meta, stores.trajectories, stores.data)
+    assert back.n_frames == 31 == len(writer.recorded)  # frame 0 + every 10 steps
+    assert np.array_equal(back.positions, np.stack(writer.recorded))  # bit-identical float32
+    assert np.allclose(back.times_ps, np.arange(31) * 0.005)
+
+
+def test_flow_stores_completed_trajectory_and_nvt_holds_temperature(stores, random_mace):
+    from electrodb.flows.campaign import run_campaign
+
+    campaign = _campaign(random_mace, production_ps=0.3, sample_every_steps=5, friction_per_fs=0.02)
+    summary = run_campaign(campaign, stores)
+    assert len(summary.completed) == 1, summary
+    doc = stores.trajectories.query_one({"trajectory_id": summary.completed[0]})
+    assert doc["status"] == "completed" and doc["n_frames"] == 121 and doc["model_id"].startswith("sha256:")
+    assert doc["model"]["kind"] == "mace_file" and doc["ns_per_day"] > 0
+    traj = load_trajectory(doc["trajectory_id"], stores.trajectories, stores.data)
+    temps = traj.temperature_K[20:]
+    # instantaneous T of N atoms fluctuates by T sqrt(2 / 3N); frames 2.5 fs apart are correlated, so use
+    # block means to estimate the error of the average
+    blocks = temps[: len(temps) // 5 * 5].reshape(5, -1).mean(axis=1)
+    sem = blocks.std(ddof=1) / np.sqrt(5)
+    assert abs(temps.mean() - 298.15) < max(4 * sem, 298.15 * np.sqrt(2 / (3 * len(traj.symbols))))
+
+
+def test_rerunning_a_campaign_skips_finished_systems(stores, random_mace):
+    from electrodb.flows.campaign import run_campaign
+
+    campaign = _campaign(random_mace, production_ps=0.02)
+    first = run_campaign(campaign, stores)
+    n_jobs = stores.jobs.count()
+    second = run_campaign(campaign, stores)
+    assert first.completed and second.skipped == first.completed and not second.completed
+    assert stores.jobs.count() == n_jobs  # no job ran
+
+
+def test_absurd_timestep_is_marked_unstable_and_never_built(stores, random_mace):
+    from electrodb.builders import run_builders
+    from electrodb.flows.campaign import run_campaign
+
+    campaign = _campaign(
+        random_mace,
+        timestep_fs=5.0,
+        production_ps=2.0,
+        minimize_steps=0,
+        nvt_warmup_ps=0.0,
+        stability=StabilitySettings(max_force_eV_A=5.0, max_temperature_factor=1.5),
+    )
+    summary = run_campaign(campaign, stores)
+    assert summary.unstable and not summary.completed
+    doc = stores.trajectories.query_one({"trajectory_id": summary.unstable[0]})
+    assert doc["status"] == "unstable" and doc["status_reason"]
+    assert doc.get("retried_with_half_timestep") is True and doc["timestep_fs"] == 2.5
+    run_builders(stores)
+    for name in ("structure", "transport", "pairing", "kinetics", "electrolytes"):
+        assert stores[name].count() == 0
+    assert "unstable" in stores.builds.query_one({"trajectory_id": doc["trajectory_id"]})["reason"]
+
+
+def test_monitor_catches_nan_and_fused_atoms(random_mace):
+    from electrodb.flows.engine import StabilityMonitor
+
+    atoms = _atoms_with_model(random_mace)
+    monitor = StabilityMonitor.for_atoms(atoms, StabilitySettings(max_force_eV_A=1e9), 298.15)
+    atoms.positions[1] = atoms.positions[0] + [0.2, 0, 0]
+    with pytest.raises(MDInstabilityError, match="apart"):
+        monitor.check(atoms, 0)
+    atoms.positions[1, 0] = np.nan
+    with pytest.raises(MDInstabilityError, match="non-finite|NaN"):
+        monitor.check(atoms, 0)
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    from electrodb.campaign import Campaign, MDSettings, StabilitySettings
+    from electrodb.flows.campaign import run_campaign
+    from electrodb.stores import get_stores
+    md = MDSettings(minimize_steps=5, nvt_warmup_ps=0.005, npt=False, production_ps={ps}, sample_every_steps=10,
+                    checkpoint_every_steps=40,
+                    stability=StabilitySettings(min_distance_h_A=0.1, min_distance_heavy_A=0.5))
+    c = Campaign(name="t", salts=["NaCl"], concentrations=[1.0], size={{"n_waters": 64}}, model={model!r},
+                 model_cutoff_A=4.0, md=md)
+    with get_stores() as s:
+        print(run_campaign(c, s))
+""")
+
+
+def test_killed_job_resumes_without_gap_or_duplicate(settings, stores, random_mace, tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT.format(tests=os.path.dirname(__file__), ps=0.25, model=str(random_mace)))
+    env = {**os.environ, "ELECTRODB_DATA_DIR": str(settings.data_dir)}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            ck = stores.data.query_one({"kind": "checkpoint"}, properties=["step"])
+            if ck and ck["step"] >= 120:
+                break
+            if proc.poll() is not None:
+                pytest.fail("run finished before it could be killed: " + proc.stdout.read().decode()[-2000:])
+            time.sleep(0.2)
+        else:
+            pytest.fail("no checkpoint appeared")
+    finally:
+        proc.kill()
+        proc.wait()
+    tid = stores.data.query_one({"kind": "checkpoint"})["trajectory_id"]
+    assert stores.trajectories.query_one({"trajectory_id": tid})["status"] == "running"
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600)
+    assert "completed=['" in done.stdout, done.stdout + done.stderr[-3000:]
+    doc = stores.trajectories.query_one({"trajectory_id": tid})
+    traj = load_trajectory(doc["trajectory_id"], stores.trajectories, stores.data)
+    n_expected = round(0.25 * 1000 / 0.5) // 10 + 1
+    assert doc["status"] == "completed" and traj.n_frames == n_expected
+    assert np.allclose(np.diff(traj.times_ps), 0.005)  # no gap, no duplicate
+    step = np.linalg.norm(np.diff(traj.positions, axis=0), axis=2).max()
+    assert step < 1.0  # continuous positions across the resume point (10 steps of 0.5 fs)
+
+
+def test_ingest_extxyz_round_trip(stores, tmp_path):
+    from ase.io import write
+
+    from electrodb.ingest import IngestError, ingest_trajectory
+
+    atoms = pack_box(box_counts("NaCl", 1.0, n_waters=64), seed=4).atoms
+    rng = np.random.default_rng(1)
+    frames, truth = [], []
+    shift = np.zeros((len(atoms), 3))
+    for _ in range(12):
+        shift += rng.normal(0, 0.3, size=shift.shape)
+        frame = atoms.copy()
+        frame.positions = atoms.positions + shift
+        truth.append(frame.positions.copy())
+        frame.wrap()  # stored wrapped, as most MD codes write them
+        frames.append(frame)
+    path = tmp_path / "aimd.extxyz"
+    write(path, frames)
+    doc = ingest_trajectory(path, "NaCl", 0.867, 298.15, 0.5, 10, stores, source_label="test-aimd")
+    assert doc.n_frames == 12 and doc.n_waters == 64 and doc.n_cations == 1 and doc.source == "ingest"
+    back = load_trajectory(doc.trajectory_id, stores.trajectories, stores.data)
+    disp_back = back.positions - back.positions[0]
+    disp_true = np.stack(truth) - truth[0]
+    assert np.allclose(disp_back, disp_true, atol=1e-4)  # unwrapped exactly (float32 storage)
+    assert np.allclose(back.times_ps, np.arange(12) * 0.005)
+    with pytest.raises(IngestError, match="not the stated"):
+        ingest_trajectory(path, "NaCl", 3.0, 298.15, 0.5, 10, stores)
+    with pytest.raises(IngestError, match="neither water nor an ion"):
+        ingest_trajectory(path, "LiCl", None, 298.15, 0.5, 10, stores)
+
+
+def test_bad_model_path_and_missing_element_are_clear(stores, random_mace, tmp_path):
+    from electrodb.flows.campaign import run_campaign
+    from electrodb.models import ModelError, ModelRef, load_model
+
+    with pytest.raises(ModelError, match=r"nope\.model"):
+        load_model(ModelRef.parse(str(tmp_path / "nope.model")))
+    loaded = load_model(ModelRef.parse(str(random_mace)))
+    with pytest.raises(ModelError, match="Br"):
+        loaded.check_elements(["Na", "Br", "O", "H"])
+    # a campaign whose salt the model cannot describe fails that system, and stores nothing as data
+    campaign = Campaign(
+        name="t",
+        salts=["KBr"],
+        concentrations=[1.0],
+        size={"n_waters": 64},
+        model=str(random_mace),
+        model_cutoff_A=4.0,
+        md=_md(),
+    )
+    summary = run_campaign(campaign, stores)
+    assert summary.failed and not summary.completed
+    assert stores.trajectories.count({"status": "completed"}) == 0
