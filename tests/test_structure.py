@@ -7,18 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from electrodb.analysis.structure import (
-    ShellAnalysis,
-    cell_widths,
-    first_minimum,
-    first_peak,
-    max_cutoff,
-    minimum_image,
-    minimum_image_distances,
-    pair_rdfs,
-    rdf,
-    shell_analysis,
-)
+from electrodb.analysis.periodic import cell_widths, max_cutoff, minimum_image, minimum_image_distances
+from electrodb.analysis.shells import ShellAnalysis, first_minimum, first_peak, shell_analysis
+from electrodb.analysis.structure import pair_rdfs, rdf
 
 TRICLINIC = np.array([[14.0, 0.0, 0.0], [4.0, 13.0, 0.0], [-3.0, 3.5, 12.0]])
 

@@ -6,16 +6,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from electrodb.analysis.finite_size import BOLTZMANN_J_PER_K, water_viscosity, yeh_hummer_correction
 from electrodb.analysis.transport import (
-    BOLTZMANN_J_PER_K,
     com_displacement,
     diffusive_window,
     msd_fft,
     remove_com_drift,
     self_diffusion,
     unwrap_positions,
-    water_viscosity,
-    yeh_hummer_correction,
 )
 
 D_TRUE_A2_PS = 0.1  # Å²/ps  == 1.0e-9 m²/s

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.integrate import trapezoid
 
-from electrodb.analysis.pairing import _as_cells, _frame_chunk, _is_orthorhombic, minimum_image_distances
+from electrodb.analysis.periodic import as_cells, frame_chunk, frame_distances, is_orthorhombic
 
 __all__ = ["ResidenceResult", "residence_time", "shell_presence", "survival_function"]
 
@@ -72,8 +72,8 @@ def shell_presence(
     n_frames = x.shape[0]
     cen = np.asarray(centers, dtype=np.intp)
     lig = np.asarray(ligands, dtype=np.intp)
-    H = _as_cells(cells, n_frames)
-    chunk = _frame_chunk(n_frames, len(lig), not _is_orthorhombic(H))
+    H = as_cells(cells, n_frames)
+    chunk = frame_chunk(n_frames, len(lig), not is_orthorhombic(H))
     per_center: list[np.ndarray] = []
     pairs: list[np.ndarray] = []
     out = None if compact else np.zeros((n_frames, len(cen), len(lig)), dtype=bool)
@@ -81,7 +81,7 @@ def shell_presence(
         h = np.empty((n_frames, len(lig)), dtype=bool)
         for f0 in range(0, n_frames, chunk):
             f1 = min(n_frames, f0 + chunk)
-            d = minimum_image_distances(x[f0:f1, [c]], x[f0:f1, lig], H[f0:f1])[:, 0, :]
+            d = frame_distances(x[f0:f1, [c]], x[f0:f1, lig], H[f0:f1])[:, 0, :]
             h[f0:f1] = d < r_cut
         if out is not None:
             out[:, ic, :] = h

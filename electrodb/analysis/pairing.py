@@ -16,96 +16,21 @@ The cation–cation "dimer" fraction is the fraction of cations with at least on
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from electrodb.analysis.periodic import as_cells, frame_chunk, frame_distances, is_orthorhombic
+
 __all__ = [
     "PairingResult",
     "block_mean_error",
     "ion_pairing",
-    "minimum_image_distances",
-    "minimum_image_vectors",
 ]
 
 _CLASSES = ("free", "cip", "agg")
-_SHIFTS = np.array(list(itertools.product((-1, 0, 1), repeat=3)), dtype=np.float64)  # (27, 3)
-
-
-def _as_cells(cells: np.ndarray, n_frames: int) -> np.ndarray:
-    c = np.asarray(cells, dtype=np.float64)
-    if c.shape == (3, 3):
-        return np.broadcast_to(c, (n_frames, 3, 3))
-    if c.shape != (n_frames, 3, 3):
-        raise ValueError(f"cells must have shape (3, 3) or ({n_frames}, 3, 3), got {c.shape}")
-    return c
-
-
-def _is_orthorhombic(cells: np.ndarray) -> bool:
-    off = cells - cells * np.eye(3)
-    return bool(np.all(np.abs(off) <= 1e-12 * np.abs(cells).max()))
-
-
-def minimum_image_vectors(dr: np.ndarray, cells: np.ndarray) -> np.ndarray:
-    r"""Minimum-image version of difference vectors, orthorhombic or triclinic.
-
-    Orthorhombic cells: :math:`\mathbf d - \mathbf L\,\mathrm{rint}(\mathbf d/\mathbf L)` (exact).  Triclinic
-    cells: reduce in fractional coordinates, then test the 27 neighbouring lattice translations and keep the
-    shortest vector, which is the exact minimum image for any reasonably reduced (e.g. Niggli/LAMMPS-style)
-    cell.
-
-    Parameters
-    ----------
-    dr : (n_frames, ..., 3) array, Å
-        Difference vectors; the leading axis runs over frames.
-    cells : (n_frames, 3, 3) or (3, 3) array, Å, lattice vectors as rows.
-
-    Returns
-    -------
-    ndarray with the shape of ``dr``, Å
-    """
-    d = np.asarray(dr, dtype=np.float64)
-    n_frames = d.shape[0]
-    H = _as_cells(cells, n_frames)
-    extra = (1,) * (d.ndim - 2)
-    if _is_orthorhombic(H):
-        L = np.diagonal(H, axis1=1, axis2=2).reshape((n_frames, *extra, 3))
-        return d - L * np.rint(d / L)
-    Hinv = np.linalg.inv(H)
-    f = np.einsum("f...j,fjk->f...k", d, Hinv)
-    f -= np.rint(f)
-    v = np.einsum("f...j,fjk->f...k", f, H)
-    shifts = np.einsum("sj,fjk->fsk", _SHIFTS, H).reshape((n_frames, *extra, 27, 3))
-    cand = v[..., None, :] + shifts  # (F, ..., 27, 3)
-    best = np.argmin(np.einsum("...k,...k->...", cand, cand), axis=-1)
-    return np.take_along_axis(cand, best[..., None, None], axis=-2)[..., 0, :]
-
-
-def minimum_image_distances(pos_a: np.ndarray, pos_b: np.ndarray, cells: np.ndarray) -> np.ndarray:
-    """Periodic distances between two atom groups in every frame.
-
-    Parameters
-    ----------
-    pos_a : (n_frames, n_a, 3) array, Å
-    pos_b : (n_frames, n_b, 3) array, Å
-    cells : (n_frames, 3, 3) or (3, 3) array, Å
-
-    Returns
-    -------
-    (n_frames, n_a, n_b) float64 array, Å
-    """
-    a = np.asarray(pos_a, dtype=np.float64)
-    b = np.asarray(pos_b, dtype=np.float64)
-    d = minimum_image_vectors(b[:, None, :, :] - a[:, :, None, :], cells)
-    return np.sqrt(np.einsum("fabk,fabk->fab", d, d))
-
-
-def _frame_chunk(n_frames: int, n_pairs: int, triclinic: bool, max_bytes: int = 128 * 2**20) -> int:
-    per_frame = max(1, n_pairs) * 3 * 8 * (4 + (56 if triclinic else 0))
-    return int(min(n_frames, max(1, max_bytes // per_frame)))
 
 
 def block_mean_error(series: np.ndarray, n_blocks: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -236,10 +161,10 @@ def ion_pairing(
     an = np.asarray(anions, dtype=np.intp)
     if len(cat) == 0 or len(an) == 0:
         raise ValueError("need at least one cation and one anion")
-    H = _as_cells(cells, n_frames)
-    tric = not _is_orthorhombic(H)
+    H = as_cells(cells, n_frames)
+    tric = not is_orthorhombic(H)
     n_pairs = len(cat) * max(len(an), len(cat))
-    chunk = _frame_chunk(n_frames, n_pairs, tric)
+    chunk = frame_chunk(n_frames, n_pairs, tric)
     cat_ts = np.empty((n_frames, 3))
     an_ts = np.empty((n_frames, 3))
     cat_cn = np.empty(n_frames)
@@ -249,7 +174,7 @@ def ion_pairing(
     for f0 in range(0, n_frames, chunk):
         f1 = min(n_frames, f0 + chunk)
         xc = x[f0:f1, cat]
-        adj = minimum_image_distances(xc, x[f0:f1, an], H[f0:f1]) < cutoff_cation_anion
+        adj = frame_distances(xc, x[f0:f1, an], H[f0:f1]) < cutoff_cation_anion
         n_per_cat = adj.sum(axis=2)
         n_per_an = adj.sum(axis=1)
         cat_ts[f0:f1] = _class_fractions(n_per_cat)
@@ -259,7 +184,7 @@ def ion_pairing(
         hist = _cluster_size_counts(adj)
         size_counts[: len(hist)] += hist
         if dimer_ts is not None:
-            dcc = minimum_image_distances(xc, xc, H[f0:f1])
+            dcc = frame_distances(xc, xc, H[f0:f1])
             idx = np.arange(len(cat))
             dcc[:, idx, idx] = np.inf
             dimer_ts[f0:f1] = (dcc < cutoff_cation_cation).any(axis=2).mean(axis=1)

@@ -36,27 +36,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.ndimage import gaussian_filter1d
-from scipy.signal import find_peaks
 from scipy.spatial import cKDTree
 
-__all__ = [
-    "RDFResult",
-    "ShellAnalysis",
-    "cell_widths",
-    "first_minimum",
-    "first_peak",
-    "max_cutoff",
-    "minimum_image",
-    "minimum_image_distances",
-    "pair_rdfs",
-    "rdf",
-    "shell_analysis",
-]
+from electrodb.analysis.periodic import as_cells, check_cutoff, is_orthorhombic
+
+__all__ = ["RDFResult", "pair_rdfs", "rdf"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -65,98 +53,6 @@ FrameSelection = slice | Sequence[int] | NDArray[np.integer] | None
 _DEFAULT_CHUNK = 1 << 16  # pair distances processed at once (~0.5 MiB per float64 buffer, 7 buffers)
 _KDTREE_MAX_FILL = 0.03  # 'auto': cKDTree for like class pairs when (4/3 pi r_max^3) / V is below this
 _KDTREE_MIN_ATOMS = 1000  # ... and the class has at least this many atoms (orthorhombic cells only)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Cells and minimum image
-# --------------------------------------------------------------------------------------------------------------
-def _as_cells(cells: ArrayLike, n_frames: int | None = None) -> FloatArray:
-    """Cells as ``(n_frames, 3, 3)`` (or ``(3, 3)`` if ``n_frames`` is None); also accepts lengths ``(3,)``."""
-    c = np.asarray(cells, dtype=np.float64)
-    if c.shape == (3,):
-        c = np.diag(c)
-    if c.shape == (3, 3):
-        return c if n_frames is None else np.broadcast_to(c, (n_frames, 3, 3))
-    if c.ndim != 3 or c.shape[1:] != (3, 3):
-        raise ValueError(f"cells must have shape (3, 3) or (n_frames, 3, 3); got {c.shape}")
-    if n_frames is not None and c.shape[0] != n_frames:
-        raise ValueError(f"cells has {c.shape[0]} frames but positions has {n_frames}")
-    return c
-
-
-def _is_ortho(cell: FloatArray) -> bool:
-    """True if the off-diagonal elements of a (3, 3) cell vanish (to 1e-12 of the largest element)."""
-    return bool(np.max(np.abs(cell - np.diag(np.diag(cell)))) <= 1e-12 * np.max(np.abs(cell)))
-
-
-def cell_widths(cells: ArrayLike) -> FloatArray:
-    """Perpendicular widths ``w_k = V / |a_i x a_j|`` of cells (rows = lattice vectors, Å); shape ``(..., 3)``."""
-    c = np.asarray(cells, dtype=np.float64)
-    a, b, cc = c[..., 0, :], c[..., 1, :], c[..., 2, :]
-    crosses = np.stack([np.cross(b, cc), np.cross(cc, a), np.cross(a, b)], axis=-2)
-    vol = np.abs(np.einsum("...i,...i->...", a, crosses[..., 0, :]))
-    if np.any(vol <= 0):
-        raise ValueError("degenerate cell (zero volume)")
-    return vol[..., None] / np.linalg.norm(crosses, axis=-1)
-
-
-def max_cutoff(cells: ArrayLike) -> float:
-    """Largest cutoff (Å) for which the minimum-image pair search is exact: ``min(cell_widths) / 2`` over frames."""
-    return float(np.min(cell_widths(cells)) / 2.0)
-
-
-def _check_cutoff(cells: FloatArray, r_max: float) -> None:
-    limit = max_cutoff(cells)
-    if r_max > limit * (1.0 + 1e-12):
-        raise ValueError(
-            f"r_max={r_max:g} Å exceeds half the smallest perpendicular cell width ({limit:g} Å); the "
-            "minimum-image pair search is only exact up to that distance"
-        )
-
-
-def minimum_image(vectors: ArrayLike, cell: ArrayLike) -> FloatArray:
-    """Minimum image of difference vectors ``(..., 3)`` (Å) in a (3, 3) cell: ``(s - rint(s)) @ cell``.
-
-    Exact whenever the result is not longer than ``min(cell_widths(cell)) / 2`` (any triclinic cell).
-    """
-    h = np.asarray(cell, dtype=np.float64)
-    s = np.asarray(vectors, dtype=np.float64) @ np.linalg.inv(h)
-    s -= np.rint(s)
-    return s @ h
-
-
-def minimum_image_distances(
-    pos_a: ArrayLike, pos_b: ArrayLike, cell: ArrayLike, r_max: float | None = None
-) -> FloatArray:
-    """Dense minimum-image distance matrix ``(n_a, n_b)`` (Å) in one periodic cell.
-
-    Parameters
-    ----------
-    pos_a, pos_b : array_like, shape (n_a, 3) and (n_b, 3)
-        Cartesian positions, Å (wrapped or unwrapped).
-    cell : array_like, shape (3, 3)
-        Lattice vectors as rows, Å (orthorhombic or triclinic).
-    r_max : float, optional
-        Largest distance the caller will use; ``ValueError`` if it exceeds ``min(cell_widths(cell)) / 2``, the range
-        in which every returned distance ``<= r_max`` is the true minimum-image distance.
-
-    Returns
-    -------
-    numpy.ndarray, shape (n_a, n_b)
-        Distances, Å.  Memory ``O(n_a n_b)``; use :func:`rdf` for histograms of large sets.
-    """
-    h = _as_cells(cell)
-    if h.ndim != 2:
-        raise ValueError("minimum_image_distances takes a single (3, 3) cell")
-    if r_max is not None:
-        _check_cutoff(h, float(r_max))
-    inv = np.linalg.inv(h)
-    sa = np.asarray(pos_a, dtype=np.float64).reshape(-1, 3) @ inv
-    sb = np.asarray(pos_b, dtype=np.float64).reshape(-1, 3) @ inv
-    ds = sa[:, None, :] - sb[None, :, :]
-    ds -= np.rint(ds)
-    d = ds @ h
-    return np.sqrt(np.einsum("ijk,ijk->ij", d, d))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -319,7 +215,7 @@ class _FrameKernel:
         ``frac`` holds the fractional coordinates (wrapped to [0, 1)) of the plan's union atoms.
         """
         diag = np.diag(cell)
-        ortho = _is_ortho(cell)
+        ortho = is_orthorhombic(cell)
         if ortho:  # squared distances in units of a_x^2
             ref = diag[0]
             scales = (diag / ref)[:, None]
@@ -520,11 +416,11 @@ def pair_rdfs(
     fidx = _frame_indices(n_frames_all, frames)
     if not 1 <= n_blocks <= fidx.size:
         raise ValueError(f"need 1 <= n_blocks <= number of frames ({fidx.size})")
-    cell_sel = np.array(_as_cells(cells, n_frames_all)[fidx], dtype=np.float64)
-    _check_cutoff(cell_sel, r_max)
+    cell_sel = np.array(as_cells(cells, n_frames_all)[fidx], dtype=np.float64)
+    check_cutoff(cell_sel, r_max)
     volumes = np.abs(np.linalg.det(cell_sel))
 
-    all_ortho = all(_is_ortho(c) for c in cell_sel)
+    all_ortho = all(is_orthorhombic(c) for c in cell_sel)
     fill = 4.0 / 3.0 * np.pi * r_max**3 / float(volumes.min())
     if method == "kdtree" and not all_ortho:
         raise ValueError("method='kdtree' needs orthorhombic cells")
@@ -658,156 +554,3 @@ def rdf(
     opts = {"volume_norm": volume_norm, "n_workers": n_workers, "chunk_pairs": chunk_pairs, "method": method}
     groups = {"a": sel_a, "b": sel_b}
     return pair_rdfs(positions, cells, groups, [("a", "b")], r_max, n_bins, n_blocks, frames, **opts)[("a", "b")]
-
-
-# --------------------------------------------------------------------------------------------------------------
-# First solvation shell
-# --------------------------------------------------------------------------------------------------------------
-@dataclass
-class ShellAnalysis:
-    """First peak / first minimum of a g(r) and the coordination number of the first shell.
-
-    Attributes
-    ----------
-    r_peak, g_peak : float
-        Position (Å) and height of the first peak (NaN if ``status == 'no_peak'``).
-    r_min, g_min : float
-        Position (Å) and smoothed value of the first minimum after it (NaN unless ``status == 'ok'``).
-    cn : float
-        Running coordination number at ``r_min`` (NaN if unavailable).
-    cn_err : float or None
-        Its standard error from time blocks (None without blocks).
-    status : {'ok', 'no_peak', 'no_minimum'}
-    reason : str
-        Human-readable explanation when ``status != 'ok'``.
-    """
-
-    r_peak: float = float("nan")
-    g_peak: float = float("nan")
-    r_min: float = float("nan")
-    g_min: float = float("nan")
-    cn: float = float("nan")
-    cn_err: float | None = None
-    status: Literal["ok", "no_peak", "no_minimum"] = "no_peak"
-    reason: str = ""
-
-
-def _refine(x: FloatArray, y: FloatArray, i: int) -> tuple[float, float]:
-    """Vertex of the parabola through ``(x, y)[i-1:i+2]`` (falls back to the sample itself)."""
-    if 0 < i < len(y) - 1:
-        y0, y1, y2 = y[i - 1], y[i], y[i + 1]
-        den = y0 - 2.0 * y1 + y2
-        if den != 0.0:
-            off = 0.5 * (y0 - y2) / den
-            if abs(off) <= 1.0:
-                return float(x[i] + off * (x[i + 1] - x[i])), float(y1 - 0.25 * (y0 - y2) * off)
-    return float(x[i]), float(y[i])
-
-
-def first_minimum(
-    r: ArrayLike,
-    g: ArrayLike,
-    *,
-    g_err: ArrayLike | None = None,
-    cn_r: ArrayLike | None = None,
-    cn: ArrayLike | None = None,
-    cn_blocks: ArrayLike | None = None,
-    threshold: float = 1.0,
-    smooth: float = 0.1,
-    peak_prominence: float = 0.2,
-    min_prominence: float = 0.05,
-    n_sigma: float = 3.0,
-) -> ShellAnalysis:
-    """Locate the first peak and the first minimum after it, robustly; never raises on flat or noisy data.
-
-    ``g`` is smoothed with a Gaussian of standard deviation ``smooth`` (Å); the first peak is the first local
-    maximum of the smoothed curve higher than ``threshold`` with prominence ``>= peak_prominence`` (and
-    ``>= n_sigma * g_err`` at the peak when ``g_err`` is given); the first minimum is the first local minimum after
-    it with prominence ``>= min_prominence`` (a genuine dip followed by a rise, not the end of the range).
-
-    Parameters
-    ----------
-    r, g : array_like, shape (n,)
-        Increasing radii (Å; bin centres) and g(r).  Non-finite g values are treated as 0.
-    g_err : array_like, optional
-        Uncertainty of g (e.g. ``RDFResult.g_err``) used to reject insignificant peaks.
-    cn_r, cn : array_like, optional
-        Running coordination number ``cn`` at radii ``cn_r`` (e.g. ``edges`` and ``[0, *coordination]``).
-    cn_blocks : array_like, shape (n_blocks, len(cn_r)), optional
-        Per-block running coordination numbers for ``cn_err``.
-    threshold, smooth, peak_prominence, min_prominence, n_sigma : float
-        Detection parameters (see above).
-
-    Returns
-    -------
-    ShellAnalysis
-        Peak position and height are taken from the raw curve (largest sample within ``max(2 bins, smooth)`` of the
-        smoothed peak); the minimum position is the parabola vertex of the smoothed curve; ``cn`` is ``cn``
-        interpolated at ``r_min``.
-    """
-    r = np.asarray(r, dtype=np.float64).ravel()
-    y = np.nan_to_num(np.asarray(g, dtype=np.float64).ravel(), nan=0.0, posinf=0.0, neginf=0.0)
-    if r.shape != y.shape:
-        raise ValueError("r and g must have the same length")
-    if r.size < 3:
-        return ShellAnalysis(reason="fewer than 3 points")
-    if np.any(np.diff(r) <= 0):
-        raise ValueError("r must be strictly increasing")
-    dr = (r[-1] - r[0]) / (r.size - 1)
-    r_in = r
-    if not np.allclose(np.diff(r), dr, rtol=1e-6, atol=0.0):  # smooth on a uniform grid
-        grid = np.linspace(r[0], r[-1], r.size)
-        y, r = np.interp(grid, r, y), grid
-    ys = gaussian_filter1d(y, smooth / dr, mode="nearest") if smooth > 0 else y
-    peaks, props = find_peaks(ys, height=threshold, prominence=peak_prominence)
-    if g_err is not None and peaks.size:
-        err = np.interp(r[peaks], r_in, np.nan_to_num(np.asarray(g_err, dtype=np.float64).ravel()))
-        keep = props["prominences"] >= n_sigma * err
-        peaks = peaks[keep]
-    if peaks.size == 0:
-        return ShellAnalysis(
-            reason=f"no maximum of smoothed g above {threshold:g} with prominence >= {peak_prominence:g} "
-            f"(max smoothed g = {ys.max():.3g})"
-        )
-    ip = int(peaks[0])
-    w = max(2, int(np.ceil(smooth / dr)))
-    lo = max(ip - w, 0)
-    j = lo + int(np.argmax(y[lo : ip + w + 1]))
-    out = ShellAnalysis(r_peak=float(r[j]), g_peak=float(y[j]), status="no_minimum")
-    valleys, _ = find_peaks(-ys[ip:], prominence=min_prominence)
-    if valleys.size == 0:
-        out.reason = f"no minimum with prominence >= {min_prominence:g} after the peak at {out.r_peak:.3g} Å"
-        return out
-    out.r_min, out.g_min = _refine(r, ys, ip + int(valleys[0]))
-    out.status, out.reason = "ok", ""
-    if cn_r is not None and cn is not None:
-        cr = np.asarray(cn_r, dtype=np.float64)
-        out.cn = float(np.interp(out.r_min, cr, np.asarray(cn, dtype=np.float64)))
-        if cn_blocks is not None:
-            cb = np.atleast_2d(np.asarray(cn_blocks, dtype=np.float64))
-            if cb.shape[0] >= 2:
-                vals = np.array([np.interp(out.r_min, cr, row) for row in cb])
-                out.cn_err = float(vals.std(ddof=1) / np.sqrt(vals.size))
-    return out
-
-
-def first_peak(r: ArrayLike, g: ArrayLike, **kwargs: Any) -> tuple[float, float]:
-    """``(r_peak, g_peak)`` of the first significant peak (NaNs if none); options as in :func:`first_minimum`."""
-    s = first_minimum(r, g, **kwargs)
-    return s.r_peak, s.g_peak
-
-
-def shell_analysis(result: RDFResult, **kwargs: Any) -> ShellAnalysis:
-    """:func:`first_minimum` of an :class:`RDFResult` with its running coordination number and block errors."""
-    cn_blocks = None
-    if result.coordination_blocks is not None:
-        cn_blocks = np.hstack([np.zeros((result.coordination_blocks.shape[0], 1)), result.coordination_blocks])
-    return first_minimum(
-        result.r,
-        result.g,
-        g_err=result.g_err,
-        cn_r=result.edges,
-        cn=np.concatenate([[0.0], result.coordination]),
-        cn_blocks=cn_blocks,
-        **kwargs,
-    )

@@ -7,10 +7,13 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from electrodb.analysis.finite_size import yeh_hummer_correction
 from electrodb.analysis.kinetics import residence_time, shell_presence
 from electrodb.analysis.pairing import ion_pairing
-from electrodb.analysis.structure import RDFResult, max_cutoff, pair_rdfs, shell_analysis
-from electrodb.analysis.transport import self_diffusion, yeh_hummer_correction
+from electrodb.analysis.periodic import max_cutoff
+from electrodb.analysis.shells import shell_analysis
+from electrodb.analysis.structure import RDFResult, pair_rdfs
+from electrodb.analysis.transport import self_diffusion
 from electrodb.builders.documents import (
     KineticsDoc,
     PairingDoc,
