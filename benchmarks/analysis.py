@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import analysis_msd  # noqa: E402
-import analysis_rdf  # noqa: E402
+import analysis_msd
+import analysis_rdf
 
 
 def main() -> None:

@@ -158,6 +158,15 @@ class Campaign(_Strict):
         except ChemistryError as exc:
             raise ValueError(str(exc)) from None
 
+    @model_validator(mode="after")
+    def _thermo_needs_a_series(self) -> Campaign:
+        if self.thermo and len(set(self.concentrations)) < 3:
+            raise ValueError(
+                "thermo: true needs at least 3 concentrations (activity coefficients are integrated over a "
+                f"concentration series); got {sorted(set(self.concentrations))}"
+            )
+        return self
+
     @classmethod
     def from_yaml(cls, path: str | Path) -> Campaign:
         path = Path(path)

@@ -66,6 +66,9 @@ def test_campaign_errors_are_clear(tmp_path):
     bad.write_text("name: x\nsalts: [NaCl]\nconcentrations: [1]\nmodel: m\nunknown_key: 1\n")
     with pytest.raises(ValueError, match="unknown_key"):
         Campaign.from_yaml(bad)
+    bad.write_text("name: x\nsalts: [NaCl]\nconcentrations: [1, 2]\nmodel: m\nthermo: true\n")
+    with pytest.raises(ValueError, match="at least 3 concentrations"):
+        Campaign.from_yaml(bad)
     with pytest.raises(FileNotFoundError):
         Campaign.from_yaml(tmp_path / "missing.yaml")
 
