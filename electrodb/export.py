@@ -115,6 +115,7 @@ def export_columns(with_arrays: bool = False) -> list[tuple[str, pa.DataType]]:
             (property_column(prop, "exp"), f),
             (property_column(prop, "exp_source"), s),
         ]
+    cols += [(name, f) for name in THERMO_COLUMNS] + [("thermo_status", s)]
     cols += [
         ("model_id", s),
         ("code_version", s),
@@ -195,7 +196,52 @@ def _array_columns(tids: list[str], rdfs: dict[str, dict], msds: dict[str, dict]
     return row
 
 
-def summary_row(doc: dict[str, Any], arrays: dict[str, Any] | None = None) -> dict[str, Any]:
+THERMO_COLUMNS = ("a_cc", "a_cc_err", "gamma_pm", "gamma_pm_err", "exp_gamma_pm", "phi", "phi_err", "exp_phi")
+
+
+def thermo_columns(doc: dict[str, Any], thermo: dict[str, Any] | None) -> dict[str, Any]:
+    """Kirkwood–Buff a_cc, γ± and φ (molal scale) of this electrolyte from its series' ``thermo`` document.
+
+    Experimental γ± and φ are the Pitzer–Mayorga values at this molality (``experiment.pitzer_at_series``).
+    """
+    out: dict[str, Any] = dict.fromkeys(THERMO_COLUMNS)
+    out["thermo_status"] = None
+    if not thermo:
+        return out
+    out["thermo_status"] = _str(thermo.get("status"))
+    eid = doc.get("electrolyte_id")
+    systems = [s for s in thermo.get("systems") or [] if s.get("electrolyte_id") == eid and "a_cc" in s]
+    if systems:
+        out["a_cc"] = _float(np.mean([s["a_cc"] for s in systems]))
+        errs = [s.get("a_cc_err") for s in systems]
+        out["a_cc_err"] = _float(np.sqrt(np.sum(np.square(errs))) / len(errs)) if None not in errs else None
+    molality = _float(doc.get("molality"))
+    series = thermo.get("series") or {}
+    for m_list, key_map in (
+        (
+            series.get("molality"),
+            {"gamma_pm": "gamma", "gamma_pm_err": "gamma_err", "phi": "phi", "phi_err": "phi_err"},
+        ),
+        (
+            (thermo.get("experiment") or {}).get("pitzer_at_series", {}).get("molality"),
+            {"exp_gamma_pm": "gamma", "exp_phi": "phi"},
+        ),
+    ):
+        if not m_list or molality is None:
+            continue
+        k = int(np.argmin(np.abs(np.asarray(m_list) - molality)))
+        if abs(m_list[k] - molality) > 1e-5:
+            continue
+        source = series if "gamma_pm" in key_map else thermo["experiment"]["pitzer_at_series"]
+        for column, key in key_map.items():
+            values = source.get(key)
+            out[column] = _float(values[k]) if values else None
+    return out
+
+
+def summary_row(
+    doc: dict[str, Any], arrays: dict[str, Any] | None = None, thermo: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """One flat export row from an ``electrolytes`` document (``arrays``: from the structure/transport docs)."""
     nu_c, nu_a = _int(doc.get("nu_cation")), _int(doc.get("nu_anion"))
     prov = doc.get("provenance") or {}
@@ -220,6 +266,7 @@ def summary_row(doc: dict[str, Any], arrays: dict[str, Any] | None = None) -> di
         row[property_column(prop, "err")] = _float(doc.get(f"{prop}_err"))
         row[property_column(prop, "exp")] = _float(doc.get(f"exp_{prop}"))
         row[property_column(prop, "exp_source")] = _str(doc.get(f"exp_{prop}_source"))
+    row.update(thermo_columns(doc, thermo))
     row.update(
         {
             "model_id": _str(doc.get("model_id")),
@@ -278,6 +325,7 @@ def iter_rows(
     lock = lock if lock is not None else contextlib.nullcontext()
     skip_fields = {"_id"}
     cursor = stores["electrolytes"].query(criteria, sort={"electrolyte_id": 1}, limit=limit)
+    thermo_docs: dict[tuple[Any, Any, Any], dict[str, Any] | None] = {}
     for batch in _batched(_locked_iter(iter(cursor), lock), batch_size):
         rdfs: dict[str, dict] = {}
         msds: dict[str, dict] = {}
@@ -295,7 +343,13 @@ def iter_rows(
         for doc in batch:
             doc = {k: v for k, v in doc.items() if k not in skip_fields}
             arrays = _array_columns(list(doc.get("trajectory_ids") or []), rdfs, msds) if with_arrays else None
-            yield summary_row(doc, arrays)
+            group = (doc.get("salt"), doc.get("temperature"), doc.get("model_id"))
+            if group not in thermo_docs:
+                with lock:
+                    thermo_docs[group] = stores["thermo"].query_one(
+                        {"salt": group[0], "temperature": group[1], "model_id": group[2]}
+                    )
+            yield summary_row(doc, arrays, thermo_docs[group])
 
 
 def _json_safe(value: Any) -> Any:

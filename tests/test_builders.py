@@ -79,3 +79,23 @@ def test_thermo_needs_a_concentration_series(stores):
     assert thermo["status"] == "derivative_only" and "< 3" in thermo["reason"]
     assert thermo["series"] is None
     assert thermo["experiment"]["tables"]["gamma"]["value"]  # Hamer & Wu values beside it
+
+
+def test_export_rows_carry_thermo_columns():
+    from electrodb.export import summary_row, thermo_columns
+
+    thermo = {
+        "status": "ok",
+        "systems": [{"electrolyte_id": "e1", "a_cc": 1.2, "a_cc_err": 0.1}],
+        "series": {"molality": [0.5, 1.0, 2.0], "gamma": [0.7, 0.66, 0.67], "gamma_err": [0.01, 0.02, 0.03],
+                   "phi": [0.92, 0.93, 0.98], "phi_err": [0.01, 0.01, 0.02]},
+        "experiment": {"pitzer_at_series": {"molality": [0.5, 1.0, 2.0], "gamma": [0.68, 0.657, 0.668],
+                                            "phi": [0.921, 0.936, 0.983]}},
+    }
+    doc = {"electrolyte_id": "e1", "molality": 1.0}
+    cols = thermo_columns(doc, thermo)
+    assert cols["a_cc"] == 1.2 and cols["gamma_pm"] == 0.66 and cols["phi_err"] == 0.01
+    assert cols["exp_gamma_pm"] == 0.657 and cols["exp_phi"] == 0.936 and cols["thermo_status"] == "ok"
+    assert thermo_columns({"electrolyte_id": "e2", "molality": 3.0}, thermo)["gamma_pm"] is None
+    row = summary_row({"electrolyte_id": "e1", "molality": 1.0, "salt": "NaCl"}, None, thermo)
+    assert row["gamma_pm"] == 0.66

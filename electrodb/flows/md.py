@@ -277,6 +277,8 @@ class ProductionMDMaker(Maker):
         tid = spec.system_id
         with _stores() as stores:
             existing = stores.trajectories.query_one({"trajectory_id": tid})
+            if existing is not None:
+                existing.pop("_id", None)
             if existing and existing["status"] == "completed":
                 return TrajectoryDocument(**existing)
             if system.status != "ok":
