@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-
-os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # torch 2.13 + e3nn 0.4.4 (see environment notes)
-
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +12,17 @@ from rich.console import Console
 from rich.table import Table
 
 from electrodb.campaign import Campaign
+
+# Before any torch import: the weights-only override MACE + e3nn 0.4.4 need under torch 2.13 (see the environment
+# notes), and silence known, harmless dependency warnings that would bury the progress output.
+os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+for _pattern in (
+    "Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD",
+    "cd is deprecated",
+    "The TorchScript type system",
+    "To copy construct from a tensor",
+):
+    warnings.filterwarnings("ignore", message=_pattern)
 
 app = typer.Typer(help="ElectroDB: electrolyte property databases from NNP molecular dynamics.", no_args_is_help=True)
 campaign_app = typer.Typer(help="Plan and run screening campaigns.", no_args_is_help=True)
