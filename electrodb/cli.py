@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -141,12 +142,21 @@ def _run_with_progress(campaign: Campaign, stores, maker=None):
     ) as progress:
         task = progress.add_task("systems", total=None, status="")
 
-        def on_system(k: int, n: int, spec) -> None:
-            progress.update(
-                task, total=n, completed=k, description=f"{spec.salt} {spec.molality:.2f} m {spec.temperature:.0f} K"
-            )
+        last_line = [0.0]
 
-        md_flows.set_progress_hook(lambda line: progress.update(task, status=line))
+        def on_system(k: int, n: int, spec) -> None:
+            label = f"{spec.salt} {spec.molality:.2f} m {spec.temperature:.0f} K"
+            progress.update(task, total=n, completed=k, description=label)
+            if not console.is_terminal:  # logs and CI: a plain line per system
+                console.log(f"system {k + 1}/{n}: {label}")
+
+        def on_line(line: str) -> None:
+            progress.update(task, status=line)
+            if not console.is_terminal and time.monotonic() - last_line[0] > 30:
+                console.log(line)
+                last_line[0] = time.monotonic()
+
+        md_flows.set_progress_hook(on_line)
         try:
             summary = run_campaign(campaign, stores, maker=maker, on_system=on_system)
         finally:
