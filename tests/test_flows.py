@@ -98,6 +98,7 @@ def test_flow_stores_completed_trajectory_and_nvt_holds_temperature(stores, rand
     assert doc["status"] == "completed" and doc["n_frames"] == 121 and doc["model_id"].startswith("sha256:")
     assert doc["model"]["kind"] == "mace_file" and doc["ns_per_day"] > 0
     traj = load_trajectory(doc["trajectory_id"], stores.trajectories, stores.data)
+    assert traj.temperature_K[0] > 0.5 * 298.15  # production starts from the equilibrated velocities, not 0 K
     temps = traj.temperature_K[20:]
     # instantaneous T of N atoms fluctuates by T sqrt(2 / 3N); frames 2.5 fs apart are correlated, so use
     # block means to estimate the error of the average
@@ -256,3 +257,16 @@ def test_bad_model_path_and_missing_element_are_clear(stores, random_mace, tmp_p
     summary = run_campaign(campaign, stores)
     assert summary.failed and not summary.completed
     assert stores.trajectories.count({"status": "completed"}) == 0
+
+
+def test_npt_equilibration_reports_block_densities_and_rescales(random_mace):
+    from electrodb.flows.engine import density_kg_m3, equilibrate
+
+    atoms = _atoms_with_model(random_mace)
+    md = _md(npt=True, npt_max_ps=0.03, npt_block_ps=0.01, minimize_steps=0, nvt_warmup_ps=0.0)
+    result = equilibrate(atoms, md, 298.15)
+    assert len(result.block_densities) == 3 and result.n_steps == 60
+    assert result.density_kg_m3 == pytest.approx(np.mean(result.block_densities[-2:]))
+    assert density_kg_m3(atoms) == pytest.approx(result.density_kg_m3, rel=1e-9)  # box rescaled to the mean
+    assert result.converged in (True, False) and result.density_err_kg_m3 >= 0
+    assert atoms.get_momenta().any()  # velocities survive for production

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 from jobflow import Flow, Maker, Response, job
 from pydantic import BaseModel, Field
 
@@ -78,12 +79,16 @@ class SystemDocument(BaseModel):
 
 
 def atoms_to_dict(atoms: Atoms) -> dict[str, Any]:
-    return {
+    """JSON-safe state of a box: positions, cell, labels and (when set) momenta, so MD continues at temperature."""
+    out = {
         "symbols": atoms.get_chemical_symbols(),
         "positions": encode_array(atoms.get_positions()),
         "cell": np.asarray(atoms.cell).tolist(),
         **{k: encode_array(atoms.arrays[k]) for k in ("mol_id", "role", "ion_center") if k in atoms.arrays},
     }
+    if atoms.has("momenta"):
+        out["momenta"] = encode_array(atoms.get_momenta())
+    return out
 
 
 def atoms_from_dict(data: dict[str, Any]) -> Atoms:
@@ -91,6 +96,8 @@ def atoms_from_dict(data: dict[str, Any]) -> Atoms:
     for key in ("mol_id", "role", "ion_center"):
         if key in data:
             atoms.arrays[key] = decode_array(data[key])
+    if "momenta" in data:
+        atoms.set_momenta(decode_array(data["momenta"]))
     return atoms
 
 
@@ -306,6 +313,9 @@ class ProductionMDMaker(Maker):
                 density_err_kg_m3=system.density_err_kg_m3,
                 box_length_A=system.box_length_A,
             )
+            if state is None and not atoms.get_momenta().any():  # a box without velocities: start at temperature
+                MaxwellBoltzmannDistribution(atoms, temperature_K=spec.temperature, rng=np.random.default_rng(md.seed))
+                Stationary(atoms)
             start_atoms = atoms.copy()
             for attempt in range(2):
                 doc = self._run(stores, doc, atoms, md, timestep, sample_every, chunk, state)
