@@ -149,6 +149,10 @@ class Campaign(_Strict):
     packing: PackingSettings = PackingSettings()
     thermo: bool = Field(False, description="build activity/osmotic coefficients over the concentration series")
     solvation: bool = Field(False, description="run thermodynamic-integration solvation free energies")
+    solvation_ti: dict[str, Any] = Field(
+        default_factory=dict,
+        description="overrides of electrodb.flows.solvation.TISettings (n_windows, steps_per_window, …)",
+    )
 
     @field_validator("salts")
     @classmethod

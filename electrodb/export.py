@@ -116,6 +116,7 @@ def export_columns(with_arrays: bool = False) -> list[tuple[str, pa.DataType]]:
             (property_column(prop, "exp_source"), s),
         ]
     cols += [(name, f) for name in THERMO_COLUMNS] + [("thermo_status", s)]
+    cols += [(name, f) for name in SOLVATION_COLUMNS.values()] + [("solvation_status", s)]
     cols += [
         ("model_id", s),
         ("code_version", s),
@@ -239,8 +240,26 @@ def thermo_columns(doc: dict[str, Any], thermo: dict[str, Any] | None) -> dict[s
     return out
 
 
+SOLVATION_COLUMNS = {  # solvation document field -> export column (kJ/mol per formula unit)
+    "delta_g_solv_kJ_mol": "dG_solv_kJ_mol",
+    "delta_g_solv_err_kJ_mol": "dG_solv_err_kJ_mol",
+    "delta_g_solv_with_lr_kJ_mol": "dG_solv_with_lr_kJ_mol",
+    "experimental_kJ_mol": "exp_dG_solv_kJ_mol",
+}
+
+
+def solvation_columns(solvation: dict[str, Any] | None) -> dict[str, Any]:
+    """TI solvation free energy of the salt at this temperature and model (same for every molality)."""
+    out: dict[str, Any] = {column: _float((solvation or {}).get(key)) for key, column in SOLVATION_COLUMNS.items()}
+    out["solvation_status"] = _str((solvation or {}).get("status"))
+    return out
+
+
 def summary_row(
-    doc: dict[str, Any], arrays: dict[str, Any] | None = None, thermo: dict[str, Any] | None = None
+    doc: dict[str, Any],
+    arrays: dict[str, Any] | None = None,
+    thermo: dict[str, Any] | None = None,
+    solvation: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One flat export row from an ``electrolytes`` document (``arrays``: from the structure/transport docs)."""
     nu_c, nu_a = _int(doc.get("nu_cation")), _int(doc.get("nu_anion"))
@@ -267,6 +286,7 @@ def summary_row(
         row[property_column(prop, "exp")] = _float(doc.get(f"exp_{prop}"))
         row[property_column(prop, "exp_source")] = _str(doc.get(f"exp_{prop}_source"))
     row.update(thermo_columns(doc, thermo))
+    row.update(solvation_columns(solvation))
     row.update(
         {
             "model_id": _str(doc.get("model_id")),
@@ -326,6 +346,7 @@ def iter_rows(
     skip_fields = {"_id"}
     cursor = stores["electrolytes"].query(criteria, sort={"electrolyte_id": 1}, limit=limit)
     thermo_docs: dict[tuple[Any, Any, Any], dict[str, Any] | None] = {}
+    solvation_docs: dict[tuple[Any, Any, Any], dict[str, Any] | None] = {}
     for batch in _batched(_locked_iter(iter(cursor), lock), batch_size):
         rdfs: dict[str, dict] = {}
         msds: dict[str, dict] = {}
@@ -345,11 +366,13 @@ def iter_rows(
             arrays = _array_columns(list(doc.get("trajectory_ids") or []), rdfs, msds) if with_arrays else None
             group = (doc.get("salt"), doc.get("temperature"), doc.get("model_id"))
             if group not in thermo_docs:
+                criteria = {"salt": group[0], "temperature": group[1], "model_id": group[2]}
                 with lock:
-                    thermo_docs[group] = stores["thermo"].query_one(
-                        {"salt": group[0], "temperature": group[1], "model_id": group[2]}
+                    thermo_docs[group] = stores["thermo"].query_one(criteria)
+                    solvation_docs[group] = stores["solvation"].query_one(
+                        {**criteria, "status": "completed"}, sort={"last_updated": -1}
                     )
-            yield summary_row(doc, arrays, thermo_docs[group])
+            yield summary_row(doc, arrays, thermo_docs[group], solvation_docs[group])
 
 
 def _json_safe(value: Any) -> Any:

@@ -130,17 +130,19 @@ def wall_energy_forces(
     ion_atoms: np.ndarray,
     ion_group: np.ndarray,
     solvent_atoms: np.ndarray,
-    solvent_sigma: np.ndarray,
+    pair_sigma: np.ndarray,
     ion_sigma: float,
     k: float,
 ) -> tuple[float, np.ndarray]:
-    """Total soft-core wall W = Σ_ion-solvent pairs w(r; σ_j) + Σ_pairs of atoms of different ions w(r; σ_ion).
+    """Total soft-core wall W = Σ_ion-solvent pairs w(r; σ_ij) + Σ_pairs of atoms of different ions w(r; σ_ion).
 
     Parameters
     ----------
     positions : (N, 3) Å;  cell : (3, 3) Å (rows = lattice vectors);  pbc : (3,) bool
     ion_atoms : (n_i,) indices of the ion atoms;  ion_group : (n_i,) ion (molecule) label of each ion atom
-    solvent_atoms : (n_s,) indices of the solvent atoms;  solvent_sigma : (n_s,) wall radius σ_j of each (Å)
+    solvent_atoms : (n_s,) indices of the solvent atoms
+    pair_sigma : wall radius σ_ij (Å) of every ion atom–solvent atom pair, shape (n_i, n_s), or (n_s,) when it
+        depends on the solvent atom only
     ion_sigma : wall radius between atoms of different ions (Å);  k : wall height (eV)
 
     Returns
@@ -156,7 +158,8 @@ def wall_energy_forces(
     energy = 0.0
     if ion_atoms.size and solvent_atoms.size:
         d = _minimum_image(pos[solvent_atoms][None, :, :] - pos[ion_atoms][:, None, :], cell, pbc)
-        w, g = soft_wall(np.einsum("ijk,ijk->ij", d, d), np.asarray(solvent_sigma, dtype=float)[None, :], k)
+        sig = np.broadcast_to(np.asarray(pair_sigma, dtype=float), (ion_atoms.size, solvent_atoms.size))
+        w, g = soft_wall(np.einsum("ijk,ijk->ij", d, d), sig, k)
         energy += float(w.sum())
         f = -g[..., None] * d  # force on the solvent atom j of pair (i, j)
         np.add.at(forces, solvent_atoms, f.sum(axis=0))

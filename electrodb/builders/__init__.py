@@ -39,6 +39,9 @@ def run_builders(
         builders["thermo"] = ThermoBuilder(s.electrolytes, s.structure, s.trajectories, s.thermo)
     except ImportError:  # pragma: no cover - thermo builder optional during development
         pass
+    from electrodb.builders.solvation import SolvationBuilder
+
+    builders["solvation"] = SolvationBuilder(s.data, s.solvation)
     counts = {}
     for name, builder in builders.items():
         items = list(builder.get_items())

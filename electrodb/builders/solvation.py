@@ -288,6 +288,7 @@ def assemble_solvation_document(
         "run_code_version": run.get("code_version"),
         "builder": builder,
         "isolated_ion_energies_eV": run.get("isolated_ion_energies_eV", {}),
+        "wall_sigma_A": run.get("wall_sigma_A", {}),
         "window_wall_time_s": float(sum(w.get("wall_time_s", 0.0) for w in windows)),
     }
     doc = SolvationDocument(

@@ -60,6 +60,7 @@ class CampaignRunSummary:
     completed: list[str] = field(default_factory=list)
     unstable: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    solvation: dict[str, str] = field(default_factory=dict)  # solvation_id -> status
 
 
 def run_campaign(
@@ -102,7 +103,32 @@ def run_campaign(
         else:
             summary.failed.append(spec.system_id)
         del responses
+    if campaign.solvation:
+        summary.solvation = run_solvation(campaign, stores, model_id)
     return summary
+
+
+def run_solvation(campaign: Campaign, stores: ElectroDBStores, model_id: str) -> dict[str, str]:
+    """One TI flow per salt × temperature (``docs/solvation.md``); skips ids already completed."""
+    from electrodb.flows.solvation import SolvationTIMaker, TISettings, solvation_id
+
+    md = campaign.md.model_copy(update={"npt": False})
+    maker = SolvationTIMaker(md=md, packing=campaign.packing)
+    settings = TISettings.model_validate({**maker.settings.model_dump(), **campaign.solvation_ti})
+    n_waters = campaign.size.n_waters or 64
+    out: dict[str, str] = {}
+    for salt in campaign.salts:
+        for temperature in campaign.temperatures:
+            sid = solvation_id(salt, n_waters, temperature, model_id, settings, md, campaign.packing)
+            done = stores.solvation.query_one({"solvation_id": sid}, properties=["status"])
+            if done and done["status"] == "completed":
+                out[sid] = "skipped (completed)"
+                continue
+            flow = maker.make(salt, n_waters, temperature, model=campaign.model, **campaign.solvation_ti)
+            run_locally(flow, store=stores.job_store(), create_folders=False, log=False, ensure_success=False)
+            doc = stores.solvation.query_one({"solvation_id": sid}, properties=["status"])
+            out[sid] = doc["status"] if doc else "failed"
+    return out
 
 
 def _campaigns_of(stores: ElectroDBStores, spec: SystemSpec) -> list[str]:
