@@ -1,0 +1,54 @@
+"""The command line, end to end on synthetic trajectories: plan, ingest errors, build, plot, export, db info."""
+
+from __future__ import annotations
+
+import pandas as pd
+from synthetic import write_brownian_trajectory
+from typer.testing import CliRunner
+
+from electrodb.cli import app
+
+runner = CliRunner()
+
+
+def test_campaign_plan_prints_counts_and_density_source(tmp_path, settings):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: p\nsalts: [NaCl, LiTFSI]\nconcentrations: [1.0]\nsize: {n_waters: 128}\nmodel: m.model\n")
+    result = runner.invoke(app, ["campaign", "plan", str(spec)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "NaCl" in result.output and "Laliberte" in result.output and "estimate" in result.output
+
+
+def test_bad_campaign_exits_with_message(tmp_path, settings):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: p\nsalts: [NaCl]\nconcentrations: [40]\nmodel: m.model\n")
+    result = runner.invoke(app, ["campaign", "plan", str(spec)], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "packing limit" in result.output
+
+
+def test_build_plot_export_and_info(tmp_path, stores):
+    doc = write_brownian_trajectory(stores, "NaCl", 2.0, n_frames=150, seed=3)
+    result = runner.invoke(app, ["build"])
+    assert result.exit_code == 0, result.output
+    for kind in ("rdf", "msd"):
+        out = tmp_path / f"{kind}.png"
+        result = runner.invoke(app, ["plot", kind, doc.trajectory_id[:8], "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    assert runner.invoke(app, ["plot", "rdf", "no-such-id"]).exit_code == 2
+    table = tmp_path / "out.csv"
+    result = runner.invoke(app, ["export", "--format", "csv", "--out", str(table), "--salt", "NaCl"])
+    assert result.exit_code == 0, result.output
+    df = pd.read_csv(table)
+    assert len(df) == 1 and "D_cation_1e-9m2_s" in df.columns and df["salt"][0] == "NaCl"
+    result = runner.invoke(app, ["db", "info"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "trajectories" in result.output and "embedded" in result.output
+
+
+def test_ingest_error_is_clear(tmp_path, settings):
+    missing = tmp_path / "nope.extxyz"
+    result = runner.invoke(
+        app,
+        ["ingest", str(missing), "--salt", "NaCl", "--temperature", "298", "--timestep-fs", "0.5", "--interval", "10"],
+    )
+    assert result.exit_code == 2 and "does not exist" in result.output
