@@ -28,6 +28,8 @@ name               key                 content
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +98,23 @@ class EmbeddedStore(MontyStore):
         if self.count(criteria) == 0:
             return
         super().remove_docs(criteria)
+
+    def query(self, *args: Any, **kwargs: Any) -> Iterator[dict]:
+        # A collection never written to (or being created by another process right now) has no SQLite table
+        # yet; montydb raises instead of returning nothing.
+        try:
+            yield from super().query(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+
+    def count(self, *args: Any, **kwargs: Any) -> int:
+        try:
+            return super().count(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            return 0
 
 
 class _ReadOnlyMixin:

@@ -112,3 +112,15 @@ def test_mongodb_uri_selects_mongo_and_gridfs(tmp_path):
     assert isinstance(s.systems, MongoStore) and isinstance(s.data, GridFSStore)
     assert "MongoDB localhost:27017" in s.settings.describe()
     assert set(s.job_store().additional_stores) == {"data"}
+
+
+def test_embedded_store_reads_a_collection_being_created_as_empty(stores):
+    """Another process may have created a collection's SQLite file but not its table yet (seen in the
+    kill/resume test): montydb raises "no such table"; the embedded store answers "nothing there"."""
+    import sqlite3
+
+    stores.systems.update([{"system_id": "a"}], key="system_id")
+    folder = stores.settings.database_path / stores.settings.db_name
+    sqlite3.connect(folder / "data.collection").close()
+    assert stores.data.query_one({"kind": "checkpoint"}) is None
+    assert stores.data.count() == 0
