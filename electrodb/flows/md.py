@@ -4,7 +4,7 @@ atomate2 style: small dataclass Makers with a ``name`` and a ``make()``; jobs re
 atomate2's ``ForceFieldMDMaker`` is not reused for production because it stores the whole trajectory as one
 pymatgen ``Trajectory`` in a single blob at the end of the run (no checkpoints, no resume, no stability monitor,
 and the 16 MB-per-document problem of atomate2 #515 on MongoDB without GridFS). ElectroDB streams frames as
-chunks and checkpoints instead; ``benchmarks/md_throughput.py`` compares the two on the same model and box.
+chunks and checkpoints instead.
 """
 
 from __future__ import annotations
