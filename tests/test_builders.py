@@ -87,10 +87,20 @@ def test_export_rows_carry_thermo_columns():
     thermo = {
         "status": "ok",
         "systems": [{"electrolyte_id": "e1", "a_cc": 1.2, "a_cc_err": 0.1}],
-        "series": {"molality": [0.5, 1.0, 2.0], "gamma": [0.7, 0.66, 0.67], "gamma_err": [0.01, 0.02, 0.03],
-                   "phi": [0.92, 0.93, 0.98], "phi_err": [0.01, 0.01, 0.02]},
-        "experiment": {"pitzer_at_series": {"molality": [0.5, 1.0, 2.0], "gamma": [0.68, 0.657, 0.668],
-                                            "phi": [0.921, 0.936, 0.983]}},
+        "series": {
+            "molality": [0.5, 1.0, 2.0],
+            "gamma": [0.7, 0.66, 0.67],
+            "gamma_err": [0.01, 0.02, 0.03],
+            "phi": [0.92, 0.93, 0.98],
+            "phi_err": [0.01, 0.01, 0.02],
+        },
+        "experiment": {
+            "pitzer_at_series": {
+                "molality": [0.5, 1.0, 2.0],
+                "gamma": [0.68, 0.657, 0.668],
+                "phi": [0.921, 0.936, 0.983],
+            }
+        },
     }
     doc = {"electrolyte_id": "e1", "molality": 1.0}
     cols = thermo_columns(doc, thermo)

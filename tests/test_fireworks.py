@@ -21,8 +21,14 @@ def test_campaign_flow_converts_to_fireworks_workflow(stores, tmp_path, monkeypa
 
     from electrodb.flows.campaign import campaign_flow, pending_systems
 
-    campaign = Campaign(name="fw", salts=["NaCl", "LiCl"], concentrations=[1.0], size={"n_waters": 64},
-                        model="/models/any.model", model_cutoff_A=4.0)
+    campaign = Campaign(
+        name="fw",
+        salts=["NaCl", "LiCl"],
+        concentrations=[1.0],
+        size={"n_waters": 64},
+        model="/models/any.model",
+        model_cutoff_A=4.0,
+    )
     todo, done = pending_systems(campaign.systems(), stores)
     assert len(todo) == 2 and not done
     workflow = flow_to_workflow(campaign_flow(todo, name=campaign.name), store=stores.job_store())

@@ -516,4 +516,3 @@ def self_diffusion(
         intercept_A2=float(intercepts.mean()),
         message=msg,
     )
-
