@@ -22,17 +22,7 @@ import tracemalloc
 import numpy as np
 
 from electrodb.analysis.structure import pair_rdfs
-
-PAIRS = [
-    ("cation", "O_w"),
-    ("cation", "H_w"),
-    ("anion", "O_w"),
-    ("anion", "H_w"),
-    ("cation", "anion"),
-    ("cation", "cation"),
-    ("anion", "anion"),
-    ("O_w", "O_w"),
-]
+from electrodb.builders.properties import PAIRS  # the 8 pairs the builder computes
 
 
 def make_trajectory(

@@ -11,6 +11,20 @@ from electrodb.systems import box_counts, pack_box
 from electrodb.trajectory import TrajectoryDocument, TrajectoryWriter
 
 
+def trajectory_meta(writer: TrajectoryWriter, atoms) -> dict:
+    """The metadata ``load_trajectory`` needs for frames written by ``writer`` for ``atoms`` (a packed box)."""
+    return {
+        "trajectory_id": writer.trajectory_id,
+        "n_frames": writer.n_frames,
+        "n_atoms": len(atoms),
+        "symbols": atoms.get_chemical_symbols(),
+        "masses": atoms.get_masses().tolist(),
+        "role": atoms.arrays["role"].tolist(),
+        "mol_id": atoms.arrays["mol_id"].tolist(),
+        "ion_center": atoms.arrays["ion_center"].tolist(),
+    }
+
+
 def write_brownian_trajectory(
     stores: ElectroDBStores,
     salt: str = "NaCl",

@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import torch
 from maggma.stores import MemoryStore
 from model_factory import build_random_mace
+from synthetic import trajectory_meta
 
 from electrodb.campaign import Campaign, MDSettings, SizeSpec, StabilitySettings
 from electrodb.flows.batched import (
@@ -41,19 +42,6 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def boxes() -> list[Atoms]:
     return [pack_box(box_counts(salt, 2.0, "mol/kg", 300.0, n_waters=n)).atoms for salt, n in BOXES]
-
-
-def _meta(writer: TrajectoryWriter, atoms: Atoms) -> dict:
-    return {
-        "trajectory_id": writer.trajectory_id,
-        "n_frames": writer.n_frames,
-        "n_atoms": len(atoms),
-        "symbols": atoms.get_chemical_symbols(),
-        "masses": atoms.get_masses().tolist(),
-        "role": atoms.arrays["role"].tolist(),
-        "mol_id": atoms.arrays["mol_id"].tolist(),
-        "ion_center": atoms.arrays["ion_center"].tolist(),
-    }
 
 
 def _run(
@@ -109,7 +97,7 @@ def test_batched_trajectories_load_back_unwrapped(batched_run: tuple) -> None:
         atoms, writer, outcome = systems[k], writers[k], result.outcomes[k]
         assert outcome.status == "completed" and outcome.n_frames == n_frames
         assert outcome.last_good_frame == n_frames - 1 and outcome.n_steps == N_STEPS
-        traj = load_trajectory(_meta(writer, atoms), MemoryStore(), store)
+        traj = load_trajectory(trajectory_meta(writer, atoms), MemoryStore(), store)
         assert traj.positions.shape == (n_frames, len(atoms), 3)
         assert traj.cells.shape == (n_frames, 3, 3)
         np.testing.assert_allclose(traj.cells, np.broadcast_to(atoms.cell.array, traj.cells.shape), atol=1e-4)
@@ -119,7 +107,7 @@ def test_batched_trajectories_load_back_unwrapped(batched_run: tuple) -> None:
         # frame 0 is the start as given (unwrapped); later frames move continuously (no jump of a box length)
         np.testing.assert_allclose(traj.positions[0], atoms.positions, atol=1e-4)
         assert np.linalg.norm(np.diff(traj.positions, axis=0), axis=-1).max() < 1.0
-    last = load_trajectory(_meta(writers[2], systems[2]), MemoryStore(), store).positions[-1]
+    last = load_trajectory(trajectory_meta(writers[2], systems[2]), MemoryStore(), store).positions[-1]
     assert (last < -0.5).any()  # still outside the cell: not wrapped back
     # each system stays near its own target temperature (300 K and 350 K; 50-74 atoms fluctuate by ~10 %)
     for outcome, target in zip(result.outcomes[1:], (300.0, 350.0), strict=True):

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from synthetic import trajectory_meta
 
 from electrodb.campaign import Campaign, MDSettings, StabilitySettings
 from electrodb.flows.engine import MDInstabilityError, run_production
@@ -72,16 +73,7 @@ def test_trajectory_loads_back_bit_identical(stores, random_mace):
     MaxwellBoltzmannDistribution(atoms, temperature_K=298.15, rng=np.random.default_rng(0))
     writer = RecordingWriter(stores.data, "bitcheck", len(atoms), chunk_frames=7)
     run_production(atoms, _md(), 298.15, writer, 0.5, 10, 300)
-    meta = {
-        "trajectory_id": "bitcheck",
-        "n_frames": writer.n_frames,
-        "n_atoms": len(atoms),
-        "symbols": atoms.get_chemical_symbols(),
-        "masses": atoms.get_masses().tolist(),
-        "role": atoms.arrays["role"].tolist(),
-        "mol_id": atoms.arrays["mol_id"].tolist(),
-        "ion_center": atoms.arrays["ion_center"].tolist(),
-    }
+    meta = trajectory_meta(writer, atoms)
     back = load_trajectory(meta, stores.trajectories, stores.data)
     assert back.n_frames == 31 == len(writer.recorded)  # frame 0 + every 10 steps
     assert np.array_equal(back.positions, np.stack(writer.recorded))  # bit-identical float32
