@@ -8,9 +8,20 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export OMP_NUM_THREADS ?= 2
 export TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD := 1
 
-.PHONY: venv demo test test-fast lint bench clean-data
+.PHONY: venv demo test test-all test-deps lint bench clean-data
 
 venv: $(STAMP)
+
+# System packages the tests need: Debian's chromium for the explorer's headless-browser tests. Installed when
+# missing (root, as on a fresh machine and in CI); elsewhere the command says what to install.
+test-deps:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (explorer browser tests) with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "error: the explorer tests need chromium: run 'sudo apt-get install chromium' (Debian/Ubuntu)"; exit 1; \
+	  fi; }
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +34,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: venv
 	$(BIN)/electrodb demo
 
-test: venv
+test: venv test-deps
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
-test-all: venv
+test-all: venv test-deps
 	$(BIN)/python -m pytest -q tests
 
 lint: venv

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-import time
 import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from electrodb import reporting
 from electrodb.campaign import Campaign
 
 # Before any torch import: the weights-only override MACE + e3nn 0.4.4 need under torch 2.13 (see the environment
@@ -32,11 +32,12 @@ model_app = typer.Typer(help="Train, fine-tune and list models.", no_args_is_hel
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(db_app, name="db")
 app.add_typer(model_app, name="model")
-console = Console()
+console = reporting.make_console()
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    """Print ``error: message`` unwrapped and verbatim (no rich markup, no line breaks), exit with code 2."""
+    console.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -51,42 +52,11 @@ def _load_campaign(spec: Path, model: str | None) -> Campaign:
 
 
 def plan_table(campaign: Campaign) -> Table:
-    from electrodb.systems import SystemError as BoxError
-
+    """The campaign's systems as a table; a box that cannot be built exits with its message."""
     try:
-        specs = campaign.systems()
-    except (BoxError, ValueError) as exc:
+        return reporting.plan_table(campaign)
+    except ValueError as exc:
         _fail(str(exc))
-    table = Table(title=f"campaign {campaign.name}: {len(specs)} systems, model {campaign.model}")
-    for col in (
-        "system id",
-        "salt",
-        "molality (mol/kg)",
-        "T (K)",
-        "cations",
-        "anions",
-        "waters",
-        "atoms",
-        "box (Å)",
-        "density (kg/m³)",
-        "density source",
-    ):
-        table.add_column(col, justify="right" if col not in ("salt", "density source", "system id") else "left")
-    for s in specs:
-        table.add_row(
-            s.system_id[:10],
-            s.salt,
-            f"{s.molality:.3f}",
-            f"{s.temperature:.1f}",
-            str(s.n_cations),
-            str(s.n_anions),
-            str(s.n_waters),
-            str(s.n_atoms),
-            f"{s.box_length_A:.2f}",
-            f"{s.density_kg_m3:.1f}",
-            s.density_source,
-        )
-    return table
 
 
 @campaign_app.command("plan")
@@ -117,57 +87,15 @@ def campaign_run(
             LaunchPad.auto_load().add_wf(workflow)
             console.print(f"added {len(todo)} systems to the FireWorks LaunchPad; run them with rlaunch")
             return
-        summary = _run_with_progress(campaign, stores)
+        summary = reporting.run_with_progress(campaign, stores, console)
     console.print(
         f"completed {len(summary.completed)}, skipped (already done) {len(summary.skipped)}, "
         f"unstable {len(summary.unstable)}, failed {len(summary.failed)} of {summary.total}"
     )
+    for line in reporting.failure_lines(summary, stores_hint=f"electrodb campaign run {spec}"):
+        console.print(line, soft_wrap=True, markup=False)
     if summary.failed:
         raise typer.Exit(code=1)
-
-
-def _run_with_progress(campaign: Campaign, stores, maker=None):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from electrodb.flows import md as md_flows
-    from electrodb.flows.campaign import run_campaign
-
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[status]}"),
-        console=console,
-    ) as progress:
-        task = progress.add_task("systems", total=None, status="")
-
-        last_line = [0.0]
-
-        def on_system(k: int, n: int, spec) -> None:
-            label = f"{spec.salt} {spec.molality:.2f} m {spec.temperature:.0f} K"
-            progress.update(task, total=n, completed=k, description=label)
-            if not console.is_terminal:  # logs and CI: a plain line per system
-                console.log(f"system {k + 1}/{n}: {label}")
-
-        def on_line(line: str) -> None:
-            progress.update(task, status=line)
-            if not console.is_terminal and time.monotonic() - last_line[0] > 30:
-                console.log(line)
-                last_line[0] = time.monotonic()
-
-        md_flows.set_progress_hook(on_line)
-        try:
-            summary = run_campaign(campaign, stores, maker=maker, on_system=on_system)
-        finally:
-            md_flows.set_progress_hook(None)
-        progress.update(
-            task,
-            total=max(len(summary.completed) + len(summary.unstable) + len(summary.failed), 1),
-            completed=len(summary.completed) + len(summary.unstable) + len(summary.failed),
-            description="systems done",
-        )
-    return summary
 
 
 @db_app.command("info")

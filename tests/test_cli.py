@@ -52,3 +52,29 @@ def test_ingest_error_is_clear(tmp_path, settings):
         ["ingest", str(missing), "--salt", "NaCl", "--temperature", "298", "--timestep-fs", "0.5", "--interval", "10"],
     )
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_errors_are_never_wrapped_whatever_the_path_or_width(tmp_path, settings):
+    """A long path on a narrow terminal: the message stays on one line, verbatim (also its [brackets])."""
+    deep = tmp_path / ("a-rather-long-folder-name-" * 6) / "[x]"
+    missing = deep / "nope.extxyz"
+    for columns in ("40", "80", "300"):
+        result = runner.invoke(
+            app,
+            [
+                "ingest",
+                str(missing),
+                "--salt",
+                "NaCl",
+                "--temperature",
+                "298",
+                "--timestep-fs",
+                "0.5",
+                "--interval",
+                "1",
+            ],
+            env={"COLUMNS": columns},
+        )
+        assert result.exit_code == 2
+        line = next(x for x in result.output.splitlines() if x.startswith("error:"))
+        assert str(missing) in line and "does not exist" in line, result.output

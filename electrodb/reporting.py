@@ -1,0 +1,112 @@
+"""What the command line and the demo print: the console, campaign plans, MD progress and failure reasons.
+
+Output must read well in a file (CI logs, ``tee``, notebooks) as well as on a terminal: without a terminal the
+console is 160 columns wide (``COLUMNS`` still wins), progress is one plain line per system plus a status line at
+most every 30 s, and messages are never wrapped mid-word.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from electrodb.campaign import Campaign
+
+__all__ = ["failure_lines", "make_console", "plan_table", "run_with_progress"]
+
+#: Width used when the output is not a terminal and ``COLUMNS`` is not set.
+FILE_WIDTH = 160
+#: Seconds between plain progress lines when the output is not a terminal.
+LINE_EVERY_S = 30.0
+
+
+def make_console() -> Console:
+    """A rich console that is 160 columns wide in a file or pipe (rich would cut tables at 80)."""
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=FILE_WIDTH)
+    return console
+
+
+def plan_table(campaign: Campaign) -> Table:
+    """The systems a campaign expands into; raises ``ValueError`` naming the system whose box cannot be built."""
+    from electrodb.systems import SystemError as BoxError
+
+    try:
+        specs = campaign.systems()
+    except BoxError as exc:
+        raise ValueError(str(exc)) from exc
+    table = Table(title=f"campaign {campaign.name}: {len(specs)} systems, model {campaign.model}")
+    columns = ("system id", "salt", "m mol/kg", "T K", "cations", "anions", "waters", "atoms", "box Å")
+    for col in (*columns, "density kg/m³", "density source"):
+        table.add_column(col, justify="left" if col in ("salt", "density source", "system id") else "right")
+    for s in specs:
+        table.add_row(
+            s.system_id[:10],
+            s.salt,
+            f"{s.molality:.3f}",
+            f"{s.temperature:.1f}",
+            str(s.n_cations),
+            str(s.n_anions),
+            str(s.n_waters),
+            str(s.n_atoms),
+            f"{s.box_length_A:.2f}",
+            f"{s.density_kg_m3:.1f}",
+            s.density_source,
+        )
+    return table
+
+
+def run_with_progress(campaign: Campaign, stores: Any, console: Console, maker: Any = None) -> Any:
+    """Run a campaign locally with a progress bar (terminal) or plain progress lines (file); return its summary."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from electrodb.flows import md as md_flows
+    from electrodb.flows.campaign import run_campaign
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=console,
+    ) as progress:
+        task = progress.add_task("systems", total=None, status="")
+        last_line = [0.0]
+
+        def on_system(k: int, n: int, spec: Any) -> None:
+            label = f"{spec.salt} {spec.molality:.2f} m {spec.temperature:.0f} K"
+            progress.update(task, total=n, completed=k, description=label)
+            if not console.is_terminal:  # logs and CI: a plain line per system
+                console.log(f"system {k + 1}/{n}: {label}")
+
+        def on_line(line: str) -> None:
+            progress.update(task, status=line)
+            if not console.is_terminal and time.monotonic() - last_line[0] > LINE_EVERY_S:
+                console.log(line)
+                last_line[0] = time.monotonic()
+
+        md_flows.set_progress_hook(on_line)
+        try:
+            summary = run_campaign(campaign, stores, maker=maker, on_system=on_system)
+        finally:
+            md_flows.set_progress_hook(None)
+        done = len(summary.completed) + len(summary.unstable) + len(summary.failed)
+        progress.update(task, total=max(done, 1), completed=done, description="systems done")
+    return summary
+
+
+def failure_lines(summary: Any, stores_hint: str = "") -> list[str]:
+    """One line per failed or unstable system, with the failing job's own error text."""
+    lines = []
+    for kind, ids in (("failed", summary.failed), ("unstable", summary.unstable)):
+        for sid in ids:
+            lines.append(f"{kind}: system {sid[:10]}: {summary.reasons.get(sid, 'no reason recorded')}")
+    if summary.failed and stores_hint:
+        lines.append(f"fix the cause above and run `{stores_hint}` again: completed systems are skipped")
+    return lines
