@@ -8,15 +8,20 @@ See ``docs/campaigns.md`` for the file format.
 
 from __future__ import annotations
 
+import csv
+import functools
 import hashlib
+import io
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from electrodb.analysis.convergence import ConvergenceTargets
 from electrodb.chemistry import ChemistryError, parse_salt
+from electrodb.safe_yaml import SpecError, load_yaml_mapping
 from electrodb.systems import BoxCounts, box_counts
 
 __all__ = [
@@ -28,6 +33,17 @@ __all__ = [
     "SystemSpec",
     "stable_hash",
 ]
+
+
+@functools.cache
+def _solubility_table() -> dict[str, tuple[float, str]]:
+    text = resources.files("electrodb.data").joinpath("solubility_25C.csv").read_text()
+    return {r["salt"]: (float(r["solubility_mol_per_kg"]), r["source"]) for r in csv.DictReader(io.StringIO(text))}
+
+
+def solubility(salt: str) -> tuple[float, str] | None:
+    """Approximate saturation molality at 25 °C and its source (``electrodb/data/solubility_25C.csv``), or None."""
+    return _solubility_table().get(parse_salt(salt).formula)
 
 
 def stable_hash(payload: Any, length: int = 16) -> str:
@@ -57,7 +73,9 @@ class MDSettings(_Strict):
     timestep_fs: float = Field(0.5, gt=0, le=5.0)
     minimize_steps: int = Field(30, ge=0, description="FIRE steps before MD (packmol boxes are strained)")
     minimize_fmax_eV_A: float = Field(0.5, gt=0)
-    nvt_warmup_ps: float = Field(0.1, ge=0, description="Langevin warm-up before NPT (ps)")
+    nvt_warmup_ps: float = Field(
+        0.1, ge=0, description="Langevin warm-up (friction warmup_friction_per_fs) before NPT/production (ps)"
+    )
     npt: bool = Field(True, description="equilibrate the density in NPT; False keeps the packed density")
     npt_max_ps: float = Field(5.0, gt=0, description="upper bound on NPT time (ps)")
     npt_block_ps: float = Field(0.5, gt=0, description="block length for the density convergence test (ps)")
@@ -66,14 +84,34 @@ class MDSettings(_Strict):
     barostat_time_ps: float = Field(1.0, gt=0, description="Berendsen barostat relaxation time (ps)")
     compressibility_per_bar: float = Field(4.57e-5, gt=0, description="isothermal compressibility of water")
     production_ps: float = Field(2.0, gt=0)
-    thermostat: Literal["langevin", "nose-hoover-chain"] = "langevin"
+    thermostat: Literal["bussi", "langevin", "nose-hoover-chain"] = Field(
+        "bussi",
+        description="production thermostat: 'bussi' (canonical velocity rescaling, time constant "
+        "thermostat_time_fs; preserves dynamics), 'langevin' (friction_per_fs) or 'nose-hoover-chain'",
+    )
     friction_per_fs: float = Field(
         0.001,
         gt=0,
-        description="Langevin friction for production (1/fs); weak so diffusion is barely perturbed",
+        description="Langevin friction for production with thermostat='langevin' (1/fs); slows diffusion by "
+        "about 1/(1 + M γ D0 / kT) (~2 % for water at 0.001/fs, ~14 % at 0.01/fs)",
     )
-    warmup_friction_per_fs: float = Field(0.01, gt=0)
-    thermostat_time_fs: float = Field(100.0, gt=0, description="Nose-Hoover chain time constant (fs)")
+    warmup_friction_per_fs: float = Field(
+        0.05,
+        gt=0,
+        description="Langevin friction of the warm-up (1/fs): strong, so the heat released by a strained "
+        "packed box is removed within ~10 fs (kinetic-energy relaxation time 1/(2γ))",
+    )
+    thermostat_time_fs: float = Field(
+        100.0,
+        gt=0,
+        description="Bussi / Nose-Hoover chain time constant (fs): relaxation time of the kinetic energy",
+    )
+    nve_drift_steps: int = Field(
+        400,
+        ge=0,
+        description="velocity-Verlet steps of the once-per-model NVE energy-drift check before the first "
+        "production run (0: skip the check)",
+    )
     sample_every_steps: int = Field(20, ge=1, description="frames stored every this many steps")
     checkpoint_every_steps: int = Field(1000, ge=1)
     seed: int = 1
@@ -127,6 +165,7 @@ class SystemSpec(_Strict):
     model_id: str
     md: MDSettings
     packing: PackingSettings
+    targets: dict[str, float] = Field(default_factory=dict, description="convergence-target overrides")
 
     @property
     def counts(self) -> BoxCounts:
@@ -153,6 +192,18 @@ class Campaign(_Strict):
         default_factory=dict,
         description="overrides of electrodb.flows.solvation.TISettings (n_windows, steps_per_window, …)",
     )
+    allow_above_solubility: bool = Field(False, description="accept concentrations above the salt's solubility")
+    targets: dict[str, float] = Field(
+        default_factory=dict,
+        description="convergence targets to override (electrodb.analysis.convergence.ConvergenceTargets), "
+        "e.g. {D_rel_err: 0.1}",
+    )
+
+    @field_validator("targets")
+    @classmethod
+    def _known_targets(cls, targets: dict[str, float]) -> dict[str, float]:
+        ConvergenceTargets().with_overrides(targets)  # raises ValueError naming the unknown ones
+        return targets
 
     @field_validator("salts")
     @classmethod
@@ -171,15 +222,46 @@ class Campaign(_Strict):
             )
         return self
 
+    @field_validator("concentrations", "temperatures", mode="before")
+    @classmethod
+    def _numbers_only(cls, values: Any) -> Any:
+        # pydantic's lax mode reads `true` as 1.0 and "2" as 2.0: a campaign number must be written as a number.
+        for v in values if isinstance(values, list) else [values]:
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise ValueError(f"{v!r} is not a number; write concentrations and temperatures as plain numbers")
+        return values
+
+    @model_validator(mode="after")
+    def _below_solubility(self) -> Campaign:
+        if self.allow_above_solubility:
+            return self
+        for salt in self.salts:
+            limit = solubility(salt)
+            if limit is None:
+                continue
+            too_high = [c for c in self.concentrations if c > limit[0]]
+            # A molarity is below the molality of the same solution, so it is checked against the same limit.
+            if too_high:
+                raise ValueError(
+                    f"{salt} at {too_high} {self.concentration_unit} is above its solubility, about {limit[0]:g} "
+                    f"mol/kg at 25 °C ({limit[1]}); lower the concentration or set allow_above_solubility: true "
+                    "for a supersaturated study"
+                )
+        return self
+
     @classmethod
     def from_yaml(cls, path: str | Path) -> Campaign:
+        """Load and validate a campaign file; every problem is a ``ValueError`` naming the file and the field."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"campaign file {path} does not exist")
-        data = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: a campaign file must be a YAML mapping (name:, salts:, …)")
-        return cls.model_validate(data)
+        data = load_yaml_mapping(path, "campaign file")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+            )
+            raise SpecError(f"{path}: {problems}") from None
 
     @property
     def campaign_id(self) -> str:
@@ -260,6 +342,7 @@ class Campaign(_Strict):
                                 model_id=model_id,
                                 md=self.md,
                                 packing=self.packing,
+                                targets=self.targets,
                             )
                         )
         return specs

@@ -1,0 +1,119 @@
+"""Convergence statuses: one vocabulary for every stored property, and the targets each is judged against.
+
+Every property ElectroDB stores carries a :class:`Verdict`:
+
+* ``converged`` — the number passed every documented criterion for its kind and is reported as a result;
+* ``unconverged`` — it was computed, but at least one criterion failed (error too large, no diffusive regime,
+  run too short for the relaxation time, run not at its labelled temperature, ...); it is kept for inspection
+  and never shown as a plain result;
+* ``insufficient`` — there was not enough data to compute it at all (no first minimum, too few frames,
+  too few ions, too few concentrations); the value is None.
+
+The criteria themselves live next to the science that defines them (``transport.py`` for D, ``shells.py`` for
+first shells, ...); this module only holds the shared vocabulary and the default targets. Targets can be set
+per campaign (``targets:`` in the campaign YAML) and are part of every document's provenance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Literal
+
+__all__ = ["STATUSES", "ConvergenceTargets", "Status", "Verdict", "worst"]
+
+Status = Literal["converged", "unconverged", "insufficient"]
+STATUSES: tuple[str, ...] = ("converged", "unconverged", "insufficient")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Status of one property, the criterion it was judged by, and why it failed (empty when converged)."""
+
+    status: Status
+    criterion: str
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"status": self.status, "criterion": self.criterion, "reason": self.reason}
+
+    @property
+    def converged(self) -> bool:
+        return self.status == "converged"
+
+
+def worst(*verdicts: Verdict) -> Verdict:
+    """The least favourable of several verdicts (insufficient > unconverged > converged); reasons joined."""
+    if not verdicts:
+        raise ValueError("worst() needs at least one verdict")
+    rank = {"converged": 0, "unconverged": 1, "insufficient": 2}
+    bad = [v for v in verdicts if v.status != "converged"]
+    if not bad:
+        return Verdict("converged", "; ".join(dict.fromkeys(v.criterion for v in verdicts)))
+    top = max(bad, key=lambda v: rank[v.status])
+    return Verdict(
+        top.status,
+        "; ".join(dict.fromkeys(v.criterion for v in verdicts)),
+        "; ".join(dict.fromkeys(v.reason for v in bad if v.reason)),
+    )
+
+
+@dataclass(frozen=True)
+class ConvergenceTargets:
+    """Default convergence targets (units in the names). Set per campaign with ``targets: {name: value}``.
+
+    Attributes
+    ----------
+    D_rel_err : float
+        Largest accepted relative standard error of a self-diffusion coefficient.
+    D_slope_tol : float
+        Accepted deviation of the log-log MSD slope from 1 over the fit window (diffusive regime).
+    D_min_window_ps : float
+        Shortest accepted fit window (ps).
+    D_min_rms_A : float
+        Smallest accepted root-mean-square displacement at the end of the fit window (Å).
+    D_min_origins : int
+        Fewest independent time origins (run length / fit-window end) accepted.
+    cn_max_err : float
+        Largest accepted standard error of a coordination number (absolute).
+    pairing_min_events : int
+        Fewest ion–ion contact formation or breaking events for pairing fractions to count as sampled.
+    residence_min_run_over_tau : float
+        Shortest accepted run length in units of the residence time being measured.
+    acc_min_box_A : float
+        Smallest box edge (Å) for which a Kirkwood–Buff a_cc is reported as converged.
+    acc_min_like_ions : int
+        Fewest ions of each species for like-pair Kirkwood–Buff integrals.
+    acc_max_err : float
+        Largest accepted standard error of a_cc.
+    temperature_tol_K : float
+        Accepted deviation of a run's mean temperature from its target, in K (see ``temperature_n_sigma``).
+    temperature_n_sigma : float
+        ... or this many standard errors of the mean, whichever is larger.
+    """
+
+    D_rel_err: float = 0.10
+    D_slope_tol: float = 0.15
+    D_min_window_ps: float = 1.0
+    D_min_rms_A: float = 3.0
+    D_min_origins: int = 5
+    cn_max_err: float = 0.2
+    pairing_min_events: int = 20
+    residence_min_run_over_tau: float = 5.0
+    acc_min_box_A: float = 20.0
+    acc_min_like_ions: int = 10
+    acc_max_err: float = 0.1
+    temperature_tol_K: float = 5.0
+    temperature_n_sigma: float = 3.0
+
+    def with_overrides(self, overrides: dict[str, Any] | None) -> ConvergenceTargets:
+        """A copy with ``overrides`` applied; an unknown name raises ``ValueError`` listing the known ones."""
+        if not overrides:
+            return self
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown convergence target(s) {unknown}; known targets: {sorted(known)}")
+        return replace(self, **{k: type(getattr(self, k))(v) for k, v in overrides.items()})
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
