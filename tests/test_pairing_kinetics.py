@@ -7,10 +7,12 @@ import itertools
 import numpy as np
 import pytest
 
-from electrodb.analysis.kinetics import residence_time, shell_presence, survival_function
+from electrodb.analysis.convergence import ConvergenceTargets
+from electrodb.analysis.kinetics import residence_time, residence_verdict, shell_presence, survival_function
 from electrodb.analysis.pairing import (
     block_mean_error,
     ion_pairing,
+    pairing_verdict,
 )
 from electrodb.analysis.periodic import frame_distances, minimum_image_vectors
 
@@ -131,7 +133,7 @@ def test_residence_time_geometric(method: str) -> None:
     tau_true = -dt / np.log(1 - p)  # S(k dt) = (1 - p)^k exactly for a Markov presence
     h = markov_presence(3, 3000, 400, p_leave=p, p_enter=0.02)
     res = residence_time(h.reshape(3000, 20, 20), np.arange(3000) * dt, t_star=0.0, method=method)
-    assert res.flag == "ok"
+    assert res.flag == "ok" and res.status == "converged" and res.reason == ""
     assert res.tau == pytest.approx(tau_true, rel=0.03)
     assert res.tau_err is not None and abs(res.tau - tau_true) < 4 * res.tau_err + 0.01 * tau_true
     assert res.exchange_rate == pytest.approx(1 / res.tau)
@@ -151,13 +153,15 @@ def test_t_star_bridges_short_absences() -> None:
     assert strict.flag == "ok" and strict.tau < 1.0
     tolerant = residence_time(pattern, times, t_star=0.1)
     assert tolerant.flag == "not_converged" and tolerant.tau is None and "decay" in tolerant.reason
+    assert tolerant.status == "insufficient" and tolerant.reason.startswith("tau could not be computed")
 
 
 def test_short_run_not_converged() -> None:
     h = markov_presence(4, 40, 200, p_leave=0.05, p_enter=0.02)  # tau ~ 2 ps in a 4 ps run
     res = residence_time(h, np.arange(40) * 0.1, t_star=0.0)
-    assert res.flag == "not_converged"
-    assert res.tau is None and res.exchange_rate is None and res.reason
+    assert res.flag == "not_converged" and res.status == "unconverged"
+    assert res.tau is None and res.exchange_rate is None and "exceeds 0.2 of the run" in res.reason
+    assert res.tau_estimate == pytest.approx(2.0, rel=0.3)  # computed, withheld: run 4 ps < 5 tau
 
 
 def test_shell_presence_periodic() -> None:
@@ -178,3 +182,40 @@ def test_shell_presence_periodic() -> None:
     np.testing.assert_array_equal(pairs, [[0, 0], [0, 2]])
     np.testing.assert_array_equal(hc, h[:, 0, [0, 2]])
     np.testing.assert_allclose(survival_function(hc, np.arange(5.0))[1], survival_function(h, np.arange(5.0))[1])
+
+
+# ------------------------------------------------------------------------------------------------ verdicts
+def test_pairing_contact_events_with_hysteresis() -> None:
+    """One Li–Cl pair: 3 formations + 3 breakings; rattling inside the hysteresis buffer is not an event."""
+    box = np.eye(3) * 20.0
+    d = np.array([5.0, 2.5, 2.5, 3.1, 2.9, 3.1, 2.5, 4.0, 4.0, 2.0, 2.0, 5.0, 2.8, 6.0])  # Å, cutoff 3.0
+    pos = np.zeros((len(d), 2, 3))
+    pos[:, 0] = [5.0, 5.0, 5.0]
+    pos[:, 1, 0] = 5.0 + d
+    pos[:, 1, 1:] = 5.0
+    res = ion_pairing(pos, box, [0], [1], CUT, n_blocks=2)
+    # formed at frames 1, 9, 12; broken at 7 (4.0 > 3.3), 11, 13; 3.1 is within the 0.3 Å buffer
+    assert res.n_contact_events == 6 and res.contact_events_per_cation.tolist() == [6]
+    strict = ion_pairing(pos, box, [0], [1], CUT, n_blocks=2, event_buffer_A=0.0)
+    assert strict.n_contact_events == 10  # every crossing: frames 1, 3, 4, 5, 6, 7, 9, 11, 12, 13
+    assert res.status == "unconverged" and res.reason == "6 contact events < 20"
+    loose = ion_pairing(pos, box, [0], [1], CUT, n_blocks=2, targets=ConvergenceTargets(pairing_min_events=6))
+    assert loose.status == "converged" and loose.reason == "" and "events >= 6" in loose.criterion
+
+
+def test_pairing_static_configuration_is_unconverged() -> None:
+    pos, cations, anions = config()
+    res = ion_pairing(np.repeat(pos[None], 10, axis=0), np.eye(3) * L, cations, anions, CUT, n_blocks=5)
+    assert res.n_contact_events == 0 and res.status == "unconverged" and "0 contact events" in res.reason
+    v = pairing_verdict(0, 0, 4)
+    assert v.status == "insufficient" and "no cation–anion pairs" in v.reason
+
+
+def test_residence_verdict_rules() -> None:
+    assert residence_verdict(None, 100.0, failure="S(t) does not decay").status == "insufficient"
+    assert residence_verdict(10.0, 40.0, 1.0).reason == "run 40 ps < 5 × tau = 50 ps"
+    assert residence_verdict(10.0, 60.0, 1.0).status == "converged"
+    assert residence_verdict(10.0, 60.0, None).status == "unconverged"
+    assert residence_verdict(10.0, 60.0, 1.0, targets=ConvergenceTargets(residence_min_run_over_tau=10)).status == (
+        "unconverged"
+    )

@@ -75,7 +75,8 @@ def test_simple_cubic_lattice_shells():
     np.testing.assert_allclose(nonzero, shells, atol=res.edges[1] / 2)
     np.testing.assert_array_equal(res.counts[res.counts > 0], 125 * np.array([6, 12, 8, 6, 24]))
     s = shell_analysis(res, smooth=0.0, threshold=1.0)
-    assert s.status == "ok" and s.r_peak == pytest.approx(a, abs=0.05)
+    assert s.detection == "ok" and s.r_peak == pytest.approx(a, abs=0.05)
+    assert s.status == "unconverged" and "block error" in s.reason  # one frame: no blocks
     assert a < s.r_min < a * np.sqrt(2) and s.cn == pytest.approx(6.0)
 
 
@@ -208,7 +209,7 @@ def test_first_minimum_noisy_curve():
     true_min = fine[np.argmin(_model(fine))]
     noisy = clean + np.random.default_rng(2).normal(0, 0.05, r.size)
     s = first_minimum(r, noisy)
-    assert isinstance(s, ShellAnalysis) and s.status == "ok", s.reason
+    assert isinstance(s, ShellAnalysis) and s.detection == "ok", s.detection_reason
     assert s.r_peak == pytest.approx(2.0, abs=0.06)
     assert s.g_peak == pytest.approx(3.5, abs=0.2)
     assert s.r_min == pytest.approx(true_min, abs=0.08)
@@ -220,7 +221,7 @@ def test_first_minimum_noisy_curve():
 
 
 @pytest.mark.parametrize(
-    "g, status",
+    "g, detection",
     [
         (np.ones(200), "no_peak"),
         (np.zeros(200), "no_peak"),
@@ -230,21 +231,23 @@ def test_first_minimum_noisy_curve():
     ],
     ids=["flat", "zero", "flat-noisy", "nan", "no-minimum"],
 )
-def test_first_minimum_degenerate_curves_do_not_raise(g, status):
+def test_first_minimum_degenerate_curves_do_not_raise(g, detection):
     r = np.arange(200) * 0.05 + 0.025
     s = first_minimum(r, g)
-    assert s.status == status and s.reason
+    assert s.detection == detection and s.detection_reason
+    expected = "no first peak" if detection == "no_peak" else "no first minimum"
+    assert s.status == "insufficient" and s.reason.startswith(expected)
     assert np.isnan(s.r_min) and np.isnan(s.cn)
-    if status == "no_peak":
+    if detection == "no_peak":
         assert np.isnan(s.r_peak) and all(np.isnan(first_peak(r, g)))
-    assert first_minimum(r[:2], g[:2]).status == "no_peak"
+    assert first_minimum(r[:2], g[:2]).detection == "no_peak"
 
 
 def test_insignificant_peak_rejected_with_errors():
     r = np.arange(0.025, 8.0, 0.05)
     g = _model(r)
-    assert first_minimum(r, g).status == "ok"
-    assert first_minimum(r, g, g_err=np.full(r.size, 2.0)).status == "no_peak"
+    assert first_minimum(r, g).detection == "ok"
+    assert first_minimum(r, g, g_err=np.full(r.size, 2.0)).detection == "no_peak"
 
 
 # ------------------------------------------------------------------------------------------------ MDAnalysis

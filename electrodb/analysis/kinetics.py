@@ -23,6 +23,11 @@ Definitions (R. W. Impey, P. A. Madden, I. R. McDonald, J. Phys. Chem. 87, 5071 
   :math:`F-\tau` available origins, so runs cut by the end of the trajectory are handled without bias.
 * residence time :math:`\tau_\mathrm{res}`: fitted to :math:`S(t) \approx A e^{-t/\tau}` (default) or the
   integral :math:`\int_0^\infty S\,dt`; exchange rate :math:`k = 1/\tau_\mathrm{res}`.
+
+Verdict (:func:`residence_verdict`): ``insufficient`` when τ could not be computed (no ligand, S(t) does not
+decay, failed fit); ``unconverged`` when the run is shorter than ``ConvergenceTargets.residence_min_run_over_tau``
+× τ (τ is then withheld from ``tau`` and kept in ``tau_estimate``) or when no block error is available;
+else ``converged``.
 """
 
 from __future__ import annotations
@@ -32,9 +37,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.integrate import trapezoid
 
+from electrodb.analysis.convergence import ConvergenceTargets, Status, Verdict
 from electrodb.analysis.periodic import as_cells, frame_chunk, frame_distances, is_orthorhombic
 
-__all__ = ["ResidenceResult", "residence_time", "shell_presence", "survival_function"]
+__all__ = ["ResidenceResult", "residence_time", "residence_verdict", "shell_presence", "survival_function"]
 
 
 def shell_presence(
@@ -174,9 +180,9 @@ class ResidenceResult:
     exchange_rate_err : float or None
         :math:`\\sigma_\\tau/\\tau^2`, 1/ps.
     flag : str
-        ``'ok'`` or ``'not_converged'``.
+        ``'ok'`` or ``'not_converged'`` (kept for compatibility; ``status`` is the Verdict).
     reason : str
-        Why no number is reported (empty when ``flag == 'ok'``); also notes a missing block error.
+        Verdict reason: why no number is reported, or why it is unconverged (empty when converged).
     method : str
         ``'exponential'`` or ``'integral'``.
     t_star : float, ps
@@ -185,6 +191,10 @@ class ResidenceResult:
     lag_times_ps : ndarray
     survival : ndarray
         S(τ) of the whole run.
+    tau_estimate : float or None
+        The whole-run fit even when the run is too short for it (ps; None when it could not be computed).
+    status, criterion : str
+        Verdict status and criterion (see :func:`residence_verdict`).
     """
 
     tau: float | None
@@ -199,6 +209,37 @@ class ResidenceResult:
     run_length_ps: float
     lag_times_ps: np.ndarray = field(repr=False)
     survival: np.ndarray = field(repr=False)
+    tau_estimate: float | None = None
+    status: Status = "insufficient"
+    criterion: str = ""
+
+    @property
+    def verdict(self) -> Verdict:
+        return Verdict(self.status, self.criterion, self.reason)
+
+
+def residence_verdict(
+    tau: float | None,
+    run_length_ps: float,
+    tau_err: float | None = None,
+    failure: str = "",
+    targets: ConvergenceTargets | None = None,
+) -> Verdict:
+    """Verdict of a residence time ``tau`` (ps; None if it could not be computed, ``failure`` says why).
+
+    ``insufficient`` when ``tau`` is None; ``unconverged`` when ``run_length_ps < residence_min_run_over_tau × tau``
+    or ``tau_err`` is None; else ``converged``.
+    """
+    t = targets or ConvergenceTargets()
+    crit = f"run length >= {t.residence_min_run_over_tau:g} tau; block error available"
+    if tau is None or not np.isfinite(tau):
+        return Verdict("insufficient", crit, f"tau could not be computed: {failure or 'no estimate'}")
+    n_tau = t.residence_min_run_over_tau
+    if run_length_ps < n_tau * tau:
+        return Verdict("unconverged", crit, f"run {run_length_ps:.3g} ps < {n_tau:g} × tau = {n_tau * tau:.3g} ps")
+    if tau_err is None:
+        return Verdict("unconverged", crit, "no block error: run too short for blocks or a block did not decay")
+    return Verdict("converged", crit)
 
 
 def _fit_tau(
@@ -236,10 +277,11 @@ def residence_time(
     n_blocks: int = 5,
     *,
     method: str = "exponential",
-    max_tau_fraction: float = 0.2,
+    max_tau_fraction: float | None = None,
     decay_threshold: float = float(np.exp(-1.0)),
     s_min: float = 0.05,
     max_lag_fraction: float = 0.5,
+    targets: ConvergenceTargets | None = None,
 ) -> ResidenceResult:
     r"""Residence time and exchange rate from the IMM survival function, with block uncertainty.
 
@@ -252,9 +294,11 @@ def residence_time(
       :math:`S(t_c)\,t_c/(-\ln S(t_c))`.
 
     Only lags up to ``max_lag_fraction`` of the run are used (fewer origins beyond).  Convergence: if S does
-    not fall below ``decay_threshold`` (1/e) within that range, or :math:`\tau >` ``max_tau_fraction`` × run
-    length, the result is ``flag='not_converged'`` with ``tau=None`` and a ``reason`` — no number is
-    reported.  The uncertainty is the standard error of the same estimate in ``n_blocks`` contiguous blocks
+    not fall below ``decay_threshold`` (1/e) within that range (Verdict ``insufficient``), or :math:`\tau >`
+    ``max_tau_fraction`` × run length (default ``1 / targets.residence_min_run_over_tau``; Verdict
+    ``unconverged``, the value kept in ``tau_estimate``), the result is ``flag='not_converged'`` with
+    ``tau=None`` and a ``reason`` — no number is reported.
+    The uncertainty is the standard error of the same estimate in ``n_blocks`` contiguous blocks
     (applied to the whole-run value; blocks are shorter, so it is if anything conservative).
 
     Parameters
@@ -267,6 +311,8 @@ def residence_time(
     n_blocks : int
     method, max_tau_fraction, decay_threshold, s_min, max_lag_fraction
         See above.
+    targets : ConvergenceTargets, optional
+        For the Verdict (``residence_min_run_over_tau``); defaults to ``ConvergenceTargets()``.
 
     Returns
     -------
@@ -278,9 +324,12 @@ def residence_time(
     lags, s = survival_function(h, t, t_star)
     dt = lags[1]
     run = float(n_frames * dt)
+    tgt = targets or ConvergenceTargets()
+    frac = 1.0 / tgt.residence_min_run_over_tau if max_tau_fraction is None else max_tau_fraction
     tau, reason = _fit_tau(lags, s, method, s_min, max_lag_fraction * lags[-1], decay_threshold)
-    if tau is not None and tau > max_tau_fraction * run:
-        reason = f"tau = {tau:.3g} ps exceeds {max_tau_fraction:g} of the run length ({run:g} ps)"
+    tau_estimate = tau
+    if tau is not None and tau > frac * run:
+        reason = f"tau = {tau:.3g} ps exceeds {frac:g} of the run length ({run:g} ps)"
         tau = None
     n_b = n_frames // n_blocks if n_blocks >= 2 else 0
     tau_blocks = np.full(n_blocks if n_b >= 2 else 0, np.nan)
@@ -291,25 +340,45 @@ def residence_time(
             tb, _ = _fit_tau(lb, sb, method, s_min, max_lag_fraction * lb[-1], decay_threshold)
             tau_blocks[k] = np.nan if tb is None else tb
     if tau is None:
+        if tau_estimate is None:
+            v = residence_verdict(None, run, None, reason, tgt)
+        else:  # run too short for tau: at best unconverged, whichever of the two criteria failed
+            v = Verdict("unconverged", residence_verdict(None, run, targets=tgt).criterion, reason)
         return ResidenceResult(
-            None, None, None, None, "not_converged", reason, method, float(t_star), tau_blocks, run, lags, s
+            None,
+            None,
+            None,
+            None,
+            "not_converged",
+            v.reason,
+            method,
+            float(t_star),
+            tau_blocks,
+            run,
+            lags,
+            s,
+            tau_estimate=tau_estimate,
+            status=v.status,
+            criterion=v.criterion,
         )
     tau_err = None
     if len(tau_blocks) >= 2 and np.all(np.isfinite(tau_blocks)):
         tau_err = float(np.std(tau_blocks, ddof=1) / np.sqrt(len(tau_blocks)))
-    else:
-        reason = "no block error: run too short for blocks or a block did not decay"
+    v = residence_verdict(tau, run, tau_err, "", tgt)
     return ResidenceResult(
         tau=tau,
         tau_err=tau_err,
         exchange_rate=1.0 / tau,
         exchange_rate_err=None if tau_err is None else tau_err / tau**2,
         flag="ok",
-        reason=reason,
+        reason=v.reason,
         method=method,
         t_star=float(t_star),
         tau_blocks=tau_blocks,
         run_length_ps=run,
         lag_times_ps=lags,
         survival=s,
+        tau_estimate=tau,
+        status=v.status,
+        criterion=v.criterion,
     )

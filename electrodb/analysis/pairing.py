@@ -12,6 +12,13 @@ Classification of an ion in one frame, by the number ``n`` of counter-ions withi
 
 The cation–cation "dimer" fraction is the fraction of cations with at least one other cation within
 ``cutoff_cation_cation`` (e.g. bridged Li⁺···Li⁺ pairs in concentrated LiCl discussed in NNP studies).
+
+Sampling (Verdict): the fractions are equilibrium averages only if contacts form and break during the run.
+A contact event is a change of the contact state of one cation–anion pair between frames, with hysteresis so
+that rattling across the cutoff is not counted: a contact forms when the distance drops below the cutoff and
+breaks when it exceeds ``cutoff + event_buffer_A``.  ``converged`` needs at least
+``ConvergenceTargets.pairing_min_events`` events (formations + breakings, summed over cations); fewer is
+``unconverged``; without cations or anions the fractions are ``insufficient`` (:func:`pairing_verdict`).
 """
 
 from __future__ import annotations
@@ -22,12 +29,15 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from electrodb.analysis.convergence import ConvergenceTargets, Status, Verdict, worst
 from electrodb.analysis.periodic import as_cells, frame_chunk, frame_distances, is_orthorhombic
 
 __all__ = [
     "PairingResult",
     "block_mean_error",
+    "fallback_cutoff_verdict",
     "ion_pairing",
+    "pairing_verdict",
 ]
 
 _CLASSES = ("free", "cip", "agg")
@@ -82,6 +92,13 @@ class PairingResult:
     cation_timeseries, anion_timeseries : (n_frames, 3) arrays
         Per-frame fractions in the order free, cip, agg.
     cation_cation_timeseries : (n_frames,) array or None
+    n_contact_events : int
+        Cation–anion contact formations + breakings over the run (with the hysteresis ``event_buffer_A``).
+    contact_events_per_cation : (n_cations,) int array
+        The same, per cation.
+    event_buffer_A : float, Å
+    status, criterion, reason : str
+        Verdict of the fractions (see :func:`pairing_verdict`).
     """
 
     cation_fractions: dict[str, float]
@@ -102,6 +119,49 @@ class PairingResult:
     cation_timeseries: np.ndarray = field(repr=False)
     anion_timeseries: np.ndarray = field(repr=False)
     cation_cation_timeseries: np.ndarray | None = field(default=None, repr=False)
+    n_contact_events: int = 0
+    contact_events_per_cation: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
+    event_buffer_A: float = 0.0
+    status: Status = "insufficient"
+    criterion: str = ""
+    reason: str = ""
+
+    @property
+    def verdict(self) -> Verdict:
+        return Verdict(self.status, self.criterion, self.reason)
+
+
+def pairing_verdict(n_events: int, n_cations: int, n_anions: int, targets: ConvergenceTargets | None = None) -> Verdict:
+    """Verdict of pairing fractions from the number of contact formation/breaking events.
+
+    ``insufficient`` without cations or anions (no cation–anion pair possible); ``unconverged`` with fewer than
+    ``targets.pairing_min_events`` events; else ``converged``.
+    """
+    t = targets or ConvergenceTargets()
+    crit = f"ion–ion contact formation + breaking events >= {t.pairing_min_events}"
+    if n_cations == 0 or n_anions == 0:
+        return Verdict("insufficient", crit, f"no cation–anion pairs ({n_cations} cations, {n_anions} anions)")
+    if n_events < t.pairing_min_events:
+        return Verdict("unconverged", crit, f"{n_events} contact events < {t.pairing_min_events}")
+    return Verdict("converged", crit)
+
+
+def fallback_cutoff_verdict(verdict: Verdict, fallback_A: float | None) -> Verdict:
+    """``verdict``, made at best ``unconverged`` when the first-shell cutoff was a fallback value (Å).
+
+    Used for pairing fractions and residence times whose cutoff should be the first minimum of a g(r) that had
+    none; ``fallback_A=None`` (the cutoff is a first minimum) returns ``verdict`` unchanged.
+    """
+    if fallback_A is None:
+        return verdict
+    return worst(
+        verdict,
+        Verdict(
+            "unconverged",
+            "first-shell cutoff at the first minimum of g(r)",
+            f"no first minimum; fallback cutoff {fallback_A:g} Å",
+        ),
+    )
 
 
 def _class_fractions(counts: np.ndarray) -> np.ndarray:
@@ -135,6 +195,9 @@ def ion_pairing(
     cutoff_cation_anion: float,
     cutoff_cation_cation: float | None = None,
     n_blocks: int = 5,
+    *,
+    event_buffer_A: float = 0.3,
+    targets: ConvergenceTargets | None = None,
 ) -> PairingResult:
     """Classify ions as free/SSIP, CIP or AGG in every frame and average, with block uncertainties.
 
@@ -150,6 +213,11 @@ def ion_pairing(
         Cation–cation cutoff for the dimer fraction; None skips it.
     n_blocks : int
         Number of contiguous time blocks for the standard errors.
+    event_buffer_A : float, Å
+        Hysteresis for counting contact events: a contact breaks only beyond ``cutoff + event_buffer_A``
+        (0 counts every crossing of the cutoff).
+    targets : ConvergenceTargets, optional
+        For the Verdict (``pairing_min_events``); defaults to ``ConvergenceTargets()``.
 
     Returns
     -------
@@ -171,10 +239,22 @@ def ion_pairing(
     an_cn = np.empty(n_frames)
     dimer_ts = np.empty(n_frames) if cutoff_cation_cation is not None else None
     size_counts = np.zeros(len(cat) + len(an) + 1, dtype=np.int64)
+    events = np.zeros(len(cat), dtype=np.int64)
+    state: np.ndarray | None = None  # hysteretic contact state of each cation–anion pair
     for f0 in range(0, n_frames, chunk):
         f1 = min(n_frames, f0 + chunk)
         xc = x[f0:f1, cat]
-        adj = frame_distances(xc, x[f0:f1, an], H[f0:f1]) < cutoff_cation_anion
+        dca = frame_distances(xc, x[f0:f1, an], H[f0:f1])
+        adj = dca < cutoff_cation_anion
+        far = dca > cutoff_cation_anion + event_buffer_A
+        for k in range(f1 - f0):
+            if state is None:
+                state = adj[k].copy()
+                continue
+            formed = ~state & adj[k]
+            broken = state & far[k]
+            events += formed.sum(axis=1) + broken.sum(axis=1)
+            state = (state | formed) & ~broken
         n_per_cat = adj.sum(axis=2)
         n_per_an = adj.sum(axis=1)
         cat_ts[f0:f1] = _class_fractions(n_per_cat)
@@ -198,6 +278,8 @@ def ion_pairing(
     if dimer_ts is not None:
         dm, de = block_mean_error(dimer_ts, n_blocks)
         dimer, dimer_err = float(dm), (None if de is None else float(de))
+    n_events = int(events.sum())
+    verdict = pairing_verdict(n_events, len(cat), len(an), targets)
     total = size_counts.sum()
     csd = {int(s): float(c / total) for s, c in enumerate(size_counts) if c > 0}
     return PairingResult(
@@ -219,4 +301,10 @@ def ion_pairing(
         cation_timeseries=cat_ts,
         anion_timeseries=an_ts,
         cation_cation_timeseries=dimer_ts,
+        n_contact_events=n_events,
+        contact_events_per_cation=events,
+        event_buffer_A=float(event_buffer_A),
+        status=verdict.status,
+        criterion=verdict.criterion,
+        reason=verdict.reason,
     )
