@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from electrodb.analysis.convergence import ConvergenceTargets
 from electrodb.analysis.finite_size import BOLTZMANN_J_PER_K, water_viscosity, yeh_hummer_correction
 from electrodb.analysis.transport import (
     com_displacement,
+    diffusion_verdict,
     diffusive_window,
     msd_fft,
     remove_com_drift,
@@ -222,24 +224,109 @@ def test_self_diffusion_flags() -> None:
         self_diffusion(x, np.r_[0.0, np.cumsum(np.linspace(0.1, 0.2, 29))])
 
 
+# ------------------------------------------------------------------------------------------- verdicts
+def test_verdict_converged_for_long_brownian_run() -> None:
+    x = brownian(21, d=0.2)  # 200 ps, 200 atoms, D = 2e-9 m²/s
+    res = self_diffusion(x, np.arange(x.shape[0]) * DT)
+    assert res.status == "converged", res.verdict.reason
+    assert res.verdict.reason == "" and "D_err/D <= 0.1" in res.verdict.criterion
+    assert res.D == pytest.approx(2.0, rel=0.05)
+    assert res.rms_displacement_A == pytest.approx(np.sqrt(6 * 0.2 * res.window_ps[1]), rel=0.05)
+    assert res.n_origins == pytest.approx(199.9 / res.window_ps[1])
+    # a stricter target fails with the measured value and the target in the reason
+    strict = self_diffusion(x, np.arange(x.shape[0]) * DT, targets=ConvergenceTargets(D_min_rms_A=6.0))
+    assert strict.status == "unconverged"
+    assert strict.verdict.reason == f"RMS displacement at window end {strict.rms_displacement_A:.2f} A < 6 A"
+
+
+def test_verdict_ballistic_short_run_is_unconverged() -> None:
+    """Free flight for 0.4 ps: MSD ~ t², nothing diffusive — every relevant criterion is named."""
+    rng = np.random.default_rng(22)
+    t = np.arange(400) * 0.001
+    x = t[:, None, None] * rng.normal(0, 1, (50, 3))[None] + rng.uniform(0, 10, (1, 50, 3))
+    res = self_diffusion(x, t)
+    assert res.D is not None and res.status == "unconverged"
+    reason = res.verdict.reason
+    assert "log-log MSD slope 2.00 not within 0.15 of 1" in reason
+    assert "fit window" in reason and "< 1 ps" in reason
+    assert "RMS displacement at window end" in reason and "< 3 A" in reason
+
+
+def test_verdict_single_ion_short_run_is_unconverged() -> None:
+    """One ion, 0.4 ps (the D(Li+) = 15.7 ± 7.2 case): small block error, but not a result."""
+    x = brownian(23, n_frames=400, n_atoms=1, d=1.5)
+    t = np.arange(400) * 0.001
+    res = self_diffusion(x, t)
+    assert res.D is not None and res.status == "unconverged"
+    assert "1 atoms x 5 blocks = 5 < 20" in res.verdict.reason
+    assert "< 1 ps" in res.verdict.reason and "< 3 A" in res.verdict.reason
+    # even a long single-ion run is not converged (sample criterion), though D itself is fine
+    y = brownian(24, n_frames=2000, n_atoms=1, d=0.2)
+    long = self_diffusion(y, np.arange(2000) * DT)
+    assert long.status == "unconverged" and "1 atoms x 5 blocks" in long.verdict.reason
+
+
+def test_single_ion_error_bar_covers_truth() -> None:
+    """The t-inflated block error of a single Brownian particle covers D at least at the nominal 68 %."""
+    hits = []
+    for seed in range(200):
+        x = brownian(300 + seed, n_frames=1000, n_atoms=1, d=0.2)
+        res = self_diffusion(x, np.arange(1000) * DT)
+        hits.append(abs(res.D - 2.0) < res.D_err)
+        assert res.D_err == pytest.approx(res.D_err_sem * stats.t.ppf(stats.norm.cdf(1.0), 4))
+    assert 0.62 <= np.mean(hits) <= 0.9
+
+
+def test_verdict_insufficient_without_D() -> None:
+    x = brownian(25, n_frames=30, n_atoms=10)
+    res = self_diffusion(x, np.arange(30) * DT)
+    assert res.D is None and res.status == "insufficient" and "frames per block" in res.verdict.reason
+    assert diffusion_verdict(res).status == "insufficient"
+
+
 # -------------------------------------------------------------------------------------------- Yeh-Hummer
 def test_yeh_hummer_known_case() -> None:
     # by hand: k_B T xi / (6 pi eta L) with T = 298 K, L = 30 Å, eta = 0.89 mPa s
     expected = 1.380649e-23 * 298.0 * 2.837297 / (6 * np.pi * 0.89e-3 * 30e-10) / 1e-9
     assert expected == pytest.approx(0.2319, abs=2e-4)  # ~0.23e-9 m²/s, TIP3P-sized box
-    res = yeh_hummer_correction(2.0, 298.0, 30.0, viscosity_Pa_s=0.89e-3)
+    res = yeh_hummer_correction(2.0, 298.0, 30.0, 0.89e-3)
     assert res.correction == pytest.approx(expected, rel=1e-12)
     assert res.D_inf == pytest.approx(2.0 + expected, rel=1e-12)
-    assert res.viscosity_source == "user"
+    assert res.viscosity_source == "user" and res.D_inf_err is None and res.correction_err == 0.0
     assert BOLTZMANN_J_PER_K == 1.380649e-23
 
 
-def test_yeh_hummer_default_water_viscosity() -> None:
+def test_yeh_hummer_scaling_and_error_propagation() -> None:
     assert water_viscosity(298.15) == pytest.approx(0.8900e-3, rel=2e-3)  # IAPWS 2008: 0.8900 mPa s
     assert water_viscosity(353.15) == pytest.approx(0.3544e-3, rel=0.03)
-    res = yeh_hummer_correction(1.0, 298.15, 25.0)
-    assert res.viscosity_source == "experimental_water_vogel"
-    assert res.viscosity_Pa_s == pytest.approx(water_viscosity(298.15))
-    # scales as T / (eta L)
-    res2 = yeh_hummer_correction(1.0, 298.15, 50.0)
-    assert res2.correction == pytest.approx(res.correction / 2, rel=1e-12)
+    eta_w = water_viscosity(298.15)
+    res = yeh_hummer_correction(1.0, 298.15, 25.0, eta_w, viscosity_source="experimental_water_vogel")
+    assert res.viscosity_source == "experimental_water_vogel" and res.viscosity_Pa_s == eta_w
+    # scales as T / (eta L): twice the box or twice the viscosity halves the correction
+    assert yeh_hummer_correction(1.0, 298.15, 50.0, eta_w).correction == pytest.approx(res.correction / 2)
+    assert yeh_hummer_correction(1.0, 298.15, 25.0, 2 * eta_w).correction == pytest.approx(res.correction / 2)
+    # sigma_D_inf² = sigma_D_pbc² + (dD sigma_eta / eta)²
+    err = yeh_hummer_correction(1.0, 298.15, 25.0, 1e-3, D_pbc_err=0.03, viscosity_err_Pa_s=0.1e-3)
+    assert err.correction_err == pytest.approx(0.1 * err.correction, rel=1e-12)
+    assert err.D_inf_err == pytest.approx(np.hypot(0.03, 0.1 * err.correction), rel=1e-12)
+    with pytest.raises(ValueError, match="positive"):
+        yeh_hummer_correction(1.0, 298.15, 25.0, 0.0)
+
+
+def test_yeh_hummer_licl_64_water_box() -> None:
+    """64 waters + 3 LiCl (2.6 mol/kg; 1.054 g/cm³ interpolated from electrodb/data/density_25C.csv): L = 12.6 Å.
+
+    Pure-water η over-corrects by η_solution/η_water = 1.38 (Laliberté)."""
+    from electrodb.analysis.viscosity import solution_viscosity
+
+    mass_g = (64 * 18.015 + 3 * 42.39) / 6.02214076e23
+    box = (mass_g / 1.054 * 1e24) ** (1 / 3)  # Å
+    assert box == pytest.approx(12.63, abs=0.01)
+    old = yeh_hummer_correction(0.0, 298.15, box, water_viscosity(298.15)).correction
+    eta = solution_viscosity("LiCl", 2.6, 298.15)
+    new = yeh_hummer_correction(0.0, 298.15, box, eta.eta_Pa_s, viscosity_err_Pa_s=eta.eta_err_Pa_s)
+    assert old == pytest.approx(0.551, abs=0.002)  # ~ D(Li+) itself (1.03e-9 m²/s at infinite dilution)
+    assert eta.source == "laliberte_correlation"
+    assert new.correction == pytest.approx(old * water_viscosity(298.15) / eta.eta_Pa_s, rel=1e-12)
+    assert new.correction == pytest.approx(0.400, abs=0.002)
+    assert new.correction_err == pytest.approx(0.03 * new.correction, rel=1e-9)

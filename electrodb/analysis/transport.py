@@ -7,8 +7,10 @@ Pure numpy/scipy, vectorised over atoms.  Positions in Å, shape ``(n_frames, n_
 Pipeline::
 
     unwrapped = unwrap_positions(wrapped, cells)           # toroidal-view-preserving (TOR) displacements
-    res = self_diffusion(unwrapped, times, li_indices, masses=masses)
-    corr = yeh_hummer_correction(res.D, 298.15, box_length_A=L)
+    res = self_diffusion(unwrapped, times, li_indices, masses=masses)      # res.verdict: converged or not
+    eta = solution_viscosity("LiCl", 2.0, 298.15)                           # viscosity.py
+    corr = yeh_hummer_correction(res.D, 298.15, L, eta.eta_Pa_s, D_pbc_err=res.D_err,
+                                 viscosity_err_Pa_s=eta.eta_err_Pa_s, viscosity_source=eta.source)
 
 References
 ----------
@@ -30,14 +32,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft
+from scipy import stats
 from scipy.signal import savgol_filter
 
+from electrodb.analysis.convergence import ConvergenceTargets, Verdict
 from electrodb.analysis.periodic import as_cells
 
 __all__ = [
+    "D_CRITERION",
     "DiffusionResult",
     "DiffusiveWindow",
     "com_displacement",
+    "diffusion_verdict",
     "diffusive_window",
     "msd_fft",
     "remove_com_drift",
@@ -358,28 +364,46 @@ def diffusive_window(
 
 
 # ------------------------------------------------------------------------------------- self-diffusion
+#: Criterion string of the D verdict (targets filled in by :func:`diffusion_verdict`).
+D_CRITERION = (
+    "D: |dlnMSD/dlnt - 1| <= {D_slope_tol:g} over the fit window, window >= {D_min_window_ps:g} ps, "
+    "RMS displacement at window end >= {D_min_rms_A:g} A, run/window end >= {D_min_origins:g} origins, "
+    "D_err/D <= {D_rel_err:g}, atoms x blocks >= {min_samples:d}"
+)
+
+
 @dataclass
 class DiffusionResult:
-    """Self-diffusion coefficient with block-analysis uncertainty.
+    r"""Self-diffusion coefficient with block-analysis uncertainty and its convergence verdict.
 
     Attributes
     ----------
     D : float or None
         Self-diffusion coefficient, 1e-9 m²/s: mean of the per-block values (None when
-        ``flag == 'too_short'``).
+        ``flag == 'too_short'``).  Present also when unconverged: ``verdict`` says whether it is a result.
     D_err : float or None
-        Standard error of ``D`` from the scatter of the block values,
-        ``std(D_blocks, ddof=1)/sqrt(n_blocks)``, 1e-9 m²/s (None for a single block).  For confidence
-        intervals use Student-t with ``n_blocks - 1`` degrees of freedom.
+        Uncertainty of ``D``: half-width of the 68.3 % Student-t interval of the block mean,
+        :math:`t_{0.841,B-1}\, s(D_k)/\sqrt{B}` (1.14 × the plain standard error for 5 blocks, → 1 for many),
+        1e-9 m²/s; None for a single block.
+    D_err_sem : float or None
+        The plain standard error :math:`s(D_k)/\sqrt{B}`, 1e-9 m²/s.
     flag : str
-        ``'ok'``, ``'no_diffusive_regime'`` (fallback window used; D is reported but suspect) or
-        ``'too_short'``.
+        Outcome of the fit: ``'ok'`` (a diffusive window was found), ``'no_diffusive_regime'`` (fallback
+        window) or ``'too_short'``.  Not a convergence statement — see ``verdict``.
+    verdict : Verdict
+        ``converged`` / ``unconverged`` / ``insufficient`` with the failed criteria (:func:`diffusion_verdict`).
     D_blocks : ndarray
         Per-block diffusion coefficients, 1e-9 m²/s.
     window_ps : tuple of float or None
         Lag-time window of the linear fit, ps.
     loglog_slope : float or None
         Slope of ln MSD vs ln t over the window (≈ 1 for normal diffusion).
+    rms_displacement_A : float or None
+        :math:`\sqrt{\mathrm{MSD}}` at the end of the window, Å.
+    n_origins : float or None
+        Run length / window end: the number of independent time origins.
+    run_length_ps : float
+        Length of the analysed run, ps.
     n_blocks, n_atoms : int
     block_length_ps : float
     lag_times_ps : ndarray
@@ -389,7 +413,7 @@ class DiffusionResult:
     intercept_A2 : float or None
         Mean intercept of the per-block fits ``MSD = 6 D t + b``, Å².
     message : str
-        Human-readable note on the flag.
+        Human-readable note on the fit.
     """
 
     D: float | None
@@ -405,6 +429,15 @@ class DiffusionResult:
     msd_A2: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     intercept_A2: float | None = None
     message: str = ""
+    D_err_sem: float | None = None
+    rms_displacement_A: float | None = None
+    n_origins: float | None = None
+    run_length_ps: float = 0.0
+    verdict: Verdict = field(default_factory=lambda: Verdict("insufficient", "D", "not evaluated"))
+
+    @property
+    def status(self) -> str:
+        return self.verdict.status
 
 
 def _uniform_dt(times: np.ndarray) -> float:
@@ -418,6 +451,63 @@ def _uniform_dt(times: np.ndarray) -> float:
     return dt
 
 
+def _t68(n_blocks: int) -> float:
+    """Student-t factor for a 68.3 % interval with ``n_blocks - 1`` degrees of freedom."""
+    return float(stats.t.ppf(stats.norm.cdf(1.0), n_blocks - 1))
+
+
+def diffusion_verdict(
+    res: DiffusionResult, targets: ConvergenceTargets | None = None, *, min_samples: int = 20
+) -> Verdict:
+    r"""Convergence verdict of a self-diffusion result.
+
+    ``insufficient`` when no D could be computed (too few frames per block, fewer than 3 lags in the window).
+    Otherwise ``converged`` only if every criterion holds (targets from :class:`ConvergenceTargets`):
+
+    * **diffusive regime** — the log-log MSD slope over the fit window is within ``D_slope_tol`` of 1
+      (and the window was found by :func:`diffusive_window`, not the fallback);
+    * **window length** — :math:`t_\mathrm{end} - t_\mathrm{start} \ge` ``D_min_window_ps``;
+    * **displacement** — :math:`\sqrt{\mathrm{MSD}(t_\mathrm{end})} \ge` ``D_min_rms_A`` (the particles have
+      left their cage: a molecular diameter);
+    * **time origins** — run length / :math:`t_\mathrm{end} \ge` ``D_min_origins``;
+    * **precision** — ``D_err / D ≤ D_rel_err`` (``D_err`` the t-inflated block error), and D > 0;
+    * **samples** — ``n_atoms × n_blocks ≥ min_samples`` (default 20; not in ``ConvergenceTargets``): with a
+      single ion and 5 blocks the block scatter of a single-particle MSD is a 4-degree-of-freedom estimate of
+      a skewed (χ²-like) quantity, and the error itself is uncertain by ~35 %; such a D is never "converged".
+
+    Each failed criterion is named in ``reason`` with its measured value and target.
+    """
+    tg = targets or ConvergenceTargets()
+    criterion = D_CRITERION.format(**tg.as_dict(), min_samples=min_samples)
+    if res.D is None or res.window_ps is None:
+        return Verdict("insufficient", criterion, f"no D: {res.message}" if res.message else "no D")
+    fails: list[str] = []
+    slope = res.loglog_slope
+    if slope is None or not np.isfinite(slope) or abs(slope - 1.0) > tg.D_slope_tol:
+        fails.append(f"log-log MSD slope {slope:.2f} not within {tg.D_slope_tol:g} of 1 (no diffusive regime)")
+    elif res.flag == "no_diffusive_regime":
+        fails.append("no lag range with a local log-log slope near 1 (fallback window)")
+    width = res.window_ps[1] - res.window_ps[0]
+    if width < tg.D_min_window_ps:
+        fails.append(f"fit window {width:.3g} ps < {tg.D_min_window_ps:g} ps")
+    rms = res.rms_displacement_A
+    if rms is None or rms < tg.D_min_rms_A:
+        fails.append(f"RMS displacement at window end {rms or 0.0:.2f} A < {tg.D_min_rms_A:g} A")
+    if res.n_origins is None or res.n_origins < tg.D_min_origins:
+        fails.append(f"{res.n_origins or 0.0:.1f} independent time origins < {tg.D_min_origins}")
+    if res.D <= 0:
+        fails.append(f"D = {res.D:.3g} <= 0")
+    elif res.D_err is None:
+        fails.append("no error estimate (a single block)")
+    elif res.D_err / res.D > tg.D_rel_err:
+        fails.append(f"relative error {res.D_err / res.D:.2f} > {tg.D_rel_err:g}")
+    if res.n_atoms * res.n_blocks < min_samples:
+        fails.append(f"{res.n_atoms} atoms x {res.n_blocks} blocks = {res.n_atoms * res.n_blocks} < {min_samples}")
+    if fails:
+        return Verdict("unconverged", criterion, "; ".join(fails))
+    return Verdict("converged", criterion)
+
+
 def self_diffusion(
     positions: np.ndarray,
     times: np.ndarray,
@@ -425,12 +515,14 @@ def self_diffusion(
     masses: np.ndarray | None = None,
     n_blocks: int = 5,
     *,
-    tol: float = 0.15,
+    tol: float | None = None,
     max_lag_fraction: float = 1.0 / 3.0,
     min_block_frames: int = 20,
     workers: int | None = None,
+    targets: ConvergenceTargets | None = None,
+    min_samples: int = 20,
 ) -> DiffusionResult:
-    r"""Self-diffusion coefficient from the Einstein relation with block-analysis uncertainty.
+    r"""Self-diffusion coefficient from the Einstein relation with block-analysis uncertainty and verdict.
 
     1. If ``masses`` is given, the system centre-of-mass drift (all atoms in ``positions``) is removed.
     2. The run is split into ``n_blocks`` contiguous, non-overlapping time blocks (the last
@@ -438,10 +530,12 @@ def self_diffusion(
     3. The fit window is chosen by :func:`diffusive_window` on the block-averaged MSD (lags up to
        ``max_lag_fraction`` of a block).
     4. In every block, ordinary least squares ``MSD(t) = 6 D t + b`` over the window gives :math:`D_k`;
-       :math:`D = \overline{D_k}`, :math:`\sigma_D = s(D_k)/\sqrt{n_\mathrm{blocks}}`.  The OLS parameter
-       error of a single MSD fit is not used: MSD points at different lags are strongly correlated and that
-       error is far too small.  Blocks should be longer than the diffusive onset; with fewer than
-       ``min_block_frames`` frames per block the result is flagged ``'too_short'`` and ``D`` is None.
+       :math:`D = \overline{D_k}`, :math:`\sigma_D = t_{0.841,B-1}\,s(D_k)/\sqrt{B}` (68.3 % Student-t
+       half-width: with few blocks the plain standard error undercovers).  The OLS parameter error of a single
+       MSD fit is not used: MSD points at different lags are strongly correlated and that error is far too
+       small.  With fewer than ``min_block_frames`` frames per block the result is flagged ``'too_short'``
+       and ``D`` is None.
+    5. The verdict (:func:`diffusion_verdict`) judges the result against ``targets``.
 
     Parameters
     ----------
@@ -452,17 +546,25 @@ def self_diffusion(
     masses : (n_atoms,) array, optional
         Masses of all atoms in ``positions`` for COM-drift removal; None = no removal.
     n_blocks : int
-    tol, max_lag_fraction : float
+    tol : float, optional
+        Slope tolerance for :func:`diffusive_window`; default ``targets.D_slope_tol``.
+    max_lag_fraction : float
         Passed to :func:`diffusive_window`.
     min_block_frames : int
     workers : int, optional
         Threads for the FFT.
+    targets : ConvergenceTargets, optional
+        Convergence targets (default :class:`ConvergenceTargets`).
+    min_samples : int
+        Fewest atoms × blocks for a converged D (see :func:`diffusion_verdict`).
 
     Returns
     -------
     DiffusionResult
-        ``D`` and ``D_err`` in 1e-9 m²/s.
+        ``D`` and ``D_err`` in 1e-9 m²/s, with ``verdict``.
     """
+    tg = targets or ConvergenceTargets()
+    tol = tg.D_slope_tol if tol is None else tol
     x = np.asarray(positions)
     n_frames = x.shape[0]
     dt = _uniform_dt(times)
@@ -472,10 +574,24 @@ def self_diffusion(
     if n_blocks < 1:
         raise ValueError("n_blocks must be >= 1")
     n_b = n_frames // n_blocks
-    too_short = DiffusionResult(None, None, "too_short", n_blocks=n_blocks, n_atoms=len(sel), block_length_ps=n_b * dt)
+    run_length = float(times[-1] - times[0])
+    too_short = DiffusionResult(
+        None,
+        None,
+        "too_short",
+        n_blocks=n_blocks,
+        n_atoms=len(sel),
+        block_length_ps=n_b * dt,
+        run_length_ps=run_length,
+    )
+
+    def finish(r: DiffusionResult) -> DiffusionResult:
+        r.verdict = diffusion_verdict(r, tg, min_samples=min_samples)
+        return r
+
     if n_b < max(min_block_frames, 3) or len(sel) == 0:
         too_short.message = f"{n_frames} frames / {n_blocks} blocks < {min_block_frames} frames per block"
-        return too_short
+        return finish(too_short)
     xs = np.asarray(x[:, sel], dtype=np.float64)
     if masses is not None:
         xs = xs - com_displacement(x, masses)[:, None, :]
@@ -486,7 +602,7 @@ def self_diffusion(
     if win.i_end - win.i_start + 1 < 3:
         too_short.lag_times_ps, too_short.msd_A2 = lags, mean_msd
         too_short.message = "fewer than 3 lag points in the fit window"
-        return too_short
+        return finish(too_short)
     tw = lags[win.i_start : win.i_end + 1]
     yw = msds[:, win.i_start : win.i_end + 1]  # (B, W)
     tc = tw - tw.mean()
@@ -494,25 +610,32 @@ def self_diffusion(
     intercepts = yw.mean(axis=1) - slopes * tw.mean()
     d_blocks = slopes / 6.0 * A2_PER_PS_IN_1E9_M2_PER_S
     d_mean = float(d_blocks.mean())
-    d_err = float(d_blocks.std(ddof=1) / np.sqrt(n_blocks)) if n_blocks > 1 else None
+    d_sem = float(d_blocks.std(ddof=1) / np.sqrt(n_blocks)) if n_blocks > 1 else None
+    d_err = d_sem * _t68(n_blocks) if d_sem is not None else None
     flag = "ok" if win.found else "no_diffusive_regime"
     msg = (
         f"linear fit over {win.t_start:g}-{win.t_end:g} ps (log-log slope {win.slope:.3f})"
         if win.found
         else f"no lag range with |dlnMSD/dlnt - 1| < {tol}; fallback window {win.t_start:g}-{win.t_end:g} ps"
     )
-    return DiffusionResult(
-        D=d_mean,
-        D_err=d_err,
-        D_blocks=d_blocks,
-        flag=flag,
-        window_ps=(win.t_start, win.t_end),
-        loglog_slope=win.slope,
-        n_blocks=n_blocks,
-        n_atoms=len(sel),
-        block_length_ps=n_b * dt,
-        lag_times_ps=lags,
-        msd_A2=mean_msd,
-        intercept_A2=float(intercepts.mean()),
-        message=msg,
+    return finish(
+        DiffusionResult(
+            D=d_mean,
+            D_err=d_err,
+            D_err_sem=d_sem,
+            D_blocks=d_blocks,
+            flag=flag,
+            window_ps=(win.t_start, win.t_end),
+            loglog_slope=win.slope,
+            rms_displacement_A=float(np.sqrt(max(mean_msd[win.i_end], 0.0))),
+            n_origins=run_length / win.t_end if win.t_end > 0 else None,
+            run_length_ps=run_length,
+            n_blocks=n_blocks,
+            n_atoms=len(sel),
+            block_length_ps=n_b * dt,
+            lag_times_ps=lags,
+            msd_A2=mean_msd,
+            intercept_A2=float(intercepts.mean()),
+            message=msg,
+        )
     )
