@@ -6,12 +6,9 @@ import numpy as np
 import pytest
 
 from electrodb.analysis.activity import (
-    M_WATER,
-    debye_huckel_acc,
     debye_huckel_constants,
     debye_huckel_ln_y,
     ln_gamma_from_ln_y,
-    ln_y_from_acc,
     ln_y_from_ln_gamma,
     molality_from_counts,
     molality_from_molarity,
@@ -85,56 +82,12 @@ def test_gibbs_duhem_reproduces_experimental_phi() -> None:
     # from ln gamma (Pitzer fit to experiment) and from its derivative d ln gamma / d ln m
     for kwargs in ({"ln_gamma": pitzer_ln_gamma(m, NACL)}, {"dlngamma_dlnm": _pitzer_dlngamma_dlnm(m)}):
         res = osmotic_coefficient(m, **kwargs)
-        assert np.max(np.abs(res.phi[sel] - ref.phi.value)) < 0.005
+        assert np.max(np.abs(res.phi[sel] - ref.phi.value)) < 0.0015  # measured 0.0009 and 0.0012
         assert np.max(np.abs(res.phi - pitzer_phi(m, NACL))) < 1e-3  # Pitzer's own phi (exact GD pair)
     # straight from the 8 tabulated gamma values (0.1 ... 6 mol/kg)
     res = osmotic_coefficient(ref.gamma.molality, np.log(ref.gamma.value))
     on = np.isin(ref.gamma.molality, ref.phi.molality)
-    assert np.max(np.abs(res.phi[on] - ref.phi.value)) < 0.005
-
-
-def test_chain_from_acc_to_phi_with_a_made_up_density() -> None:
-    """a_cc (molar) -> ln y -> ln gamma -> phi reproduces experiment; the density model cancels exactly."""
-    m = np.round(np.arange(0.1, 3.0001, 0.05), 2)
-    molar_mass = 0.05844
-    density = water_density() + 0.04 * m  # any smooth rho(m) works for the round trip
-    c = molarity_from_molality(m, density, molar_mass)
-    ln_y = ln_y_from_ln_gamma(pitzer_ln_gamma(m, NACL), c, m)
-    a_cc = 1.0 + np.gradient(ln_y, np.log(c), edge_order=2)
-    res_y = ln_y_from_acc(c, a_cc, c_anchor=c[0], ln_y_anchor=ln_y[0], scheme="pchip")
-    assert np.max(np.abs(res_y.ln_y - ln_y)) < 2e-3
-    ln_g = ln_gamma_from_ln_y(res_y.ln_y, c, m)
-    ref = reference_activity("NaCl")
-    phi = osmotic_coefficient(m, ln_g).phi
-    sel = np.isin(m, ref.phi.molality)
-    assert np.max(np.abs(phi[sel] - ref.phi.value)) < 0.005
-
-
-@pytest.mark.parametrize("scheme", ["trapezoid", "pchip"])
-def test_ln_y_from_dh_acc_returns_dh(scheme: str) -> None:
-    c = np.geomspace(0.05, 2.0, 40)
-    a_cc = debye_huckel_acc(c, ion_size=4.0)
-    res = ln_y_from_acc(c, a_cc, c_anchor=0.01, ion_size=4.0, scheme=scheme)
-    assert np.max(np.abs(res.ln_y - debye_huckel_ln_y(c, ion_size=4.0))) < 2e-3
-    # 2:1 salt too
-    a2 = debye_huckel_acc(c, z_plus=2, z_minus=-1)
-    res2 = ln_y_from_acc(c, a2, c_anchor=0.01, z_plus=2, z_minus=-1, scheme=scheme)
-    assert np.max(np.abs(res2.ln_y - debye_huckel_ln_y(c, 2, -1))) < 5e-3
-
-
-def test_ln_y_errors_linear_vs_monte_carlo() -> None:
-    c = np.array([0.5, 1.0, 2.0, 3.0, 4.0])
-    a_cc = np.array([0.95, 1.0, 1.1, 1.2, 1.35])
-    err = np.full(c.size, 0.05)
-    res = ln_y_from_acc(c, a_cc, c_anchor=0.1, a_cc_err=err, n_mc=20000)
-    assert res.samples is not None
-    assert np.allclose(res.samples.std(axis=0, ddof=1), res.ln_y_err, rtol=0.05)
-    assert np.all(np.diff(res.ln_y_err) > 0)  # errors accumulate along the integral
-    # errors propagate, with correlations, into phi through the samples
-    m = c / water_density()
-    osm = osmotic_coefficient(m, ln_gamma_from_ln_y(res.ln_y, c, m), samples=res.samples)
-    assert np.all(osm.phi_err > 0)
-    assert np.allclose(osm.ln_a_w_err, 2 * m * M_WATER * osm.phi_err)
+    assert np.max(np.abs(res.phi[on] - ref.phi.value)) < 0.0015  # measured 0.0010
 
 
 def test_molar_molal_round_trip() -> None:

@@ -5,9 +5,11 @@ temperature T in K. ``ln`` is the natural logarithm throughout. y± is the molar
 mean activity coefficient. Equations and references: ``docs/methods-thermodynamics.md``.
 
 Chain from simulation to experiment: a_cc(c) from Kirkwood–Buff integrals (``kirkwood_buff``) →
-``ln_y_from_acc`` (integration anchored on Debye–Hückel) → ``ln_gamma_from_ln_y`` (molar → molal) →
-``osmotic_coefficient`` (Gibbs–Duhem) → water activity. Experiment: ``reference_activity`` (Hamer & Wu /
-CRC tables) and the Pitzer–Mayorga equations (``pitzer_ln_gamma``, ``pitzer_phi``) where tables stop.
+``acc_fit`` (a Debye–Hückel-shaped fit of a_cc, integrated analytically to ln y±, then γ±, φ and a_w with
+the fit's covariance; it uses the Debye–Hückel helpers, ``ln_gamma_from_ln_y`` and ``water_activity`` from
+here). ``osmotic_coefficient`` is Gibbs–Duhem for tabulated ln γ± (or its derivative) at points.
+Experiment: ``reference_activity`` (Hamer & Wu / CRC tables) and the Pitzer–Mayorga equations
+(``pitzer_ln_gamma``, ``pitzer_phi``) where tables stop.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
@@ -140,31 +142,6 @@ def debye_huckel_acc(
 # --------------------------------------------------------------------------- a_cc -> ln y
 
 
-@dataclass(frozen=True)
-class LnYResult:
-    """ln y±(c) integrated from a_cc.
-
-    Attributes
-    ----------
-    c : (n,) mol/L;  ln_y, ln_y_err : (n,) natural-log activity coefficient and its standard error
-    samples : (n_mc, n) Monte Carlo samples of ln y (correlated between concentrations) or None
-    c_anchor : mol/L;  ln_y_anchor : ln y± at the anchor;  scheme : 'trapezoid' | 'pchip'
-    """
-
-    c: np.ndarray
-    ln_y: np.ndarray
-    ln_y_err: np.ndarray
-    samples: np.ndarray | None = field(repr=False)
-    c_anchor: float
-    ln_y_anchor: float
-    scheme: str
-
-    @property
-    def y(self) -> np.ndarray:
-        """Molar-scale mean activity coefficient y±."""
-        return np.exp(self.ln_y)
-
-
 def _cumulative(x: np.ndarray, f: np.ndarray, scheme: str) -> np.ndarray:
     """∫_{x0}^{x_i} f dx at every node, along the last axis of f."""
     if scheme == "trapezoid":
@@ -172,79 +149,6 @@ def _cumulative(x: np.ndarray, f: np.ndarray, scheme: str) -> np.ndarray:
     if scheme == "pchip":
         return PchipInterpolator(x, f, axis=-1).antiderivative()(x)
     raise ValueError("scheme must be 'trapezoid' or 'pchip'")
-
-
-def ln_y_from_acc(
-    c: np.ndarray,
-    a_cc: np.ndarray,
-    c_anchor: float,
-    a_cc_err: np.ndarray | None = None,
-    *,
-    z_plus: int = 1,
-    z_minus: int = -1,
-    ion_size: float = 4.0,
-    T: float = 298.15,
-    ln_y_anchor: float | None = None,
-    scheme: str = "trapezoid",
-    n_mc: int = 2000,
-    seed: int = 0,
-) -> LnYResult:
-    """Integrate a_cc = 1 + d ln y±/d ln c into ln y±(c).
-
-    ln y±(c_k) = ln y±(c_anchor) + ∫_{ln c_anchor}^{ln c_k} [a_cc − 1] d ln c,
-
-    with ln y±(c_anchor) from the extended Debye–Hückel law (``debye_huckel_ln_y``) unless ``ln_y_anchor`` is
-    given. The integrand at the anchor is Debye–Hückel's own a_cc (``debye_huckel_acc``); between the anchor
-    and the data it is interpolated in ln c by the trapezoid rule (piecewise linear) or a monotone cubic
-    (PCHIP).
-
-    Parameters
-    ----------
-    c : (n,) mol/L, increasing, all >= c_anchor
-    a_cc : (n,) activity derivative at c
-    c_anchor : mol/L, dilute anchor (e.g. 0.01–0.1 mol/L, where extended Debye–Hückel holds)
-    a_cc_err : (n,) standard errors of a_cc (independent between concentrations)
-    ion_size : Å, Debye–Hückel distance of closest approach for the anchor
-    scheme : 'trapezoid' | 'pchip'
-    n_mc, seed : Monte Carlo samples for the errors (a_cc_i ~ N(a_cc_i, err_i)); the trapezoid error is the
-        exact linear propagation σ_k^2 = Σ_j W_kj^2 σ_j^2, the PCHIP error the sample standard deviation.
-    """
-    c = np.asarray(c, dtype=float)
-    a_cc = np.asarray(a_cc, dtype=float)
-    if c.ndim != 1 or c.shape != a_cc.shape:
-        raise ValueError("c and a_cc must be 1-D arrays of equal length")
-    if np.any(np.diff(c) <= 0) or c_anchor <= 0 or c_anchor > c[0] * (1 + 1e-12):
-        raise ValueError("need 0 < c_anchor <= c[0] < c[1] < ...")
-    if ln_y_anchor is None:
-        ln_y_anchor = float(debye_huckel_ln_y(c_anchor, z_plus, z_minus, ion_size, T))
-    with_anchor = not math.isclose(c_anchor, c[0], rel_tol=1e-12)
-    x = np.log(c)
-    f = a_cc - 1.0
-    if with_anchor:
-        x = np.concatenate([[math.log(c_anchor)], x])
-        f0 = float(debye_huckel_acc(c_anchor, z_plus, z_minus, ion_size, T)) - 1.0
-    skip = 1 if with_anchor else 0
-
-    def integrate(fd: np.ndarray) -> np.ndarray:
-        if with_anchor:
-            fd = np.concatenate([np.full((*fd.shape[:-1], 1), f0), fd], axis=-1)
-        if x.size == 1:
-            return np.full(fd.shape, ln_y_anchor)
-        return ln_y_anchor + _cumulative(x, fd, scheme)[..., skip:]
-
-    ln_y = integrate(f)
-    err = np.zeros_like(ln_y)
-    samples = None
-    if a_cc_err is not None:
-        sig = np.broadcast_to(np.asarray(a_cc_err, dtype=float), c.shape)
-        rng = np.random.default_rng(seed)
-        samples = integrate(f + sig * rng.standard_normal((n_mc, c.size)))
-        if scheme == "trapezoid":
-            weights = np.stack([integrate(np.eye(c.size)[j]) - integrate(np.zeros(c.size)) for j in range(c.size)])
-            err = np.sqrt(np.sum((weights * sig[:, None]) ** 2, axis=0))
-        else:
-            err = samples.std(axis=0, ddof=1)
-    return LnYResult(c, ln_y, err, samples, float(c_anchor), float(ln_y_anchor), scheme)
 
 
 # --------------------------------------------------------------------------- concentration scales
@@ -387,7 +291,7 @@ def osmotic_coefficient(
     m : (n,) mol/kg, increasing
     ln_gamma : (n,) ln γ± (molal scale), or
     dlngamma_dlnm : (n,) d ln γ±/d ln m
-    samples : (n_samples, n) samples of the same input (e.g. ``LnYResult.samples`` converted to molal);
+    samples : (n_samples, n) samples of the same input (e.g. Monte Carlo samples of ln γ±);
         φ is evaluated per sample and its standard deviation returned (keeps correlations)
     err : (n,) independent standard errors of the input, used when ``samples`` is None (Monte Carlo)
     reference : 'pitzer' (Pitzer's Debye–Hückel term, b = 1.2 kg^1/2 mol^-1/2) or 'extended'
