@@ -22,6 +22,7 @@ for _pattern in (
     "cd is deprecated",
     "The TorchScript type system",
     "To copy construct from a tensor",
+    "Converting a tensor with requires_grad=True to a scalar",
 ):
     warnings.filterwarnings("ignore", message=_pattern)
 
@@ -164,6 +165,21 @@ def model_train(
     console.print(f"model {doc.model_id} at {doc.path}: held-out force RMSE {doc.rmse_forces_eV_per_A:.3f} eV/Å")
 
 
+@model_app.command("train-demo")
+def model_train_demo(
+    out: Annotated[Path, typer.Option(help="folder for demo-mace.model and its card")] = Path("electrodb/data"),
+) -> None:
+    """Train the demo's small MACE (sample, label with CHGNet-r2SCAN, train) and write it with its card.
+
+    This is how the shipped electrodb/data/demo-mace.model was made; `electrodb demo --retrain` does the same live.
+    """
+    from electrodb.demo_model import train_demo_model, write_packaged_model
+
+    dataset, result = train_demo_model(console.log)
+    model_path, card_path = write_packaged_model(dataset, result, out)
+    console.print(f"wrote {model_path} ({result.model_id}) and {card_path}", soft_wrap=True)
+
+
 @model_app.command("list")
 def model_list() -> None:
     """Models recorded in the database."""
@@ -206,6 +222,7 @@ def plot(
 ) -> None:
     """Write a PNG of g(r) with n(r), or of the MSD with its fit window."""
     from electrodb.plots import find_property_doc, plot_msd, plot_rdf
+    from electrodb.safe_files import OutputPathError
     from electrodb.stores import get_stores
 
     if kind not in ("rdf", "msd"):
@@ -216,8 +233,11 @@ def plot(
         except KeyError as exc:
             _fail(str(exc.args[0]))
     path = out or Path(f"{kind}-{doc['trajectory_id']}.png")
-    (plot_rdf if kind == "rdf" else plot_msd)(doc, path)
-    console.print(f"wrote {path}")
+    try:
+        (plot_rdf if kind == "rdf" else plot_msd)(doc, path)
+    except (OutputPathError, OSError) as exc:
+        _fail(str(exc))
+    console.print(f"wrote {path}", soft_wrap=True)
 
 
 @app.command()
@@ -276,9 +296,12 @@ def export(
 
 @app.command()
 def demo(
-    fresh: Annotated[bool, typer.Option(help="retrain the demo model even if one is cached")] = False,
+    fresh: Annotated[
+        bool,
+        typer.Option("--retrain/--no-retrain", "--fresh", help="train the demo model live"),
+    ] = False,
 ) -> None:
-    """Run the built-in demo campaign end to end on CPU (trains its own small MACE first)."""
+    """Run the built-in demo campaign end to end on CPU with the shipped demo MACE (or --retrain it live)."""
     from electrodb.demo import run_demo
 
     run_demo(console, retrain=fresh)

@@ -8,6 +8,7 @@ most every 30 s, and messages are never wrapped mid-word.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any
 
@@ -27,8 +28,13 @@ LINE_EVERY_S = 30.0
 def make_console() -> Console:
     """A rich console that is 160 columns wide in a file or pipe (rich would cut tables at 80)."""
     console = Console()
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(width=FILE_WIDTH)
+    if not console.is_terminal:
+        # Piped to a file or `tee`, stdout is block-buffered: progress lines would appear minutes late.
+        reconfigure = getattr(sys.stdout, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(line_buffering=True)
+        if "COLUMNS" not in os.environ:
+            console = Console(width=FILE_WIDTH)
     return console
 
 

@@ -441,8 +441,20 @@ def build_train_command(settings: TrainingSettings, train_file: str, valid_file:
     return cmd + list(s.extra_args)
 
 
-def _run_logged(cmd: list[str], cwd: Path, env: dict[str, str], log_path: Path, tail_lines: int = 40) -> None:
+#: Seconds between progress lines forwarded from ``mace_run_train`` (see :func:`train_mace` ``progress``).
+PROGRESS_EVERY_S = 5.0
+
+
+def _run_logged(
+    cmd: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    log_path: Path,
+    tail_lines: int = 40,
+    progress: Callable[[str], None] | None = None,
+) -> None:
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
+    started = last = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log_file:
         log_file.write("$ " + " ".join(cmd) + "\n")
         log_file.flush()
@@ -454,6 +466,11 @@ def _run_logged(cmd: list[str], cwd: Path, env: dict[str, str], log_path: Path, 
             log_file.write(line)
             tail.append(line.rstrip("\n"))
             log.debug("mace_run_train: %s", line.rstrip())
+            now = time.perf_counter()
+            if progress and line.strip() and (now - last >= PROGRESS_EVERY_S or "Epoch" in line):
+                text = line.strip().split(" INFO: ")[-1]
+                progress(f"training {now - started:4.0f} s: {text[:140]}")
+                last = now
         returncode = proc.wait()
     if returncode != 0:
         joined = "\n".join(tail)
@@ -509,13 +526,16 @@ def train_mace(
     configurations: Sequence[Atoms],
     settings: TrainingSettings | None = None,
     workdir: str | os.PathLike[str] = "mace_training",
+    progress: Callable[[str], None] | None = None,
 ) -> TrainingResult:
     """Train a MACE model on labelled configurations with ``mace_run_train``.
 
     Splits the configurations into ``train.xyz`` and ``valid.xyz`` (``settings.valid_fraction``, seeded),
     runs ``mace_run_train`` in ``workdir`` (log kept in ``workdir/mace_run_train.log``), selects
     ``models/<name>_stagetwo.model`` when stage two ran (else ``models/<name>.model``), evaluates it on the
-    validation configurations and writes the result to ``workdir/training_result.json``.
+    validation configurations and writes the result to ``workdir/training_result.json``. ``progress``, when
+    given, receives a line from MACE's log at each epoch and at least every ``PROGRESS_EVERY_S`` seconds while
+    lines arrive, so a long training is never silent.
 
     Raises
     ------
@@ -545,7 +565,7 @@ def train_mace(
     log_path = work / "mace_run_train.log"
     start = time.perf_counter()
     log.info("running %s", " ".join(cmd))
-    _run_logged(cmd, work, env, log_path)
+    _run_logged(cmd, work, env, log_path, progress=progress)
     wall = time.perf_counter() - start
 
     models = work / "models"

@@ -60,7 +60,7 @@ def test_campaign_errors_are_clear(tmp_path):
     bad.write_text("name: x\nsalts: [XyCl]\nconcentrations: [1]\nmodel: m\n")
     with pytest.raises(ValueError, match="unknown ion|cannot parse"):
         Campaign.from_yaml(bad)
-    bad.write_text("name: x\nsalts: [NaCl]\nconcentrations: [40]\nmodel: m\n")
+    bad.write_text("name: x\nsalts: [NaCl]\nconcentrations: [40]\nmodel: m\nallow_above_solubility: true\n")
     with pytest.raises(ValueError, match="packing limit"):
         Campaign.from_yaml(bad).systems()
     bad.write_text("name: x\nsalts: [NaCl]\nconcentrations: [1]\nmodel: m\nunknown_key: 1\n")

@@ -21,7 +21,7 @@ def test_campaign_plan_prints_counts_and_density_source(tmp_path, settings):
 
 def test_bad_campaign_exits_with_message(tmp_path, settings):
     spec = tmp_path / "spec.yaml"
-    spec.write_text("name: p\nsalts: [NaCl]\nconcentrations: [40]\nmodel: m.model\n")
+    spec.write_text("name: p\nsalts: [NaCl]\nconcentrations: [40]\nmodel: m.model\nallow_above_solubility: true\n")
     result = runner.invoke(app, ["campaign", "plan", str(spec)], env={"COLUMNS": "200"})
     assert result.exit_code == 2 and "packing limit" in result.output
 

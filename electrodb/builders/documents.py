@@ -16,6 +16,7 @@ from electrodb import __version__
 from electrodb.trajectory import utcnow
 
 __all__ = [
+    "STATUS_SUFFIXES",
     "SUMMARY_PROPERTIES",
     "ElectrolyteSummary",
     "KineticsDoc",
@@ -65,7 +66,9 @@ class StructureDoc(_PropertyDoc):
     """Partial RDFs and first-shell analysis.
 
     ``rdf[pair]`` = ``{"r": [...] Å, "g": [...], "g_err": [...], "n": [...] running coordination number}``;
-    ``shells[pair]`` = ``{"r_peak", "g_peak", "r_min", "cn", "cn_err", "status"}``. Pair names are
+    ``shells[pair]`` = ``{"r_peak", "g_peak", "r_min", "cn", "cn_err", "significance", "detection",
+    "detection_reason", "status", "criterion", "reason"}`` (``detection``: ok / no_peak / no_minimum; ``status``:
+    the convergence verdict of r_peak and CN). Pair names are
     ``"cation-O_w"``, ``"cation-H_w"``, ``"anion-O_w"``, ``"anion-H_w"``, ``"cation-anion"``,
     ``"cation-cation"``, ``"anion-anion"``, ``"O_w-O_w"``.
     """
@@ -78,8 +81,11 @@ class StructureDoc(_PropertyDoc):
 class TransportDoc(_PropertyDoc):
     """Self-diffusion per species (``cation``, ``anion``, ``water``).
 
-    ``diffusion[species]`` = ``{"D_pbc", "D_pbc_err", "D", "D_err" (1e-9 m²/s, D = Yeh–Hummer corrected),
-    "yeh_hummer_correction", "viscosity_Pa_s", "viscosity_source", "fit_window_ps", "status"}``;
+    ``diffusion[species]`` = ``{"D_pbc", "D_pbc_err" (finite box), "D", "D_err" (Yeh–Hummer corrected; all
+    1e-9 m²/s), "yeh_hummer_correction", "yeh_hummer_correction_err", "viscosity_Pa_s", "viscosity_err_Pa_s",
+    "viscosity_source", "viscosity_note", "fit_window_ps", "loglog_slope", "rms_displacement_A", "n_origins",
+    "n_atoms", "n_blocks", "status", "criterion", "reason"}`` (``status`` in the vocabulary of
+    :mod:`electrodb.analysis.convergence`; D and D_pbc are kept when not converged, for inspection);
     ``msd[species]`` = ``{"t_ps": [...], "msd_A2": [...]}``.
     """
 
@@ -89,22 +95,32 @@ class TransportDoc(_PropertyDoc):
 
 
 class PairingDoc(_PropertyDoc):
-    """Ion-pair classification: fractions of free (SSIP), CIP and AGG per ion species, with errors."""
+    """Ion-pair classification: fractions of free (SSIP), CIP and AGG per ion species, with errors.
+
+    ``pairing`` also holds ``n_contact_events`` (cation–anion contacts formed or broken, with hysteresis),
+    ``cutoff_cation_anion_A``, ``cutoff_fallback`` and the verdict ``status``, ``criterion``, ``reason``.
+    """
 
     pairing: dict[str, Any]
 
 
 class KineticsDoc(_PropertyDoc):
-    """First-shell water residence times (``residence[ion]`` with ``tau_ps``/``tau_err_ps`` or a reason)."""
+    """First-shell water residence times: ``residence[ion]`` with ``tau_ps``, ``tau_err_ps``, ``tau_estimate_ps``
+    (kept when the run is too short for ``tau_ps``), ``r_cut_A``, ``cutoff_fallback``, ``run_length_ps`` and the
+    verdict ``status``, ``criterion``, ``reason``."""
 
     residence: dict[str, dict[str, Any]]
 
 
 # Headline properties flattened into the summary: name -> (unit, description).
 SUMMARY_PROPERTIES: dict[str, tuple[str, str]] = {
-    "D_cation": ("1e-9 m^2/s", "cation self-diffusion, Yeh–Hummer corrected"),
-    "D_anion": ("1e-9 m^2/s", "anion self-diffusion, Yeh–Hummer corrected"),
-    "D_water": ("1e-9 m^2/s", "water self-diffusion, Yeh–Hummer corrected"),
+    "D_cation": ("1e-9 m^2/s", "cation self-diffusion, Yeh–Hummer corrected to infinite box"),
+    "D_anion": ("1e-9 m^2/s", "anion self-diffusion, Yeh–Hummer corrected to infinite box"),
+    "D_water": ("1e-9 m^2/s", "water self-diffusion, Yeh–Hummer corrected to infinite box"),
+    "D_cation_pbc": ("1e-9 m^2/s", "cation self-diffusion in the simulated (finite, periodic) box"),
+    "D_anion_pbc": ("1e-9 m^2/s", "anion self-diffusion in the simulated (finite, periodic) box"),
+    "D_water_pbc": ("1e-9 m^2/s", "water self-diffusion in the simulated (finite, periodic) box"),
+    "eta": ("mPa s", "shear viscosity used for the Yeh–Hummer correction (source in eta_source)"),
     "r_cation_O": ("Å", "cation–water-oxygen first-peak distance"),
     "r_anion_O": ("Å", "anion–water-oxygen first-peak distance"),
     "cn_cation_O": ("", "cation hydration number (water O within the first minimum)"),
@@ -115,15 +131,22 @@ SUMMARY_PROPERTIES: dict[str, tuple[str, str]] = {
     "free_fraction_cation": ("", "fraction of cations with no counter-ion in the first shell"),
     "tau_cation_water": ("ps", "first-shell water residence time around the cation"),
     "tau_anion_water": ("ps", "first-shell water residence time around the anion"),
-    "density": ("kg/m^3", "NPT equilibrium density"),
+    "density": ("kg/m^3", "NPT equilibrium density (None when the density was a fixed input: see density_input)"),
+    "T_mean": ("K", "mean temperature of the production runs (the label is `temperature`)"),
 }
+
+#: Suffixes of the per-property summary fields: ``P``, ``P_err``, ``P_status``, ``P_criterion``, ``P_reason``.
+STATUS_SUFFIXES: tuple[str, ...] = ("_status", "_criterion", "_reason")
 
 
 class ElectrolyteSummary(BaseModel):
     """One document per (salt, molality, temperature, model): repeat runs merged.
 
     Each headline property ``P`` of :data:`SUMMARY_PROPERTIES` appears as ``P`` and ``P_err`` (None when not
-    computed) and, where experiment exists, ``exp_P`` with ``exp_P_source``.
+    computed), ``P_status`` (``converged`` / ``unconverged`` / ``insufficient``, see
+    :mod:`electrodb.analysis.convergence`), ``P_criterion`` and ``P_reason``, and, where experiment exists,
+    ``exp_P`` with ``exp_P_source``. A value whose status is not ``converged`` is kept for inspection only: it is
+    never a result. ``P_n_runs`` counts the runs the merged value came from.
     """
 
     model_config = ConfigDict(extra="allow")
@@ -146,6 +169,11 @@ class ElectrolyteSummary(BaseModel):
     n_runs: int
     total_ps: float
     n_atoms: int
+    model_name: str | None = Field(None, description="readable model name (model_id is the identity)")
+    density_source: str | None = Field(None, description="'npt' (computed) or 'input' (fixed, not a result)")
+    density_input: float | None = Field(None, description="the fixed density when density_source == 'input'")
+    eta_source: str | None = Field(None, description="where the Yeh–Hummer viscosity came from")
+    targets: dict[str, Any] = Field(default_factory=dict, description="convergence targets the statuses used")
     provenance: Provenance
     last_updated: datetime = Field(default_factory=utcnow)
 

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 from maggma.core import Builder, Store
 
+from electrodb.analysis.convergence import STATUSES, Verdict, worst
 from electrodb.builders.documents import SUMMARY_PROPERTIES, ElectrolyteSummary, Provenance
 from electrodb.builders.reference import experimental_values
 from electrodb.builders.trajectory import as_datetime
 from electrodb.chemistry import parse_salt
 
-__all__ = ["ElectrolyteSummaryBuilder", "merge_values"]
+__all__ = ["ElectrolyteSummaryBuilder", "merge_property", "merge_values"]
 
 
 def merge_values(values: list[float | None], errors: list[float | None]) -> tuple[float | None, float | None]:
@@ -46,23 +48,149 @@ def _get(doc: dict[str, Any] | None, *path: str) -> Any:
     return doc
 
 
-_EXTRACT = {
-    "D_cation": ("transport", ("diffusion", "cation", "D"), ("diffusion", "cation", "D_err")),
-    "D_anion": ("transport", ("diffusion", "anion", "D"), ("diffusion", "anion", "D_err")),
-    "D_water": ("transport", ("diffusion", "water", "D"), ("diffusion", "water", "D_err")),
-    "r_cation_O": ("structure", ("shells", "cation-O_w", "r_peak"), None),
-    "r_anion_O": ("structure", ("shells", "anion-O_w", "r_peak"), None),
-    "cn_cation_O": ("structure", ("shells", "cation-O_w", "cn"), ("shells", "cation-O_w", "cn_err")),
-    "cn_anion_O": ("structure", ("shells", "anion-O_w", "cn"), ("shells", "anion-O_w", "cn_err")),
-    "cn_cation_anion": ("structure", ("shells", "cation-anion", "cn"), ("shells", "cation-anion", "cn_err")),
-    "cip_fraction_cation": ("pairing", ("pairing", "cation", "cip"), ("pairing", "cation_err", "cip")),
-    "agg_fraction_cation": ("pairing", ("pairing", "cation", "agg"), ("pairing", "cation_err", "agg")),
-    "free_fraction_cation": ("pairing", ("pairing", "cation", "free"), ("pairing", "cation_err", "free")),
-    "tau_cation_water": ("kinetics", ("residence", "cation", "tau_ps"), ("residence", "cation", "tau_err_ps")),
-    "tau_anion_water": ("kinetics", ("residence", "anion", "tau_ps"), ("residence", "anion", "tau_err_ps")),
-    "density": ("trajectory", ("density_kg_m3",), ("density_err_kg_m3",)),
+@dataclass(frozen=True)
+class _Field:
+    """Where one headline property lives in the per-trajectory documents.
+
+    ``status`` is the path of the entry holding that property's ``status``/``criterion``/``reason``; ``scale``
+    converts the stored unit to the summary's (e.g. Pa s -> mPa s).
+    """
+
+    source: str
+    value: tuple[str, ...]
+    error: tuple[str, ...] | None
+    status: tuple[str, ...]
+    scale: float = 1.0
+
+
+_EXTRACT: dict[str, _Field] = {
+    **{
+        f"D_{sp}": _Field("transport", ("diffusion", sp, "D"), ("diffusion", sp, "D_err"), ("diffusion", sp))
+        for sp in ("cation", "anion", "water")
+    },
+    **{
+        f"D_{sp}_pbc": _Field(
+            "transport", ("diffusion", sp, "D_pbc"), ("diffusion", sp, "D_pbc_err"), ("diffusion", sp)
+        )
+        for sp in ("cation", "anion", "water")
+    },
+    "eta": _Field(
+        "transport",
+        ("diffusion", "water", "viscosity_Pa_s"),
+        ("diffusion", "water", "viscosity_err_Pa_s"),
+        ("diffusion", "water", "viscosity"),
+        scale=1e3,
+    ),
+    "r_cation_O": _Field("structure", ("shells", "cation-O_w", "r_peak"), None, ("shells", "cation-O_w")),
+    "r_anion_O": _Field("structure", ("shells", "anion-O_w", "r_peak"), None, ("shells", "anion-O_w")),
+    "cn_cation_O": _Field(
+        "structure", ("shells", "cation-O_w", "cn"), ("shells", "cation-O_w", "cn_err"), ("shells", "cation-O_w")
+    ),
+    "cn_anion_O": _Field(
+        "structure", ("shells", "anion-O_w", "cn"), ("shells", "anion-O_w", "cn_err"), ("shells", "anion-O_w")
+    ),
+    "cn_cation_anion": _Field(
+        "structure",
+        ("shells", "cation-anion", "cn"),
+        ("shells", "cation-anion", "cn_err"),
+        ("shells", "cation-anion"),
+    ),
+    **{
+        f"{kind}_fraction_cation": _Field(
+            "pairing", ("pairing", "cation", kind), ("pairing", "cation_err", kind), ("pairing",)
+        )
+        for kind in ("cip", "agg", "free")
+    },
+    **{
+        f"tau_{ion}_water": _Field(
+            "kinetics", ("residence", ion, "tau_ps"), ("residence", ion, "tau_err_ps"), ("residence", ion)
+        )
+        for ion in ("cation", "anion")
+    },
+    "density": _Field("trajectory", ("density_kg_m3",), ("density_err_kg_m3",), ("density",)),
+    "T_mean": _Field("trajectory", ("mean_temperature_K",), ("temperature_err_K",), ("temperature",)),
 }
 assert set(_EXTRACT) == set(SUMMARY_PROPERTIES)
+
+_LEGACY_REASON = "stored by an older ElectroDB without a convergence status ({}); rebuild with --rebuild"
+
+
+def _verdict(entry: Any) -> Verdict:
+    """The Verdict recorded in a property entry; anything else (legacy or missing) is not a result."""
+    if not isinstance(entry, dict):
+        return Verdict("insufficient", "property computed", "not computed for this run")
+    status = entry.get("status")
+    if status in STATUSES:
+        return Verdict(status, str(entry.get("criterion") or ""), str(entry.get("reason") or ""))
+    return Verdict("unconverged", "documented convergence criteria", _LEGACY_REASON.format(status or "no status"))
+
+
+def _trajectory_entries(traj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Verdicts of the run-level quantities (temperature, density) as property-style entries."""
+    md = traj.get("md") or {}
+    temp_status = traj.get("temperature_status")
+    if temp_status in STATUSES:
+        temperature = {
+            "status": temp_status,
+            "criterion": traj.get("temperature_criterion") or "",
+            "reason": traj.get("temperature_reason") or "",
+        }
+    elif traj.get("mean_temperature_K") is None:
+        temperature = {"status": "insufficient", "criterion": "mean run temperature", "reason": "not recorded"}
+    else:
+        temperature = {"status": None}
+    if md.get("npt") is False or (traj.get("source") == "ingest" and not md.get("npt")):
+        density = {"status": "insufficient", "criterion": "computed in NPT", "reason": "fixed input density"}
+    elif traj.get("density_converged") is False:
+        density = {
+            "status": "unconverged",
+            "criterion": "NPT block-mean density settled",
+            "reason": "NPT density did not settle within npt_max_ps",
+        }
+    else:
+        density = {"status": "converged", "criterion": "NPT block-mean density settled", "reason": ""}
+    return {"temperature": temperature, "density": density}
+
+
+def _at_wrong_temperature(traj: dict[str, Any] | None) -> str | None:
+    """Reason why a run's properties are not results at its labelled temperature (None when they are)."""
+    if not traj or traj.get("temperature_status") in (None, "converged"):
+        return None
+    return f"run not at its labelled temperature: {traj.get('temperature_reason') or traj['temperature_status']}"
+
+
+def _viscosity_entry(transport: dict[str, Any] | None) -> dict[str, Any]:
+    """Verdict of the Yeh–Hummer viscosity: a result when computed from the run or from a salt correlation."""
+    entry = _get(transport, "diffusion", "water") or {}
+    source = str(entry.get("viscosity_source") or "")
+    criterion = "viscosity of the solution (from the run's stress or a correlation for the salt)"
+    if entry.get("viscosity_Pa_s") is None:
+        return {"status": "insufficient", "criterion": criterion, "reason": "no viscosity recorded"}
+    if not source or ("water" in source.lower() and "salt" not in source.lower()):
+        return {"status": "unconverged", "criterion": criterion, "reason": f"pure-water viscosity used ({source})"}
+    return {"status": "converged", "criterion": criterion, "reason": ""}
+
+
+def merge_property(
+    values: list[float | None], errors: list[float | None], verdicts: list[Verdict]
+) -> tuple[float | None, float | None, Verdict, int]:
+    """Merge one property over runs: converged runs only when there are any, else all runs (status kept).
+
+    Returns ``(value, error, verdict, n_runs_used)``. The merged verdict is ``converged`` when at least one run
+    converged (only those are merged); otherwise the least favourable verdict of the runs, with their reasons.
+    """
+    good = [i for i, v in enumerate(verdicts) if v.converged and values[i] is not None]
+    use = good or [i for i, v in enumerate(values) if v is not None]
+    value, error = merge_values([values[i] for i in use], [errors[i] for i in use])
+    if good:
+        verdict = Verdict("converged", verdicts[good[0]].criterion)
+    elif verdicts:
+        verdict = worst(*verdicts)
+    else:
+        verdict = Verdict("insufficient", "property computed", "no run")
+    if value is None and verdict.status != "insufficient":
+        verdict = Verdict("insufficient", verdict.criterion, verdict.reason or "no value computed")
+    return value, error, verdict, len(use) if value is not None else 0
 
 
 class ElectrolyteSummaryBuilder(Builder):
@@ -125,6 +253,13 @@ class ElectrolyteSummaryBuilder(Builder):
                     "model",
                     "md",
                     "code_version",
+                    "source",
+                    "mean_temperature_K",
+                    "temperature_err_K",
+                    "temperature_status",
+                    "temperature_criterion",
+                    "temperature_reason",
+                    "density_converged",
                 ],
             )
         }
@@ -136,11 +271,12 @@ class ElectrolyteSummaryBuilder(Builder):
             by_tid[tid]["trajectory"] = t
         first = next(d for group in docs.values() for d in group)
         salt = parse_salt(first["salt"])
-        flat: dict[str, Any] = {}
-        for prop, (source, value_path, err_path) in _EXTRACT.items():
-            values = [_get(by_tid[t].get(source), *value_path) for t in tids]
-            errors = [_get(by_tid[t].get(source), *err_path) if err_path else None for t in tids]
-            flat[prop], flat[f"{prop}_err"] = merge_values(values, errors)
+        flat = self._flatten(tids, by_tid)
+        first_traj = next(iter(trajectories.values()), {})
+        density_input = None
+        if flat["density_status"] == "insufficient" and flat["density"] is not None:
+            # A fixed density is an input, not a result: never shown or compared with experiment as if computed.
+            density_input, flat["density"], flat["density_err"] = flat["density"], None, None
         summary = ElectrolyteSummary(
             electrolyte_id=eid,
             salt=first["salt"],
@@ -159,7 +295,12 @@ class ElectrolyteSummaryBuilder(Builder):
             trajectory_ids=tids,
             n_runs=len(tids),
             total_ps=float(sum(t.get("duration_ps", 0.0) for t in trajectories.values())),
-            n_atoms=int(next(iter(trajectories.values()), {}).get("n_atoms", 0)),
+            n_atoms=int(first_traj.get("n_atoms", 0)),
+            model_name=(first_traj.get("model") or {}).get("name"),
+            density_source="input" if density_input is not None else ("npt" if flat["density"] is not None else None),
+            density_input=density_input,
+            eta_source=_get(by_tid[tids[0]].get("transport"), "diffusion", "water", "viscosity_source"),
+            targets=first["provenance"].get("analysis", {}).get("targets", {}),
             provenance=Provenance(
                 trajectory_ids=tids,
                 model_id=first["model_id"],
@@ -169,13 +310,50 @@ class ElectrolyteSummaryBuilder(Builder):
                 builder="summary",
             ),
         )
-        return {
-            **summary.model_dump(mode="json"),
-            **flat,
-            **experimental_values(
-                first["salt"], first["cation"], first["anion"], first["molality"], first["temperature"]
-            ),
-        }
+        experiment = experimental_values(
+            first["salt"], first["cation"], first["anion"], first["molality"], first["temperature"]
+        )
+        if density_input is not None:
+            experiment = {k: v for k, v in experiment.items() if not k.startswith("exp_density")}
+        return {**summary.model_dump(mode="json"), **flat, **experiment}
+
+    @staticmethod
+    def _flatten(tids: list[str], by_tid: dict[str, dict[str, dict]]) -> dict[str, Any]:
+        """``P``, ``P_err``, ``P_status``, ``P_criterion``, ``P_reason``, ``P_n_runs`` for every headline property."""
+        flat: dict[str, Any] = {}
+        for prop, where in _EXTRACT.items():
+            values, errors, verdicts = [], [], []
+            for tid in tids:
+                docs = by_tid[tid]
+                traj = docs.get("trajectory") or {}
+                doc = docs.get(where.source) if where.source != "trajectory" else traj
+                value = _get(doc, *where.value)
+                values.append(None if value is None else float(value) * where.scale)
+                err = _get(doc, *where.error) if where.error else None
+                errors.append(None if err is None else float(err) * where.scale)
+                if where.source == "trajectory":
+                    entry = _trajectory_entries(traj)[where.status[0]]
+                elif prop == "eta":
+                    entry = _viscosity_entry(doc)
+                else:
+                    entry = _get(doc, *where.status)
+                verdict = _verdict(entry)
+                wrong_t = _at_wrong_temperature(traj) if prop != "T_mean" else None
+                if wrong_t and verdict.converged:
+                    verdict = Verdict("unconverged", verdict.criterion, wrong_t)
+                verdicts.append(verdict)
+            value, error, verdict, n_used = merge_property(values, errors, verdicts)
+            flat.update(
+                {
+                    prop: value,
+                    f"{prop}_err": error,
+                    f"{prop}_status": verdict.status,
+                    f"{prop}_criterion": verdict.criterion,
+                    f"{prop}_reason": verdict.reason,
+                    f"{prop}_n_runs": n_used,
+                }
+            )
+        return flat
 
     def update_targets(self, items: list[dict[str, Any]]) -> None:
         now = datetime.now(timezone.utc)

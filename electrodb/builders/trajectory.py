@@ -14,10 +14,37 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
 from maggma.core import Builder, Store
 
+from electrodb.analysis.periodic import cell_widths
 from electrodb.builders.properties import AnalysisSettings, analyse_trajectory
-from electrodb.trajectory import load_trajectory
+from electrodb.trajectory import TrajectoryArrays, load_trajectory
+
+#: Smallest perpendicular cell width (Å) a frame may have: below it no ion–water box is physical, and analysis
+#: grids sized from it would be meaningless (a collapsed cell once drove a build to 24 GB).
+MIN_CELL_WIDTH_A = 4.0
+
+
+def frame_problems(traj: TrajectoryArrays) -> str | None:
+    """Why a stored trajectory cannot be analysed (non-finite data, a degenerate cell), or None."""
+    finite_pos = np.isfinite(traj.positions).all(axis=(1, 2))
+    if not finite_pos.all():
+        return f"non-finite positions in frame {int(np.flatnonzero(~finite_pos)[0])}"
+    cells = traj.cells.astype(np.float64)
+    finite_cell = np.isfinite(cells).all(axis=(1, 2))
+    if not finite_cell.all():
+        return f"non-finite cell in frame {int(np.flatnonzero(~finite_cell)[0])}"
+    with np.errstate(all="ignore"):
+        widths = np.array([cell_widths(c).min() if abs(np.linalg.det(c)) > 0 else 0.0 for c in cells])
+    small = widths < MIN_CELL_WIDTH_A
+    if small.any():
+        k = int(np.flatnonzero(small)[0])
+        return f"degenerate cell in frame {k}: perpendicular width {widths[k]:.3g} Å < {MIN_CELL_WIDTH_A} Å"
+    if not np.isfinite(traj.times_ps).all() or np.any(np.diff(traj.times_ps) <= 0):
+        return "frame times are not finite and strictly increasing"
+    return None
+
 
 __all__ = ["TrajectoryPropertiesBuilder", "as_datetime"]
 
@@ -119,6 +146,9 @@ class TrajectoryPropertiesBuilder(Builder):
             return {"trajectory_id": tid, "skip": reason}
         try:
             traj = load_trajectory(meta, self.trajectories, self.blobs)
+            problem = frame_problems(traj)
+            if problem is not None:
+                return {"trajectory_id": tid, "skip": f"not analysable: {problem}"}
             docs = analyse_trajectory(traj, self.settings)
         except Exception as exc:
             self.logger.warning(f"analysis of {tid} failed: {exc}")

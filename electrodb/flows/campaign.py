@@ -6,7 +6,9 @@ distributed runs convert the same flow for FireWorks (``flow_to_workflow``) or s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from jobflow import Flow, run_locally
@@ -61,6 +63,36 @@ class CampaignRunSummary:
     unstable: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     solvation: dict[str, str] = field(default_factory=dict)  # solvation_id -> status
+    reasons: dict[str, str] = field(default_factory=dict)  # system_id -> why it failed or is unstable
+
+
+class _JobErrors(logging.Handler):
+    """Collects the exceptions jobflow's ``run_locally`` reports only as log lines ("<job> failed with ...")."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.errors: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if "failed with exception" not in text:
+            return
+        job = text.split(" failed with exception", 1)[0].strip()
+        lines = [line for line in text.splitlines() if line.strip()]
+        self.errors.append(f"{job}: {lines[-1].strip()}" if lines else job)
+
+
+@contextmanager
+def _capture_job_errors() -> Iterator[_JobErrors]:
+    logger = logging.getLogger("jobflow.managers.local")
+    handler, level = _JobErrors(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def run_campaign(
@@ -91,17 +123,33 @@ def run_campaign(
     for k, spec in enumerate(todo):
         if on_system:
             on_system(k, len(todo), spec)
-        responses = run_locally(
-            maker.make(spec), store=job_store, create_folders=False, log=False, ensure_success=False
-        )
-        doc = stores.trajectories.query_one({"trajectory_id": spec.system_id}, properties=["status"])
+        with _capture_job_errors() as errors:
+            responses = run_locally(
+                maker.make(spec), store=job_store, create_folders=False, log=False, ensure_success=False
+            )
+        doc = stores.trajectories.query_one({"trajectory_id": spec.system_id}, properties=["status", "status_reason"])
         status = doc["status"] if doc else "failed"
         if status == "completed":
             summary.completed.append(spec.system_id)
         elif status == "unstable":
             summary.unstable.append(spec.system_id)
+            summary.reasons[spec.system_id] = (doc or {}).get("status_reason") or "unstable (no reason recorded)"
         else:
             summary.failed.append(spec.system_id)
+            reason = "; ".join(errors.errors) or (doc or {}).get("status_reason") or "no error was reported"
+            summary.reasons[spec.system_id] = reason
+            if doc:  # the trajectory document carries the failing job's error text too
+                stores.trajectories.update(
+                    [
+                        {
+                            **stores.trajectories.query_one({"trajectory_id": spec.system_id}),
+                            "status": "failed",
+                            "status_reason": reason,
+                            "last_updated": utcnow(),
+                        }
+                    ],
+                    key="trajectory_id",
+                )
         del responses
     if campaign.solvation:
         summary.solvation = run_solvation(campaign, stores, model_id)

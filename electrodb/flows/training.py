@@ -138,9 +138,13 @@ def sample_and_label(sampling: SamplingSettings, labeller: str, log: Log | None 
     )
     if log:
         log(f"labelling {len(configurations)} configurations with {labeller}")
-    labelled = label_configurations(
-        configurations, calc, progress=(lambda i, n: log(f"labelled {i}/{n}")) if log else None
-    )
+    every = max(1, len(configurations) // 6)  # a handful of lines, not one per configuration
+
+    def progress(i: int, n: int) -> None:
+        if log and (i % every == 0 or i == n):
+            log(f"labelled {i}/{n} configurations ({time.perf_counter() - started:.0f} s)")
+
+    labelled = label_configurations(configurations, calc, progress=progress)
     return LabelledDataset(
         n_configurations=len(labelled),
         n_skipped=labelled.n_skipped,
