@@ -27,14 +27,14 @@ LINE_EVERY_S = 30.0
 
 def make_console() -> Console:
     """A rich console that is 160 columns wide in a file or pipe (rich would cut tables at 80)."""
-    console = Console()
+    console = Console(log_path=False)  # "file.py:123" on every log line is noise for a user
     if not console.is_terminal:
         # Piped to a file or `tee`, stdout is block-buffered: progress lines would appear minutes late.
         reconfigure = getattr(sys.stdout, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(line_buffering=True)
         if "COLUMNS" not in os.environ:
-            console = Console(width=FILE_WIDTH)
+            console = Console(width=FILE_WIDTH, log_path=False)
     return console
 
 
