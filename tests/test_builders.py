@@ -55,7 +55,7 @@ def test_property_documents_carry_provenance_and_physics(stores):
     water = transport["diffusion"]["water"]
     # rigid molecules random-walk with D = 0.2 Å²/ps = 2.0e-9 m²/s (before the Yeh–Hummer correction)
     assert water["D_pbc"] == pytest.approx(2.0, rel=0.1)
-    assert water["D"] > water["D_pbc"] and water["viscosity_source"] == "experimental_water_vogel"
+    assert water["D"] > water["D_pbc"] and water["viscosity_source"] == "laliberte_correlation"  # NaCl 3 m
     structure = stores.structure.query_one({"trajectory_id": doc.trajectory_id})
     assert {"cation-O_w", "anion-O_w", "O_w-O_w", "cation-anion"} <= set(structure["rdf"])
     summary = stores.electrolytes.query_one({})
@@ -76,7 +76,7 @@ def test_thermo_needs_a_concentration_series(stores):
     write_brownian_trajectory(stores, "NaCl", 2.0, n_frames=120, seed=2)
     run_builders(stores)
     thermo = stores.thermo.query_one({})
-    assert thermo["status"] == "derivative_only" and "< 3" in thermo["reason"]
+    assert thermo["status"] == "insufficient" and "< 3" in thermo["reason"]
     assert thermo["series"] is None
     assert thermo["experiment"]["tables"]["gamma"]["value"]  # Hamer & Wu values beside it
 

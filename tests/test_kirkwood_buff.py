@@ -5,18 +5,23 @@ Tolerances are relative to the analytic G∞ unless stated (1e-4 relative).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from electrodb.analysis.convergence import ConvergenceTargets
 from electrodb.analysis.kirkwood_buff import (
     A3_TO_CM3_PER_MOL,
     MOL_PER_L_TO_PER_A3,
     KBResult,
+    acc_verdict,
     activity_derivative,
     finite_volume_kb,
     ganguly_correction,
     kb_integral,
     kb_integral_running,
+    kb_tail_normalised,
     kruger_extrapolate,
     salt_component_integrals,
 )
@@ -96,24 +101,29 @@ def test_kruger_linear_in_inverse_length() -> None:
 
 
 def _closed_system_g(r: np.ndarray, g_inf: np.ndarray, n_b: int, volume: float, delta: int) -> np.ndarray:
-    """Finite-N g from an infinite-system g: the far density is that of the b left outside radius r.
+    """Finite-N g, normalised as in structure.py, from an infinite-system g.
 
-    g(r) = g_inf(r) (N_b - delta - N_in(r)) / (N_b (1 - V_r / V)),  N_in(r) = (N_b/V) ∫ 4π r'^2 g dr',
+    The reference density is that of the (N_b − δ) partners averaged over the box, (N_b − δ)/V, while the
+    density far from the tagged particle is that of the partners left outside radius r:
+
+    g(r) = g_inf(r) (N_b − δ − N_in(r)) / ((N_b − δ)(1 − V_r / V)),  N_in(r) = ((N_b − δ)/V) ∫ 4π r'^2 g dr',
+
     marched forward with the same trapezoid rule as the running integral (implicit in g(r_i)).
     """
-    rho = n_b / volume
+    n_p = n_b - delta
+    rho = n_p / volume
     g = np.empty_like(g_inf)
     n_in = 0.0
     for i, ri in enumerate(r):
-        scale = n_b * (1.0 - 4.0 * np.pi * ri**3 / (3.0 * volume))
+        scale = n_p * (1.0 - 4.0 * np.pi * ri**3 / (3.0 * volume))
         if i == 0:
-            g[0] = g_inf[0] * (n_b - delta) / scale
+            g[0] = g_inf[0] * n_p / scale
             continue
         dr = ri - r[i - 1]
         c = rho * 4.0 * np.pi * 0.5 * dr
         known = n_in + c * g[i - 1] * r[i - 1] ** 2
         # g_i = g_inf_i (N_b - delta - known - c r_i^2 g_i) / scale  -> solve for g_i
-        g[i] = g_inf[i] * (n_b - delta - known) / (scale + g_inf[i] * c * ri**2)
+        g[i] = g_inf[i] * (n_p - known) / (scale + g_inf[i] * c * ri**2)
         n_in = known + c * g[i] * ri**2
     return g
 
@@ -137,8 +147,36 @@ def test_ganguly_correction_recovers_infinite_system(same_species: bool) -> None
     assert abs(both.value / exact - 1.0) < 1e-4
 
 
-def _ideal_blocks(rng: np.random.Generator, r: np.ndarray, n_blocks: int, scale: float) -> np.ndarray:
-    return scale * (1.0 + 0.02 * rng.standard_normal((n_blocks, r.size)))
+def _ideal_blocks(rng: np.random.Generator, r: np.ndarray, n_blocks: int) -> np.ndarray:
+    return 1.0 + 0.02 * rng.standard_normal((n_blocks, r.size))
+
+
+@pytest.mark.parametrize("same_species", [True, False])
+def test_exact_ideal_gas_gives_exactly_zero(same_species: bool) -> None:
+    # structure.py convention: an ideal gas has g ≡ 1 for like and unlike pairs; every estimator returns 0
+    r = np.arange(0.01, 12.5, 0.02)
+    volume, n_b = 25.0**3, 12
+    g = np.ones_like(r)
+    np.testing.assert_array_equal(ganguly_correction(r, g, n_b, volume, same_species), g)
+    res = kb_integral(r, g, n_b, volume, same_species, g_blocks=np.ones((5, r.size)))
+    for method in ("raw", "ganguly", "kruger", "both"):
+        assert abs(res.values[method]) < 1e-9, method
+        assert abs(res.uncertainties[method]) < 1e-9, method
+    assert res.kb_range == pytest.approx(r[-1])
+    assert res.fit_window == pytest.approx((r[-1] / 2, r[-1]))
+
+
+def test_ganguly_equals_original_formula_in_the_n_b_convention() -> None:
+    # Ganguly & van der Vegt wrote g_corr for g normalised by N_b/V (g_Nb = g (N_b - 1)/N_b for a like pair):
+    # g_corr = g_Nb N_b (1 - V_r/V) / [N_b (1 - V_r/V) - (N_b/V) G_Nb(r) - 1]; ours must give the same g_corr.
+    r = np.arange(0.0, 12.0 + 1e-9, 0.01)
+    n_b, volume = 20, 25.0**3
+    g = core_oscillating_g(r) * 1.03
+    g_nb = g * (n_b - 1) / n_b
+    x = 4.0 * np.pi * r**3 / (3.0 * volume)
+    orig = g_nb * n_b * (1 - x) / (n_b * (1 - x) - (n_b / volume) * kb_integral_running(r, g_nb) - 1.0)
+    # algebraically identical; they differ by the trapezoid error of ∫ 4π r^2 dr against the exact V_r (~1e-8)
+    np.testing.assert_allclose(ganguly_correction(r, g, n_b, volume, True), orig, rtol=1e-7)
 
 
 def test_ideal_gas_gives_zero_and_acc_one() -> None:
@@ -146,20 +184,19 @@ def test_ideal_gas_gives_zero_and_acc_one() -> None:
     r = np.arange(0.05, 14.0, 0.1)
     volume, n_ion, n_w = 28.0**3, 20, 700
     kw = {"plateau": (7.0, 14.0)}
-    # like pairs of an ideal gas in a closed box: g = 1 - 1/N (normalised by N/V)
-    gpp = kb_integral(r, _ideal_blocks(rng, r, 10, 1 - 1 / n_ion), n_ion, volume, True, **kw)
-    gmm = kb_integral(r, _ideal_blocks(rng, r, 10, 1 - 1 / n_ion), n_ion, volume, True, **kw)
-    gpm = kb_integral(r, _ideal_blocks(rng, r, 10, 1.0), n_ion, volume, False, **kw)
-    gpw = kb_integral(r, _ideal_blocks(rng, r, 10, 1.0), n_w, volume, False, **kw)
-    gmw = kb_integral(r, _ideal_blocks(rng, r, 10, 1.0), n_w, volume, False, **kw)
+    # structure.py convention: g = 1 (plus noise) for like and unlike pairs of an ideal gas
+    gpp = kb_integral(r, _ideal_blocks(rng, r, 10), n_ion, volume, True, **kw)
+    gmm = kb_integral(r, _ideal_blocks(rng, r, 10), n_ion, volume, True, **kw)
+    gpm = kb_integral(r, _ideal_blocks(rng, r, 10), n_ion, volume, False, **kw)
+    gpw = kb_integral(r, _ideal_blocks(rng, r, 10), n_w, volume, False, **kw)
+    gmw = kb_integral(r, _ideal_blocks(rng, r, 10), n_w, volume, False, **kw)
     for res in (gpp, gmm, gpm, gpw, gmw):
         assert isinstance(res, KBResult)
-        for method in ("ganguly", "both"):
+        for method in ("raw", "ganguly", "kruger", "both"):
             assert abs(res.values[method]) < 4.0 * res.uncertainties[method]
-    for res in (gpm, gpw, gmw):
-        assert abs(res.values["kruger"]) < 4.0 * res.uncertainties["kruger"]
-    # like pairs: the -1/N offset of a closed box is not a finite-L (1/L) effect; only Ganguly removes it
-    assert abs(gpp.values["kruger"]) > 10.0 * gpp.uncertainties["kruger"]
+    # the g_Nb convention (like pairs 1 - 1/N) read as ours is a real correlation: Ganguly then gives ≈ -V_R/N
+    g_nb = kb_integral(r, _ideal_blocks(rng, r, 10) * (1 - 1 / n_ion), n_ion, volume, True, **kw)
+    assert g_nb.values["ganguly"] < -10.0 * g_nb.uncertainties["ganguly"]
     c = n_ion / (volume * MOL_PER_L_TO_PER_A3)
     a_cc, err = activity_derivative(c, gpp, gmm, gpm, gpw, gmw)
     assert err > 0
@@ -203,3 +240,90 @@ def test_linear_error_propagation_matches_finite_difference() -> None:
         v[i] += 1e-4
         grads.append((activity_derivative(c, *v)[0] - a0) / 1e-4)
     assert err == pytest.approx(np.sqrt(np.sum((np.array(grads) * errs) ** 2)), rel=1e-3)
+
+
+def test_acc_verdict_statuses() -> None:
+    ions = {"cations": 12, "anions": 12}
+    ok = acc_verdict(1.02, 0.03, 25.0, ions, 12.49)
+    assert ok.status == "converged" and ok.reason == ""
+    assert "20 Å" in ok.criterion and "10 ions" in ok.criterion
+    assert acc_verdict(1.02, 0.03, 25.0, ions, 4.0).status == "insufficient"
+    assert acc_verdict(None, None, 25.0, ions, 12.49).status == "insufficient"
+    small = acc_verdict(1.02, 0.03, 12.4, {"cations": 1, "anions": 1}, 6.19)
+    assert small.status == "unconverged"
+    assert "12.4 Å < 20 Å" in small.reason and "1 cations < 10" in small.reason
+    noisy = acc_verdict(1.02, 0.3, 25.0, ions, 12.49)
+    assert noisy.status == "unconverged" and "0.3 > 0.1" in noisy.reason
+    assert acc_verdict(1.02, None, 25.0, ions, 12.49).status == "unconverged"
+    short = acc_verdict(1.02, 0.03, 25.0, ions, 10.0)  # RDF stops well short of L/2
+    assert short.status == "unconverged" and "L/2" in short.reason
+    loose = ConvergenceTargets().with_overrides({"acc_min_box_A": 10.0, "acc_min_like_ions": 1, "acc_max_err": 1.0})
+    assert acc_verdict(1.02, 0.3, 12.4, {"cations": 1, "anions": 1}, 6.19, loose).status == "converged"
+
+
+def test_tail_normalised_integral() -> None:
+    # a constant offset of the tail is normalised away: g = 1.05 * step gives the step's -4π σ^3/3
+    r = np.arange(0.001, 12.0, 0.002)
+    exact = -4.0 * np.pi * SIGMA**3 / 3.0
+    assert kb_tail_normalised(r, 1.05 * step_g(r)) == pytest.approx(exact, rel=1e-4)
+    assert kb_tail_normalised(r, np.full_like(r, 0.9)) == pytest.approx(0.0, abs=1e-9)
+
+
+# ------------------------------------------------------------------ published LiCl g(r) (Zhang et al. 2023)
+
+LICL = Path(__file__).resolve().parents[2] / "shared" / "external" / "zhang2023-licl-nequip"
+#: (file tag, box edge Å, LiCl formula units); 512 waters; columns r, Li–Li, Li–Cl, Cl–Cl, Li–O, Cl–O, ...
+LICL_BOXES = (("1p2M", 25.05, 12), ("2p4M", 25.26, 24))
+
+
+def _licl(tag: str, length: float) -> tuple[np.ndarray, np.ndarray]:
+    path = LICL / f"rdf_data_LiCl-out.lammpstrj-l3-bigbox-{tag}-run1.dat"
+    assert path.exists(), f"published LiCl g(r) not found at {path} (shared/external/zhang2023-licl-nequip)"
+    data = np.loadtxt(path)
+    keep = data[:, 0] <= length / 2
+    return data[keep, 0], data[keep, 1:6].T
+
+
+@pytest.mark.parametrize(("tag", "length", "n_salt"), LICL_BOXES)
+def test_published_licl_like_pairs_follow_our_convention(tag: str, length: float, n_salt: int) -> None:
+    """The authors' like-pair g(r) is normalised like structure.py: Ganguly-corrected tails come to 1.
+
+    Read in our convention the corrected Li–Li and Cl–Cl tails (mean over [L/2 − 2 Å, L/2]) are 1.007, 1.050
+    (1.2 M) and 1.014, 1.014 (2.4 M); read as N_b/V-normalised (what the old code assumed) they would be
+    1.17, 1.22 and 1.09, 1.09. Tolerance 0.06.
+    """
+    r, g = _licl(tag, length)
+    volume = length**3
+    tail = r >= length / 2 - 2.0
+    for col in (0, 2):
+        ours = ganguly_correction(r, g[col], n_salt, volume, True)[tail].mean()
+        assert abs(ours - 1.0) < 0.06, (col, ours)
+        as_nb = ganguly_correction(r, g[col] * n_salt / (n_salt - 1), n_salt, volume, True)[tail].mean()
+        assert as_nb - 1.0 > 0.08, (col, as_nb)
+
+
+@pytest.mark.parametrize(("tag", "length", "n_salt"), LICL_BOXES)
+def test_published_licl_acc_matches_the_authors_recipe(tag: str, length: float, n_salt: int) -> None:
+    """a_cc from the corrected chain (Ganguly + Krüger, the builders' default) beside the authors' recipe.
+
+    Authors: each g divided by its mean over the last 1 Å before L/2, 4π r^2 (g − 1) integrated to L/2,
+    a_cc = 1/(1 + 2 ρ_pairs (G_cc − G_co)). Measured: chain 1.042 / 1.652, authors 0.947 / 2.047 (1.2 / 2.4 M),
+    i.e. 1/a_cc = 1 + 2 ρ (G_cc − G_co) differs by 0.096 / 0.117 — the size of the spread between the four
+    estimators of the chain (0.09 / 0.09), from noise in the ion–ion tails. Tolerance: 0.15 in 1/a_cc
+    (linear in the integrals: 0.15 is 98 / 50 Å^3 in G_cc − G_co).
+    """
+    r, g = _licl(tag, length)
+    volume = length**3
+    c = n_salt / (volume * MOL_PER_L_TO_PER_A3)
+    counts = (n_salt, n_salt, n_salt, 512, 512)
+    like = (True, False, True, False, False)
+    chain = [kb_integral(r, g[k], counts[k], volume, like[k]).value for k in range(5)]
+    authors = [float(kb_tail_normalised(r, g[k], 1.0)) for k in range(5)]
+    # file order Li–Li, Li–Cl, Cl–Cl, Li–O, Cl–O -> (G_++, G_--, G_+-, G_+w, G_-w)
+    a_chain, _ = activity_derivative(c, chain[0], chain[2], chain[1], chain[3], chain[4])
+    rho = c * MOL_PER_L_TO_PER_A3
+    g_cc = (authors[0] + authors[2] + 2 * authors[1]) / 4
+    g_co = (authors[3] + authors[4]) / 2
+    a_authors = 1.0 / (1.0 + 2.0 * rho * (g_cc - g_co))
+    assert abs(1.0 / a_chain - 1.0 / a_authors) < 0.15, (a_chain, a_authors)
+    assert 0.8 < a_chain < 2.5

@@ -1,19 +1,25 @@
 """Kirkwood–Buff integrals from radial distribution functions, with finite-size corrections.
 
-Inputs are g(r) arrays on a grid ``r`` (Å, increasing, r >= 0), normalised by the *overall* number density of
-the partner species, rho_b = N_b / V (the MDAnalysis ``InterRDF`` / textbook convention, also for like pairs).
+Inputs are g(r) arrays on a grid ``r`` (Å, increasing, r >= 0) **normalised as in** :mod:`electrodb.analysis.structure`
+(the one place where the convention is defined): by the number of distinct ordered pairs, N_a N_b − |a ∩ b|, i.e.
+the density of *partners* seen by an a particle is rho_b' = (N_b − δ_ab) / V, with δ_ab = 1 for a like pair and 0
+for disjoint selections. An ideal gas in a closed box therefore has g ≡ 1 for like and unlike pairs (MDAnalysis
+``InterRDF`` with ``exclusion_block=(1, 1)`` for like pairs). An RDF normalised by N_b / V for like pairs (ideal gas
+g = 1 − 1/N_b) must be multiplied by N_b / (N_b − 1) first. With g ≡ 1 every estimator here returns exactly 0.
 All Kirkwood–Buff integrals G_ab are in Å^3 (1 Å^3 = 0.6022 cm^3/mol).
 
 Estimators (equations and references in ``docs/methods-thermodynamics.md``):
 
 * ``kb_integral_running``: running integral G(R) = 4π ∫_0^R [g(r) − 1] r^2 dr.
 * ``ganguly_correction``: closed-system (finite N) correction of g(r), Ganguly & van der Vegt,
-  J. Chem. Theory Comput. 9, 1347 (2013).
+  J. Chem. Theory Comput. 9, 1347 (2013), written for the convention above.
 * ``finite_volume_kb`` / ``kruger_extrapolate``: finite-subvolume integral with the sphere weight of
   Krüger et al., J. Phys. Chem. Lett. 4, 235 (2013), extrapolated linearly in 1/L.
 * ``kb_integral``: one call doing the above (optionally over blocks of g(r) for an error bar).
 * ``salt_component_integrals`` / ``activity_derivative``: the salt as one electroneutral component
   (Weerasinghe & Smith, J. Chem. Phys. 119, 11342 (2003)): a_cc = 1 + d ln y± / d ln c_s.
+* ``kb_tail_normalised``: the tail-normalised integral of Zhang et al. (2023), for comparison only.
+* ``acc_verdict``: convergence status of a_cc (box size, ion counts, error, integration range).
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.constants import N_A
 from scipy.integrate import trapezoid
+
+from electrodb.analysis.convergence import ConvergenceTargets, Verdict
 
 #: 1 Å^3 per molecule expressed in cm^3/mol.
 A3_TO_CM3_PER_MOL: float = 1e-24 * N_A
@@ -70,32 +78,38 @@ def kb_integral_running(r: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 
 def ganguly_correction(r: np.ndarray, g: np.ndarray, n_b: float, volume: float, same_species: bool) -> np.ndarray:
-    """Closed-system correction of g_ab(r) (Ganguly & van der Vegt 2013).
+    """Closed-system correction of g_ab(r) (Ganguly & van der Vegt 2013), for g normalised by (N_b − δ_ab)/V.
 
-    g_corr(r) = g(r) · N_b (1 − V_r/V) / [N_b (1 − V_r/V) − ΔN_ab(r) − δ_ab],
+    g_corr(r) = g(r) · (N_b − δ_ab)(1 − V_r/V) / [(N_b − δ_ab)(1 − V_r/V) − ΔN_ab(r)],
 
-    with V_r = 4π r^3 / 3, ΔN_ab(r) = (N_b / V) G(r) the excess number of b within r of a (from the
-    running integral of the uncorrected g) and δ_ab = 1 for like pairs. The factor rescales the
-    reference density from N_b/V to the density of b actually left outside the sphere of radius r.
+    with V_r = 4π r^3 / 3, ΔN_ab(r) = [(N_b − δ_ab)/V] G(r) the excess number of b partners within r of an a
+    (from the running integral G of the uncorrected g) and δ_ab = 1 for like pairs. The denominator is the
+    number of partners actually left outside the sphere of radius r, so the factor rescales the reference
+    density from the box average (N_b − δ_ab)/V to the density outside the sphere.
+
+    This is Ganguly's formula, g·N_b(1 − V_r/V) / [N_b(1 − V_r/V) − ΔN − δ_ab], rewritten for the
+    normalisation of :mod:`electrodb.analysis.structure` (substitute g_Nb = g (N_b − δ_ab)/N_b); both give
+    the same g_corr. An ideal gas (g ≡ 1) gives g_corr ≡ 1 exactly.
 
     Parameters
     ----------
     r : (n_r,) array, Å
-    g : (..., n_r) array, normalised by N_b / V
+    g : (..., n_r) array, normalised by (N_b − δ_ab) / V (``structure.py``)
     n_b : float
-        Number of b particles in the box.
+        Number of b particles in the box (for a like pair, the number of particles of that species).
     volume : float, Å^3
         Box volume (mean volume for NPT).
     same_species : bool
         True for a–a pairs (δ_ab = 1).
     """
     r, g = _check_grid(r, g)
-    if n_b <= 0 or volume <= 0:
-        raise ValueError("n_b and volume must be positive")
     delta = 1.0 if same_species else 0.0
-    excess = (n_b / volume) * kb_integral_running(r, g)
-    n_outside = n_b * (1.0 - 4.0 * np.pi * r**3 / (3.0 * volume))
-    denominator = n_outside - excess - delta
+    n_partners = n_b - delta
+    if n_partners <= 0 or volume <= 0:
+        raise ValueError("need n_b > 1 (like pair) or n_b > 0 (unlike pair) and a positive volume")
+    excess = (n_partners / volume) * kb_integral_running(r, g)
+    n_outside = n_partners * (1.0 - 4.0 * np.pi * r**3 / (3.0 * volume))
+    denominator = n_outside - excess
     if np.any(denominator <= 0):
         raise ValueError("closed-system correction undefined: r range too large for the box or n_b too small")
     return g * n_outside / denominator
@@ -236,6 +250,11 @@ class KBResult:
     fit_window: tuple[float, float]
 
     @property
+    def kb_range(self) -> float:
+        """Upper end of the integration range, r[-1] (Å): the largest R and the largest sphere diameter L used."""
+        return float(self.r[-1])
+
+    @property
     def value_cm3_per_mol(self) -> float:
         """``value`` in cm^3/mol."""
         return self.value * A3_TO_CM3_PER_MOL
@@ -291,11 +310,13 @@ def kb_integral(
     Parameters
     ----------
     r : (n_r,) array, Å
-        Grid, increasing; r[-1] should not exceed half the shortest box length.
+        Grid, increasing; r[-1] should not exceed half the smallest box width. The integration range is the
+        whole grid: to use the full box, compute g(r) up to about half the box (``kb_range`` in ``KBResult``).
     g : (n_r,) or (n_blocks, n_r) array
-        g_ab(r) normalised by N_b / V. A 2-D array is taken as blocks (``g_blocks``) and its mean used.
+        g_ab(r) normalised as in ``structure.py`` (partner density (N_b − δ_ab)/V; ideal gas g ≡ 1). A 2-D
+        array is taken as blocks (``g_blocks``) and its mean used.
     n_b : float
-        Number of b particles in the box.
+        Number of b particles in the box (for a like pair: of that species).
     volume : float, Å^3
         (Mean) box volume.
     same_species : bool
@@ -365,6 +386,30 @@ def kb_integral(
         plateau=(float(plateau[0]), float(plateau[1])),
         fit_window=(float(fit_window[0]), float(fit_window[1])),
     )
+
+
+def kb_tail_normalised(r: np.ndarray, g: np.ndarray, tail_width: float = 1.0) -> np.ndarray:
+    """KB integral after normalising g by its mean over the last ``tail_width`` Å (Å^3).
+
+    G = 4π ∫_0^R [g(r)/ḡ_tail − 1] r^2 dr,  ḡ_tail = mean of g over r in [R − tail_width, R],  R = r[-1].
+
+    The recipe of Zhang, Pagotto, Gould & Duignan (arXiv:2310.12535) with R = L/2: a crude finite-size
+    correction that forces h(R) = 0 instead of modelling the closed-system tail (Ganguly). Kept for comparison
+    with published numbers (``benchmarks/licl_kb_authors.py``), not used by the builders.
+
+    Parameters
+    ----------
+    r : (n_r,) array, Å
+    g : (..., n_r) array
+    tail_width : float, Å
+        Width of the normalisation window ending at r[-1] (unweighted mean of the grid values in it).
+    """
+    r, g = _check_grid(r, g)
+    tail = r >= r[-1] - tail_width
+    if tail.sum() < 2:
+        raise ValueError(f"tail window of {tail_width} Å holds fewer than 2 grid points")
+    mean = g[..., tail].mean(axis=-1, keepdims=True)
+    return kb_integral_running(r, g / mean)[..., -1]
 
 
 # --------------------------------------------------------------------------- salt as one component
@@ -477,3 +522,78 @@ def activity_derivative(
     rho_c = rc * c_salt * MOL_PER_L_TO_PER_A3
     grad = -(a_cc**2) * rho_c * d_d
     return a_cc, float(np.sqrt(np.sum((grad * np.asarray(errs)) ** 2)))
+
+
+# --------------------------------------------------------------------------------------------------------------- status
+
+#: Shortest RDF range (Å) over which a KB integral is attempted at all (about two hydration shells).
+KB_MIN_RANGE_A: float = 5.0
+#: The integration range should reach this fraction of half the box edge (the most a periodic box allows).
+KB_MIN_RANGE_FRACTION: float = 0.9
+
+
+def acc_verdict(
+    a_cc: float | None,
+    a_cc_err: float | None,
+    box_length_A: float,
+    ion_counts: dict[str, int],
+    kb_range_A: float,
+    targets: ConvergenceTargets | None = None,
+    *,
+    min_range_A: float = KB_MIN_RANGE_A,
+    min_range_fraction: float = KB_MIN_RANGE_FRACTION,
+) -> Verdict:
+    """Convergence status of a Kirkwood–Buff a_cc of one box.
+
+    * ``insufficient``: no finite a_cc, or the RDF range ``kb_range_A`` < ``min_range_A`` (too short to
+      integrate at all).
+    * ``unconverged``: box edge < ``targets.acc_min_box_A``; fewer than ``targets.acc_min_like_ions`` ions of
+      any species (like-pair g(r) of a few ions is dominated by noise and by the closed-system correction);
+      standard error of a_cc unknown or > ``targets.acc_max_err``; or the integration range stops short of
+      ``min_range_fraction`` × L/2.
+    * ``converged`` otherwise.
+
+    Parameters
+    ----------
+    a_cc, a_cc_err : float or None
+        a_cc and its standard error.
+    box_length_A : float, Å
+        Box edge (cube root of the volume for a non-cubic cell).
+    ion_counts : dict
+        Number of ions of each species, e.g. ``{"cations": 12, "anions": 12}``.
+    kb_range_A : float, Å
+        Upper end of the KB integration range (``KBResult.kb_range``).
+    targets : ConvergenceTargets, optional
+        Default ``ConvergenceTargets()``.
+    min_range_A : float, Å
+        Shortest range attempted (default ``KB_MIN_RANGE_A`` = 5 Å).
+    min_range_fraction : float
+        Fraction of L/2 the range must reach (default ``KB_MIN_RANGE_FRACTION`` = 0.9).
+    """
+    t = targets if targets is not None else ConvergenceTargets()
+    criterion = (
+        f"KB a_cc: box edge >= {t.acc_min_box_A:g} Å, >= {t.acc_min_like_ions} ions of each species, "
+        f"standard error <= {t.acc_max_err:g}, integration to >= {min_range_fraction:g} L/2"
+    )
+    if not np.isfinite(kb_range_A) or kb_range_A < min_range_A:
+        return Verdict(
+            "insufficient", criterion, f"RDF range {kb_range_A:.3g} Å < {min_range_A:g} Å: too short to integrate"
+        )
+    if a_cc is None or not np.isfinite(a_cc):
+        return Verdict("insufficient", criterion, "no finite a_cc")
+    reasons = []
+    if box_length_A < t.acc_min_box_A:
+        reasons.append(f"box edge {box_length_A:.3g} Å < {t.acc_min_box_A:g} Å (acc_min_box_A)")
+    for name, n in ion_counts.items():
+        if n < t.acc_min_like_ions:
+            reasons.append(f"{n} {name} < {t.acc_min_like_ions} (acc_min_like_ions)")
+    if a_cc_err is None or not np.isfinite(a_cc_err):
+        reasons.append("no standard error of a_cc (needs g(r) blocks)")
+    elif a_cc_err > t.acc_max_err:
+        reasons.append(f"standard error of a_cc {a_cc_err:.3g} > {t.acc_max_err:g} (acc_max_err)")
+    if kb_range_A < min_range_fraction * 0.5 * box_length_A:
+        reach = min_range_fraction * 0.5 * box_length_A
+        reasons.append(f"KB range {kb_range_A:.3g} Å < {min_range_fraction:g} L/2 = {reach:.3g} Å")
+    if reasons:
+        return Verdict("unconverged", criterion, "; ".join(reasons))
+    return Verdict("converged", criterion)

@@ -19,6 +19,11 @@ number of such distinct ordered pairs.  For a like pair (``a == b``) this is :ma
 groups).  ``volume_norm='frame'`` (default) applies :math:`V` frame by frame (exact under NPT); ``'mean'`` uses the
 mean volume like ``InterRDF``; both agree for a fixed cell.
 
+This is the one definition of the g(r) normalisation in ElectroDB: the reference density of partners is
+:math:`(N_b - \\delta_{ab})/V`, so an ideal gas gives :math:`g \\equiv 1` for like and unlike pairs, and
+:mod:`electrodb.analysis.kirkwood_buff` (every Kirkwood–Buff estimator and its finite-size corrections) takes its
+input in exactly this convention.
+
 The running coordination number :math:`n_{ab}(r) = 4\\pi\\rho_b'\\int_0^r g_{ab}(s) s^2 ds` is evaluated from the pair
 counts as the mean number of *b* atoms within ``r`` of an *a* atom, ``cumsum(counts) / (n_frames N_a)``.
 

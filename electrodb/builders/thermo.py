@@ -1,11 +1,13 @@
 """maggma group builder: RDFs across a concentration series -> activity and osmotic coefficients (``thermo``).
 
-Per system: Kirkwood–Buff integrals of the ion–ion and ion–water g(r) (Ganguly closed-system correction, then
-Krüger finite-volume extrapolation; block errors) give a_cc = 1 + ∂ln y±/∂ln c (Weerasinghe & Smith). Per
-group of systems with the same salt, temperature and model: ln y±(c) integrated from an extended
-Debye–Hückel anchor, converted to the molal scale, then φ(m) by Gibbs–Duhem and ln a_w = −ν m M_w φ.
-With fewer than three concentrations a group gets a derivative-only document with the reason, never an
-extrapolated γ±. Equations and assumptions: ``docs/methods-thermodynamics.md``.
+Per system: Kirkwood–Buff integrals of the ion–ion and ion–water g(r) up to about half the box (Ganguly
+closed-system correction, then Krüger finite-volume extrapolation; block errors) give a_cc = 1 + ∂ln y±/∂ln c
+(Weerasinghe & Smith), with a convergence verdict (box size, ion counts, range, error). Per group of systems
+with the same salt, temperature and model: a_cc(c) = a_cc,DH(c) + polynomial is fitted to the converged systems
+(weighted by their errors) and integrated analytically to ln y±, converted to the molal scale, then φ(m) by
+Gibbs–Duhem and ln a_w = −ν m M_w φ, all with propagated covariances (:mod:`electrodb.analysis.acc_fit`).
+Fewer than three converged concentrations give status ``insufficient`` with the reason, never an extrapolated
+γ±. Equations and assumptions: ``docs/methods-thermodynamics.md``.
 """
 
 from __future__ import annotations
@@ -19,17 +21,16 @@ import numpy as np
 from maggma.core import Builder, Store
 
 from electrodb import __version__
+from electrodb.analysis.acc_fit import activity_series_from_acc
 from electrodb.analysis.activity import (
     M_WATER,
-    ln_gamma_from_ln_y,
-    ln_y_from_acc,
-    osmotic_coefficient,
     pitzer_ln_gamma,
     pitzer_parameters,
     pitzer_phi,
     reference_activity,
 )
-from electrodb.analysis.kirkwood_buff import activity_derivative, kb_integral
+from electrodb.analysis.convergence import ConvergenceTargets, Verdict
+from electrodb.analysis.kirkwood_buff import KB_MIN_RANGE_A, acc_verdict, activity_derivative, kb_integral
 from electrodb.builders.trajectory import as_datetime
 from electrodb.campaign import stable_hash
 from electrodb.chemistry import AVOGADRO, parse_salt
@@ -37,7 +38,6 @@ from electrodb.chemistry import AVOGADRO, parse_salt
 __all__ = ["MIN_CONCENTRATIONS", "ThermoBuilder", "system_activity_derivative"]
 
 MIN_CONCENTRATIONS = 3
-ANCHOR_MOL_L = 0.01  # Debye–Hückel anchor concentration (mol/L)
 ION_SIZE_A = 4.0  # extended Debye–Hückel ion-size parameter (Å), documented in docs/methods-thermodynamics.md
 _KB_PAIRS = {
     "pp": ("cation-cation", "n_cations", True),
@@ -49,44 +49,81 @@ _KB_PAIRS = {
 
 
 def system_activity_derivative(
-    structure: dict[str, Any], counts: dict[str, int], volume_A3: float, nu_plus: int, nu_minus: int
+    structure: dict[str, Any],
+    counts: dict[str, int],
+    volume_A3: float,
+    nu_plus: int,
+    nu_minus: int,
+    targets: ConvergenceTargets | None = None,
 ) -> dict[str, Any]:
-    """a_cc with its error and the five KB integrals (Å³) for one system's structure document."""
+    """a_cc with its error, its convergence status and the five KB integrals (Å³) for one system.
+
+    The g(r) of the structure document (normalised as in ``electrodb.analysis.structure``) are integrated over
+    their whole range, which the properties builder sets to half the smallest cell width; the range and the
+    1/L fit window used are returned as ``kb_range_A`` and ``kb_fit_window_A``. ``a_cc_status`` /
+    ``a_cc_criterion`` / ``a_cc_reason`` come from :func:`electrodb.analysis.kirkwood_buff.acc_verdict`. When
+    a_cc cannot be computed (status ``insufficient``) the dict has no ``a_cc`` key and an ``error`` entry.
+    """
     integrals: dict[str, Any] = {}
     results = {}
-    for key, (pair, count_field, same) in _KB_PAIRS.items():
-        rdf = structure["rdf"].get(pair)
-        if rdf is None:
-            raise ValueError(f"structure document has no {pair} g(r)")
-        blocks = np.asarray(rdf["g_blocks"]) if "g_blocks" in rdf else None
-        res = kb_integral(
-            np.asarray(rdf["r"]), np.asarray(rdf["g"]), float(counts[count_field]), volume_A3, same, g_blocks=blocks
-        )
-        results[key] = res
-        integrals[key] = {
-            "pair": pair,
-            "G_A3": float(res.value),
-            "G_err_A3": None if not np.isfinite(res.uncertainty) else float(res.uncertainty),
-            "methods": {k: float(v) for k, v in res.values.items()},
-        }
+    box_length = float(np.cbrt(volume_A3))
     n_formula = counts["n_cations"] / nu_plus
     c_salt = n_formula / AVOGADRO / (volume_A3 * 1e-27)
-    a_cc, err = activity_derivative(
-        c_salt,
-        results["pp"],
-        results["mm"],
-        results["pm"],
-        results["pw"],
-        results["mw"],
-        nu_plus=nu_plus,
-        nu_minus=nu_minus,
-    )
-    return {
-        "molarity": float(c_salt),
-        "a_cc": float(a_cc),
-        "a_cc_err": None if not np.isfinite(err) else float(err),
-        "kb_integrals": integrals,
-    }
+    ions = {"cations": int(counts["n_cations"]), "anions": int(counts["n_anions"])}
+    out: dict[str, Any] = {"molarity": float(c_salt), "kb_integrals": integrals}
+    kb_range = float("inf")
+    try:
+        for key, (pair, count_field, same) in _KB_PAIRS.items():
+            rdf = structure["rdf"].get(pair)
+            if rdf is None:
+                raise ValueError(f"structure document has no {pair} g(r)")
+            blocks = np.asarray(rdf["g_blocks"]) if "g_blocks" in rdf else None
+            r = np.asarray(rdf["r"])
+            kb_range = min(kb_range, float(r[-1]))
+            if kb_range < KB_MIN_RANGE_A:
+                break
+            res = kb_integral(r, np.asarray(rdf["g"]), float(counts[count_field]), volume_A3, same, g_blocks=blocks)
+            results[key] = res
+            integrals[key] = {
+                "pair": pair,
+                "G_A3": float(res.value),
+                "G_err_A3": None if not np.isfinite(res.uncertainty) else float(res.uncertainty),
+                "methods": {k: float(v) for k, v in res.values.items()},
+                "method_errors_A3": {k: _finite_or_none(v) for k, v in res.uncertainties.items()},
+                "fit_window_A": list(res.fit_window),
+                "plateau_A": list(res.plateau),
+            }
+    except ValueError as exc:
+        criterion = acc_verdict(None, None, box_length, ions, float("inf"), targets).criterion
+        verdict = Verdict("insufficient", criterion, str(exc))
+        return {**out, "error": f"no a_cc: {exc}", **_verdict_fields(verdict)}
+    a_cc, err = (None, None)
+    if len(results) == len(_KB_PAIRS):
+        a_cc, err = activity_derivative(
+            c_salt,
+            results["pp"],
+            results["mm"],
+            results["pm"],
+            results["pw"],
+            results["mw"],
+            nu_plus=nu_plus,
+            nu_minus=nu_minus,
+        )
+    verdict = acc_verdict(a_cc, err, box_length, ions, kb_range, targets)
+    out.update(kb_range_A=kb_range, box_length_A=box_length, **_verdict_fields(verdict))
+    if a_cc is None or not np.isfinite(a_cc):
+        return {**out, "error": f"no a_cc: {verdict.reason}"}
+    out["kb_fit_window_A"] = list(results["pp"].fit_window)
+    out.update(a_cc=float(a_cc), a_cc_err=_finite_or_none(err))
+    return out
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def _verdict_fields(verdict: Verdict) -> dict[str, str]:
+    return {"a_cc_status": verdict.status, "a_cc_criterion": verdict.criterion, "a_cc_reason": verdict.reason}
 
 
 class ThermoBuilder(Builder):
@@ -143,7 +180,16 @@ class ThermoBuilder(Builder):
             for tid in member["trajectory_ids"]:
                 structure = self.structure.query_one({"trajectory_id": tid})
                 meta = self.trajectories.query_one(
-                    {"trajectory_id": tid}, properties=["n_cations", "n_anions", "n_waters", "box_length_A"]
+                    {"trajectory_id": tid},
+                    properties=[
+                        "n_cations",
+                        "n_anions",
+                        "n_waters",
+                        "box_length_A",
+                        "targets",
+                        "temperature_status",
+                        "temperature_reason",
+                    ],
                 )
                 entry: dict[str, Any] = {
                     "electrolyte_id": member["electrolyte_id"],
@@ -152,11 +198,22 @@ class ThermoBuilder(Builder):
                 }
                 try:
                     volume = self._volume(tid, meta)
-                    entry.update(system_activity_derivative(structure, meta, volume, salt.nu_cation, salt.nu_anion))
+                    targets = ConvergenceTargets().with_overrides(meta.get("targets"))
+                    entry.update(
+                        system_activity_derivative(
+                            structure, meta, volume, salt.nu_cation, salt.nu_anion, targets=targets
+                        )
+                    )
                 except (ValueError, KeyError, TypeError) as exc:
                     entry["error"] = f"no a_cc: {exc}"
+                wrong_temperature = meta.get("temperature_status") not in (None, "converged")
+                if entry.get("a_cc_status") == "converged" and wrong_temperature:
+                    entry["a_cc_status"] = "unconverged"  # not a result at the labelled temperature
+                    entry["a_cc_reason"] = f"run not at its labelled temperature: {meta.get('temperature_reason')}"
                 systems.append(entry)
         usable = [s for s in systems if "a_cc" in s and np.isfinite(s["a_cc"]) and s["a_cc"] > 0]
+        # Only systems whose a_cc passed its convergence criteria enter the concentration series.
+        fitted = [s for s in usable if s.get("a_cc_status", "converged") == "converged"]
         doc: dict[str, Any] = {
             "thermo_id": self.group_id(first["salt"], temperature, first["model_id"]),
             "salt": salt.formula,
@@ -170,21 +227,30 @@ class ThermoBuilder(Builder):
             "method": {
                 "kb": "Ganguly closed-system correction + Krüger 1/L extrapolation, block errors",
                 "a_cc": "Weerasinghe & Smith electroneutral salt component",
-                "anchor": f"extended Debye–Hückel, ion size {ION_SIZE_A} Å, at {ANCHOR_MOL_L} mol/L",
-                "integration": "trapezoid in ln c; Gibbs–Duhem with a Pitzer Debye–Hückel reference",
+                "series_input": "systems with a_cc_status 'converged' only; replicas at one molality merged "
+                "(mean a_cc, error sqrt(sum err^2)/n)",
+                "fit": f"a_cc(c) = a_cc,DH(c; a = {ION_SIZE_A} Å) + sum_k b_k c^k, k = 1..min(2, n-1), weighted "
+                "linear least squares on the molar scale (acc_fit.fit_acc)",
+                "integration": "analytic: ln y± = ln y±,DH(c; a) + sum_k b_k c^k / k; ln γ± = ln y± + ln[c/(m ρ_w)] "
+                "with ln[c/(m ρ_w)] quadratic in m through the series; φ by Gibbs–Duhem of the fitted ln γ± "
+                "(Gauss–Legendre); errors from the fit covariance (correlated between molalities)",
             },
             "experiment": self._experiment(salt.formula, [s["molality"] for s in usable]),
         }
-        molalities = sorted({round(s["molality"], 6) for s in usable})
+        molalities = sorted({round(s["molality"], 6) for s in fitted})
         if len(molalities) < MIN_CONCENTRATIONS:
+            left_out = len(usable) - len(fitted)
             doc.update(
-                status="derivative_only",
+                status="insufficient",
+                criterion=f">= {MIN_CONCENTRATIONS} concentrations with converged a_cc",
+                reason=f"{len(molalities)} concentration(s) with converged a_cc < {MIN_CONCENTRATIONS}"
+                + (f" ({left_out} system(s) with unconverged a_cc left out)" if left_out else "")
+                + ": a_cc is reported per system, but γ± and φ need a concentration series and are not extrapolated",
                 series=None,
-                reason=f"{len(molalities)} usable concentration(s) < {MIN_CONCENTRATIONS}: a_cc is reported per "
-                "system, but γ± and φ need a concentration series and are not extrapolated",
             )
             return doc
-        doc.update(status="ok", reason=None, series=self._series(usable, salt, temperature))
+        series, verdict = self._series(fitted, salt, temperature)
+        doc.update(**verdict.as_dict(), series=series)
         return doc
 
     def _volume(self, tid: str, meta: dict[str, Any]) -> float:
@@ -195,49 +261,66 @@ class ThermoBuilder(Builder):
         return float(length) ** 3
 
     @staticmethod
-    def _series(usable: list[dict[str, Any]], salt: Any, temperature: float) -> dict[str, Any]:
-        # Merge replicas at the same molality (mean a_cc, combined error).
+    def _series(fitted: list[dict[str, Any]], salt: Any, temperature: float) -> tuple[dict[str, Any] | None, Verdict]:
+        """γ±, φ and a_w of the series from a Debye–Hückel-shaped fit of a_cc (``acc_fit``), and its verdict."""
+        # Merge replicas at the same molality (mean a_cc, combined error; a missing error makes it NaN).
         by_m: dict[float, list[dict[str, Any]]] = defaultdict(list)
-        for s in usable:
+        for s in fitted:
             by_m[round(s["molality"], 6)].append(s)
         m = np.array(sorted(by_m))
         c = np.array([np.mean([s["molarity"] for s in by_m[k]]) for k in m])
         acc = np.array([np.mean([s["a_cc"] for s in by_m[k]]) for k in m])
-        acc_err = np.array([np.sqrt(np.sum([(s["a_cc_err"] or 0.0) ** 2 for s in by_m[k]])) / len(by_m[k]) for k in m])
-        order = np.argsort(c)
-        m, c, acc, acc_err = m[order], c[order], acc[order], acc_err[order]
-        zp, zm = salt.cation.charge, salt.anion.charge
-        lny = ln_y_from_acc(
+        acc_err = np.array(
+            [
+                np.sqrt(np.sum([np.nan if s.get("a_cc_err") is None else s["a_cc_err"] ** 2 for s in by_m[k]]))
+                / len(by_m[k])
+                for k in m
+            ]
+        )
+        fit, ser = activity_series_from_acc(
+            m,
             c,
             acc,
-            ANCHOR_MOL_L,
-            acc_err if np.all(acc_err > 0) else None,
-            z_plus=zp,
-            z_minus=zm,
+            acc_err,
+            z_plus=salt.cation.charge,
+            z_minus=salt.anion.charge,
             ion_size=ION_SIZE_A,
             T=temperature,
         )
-        ln_gamma = ln_gamma_from_ln_y(lny.ln_y, c, m, temperature)
-        samples = None
-        if lny.samples is not None:
-            samples = np.array([ln_gamma_from_ln_y(s, c, m, temperature) for s in lny.samples])
-        osm = osmotic_coefficient(m, ln_gamma, samples=samples, z_plus=zp, z_minus=zm, T=temperature)
-        gamma = np.exp(ln_gamma)
+        head = f">= {MIN_CONCENTRATIONS} concentrations with converged a_cc; "
+        if ser is None:
+            return None, Verdict(fit.verdict.status, head + fit.verdict.criterion, fit.verdict.reason)
+        verdict = Verdict(ser.verdict.status, head + ser.verdict.criterion, ser.verdict.reason)
         return {
-            "molality": m.tolist(),
-            "molarity": c.tolist(),
+            "molality": ser.molality.tolist(),
+            "molarity": ser.molarity.tolist(),
             "a_cc": acc.tolist(),
             "a_cc_err": acc_err.tolist(),
-            "ln_y": lny.ln_y.tolist(),
-            "ln_y_err": lny.ln_y_err.tolist(),
-            "gamma": gamma.tolist(),
-            "gamma_err": (gamma * lny.ln_y_err).tolist(),
-            "phi": osm.phi.tolist(),
-            "phi_err": None if osm.phi_err is None else np.asarray(osm.phi_err).tolist(),
-            "ln_a_w": osm.ln_a_w.tolist(),
-            "a_w": np.exp(osm.ln_a_w).tolist(),
+            "ln_y": ser.ln_y.tolist(),
+            "ln_y_err": ser.ln_y_err.tolist(),
+            "ln_gamma": ser.ln_gamma.tolist(),
+            "ln_gamma_err": ser.ln_gamma_err.tolist(),
+            "ln_gamma_cov": ser.ln_gamma_cov.tolist(),
+            "gamma": ser.gamma.tolist(),
+            "gamma_err": ser.gamma_err.tolist(),
+            "phi": ser.phi.tolist(),
+            "phi_err": ser.phi_err.tolist(),
+            "phi_cov": ser.phi_cov.tolist(),
+            "ln_a_w": ser.ln_a_w.tolist(),
+            "ln_a_w_err": ser.ln_a_w_err.tolist(),
+            "a_w": ser.a_w.tolist(),
+            "a_w_err": ser.a_w_err.tolist(),
+            "validity_molality": [float(ser.molality[0]), float(ser.molality[-1])],
+            "extrapolated": False,
+            "molal_conversion": {
+                "form": "ln[c/(m rho_w)] = sum_j d_j m^j",
+                "params": ser.scale_params.tolist(),
+                "max_residual": ser.scale_max_residual,
+            },
+            "trajectory_ids": sorted(s["trajectory_id"] for s in fitted),
+            "fit": fit.as_dict(),
             "water_molar_mass_kg_mol": M_WATER,
-        }
+        }, verdict
 
     @staticmethod
     def _experiment(salt: str, molalities: list[float]) -> dict[str, Any]:
