@@ -7,13 +7,15 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from electrodb.analysis.convergence import ConvergenceTargets
 from electrodb.analysis.finite_size import yeh_hummer_correction
 from electrodb.analysis.kinetics import residence_time, shell_presence
-from electrodb.analysis.pairing import ion_pairing
+from electrodb.analysis.pairing import fallback_cutoff_verdict, ion_pairing, pairing_verdict
 from electrodb.analysis.periodic import max_cutoff
 from electrodb.analysis.shells import shell_analysis
 from electrodb.analysis.structure import RDFResult, pair_rdfs
 from electrodb.analysis.transport import self_diffusion
+from electrodb.analysis.viscosity import ViscosityEstimate, solution_viscosity
 from electrodb.builders.documents import (
     KineticsDoc,
     PairingDoc,
@@ -44,11 +46,21 @@ class AnalysisSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    rdf_r_max_A: float = Field(10.0, description="upper RDF range (Å), capped at half the smallest cell width")
+    rdf_r_max_A: float | None = Field(
+        None,
+        gt=0,
+        description="upper RDF range (Å); None = 0.999 × half the smallest cell width (what Kirkwood–Buff "
+        "integrals need), a number caps it; never more than 5000 bins",
+    )
     rdf_bin_A: float = Field(0.02, description="RDF bin width (Å)")
     n_blocks: int = Field(5, ge=2, description="time blocks for uncertainties")
     min_frames: int = Field(20, ge=5, description="trajectories with fewer frames are skipped")
-    viscosity_Pa_s: float | None = Field(None, description="η for Yeh–Hummer; None = experimental water")
+    viscosity_Pa_s: float | None = Field(
+        None,
+        gt=0,
+        description="user override of η (Pa·s) for Yeh–Hummer; None = the solution's viscosity: Green–Kubo from the "
+        "run's stress, else Laliberté's correlation for the salt, else pure water (see viscosity_source)",
+    )
     residence_t_star_ps: float = Field(2.0, description="IMM tolerance t* (ps)")
     fallback_shell_A: dict[str, float] = Field(
         default_factory=lambda: {"cation-O_w": 3.0, "anion-O_w": 3.8, "cation-anion": 3.5},
@@ -91,7 +103,9 @@ def _cutoff(shells: dict[str, dict[str, Any]], pair: str, settings: AnalysisSett
     return settings.fallback_shell_A[pair], "fallback (no usable first minimum)"
 
 
-def analyse_trajectory(traj: TrajectoryArrays, settings: AnalysisSettings) -> PropertySet:
+def analyse_trajectory(
+    traj: TrajectoryArrays, settings: AnalysisSettings, targets: ConvergenceTargets | None = None
+) -> PropertySet:
     """Compute structure, transport, pairing and kinetics documents for one trajectory."""
     meta = traj.metadata
     groups = {
@@ -100,7 +114,7 @@ def analyse_trajectory(traj: TrajectoryArrays, settings: AnalysisSettings) -> Pr
         "O_w": traj.selection("water_O"),
         "H_w": traj.selection("water_H"),
     }
-    r_max = min(settings.rdf_r_max_A, 0.999 * max_cutoff(traj.cells))
+    r_max = float(np.min([0.999 * max_cutoff(traj.cells), settings.rdf_r_max_A or np.inf, 5000 * settings.rdf_bin_A]))
     n_bins = max(10, round(r_max / settings.rdf_bin_A))
     pairs = [
         p for p in PAIRS if len(groups[p[0]]) and len(groups[p[1]]) and not (p[0] == p[1] and len(groups[p[0]]) < 2)
@@ -108,15 +122,17 @@ def analyse_trajectory(traj: TrajectoryArrays, settings: AnalysisSettings) -> Pr
     rdfs = pair_rdfs(traj.positions, traj.cells, groups, pairs, r_max, n_bins, n_blocks=settings.n_blocks)
     shells: dict[str, dict[str, Any]] = {}
     for (a, b), res in rdfs.items():
-        s = shell_analysis(res)
+        s = shell_analysis(res, targets=targets)
         shells[_pair_name(a, b)] = {
             "r_peak": _finite(s.r_peak),
             "g_peak": _finite(s.g_peak),
             "r_min": _finite(s.r_min),
             "cn": _finite(s.cn),
             "cn_err": _finite(s.cn_err),
-            "status": s.status,
-            "reason": s.reason,
+            "significance": _finite(s.significance),
+            "detection": s.detection,
+            "detection_reason": s.detection_reason,
+            **s.verdict.as_dict(),
         }
     common = {
         "trajectory_id": traj.trajectory_id,
@@ -152,8 +168,17 @@ def analyse_trajectory(traj: TrajectoryArrays, settings: AnalysisSettings) -> Pr
         provenance=provenance("structure", r_max_A=r_max, n_bins=n_bins),
     )
 
-    # Transport: Einstein MSD of unwrapped positions, COM drift removed, Yeh–Hummer corrected.
-    box_length = float(np.cbrt(np.abs(np.linalg.det(traj.cells.astype(np.float64))).mean()))
+    # Transport: Einstein MSD of unwrapped positions, COM drift removed, verdict, Yeh–Hummer corrected with the
+    # solution's viscosity (run stress -> Laliberté correlation -> pure water; a user value overrides).
+    volume = float(np.abs(np.linalg.det(traj.cells.astype(np.float64))).mean())
+    box_length = float(np.cbrt(volume))
+    if settings.viscosity_Pa_s is not None:
+        eta = ViscosityEstimate(settings.viscosity_Pa_s, 0.0, "user", "AnalysisSettings.viscosity_Pa_s")
+    else:
+        stress = getattr(traj, "stress_eV_A3", None)
+        stress = None if stress is None or np.size(stress) == 0 else np.asarray(stress)
+        dt_frames = float(np.mean(np.diff(traj.times_ps))) if traj.n_frames > 1 else None
+        eta = solution_viscosity(meta["salt"], meta["molality"], meta["temperature"], stress, volume, dt_frames)
     diffusion: dict[str, dict[str, Any]] = {}
     msd: dict[str, dict[str, list[float]]] = {}
     selections = {"cation": groups["cation"], "anion": groups["anion"], "water": groups["O_w"]}
@@ -161,28 +186,48 @@ def analyse_trajectory(traj: TrajectoryArrays, settings: AnalysisSettings) -> Pr
         if len(sel) == 0:
             continue
         res = self_diffusion(
-            traj.positions, traj.times_ps, selection=sel, masses=traj.masses, n_blocks=settings.n_blocks
+            traj.positions,
+            traj.times_ps,
+            selection=sel,
+            masses=traj.masses,
+            n_blocks=settings.n_blocks,
+            targets=targets,
         )
         entry: dict[str, Any] = {
             "D_pbc": _finite(res.D),
             "D_pbc_err": _finite(res.D_err),
-            "status": res.flag,
+            "D": None,
+            "D_err": None,
+            "yeh_hummer_correction": None,
+            "viscosity_Pa_s": float(eta.eta_Pa_s),
+            "viscosity_err_Pa_s": float(eta.eta_err_Pa_s),
+            "viscosity_source": eta.source,
+            "viscosity_note": eta.note,
+            **res.verdict.as_dict(),
             "message": res.message,
             "fit_window_ps": list(res.window_ps) if res.window_ps else None,
             "loglog_slope": _finite(res.loglog_slope),
+            "rms_displacement_A": _finite(res.rms_displacement_A),
+            "n_origins": _finite(res.n_origins),
             "n_atoms": len(sel),
-            "D": None,
-            "D_err": None,
+            "n_blocks": res.n_blocks,
         }
-        if res.D is not None:
-            yh = yeh_hummer_correction(res.D, meta["temperature"], box_length, settings.viscosity_Pa_s)
+        if res.D is not None:  # kept also when unconverged: ``status`` says whether it is a result
+            yh = yeh_hummer_correction(
+                res.D,
+                meta["temperature"],
+                box_length,
+                eta.eta_Pa_s,
+                D_pbc_err=res.D_err,
+                viscosity_err_Pa_s=eta.eta_err_Pa_s,
+                viscosity_source=eta.source,
+            )
             entry.update(
                 {
                     "D": float(yh.D_inf),
-                    "D_err": _finite(res.D_err),
+                    "D_err": _finite(yh.D_inf_err),
                     "yeh_hummer_correction": float(yh.correction),
-                    "viscosity_Pa_s": float(yh.viscosity_Pa_s),
-                    "viscosity_source": yh.viscosity_source,
+                    "yeh_hummer_correction_err": float(yh.correction_err),
                 }
             )
         diffusion[species] = entry
@@ -195,32 +240,49 @@ def analyse_trajectory(traj: TrajectoryArrays, settings: AnalysisSettings) -> Pr
         provenance=provenance("transport", box_length_A=box_length),
     )
 
-    # Pairing: first-shell cutoffs from the RDF minima.
+    # Pairing: first-shell cutoffs from the RDF minima (a fallback cutoff makes the verdict at best unconverged).
     ca_cut, ca_src = _cutoff(shells, "cation-anion", settings)
+    ca_fallback = shells.get("cation-anion", {}).get("r_min") is None
     cc_cut = shells.get("cation-cation", {}).get("r_min") or None
-    pairing_res = ion_pairing(
-        traj.positions,
-        traj.cells,
-        groups["cation"],
-        groups["anion"],
-        ca_cut,
-        cutoff_cation_cation=cc_cut,
-        n_blocks=settings.n_blocks,
-    )
+    pairing_entry: dict[str, Any] = {
+        "cutoff_cation_anion_A": ca_cut,
+        "cutoff_source": ca_src,
+        "cutoff_fallback": ca_fallback,
+        "cutoff_cation_cation_A": cc_cut,
+    }
+    if len(groups["cation"]) and len(groups["anion"]):
+        pairing_res = ion_pairing(
+            traj.positions,
+            traj.cells,
+            groups["cation"],
+            groups["anion"],
+            ca_cut,
+            cutoff_cation_cation=cc_cut,
+            n_blocks=settings.n_blocks,
+            targets=targets,
+        )
+        pairing_entry.update(
+            {
+                "cation": {k: float(v) for k, v in pairing_res.cation_fractions.items()},
+                "cation_err": {k: _finite(v) for k, v in pairing_res.cation_fraction_errors.items()},
+                "anion": {k: float(v) for k, v in pairing_res.anion_fractions.items()},
+                "anion_err": {k: _finite(v) for k, v in pairing_res.anion_fraction_errors.items()},
+                "cation_cation_fraction": _finite(pairing_res.cation_cation_fraction),
+                "cation_cation_fraction_err": _finite(pairing_res.cation_cation_fraction_error),
+                "cluster_size_distribution": {
+                    str(k): float(v) for k, v in pairing_res.cluster_size_distribution.items()
+                },
+                "n_contact_events": pairing_res.n_contact_events,
+                "event_buffer_A": pairing_res.event_buffer_A,
+            }
+        )
+        pairing_v = pairing_res.verdict
+    else:
+        pairing_v = pairing_verdict(0, len(groups["cation"]), len(groups["anion"]), targets)
+    pairing_entry.update(fallback_cutoff_verdict(pairing_v, ca_cut if ca_fallback else None).as_dict())
     pairing = PairingDoc(
         **common,
-        pairing={
-            "cation": {k: float(v) for k, v in pairing_res.cation_fractions.items()},
-            "cation_err": {k: _finite(v) for k, v in pairing_res.cation_fraction_errors.items()},
-            "anion": {k: float(v) for k, v in pairing_res.anion_fractions.items()},
-            "anion_err": {k: _finite(v) for k, v in pairing_res.anion_fraction_errors.items()},
-            "cation_cation_fraction": _finite(pairing_res.cation_cation_fraction),
-            "cation_cation_fraction_err": _finite(pairing_res.cation_cation_fraction_error),
-            "cluster_size_distribution": {str(k): float(v) for k, v in pairing_res.cluster_size_distribution.items()},
-            "cutoff_cation_anion_A": ca_cut,
-            "cutoff_source": ca_src,
-            "cutoff_cation_cation_A": cc_cut,
-        },
+        pairing=pairing_entry,
         provenance=provenance("pairing", cutoff_cation_anion_A=ca_cut, cutoff_source=ca_src),
     )
 
@@ -228,18 +290,22 @@ def analyse_trajectory(traj: TrajectoryArrays, settings: AnalysisSettings) -> Pr
     residence: dict[str, dict[str, Any]] = {}
     for ion in ("cation", "anion"):
         r_cut, src = _cutoff(shells, f"{ion}-O_w", settings)
+        fallback = shells.get(f"{ion}-O_w", {}).get("r_min") is None
         presence, _ = shell_presence(traj.positions, traj.cells, groups[ion], groups["O_w"], r_cut, compact=True)
-        res_t = residence_time(presence, traj.times_ps, t_star=settings.residence_t_star_ps, n_blocks=settings.n_blocks)
+        res_t = residence_time(
+            presence, traj.times_ps, t_star=settings.residence_t_star_ps, n_blocks=settings.n_blocks, targets=targets
+        )
         residence[ion] = {
             "tau_ps": _finite(res_t.tau),
             "tau_err_ps": _finite(res_t.tau_err),
+            "tau_estimate_ps": _finite(res_t.tau_estimate),
             "exchange_rate_per_ps": _finite(res_t.exchange_rate),
-            "status": res_t.flag,
-            "reason": res_t.reason,
             "r_cut_A": r_cut,
             "r_cut_source": src,
+            "cutoff_fallback": fallback,
             "t_star_ps": settings.residence_t_star_ps,
             "run_length_ps": float(res_t.run_length_ps),
+            **fallback_cutoff_verdict(res_t.verdict, r_cut if fallback else None).as_dict(),
         }
     kinetics = KineticsDoc(**common, residence=residence, provenance=provenance("kinetics"))
     return PropertySet(structure=structure, transport=transport, pairing=pairing, kinetics=kinetics)
