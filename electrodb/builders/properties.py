@@ -106,8 +106,14 @@ def _cutoff(shells: dict[str, dict[str, Any]], pair: str, settings: AnalysisSett
 def analyse_trajectory(
     traj: TrajectoryArrays, settings: AnalysisSettings, targets: ConvergenceTargets | None = None
 ) -> PropertySet:
-    """Compute structure, transport, pairing and kinetics documents for one trajectory."""
+    """Compute structure, transport, pairing and kinetics documents for one trajectory.
+
+    ``targets`` default to the convergence targets the trajectory's campaign set (``metadata["targets"]``) over
+    :class:`~electrodb.analysis.convergence.ConvergenceTargets`; they are recorded in every document's provenance.
+    """
     meta = traj.metadata
+    if targets is None:
+        targets = ConvergenceTargets().with_overrides(meta.get("targets"))
     groups = {
         "cation": traj.selection("cation"),
         "anion": traj.selection("anion"),
@@ -155,7 +161,12 @@ def analyse_trajectory(
             model_id=meta["model_id"],
             model=meta.get("model", {}),
             md=meta.get("md", {}),
-            analysis={"settings": settings.model_dump(mode="json"), "settings_digest": settings.digest, **analysis},
+            analysis={
+                "settings": settings.model_dump(mode="json"),
+                "settings_digest": settings.digest,
+                "targets": targets.as_dict(),
+                **analysis,
+            },
             builder=builder,
             trajectory_code_version=meta.get("code_version"),
         )
