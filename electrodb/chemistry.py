@@ -17,12 +17,13 @@ from functools import cached_property
 
 import numpy as np
 from ase import Atoms
-from ase.data import atomic_masses, atomic_numbers
+from ase.data import atomic_masses, atomic_numbers, covalent_radii
 
 __all__ = ["ION_CATALOGUE", "ChemistryError", "Ion", "Salt", "get_ion", "parse_salt", "water_template"]
 
 AVOGADRO = 6.02214076e23
 WATER_MOLAR_MASS_KG = 0.01801528  # kg/mol
+TEMPLATE_BOND_FACTOR = 1.2  # bonded when d < factor × (sum of covalent radii), see Ion.bonds
 
 
 class ChemistryError(ValueError):
@@ -76,6 +77,36 @@ class Ion:
         """Template as ASE ``Atoms`` centred on the centre atom."""
         pos = np.asarray(self.positions, dtype=float)
         return Atoms(self.symbols, positions=pos - pos[self.center_index])
+
+    def bonds(self, factor: float = TEMPLATE_BOND_FACTOR) -> list[tuple[int, int, float]]:
+        """Covalent bonds of the template as ``(i, j, length Å)`` with ``i < j``.
+
+        Atoms *i*, *j* are bonded when ``d_ij < factor (r_i + r_j)`` with ASE's covalent radii (Cordero 2008).
+        For every catalogued template this recovers exactly the chemical bonds (S–O, S–N, S–C and C–F of TFSI⁻,
+        N–O of NO₃⁻ …); the shortest non-bonded contact (O···O in a sulfonyl group, F···F in CF₃) lies above
+        1.3 (r_i + r_j). Empty for monatomic ions.
+        """
+        pos = np.asarray(self.positions, dtype=float)
+        radii = [covalent_radii[atomic_numbers[s]] for s in self.symbols]
+        out = []
+        for i in range(self.n_atoms):
+            for j in range(i + 1, self.n_atoms):
+                d = float(np.linalg.norm(pos[i] - pos[j]))
+                if d < factor * (radii[i] + radii[j]):
+                    out.append((i, j, d))
+        return out
+
+    def bonded_pairs(self) -> dict[tuple[str, str], float]:
+        """Longest template bond (Å) per bonded element pair, keys as alphabetically sorted symbol pairs.
+
+        ``get_ion("TFSI").bonded_pairs()`` has keys ``("C", "F")``, ``("C", "S")``, ``("N", "S")``, ``("O", "S")``;
+        a cation–anion pair never occurs (templates hold one ion each).
+        """
+        pairs: dict[tuple[str, str], float] = {}
+        for i, j, d in self.bonds():
+            a, b = sorted((self.symbols[i], self.symbols[j]))
+            pairs[(a, b)] = max(d, pairs.get((a, b), 0.0))
+        return pairs
 
 
 # --------------------------------------------------------------------------------------------- geometry

@@ -125,19 +125,75 @@ def ingest(
     molality: Annotated[float | None, typer.Option(help="mol/kg; checked against the file")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="ASE format name (default: guess)")] = None,
     source_label: Annotated[str, typer.Option(help="what produced it, e.g. 'AIMD-revPBE-D3'")] = "external",
+    index: Annotated[str, typer.Option(help="ASE frame selection, e.g. ':500' for the first 500 frames")] = ":",
+    expected_frames: Annotated[
+        int | None, typer.Option(metavar="N", help="frames the file should hold; fewer means truncated")
+    ] = None,
+    min_cell_width: Annotated[
+        float | None, typer.Option(help="smallest allowed perpendicular cell width in Å (default 10)")
+    ] = None,
+    allow_unusual: Annotated[bool, typer.Option("--allow-unusual", help="let every overridable check through")] = False,
+    allow_unusual_temperature: Annotated[
+        bool, typer.Option("--allow-unusual-temperature", help="allow a temperature above 5000 K")
+    ] = False,
+    allow_unusual_timestep: Annotated[
+        bool, typer.Option("--allow-unusual-timestep", help="allow an MD timestep above 20 fs")
+    ] = False,
+    allow_small_cell: Annotated[
+        bool, typer.Option("--allow-small-cell", help="allow a cell narrower than --min-cell-width")
+    ] = False,
+    allow_volume_jumps: Annotated[
+        bool, typer.Option("--allow-volume-jumps", help="allow volume steps > 10 % or drifts beyond 1.5x frame 0")
+    ] = False,
+    allow_irregular_steps: Annotated[
+        bool, typer.Option("--allow-irregular-steps", help="allow a step counter that does not advance by --interval")
+    ] = False,
+    allow_truncated: Annotated[
+        bool, typer.Option("--allow-truncated", help="keep the complete frames of a truncated file")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="re-ingest even if this file is already stored")] = False,
 ) -> None:
     """Import an external trajectory (any ASE-readable format) so the builders analyse it too."""
     from electrodb.ingest import IngestError, ingest_trajectory
     from electrodb.stores import get_stores
 
+    options = {"min_cell_width_A": min_cell_width} if min_cell_width is not None else {}
     with get_stores() as stores:
         try:
             doc = ingest_trajectory(
-                file, salt, molality, temperature, timestep_fs, interval, stores, fmt=fmt, source_label=source_label
+                file,
+                salt,
+                molality,
+                temperature,
+                timestep_fs,
+                interval,
+                stores,
+                fmt=fmt,
+                index=index,
+                source_label=source_label,
+                expected_frames=expected_frames,
+                allow_unusual=allow_unusual,
+                allow_unusual_temperature=allow_unusual_temperature,
+                allow_unusual_timestep=allow_unusual_timestep,
+                allow_small_cell=allow_small_cell,
+                allow_volume_jumps=allow_volume_jumps,
+                allow_irregular_steps=allow_irregular_steps,
+                allow_truncated=allow_truncated,
+                force=force,
+                **options,
             )
         except (IngestError, ValueError) as exc:
             _fail(str(exc))
-    console.print(f"ingested {doc.n_frames} frames of {doc.salt} {doc.molality:.3f} mol/kg as {doc.trajectory_id}")
+    for line in getattr(doc, "ingest_messages", []):
+        console.print(line, soft_wrap=True, markup=False)
+    action = getattr(doc, "ingest_action", "created")
+    what = f"{doc.n_frames} frames of {doc.salt} {doc.molality:.3f} mol/kg"
+    if action == "unchanged":
+        console.print(f"unchanged: {doc.trajectory_id} already holds {what}; nothing ingested (--force re-ingests)")
+        return
+    for flag, problem in (getattr(doc, "validation_overrides", None) or {}).items():
+        console.print(f"allowed by --{flag.replace('_', '-')}: {problem}", soft_wrap=True, markup=False)
+    console.print(f"{action} {doc.trajectory_id}: ingested {what}", soft_wrap=True, markup=False)
 
 
 @model_app.command("train")

@@ -1,0 +1,254 @@
+"""Validation and reading of external trajectories: range checks with overrides, per-frame checks, truncation.
+
+Holds :class:`IngestError` (the one error of the whole ingest; its message names the problem and the fix), the
+override bookkeeping (:class:`_Checks`), the checks of the run settings and of every frame
+(:class:`_FrameValidator`) and the frame reader that detects truncated files (:func:`_read_frames`).
+
+* finite positions and cell in every frame (never overridable);
+* a periodic cell whose smallest perpendicular width is at least ``min_cell_width_A`` (10 Å = 2 × 5 Å: the
+  structure builder's RDFs reach half the smallest width, and the first-shell minima of ion–water RDFs lie
+  at 2.6–3.9 Å), and a volume that changes by at most 10 % between frames and stays within a factor 1.5 of
+  frame 0 (NPT fluctuates by far less);
+* temperature finite and in (0, 5000] K, timestep finite and in (0, 20] fs, ``interval`` ≥ 1, and where the
+  file carries an MD step counter (LAMMPS ``timestep``, extxyz ``step``) it must advance by ``interval`` steps
+  per frame;
+* truncation: a file ASE cannot read to the end (a frame cut off mid-way) or a text file whose last line has
+  no newline (ASE silently reads a half-written last number) raises :class:`_Truncated` after the complete
+  frames before the damage.
+
+The overridable checks go through :meth:`_Checks.require`, which either raises or records the override used
+(flag -> what it let through); the flags are :data:`OVERRIDE_FLAGS`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.io import iread
+
+__all__ = [
+    "MAX_TEMPERATURE_K",
+    "MAX_TIMESTEP_FS",
+    "MAX_VOLUME_RATIO",
+    "MAX_VOLUME_STEP",
+    "MIN_CELL_WIDTH_A",
+    "OVERRIDE_FLAGS",
+    "STEP_KEYS",
+    "IngestError",
+]
+
+MIN_CELL_WIDTH_A = 10.0  # 2 × 5 Å
+MAX_TEMPERATURE_K = 5000.0
+MAX_TIMESTEP_FS = 20.0
+MAX_VOLUME_STEP = 0.10  # |V_k / V_{k-1} - 1|
+MAX_VOLUME_RATIO = 1.5  # V_k / V_0 within [1/1.5, 1.5]
+STEP_KEYS = ("step", "timestep", "Step", "Timestep", "md_step")
+OVERRIDE_FLAGS = (
+    "allow_unusual_temperature",
+    "allow_unusual_timestep",
+    "allow_small_cell",
+    "allow_volume_jumps",
+    "allow_irregular_steps",
+    "allow_truncated",
+)
+
+
+class IngestError(ValueError):
+    """The external trajectory cannot be interpreted as the stated electrolyte, or fails validation."""
+
+
+# --------------------------------------------------------------------------------------------- validation
+
+
+class _Checks:
+    """Range checks that an override flag may let through; records each override used."""
+
+    def __init__(self, allowed: set[str]) -> None:
+        self.allowed = allowed
+        self.used: dict[str, str] = {}
+
+    def require(self, ok: bool, flag: str, problem: str, fix: str) -> None:
+        if ok:
+            return
+        if flag in self.allowed:
+            self.used.setdefault(flag, problem)
+            return
+        option = "--" + flag.replace("_", "-")
+        raise IngestError(
+            f"{problem}; {fix}, or pass {option} (Python: {flag}=True; or --allow-unusual) if it is intended"
+        )
+
+
+def _check_settings(temperature: float, timestep_fs: float, interval: int, checks: _Checks) -> None:
+    if not np.isfinite(temperature) or temperature <= 0:
+        raise IngestError(
+            f"temperature {temperature} K is not a physical temperature (it must be finite and > 0 K); "
+            "give --temperature in kelvin"
+        )
+    checks.require(
+        temperature <= MAX_TEMPERATURE_K,
+        "allow_unusual_temperature",
+        f"temperature {temperature} K is above {MAX_TEMPERATURE_K:g} K, beyond any liquid electrolyte",
+        "check that --temperature is in kelvin",
+    )
+    if not np.isfinite(timestep_fs) or timestep_fs <= 0:
+        raise IngestError(
+            f"timestep {timestep_fs} fs is not a physical MD timestep (it must be finite and > 0 fs); "
+            "give --timestep-fs in femtoseconds"
+        )
+    checks.require(
+        timestep_fs <= MAX_TIMESTEP_FS,
+        "allow_unusual_timestep",
+        f"timestep {timestep_fs} fs is above {MAX_TIMESTEP_FS:g} fs, longer than any stable atomistic MD step",
+        "check that --timestep-fs is the MD step in fs (not the time between stored frames: that is "
+        "--timestep-fs × --interval)",
+    )
+    if isinstance(interval, bool) or not float(interval).is_integer() or interval < 1:
+        raise IngestError(f"--interval must be a positive whole number of MD steps between frames, got {interval}")
+
+
+def _cell_widths(cell: np.ndarray) -> np.ndarray:
+    a, b, c = cell
+    crosses = np.stack([np.cross(b, c), np.cross(c, a), np.cross(a, b)])
+    volume = abs(float(np.dot(a, crosses[0])))
+    norms = np.linalg.norm(crosses, axis=1)
+    return np.where(norms > 0, volume / np.where(norms > 0, norms, 1.0), 0.0)
+
+
+def _frame_step(frame: Atoms) -> int | None:
+    for key in STEP_KEYS:
+        value = frame.info.get(key)
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            return int(value)
+    return None
+
+
+class _FrameValidator:
+    """Per-frame checks: finite data, sane cell, bounded volume change, evenly spaced step counter."""
+
+    def __init__(self, checks: _Checks, interval: int, min_width: float) -> None:
+        self.checks = checks
+        self.interval = interval
+        self.min_width = min_width
+        self.v0: float | None = None
+        self.v_prev: float | None = None
+        self.step_prev: int | None = None
+
+    def __call__(self, k: int, frame: Atoms) -> None:
+        pos = frame.get_positions()
+        if not np.isfinite(pos).all():
+            bad = np.flatnonzero(~np.isfinite(pos).all(axis=1))
+            raise IngestError(
+                f"non-finite coordinates in frame {k} (atoms {bad[:5].tolist()} are NaN/inf): the run blew up or "
+                f"the file is corrupt; keep only the frames before it (index=':{k}')"
+                if k
+                else f"non-finite coordinates in frame 0 (atoms {bad[:5].tolist()} are NaN/inf): the file is corrupt"
+            )
+        cell = frame.cell.array
+        if not np.isfinite(cell).all():
+            raise IngestError(f"non-finite cell in frame {k}: the file is corrupt")
+        if frame.cell.rank < 3 or not frame.pbc.all():
+            raise IngestError(
+                f"frame {k} has no fully periodic cell (cell {np.round(frame.cell.lengths(), 3).tolist()} Å, "
+                f"pbc {frame.pbc.tolist()}); ElectroDB needs periodic boxes: give the box in the file"
+            )
+        width = float(_cell_widths(cell).min())
+        volume = abs(float(np.linalg.det(cell)))
+        if width <= 0 or volume <= 0:
+            raise IngestError(f"frame {k} has a degenerate cell (zero volume): the file is corrupt")
+        self.checks.require(
+            width >= self.min_width,
+            "allow_small_cell",
+            f"frame {k}: the cell's smallest perpendicular width is {width:.4g} Å, below {self.min_width:g} Å "
+            f"(RDFs and coordination shells need half-widths of at least {self.min_width / 2:g} Å)",
+            "check the cell units (Å) or the cell of that frame",
+        )
+        if frame.has("momenta") and not np.isfinite(frame.get_momenta()).all():
+            raise IngestError(f"non-finite velocities in frame {k}: the run blew up or the file is corrupt")
+        if self.v0 is None:
+            self.v0 = volume
+        else:
+            assert self.v_prev is not None
+            step_change = abs(volume / self.v_prev - 1.0)
+            self.checks.require(
+                step_change <= MAX_VOLUME_STEP,
+                "allow_volume_jumps",
+                f"frame {k}: the cell volume changes by {100 * step_change:.3g} % from the previous frame "
+                f"({self.v_prev:.4g} -> {volume:.4g} Å³), more than {100 * MAX_VOLUME_STEP:g} %",
+                "check the cell of that frame (a collapsing cell or frames of another run)",
+            )
+            ratio = volume / self.v0
+            self.checks.require(
+                1.0 / MAX_VOLUME_RATIO <= ratio <= MAX_VOLUME_RATIO,
+                "allow_volume_jumps",
+                f"frame {k}: the cell volume is {ratio:.3g} × that of frame 0, outside [1/{MAX_VOLUME_RATIO:g}, "
+                f"{MAX_VOLUME_RATIO:g}]",
+                "check the cell of that frame (a collapsing cell or frames of another run)",
+            )
+        self.v_prev = volume
+        step = _frame_step(frame)
+        if step is not None and self.step_prev is not None:
+            delta = step - self.step_prev
+            self.checks.require(
+                delta == self.interval,
+                "allow_irregular_steps",
+                f"frame {k}: the file's MD step counter goes {self.step_prev} -> {step} ({delta} steps) but "
+                f"--interval is {self.interval}",
+                "fix --interval, or remove duplicated/missing frames (a restarted run appended to the file)",
+            )
+        self.step_prev = step
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+
+class _Truncated(Exception):
+    def __init__(self, n_complete: int, reason: str) -> None:
+        super().__init__(reason)
+        self.n_complete, self.reason = n_complete, reason
+
+
+def _missing_final_newline(path: Path) -> bool:
+    """A text file whose last byte is not a newline was cut mid-line (binary files: never)."""
+    with path.open("rb") as fh:
+        if b"\0" in fh.read(8192):
+            return False
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() == 0:
+            return False
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) not in (b"\n", b"\r")
+
+
+def _read_frames(path: Path, fmt: str | None, index: str) -> Iterator[Atoms]:
+    """Frames as ASE reads them; raises :class:`_Truncated` where reading breaks off or the last line is cut."""
+    cut_last = index == ":" and _missing_final_newline(path)
+    pending: Atoms | None = None
+    n_yielded = 0
+    reader = iread(str(path), index=index, format=fmt)
+    while True:
+        try:
+            frame = next(reader)
+        except StopIteration:
+            break
+        except Exception as exc:  # ASE raises many types for a frame it cannot parse
+            if pending is None:
+                raise IngestError(f"{path}: could not read with ASE (format={fmt or 'auto'}): {exc}") from exc
+            yield pending
+            n_yielded += 1
+            raise _Truncated(n_yielded, f"frame {n_yielded} cannot be read ({type(exc).__name__}: {exc})") from exc
+        if pending is not None:
+            yield pending
+            n_yielded += 1
+        pending = frame
+    if pending is None:
+        return
+    if cut_last:
+        raise _Truncated(
+            n_yielded, f"the file's last line has no newline: frame {n_yielded} was cut off while being written"
+        )
+    yield pending
