@@ -6,21 +6,37 @@ A *model reference* is a short string naming the interatomic potential that driv
 - a MACE foundation model, ``'mace-mp-0:small'``, ``'mace-off:medium'``, ``'mace-mpa-0:medium'``, ... →
   kind ``'mace_foundation'``, resolved from a local cache folder (nothing is ever downloaded);
 - ``'chgnet'``, ``'chgnet:r2scan'``, ``'chgnet:0.3.0'`` → kind ``'chgnet'`` (weights ship with the wheel);
-- ``'sevennet-0'`` → kind ``'sevennet'`` (needs the optional ``sevenn`` package).
+- ``'sevennet-0'`` → kind ``'sevennet'`` (needs the optional ``sevenn`` package);
+- ``'nequip:/path/model.pth'`` → kind ``'nequip'``: a NequIP or Allegro model deployed as TorchScript
+  (``nequip-deploy``), run by :class:`electrodb.nequip_calculator.NequIPCalculator`. Species and cutoff come
+  from the file's metadata (``type_names``, ``r_max``); for a TorchScript file without them give them in the
+  reference: ``'nequip:/path/model.pth?species=O,H,Li,Cl&r_max=5'`` (species in the model's type-index order,
+  r_max in Å; when the file has metadata too, the two must agree). A bare path whose file is a NequIP
+  deployment (detected from its ``extra/nequip_version`` entry, without loading it) is a ``'nequip'`` model too.
 
 :func:`load_model` returns a :class:`LoadedModel` whose :class:`ModelIdentity` records what exactly was loaded
 (``'sha256:<hex>'`` of the file bytes for file-based models), the supported elements and the cutoff radius
 (Å). Every failure is reported as a :class:`ModelError` with an actionable message.
+
+File safety: TorchScript deployments load with :func:`torch.jit.load`, which runs no pickled Python code.
+MACE ``.model`` files are pickled Python objects (``torch.load(weights_only=False)``) and can run code when
+loaded: ElectroDB loads only the file the reference names (or a stored model whose sha256 it has checked, see
+:func:`electrodb.flows.training.materialize_model`), hashes the bytes it reads and unpickles exactly those
+bytes, and refuses a file whose bytes changed since :func:`load_model` identified it. Load MACE files only
+from sources you trust.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import math
 import os
 from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qs
 
 # torch >= 2.6 loads with weights_only=True by default, which cannot unpickle MACE models (and e3nn 0.4.4's
 # constants); MACE files are full pickled modules, so loading them needs the old behaviour.
@@ -37,10 +53,11 @@ __all__ = [
     "default_cache_dir",
     "file_sha256",
     "load_model",
+    "read_verified",
     "resolve_foundation_path",
 ]
 
-ModelKind = Literal["mace_file", "mace_foundation", "chgnet", "sevennet"]
+ModelKind = Literal["mace_file", "mace_foundation", "chgnet", "sevennet", "nequip"]
 Dtype = Literal["float32", "float64"]
 
 CACHE_ENV = "ELECTRODB_MODEL_CACHE"
@@ -116,11 +133,15 @@ class ModelRef(BaseModel):
 
     Attributes
     ----------
-    kind : {'mace_file', 'mace_foundation', 'chgnet', 'sevennet'}
+    kind : {'mace_file', 'mace_foundation', 'chgnet', 'sevennet', 'nequip'}
     name : str
         Canonical name: ``'mace-mp-0:small'``, ``'chgnet:r2scan'``, ``'sevennet-0'``, or the file name.
     path : str or None
-        Model file for ``'mace_file'`` (as given; resolved at load time).
+        Model file for ``'mace_file'`` and ``'nequip'`` (as given; resolved at load time).
+    species : list of str or None
+        ``'nequip'`` only: the model's species in type-index order, from ``?species=O,H,Li,Cl``.
+    r_max : float or None
+        ``'nequip'`` only: the cutoff (Å), from ``&r_max=5``.
     dtype : {'float32', 'float64'}
         Floating-point precision of the calculator (float32 for MD, float64 for relaxations).
     device : str
@@ -132,6 +153,8 @@ class ModelRef(BaseModel):
     path: str | None = None
     dtype: Dtype = "float32"
     device: str = "auto"
+    species: list[str] | None = None
+    r_max: float | None = None
 
     @classmethod
     def parse(
@@ -144,7 +167,11 @@ class ModelRef(BaseModel):
         if not text:
             raise ModelError("empty model reference")
         low = text.lower()
+        if low.startswith("nequip:"):
+            return _parse_nequip(cls, text[len("nequip:") :], dtype, device)
         path = Path(text).expanduser()
+        if path.is_file() and _looks_like_nequip(path):
+            return cls(kind="nequip", name=path.name, path=str(path), dtype=dtype, device=device)
         if low.endswith(_MACE_SUFFIXES) or path.is_file() or os.sep in text:
             return cls(kind="mace_file", name=path.name, path=str(path), dtype=dtype, device=device)
         family, _, variant = low.partition(":")
@@ -172,7 +199,8 @@ class ModelRef(BaseModel):
             return cls(kind="mace_foundation", name=name, dtype=dtype, device=device)
         raise ModelError(
             f"cannot interpret model reference {text!r}: expected a path to a MACE .model file, a foundation "
-            f"name ({', '.join(sorted(FOUNDATION_MODELS))}), 'chgnet[:r2scan|0.3.0]' or 'sevennet-0'"
+            f"name ({', '.join(sorted(FOUNDATION_MODELS))}), 'chgnet[:r2scan|0.3.0]', 'sevennet-0' or "
+            f"'nequip:/path/deployed.pth'"
         )
 
     @property
@@ -181,7 +209,55 @@ class ModelRef(BaseModel):
         return _resolve_device(self.device)
 
     def __str__(self) -> str:
+        if self.kind == "nequip":
+            query = []
+            if self.species:
+                query.append(f"species={','.join(self.species)}")
+            if self.r_max is not None:
+                query.append(f"r_max={self.r_max:g}")
+            return f"nequip:{self.path}" + (f"?{'&'.join(query)}" if query else "")
         return self.path if self.kind == "mace_file" and self.path else self.name
+
+
+def _looks_like_nequip(path: Path) -> bool:
+    from electrodb.nequip_calculator import looks_like_nequip
+
+    return looks_like_nequip(path)
+
+
+def _parse_nequip(cls: type[ModelRef], rest: str, dtype: Dtype, device: str) -> ModelRef:
+    """``nequip:PATH[?species=A,B,...&r_max=R]`` → a ``'nequip'`` :class:`ModelRef`."""
+    where, _, query = rest.partition("?")
+    where = where.strip()
+    if not where:
+        raise ModelError("'nequip:' needs a file path: nequip:/path/deployed.pth[?species=O,H&r_max=5]")
+    options = parse_qs(query, keep_blank_values=True, strict_parsing=False) if query else {}
+    unknown = sorted(set(options) - {"species", "r_max"})
+    if unknown:
+        raise ModelError(
+            f"unknown option(s) {', '.join(unknown)} in nequip reference {rest!r}; known: species=A,B,..., r_max=Å"
+        )
+    species = None
+    if "species" in options:
+        species = [s.strip() for s in options["species"][-1].split(",") if s.strip()]
+        from ase.data import chemical_symbols
+
+        bad = [s for s in species if s not in chemical_symbols[1:]]
+        if not species or bad or len(set(species)) != len(species):
+            raise ModelError(
+                f"species={options['species'][-1]!r} in {rest!r} must be distinct chemical symbols in the "
+                f"model's type order, e.g. species=O,H,Li,Cl"
+            )
+    r_max = None
+    if "r_max" in options:
+        try:
+            r_max = float(options["r_max"][-1])
+        except ValueError:
+            r_max = -1.0
+        if not (r_max > 0 and math.isfinite(r_max)):
+            raise ModelError(f"r_max={options['r_max'][-1]!r} in {rest!r} must be a positive number of Å")
+    path = Path(where).expanduser()
+    return cls(kind="nequip", name=path.name, path=str(path), dtype=dtype, device=device, species=species, r_max=r_max)
 
 
 def _candidate_names(url: str) -> list[str]:
@@ -246,6 +322,14 @@ class ModelIdentity(BaseModel):
         Precision used by the calculator.
     n_parameters : int or None
         Number of model parameters.
+    elements_in_type_order : list of str or None
+        ``'nequip'``: the species in the model's type-index order (``elements`` is sorted by Z).
+    outputs : list of str
+        ``'nequip'``: what the calculator provides, ``['energy', 'forces']`` plus ``'stress'`` when the model
+        was deployed with a stress output.
+    metadata : dict
+        ``'nequip'``: the deployment's metadata (``nequip_version``, ``e3nn_version``, ``torch_version``, ...,
+        without the training ``config``).
     """
 
     model_id: str
@@ -257,6 +341,9 @@ class ModelIdentity(BaseModel):
     r_max: float | None = None
     dtype: Dtype = "float32"
     n_parameters: int | None = None
+    elements_in_type_order: list[str] | None = None
+    outputs: list[str] = Field(default_factory=list)
+    metadata: dict[str, str] = Field(default_factory=dict)
 
 
 def _package_versions(*packages: str) -> dict[str, str]:
@@ -274,19 +361,51 @@ def _symbols(numbers: Iterable[int]) -> list[str]:
     return [chemical_symbols[int(z)] for z in sorted(int(z) for z in numbers)]
 
 
-def _load_mace_module(path: Path, map_location: str = "cpu") -> Any:
-    """``torch.load`` a pickled MACE module, turning every failure into a :class:`ModelError`."""
+def read_verified(path: str | os.PathLike[str], expected_id: str | None = None) -> tuple[bytes, str]:
+    """Read the bytes of ``path`` once and return ``(data, 'sha256:<hex>')``.
+
+    With ``expected_id`` (``'sha256:<hex>'``), raise :class:`ModelError` if the bytes hash differently: the
+    file changed since it was identified (or is not the stored model), so it must not be loaded.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {exc}") from exc
+    digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+    if expected_id is not None and digest != expected_id:
+        raise ModelError(
+            f"model file {path} has sha256 {digest[7:23]}..., not the expected "
+            f"{expected_id.removeprefix('sha256:')[:16]}...: it was altered or replaced after it was identified; "
+            f"refusing to load it. Restore the original file (or materialize the stored model again) and retry"
+        )
+    return data, digest
+
+
+def _load_mace_module(
+    path: Path, map_location: str = "cpu", expected_id: str | None = None, data: bytes | None = None
+) -> Any:
+    """Unpickle a MACE module from the bytes of ``path`` (checked against ``expected_id`` when given).
+
+    MACE files are pickles (``weights_only=False``), which can run code: only the bytes that were hashed are
+    unpickled, so what runs is what the identity names. Every failure becomes a :class:`ModelError`.
+    """
     import mace  # noqa: F401  (must precede e3nn: sets up weights-only loading)
     import torch
 
+    if data is None:
+        data, _ = read_verified(path, expected_id)
     hint = "is it a MACE .model file saved with torch.save?"
+    if data[:2] == b"PK" and _looks_like_nequip(path):
+        raise ModelError(f"{path} is a NequIP TorchScript deployment, not a MACE file: use 'nequip:{path}'")
     try:
-        model = torch.load(str(path), map_location=map_location, weights_only=False)
+        model = torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
     except Exception as exc:  # pickle, zip, EOF, torch errors: all mean the same for the user
         raise ModelError(f"could not load MACE model from {path}: {type(exc).__name__}: {exc}; {hint}") from exc
     if not isinstance(model, torch.nn.Module) or not hasattr(model, "atomic_numbers"):
         raise ModelError(
             f"could not load MACE model from {path}: it holds a {type(model).__name__}, not a MACE module; {hint}"
+            " (a TorchScript NequIP/Allegro file without metadata loads as 'nequip:PATH?species=...&r_max=...')"
         )
     return model
 
@@ -321,15 +440,16 @@ class LoadedModel:
         if self.is_mace:
             from mace.calculators import MACECalculator
 
+            # Unpickle exactly the bytes load_model hashed (refused if the file changed since).
+            module = _load_mace_module(
+                Path(self.identity.path or ""), map_location=self.device, expected_id=self.identity.model_id
+            )
             try:
-                return MACECalculator(
-                    model_paths=self.identity.path,
-                    device=self.device,
-                    default_dtype=self.ref.dtype,
-                    **kwargs,
-                )
+                return MACECalculator(models=module, device=self.device, default_dtype=self.ref.dtype, **kwargs)
             except Exception as exc:
                 raise ModelError(f"could not build a MACE calculator from {self.identity.path}: {exc}") from exc
+        if self.identity.kind == "nequip":
+            return self._nequip_calculator(**kwargs)
         if self.identity.kind == "chgnet":
             from chgnet.model.dynamics import CHGNetCalculator
 
@@ -348,9 +468,26 @@ class LoadedModel:
             raise ModelError(f"torch_model() is only available for MACE models, not {self.identity.kind}")
         import torch
 
-        module = _load_mace_module(Path(self.identity.path or ""), map_location=self.device)
+        module = _load_mace_module(
+            Path(self.identity.path or ""), map_location=self.device, expected_id=self.identity.model_id
+        )
         dtype = torch.float64 if self.ref.dtype == "float64" else torch.float32
         return module.to(device=self.device, dtype=dtype).eval()
+
+    def _nequip_calculator(self, **kwargs: Any) -> Any:
+        from electrodb.nequip_calculator import NequIPCalculator
+
+        module = self._module
+        if module is None:  # loaded once by load_model; reload (checking the bytes) if it was dropped
+            module = _load_nequip_module(Path(self.identity.path or ""), self.device, self.identity.model_id)[0]
+        options = {
+            "type_names": self.identity.elements_in_type_order or self.identity.elements,
+            "r_max": self.identity.r_max,
+            "device": self.device,
+            "dtype": self.ref.dtype,
+            "has_stress": "stress" in self.identity.outputs,
+        }
+        return NequIPCalculator(module, **{**options, **kwargs})
 
     def check_elements(self, symbols: Iterable[str]) -> None:
         """Raise :class:`ModelError` if any of ``symbols`` is not supported by the model.
@@ -370,15 +507,16 @@ class LoadedModel:
             )
 
 
-def _load_mace(ref: ModelRef, path: Path) -> LoadedModel:
+def _load_mace(ref: ModelRef, path: Path, expected_id: str | None = None) -> LoadedModel:
     if not path.exists():
         raise ModelError(f"MACE model file {path} does not exist")
     if not path.is_file():
         raise ModelError(f"MACE model path {path} is not a file")
-    module = _load_mace_module(path)
+    data, digest = read_verified(path, expected_id)
+    module = _load_mace_module(path, data=data)
     r_max = getattr(module, "r_max", None)
     identity = ModelIdentity(
-        model_id=file_sha256(path),
+        model_id=digest,
         kind=ref.kind,
         name=ref.name,
         path=str(path.resolve()),
@@ -390,6 +528,75 @@ def _load_mace(ref: ModelRef, path: Path) -> LoadedModel:
     )
     # The calculator reloads from the file; keep nothing heavy in memory.
     return LoadedModel(ref, identity)
+
+
+_NEQUIP_FIX = (
+    "give the .pth written by nequip-deploy (a TorchScript file), e.g. "
+    "'nequip:/path/deployed.pth?species=O,H,Li,Cl&r_max=5'"
+)
+
+
+def _load_nequip_module(path: Path, device: str, expected_id: str | None = None) -> tuple[Any, dict[str, str], str]:
+    """``torch.jit.load`` a deployed NequIP model from its checked bytes: ``(module, metadata, sha256 id)``."""
+    from electrodb.nequip_calculator import NequIPFormatError, load_deployed_model
+
+    if not path.exists():
+        raise ModelError(f"NequIP model file {path} does not exist; {_NEQUIP_FIX}")
+    if not path.is_file():
+        raise ModelError(f"NequIP model path {path} is not a file (a folder?); {_NEQUIP_FIX}")
+    data, digest = read_verified(path, expected_id)
+    try:  # load exactly the bytes that were hashed
+        module, metadata = load_deployed_model(path, device=device, data=data)
+    except NequIPFormatError as exc:
+        raise ModelError(f"{path} is not a deployed NequIP/Allegro model: {exc}; {_NEQUIP_FIX}") from exc
+    return module, metadata, digest
+
+
+def _load_nequip(ref: ModelRef, path: Path, expected_id: str | None = None) -> LoadedModel:
+    from ase.data import atomic_numbers
+
+    device = ref.resolved_device
+    module, metadata, digest = _load_nequip_module(path, device, expected_id)
+    file_species = metadata.get("type_names", "").split() or None
+    file_r_max = float(metadata["r_max"]) if metadata.get("r_max") else None
+    for label, given, found in (("species", ref.species, file_species), ("r_max", ref.r_max, file_r_max)):
+        if given is not None and found is not None and given != found:
+            raise ModelError(
+                f"{label}={given} in the reference disagrees with the file's metadata {label}={found} ({path}); "
+                f"drop it from the reference or fix it"
+            )
+    species = file_species or ref.species
+    r_max = file_r_max if file_r_max is not None else ref.r_max
+    if species is None or r_max is None:
+        what = " and ".join(n for n, v in (("species", species), ("r_max", r_max)) if v is None)
+        raise ModelError(
+            f"{path} is TorchScript without NequIP metadata for {what}: give it in the reference, e.g. "
+            f"'nequip:{path}?species=O,H,Li,Cl&r_max=5' (species in the model's type-index order, r_max in Å)"
+        )
+    bad = [s for s in species if s not in atomic_numbers]
+    if bad:
+        raise ModelError(
+            f"{path}: type names {', '.join(bad)} are not chemical symbols; name the species with ?species="
+        )
+    n_species = metadata.get("n_species")
+    if n_species and n_species.isdigit() and int(n_species) != len(species):
+        raise ModelError(f"{path}: metadata n_species={n_species} but {len(species)} type names {species}")
+    has_stress = "StressForceOutput" in metadata.get("config", "")
+    identity = ModelIdentity(
+        model_id=digest,
+        kind="nequip",
+        name=ref.name,
+        path=str(path.resolve()),
+        package_versions=_package_versions("torch", "vesin"),
+        elements=sorted(species, key=lambda s: atomic_numbers[s]),
+        r_max=float(r_max),
+        dtype=ref.dtype,
+        n_parameters=int(sum(p.numel() for p in module.parameters())),
+        elements_in_type_order=list(species),
+        outputs=["energy", "forces"] + (["stress"] if has_stress else []),
+        metadata={k: v for k, v in metadata.items() if k != "config" and v},
+    )
+    return LoadedModel(ref, identity, module=module)
 
 
 def _load_chgnet(ref: ModelRef) -> LoadedModel:
@@ -443,6 +650,7 @@ def load_model(
     *,
     dtype: Dtype | None = None,
     device: str | None = None,
+    expected_id: str | None = None,
 ) -> LoadedModel:
     """Load the model named by ``ref`` (a :class:`ModelRef` or a string for :meth:`ModelRef.parse`).
 
@@ -454,20 +662,57 @@ def load_model(
         Folder holding foundation model files (default ``$ELECTRODB_MODEL_CACHE`` or ``~/.cache/mace``).
     dtype, device
         Override the reference's precision / device.
+    expected_id
+        ``'sha256:<hex>'`` the model file must have (file-based models): a file whose bytes differ is
+        refused before anything is unpickled.
 
     Raises
     ------
     ModelError
-        Unknown reference, missing or corrupt file, missing optional package.
+        Unknown reference, missing or corrupt file, hash mismatch, missing optional package.
     """
     parsed = ModelRef.parse(ref)
     updates = {k: v for k, v in {"dtype": dtype, "device": device}.items() if v is not None}
     if updates:
         parsed = parsed.model_copy(update=updates)
     if parsed.kind == "mace_file":
-        return _load_mace(parsed, Path(parsed.path or parsed.name).expanduser())
+        return _load_mace(parsed, Path(parsed.path or parsed.name).expanduser(), expected_id)
+    if parsed.kind == "nequip":
+        return _load_nequip(parsed, Path(parsed.path or parsed.name).expanduser(), expected_id)
     if parsed.kind == "mace_foundation":
-        return _load_mace(parsed, resolve_foundation_path(parsed.name, cache_dir))
+        return _load_mace(parsed, resolve_foundation_path(parsed.name, cache_dir), expected_id)
     if parsed.kind == "chgnet":
         return _load_chgnet(parsed)
     return _load_sevennet(parsed)
+
+
+def get_nve_drift(stores: Any, model_id: str) -> dict[str, Any] | None:
+    """The NVE energy-drift record of a model (``models`` store, field ``nve_drift``), or None if not measured."""
+    doc = stores.models.query_one({"model_id": model_id}, properties=["model_id", "nve_drift"])
+    return doc.get("nve_drift") if doc else None
+
+
+def record_nve_drift(
+    stores: Any, model_id: str, drift: dict[str, Any], identity: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Store a model's NVE energy drift as the ``nve_drift`` field of its document in the ``models`` store.
+
+    ``drift`` holds at least ``drift_meV_per_atom_ps`` (see :class:`electrodb.flows.engine.NVEDriftResult`). The
+    other fields of an existing model document are kept; a model without a document (a MACE file or a
+    foundation model never trained here) gets one from ``identity`` (:class:`ModelIdentity` fields). Returns the
+    stored document.
+    """
+    from datetime import datetime, timezone
+
+    existing = stores.models.query_one({"model_id": model_id}) or {}
+    existing.pop("_id", None)
+    base = {k: v for k, v in (identity or {}).items() if k not in existing}
+    doc = {
+        **base,
+        **existing,
+        "model_id": model_id,
+        "nve_drift": dict(drift),
+        "last_updated": datetime.now(timezone.utc),
+    }
+    stores.models.update([doc], key="model_id")
+    return doc

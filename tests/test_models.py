@@ -48,6 +48,8 @@ def smoke_model(tmp_path_factory: pytest.TempPathFactory) -> TrainingResult:
         ("chgnet:r2scan", "chgnet", "chgnet:r2scan"),
         ("chgnet:0.3.0", "chgnet", "chgnet:0.3.0"),
         ("sevennet-0", "sevennet", "sevennet-0"),
+        ("nequip:/some/where/deployed.pth", "nequip", "deployed.pth"),
+        ("NequIP:/x/m.pth?species=O,H&r_max=4.5", "nequip", "m.pth"),
     ],
 )
 def test_parse_kinds(spec: str, kind: str, name: str) -> None:
@@ -198,3 +200,57 @@ def test_chgnet_labels_water() -> None:
     assert labelled.arrays[FORCES_KEY].shape == (3, 3) and np.all(np.isfinite(labelled.arrays[FORCES_KEY]))
     with pytest.raises(ModelError, match="only available for MACE"):
         loaded.torch_model()
+
+
+def _store_blob(stores, model_id: str, raw: bytes) -> None:
+    import base64
+    import zlib
+
+    stores.data.update(
+        [
+            {
+                "blob_uuid": f"model:{model_id}",
+                "kind": "model_file",
+                "model_id": model_id,
+                "zb64": base64.b64encode(zlib.compress(raw)).decode("ascii"),
+            }
+        ],
+        key="blob_uuid",
+    )
+
+
+def test_materialize_verifies_stored_model(stores, smoke_model: TrainingResult, tmp_path: Path) -> None:
+    from electrodb.flows.training import materialize_model
+
+    raw = Path(smoke_model.model_path).read_bytes()
+    model_id = smoke_model.model_id
+    _store_blob(stores, model_id, raw)
+    folder = tmp_path / "models"
+    path = materialize_model(model_id, stores, folder)
+    assert path.read_bytes() == raw
+    assert load_model(str(path), expected_id=model_id).identity.model_id == model_id
+    # a file altered on disk is not reused: it is replaced by the verified stored bytes
+    path.write_bytes(raw[:-1] + bytes([raw[-1] ^ 1]))
+    assert materialize_model(model_id, stores, folder).read_bytes() == raw
+    # a stored model whose bytes were altered is refused, and nothing is written
+    _store_blob(stores, model_id, raw[:100] + bytes([raw[100] ^ 1]) + raw[101:])
+    path.unlink()
+    with pytest.raises(ModelError, match="corrupt or was altered"):
+        materialize_model(model_id, stores, folder)
+    assert not path.exists() and not list(folder.iterdir())
+    with pytest.raises(ModelError, match="not a stored model id"):
+        materialize_model("name:chgnet", stores, folder)
+    with pytest.raises(FileNotFoundError):
+        materialize_model("sha256:" + "0" * 64, stores, folder)
+
+
+def test_altered_mace_file_is_refused(smoke_model: TrainingResult, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.model"
+    shutil.copy(smoke_model.model_path, copy)
+    loaded = load_model(str(copy), device="cpu")
+    with pytest.raises(ModelError, match="refusing to load"):
+        load_model(str(copy), expected_id="sha256:" + "0" * 64)
+    copy.write_bytes(copy.read_bytes() + b"\0")  # changed after load_model identified it
+    for build in (loaded.calculator, loaded.torch_model):
+        with pytest.raises(ModelError, match="altered or replaced"):
+            build()

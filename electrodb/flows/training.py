@@ -206,16 +206,46 @@ def materialize_model(model_id: str, stores: ElectroDBStores, folder: Path | Non
     """Write a stored model file to ``folder`` (default: the data folder's ``models/``) if absent; return its path.
 
     Lets a worker on another machine use a model trained elsewhere: the blob store travels with the database.
+    MACE files are pickles that run code when loaded, so the bytes are checked before anything can load them:
+    the stored blob must hash to ``model_id`` (else :class:`~electrodb.models.ModelError`, and nothing is
+    written), an existing file is reused only if its sha256 is ``model_id`` (else it is replaced by the
+    verified blob), and the file is written atomically (temporary file, then rename). Load the returned path
+    with ``load_model(path, expected_id=model_id)`` to check it once more at load time.
     """
+    import hashlib
+    import os
+    import tempfile
+
+    from electrodb.models import ModelError
+
+    if not model_id.startswith("sha256:") or len(model_id) != 7 + 64:
+        raise ModelError(f"{model_id!r} is not a stored model id ('sha256:' and 64 hex digits)")
     folder = folder or get_settings().models_dir
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{model_id.removeprefix('sha256:')[:16]}.model"
-    if path.exists() and f"sha256:{file_sha256(path).removeprefix('sha256:')}" == model_id:
+    if path.is_file() and not path.is_symlink() and file_sha256(path) == model_id:
         return path
     blob = stores.data.query_one({"blob_uuid": f"model:{model_id}"})
     if blob is None:
         raise FileNotFoundError(f"model {model_id} is not in the blob store; train it or pass a model file")
-    path.write_bytes(zlib.decompress(base64.b64decode(blob["zb64"])))
+    try:
+        raw = zlib.decompress(base64.b64decode(blob["zb64"]))
+    except (KeyError, TypeError, ValueError, zlib.error) as exc:
+        raise ModelError(f"stored model {model_id} is unreadable ({type(exc).__name__}: {exc}); retrain it") from exc
+    digest = f"sha256:{hashlib.sha256(raw).hexdigest()}"
+    if digest != model_id:
+        raise ModelError(
+            f"stored model {model_id[:23]}... is corrupt or was altered: its bytes hash to {digest[:23]}...; "
+            f"refusing to write or load it. Retrain the model or restore the database from a backup"
+        )
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(raw)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
