@@ -1,43 +1,96 @@
-"""Python client of the ElectroDB HTTP API (httpx), with transparent pagination.
+"""Python client of the ElectroDB HTTP API (httpx): paging in chunks, typed documents, retries.
 
 Example
 -------
 >>> from electrodb.client import ElectroDBClient
 >>> db = ElectroDBClient("http://127.0.0.1:8000")                               # doctest: +SKIP
->>> rows = db.search(salt="NaCl", molality=(1, 3), temperature=(290, 310),
-...                  D_cation=(1.0, None), fields=["salt", "molality", "D_cation"])  # doctest: +SKIP
+>>> docs = db.search(salt="NaCl", molality=(1, 3), D_cation_status="converged")   # doctest: +SKIP
+>>> docs[0].D_cation, docs[0].D_cation_status                                     # doctest: +SKIP
+>>> rows = db.search(salt="NaCl", fields=["molality", "D_cation"], as_dict=True)  # doctest: +SKIP
 >>> df = db.search(salt="LiCl", as_dataframe=True)                                # doctest: +SKIP
->>> rdf = db.get_rdf(rows[0]["electrolyte_id"])                                   # doctest: +SKIP
+>>> rdf = db.get_rdf(docs[0].electrolyte_id)                                      # doctest: +SKIP
 
-In tests, pass an existing ``httpx.Client``-like object (e.g. ``fastapi.testclient.TestClient(app)``) as
-``client=``; a custom ``transport=`` (``httpx.MockTransport``, ``httpx.HTTPTransport``) also works.
+Documents come back as the project's pydantic models (:class:`~electrodb.builders.documents.ElectrolyteSummary`
+for summaries; ``StructureDoc`` … for the property collections); with ``fields=`` they are partial
+(built with ``model_construct``: fields not requested are absent). ``as_dict=True`` gives plain dicts,
+``as_dataframe=True`` a pandas DataFrame.
+
+Connection errors and 5xx answers are retried ``retries`` times with exponential back-off; a 4xx raises
+:class:`ElectroDBAPIError` naming the offending parameter. In tests, pass an existing ``httpx.Client``-like
+object (e.g. ``fastapi.testclient.TestClient(app)``) as ``client=``; a custom ``transport=``
+(``httpx.MockTransport``) also works.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
-from electrodb.builders.documents import SUMMARY_PROPERTIES
+from electrodb.builders.documents import (
+    SUMMARY_PROPERTIES,
+    ElectrolyteSummary,
+    KineticsDoc,
+    PairingDoc,
+    StructureDoc,
+    TransportDoc,
+)
 
-__all__ = ["ElectroDBAPIError", "ElectroDBClient"]
+__all__ = ["ElectroDBAPIError", "ElectroDBClient", "ElectroDBConnectionError", "ElectroDBWarning"]
 
 PAGE_SIZE = 1000  # the API's maximum _limit
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 Range = tuple[float | None, float | None] | list[float | None] | float | int | None
+Values = str | Sequence[str] | None
 
 
 class ElectroDBAPIError(RuntimeError):
-    """An error answer of the API (``{"error": {"status", "message", "detail"}}``)."""
+    """An error answer of the API (``{"error": {"status", "message", "detail"}}``).
+
+    Attributes
+    ----------
+    status, message, detail
+        As sent by the server.
+    parameter
+        The request parameter the server rejected, when it names one (4xx).
+    """
 
     def __init__(self, status: int, message: str, detail: Any = None) -> None:
-        super().__init__(f"HTTP {status}: {message}")
         self.status = status
         self.message = message
         self.detail = detail
+        self.parameter = detail.get("parameter") if isinstance(detail, dict) else None
+        where = f" [parameter {self.parameter!r}]" if self.parameter and self.parameter not in message else ""
+        super().__init__(f"HTTP {status}: {message}{where}")
+
+
+class ElectroDBConnectionError(ConnectionError):
+    """The server could not be reached (after the retries)."""
+
+
+class ElectroDBWarning(UserWarning):
+    """A warning sent by the server in ``meta.warnings`` (deprecated parameters, empty ranges, ...)."""
+
+
+_MODELS: dict[str, type[BaseModel]] = {
+    "electrolytes": ElectrolyteSummary,
+    "structure": StructureDoc,
+    "transport": TransportDoc,
+    "pairing": PairingDoc,
+    "kinetics": KineticsDoc,
+}
+
+
+def _trajectory_model() -> type[BaseModel]:
+    from electrodb.trajectory import TrajectoryDocument
+
+    return TrajectoryDocument
 
 
 def _range_params(name: str, value: Range, tolerance: float = 1e-6) -> dict[str, float]:
@@ -55,6 +108,32 @@ def _range_params(name: str, value: Range, tolerance: float = 1e-6) -> dict[str,
     return out
 
 
+def _joined(value: Values) -> str | None:
+    """One value or a sequence of values → the API's comma-separated list."""
+    if value is None or isinstance(value, str):
+        return value
+    return ",".join(str(v) for v in value)
+
+
+def to_model(collection: str, doc: dict[str, Any], partial: bool) -> Any:
+    """``doc`` as the collection's pydantic model (``model_construct`` when partial or not schema-valid)."""
+    model = _trajectory_model() if collection == "trajectories" else _MODELS.get(collection)
+    if model is None:
+        return doc
+    if partial:
+        return model.model_construct(**doc)
+    try:
+        return model.model_validate(doc)
+    except ValidationError as exc:
+        warnings.warn(
+            f"{collection} document {doc.get(next(iter(doc), ''), '?')!r} does not match {model.__name__} "
+            f"({exc.error_count()} errors); returned unvalidated",
+            ElectroDBWarning,
+            stacklevel=3,
+        )
+        return model.model_construct(**doc)
+
+
 class ElectroDBClient:
     """Client of an ElectroDB API server.
 
@@ -69,6 +148,10 @@ class ElectroDBClient:
     client
         An existing ``httpx.Client``-compatible object to send requests with (e.g. a Starlette
         ``TestClient``); the caller keeps ownership of it.
+    retries
+        Extra attempts after a connection error or a 5xx answer.
+    backoff
+        Seconds before the first retry; doubled at every further retry.
     """
 
     def __init__(
@@ -77,6 +160,8 @@ class ElectroDBClient:
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
         client: Any = None,
+        retries: int = 3,
+        backoff: float = 0.5,
     ) -> None:
         self._owns_client = client is None
         self._http = (
@@ -87,6 +172,8 @@ class ElectroDBClient:
             )
         )
         self.timeout = timeout
+        self.retries = max(0, int(retries))
+        self.backoff = float(backoff)
 
     # -------------------------------------------------------------------------------- plumbing
 
@@ -100,123 +187,191 @@ class ElectroDBClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _send(self, path: str, params: dict[str, Any] | None) -> httpx.Response:
+        """GET with retries on connection errors and 5xx (exponential back-off)."""
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                response = self._http.get(path, params=clean)
+            except httpx.TransportError as exc:
+                if last:
+                    raise ElectroDBConnectionError(
+                        f"cannot reach the ElectroDB API for {path} after {attempt + 1} attempt(s): {exc}"
+                    ) from exc
+            else:
+                if response.status_code not in RETRY_STATUSES or last:
+                    return response
+            time.sleep(self.backoff * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        response = self._http.get(path, params={k: v for k, v in (params or {}).items() if v is not None})
-        return self._decode(response)
+        body = self._decode(self._send(path, params))
+        meta = body.get("meta") if isinstance(body, dict) else None
+        for text in (meta or {}).get("warnings") or []:
+            warnings.warn(f"ElectroDB API: {text}", ElectroDBWarning, stacklevel=3)
+        return body
 
     @staticmethod
     def _decode(response: httpx.Response) -> Any:
         if response.status_code >= 400:
             try:
                 err = response.json()["error"]
-                raise ElectroDBAPIError(
-                    err.get("status", response.status_code), err.get("message", ""), err.get("detail")
+                status, message, detail = (
+                    err.get("status", response.status_code),
+                    err.get("message", ""),
+                    err.get("detail"),
                 )
             except (ValueError, KeyError, TypeError):
                 raise ElectroDBAPIError(response.status_code, response.text[:500]) from None
+            raise ElectroDBAPIError(status, message, detail)
         return response.json()
 
     # -------------------------------------------------------------------------------- queries
 
     @staticmethod
     def _search_params(
-        salt: str | None,
-        cation: str | None,
-        anion: str | None,
+        salt: Values,
+        cation: Values,
+        anion: Values,
         molality: Range,
         temperature: Range,
-        model_id: str | None,
-        campaign: str | None,
+        model_id: Values,
+        campaign: Values,
         fields: Sequence[str] | str | None,
         sort: Sequence[str] | str | None,
-        property_ranges: dict[str, Any],
+        filters: dict[str, Any],
     ) -> dict[str, Any]:
         params: dict[str, Any] = {
-            "salt": salt,
-            "cation": cation,
-            "anion": anion,
-            "model_id": model_id,
-            "campaign": campaign,
+            "salt": _joined(salt),
+            "cation": _joined(cation),
+            "anion": _joined(anion),
+            "model_id": _joined(model_id),
+            "campaign": _joined(campaign),
+            "electrolyte_id": _joined(filters.pop("electrolyte_ids", None) or filters.pop("electrolyte_id", None)),
         }
         params.update(_range_params("molality", molality))
         params.update(_range_params("temperature", temperature))
-        for key, value in property_ranges.items():
+        for key, value in filters.items():
+            if key.endswith("_status") and key.removesuffix("_status") in SUMMARY_PROPERTIES:
+                params[key] = _joined(value)
+                continue
             base = key.removesuffix("_min").removesuffix("_max")
-            if base not in SUMMARY_PROPERTIES:
-                raise TypeError(f"unknown property {key!r}; properties are {', '.join(SUMMARY_PROPERTIES)}")
+            if base not in SUMMARY_PROPERTIES and base not in ("molality", "temperature"):
+                raise TypeError(
+                    f"unknown search parameter {key!r}; properties are {', '.join(SUMMARY_PROPERTIES)} "
+                    "(as P=(min, max), P_min=, P_max= or P_status=)"
+                )
             if key == base:
                 params.update(_range_params(key, value))
             elif value is not None:
                 params[key] = float(value)
         if fields:
-            params["_fields"] = fields if isinstance(fields, str) else ",".join(fields)
+            params["_fields"] = _joined(fields)
         if sort:
-            params["_sort"] = sort if isinstance(sort, str) else ",".join(sort)
+            params["_sort_fields"] = _joined(sort)
         return params
 
     def pages(
-        self, path: str, params: dict[str, Any] | None = None, limit: int | None = None, page_size: int = PAGE_SIZE
-    ) -> Iterable[list[dict[str, Any]]]:
-        """Pages of a list route (``/electrolytes``, ``/structure``, …) until ``limit`` docs or the end."""
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        limit: int | None = None,
+        chunk_size: int = PAGE_SIZE,
+        num_chunks: int | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Chunks of a list route (``/electrolytes``, ``/structure``, …) until ``limit`` docs, ``num_chunks``
+        chunks or the end."""
+        if not 1 <= chunk_size <= PAGE_SIZE:
+            raise ValueError(f"chunk_size must be between 1 and {PAGE_SIZE}, got {chunk_size}")
         params = dict(params or {})
-        skip = 0
-        while limit is None or skip < limit:
-            size = page_size if limit is None else min(page_size, limit - skip)
+        skip, chunks = 0, 0
+        while (limit is None or skip < limit) and (num_chunks is None or chunks < num_chunks):
+            size = chunk_size if limit is None else min(chunk_size, limit - skip)
             body = self._get(path, {**params, "_limit": size, "_skip": skip})
             data = body["data"]
+            chunks += 1
             if data:
                 yield data
             skip += len(data)
-            if len(data) < size or skip >= body["meta"]["total"]:
+            meta = body.get("meta") or {}
+            total = meta.get("total_doc", meta.get("total", 0))
+            if len(data) < size or skip >= total:
                 return
 
     def search(
         self,
-        salt: str | None = None,
+        salt: Values = None,
         molality: Range = None,
         temperature: Range = None,
         *,
-        cation: str | None = None,
-        anion: str | None = None,
-        model_id: str | None = None,
-        campaign: str | None = None,
+        cation: Values = None,
+        anion: Values = None,
+        model_id: Values = None,
+        campaign: Values = None,
         fields: Sequence[str] | str | None = None,
         sort: Sequence[str] | str | None = None,
         limit: int | None = None,
+        chunk_size: int = PAGE_SIZE,
+        num_chunks: int | None = None,
+        as_dict: bool = False,
         as_dataframe: bool = False,
-        page_size: int = PAGE_SIZE,
-        **property_ranges: Any,
+        page_size: int | None = None,
+        **filters: Any,
     ) -> Any:
-        """Electrolyte summaries matching the filters, all pages fetched (or the first ``limit``).
+        """Electrolyte summaries matching the filters, fetched in chunks.
 
         Parameters
         ----------
         salt, cation, anion, model_id, campaign
-            Exact matches (salt and ion names are canonicalised by the server: ``"nacl"`` finds ``NaCl``).
+            One value or a list of values (any matches); salt and ion names are canonicalised by the server
+            (``"nacl"`` finds ``NaCl``).
         molality, temperature
             ``(min, max)`` in mol/kg and K (``None`` for an open end) or a single value (±1e-6).
         fields
-            Fields to return (``electrolyte_id`` is always included).
+            Fields to return (``electrolyte_id`` is always included); documents are then partial.
         sort
-            ``"-D_cation"`` or ``["salt", "-molality"]``; ``electrolyte_id`` breaks ties, so pages are stable.
+            ``"-D_cation"`` or ``["salt", "-molality"]`` (sent as ``_sort_fields``); ``electrolyte_id`` breaks
+            ties, so chunks are stable.
         limit
             Maximum number of documents (``None``: all).
-        as_dataframe
-            Return a pandas DataFrame instead of a list of dicts.
-        **property_ranges
-            ``D_cation=(1.0, 1.5)``, ``cn_cation_O=(None, 6)``, or ``D_cation_min=1.0`` for any headline property.
+        chunk_size, num_chunks
+            Documents per request (≤ 1000) and the most requests to make (``None``: as many as needed).
+        as_dict, as_dataframe
+            Plain dicts, or a pandas DataFrame, instead of :class:`ElectrolyteSummary` models.
+        page_size
+            Deprecated name of ``chunk_size``.
+        **filters
+            Per headline property ``P``: ``P=(min, max)``, ``P_min=``, ``P_max=``, ``P_status="converged"``
+            (or a list of statuses); ``electrolyte_ids=[...]``.
+
+        Raises
+        ------
+        TypeError
+            An unknown keyword (named in the message).
+        ElectroDBAPIError
+            The server refused a parameter (``.parameter`` names it).
         """
+        if page_size is not None:
+            warnings.warn("page_size is deprecated; use chunk_size", DeprecationWarning, stacklevel=2)
+            chunk_size = page_size
         params = self._search_params(
-            salt, cation, anion, molality, temperature, model_id, campaign, fields, sort, property_ranges
+            salt, cation, anion, molality, temperature, model_id, campaign, fields, sort, filters
         )
-        docs = [d for page in self.pages("/electrolytes", params, limit=limit, page_size=page_size) for d in page]
+        docs = [
+            d
+            for chunk in self.pages("/electrolytes", params, limit=limit, chunk_size=chunk_size, num_chunks=num_chunks)
+            for d in chunk
+        ]
         if as_dataframe:
             import pandas as pd
 
             return pd.DataFrame(docs)
-        return docs
+        if as_dict:
+            return docs
+        return [to_model("electrolytes", d, partial=bool(fields)) for d in docs]
 
-    def count(self, salt: str | None = None, molality: Range = None, temperature: Range = None, **kwargs: Any) -> int:
+    def count(self, salt: Values = None, molality: Range = None, temperature: Range = None, **kwargs: Any) -> int:
         """Number of summaries matching the same filters as :meth:`search`."""
         params = self._search_params(
             salt,
@@ -230,12 +385,14 @@ class ElectroDBClient:
             None,
             kwargs,
         )
-        return int(self._get("/electrolytes", {**params, "_limit": 0})["meta"]["total"])
+        meta = self._get("/electrolytes", {**params, "_limit": 0})["meta"]
+        return int(meta.get("total_doc", meta.get("total", 0)))
 
-    def get(self, electrolyte_id: str, fields: Sequence[str] | None = None) -> dict[str, Any]:
-        """One electrolyte summary."""
+    def get(self, electrolyte_id: str, fields: Sequence[str] | None = None, as_dict: bool = False) -> Any:
+        """One electrolyte summary (an :class:`ElectrolyteSummary`, or a dict with ``as_dict``)."""
         params = {"_fields": ",".join(fields)} if fields else None
-        return self._get(f"/electrolytes/{electrolyte_id}", params)["data"]
+        doc = self._get(f"/electrolytes/{electrolyte_id}", params)["data"]
+        return doc if as_dict else to_model("electrolytes", doc, partial=bool(fields))
 
     def get_rdf(
         self, electrolyte_id: str, pairs: Sequence[str] | None = None, max_points: int | None = None
@@ -255,28 +412,63 @@ class ElectroDBClient:
             {"species": ",".join(species) if species else None, "max_points": max_points},
         )["data"]
 
-    def query(self, collection: str, limit: int | None = None, **params: Any) -> list[dict[str, Any]]:
-        """All documents of a list route (``structure``, ``transport``, ``trajectories``, ``thermo``, …)."""
+    def query(
+        self,
+        collection: str,
+        limit: int | None = None,
+        *,
+        fields: Sequence[str] | str | None = None,
+        chunk_size: int = PAGE_SIZE,
+        num_chunks: int | None = None,
+        as_dict: bool = False,
+        **params: Any,
+    ) -> list[Any]:
+        """All documents of a list route (``structure``, ``transport``, ``trajectories``, ``thermo``, …).
+
+        Property collections and trajectories come back as their pydantic models unless ``as_dict``; the
+        others (``models``, ``campaigns``, ``thermo``, ``solvation``) as dicts. List values are sent as
+        comma-separated lists.
+        """
         if not collection.isidentifier():
             raise ValueError(f"bad collection name {collection!r}")
-        return [d for page in self.pages(f"/{collection}", params, limit=limit) for d in page]
+        sent = {k: _joined(v) if isinstance(v, (list, tuple)) else v for k, v in params.items()}
+        if fields:
+            sent["_fields"] = _joined(fields)
+        docs: Iterable[dict[str, Any]] = (
+            d
+            for chunk in self.pages(f"/{collection}", sent, limit=limit, chunk_size=chunk_size, num_chunks=num_chunks)
+            for d in chunk
+        )
+        if as_dict:
+            return list(docs)
+        return [to_model(collection, d, partial=bool(fields)) for d in docs]
 
     def health(self) -> dict[str, Any]:
         return self._get("/health")
 
     def export(self, path: str | Path, format: str = "csv", with_arrays: bool = False, **filters: Any) -> Path:
-        """Stream ``GET /export`` (CSV or JSON lines) to ``path``; filters as in ``GET /electrolytes``."""
+        """Stream ``GET /export`` (CSV or JSON lines) to ``path``; filters as in :meth:`search` (``P_min=`` …)."""
         path = Path(path)
         params = {
             "format": format,
             "with_arrays": str(with_arrays).lower(),
-            **{k: v for k, v in filters.items() if v is not None},
+            **{k: _joined(v) if isinstance(v, (list, tuple)) else v for k, v in filters.items() if v is not None},
         }
-        with self._http.stream("GET", "/export", params=params) as response:
-            if response.status_code >= 400:
-                response.read()
-                self._decode(response)
-            with path.open("wb") as fh:
-                for chunk in response.iter_bytes():
-                    fh.write(chunk)
+        for attempt in range(self.retries + 1):
+            try:
+                with self._http.stream("GET", "/export", params=params) as response:
+                    if response.status_code in RETRY_STATUSES and attempt < self.retries:
+                        time.sleep(self.backoff * 2**attempt)
+                        continue
+                    if response.status_code >= 400:
+                        response.read()
+                        self._decode(response)
+                    with path.open("wb") as fh:
+                        for chunk in response.iter_bytes():
+                            fh.write(chunk)
+                return path
+            except httpx.TransportError as exc:
+                if attempt == self.retries:
+                    raise ElectroDBConnectionError(f"cannot reach the ElectroDB API for /export: {exc}") from exc
+                time.sleep(self.backoff * 2**attempt)
         return path

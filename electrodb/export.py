@@ -5,9 +5,13 @@ The table has one row per ``electrolytes`` document and fixed columns (so Parque
 * composition: ``electrolyte_id, salt, cation, anion, cation_charge, anion_charge, nu_cation, nu_anion, nu``
   (ν = ν₊ + ν₋), ``cation_radius_A, anion_radius_A`` (Shannon, Å), ``molality_mol_kg, temperature_K, n_atoms``;
 * every headline property ``P`` of :data:`SUMMARY_PROPERTIES` with its unit in the name: ``P_<unit>``,
-  ``P_err_<unit>``, experiment ``exp_P_<unit>`` and ``exp_P_source`` (``D_cation_1e-9m2_s``, ``r_cation_O_A``,
-  dimensionless properties have no suffix: ``cn_cation_O``);
-* provenance: ``model_id, code_version, builder, campaign_ids, trajectory_ids`` (``;``-joined), ``n_runs``,
+  ``P_err_<unit>``, its convergence ``P_status`` (``converged``, ``unconverged``, ``insufficient``; empty
+  for documents built before statuses existed) and ``P_reason`` (empty when converged), experiment
+  ``exp_P_<unit>`` and ``exp_P_source`` (``D_cation_1e-9m2_s``, ``r_cation_O_A``, dimensionless properties
+  have no suffix: ``cn_cation_O``); a non-converged value is written (for inspection) but its status says so;
+* ``density_source`` (``npt`` or ``input``), ``density_input_kg_m3`` (the fixed density of NVT runs, when
+  ``input``; ``density_kg_m3`` is then empty), ``eta_source`` (viscosity used for the Yeh–Hummer correction);
+* provenance: ``model_id, model_name, code_version, builder, campaign_ids, trajectory_ids`` (``;``-joined), ``n_runs``,
   ``total_ps``, ``last_updated`` (ISO 8601);
 * with ``with_arrays``: g(r) per pair (``rdf_<pair>_r_A``, ``rdf_<pair>_g``, ``rdf_<pair>_n``) and MSD per species
   (``msd_<species>_t_ps``, ``msd_<species>_A2``), averaged over the summary's trajectories when they share a
@@ -34,11 +38,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from electrodb.api.queries import SPECS, build_criteria
 from electrodb.builders.documents import SUMMARY_PROPERTIES
+from electrodb.query import SPECS, build_criteria
 
 __all__ = [
     "EXPORT_FORMATS",
+    "EXPORT_STORES",
     "MSD_SPECIES",
     "RDF_PAIRS",
     "export_columns",
@@ -53,6 +58,8 @@ __all__ = [
 ]
 
 EXPORT_FORMATS = ("parquet", "csv", "jsonl")
+#: Collections :func:`iter_rows` reads (connect them all before iterating).
+EXPORT_STORES = ("electrolytes", "structure", "transport", "thermo", "solvation")
 RDF_PAIRS = (
     "cation-O_w",
     "cation-H_w",
@@ -64,7 +71,15 @@ RDF_PAIRS = (
     "O_w-O_w",
 )
 MSD_SPECIES = ("cation", "anion", "water")
-_UNIT_SLUGS = {"1e-9 m^2/s": "1e-9m2_s", "Å": "A", "ps": "ps", "kg/m^3": "kg_m3", "": ""}
+_UNIT_SLUGS = {
+    "1e-9 m^2/s": "1e-9m2_s",
+    "Å": "A",
+    "ps": "ps",
+    "kg/m^3": "kg_m3",
+    "mPa·s": "mPa_s",
+    "mPa s": "mPa_s",
+    "": "",
+}
 
 
 def _unit_slug(unit: str) -> str:
@@ -74,12 +89,15 @@ def _unit_slug(unit: str) -> str:
 
 
 def property_column(prop: str, kind: str = "value") -> str:
-    """Column name of a summary property: ``kind`` is ``value``, ``err``, ``exp`` or ``exp_source``."""
+    """Column name of a summary property: ``kind`` is ``value``, ``err``, ``status``, ``reason``, ``exp`` or
+    ``exp_source``."""
     slug = _unit_slug(SUMMARY_PROPERTIES[prop][0])
     sfx = f"_{slug}" if slug else ""
     return {
         "value": f"{prop}{sfx}",
         "err": f"{prop}_err{sfx}",
+        "status": f"{prop}_status",
+        "reason": f"{prop}_reason",
         "exp": f"exp_{prop}{sfx}",
         "exp_source": f"exp_{prop}_source",
     }[kind]
@@ -112,13 +130,17 @@ def export_columns(with_arrays: bool = False) -> list[tuple[str, pa.DataType]]:
         cols += [
             (property_column(prop), f),
             (property_column(prop, "err"), f),
+            (property_column(prop, "status"), s),
+            (property_column(prop, "reason"), s),
             (property_column(prop, "exp"), f),
             (property_column(prop, "exp_source"), s),
         ]
-    cols += [(name, f) for name in THERMO_COLUMNS] + [("thermo_status", s)]
+    cols += [("density_source", s), ("density_input_kg_m3", f), ("eta_source", s)]
+    cols += [(name, f) for name in THERMO_COLUMNS] + [(name, s) for name in THERMO_STATUS_COLUMNS]
     cols += [(name, f) for name in SOLVATION_COLUMNS.values()] + [("solvation_status", s)]
     cols += [
         ("model_id", s),
+        ("model_name", s),
         ("code_version", s),
         ("builder", s),
         ("campaign_ids", s),
@@ -198,20 +220,30 @@ def _array_columns(tids: list[str], rdfs: dict[str, dict], msds: dict[str, dict]
 
 
 THERMO_COLUMNS = ("a_cc", "a_cc_err", "gamma_pm", "gamma_pm_err", "exp_gamma_pm", "phi", "phi_err", "exp_phi")
+THERMO_STATUS_COLUMNS = ("a_cc_status", "a_cc_reason", "thermo_status", "thermo_reason")
+_STATUS_RANK = {"converged": 0, "unconverged": 1, "insufficient": 2}
 
 
 def thermo_columns(doc: dict[str, Any], thermo: dict[str, Any] | None) -> dict[str, Any]:
     """Kirkwood–Buff a_cc, γ± and φ (molal scale) of this electrolyte from its series' ``thermo`` document.
 
     Experimental γ± and φ are the Pitzer–Mayorga values at this molality (``experiment.pitzer_at_series``).
+    ``thermo_status``/``thermo_reason`` are the document's verdict (``ok`` / ``derivative_only``: legacy
+    documents built before convergence statuses); ``a_cc_status``/``a_cc_reason`` the least favourable verdict
+    of this electrolyte's systems.
     """
-    out: dict[str, Any] = dict.fromkeys(THERMO_COLUMNS)
-    out["thermo_status"] = None
+    out: dict[str, Any] = dict.fromkeys(THERMO_COLUMNS + THERMO_STATUS_COLUMNS)
     if not thermo:
         return out
     out["thermo_status"] = _str(thermo.get("status"))
+    out["thermo_reason"] = _str(thermo.get("reason"))
     eid = doc.get("electrolyte_id")
     systems = [s for s in thermo.get("systems") or [] if s.get("electrolyte_id") == eid and "a_cc" in s]
+    statuses = [str(s["a_cc_status"]) for s in systems if s.get("a_cc_status")]
+    if statuses:
+        out["a_cc_status"] = max(statuses, key=lambda x: _STATUS_RANK.get(x, 3))
+        reasons = [str(s["a_cc_reason"]) for s in systems if s.get("a_cc_reason")]
+        out["a_cc_reason"] = "; ".join(dict.fromkeys(reasons))
     if systems:
         out["a_cc"] = _float(np.mean([s["a_cc"] for s in systems]))
         errs = [s.get("a_cc_err") for s in systems]
@@ -283,13 +315,19 @@ def summary_row(
     for prop in SUMMARY_PROPERTIES:
         row[property_column(prop)] = _float(doc.get(prop))
         row[property_column(prop, "err")] = _float(doc.get(f"{prop}_err"))
+        row[property_column(prop, "status")] = _str(doc.get(f"{prop}_status"))
+        row[property_column(prop, "reason")] = _str(doc.get(f"{prop}_reason"))
         row[property_column(prop, "exp")] = _float(doc.get(f"exp_{prop}"))
         row[property_column(prop, "exp_source")] = _str(doc.get(f"exp_{prop}_source"))
+    row["density_source"] = _str(doc.get("density_source"))
+    row["density_input_kg_m3"] = _float(doc.get("density_input"))
+    row["eta_source"] = _str(doc.get("eta_source"))
     row.update(thermo_columns(doc, thermo))
     row.update(solvation_columns(solvation))
     row.update(
         {
             "model_id": _str(doc.get("model_id")),
+            "model_name": _str(doc.get("model_name")),
             "code_version": _str(prov.get("code_version")),
             "builder": _str(prov.get("builder")),
             "campaign_ids": ";".join(map(str, doc.get("campaign_ids") or [])),
@@ -338,7 +376,8 @@ def iter_rows(
 ) -> Iterator[dict[str, Any]]:
     """Export rows for the summaries matching ``criteria``, sorted by ``electrolyte_id``, batch by batch.
 
-    ``stores`` is anything indexable by collection name (``ElectroDBStores``); the stores must be connected.
+    ``stores`` is anything indexable by collection name (``ElectroDBStores``); the stores of
+    :data:`EXPORT_STORES` must be connected.
     With ``with_arrays`` the structure and transport documents of each batch are fetched with one ``$in``
     query per collection and batch.
     """
@@ -429,7 +468,7 @@ def export_table(
         ``"parquet"`` (row groups of ``batch_size`` rows, arrays as list columns), ``"csv"`` or ``"jsonl"``.
     filters
         Same names as the API's ``GET /electrolytes`` filters (``salt``, ``molality_min``, ``D_cation_max``, …);
-        unknown names or operator-like values raise :class:`~electrodb.api.queries.QueryError` (a ValueError).
+        unknown names or operator-like values raise :class:`~electrodb.query.QueryError` (a ValueError).
     with_arrays
         Add g(r)/n(r) and MSD array columns.
     """
@@ -437,7 +476,7 @@ def export_table(
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     criteria = build_criteria(SPECS["electrolytes"], filters or {})
-    for name in ("electrolytes", "structure", "transport"):
+    for name in EXPORT_STORES:
         stores[name].connect()
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,9 @@ class ElectroDBSettings(BaseSettings):
         Folder searched for MACE foundation-model files (``mace-mp-0:small`` …), which cannot be downloaded here.
     trajectory_chunk_frames
         Frames per stored trajectory chunk; bounds each stored document well below MongoDB's 16 MB limit.
+    cors_origins
+        Origins allowed to call the read-only API from a browser (``ELECTRODB_CORS_ORIGINS='["https://…"]'``);
+        empty (the default) leaves CORS off.
     """
 
     model_config = SettingsConfigDict(env_prefix="ELECTRODB_", extra="forbid")
@@ -48,6 +51,9 @@ class ElectroDBSettings(BaseSettings):
     db_name: str = "electrodb"
     model_cache: Path | None = None
     trajectory_chunk_frames: int = Field(default=200, ge=1, le=100_000)
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins the read-only API answers cross-origin (empty: CORS off)"
+    )
 
     @field_validator("data_dir", mode="after")
     @classmethod

@@ -7,6 +7,7 @@ The synthetic database (:func:`build_database`) is also used by ``test_client_ex
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from electrodb import __version__
 from electrodb.builders.documents import (
     SUMMARY_PROPERTIES,
     ElectrolyteSummary,
@@ -71,8 +73,28 @@ def _msd(d: float, n: int = 50) -> dict[str, list[float]]:
     return {"t_ps": t.tolist(), "msd_A2": (6.0 * d * 0.1 * t).tolist()}  # D in 1e-9 m²/s = 0.1 Å²/ps
 
 
+MODEL_NAMES = {MODEL_A: "mace-mp-0 small", MODEL_B: "fine-tuned NaCl"}
+SECRET_DIR = "/srv/electrodb-secret/models"  # absolute server paths planted in the data: never served
+
+
+def _verdict(salt: str, m: float, prop: str, value: Any) -> dict[str, str]:
+    """Convergence status of a synthetic property: a few deliberately unconverged/insufficient ones."""
+    criterion = f"{prop}: relative standard error < 10 %"
+    if value is None:
+        return {"status": "insufficient", "reason": "no first minimum in g(r)", "criterion": criterion}
+    if salt == "MgCl2" and prop in ("D_cation", "D_cation_pbc"):
+        return {"status": "unconverged", "reason": "MSD slope 0.62, not diffusive", "criterion": criterion}
+    if salt == "LiCl" and prop == "tau_cation_water":
+        return {"status": "unconverged", "reason": "run shorter than 5 tau", "criterion": criterion}
+    return {"status": "converged", "reason": "", "criterion": criterion}
+
+
 def _properties(salt: str, m: float, temperature: float, model: str) -> dict[str, Any]:
-    """Headline values: smooth, distinct functions of composition (so filters and sorts are testable)."""
+    """Headline values: smooth, distinct functions of composition (so filters and sorts are testable).
+
+    Every property of SUMMARY_PROPERTIES gets a value (known ones a physical-looking one), ``P_err``,
+    ``P_status``, ``P_reason``, ``P_criterion``; MgCl2 runs at a fixed input density (``density`` None).
+    """
     dt = temperature - 298.15
     bump = 0.05 if model == MODEL_B else 0.0
     base = {"NaCl": (1.33, 2.03, 2.36, 11.0), "LiCl": (1.03, 2.03, 2.30, 12.0), "MgCl2": (0.70, 2.03, 2.20, 9.0)}
@@ -91,12 +113,26 @@ def _properties(salt: str, m: float, temperature: float, model: str) -> dict[str
         "free_fraction_cation": 1.0 - 0.06 * m,
         "tau_cation_water": tau + m,
         "tau_anion_water": None if salt == "MgCl2" else 5.0 + 0.5 * m,
-        "density": 997.0 + 40.0 * m,
+        "density": None if salt == "MgCl2" else 997.0 + 40.0 * m,
+        "eta": 0.89 + 0.1 * m,
+        "T_mean": temperature + 0.3,
     }
+    for sp in ("cation", "anion", "water"):
+        props[f"D_{sp}_pbc"] = 0.9 * props[f"D_{sp}"]
     out: dict[str, Any] = {}
-    for prop, value in props.items():
+    for k, prop in enumerate(SUMMARY_PROPERTIES):  # properties added later still get a value
+        value = props.get(prop, 1.0 + 0.01 * k + 0.1 * m)
         out[prop] = value
         out[f"{prop}_err"] = None if value is None else abs(value) * 0.03
+        for key, text in _verdict(salt, m, prop, value).items():
+            out[f"{prop}_{key}"] = text
+    if salt == "MgCl2":  # NVT at a fixed density: no computed density to compare with experiment
+        out.update({"density_source": "input", "density_input": 1080.0 + 50 * m, "density_status": "insufficient"})
+        out["density_reason"] = "density fixed by input (NVT)"
+    else:
+        out["density_source"] = "npt"
+    out["eta_source"] = "experiment (Kestin 1981)"
+    out["model_name"] = MODEL_NAMES[model]
     if salt == "NaCl":
         out.update(
             {
@@ -104,8 +140,12 @@ def _properties(salt: str, m: float, temperature: float, model: str) -> dict[str
                 "exp_D_cation_source": "CRC (infinite dilution)",
                 "exp_r_cation_O": 2.40,
                 "exp_r_cation_O_source": "neutron diffraction",
+                "exp_density": 1036.0,
+                "exp_density_source": "CRC",
             }
         )
+    if salt == "MgCl2":
+        out.update({"exp_density": 1075.0, "exp_density_source": "CRC"})
     return out
 
 
@@ -137,7 +177,7 @@ def _trajectory_doc(
         mol_id=[*range(n_ions), n_ions, n_ions, n_ions],
         ion_center=[True] * n_ions + [False] * 3,
         model_id=model,
-        model={"model_id": model},
+        model={"model_id": model, "path": f"{SECRET_DIR}/{model[-6:]}.model"},
         md={"ensemble": "nvt"},
         timestep_fs=1.0,
         sample_interval_steps=100,
@@ -175,7 +215,13 @@ def build_database(data_dir: Path) -> dict[str, Any]:
             eid = electrolyte_id(salt, m, temperature, model)
             tids = [f"traj-{k:02d}-{r}" for r in range(runs)]
             props = _properties(salt, m, temperature, model)
-            prov = Provenance(trajectory_ids=tids, model_id=model, md={"ensemble": "nvt"}, builder="test")
+            prov = Provenance(
+                trajectory_ids=tids,
+                model_id=model,
+                model={"model_id": model, "path": f"{SECRET_DIR}/m.model", "source_file": "/data/runs/x.traj"},
+                md={"ensemble": "nvt"},
+                builder="test",
+            )
             common = dict(
                 electrolyte_id=eid,
                 system_id=f"sys-{k:02d}",
@@ -211,13 +257,21 @@ def build_database(data_dir: Path) -> dict[str, Any]:
                         "r_peak": rdf[pair]["r"][int(np.argmax(rdf[pair]["g"]))],
                         "cn": 5.0,
                         "cn_err": 0.1,
-                        "status": "ok",
+                        "status": "converged",
+                        "criterion": "cn_err < 0.2",
+                        "reason": "",
                     }
                     for pair in rdf
                 }
                 structure = StructureDoc(trajectory_id=tid, **common, rdf=rdf, shells=shells, n_blocks=5)
                 diffusion = {
-                    sp: {"D": props[f"D_{sp}"], "D_err": props[f"D_{sp}_err"], "status": "ok"}
+                    sp: {
+                        "D": props[f"D_{sp}"],
+                        "D_err": props[f"D_{sp}_err"],
+                        "D_pbc": props.get(f"D_{sp}_pbc", 0.9 * props[f"D_{sp}"]),
+                        "fit_window_ps": 0.4,
+                        **{k: props[f"D_{sp}_{k}"] for k in ("status", "criterion", "reason")},
+                    }
                     for sp in ("cation", "anion", "water")
                 }
                 msd = {sp: _msd(props[f"D_{sp}"] * (1 + 0.01 * r)) for sp in ("cation", "anion", "water")}
@@ -225,9 +279,21 @@ def build_database(data_dir: Path) -> dict[str, Any]:
                 pairing = PairingDoc(
                     trajectory_id=tid,
                     **common,
-                    pairing={"cation": {"cip": props["cip_fraction_cation"], "agg": props["agg_fraction_cation"]}},
+                    pairing={
+                        "cation": {
+                            "cip": props["cip_fraction_cation"],
+                            "agg": props["agg_fraction_cation"],
+                            **{k: props[f"cip_fraction_cation_{k}"] for k in ("status", "criterion", "reason")},
+                        }
+                    },
                 )
-                kinetics = KineticsDoc(trajectory_id=tid, **common, residence={"cation": {"tau_ps": 10.0}})
+                kinetics = KineticsDoc(
+                    trajectory_id=tid,
+                    **common,
+                    residence={
+                        "cation": {"tau_ps": 10.0, "status": "converged", "criterion": "run > 5 tau", "reason": ""}
+                    },
+                )
                 for name, doc in (
                     ("structure", structure),
                     ("transport", transport),
@@ -254,7 +320,7 @@ def build_database(data_dir: Path) -> dict[str, Any]:
                 campaign_ids=common["campaign_ids"],
                 trajectory_ids=tids,
                 n_runs=runs,
-                total_ps=1.0 * runs,
+                total_ps=0.4 * runs,  # short synthetic runs: the explorer must show 0.4 ps, not 0
                 n_atoms=100,
                 provenance=prov,
                 **props,
@@ -264,7 +330,9 @@ def build_database(data_dir: Path) -> dict[str, Any]:
             stores[name].update(items)
         stores.models.update(
             [
-                ModelIdentity(model_id=mid, kind="mace_foundation", name=name).model_dump()
+                ModelIdentity(
+                    model_id=mid, kind="mace_foundation", name=name, path=f"{SECRET_DIR}/{name}.model"
+                ).model_dump()
                 for mid, name in ((MODEL_A, "mace-mp-0:small"), (MODEL_B, "fine-tuned"))
             ]
         )
@@ -287,9 +355,19 @@ def build_database(data_dir: Path) -> dict[str, Any]:
                     "temperature": 298.15,
                     "model_id": MODEL_A,
                     "electrolyte_ids": [],
-                    "systems": [],
-                    "status": "ok",
-                    "reason": None,
+                    "systems": [
+                        {
+                            "electrolyte_id": electrolyte_id("NaCl", m, 298.15, MODEL_A),
+                            "a_cc": 1.0 - 0.05 * m,
+                            "a_cc_err": 0.02,
+                            "a_cc_status": "converged" if m < 3 else "unconverged",
+                            "a_cc_reason": "" if m < 3 else "box edge 18 Å < 20 Å",
+                        }
+                        for m in (0.5, 1.0, 2.0, 3.0, 4.0)
+                    ],
+                    "status": "converged",
+                    "criterion": "a_cc converged at every molality",
+                    "reason": "",
                     "series": {
                         "molality": molalities,
                         "gamma": [0.70, 0.67, 0.68, 0.72, 0.79],
@@ -306,6 +384,7 @@ def build_database(data_dir: Path) -> dict[str, Any]:
                     "molality": [0.5, 1.0],
                     "gamma_pm": [0.49, 0.55],
                     "gamma_pm_err": [0.03, 0.03],
+                    "status": "ok",  # legacy vocabulary
                 },
             ]
         )
@@ -326,7 +405,7 @@ def build_database(data_dir: Path) -> dict[str, Any]:
 
 
 def expected(summaries: list[dict], **filters: Any) -> list[dict]:
-    """Reference implementation of the summary filters in plain Python."""
+    """Reference implementation of the summary filters in plain Python (lists: comma-separated strings)."""
     out = []
     for d in summaries:
         ok = True
@@ -338,7 +417,7 @@ def expected(summaries: list[dict], **filters: Any) -> list[dict]:
             elif key == "campaign":
                 ok &= value in d["campaign_ids"]
             else:
-                ok &= d[key] == value
+                ok &= d.get(key) in str(value).split(",")
         if ok:
             out.append(d)
     return out
@@ -376,7 +455,16 @@ def _ids(docs: list[dict]) -> list[str]:
 
 def test_list_all_meta_and_no_mongo_id(client: Any, db: dict) -> None:
     body = client.get("/electrolytes").json()
-    assert body["meta"] == {"total": len(SYSTEMS), "limit": 100, "skip": 0}
+    n = len(SYSTEMS)
+    assert body["meta"] == {
+        "total_doc": n,
+        "total": n,  # deprecated alias
+        "limit": 100,
+        "skip": 0,
+        "max_limit": 1000,
+        "api_version": __version__,
+        "warnings": [],
+    }
     assert len(body["data"]) == len(SYSTEMS)
     assert all("_id" not in d for d in body["data"])
     assert _ids(body["data"]) == sorted(_ids(db["summaries"]))  # default order: key
@@ -399,28 +487,35 @@ def test_list_all_meta_and_no_mongo_id(client: Any, db: dict) -> None:
         {"cation": "Li+"},
         {"anion": "Cl-", "density_min": 1070.0},
         {"salt": "MgCl2", "cip_fraction_cation_min": 0.03},
+        {"salt": "NaCl,LiCl"},
+        {"D_cation_status": "converged"},
+        {"D_cation_status": "unconverged,insufficient"},
+        {"tau_cation_water_status": "unconverged", "salt": "LiCl"},
+        {"tau_anion_water_status": "insufficient"},
+        {"model_id": f"{MODEL_A},{MODEL_B}"},
     ],
 )
 def test_filters_match_reference(client: Any, db: dict, filters: dict) -> None:
     body = client.get("/electrolytes", params=filters).json()
     want = expected(db["summaries"], **filters)
-    assert body["meta"]["total"] == len(want) > 0
+    assert body["meta"]["total_doc"] == len(want) > 0
     assert sorted(_ids(body["data"])) == sorted(_ids(want))
 
 
 @pytest.mark.parametrize("spelling", ["nacl", "Na+/Cl-", "NaCl"])
 def test_salt_spellings_are_canonicalised(client: Any, spelling: str) -> None:
-    assert client.get("/electrolytes", params={"salt": spelling}).json()["meta"]["total"] == 8
+    assert client.get("/electrolytes", params={"salt": spelling}).json()["meta"]["total_doc"] == 8
 
 
 def test_ion_given_as_formula_or_with_url_plus(client: Any) -> None:
-    assert client.get("/electrolytes?cation=Li").json()["meta"]["total"] == 3
-    assert client.get("/electrolytes?cation=Li+").json()["meta"]["total"] == 3  # '+' decodes to a space
-    assert client.get("/electrolytes?cation=Li%2B").json()["meta"]["total"] == 3
+    assert client.get("/electrolytes?cation=Li").json()["meta"]["total_doc"] == 3
+    assert client.get("/electrolytes?cation=Li+").json()["meta"]["total_doc"] == 3  # '+' decodes to a space
+    assert client.get("/electrolytes?cation=Li%2B").json()["meta"]["total_doc"] == 3
 
 
 def test_unknown_salt_matches_nothing(client: Any) -> None:
-    assert client.get("/electrolytes?salt=KBr").json()["meta"] == {"total": 0, "limit": 100, "skip": 0}
+    body = client.get("/electrolytes?salt=KBr").json()
+    assert body["data"] == [] and body["meta"]["total_doc"] == 0 and body["meta"]["warnings"] == []
 
 
 # ------------------------------------------------------------------------------------------ pages, sort, fields
@@ -431,18 +526,18 @@ def test_pagination_totals_respect_filters(client: Any, db: dict) -> None:
     got = []
     for skip in range(0, 10, 3):
         body = client.get("/electrolytes", params={"salt": "NaCl", "_limit": 3, "_skip": skip}).json()
-        assert body["meta"] == {"total": len(want), "limit": 3, "skip": skip}
+        assert (body["meta"]["total_doc"], body["meta"]["limit"], body["meta"]["skip"]) == (len(want), 3, skip)
         got += _ids(body["data"])
     assert got == want
     only_total = client.get("/electrolytes?salt=LiCl&_limit=0").json()
-    assert only_total["data"] == [] and only_total["meta"]["total"] == 3
+    assert only_total["data"] == [] and only_total["meta"]["total_doc"] == 3
 
 
 def test_sort_descending_and_multi_key(client: Any, db: dict) -> None:
-    data = client.get("/electrolytes?_sort=-D_cation").json()["data"]
+    data = client.get("/electrolytes?_sort_fields=-D_cation").json()["data"]
     values = [d["D_cation"] for d in data]
     assert values == sorted(values, reverse=True)
-    data = client.get("/electrolytes?salt=NaCl&_sort=molality,-temperature").json()["data"]
+    data = client.get("/electrolytes?salt=NaCl&_sort_fields=molality,-temperature").json()["data"]
     keys = [(d["molality"], -d["temperature"]) for d in data]
     assert keys == sorted(keys)
 
@@ -523,20 +618,20 @@ def test_msd_route(client: Any, db: dict) -> None:
 @pytest.mark.parametrize("coll", ["structure", "transport", "pairing", "kinetics"])
 def test_property_collections(client: Any, db: dict, coll: str) -> None:
     n_traj = sum(runs for *_, runs in SYSTEMS)
-    assert client.get(f"/{coll}?_limit=0").json()["meta"]["total"] == n_traj
+    assert client.get(f"/{coll}?_limit=0").json()["meta"]["total_doc"] == n_traj
     eid = db["summaries"][1]["electrolyte_id"]
     body = client.get(f"/{coll}", params={"electrolyte_id": eid, "_fields": "salt,molality"}).json()
-    assert body["meta"]["total"] == 2 and all(set(d) == {"trajectory_id", "salt", "molality"} for d in body["data"])
+    assert body["meta"]["total_doc"] == 2 and all(set(d) == {"trajectory_id", "salt", "molality"} for d in body["data"])
     body = client.get(f"/{coll}", params={"salt": "LiCl", "molality_min": 2, "temperature_max": 300}).json()
-    assert body["meta"]["total"] == 2
-    assert client.get(f"/{coll}", params={"trajectory_id": "traj-00-0"}).json()["meta"]["total"] == 1
+    assert body["meta"]["total_doc"] == 2
+    assert client.get(f"/{coll}", params={"trajectory_id": "traj-00-0"}).json()["meta"]["total_doc"] == 1
 
 
 def test_trajectories_metadata_only(client: Any) -> None:
-    body = client.get("/trajectories?salt=NaCl&_sort=-molality").json()
-    assert body["meta"]["total"] == 9
+    body = client.get("/trajectories?salt=NaCl&_sort_fields=-molality").json()
+    assert body["meta"]["total_doc"] == 9
     assert all("symbols" not in d and "masses" not in d for d in body["data"])
-    assert client.get("/trajectories?status=failed").json()["meta"]["total"] > 0
+    assert client.get("/trajectories?status=failed").json()["meta"]["total_doc"] > 0
     assert client.get("/trajectories?status=bogus").status_code == 422
     doc = client.get("/trajectories/traj-00-0").json()["data"]
     assert doc["symbols"] == ["Na", "Cl", "O", "H", "H"] and doc["n_frames"] == N_FRAMES
@@ -546,12 +641,12 @@ def test_trajectories_metadata_only(client: Any) -> None:
 
 def test_generic_collections(client: Any) -> None:
     models = client.get("/models").json()
-    assert models["meta"]["total"] == 2 and {m["model_id"] for m in models["data"]} == {MODEL_A, MODEL_B}
+    assert models["meta"]["total_doc"] == 2 and {m["model_id"] for m in models["data"]} == {MODEL_A, MODEL_B}
     assert client.get("/models", params={"model_id": MODEL_B}).json()["data"][0]["name"] == "fine-tuned"
     assert client.get("/campaigns").json()["data"][0]["campaign_id"] == CAMPAIGN
     thermo = client.get("/thermo?salt=NaCl&temperature_min=298&temperature_max=299").json()
-    assert thermo["meta"]["total"] == 1 and thermo["data"][0]["series"]["gamma"][0] == 0.70
-    assert client.get("/thermo?salt=LiCl").json()["meta"]["total"] == 0
+    assert thermo["meta"]["total_doc"] == 1 and thermo["data"][0]["series"]["gamma"][0] == 0.70
+    assert client.get("/thermo?salt=LiCl").json()["meta"]["total_doc"] == 0
     solv = client.get("/solvation", params={"model_id": MODEL_A, "_fields": "dG_kJ_mol"}).json()["data"]
     assert solv == [{"solvation_id": "solv-nacl-a", "dG_kJ_mol": -720.0}]
 
@@ -589,6 +684,8 @@ def test_gzip_for_large_arrays(client: Any, db: dict) -> None:
         "salt=%24ne",
         "_sort=$natural",
         "_sort=-$natural",
+        "_sort_fields=$natural",
+        "_sort_fields=-D_cation,nope",
         "_fields=__proto__",
         "_fields=$where",
         "model_id=$regex",
@@ -639,8 +736,10 @@ def test_injection_on_other_routes(client: Any, path: str) -> None:
         "molality_min=one",
         "temperature_max=inf",
         "D_water_min=nan",
-        "molality_min=3&molality_max=1",
         "with_arrays=maybe",
+        "D_cation_status=converged,maybe",
+        "_page=0",
+        "_per_page=1001",
     ],
 )
 def test_bad_types_are_422(client: Any, query: str) -> None:
@@ -710,10 +809,25 @@ def test_nan_values_are_served_as_null(tmp_path: Path) -> None:
 
 
 def test_schemathesis_finds_no_server_errors(app: Any) -> None:
-    """Property-based requests generated from the OpenAPI schema: no 5xx on any operation (≈ 20 s)."""
+    """Property-based requests generated from the OpenAPI schema (≈ 20 s): no 5xx, every answer's status,
+    content type and body as documented, and valid requests accepted (2xx or a documented 404)."""
     import schemathesis
     from hypothesis import HealthCheck, given, settings
-    from schemathesis.checks import not_a_server_error
+    from schemathesis.checks import (
+        content_type_conformance,
+        not_a_server_error,
+        positive_data_acceptance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+        positive_data_acceptance,
+    ]
 
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     n_operations = 0
@@ -724,7 +838,7 @@ def test_schemathesis_finds_no_server_errors(app: Any) -> None:
         @given(operation.as_strategy())
         @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         def check(case: Any) -> None:
-            case.call_and_validate(checks=[not_a_server_error])
+            case.call_and_validate(checks=checks)
 
         check()
     assert n_operations >= 15
@@ -753,7 +867,7 @@ def test_mongodb_code_path_with_mongomock(db: dict, client: Any) -> None:
     database.lock = contextlib.nullcontext()
     queries = [
         "salt=NaCl&_sort=molality,-temperature,model_id&_limit=4&_skip=2",
-        "D_cation_min=1.0&_sort=-D_cation&_fields=salt,D_cation",
+        "D_cation_min=1.0&_sort_fields=-D_cation&_fields=salt,D_cation",
         "campaign=" + CAMPAIGN + "&_limit=0",
         "cation=Li&molality_max=2.5",
     ]
@@ -761,3 +875,175 @@ def test_mongodb_code_path_with_mongomock(db: dict, client: Any) -> None:
         for query in queries:
             assert mongo.get(f"/electrolytes?{query}").json() == client.get(f"/electrolytes?{query}").json()
         assert mongo.get("/facets").json() == client.get("/facets").json()
+
+
+# ------------------------------------------------------------------------------------------ statuses, conventions
+
+
+def test_every_property_carries_its_status(client: Any) -> None:
+    docs = client.get("/electrolytes").json()["data"]
+    for doc in docs:
+        for prop in SUMMARY_PROPERTIES:
+            assert doc[f"{prop}_status"] in ("converged", "unconverged", "insufficient"), (prop, doc)
+            assert isinstance(doc[f"{prop}_reason"], str) and isinstance(doc[f"{prop}_criterion"], str)
+            if doc[f"{prop}_status"] == "converged":
+                assert doc[f"{prop}_reason"] == ""
+    mg = next(d for d in docs if d["salt"] == "MgCl2")
+    assert mg["D_cation_status"] == "unconverged" and "not diffusive" in mg["D_cation_reason"]
+    assert mg["density"] is None and mg["density_source"] == "input" and mg["density_input"] > 1000
+    assert mg["model_name"] == "mace-mp-0 small"
+
+
+def test_status_filters_and_lists(client: Any, db: dict) -> None:
+    body = client.get("/electrolytes?D_cation_status=converged&_fields=salt,D_cation_status").json()
+    assert {d["salt"] for d in body["data"]} == {"NaCl", "LiCl"}
+    assert body["meta"]["total_doc"] == len(SYSTEMS) - 2
+    both = client.get("/electrolytes?salt=MgCl2,LiCl&_limit=0").json()["meta"]["total_doc"]
+    assert both == 5
+    r = client.get("/electrolytes?D_cation_status=ok")
+    assert r.status_code == 422 and "D_cation_status" in r.json()["error"]["message"]
+    assert client.get("/thermo?status=converged").json()["meta"]["total_doc"] == 1
+    assert client.get("/thermo?status=ok,derivative_only").json()["meta"]["total_doc"] == 1  # legacy document
+    assert client.get("/thermo?status=nonsense").status_code == 422
+
+
+def test_emmet_paging_sorting_and_deprecations(client: Any, db: dict) -> None:
+    want = sorted(_ids(db["summaries"]))
+    page2 = client.get("/electrolytes?_page=2&_per_page=4").json()
+    assert _ids(page2["data"]) == want[4:8] and page2["meta"]["page"] == 2 and page2["meta"]["per_page"] == 4
+    assert page2["meta"]["skip"] == 4 and page2["meta"]["limit"] == 4
+    mixed = client.get("/electrolytes?_page=1&_per_page=2&_skip=5").json()
+    assert _ids(mixed["data"]) == want[:2] and "_skip ignored" in mixed["meta"]["warnings"][0]
+    new = client.get("/electrolytes?_sort_fields=-D_cation")
+    old = client.get("/electrolytes?_sort=-D_cation")
+    assert new.json()["data"] == old.json()["data"] and "deprecation" not in new.headers
+    assert old.headers["deprecation"] == "true" and "_sort_fields" in old.headers["warning"]
+    assert old.json()["meta"]["warnings"] == ["parameter _sort is deprecated; use _sort_fields"]
+    everything = client.get("/electrolytes?_all_fields=true&_fields=salt&_limit=1").json()
+    assert len(everything["data"][0]) > 20 and "_fields ignored" in everything["meta"]["warnings"][0]
+    empty = client.get("/electrolytes?molality_min=3&molality_max=1").json()
+    assert empty["data"] == [] and "empty range" in empty["meta"]["warnings"][0]
+
+
+def test_no_absolute_server_path_is_served(client: Any, db: dict) -> None:
+    eid = db["summaries"][1]["electrolyte_id"]
+    paths = [
+        "/electrolytes",
+        f"/electrolytes/{eid}",
+        f"/electrolytes/{eid}/rdf",
+        f"/electrolytes/{eid}/msd",
+        "/trajectories?_fields=model,symbols",
+        "/trajectories/traj-01-0",
+        "/models",
+        "/structure",
+        "/health",
+        "/facets",
+        "/export?format=jsonl",
+        "/export?format=csv",
+    ]
+    data_dir = str(db["settings"].data_dir)
+    for path in paths:
+        text = client.get(path).text
+        assert SECRET_DIR not in text and "/data/runs" not in text and data_dir not in text, path
+    models = client.get("/models").json()["data"]
+    assert {m["path"] for m in models} == {"mace-mp-0:small.model", "fine-tuned.model"}
+    prov = client.get(f"/electrolytes/{eid}?_fields=provenance").json()["data"]["provenance"]["model"]
+    assert prov["path"] == "m.model" and prov["source_file"] == "x.traj"
+
+
+def test_strip_path_rules() -> None:
+    from electrodb.api.app import jsonable
+
+    doc = {
+        "path": "/a/b/c.model",
+        "model_path": "relative/dir/m.model",
+        "log": "failed reading /srv/x/y.traj: truncated",
+        "salt": "Li+/TFSI-",
+        "unit": "1e-9 m^2/s",
+        "url": "http://host/a/b",
+        "win": "C:\\models\\m.model",
+    }
+    assert jsonable(doc) == {
+        "path": "c.model",
+        "model_path": "m.model",
+        "log": "failed reading y.traj: truncated",
+        "salt": "Li+/TFSI-",
+        "unit": "1e-9 m^2/s",
+        "url": "http://host/a/b",
+        "win": "m.model",
+    }
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_export_first_on_a_fresh_server(db: dict, fmt: str) -> None:
+    """Regression: /export before any /thermo or /solvation request returned an empty table or a 500."""
+    from fastapi.testclient import TestClient
+
+    from electrodb.api.app import create_app
+
+    with TestClient(create_app(db["settings"])) as fresh:
+        r = fresh.get(f"/export?format={fmt}&salt=NaCl")
+    assert r.status_code == 200, r.text
+    lines = r.text.strip().splitlines()
+    assert len(lines) == 8 + (fmt == "csv")
+    if fmt == "jsonl":
+        rows = [json.loads(line) for line in lines]
+        nacl = next(
+            r for r in rows if (r["molality_mol_kg"], r["temperature_K"], r["model_id"]) == (1.0, 298.15, MODEL_A)
+        )
+        assert nacl["gamma_pm"] == 0.67 and nacl["thermo_status"] == "converged"
+
+
+def test_openapi_describes_what_is_accepted(client: Any) -> None:
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    ref = {p["name"]: p for p in paths["/reference/activity"]["get"]["parameters"]}
+    assert ref["salt"]["required"] is True
+    params = {p["name"]: p for p in paths["/electrolytes"]["get"]["parameters"]}
+    sort_schema = params["_sort_fields"]["schema"]["anyOf"][0]
+    assert "D_cation_status" in sort_schema["pattern"] and params["_sort"]["deprecated"] is True
+    assert "provenance" in params["_fields"]["schema"]["anyOf"][0]["pattern"]
+    assert {f"{p}_status" for p in SUMMARY_PROPERTIES} <= set(params)
+    assert {"_page", "_per_page", "_skip", "_limit", "_all_fields"} <= set(params)
+    one = paths["/electrolytes/{electrolyte_id}"]["get"]["responses"]
+    assert {"200", "404", "422"} <= set(one)
+    assert one["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
+    assert set(paths["/export"]["get"]["responses"]["200"]["content"]) == {"text/csv", "application/x-ndjson"}
+
+
+def test_cors_off_by_default_and_configurable(db: dict) -> None:
+    from fastapi.testclient import TestClient
+    from pydantic import Field
+
+    from electrodb.api.app import create_app
+
+    headers = {"Origin": "http://example.org"}
+    with TestClient(create_app(db["settings"])) as plain:
+        assert "access-control-allow-origin" not in plain.get("/health", headers=headers).headers
+
+    class CorsSettings(ElectroDBSettings):
+        cors_origins: list[str] = Field(default_factory=lambda: ["http://example.org"])
+
+    with TestClient(create_app(CorsSettings(data_dir=db["settings"].data_dir))) as cors:
+        r = cors.get("/health", headers=headers)
+        assert r.headers["access-control-allow-origin"] == "http://example.org"
+
+
+def test_dotted_projection_has_mongodb_semantics_on_every_backend(client: Any) -> None:
+    """Regression (schemathesis): ``_fields=campaign_ids.0`` (a path into an array of strings) was a 500."""
+    from electrodb.query import apply_subpaths
+
+    doc = {"a": [1, {"b": 2, "c": 3}, {"c": 4}], "d": {"e": 1, "f": 2}, "g": 5, "k": "x"}
+    assert apply_subpaths(doc, ["a.b", "d.e", "g.h", "k"]) == {"a": [{"b": 2}, {}], "d": {"e": 1}, "k": "x"}
+    r = client.get("/trajectories?_fields=campaign_ids.0,symbols.x&_limit=2")
+    assert r.status_code == 200 and r.json()["data"][0] == {
+        "trajectory_id": "traj-00-0",
+        "campaign_ids": [],
+        "symbols": [],
+    }
+    doc = client.get("/electrolytes?_fields=provenance.model.path,molality&_limit=1").json()["data"][0]
+    assert doc["provenance"] == {"model": {"path": "m.model"}} and set(doc) == {
+        "electrolyte_id",
+        "provenance",
+        "molality",
+    }

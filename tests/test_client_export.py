@@ -11,15 +11,15 @@ import pandas as pd
 import pytest
 from test_api import CAMPAIGN, MODEL_A, N_FRAMES, SYSTEMS, build_database, expected
 
-from electrodb.api.queries import QueryError
 from electrodb.builders.documents import SUMMARY_PROPERTIES, ElectrolyteSummary, Provenance
-from electrodb.client import ElectroDBAPIError, ElectroDBClient
+from electrodb.client import ElectroDBAPIError, ElectroDBClient, ElectroDBConnectionError
 from electrodb.export import (
     export_columns,
     export_table,
     export_trajectories,
     property_column,
 )
+from electrodb.query import QueryError
 from electrodb.settings import ElectroDBSettings
 from electrodb.stores import get_stores
 
@@ -111,12 +111,14 @@ def bulk(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def test_search_matches_api_filters(api: ElectroDBClient, db: dict) -> None:
-    rows = api.search(salt="NaCl", molality=(1, 3), temperature=(290, 310))
+    rows = api.search(salt="NaCl", molality=(1, 3), temperature=(290, 310), as_dict=True)
     want = expected(
         db["summaries"], salt="NaCl", molality_min=1, molality_max=3, temperature_min=290, temperature_max=310
     )
     assert sorted(r["electrolyte_id"] for r in rows) == sorted(d["electrolyte_id"] for d in want)
-    rows = api.search(D_cation=(1.0, 1.3), cn_cation_O_max=5.5, fields=["salt", "D_cation"], sort="-D_cation")
+    rows = api.search(
+        D_cation=(1.0, 1.3), cn_cation_O_max=5.5, fields=["salt", "D_cation"], sort="-D_cation", as_dict=True
+    )
     want = expected(db["summaries"], D_cation_min=1.0, D_cation_max=1.3, cn_cation_O_max=5.5)
     assert [r["D_cation"] for r in rows] == sorted((d["D_cation"] for d in want), reverse=True)
     assert all(set(r) == {"electrolyte_id", "salt", "D_cation"} for r in rows)
@@ -128,13 +130,14 @@ def test_search_dataframe_and_single_docs(api: ElectroDBClient, db: dict) -> Non
     df = api.search(salt="LiCl", as_dataframe=True)
     assert isinstance(df, pd.DataFrame) and len(df) == 3 and {"D_cation", "molality"} <= set(df.columns)
     eid = db["summaries"][1]["electrolyte_id"]
-    assert api.get(eid)["electrolyte_id"] == eid
-    assert set(api.get(eid, fields=["salt"])) == {"electrolyte_id", "salt"}
+    assert api.get(eid).electrolyte_id == eid
+    assert set(api.get(eid, fields=["salt"], as_dict=True)) == {"electrolyte_id", "salt"}
     rdf = api.get_rdf(eid, pairs=["cation-O_w"], max_points=20)
     assert len(rdf["trajectories"]) == 2 and len(rdf["trajectories"][0]["rdf"]["cation-O_w"]["g"]) == 20
     msd = api.get_msd(eid, species=["water"])
     assert set(msd["trajectories"][0]["msd"]) == {"water"}
     assert len(api.query("trajectories", salt="MgCl2")) == 2
+    assert len(api.query("trajectories", salt=["MgCl2", "LiCl"], as_dict=True)) == 5
     assert api.health()["status"] == "ok"
 
 
@@ -145,19 +148,86 @@ def test_client_errors(api: ElectroDBClient) -> None:
     with pytest.raises(ElectroDBAPIError) as info:
         api.search(salt="$where")
     assert info.value.status == 422
-    with pytest.raises(TypeError):
+    assert info.value.parameter == "salt" and "salt" in str(info.value)
+    with pytest.raises(ElectroDBAPIError, match="D_cation_status") as info:
+        api.search(D_cation_status="ok")
+    assert info.value.status == 422 and info.value.parameter == "D_cation_status"
+    with pytest.raises(ElectroDBAPIError) as info:
+        api.search(sort="-viscosity")
+    assert info.value.parameter == "_sort_fields"
+    with pytest.raises(TypeError, match="viscosity"):
         api.search(viscosity=(1, 2))
+
+
+def test_typed_documents_and_statuses(api: ElectroDBClient, db: dict) -> None:
+    docs = api.search(salt="MgCl2")
+    assert all(isinstance(d, ElectrolyteSummary) for d in docs) and len(docs) == 2
+    assert {d.D_cation_status for d in docs} == {"unconverged"} and docs[0].model_name == "mace-mp-0 small"
+    converged = api.search(D_cation_status="converged", fields=["D_cation", "D_cation_status"])
+    assert converged and {d.D_cation_status for d in converged} == {"converged"}
+    assert isinstance(converged[0], ElectrolyteSummary)  # partial: built without validation
+    both = api.search(D_cation_status=["unconverged", "insufficient"], salt=["MgCl2", "NaCl"], as_dict=True)
+    assert {d["salt"] for d in both} == {"MgCl2"}
+    structure = api.query("structure", salt="LiCl")
+    assert structure[0].shells["cation-O_w"]["status"] == "converged"
+
+
+def test_retries_on_connection_errors_and_5xx() -> None:
+    import httpx
+
+    calls: list[str] = []
+    body = {"data": [], "meta": {"total_doc": 0, "limit": 0, "skip": 0}}
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if len(calls) == 1:
+            raise httpx.ConnectError("refused", request=request)
+        if len(calls) == 2:
+            return httpx.Response(503, json={"error": {"status": 503, "message": "busy", "detail": None}})
+        return httpx.Response(200, json=body)
+
+    with ElectroDBClient("http://x.test", transport=httpx.MockTransport(flaky), backoff=0.001) as api:
+        assert api.count() == 0 and len(calls) == 3
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    with ElectroDBClient("http://x.test", transport=httpx.MockTransport(down), retries=2, backoff=0.001) as api:
+        with pytest.raises(ElectroDBConnectionError, match="3 attempt"):
+            api.count()
+
+    def bad_request(request: httpx.Request) -> httpx.Response:
+        calls.append("4xx")
+        detail = {"parameter": "molality_min"}
+        return httpx.Response(422, json={"error": {"status": 422, "message": "not a number", "detail": detail}})
+
+    calls.clear()
+    with ElectroDBClient("http://x.test", transport=httpx.MockTransport(bad_request), backoff=0.001) as api:
+        with pytest.raises(ElectroDBAPIError, match="molality_min"):
+            api.count()
+    assert calls == ["4xx"]  # a 4xx is not retried
+
+
+def test_deprecated_names_still_work(api: ElectroDBClient, http: Any) -> None:
+    with pytest.warns(DeprecationWarning, match="chunk_size"):
+        assert len(api.search(salt="LiCl", page_size=2)) == 3
+    old = http.get("/electrolytes?_sort=-molality&salt=LiCl").json()
+    assert old["meta"]["total"] == old["meta"]["total_doc"] == 3 and old["meta"]["warnings"]
 
 
 def test_client_paginates_over_1000(bulk: Any) -> None:
     counting = CountingClient(bulk)
     api = ElectroDBClient(client=counting)
-    rows = api.search()
+    rows = api.search(as_dict=True)
     assert len(rows) == N_BULK and len({r["electrolyte_id"] for r in rows}) == N_BULK
     assert [c["_limit"] for c in counting.calls] == [1000, 1000] and counting.calls[1]["_skip"] == 1000
     counting.calls.clear()
     assert len(api.search(limit=1050, sort="-D_cation")) == 1050
     assert [(c["_skip"], c["_limit"]) for c in counting.calls] == [(0, 1000), (1000, 50)]
+    assert counting.calls[0]["_sort_fields"] == "-D_cation"
+    counting.calls.clear()
+    assert len(api.search(chunk_size=300, num_chunks=2)) == 600
+    assert [(c["_skip"], c["_limit"]) for c in counting.calls] == [(0, 300), (300, 300)]
     nacl = api.search(salt="NaCl", molality=(1, 3), fields=["molality"], as_dataframe=True)
     want = sum(1 for i in range(1, N_BULK, 2) if 1 <= 0.1 + (i % 50) * 0.1 <= 3)
     assert len(nacl) == want and nacl["molality"].between(1, 3).all()
@@ -179,7 +249,7 @@ def test_client_over_httpx_transport(http: Any) -> None:
 
 
 def _api_rows(http: Any, **params: Any) -> list[dict]:
-    return http.get("/electrolytes", params={**params, "_sort": "electrolyte_id", "_limit": 1000}).json()["data"]
+    return http.get("/electrolytes", params={**params, "_sort_fields": "electrolyte_id", "_limit": 1000}).json()["data"]
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
@@ -200,6 +270,12 @@ def test_export_round_trip_equals_api(stores: Any, http: Any, tmp_path: Path, fm
     assert np.allclose(df["molality_mol_kg"], [d["molality"] for d in api], rtol=0, atol=0)
     assert np.allclose(df["temperature_K"], [d["temperature"] for d in api], rtol=0, atol=0)
     for prop in SUMMARY_PROPERTIES:
+        for kind in ("status", "reason"):
+            got_text = [None if pd.isna(v) else v for v in df[property_column(prop, kind)]]
+            want_text = [d.get(f"{prop}_{kind}") for d in api]
+            if fmt == "csv":  # an empty string and a missing value are the same empty cell
+                want_text = [v or None for v in want_text]
+            assert got_text == want_text, (fmt, prop, kind)
         for kind, field in (("value", prop), ("err", f"{prop}_err"), ("exp", f"exp_{prop}")):
             got = df[property_column(prop, kind)].to_numpy(dtype=float)
             want = np.array([np.nan if d.get(field) is None else d[field] for d in api], dtype=float)
@@ -207,6 +283,9 @@ def test_export_round_trip_equals_api(stores: Any, http: Any, tmp_path: Path, fm
     assert list(df["trajectory_ids"]) == [";".join(d["trajectory_ids"]) for d in api]
     assert list(df["nu"]) == [d["nu_cation"] + d["nu_anion"] for d in api]
     assert list(df["exp_D_cation_source"]) == [d["exp_D_cation_source"] for d in api]
+    assert list(df["model_name"]) == [d["model_name"] for d in api]
+    assert list(df["density_source"]) == [d["density_source"] for d in api] == ["npt"] * len(api)
+    assert list(df["eta_source"]) == [d["eta_source"] for d in api]
     assert {
         "D_cation_1e-9m2_s",
         "D_cation_err_1e-9m2_s",
@@ -247,6 +326,11 @@ def test_http_export_streams_the_same_bytes(stores: Any, http: Any, api: Electro
     r = http.get("/export?format=jsonl&with_arrays=true&salt=MgCl2")
     lines = [json.loads(line) for line in r.text.splitlines()]
     assert len(lines) == 2 and len(lines[0]["rdf_cation_O_w_g"]) == 200 and lines[0]["tau_anion_water_ps"] is None
+    mg = lines[0]  # MgCl2: unconverged D+, no computed density (fixed input), insufficient tau-
+    assert mg["D_cation_status"] == "unconverged" and "not diffusive" in mg["D_cation_reason"]
+    assert mg["tau_anion_water_status"] == "insufficient" and mg["density_kg_m3"] is None
+    assert mg["density_source"] == "input" and mg["density_input_kg_m3"] > 1000
+    assert {"D_cation_pbc_1e-9m2_s", "eta_mPa_s", "T_mean_K", "a_cc_status", "thermo_reason"} <= set(mg)
 
 
 def test_export_empty_and_invalid(stores: Any, tmp_path: Path) -> None:

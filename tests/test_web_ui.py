@@ -1,4 +1,4 @@
-"""Tests of the web explorer at ``/``: static checks always; headless Chromium checks when it is installed.
+"""Tests of the web explorer at ``/``: static checks and headless Chromium checks (Chromium is required).
 
 The browser tests start uvicorn on 127.0.0.1 (free port) over the synthetic database of ``test_api.py``,
 let Chromium run the page's JavaScript (``--virtual-time-budget``) and inspect the resulting DOM; one
@@ -27,7 +27,19 @@ from electrodb.client import ElectroDBClient
 
 STATIC = Path(__file__).resolve().parents[1] / "electrodb" / "api" / "static"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+
+
+def needs_chromium(test: Any) -> Any:
+    """Browser tests must run: fail with a clear message (not skip) when no Chromium is installed."""
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if CHROMIUM is None:
+            pytest.fail("chromium is not installed (apt-get install chromium); the explorer tests need it")
+        return test(*args, **kwargs)
+
+    import functools
+
+    return functools.wraps(test)(wrapped)
 
 
 def _free_port() -> int:
@@ -148,9 +160,9 @@ def test_page_and_assets_are_served_without_external_resources(server: str) -> N
 def test_client_against_running_server(server: str) -> None:
     with ElectroDBClient(server, timeout=30) as api:
         rows = api.search(salt="NaCl", molality=(1, 3), temperature=(290, 310))
-        assert {r["salt"] for r in rows} == {"NaCl"} and len(rows) == 4
+        assert {r.salt for r in rows} == {"NaCl"} and len(rows) == 4
         assert api.health()["counts"]["electrolytes"] == len(SYSTEMS)
-        r = httpx.get(f"{server}/electrolytes/{rows[0]['electrolyte_id']}/rdf", headers={"Accept-Encoding": "gzip"})
+        r = httpx.get(f"{server}/electrolytes/{rows[0].electrolyte_id}/rdf", headers={"Accept-Encoding": "gzip"})
         assert r.headers.get("content-encoding") == "gzip"
 
 
@@ -202,3 +214,36 @@ def test_flat_thermo_shape_and_reference_overlay(server: str, db: dict) -> None:
     dom = _dom(f"{server}/?system={summary['electrolyte_id']}", "detail")
     gamma = dom[dom.index('id="gamma-plot"') : dom.index('id="props-figure"')]
     assert gamma.count('class="marker"') > 2 and "experiment (25 °C)" in gamma  # 2 model points + reference
+
+
+@needs_chromium
+def test_table_shows_statuses_experiment_model_names_and_times(server: str) -> None:
+    dom = _dom(f"{server}/?salt=MgCl2,NaCl&temperature_max=300&molality_max=1", "table")
+    rows = dict(re.findall(r'<tr data-id="([0-9a-f]+)"[^>]*>(.*?)</tr>', dom))
+    mg = [r for r in rows.values() if r.startswith("<td>MgCl2</td>")]
+    na = [r for r in rows.values() if r.startswith("<td>NaCl</td>")]
+    assert len(mg) == 2 and na
+    for row in mg:  # D+ did not converge: struck out, greyed, the reason on hover
+        assert 'class="value status-unconverged" title="not converged: MSD slope 0.62, not diffusive"><s>' in row
+    for row in na:  # converged D+ is a plain number, with the experiment beside it
+        assert re.search(r'class="value status-converged" title="converged \([^)]*\)">[0-9.]+ ± [0-9.]+</span>', row)
+        assert "(exp 1.33)" in row
+    assert f'title="{MODEL_A}"' in dom and ">mace-mp-0 small<" in dom and ">fine-tuned NaCl<" in dom
+    times = re.findall(r'<td class="num">([0-9.]+)</td></tr>', "".join(f"{r}</tr>" for r in rows.values()))
+    assert set(times) <= {"0.4", "0.8"} and "0.4" in times  # total_ps 0.4 ps per run, never shown as "0"
+    assert "Struck-out values did not converge" in dom
+
+
+@needs_chromium
+def test_detail_never_shows_unconverged_or_input_values_as_results(server: str, db: dict) -> None:
+    summary = next(d for d in db["summaries"] if d["salt"] == "MgCl2")
+    dom = _dom(f"{server}/?system={summary['electrolyte_id']}", "detail")
+    props = dict(re.findall(r'<tr data-prop="(\w+)">(.*?)</tr>', dom))
+    assert set(props) >= {"D_cation", "density", "tau_anion_water"}
+    assert "status-unconverged" in props["D_cation"] and "<s>" in props["D_cation"]
+    assert "insufficient data" in props["tau_anion_water"] and "no first minimum" in props["tau_anion_water"]
+    density = props["density"]
+    assert "fixed input" in density and "exp 1075" not in density  # an input density is never compared
+    assert "status-converged" in props["r_cation_O"] and "<s>" not in props["r_cation_O"]
+    assert 'title="' + MODEL_A + '"' in dom and ">mace-mp-0 small<" in dom
+    assert "0.4 ps" in dom and "legacy document" in dom  # MgCl2's thermo document predates statuses

@@ -1,29 +1,31 @@
 """Read-only HTTP API of an ElectroDB database (FastAPI), plus the web explorer at ``/``.
 
 ``create_app(settings)`` opens the stores with ``get_stores(settings, read_only=True)`` (embedded montydb or
-MongoDB) and serves them through GET routes only. Every query parameter is typed and validated; filters are
-turned into Mongo criteria by :mod:`electrodb.api.queries` and never passed through. Only find / count /
-sort / skip / limit / distinct are used (montydb has no aggregation). The embedded backend is not
-thread-safe, so its store calls are serialised with a lock (montydb scans the collection on every query
-anyway, so this costs little).
+MongoDB) and serves them through GET routes only. Every query parameter is typed, patterned and bounded
+(:mod:`electrodb.api.params`), so the OpenAPI schema describes what is accepted; filters become Mongo criteria
+in :mod:`electrodb.query` and are never passed through. Only find / count / sort / skip / limit / distinct are
+used (montydb has no aggregation). The embedded backend is not thread-safe, so its store calls are serialised
+with a lock (montydb scans the collection on every query anyway, so this costs little).
 
-Errors share one JSON shape: ``{"error": {"status": int, "message": str, "detail": ...}}``.
+List answers: ``{"data": [...], "meta": {"total_doc", "limit", "skip", "max_limit", "api_version",
+"warnings", "total" (deprecated)}}``. Errors share one JSON shape:
+``{"error": {"status": int, "message": str, "detail": ...}}``. No absolute server path is ever served: path
+strings are reduced to their file name (:func:`jsonable`). CORS is off unless ``settings.cors_origins`` lists
+origins.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import math
 import re
-import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import date, datetime
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Iterator
+from datetime import date, datetime, timezone
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
@@ -32,53 +34,64 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from electrodb import __version__
-from electrodb.api import queries as q
+from electrodb import query as q
+from electrodb.api import schemas
+from electrodb.api.database import SERVED, Database
+from electrodb.api.params import DEPRECATED, PAGE, guard_query_string, query_params
 from electrodb.builders.documents import SUMMARY_PROPERTIES
 from electrodb.settings import ElectroDBSettings, get_settings
-from electrodb.stores import get_stores
 
-__all__ = ["Database", "create_app", "serve"]
+__all__ = ["SERVED", "Database", "create_app", "jsonable", "serve", "strip_path"]
 
 STATIC_DIR = Path(__file__).parent / "static"
-MAX_ARRAY_POINTS = 5000
 MAX_TRAJECTORIES = 64
-SERVED = (
-    "electrolytes",
-    "structure",
-    "transport",
-    "pairing",
-    "kinetics",
-    "trajectories",
-    "models",
-    "campaigns",
-    "thermo",
-    "solvation",
-)
-_QUERY_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_PATH_KEYS = re.compile(r"(^|_)(path|file|dir|directory|filename|cwd)$")
+_ABS_PATH = re.compile(r"^(?:/|~/|[A-Za-z]:[\\/]|file://)")
+_EMBEDDED_PATH = re.compile(r"(?<![\w:/.~-])(?:/[^\s/\\'\"(),;:]+){2,}/?")
 
 
 # ------------------------------------------------------------------------------------------ JSON
 
 
-def jsonable(value: Any) -> Any:
-    """JSON-safe copy: Mongo ``_id`` dropped, NaN/inf → ``None``, datetimes as ISO 8601, numpy → Python."""
+def strip_path(value: str) -> str:
+    """A file-system path reduced to its last component (``/srv/models/m.model`` → ``m.model``)."""
+    text = value.removeprefix("file://")
+    name = (PureWindowsPath(text) if re.match(r"^[A-Za-z]:\\", text) else PurePosixPath(text)).name
+    return name or text.strip("/\\") or ""
+
+
+def _clean_str(key: str, value: str) -> str:
+    if (_PATH_KEYS.search(key) and ("/" in value or "\\" in value)) or _ABS_PATH.match(value):
+        return strip_path(value)
+    if "/" in value:  # absolute paths inside messages ("failed reading /srv/x/y.traj")
+        return _EMBEDDED_PATH.sub(lambda m: strip_path(m.group(0).rstrip("/")), value)
+    return value
+
+
+def jsonable(value: Any, key: str = "") -> Any:
+    """JSON-safe copy: ``_id`` dropped, NaN/inf → ``None``, datetimes as ISO 8601 (naive = UTC), numpy → Python,
+    absolute paths reduced to file names."""
     if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items() if k != "_id"}
+        return {str(k): jsonable(v, str(k)) for k, v in value.items() if k != "_id"}
     if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
+        return [jsonable(v, key) for v in value]
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if value is None or isinstance(value, (str, int, bool)):
+    if isinstance(value, str):
+        return _clean_str(key, value)
+    if value is None or isinstance(value, (int, bool)):
         return value
-    if isinstance(value, (datetime, date)):
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+    if isinstance(value, date):
         return value.isoformat()
     if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return jsonable(value.tolist())
+        return jsonable(value.tolist(), key)
     return str(value)
 
 
 class SafeJSONResponse(JSONResponse):
-    """JSON response that never fails on NaN, datetimes or ObjectIds."""
+    """JSON response that never fails on NaN, datetimes or ObjectIds, and never leaks server paths."""
 
     def render(self, content: Any) -> bytes:
         return json.dumps(jsonable(content), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
@@ -92,211 +105,64 @@ def error_response(
     )
 
 
-# ------------------------------------------------------------------------------------------ database
+# ------------------------------------------------------------------------------------------ paging
 
 
-class Database:
-    """The API's read-only stores with a lock around every store call on the embedded backend."""
+def _page_args(spec: q.CollectionSpec, params: dict[str, Any]) -> tuple[dict[str, Any], list[str], list[str]]:
+    """Pop the paging parameters: ``(args {skip, limit, sort, properties, page?, per_page?}, warnings, deprecated)``.
 
-    def __init__(self, settings: ElectroDBSettings) -> None:
-        self.settings = settings
-        self.stores = get_stores(settings, read_only=True)
-        self.embedded = settings.embedded
-        self.lock: contextlib.AbstractContextManager[Any] = (
-            threading.RLock() if self.embedded else contextlib.nullcontext()
-        )
-        self._connected: set[str] = set()
-
-    def store(self, name: str) -> Any:
-        store = self.stores[name]
-        if name not in self._connected:
-            store.connect()
-            self._connected.add(name)
-        return store
-
-    def page(
-        self, name: str, criteria: dict, properties: dict | None, sort: dict[str, int], skip: int, limit: int
-    ) -> tuple[list[dict], int]:
-        """Documents ``skip``…``skip+limit`` in ``sort`` order and the total count matching ``criteria``.
-
-        MongoDB: ``count_documents`` plus an index-backed ``find`` with sort/skip/limit. Embedded: one scan
-        gives both, keeping only the best ``skip + limit`` documents in a heap; the ordering is done here
-        because montydb orders wrongly by three or more keys (it forgets the first key's groups).
-        """
-        with self.lock:
-            store = self.store(name)
-            if not self.embedded:
-                total = store.count(criteria)
-                if limit == 0:
-                    return [], total
-                return list(store.query(criteria, properties=properties, sort=sort, skip=skip, limit=limit)), total
-            added: list[str] = []
-            if properties and any(properties.values()):  # inclusion projection: sort keys must come along
-                added = [k for k in sort if k not in properties]
-                properties = {**properties, **{k: 1 for k in added}}
-            docs, total = q.sorted_page(store.query(criteria, properties=properties), sort, skip, limit)
-            for key in added:
-                for doc in docs:
-                    doc.pop(key, None)
-            return docs, total
-
-    def one(self, name: str, criteria: dict, properties: dict | None = None) -> dict | None:
-        with self.lock:
-            return self.store(name).query_one(criteria, properties=properties)
-
-    def find(
-        self, name: str, criteria: dict, properties: dict | None = None, sort: dict | None = None, limit: int = 0
-    ) -> list[dict]:
-        with self.lock:
-            return list(self.store(name).query(criteria, properties=properties, sort=sort, limit=limit))
-
-    def distinct(self, name: str, fields: tuple[str, ...]) -> dict[str, list[Any]]:
-        """Distinct non-null values of each field (array fields contribute their elements).
-
-        MongoDB: one (index-backed) ``distinct`` per field. Embedded: one scan for all fields, because montydb
-        scans per ``distinct`` call and compares every value with every distinct value found so far.
-        """
-        with self.lock:
-            store = self.store(name)
-            if not self.embedded:
-                return {f: [v for v in store.distinct(f) if v is not None] for f in fields}
-            found: dict[str, set[Any]] = {f: set() for f in fields}
-            for doc in store.query({}, properties={f: 1 for f in fields}):
-                for f in fields:
-                    value = doc.get(f)
-                    for v in value if isinstance(value, list) else [value]:
-                        if v is not None and not isinstance(v, (dict, list)):
-                            found[f].add(v)
-            return {f: list(values) for f, values in found.items()}
-
-    def counts(self) -> dict[str, int]:
-        with self.lock:
-            return {name: self.store(name).count() for name in SERVED}
-
-    def close(self) -> None:
-        with self.lock:
-            self.stores.close()
-            self._connected.clear()
+    ``_page``/``_per_page`` (emmet style) take precedence over ``_skip``/``_limit``; ``_sort_fields`` over the
+    deprecated ``_sort``; ``_all_fields=true`` over ``_fields``. Every override is reported in the warnings.
+    """
+    given: frozenset[str] = params.pop("_given")
+    warnings: list[str] = []
+    deprecated = [name for name in DEPRECATED if name in given]
+    for name in deprecated:
+        warnings.append(f"parameter {name} is deprecated; use {DEPRECATED[name]}")
+    page, per_page = params.pop("_page", None), params.pop("_per_page", None)
+    limit, skip = params.pop("_limit", q.DEFAULT_LIMIT), params.pop("_skip", 0)
+    args: dict[str, Any] = {}
+    if page is not None or per_page is not None:
+        per_page = per_page or q.DEFAULT_LIMIT
+        page = page or 1
+        ignored = [n for n in ("_skip", "_limit") if n in given]
+        if ignored:
+            warnings.append(f"{' and '.join(ignored)} ignored: _page/_per_page given")
+        skip, limit = min((page - 1) * per_page, q.MAX_SKIP), per_page
+        args.update(page=page, per_page=per_page)
+    sort_value = params.pop("_sort_fields", None)
+    old_sort = params.pop("_sort", None)
+    if sort_value and old_sort:
+        warnings.append("_sort ignored: _sort_fields given")
+    sort = q.parse_sort(spec, sort_value or old_sort, "_sort_fields" if sort_value or not old_sort else "_sort")
+    fields_value, all_fields = params.pop("_fields", None), params.pop("_all_fields", False)
+    if all_fields and fields_value:
+        warnings.append("_fields ignored: _all_fields=true given")
+    fields = None if all_fields else q.parse_fields(spec, fields_value)
+    args.update(skip=skip, limit=limit, sort=sort, properties=q.projection(spec, fields))
+    return args, warnings, deprecated
 
 
-# ------------------------------------------------------------------------------------------ parameters
+def _deprecation_headers(deprecated: list[str]) -> dict[str, str] | None:
+    if not deprecated:
+        return None
+    text = "; ".join(f"{n} is deprecated, use {DEPRECATED[n]}" for n in deprecated)
+    return {"Deprecation": "true", "Warning": f'299 electrodb "{text}"'}
 
 
-def _kw(name: str, annotation: Any, default: Any) -> inspect.Parameter:
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-
-
-def _str_q(name: str, pattern: str, description: str, max_length: int = 200) -> inspect.Parameter:
-    return _kw(name, str | None, Query(None, pattern=pattern, max_length=max_length, description=description))
-
-
-def _float_q(name: str, description: str) -> inspect.Parameter:
-    return _kw(name, float | None, Query(None, allow_inf_nan=False, description=description))
-
-
-def _param_registry() -> dict[str, inspect.Parameter]:
-    reg = {
-        "salt": _str_q("salt", q.SALT_PATTERN, "salt formula (NaCl, Ca(NO3)2, LiTFSI) or cation/anion", 40),
-        "cation": _str_q("cation", q.ION_PATTERN, "cation name or formula (Li+, Li)", 24),
-        "anion": _str_q("anion", q.ION_PATTERN, "anion name or formula (Cl-, SO4)", 24),
-        "molality_min": _float_q("molality_min", "minimum molality, mol/kg (inclusive)"),
-        "molality_max": _float_q("molality_max", "maximum molality, mol/kg (inclusive)"),
-        "temperature_min": _float_q("temperature_min", "minimum temperature, K (inclusive)"),
-        "temperature_max": _float_q("temperature_max", "maximum temperature, K (inclusive)"),
-        "status": _kw(
-            "status",
-            Literal["running", "completed", "unstable", "failed"] | None,
-            Query(None, description="trajectory status"),
-        ),
-        "kind": _str_q("kind", r"^[A-Za-z0-9_\-]{1,40}$", "model kind", 40),
-        "_limit": _kw(
-            "_limit",
-            int,
-            Query(
-                q.DEFAULT_LIMIT,
-                ge=0,
-                le=q.MAX_LIMIT,
-                description=f"page size (≤ {q.MAX_LIMIT}; 0 returns only the total)",
-            ),
-        ),
-        "_skip": _kw("_skip", int, Query(0, ge=0, le=q.MAX_SKIP, description="documents to skip")),
-        "_sort": _kw(
-            "_sort",
-            str | None,
-            Query(None, max_length=300, description="sort fields, comma-separated; -field descending"),
-        ),
-        "_fields": _kw(
-            "_fields", str | None, Query(None, max_length=4000, description="fields to return, comma-separated")
-        ),
-        "pairs": _str_q(
-            "pairs",
-            r"^[A-Za-z_\-]{1,32}(,[A-Za-z_\-]{1,32}){0,15}$",
-            "RDF pairs, comma-separated (cation-O_w,anion-O_w); default all",
-            600,
-        ),
-        "species": _str_q(
-            "species",
-            r"^[A-Za-z_]{1,32}(,[A-Za-z_]{1,32}){0,7}$",
-            "species, comma-separated (cation,anion,water); default all",
-            300,
-        ),
-        "max_points": _kw(
-            "max_points",
-            int,
-            Query(1000, ge=2, le=MAX_ARRAY_POINTS, description="arrays longer than this are decimated"),
-        ),
-        "format": _kw("format", Literal["csv", "jsonl"], Query("csv", description="export format")),
-        "with_arrays": _kw("with_arrays", bool, Query(False, description="add g(r)/MSD array columns")),
+def _meta(total: int, args: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+    meta = {
+        "total_doc": total,
+        "total": total,  # deprecated alias (emmet-api / mp-api name: total_doc)
+        "limit": args["limit"],
+        "skip": args["skip"],
+        "max_limit": q.MAX_LIMIT,
+        "api_version": __version__,
+        "warnings": warnings,
     }
-    for name, pattern, text in (
-        ("model_id", q.ID_PATTERN, "model id"),
-        ("campaign", q.ID_PATTERN, "campaign id"),
-        ("trajectory_id", q.ID_PATTERN, "trajectory id"),
-        ("electrolyte_id", q.ID_PATTERN, "electrolyte summary id"),
-        ("system_id", q.ID_PATTERN, "system id"),
-        ("campaign_id", q.ID_PATTERN, "campaign id"),
-        ("thermo_id", q.ID_PATTERN, "thermo id"),
-        ("solvation_id", q.ID_PATTERN, "id"),
-    ):
-        reg[name] = _str_q(name, pattern, text)
-    for prop, (unit, text) in SUMMARY_PROPERTIES.items():
-        suffix = f" ({unit})" if unit else ""
-        reg[f"{prop}_min"] = _float_q(f"{prop}_min", f"minimum {text}{suffix}")
-        reg[f"{prop}_max"] = _float_q(f"{prop}_max", f"maximum {text}{suffix}")
-    return reg
-
-
-PARAMS = _param_registry()
-PAGE = ("_limit", "_skip", "_sort", "_fields")
-
-
-def query_params(*names: str) -> Callable[..., dict[str, Any]]:
-    """A FastAPI dependency declaring the named query parameters; unknown parameters are a 422."""
-    allowed = set(names)
-
-    def dependency(request: Request, **values: Any) -> dict[str, Any]:
-        unknown = sorted(set(request.query_params) - allowed)
-        if unknown:
-            raise q.QueryError(
-                f"unknown query parameter(s): {', '.join(k[:40] for k in unknown)}",
-                {"unknown": unknown, "allowed": sorted(allowed)},
-            )
-        return values
-
-    request_param = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)
-    dependency.__signature__ = inspect.Signature([request_param, *(PARAMS[n] for n in names)])  # type: ignore
-    return dependency
-
-
-async def guard_query_string(request: Request) -> None:
-    """App-wide: refuse operator-like values (``$…``, ``{…}``) and odd parameter names before any route."""
-    for key, value in request.query_params.multi_items():
-        if not _QUERY_KEY.match(key):
-            raise q.QueryError(f"query parameter name {key[:40]!r} is not allowed", {"parameter": key[:40]})
-        q.check_value(key, value)
-    for key in set(request.query_params):
-        if len(request.query_params.getlist(key)) > 1:
-            raise q.QueryError(f"query parameter {key!r} given more than once", {"parameter": key})
+    if "page" in args:
+        meta.update(page=args["page"], per_page=args["per_page"])
+    return meta
 
 
 def _decimate(curve: dict[str, Any], max_points: int) -> dict[str, Any]:
@@ -311,6 +177,15 @@ def _decimate(curve: dict[str, Any], max_points: int) -> dict[str, Any]:
 
 def _select(names: str | None) -> set[str] | None:
     return {s.strip() for s in names.split(",")} if names else None
+
+
+def _given(dependency: Any) -> Any:
+    """Wrap a :func:`query_params` dependency so that its values also say which parameters were given."""
+
+    def wrapped(request: Request, values: dict = Depends(dependency)) -> dict[str, Any]:
+        return {**values, "_given": frozenset(request.query_params)}
+
+    return wrapped
 
 
 # ------------------------------------------------------------------------------------------ app
@@ -332,11 +207,20 @@ def create_app(settings: ElectroDBSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         default_response_class=SafeJSONResponse,
         dependencies=[Depends(guard_query_string)],
+        responses=schemas.error_responses(422, 500),
         description="Read-only access to electrolyte properties computed by ElectroDB (NNP molecular dynamics). "
-        "Units: Å, ps, K, mol/kg, diffusion in 1e-9 m²/s.",
+        "Units: Å, ps, K, mol/kg, diffusion in 1e-9 m²/s. Every headline property P comes with P_err, "
+        "P_status (converged | unconverged | insufficient), P_reason and P_criterion; filter with P_status. "
+        "Conventions of emmet-api / mp-api: _fields, _all_fields, _sort_fields, _skip/_limit or "
+        "_page/_per_page, comma-separated lists, meta.total_doc.",
     )
     app.state.db = db
     app.add_middleware(GZipMiddleware, minimum_size=1000)
+    origins = list(getattr(settings, "cors_origins", None) or [])
+    if origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET"], allow_headers=["*"])
     _add_error_handlers(app)
 
     @app.get("/", include_in_schema=False)
@@ -345,11 +229,16 @@ def create_app(settings: ElectroDBSettings | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    @app.get("/health", tags=["meta"], summary="Database status")
+    @app.get(
+        "/health",
+        tags=["meta"],
+        summary="Database status",
+        responses={200: {"model": schemas.Document}, **schemas.error_responses(503)},
+    )
     def health() -> Response:
         info = {
             "backend": "embedded" if db.embedded else "mongodb",
-            "database": settings.describe(),
+            "database": "embedded montydb (sqlite)" if db.embedded else settings.describe(),
             "read_only": True,
             "version": __version__,
         }
@@ -357,31 +246,51 @@ def create_app(settings: ElectroDBSettings | None = None) -> FastAPI:
             counts = db.counts()
         except Exception as exc:  # report, do not crash
             return SafeJSONResponse(
-                {"status": "error", **info, "error": f"{type(exc).__name__}: {exc}"}, status_code=503
+                {
+                    "error": {"status": 503, "message": "database unavailable", "detail": {"type": type(exc).__name__}},
+                    "status": "error",
+                    **info,
+                },
+                status_code=503,
             )
         return SafeJSONResponse({"status": "ok", **info, "counts": counts})
 
-    @app.get("/facets", tags=["meta"], summary="Distinct salts, models and temperatures of the summaries")
+    @app.get(
+        "/facets",
+        tags=["meta"],
+        summary="Distinct salts, models (with readable names) and temperatures of the summaries",
+        responses={200: {"model": schemas.Document}},
+    )
     def facets() -> Response:
         found = db.distinct("electrolytes", ("salt", "model_id", "temperature", "campaign_ids"))
-        data = {f: sorted(found[f], key=str) for f in ("salt", "model_id", "temperature")}
+        data: dict[str, Any] = {f: sorted(found[f], key=str) for f in ("salt", "model_id", "temperature")}
         data["campaign"] = sorted(found["campaign_ids"], key=str)
+        data["model_name"] = {mid: _model_name(db, mid) for mid in data["model_id"]}
         return SafeJSONResponse({"data": data})
 
-    @app.get("/properties", tags=["meta"], summary="Headline properties of the summaries: unit and meaning")
+    @app.get(
+        "/properties",
+        tags=["meta"],
+        summary="Headline properties of the summaries: unit and meaning; the status vocabulary",
+        responses={200: {"model": schemas.Document}},
+    )
     def properties() -> Response:
+        from electrodb.analysis.convergence import STATUSES
+
         data = {p: {"unit": u, "description": d} for p, (u, d) in SUMMARY_PROPERTIES.items()}
-        return SafeJSONResponse({"data": data})
+        return SafeJSONResponse({"data": data, "meta": {"statuses": list(STATUSES)}})
 
     _add_collection_route(
         app,
         db,
         "/electrolytes",
         "electrolytes",
-        "Electrolyte summaries (one per salt, molality, temperature, model) with headline properties and experiment",
+        "Electrolyte summaries (one per salt, molality, temperature, model): headline properties with errors, "
+        "convergence statuses and experiment",
     )
 
-    summary_path = PathParam(..., pattern=q.PATH_ID_PATTERN, description="electrolyte_id")
+    summary_path = PathParam(..., pattern=q.PATH_ID_PATTERN, max_length=200, description="electrolyte_id")
+    one_responses = {**schemas.error_responses(404)}
 
     def _summary(electrolyte_id: str, properties: dict | None = None) -> dict:
         doc = db.one("electrolytes", {"electrolyte_id": electrolyte_id}, properties)
@@ -389,12 +298,20 @@ def create_app(settings: ElectroDBSettings | None = None) -> FastAPI:
             raise StarletteHTTPException(404, f"no electrolyte summary {electrolyte_id!r}")
         return doc
 
-    @app.get("/electrolytes/{electrolyte_id}", tags=["electrolytes"], summary="One electrolyte summary")
+    electrolytes = q.SPECS["electrolytes"]
+
+    @app.get(
+        "/electrolytes/{electrolyte_id}",
+        tags=["electrolytes"],
+        summary="One electrolyte summary",
+        responses={200: {"model": schemas.one_response("electrolytes")}, **one_responses},
+    )
     def get_electrolyte(
-        electrolyte_id: str = summary_path, params: dict = Depends(query_params("_fields"))
+        electrolyte_id: str = summary_path,
+        params: dict = Depends(_given(query_params(electrolytes, "_fields", "_all_fields"))),
     ) -> Response:
-        fields = q.parse_fields(q.SPECS["electrolytes"], params["_fields"])
-        return SafeJSONResponse({"data": _summary(electrolyte_id, q.projection(q.SPECS["electrolytes"], fields))})
+        args, _, _ = _page_args(electrolytes, params)
+        return SafeJSONResponse({"data": _summary(electrolyte_id, args["properties"])})
 
     def _arrays(
         electrolyte_id: str,
@@ -426,10 +343,11 @@ def create_app(settings: ElectroDBSettings | None = None) -> FastAPI:
     @app.get(
         "/electrolytes/{electrolyte_id}/rdf",
         tags=["electrolytes"],
-        summary="g(r), running coordination n(r) and shells of the summary's trajectories",
+        summary="g(r), running coordination n(r) and shells (with statuses) of the summary's trajectories",
+        responses={200: {"model": schemas.Document}, **one_responses},
     )
     def get_rdf(
-        electrolyte_id: str = summary_path, params: dict = Depends(query_params("pairs", "max_points"))
+        electrolyte_id: str = summary_path, params: dict = Depends(query_params(None, "pairs", "max_points"))
     ) -> Response:
         data = _arrays(electrolyte_id, "structure", "rdf", ("shells",), _select(params["pairs"]), params["max_points"])
         return SafeJSONResponse({"data": data})
@@ -437,10 +355,11 @@ def create_app(settings: ElectroDBSettings | None = None) -> FastAPI:
     @app.get(
         "/electrolytes/{electrolyte_id}/msd",
         tags=["electrolytes"],
-        summary="Mean-squared displacements and diffusion fits of the summary's trajectories",
+        summary="Mean-squared displacements and diffusion fits (with statuses) of the summary's trajectories",
+        responses={200: {"model": schemas.Document}, **one_responses},
     )
     def get_msd(
-        electrolyte_id: str = summary_path, params: dict = Depends(query_params("species", "max_points"))
+        electrolyte_id: str = summary_path, params: dict = Depends(query_params(None, "species", "max_points"))
     ) -> Response:
         data = _arrays(
             electrolyte_id, "transport", "msd", ("diffusion",), _select(params["species"]), params["max_points"]
@@ -455,32 +374,44 @@ def create_app(settings: ElectroDBSettings | None = None) -> FastAPI:
         ("trajectories", "MD trajectory metadata (no frames; per-atom lists only via _fields)"),
         ("models", "Model identities and errors"),
         ("campaigns", "Campaign specifications"),
-        ("thermo", "Activity/osmotic coefficients over concentration series"),
+        ("thermo", "Activity/osmotic coefficients over concentration series (status per document and system)"),
         ("solvation", "Solvation free energies"),
     ):
         _add_collection_route(app, db, f"/{coll}", coll, text)
 
-    @app.get("/trajectories/{trajectory_id}", tags=["trajectories"], summary="One trajectory's metadata")
+    trajectories = q.SPECS["trajectories"]
+
+    @app.get(
+        "/trajectories/{trajectory_id}",
+        tags=["trajectories"],
+        summary="One trajectory's metadata",
+        responses={200: {"model": schemas.one_response("trajectories")}, **one_responses},
+    )
     def get_trajectory(
-        trajectory_id: str = PathParam(..., pattern=q.PATH_ID_PATTERN), params: dict = Depends(query_params("_fields"))
+        trajectory_id: str = PathParam(..., pattern=q.PATH_ID_PATTERN, max_length=200),
+        params: dict = Depends(_given(query_params(trajectories, "_fields", "_all_fields"))),
     ) -> Response:
-        spec = q.SPECS["trajectories"]
-        fields = q.parse_fields(spec, params["_fields"])  # one document: per-atom lists included by default
-        doc = db.one("trajectories", {"trajectory_id": trajectory_id}, q.projection(spec, fields) if fields else None)
+        args, _, _ = _page_args(trajectories, params)
+        # one document: per-atom lists included unless _fields selects fields
+        props = args["properties"] if args["properties"] and all(args["properties"].values()) else None
+        doc = db.one("trajectories", {"trajectory_id": trajectory_id}, props)
         if doc is None:
             raise StarletteHTTPException(404, f"no trajectory {trajectory_id!r}")
         return SafeJSONResponse({"data": doc})
 
-    @app.get("/reference/activity", tags=["meta"], summary="Experimental γ± and φ at 25 °C (Hamer & Wu / CRC)")
-    def reference_activity(params: dict = Depends(query_params("salt"))) -> Response:
+    @app.get(
+        "/reference/activity",
+        tags=["meta"],
+        summary="Experimental γ± and φ at 25 °C (Hamer & Wu / CRC)",
+        responses={200: {"model": schemas.Document}, **schemas.error_responses(404)},
+    )
+    def reference_activity(params: dict = Depends(query_params(None, "reference_salt"))) -> Response:
         from electrodb.analysis.activity import reference_activity as ref
 
-        if not params["salt"]:
-            raise q.QueryError("parameter 'salt' is required", {"parameter": "salt"})
         salt = q.canonical_salt(params["salt"])
         try:
             data = ref(salt)
-        except KeyError:
+        except (KeyError, ValueError):
             raise StarletteHTTPException(404, f"no reference activity data for {salt!r}") from None
 
         def series(s: Any) -> dict[str, Any]:
@@ -490,23 +421,31 @@ def create_app(settings: ElectroDBSettings | None = None) -> FastAPI:
             {"data": {"salt": salt, "temperature": 298.15, "gamma_pm": series(data.gamma), "phi": series(data.phi)}}
         )
 
-    export_names = ("format", "with_arrays", *q.SPECS["electrolytes"].filters)
+    export_names = ("format", "with_arrays", *electrolytes.filters)
+    text_body = {"schema": {"type": "string"}}
 
     @app.get(
         "/export",
         tags=["export"],
-        summary="Stream the flat ML table of matching summaries (CSV / JSONL)",
+        summary="Stream the flat ML table of matching summaries (CSV / JSONL), statuses beside every value",
         response_class=StreamingResponse,
+        responses={
+            200: {"description": "the table", "content": {"text/csv": text_body, "application/x-ndjson": text_body}}
+        },
     )
-    def export(params: dict = Depends(query_params(*export_names))) -> StreamingResponse:
-        from electrodb.export import iter_csv, iter_jsonl, iter_rows
+    def export(params: dict = Depends(query_params(electrolytes, *export_names))) -> StreamingResponse:
+        import itertools
+
+        from electrodb.export import EXPORT_STORES, iter_csv, iter_jsonl, iter_rows
 
         fmt, with_arrays = params.pop("format"), params.pop("with_arrays")
-        criteria = q.build_criteria(q.SPECS["electrolytes"], params)
+        criteria = q.build_criteria(electrolytes, params)
         with db.lock:
-            for name in ("electrolytes", "structure", "transport"):
+            for name in EXPORT_STORES:
                 db.store(name)
         rows = iter_rows(db.stores, criteria, with_arrays=with_arrays, lock=db.lock)
+        first = list(itertools.islice(rows, 1))  # a failing query is an error answer, not a truncated table
+        rows = itertools.chain(first, rows)
         body: Iterator[str] = iter_csv(rows, with_arrays) if fmt == "csv" else iter_jsonl(rows)
         media = "text/csv" if fmt == "csv" else "application/x-ndjson"
         return StreamingResponse(
@@ -516,17 +455,27 @@ def create_app(settings: ElectroDBSettings | None = None) -> FastAPI:
     return app
 
 
+def _model_name(db: Database, model_id: str) -> str | None:
+    """Readable name of a model: the summaries' ``model_name``, else the ``models`` collection's ``name``."""
+    doc = db.one("electrolytes", {"model_id": model_id}, {"model_name": 1})
+    if doc and doc.get("model_name"):
+        return str(doc["model_name"])
+    model = db.one("models", {"model_id": model_id}, {"name": 1})
+    return str(model["name"]) if model and model.get("name") else None
+
+
 def _add_collection_route(app: FastAPI, db: Database, path: str, name: str, summary: str) -> None:
     spec = q.SPECS[name]
-    dependency = query_params(*spec.filters, *PAGE)
+    dependency = _given(query_params(spec, *spec.filters, *PAGE))
 
     def endpoint(params: dict = Depends(dependency)) -> Response:
-        limit, skip = params.pop("_limit"), params.pop("_skip")
-        sort = q.parse_sort(spec, params.pop("_sort"))
-        fields = q.parse_fields(spec, params.pop("_fields"))
+        args, warnings, deprecated = _page_args(spec, params)
         criteria = q.build_criteria(spec, params)
-        docs, total = db.page(name, criteria, q.projection(spec, fields), sort, skip, limit)
-        return SafeJSONResponse({"data": docs, "meta": {"total": total, "limit": limit, "skip": skip}})
+        warnings += q.empty_ranges(criteria)
+        docs, total = db.page(name, criteria, args["properties"], args["sort"], args["skip"], args["limit"])
+        return SafeJSONResponse(
+            {"data": docs, "meta": _meta(total, args, warnings)}, headers=_deprecation_headers(deprecated)
+        )
 
     endpoint.__name__ = f"list_{name}"
     app.add_api_route(
@@ -536,7 +485,7 @@ def _add_collection_route(app: FastAPI, db: Database, path: str, name: str, summ
         tags=[name],
         summary=summary,
         name=f"list_{name}",
-        responses={200: {"description": "`{data: [documents], meta: {total, limit, skip}}`"}},
+        responses={200: {"model": schemas.list_response(name), "description": "`{data: [documents], meta}`"}},
     )
 
 
@@ -552,8 +501,10 @@ def _add_error_handlers(app: FastAPI) -> None:
         detail = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
         ]
-        where = ", ".join(".".join(map(str, d["loc"][1:] or d["loc"])) for d in detail)
-        return error_response(422, f"invalid request parameter(s): {where}", detail)
+        names = [".".join(map(str, d["loc"][1:] or d["loc"])) for d in detail]
+        reasons = "; ".join(f"{n}: {d['msg']}" for n, d in zip(names, detail, strict=True))
+        body = {"parameter": names[0] if names else None, "errors": detail}
+        return error_response(422, f"invalid request parameter(s): {reasons}"[:500], body)
 
     @app.exception_handler(q.QueryError)
     async def query_error(_: Request, exc: q.QueryError) -> Response:

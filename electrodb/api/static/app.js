@@ -5,20 +5,22 @@
 
 const PAGE_SIZE = 50;
 const FILTER_KEYS = ["salt", "molality_min", "molality_max", "temperature_min", "temperature_max", "model_id"];
+/* prop: a headline property (value shown with its convergence status and the experiment beside it). */
 const COLUMNS = [
   { key: "salt", label: "salt" },
   { key: "molality", label: "m / mol kg⁻¹", num: true, digits: 3 },
   { key: "temperature", label: "T / K", num: true, digits: 5 },
-  { key: "model_id", label: "model", fmt: shortModel },
-  { key: "D_cation", err: "D_cation_err", label: "D₊", num: true },
-  { key: "D_anion", err: "D_anion_err", label: "D₋", num: true },
-  { key: "D_water", err: "D_water_err", label: "D_w", num: true },
-  { key: "r_cation_O", label: "r₊O / Å", num: true },
-  { key: "cn_cation_O", label: "CN₊O", num: true },
-  { key: "cip_fraction_cation", label: "CIP₊", num: true, digits: 2 },
+  { key: "model_name", label: "model", model: true },
+  { key: "D_cation", label: "D₊", prop: true },
+  { key: "D_anion", label: "D₋", prop: true },
+  { key: "D_water", label: "D_w", prop: true },
+  { key: "r_cation_O", label: "r₊O / Å", prop: true },
+  { key: "cn_cation_O", label: "CN₊O", prop: true },
+  { key: "cip_fraction_cation", label: "CIP₊", prop: true, digits: 2 },
   { key: "n_runs", label: "runs", num: true, digits: 0 },
-  { key: "total_ps", label: "ps", num: true, digits: 0 },
+  { key: "total_ps", label: "t / ps", num: true, time: true },
 ];
+const STATUS_TEXT = { unconverged: "not converged", insufficient: "insufficient data" };
 const COLORS = ["#1f6feb", "#d1242f", "#1a7f37", "#8250df", "#bc4c00", "#0a7ea4", "#6e7781"];
 const SPECIES_COLORS = { cation: "#1f6feb", anion: "#d1242f", water: "#1a7f37" };
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -53,6 +55,49 @@ function fmt(v, digits = 3) {
   const a = Math.abs(v);
   if (a !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(digits - 1);
   return String(Number(v.toPrecision(digits)));
+}
+
+/* Times in ps with sensible precision: 0.4, 12.5, 250, 1.2e+4 (never "0" for a short run). */
+function fmtPs(v) {
+  if (!isNum(v)) return "–";
+  const a = Math.abs(v);
+  if (a === 0) return "0";
+  if (a < 10) return String(Number(v.toPrecision(2)));
+  if (a < 100) return String(Math.round(v * 10) / 10);
+  if (a < 1e5) return String(Math.round(v));
+  return v.toExponential(1);
+}
+
+function modelLabel(doc) {
+  return doc.model_name || shortModel(doc.model_id);
+}
+
+/* A headline value as a DOM node: converged → the number (± error); not converged → struck out and greyed,
+ * reason on hover; insufficient → "insufficient data". Status absent (legacy documents) → the plain number. */
+function valueNode(doc, name, digits = 3, errDigits = 1) {
+  const v = doc[name], e = doc[`${name}_err`];
+  const status = doc[`${name}_status`];
+  const reason = doc[`${name}_reason`] || "";
+  const span = el("span", { class: `value status-${status || "unknown"}` });
+  const number = isNum(v) ? `${fmt(v, digits)}${isNum(e) ? " ± " + fmt(e, errDigits) : ""}` : "–";
+  if (!status || status === "converged") {
+    span.textContent = number;
+    if (status) span.title = doc[`${name}_criterion`] ? `converged (${doc[`${name}_criterion`]})` : "converged";
+    return span;
+  }
+  const label = STATUS_TEXT[status] || status;
+  span.title = `${label}${reason ? ": " + reason : ""}`;
+  if (isNum(v)) span.appendChild(el("s", {}, number));
+  else span.textContent = label;
+  span.appendChild(el("span", { class: "status-flag", "aria-label": label }, " ⚠"));
+  return span;
+}
+
+/* The experimental value of a property, or null. An input (fixed) density is never compared with experiment. */
+function expValue(doc, name) {
+  if (name === "density" && doc.density_source === "input") return null;
+  const x = doc[`exp_${name}`];
+  return isNum(x) ? x : null;
 }
 
 function shortModel(id) {
@@ -150,44 +195,52 @@ function renderHeader() {
   }
 }
 
-function cellText(doc, col) {
+function cell(doc, col) {
+  if (col.model) return el("td", { title: doc.model_id || "", class: "model" }, modelLabel(doc));
+  if (col.prop) {
+    const td = el("td", { class: "num" });
+    td.appendChild(valueNode(doc, col.key, col.digits ?? 3, 1));
+    const x = expValue(doc, col.key);
+    if (x !== null) {
+      td.appendChild(el("span", { class: "exp", title: doc[`exp_${col.key}_source`] || "experiment" },
+        ` (exp ${fmt(x, col.digits ?? 3)})`));
+    }
+    return td;
+  }
   const v = doc[col.key];
-  if (col.fmt) return col.fmt(v);
-  if (!col.num) return v === null || v === undefined ? "–" : String(v);
-  const text = fmt(v, col.digits ?? 3);
-  return col.err && isNum(doc[col.err]) && isNum(v) ? `${text} ± ${fmt(doc[col.err], 1)}` : text;
+  if (!col.num) return el("td", {}, v === null || v === undefined ? "–" : String(v));
+  return el("td", { class: "num" }, col.time ? fmtPs(v) : fmt(v, col.digits ?? 3));
 }
 
 async function loadTable() {
   document.body.dataset.ready = "";
   writeUrl();
   renderHeader();
-  const fields = ["salt", "molality", "temperature", "model_id", "n_runs", "total_ps",
-    ...COLUMNS.filter((c) => c.err).flatMap((c) => [c.key, c.err]),
-    ...COLUMNS.filter((c) => c.num && !c.err).map((c) => c.key)];
+  const fields = ["salt", "molality", "temperature", "model_id", "model_name", "n_runs", "total_ps",
+    "density_source",
+    ...COLUMNS.filter((c) => c.prop).flatMap((c) => [c.key, `${c.key}_err`, `${c.key}_status`, `${c.key}_reason`,
+      `${c.key}_criterion`, `exp_${c.key}`, `exp_${c.key}_source`]),
+    ...COLUMNS.filter((c) => c.num).map((c) => c.key)];
   try {
     const body = await api("/electrolytes", {
-      ...state.filters, _sort: state.sort, _skip: state.skip, _limit: PAGE_SIZE,
+      ...state.filters, _sort_fields: state.sort, _skip: state.skip, _limit: PAGE_SIZE,
       _fields: [...new Set(fields)].join(","),
     });
     showError("");
-    state.total = body.meta.total;
+    state.total = body.meta.total_doc;
     const tbody = $("#systems tbody");
     tbody.replaceChildren();
     for (const doc of body.data) {
       const tr = el("tr", { "data-id": doc.electrolyte_id });
       if (doc.electrolyte_id === state.system) tr.classList.add("selected");
-      for (const col of COLUMNS) {
-        const td = el("td", col.num ? { class: "num" } : {}, cellText(doc, col));
-        if (col.key === "model_id") td.title = doc.model_id || "";
-        tr.appendChild(td);
-      }
+      for (const col of COLUMNS) tr.appendChild(cell(doc, col));
       tr.addEventListener("click", () => openSystem(doc.electrolyte_id));
       tbody.appendChild(tr);
     }
     const last = Math.min(state.skip + body.data.length, state.total);
     $("#page-info").textContent = state.total ? `${state.skip + 1}–${last} of ${state.total}` : "no systems match";
     $("#table-info").textContent = `${state.total} system${state.total === 1 ? "" : "s"}; D in 10⁻⁹ m²/s. ` +
+      "Struck-out values did not converge (hover for the reason). " +
       "Click a row for g(r), MSD and γ±; click a header to sort.";
     $("#prev").disabled = state.skip === 0;
     $("#next").disabled = last >= state.total;
@@ -340,16 +393,29 @@ function empty(container, text) {
 
 // ------------------------------------------------------------------------------------------ detail view
 
+/* Notes shown after a property's value: where an input, a viscosity or a density came from. */
+function propNote(doc, name) {
+  if (name === "density" && doc.density_source === "input") {
+    return isNum(doc.density_input) ? `fixed input ${fmt(doc.density_input, 4)} (NVT), not computed` : "fixed input";
+  }
+  if (name === "eta" && doc.eta_source) return doc.eta_source;
+  return "";
+}
+
 function renderProps(doc) {
   const tbody = $("#props tbody");
   tbody.replaceChildren();
   for (const [name, info] of Object.entries(propertyInfo)) {
-    const v = doc[name], e = doc[`${name}_err`], x = doc[`exp_${name}`];
-    const tr = el("tr");
+    const tr = el("tr", { "data-prop": name });
     tr.appendChild(el("td", { title: info.description }, name));
-    tr.appendChild(el("td", { class: "num" }, isNum(v) ? `${fmt(v, 4)}${isNum(e) ? " ± " + fmt(e, 2) : ""}` : "–"));
+    const td = el("td", { class: "num" });
+    td.appendChild(valueNode(doc, name, 4, 2));
+    tr.appendChild(td);
     tr.appendChild(el("td", { class: "muted unit" }, prettyUnit(info.unit)));
-    const exp = el("td", { class: "num exp", title: doc[`exp_${name}_source`] || "" }, isNum(x) ? `exp ${fmt(x, 4)}` : "");
+    const x = expValue(doc, name);
+    const note = propNote(doc, name);
+    const exp = el("td", { class: "num exp", title: doc[`exp_${name}_source`] || "" },
+      x !== null ? `exp ${fmt(x, 4)}` : note);
     tr.appendChild(exp);
     tbody.appendChild(tr);
   }
@@ -397,9 +463,11 @@ function drawMsd(data) {
   const series = [];
   data.trajectories.forEach((t, k) => {
     for (const [species, c] of Object.entries(t.msd)) {
-      const D = t.diffusion && t.diffusion[species] ? t.diffusion[species].D : null;
+      const fit = t.diffusion && t.diffusion[species] ? t.diffusion[species] : {};
+      const ok = !fit.status || fit.status === "converged";
+      const D = isNum(fit.D) ? (ok ? ` (D ${fmt(fit.D, 3)})` : ` (D ${STATUS_TEXT[fit.status] || fit.status})`) : "";
       series.push({ x: c.t_ps, y: c.msd_A2, color: SPECIES_COLORS[species], dash: k ? "5 3" : "",
-        label: k ? "" : `${species}${isNum(D) ? ` (D ${fmt(D, 3)})` : ""}` });
+        label: k ? "" : `${species}${D}` });
     }
   });
   lineChart(container, { series, xlabel: "t / ps", ylabel: "MSD / Å²", xmin: 0 });
@@ -457,6 +525,16 @@ async function drawGamma(doc) {
       hollow: true, line: false });
   }
   lineChart(container, { series, xlabel: "m / mol kg⁻¹", ylabel: "γ±", xmin: 0 });
+  container.appendChild(el("div", { class: "thermo-status muted" }, thermoStatus(thermo.data)));
+}
+
+/* The verdict of the thermo documents: converged, not converged (reason), or a legacy document without one. */
+function thermoStatus(docs) {
+  const d = docs.find((t) => t.status) || {};
+  if (!d.status) return "";
+  if (d.status === "converged") return "series converged";
+  if (d.status === "ok" || d.status === "derivative_only") return `legacy document (status "${d.status}", no convergence check)`;
+  return `${STATUS_TEXT[d.status] || d.status}${d.reason ? ": " + d.reason : ""}`;
 }
 
 async function openSystem(id) {
@@ -471,8 +549,9 @@ async function openSystem(id) {
     const doc = (await api(`/electrolytes/${encodeURIComponent(id)}`)).data;
     detail.hidden = false;
     $("#detail-title").textContent = `${doc.salt}  ${fmt(doc.molality, 3)} mol/kg  ${fmt(doc.temperature, 5)} K`;
-    $("#detail-meta").textContent = `model ${doc.model_id} · ${doc.n_runs} run(s), ${fmt(doc.total_ps, 4)} ps · ` +
-      `id ${doc.electrolyte_id}`;
+    const meta = $("#detail-meta");
+    meta.replaceChildren("model ", el("span", { class: "model", title: doc.model_id || "" }, modelLabel(doc)),
+      ` · ${doc.n_runs} run(s), ${fmtPs(doc.total_ps)} ps · id ${doc.electrolyte_id}`);
     renderProps(doc);
     const [rdf, msd] = await Promise.all([api(`/electrolytes/${encodeURIComponent(id)}/rdf`, { max_points: 600 }),
       api(`/electrolytes/${encodeURIComponent(id)}/msd`, { max_points: 600 })]);
@@ -506,7 +585,10 @@ async function loadFacets() {
     const facets = await api("/facets");
     $("#salt-list").replaceChildren(...facets.data.salt.map((s) => el("option", { value: s })));
     const select = $("#filters").elements.model_id;
-    for (const id of facets.data.model_id) select.appendChild(el("option", { value: id }, shortModel(id)));
+    const names = facets.data.model_name || {};
+    for (const id of facets.data.model_id) {
+      select.appendChild(el("option", { value: id, title: id }, names[id] || shortModel(id)));
+    }
     select.value = state.filters.model_id || "";
   } catch (err) { /* the filters still work as free text */ }
 }

@@ -1,0 +1,240 @@
+"""Query parameters of the API: typed, patterned and bounded, so that the OpenAPI schema is what is accepted.
+
+Every parameter a route takes is declared here with its type, pattern (list filters, ``_fields`` and
+``_sort_fields`` patterns enumerate the real fields) and bounds; :func:`query_params` turns a list of names
+into a FastAPI dependency that also refuses parameters the route does not declare (HTTP 422).
+
+Conventions follow emmet-api / mp-api: ``_fields`` / ``_all_fields``, ``_sort_fields``, ``_skip`` / ``_limit``
+or ``_page`` / ``_per_page``, comma-separated lists for equality filters; ``_sort`` is the deprecated name of
+``_sort_fields`` (still accepted, with a warning).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Query, Request
+
+from electrodb import query as q
+from electrodb.analysis.convergence import STATUSES
+from electrodb.builders.documents import SUMMARY_PROPERTIES
+
+__all__ = ["DEPRECATED", "MAX_ARRAY_POINTS", "PAGE", "guard_query_string", "query_params", "route_params"]
+
+MAX_ARRAY_POINTS = 5000
+PAGE = ("_limit", "_skip", "_page", "_per_page", "_sort_fields", "_sort", "_fields", "_all_fields")
+#: Deprecated parameter → its replacement.
+DEPRECATED = {"_sort": "_sort_fields"}
+_QUERY_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_LIST_NOTE = "; one value or a comma-separated list (any of them matches)"
+
+
+def _kw(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def _list_q(name: str, item: str, description: str, item_length: int) -> inspect.Parameter:
+    max_length = q.MAX_LIST * (item_length + 1)
+    return _kw(
+        name,
+        str | None,
+        Query(None, pattern=q.list_pattern(item), max_length=max_length, description=description + _LIST_NOTE),
+    )
+
+
+def _enum_list_q(name: str, values: tuple[str, ...], description: str) -> inspect.Parameter:
+    item = "(?:" + "|".join(values) + ")"
+    return _list_q(name, item, f"{description}: {', '.join(values)}", max(map(len, values)))
+
+
+def _float_q(name: str, description: str) -> inspect.Parameter:
+    return _kw(name, float | None, Query(None, allow_inf_nan=False, description=description))
+
+
+def _filter_param(spec: q.CollectionSpec, name: str) -> inspect.Parameter:
+    ids = {
+        "model_id": "model id (sha256:… or name:…)",
+        "campaign": "campaign id (matches documents whose campaign_ids contain it)",
+        "trajectory_id": "trajectory id",
+        "electrolyte_id": "electrolyte summary id",
+        "system_id": "system id",
+        "campaign_id": "campaign id",
+        "thermo_id": "thermo document id",
+        "solvation_id": "solvation document id",
+    }
+    if name == "salt":
+        return _list_q(name, q.SALT_ITEM, "salt formula (NaCl, Ca(NO3)2, LiTFSI) or cation/anion", 40)
+    if name in ("cation", "anion"):
+        return _list_q(name, q.ION_ITEM, f"{name} name or formula (Li+, Li, Cl-, SO4)", 24)
+    if name in ids:
+        return _list_q(name, q.ID_ITEM, ids[name], 200)
+    if name == "kind":
+        return _list_q(name, r"[A-Za-z0-9_\-]{1,40}", "model kind", 40)
+    if name == "status":
+        return _enum_list_q(name, spec.statuses, f"{spec.name} status")
+    if name.endswith("_status") and name[: -len("_status")] in SUMMARY_PROPERTIES:
+        prop = name[: -len("_status")]
+        return _enum_list_q(name, STATUSES, f"convergence status of {prop}")
+    base, _, bound = name.rpartition("_")
+    if bound in ("min", "max"):
+        if base in SUMMARY_PROPERTIES:
+            unit, text = SUMMARY_PROPERTIES[base]
+            suffix = f" ({unit})" if unit else ""
+            what = f"{text}{suffix}"
+        else:
+            what = {"molality": "molality, mol/kg", "temperature": "temperature, K"}[base]
+        return _float_q(name, f"{'minimum' if bound == 'min' else 'maximum'} {what} (inclusive)")
+    raise KeyError(name)
+
+
+def _page_param(spec: q.CollectionSpec | None, name: str) -> inspect.Parameter:
+    if name == "_limit":
+        return _kw(
+            name,
+            int,
+            Query(q.DEFAULT_LIMIT, ge=0, le=q.MAX_LIMIT, description=f"page size (≤ {q.MAX_LIMIT}; 0: only the total)"),
+        )
+    if name == "_skip":
+        return _kw(name, int, Query(0, ge=0, le=q.MAX_SKIP, description="documents to skip"))
+    if name == "_page":
+        return _kw(
+            name,
+            int | None,
+            Query(
+                None,
+                ge=1,
+                le=q.MAX_SKIP // q.MAX_LIMIT,
+                description="page number, from 1 (with _per_page; takes precedence over _skip/_limit)",
+            ),
+        )
+    if name == "_per_page":
+        return _kw(
+            name,
+            int | None,
+            Query(None, ge=1, le=q.MAX_LIMIT, description=f"page size with _page (≤ {q.MAX_LIMIT}; default 100)"),
+        )
+    if name == "_all_fields":
+        return _kw(name, bool, Query(False, description="return every field (overrides _fields)"))
+    assert spec is not None
+    if name in ("_sort_fields", "_sort"):
+        deprecated = name == "_sort"
+        text = f"up to {q.MAX_SORT_KEYS} comma-separated fields, -field for descending; one of: " + ", ".join(
+            spec.sortable
+        )
+        return _kw(
+            name,
+            str | None,
+            Query(
+                None,
+                pattern=q.sort_pattern(spec),
+                max_length=300,
+                deprecated=deprecated,
+                description=("deprecated, use _sort_fields: " if deprecated else "") + text,
+            ),
+        )
+    if name == "_fields":
+        known = "" if spec.fields is None else "; one of: " + ", ".join(sorted(spec.fields))
+        return _kw(
+            name,
+            str | None,
+            Query(
+                None,
+                pattern=q.fields_pattern(spec),
+                max_length=4000,
+                description="fields to return, comma-separated (dotted sub-paths allowed, e.g. provenance.model_id)"
+                + known,
+            ),
+        )
+    raise KeyError(name)
+
+
+def _other_param(name: str) -> inspect.Parameter:
+    if name == "pairs":
+        return _kw(
+            name,
+            str | None,
+            Query(
+                None,
+                pattern=r"^[A-Za-z_\-]{1,32}(,[A-Za-z_\-]{1,32}){0,15}$",
+                max_length=600,
+                description="RDF pairs, comma-separated (cation-O_w,anion-O_w); default all",
+            ),
+        )
+    if name == "species":
+        return _kw(
+            name,
+            str | None,
+            Query(
+                None,
+                pattern=r"^[A-Za-z_]{1,32}(,[A-Za-z_]{1,32}){0,7}$",
+                max_length=300,
+                description="species, comma-separated (cation,anion,water); default all",
+            ),
+        )
+    if name == "max_points":
+        return _kw(
+            name,
+            int,
+            Query(1000, ge=2, le=MAX_ARRAY_POINTS, description="arrays longer than this are decimated"),
+        )
+    if name == "format":
+        from typing import Literal
+
+        return _kw(name, Literal["csv", "jsonl"], Query("csv", description="export format"))
+    if name == "with_arrays":
+        return _kw(name, bool, Query(False, description="add g(r)/MSD array columns"))
+    if name == "reference_salt":
+        return _kw(
+            "salt",
+            str,
+            Query(..., pattern=q.SALT_PATTERN, max_length=40, description="salt formula (NaCl, CaCl2, ...)"),
+        )
+    raise KeyError(name)
+
+
+def route_params(spec: q.CollectionSpec | None, names: tuple[str, ...]) -> list[inspect.Parameter]:
+    out = []
+    for name in names:
+        if name in PAGE:
+            out.append(_page_param(spec, name))
+        elif spec is not None and name in spec.filters:
+            out.append(_filter_param(spec, name))
+        else:
+            out.append(_other_param(name))
+    return out
+
+
+def query_params(spec: q.CollectionSpec | None, *names: str) -> Callable[..., dict[str, Any]]:
+    """A FastAPI dependency declaring the named query parameters; undeclared parameters are a 422."""
+    params = route_params(spec, names)
+    allowed = {p.name for p in params}
+
+    def dependency(request: Request, **values: Any) -> dict[str, Any]:
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            raise q.QueryError(
+                f"unknown query parameter(s): {', '.join(k[:40] for k in unknown)}",
+                {"parameter": unknown[0][:40], "unknown": unknown, "allowed": sorted(allowed)},
+            )
+        return values
+
+    request_param = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)
+    dependency.__signature__ = inspect.Signature([request_param, *params])  # type: ignore[attr-defined]
+    return dependency
+
+
+async def guard_query_string(request: Request) -> None:
+    """App-wide: refuse operator-like values (``$…``, ``{…}``) and odd parameter names before any route."""
+    for key, value in request.query_params.multi_items():
+        if not _QUERY_KEY.match(key):
+            raise q.QueryError(f"query parameter name {key[:40]!r} is not allowed", {"parameter": key[:40]})
+        q.check_value(key, value)
+    for key in set(request.query_params):
+        if len(request.query_params.getlist(key)) > 1:
+            raise q.QueryError(
+                f"query parameter {key!r} given more than once (give a comma-separated list instead)",
+                {"parameter": key},
+            )

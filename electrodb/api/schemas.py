@@ -1,0 +1,120 @@
+"""Response schemas of the API, for the OpenAPI document (responses are built directly, not through these).
+
+Documents may be projected (``_fields``), so every document field is optional here; nested objects are plain
+objects. The summary schema lists every headline property ``P`` of
+:data:`~electrodb.builders.documents.SUMMARY_PROPERTIES` with ``P_err``, ``P_status``, ``P_reason``,
+``P_criterion``, ``exp_P``, ``exp_P_source``.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from electrodb.analysis.convergence import STATUSES
+from electrodb.builders.documents import SUMMARY_PROPERTIES, ElectrolyteSummary
+from electrodb.query import SUMMARY_EXTRA_FIELDS
+
+__all__ = ["ErrorResponse", "ListMeta", "error_responses", "list_response", "one_response"]
+
+_SCALARS = (str, int, float, bool)
+
+
+class ErrorBody(BaseModel):
+    status: int = Field(description="HTTP status")
+    message: str = Field(description="what went wrong, naming the parameter")
+    detail: Any = Field(None, description="machine-readable detail: {parameter, allowed, ...}")
+
+
+class ErrorResponse(BaseModel):
+    """Shape of every 4xx/5xx answer."""
+
+    error: ErrorBody
+
+
+class ListMeta(BaseModel):
+    """Paging metadata of list answers (emmet-api / mp-api style)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    total_doc: int = Field(description="documents matching the filters (all pages)")
+    total: int = Field(description="deprecated alias of total_doc", json_schema_extra={"deprecated": True})
+    limit: int = Field(description="page size used")
+    skip: int = Field(description="documents skipped")
+    max_limit: int = Field(description="largest accepted page size")
+    api_version: str
+    warnings: list[str] = Field(default_factory=list, description="deprecated parameters used, empty ranges, ...")
+
+
+def _lenient(annotation: Any) -> Any:
+    """An optional JSON-level type for a schema annotation (nested models → objects, datetimes → strings)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation) if origin in (typing.Union, types.UnionType) else (annotation,)
+    args = tuple(a for a in args if a is not type(None))
+    if args and all(a in _SCALARS for a in args):
+        inner = args[0] if len(args) == 1 else typing.Union[args]  # noqa: UP007
+        return inner | None
+    if args and all(a in (datetime, date) for a in args):
+        return str | None
+    if len(args) == 1 and typing.get_origin(args[0]) in (list, tuple):
+        return list[Any] | None
+    if len(args) == 1 and (typing.get_origin(args[0]) is dict or isinstance(args[0], type)):
+        return dict[str, Any] | None
+    return Any
+
+
+def _summary_model() -> type[BaseModel]:
+    fields: dict[str, Any] = {}
+    for name, info in ElectrolyteSummary.model_fields.items():
+        fields[name] = (_lenient(info.annotation), Field(None, description=info.description))
+    for prop, (unit, text) in SUMMARY_PROPERTIES.items():
+        u = f" ({unit})" if unit else ""
+        fields.setdefault(prop, (float | None, Field(None, description=f"{text}{u}; null when not computed")))
+        fields.setdefault(f"{prop}_err", (float | None, Field(None, description=f"standard error of {prop}{u}")))
+        fields.setdefault(
+            f"{prop}_status",
+            (str | None, Field(None, description=f"convergence status of {prop}: {', '.join(STATUSES)}")),
+        )
+        fields.setdefault(f"{prop}_reason", (str | None, Field(None, description="why not converged ('' if it is)")))
+        fields.setdefault(f"{prop}_criterion", (str | None, Field(None, description="criterion applied")))
+        fields.setdefault(f"exp_{prop}", (float | None, Field(None, description=f"experimental {prop}{u}")))
+        fields.setdefault(f"exp_{prop}_source", (str | None, Field(None, description="source of the experiment")))
+    for name in SUMMARY_EXTRA_FIELDS:
+        fields.setdefault(name, (float | None if name == "density_input" else str | None, None))
+    return create_model(  # type: ignore[call-overload]
+        "ElectrolyteSummaryOut", __config__=ConfigDict(extra="allow"), **fields
+    )
+
+
+SummaryOut = _summary_model()
+
+
+class Document(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+def list_response(name: str) -> type[BaseModel]:
+    item = SummaryOut if name == "electrolytes" else Document
+    return create_model(  # type: ignore[call-overload]
+        f"{name.capitalize()}List", data=(list[item], ...), meta=(ListMeta, ...)
+    )
+
+
+def one_response(name: str) -> type[BaseModel]:
+    item = SummaryOut if name == "electrolytes" else Document
+    return create_model(f"{name.capitalize()}One", data=(item, ...))  # type: ignore[call-overload]
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the given error codes, all in the :class:`ErrorResponse` shape."""
+    text = {
+        404: "no such document / no data for this request",
+        422: "invalid parameter (the message names it)",
+        500: "internal error (only the exception type is given)",
+        503: "database unreachable",
+    }
+    return {c: {"model": ErrorResponse, "description": text.get(c, "error")} for c in codes}

@@ -1,0 +1,632 @@
+"""Typed filters → MongoDB criteria, projections and sorts, shared by the HTTP API and the export.
+
+This module sits below both :mod:`electrodb.api` and :mod:`electrodb.export` in the data flow (it needs only
+the document schemas). Nothing a client sends is ever passed through as a query operator: every filter is a
+named parameter with a type (string with a safe pattern, or finite float), and this module alone builds the
+Mongo criteria from them. String values that look like operators (start with ``$`` or contain ``{``/``}``)
+are refused with a :class:`QueryError` (HTTP 422), as are unknown filter, sort and projection fields.
+
+Filters on ``electrolytes`` (the summaries):
+
+* equality filters take one value or a comma-separated list (``salt=NaCl,LiCl``; emmet / mp-api style);
+  salts and ions are canonicalised (``nacl`` → ``NaCl``, ``Li`` → ``Li+``);
+* range filters ``<field>_min`` / ``<field>_max`` (inclusive) for ``molality`` (mol/kg), ``temperature`` (K)
+  and every headline property ``P`` of :data:`~electrodb.builders.documents.SUMMARY_PROPERTIES`
+  (``D_cation_min=1.0`` means D₊ ≥ 1.0 × 1e-9 m²/s); a document whose ``P`` is ``None`` never matches a
+  range on ``P``; an empty range (min > max) matches nothing (see :func:`empty_ranges`);
+* status filters ``P_status`` for every ``P``: one status or a comma-separated list of
+  :data:`~electrodb.analysis.convergence.STATUSES` (``D_cation_status=converged``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from electrodb.analysis.convergence import STATUSES
+from electrodb.builders.documents import (
+    SUMMARY_PROPERTIES,
+    ElectrolyteSummary,
+    KineticsDoc,
+    PairingDoc,
+    StructureDoc,
+    TransportDoc,
+)
+from electrodb.trajectory import TrajectoryDocument
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "LEGACY_THERMO_STATUSES",
+    "MAX_LIMIT",
+    "SPECS",
+    "SUMMARY_EXTRA_FIELDS",
+    "TRAJECTORY_STATUSES",
+    "CollectionSpec",
+    "QueryError",
+    "SortKey",
+    "apply_subpaths",
+    "build_criteria",
+    "canonical_ion",
+    "canonical_salt",
+    "check_value",
+    "empty_ranges",
+    "fields_pattern",
+    "list_pattern",
+    "parse_fields",
+    "parse_sort",
+    "projection",
+    "sort_pattern",
+    "sorted_page",
+    "split_projection",
+    "summary_fields",
+]
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+MAX_SKIP = 1_000_000_000
+MAX_SORT_KEYS = 3
+MAX_LIST = 50  # values in one comma-separated list filter
+
+#: Salt formulas (``NaCl``, ``Ca(NO3)2``, ``LiTFSI``) or ``cation/anion`` names (``Li+/TFSI-``).
+SALT_ITEM = r"[A-Za-z][A-Za-z0-9()/+\- ]{0,39}"
+#: Ion names (``Li+``, ``SO4 2-``) or formulas (``Li``, ``SO4``).
+ION_ITEM = r"[A-Za-z][A-Za-z0-9()+\- ]{0,23}"
+#: Identifiers in query strings (model ids look like ``sha256:…`` or ``name:mace-mp-0:small@mace-torch==0.3``).
+ID_ITEM = r"[A-Za-z0-9][A-Za-z0-9_.:@=+\-/]{0,199}"
+SALT_PATTERN = rf"^{SALT_ITEM}$"
+ION_PATTERN = rf"^{ION_ITEM}$"
+ID_PATTERN = rf"^{ID_ITEM}$"
+#: Identifiers in URL paths (no ``/``).
+PATH_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@=+\-]{0,199}$"
+#: Projection paths: a top-level field, optionally with sub-keys (``rdf.cation-O_w``).
+FIELD_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_][A-Za-z0-9_\-]*){0,4}$")
+_SUBPATH = r"(?:\.[A-Za-z0-9_][A-Za-z0-9_\-]*){0,4}"
+
+TRAJECTORY_STATUSES: tuple[str, ...] = ("running", "completed", "unstable", "failed")
+#: Statuses of ``thermo`` documents written before the convergence vocabulary (still served and filterable).
+LEGACY_THERMO_STATUSES: tuple[str, ...] = ("ok", "derivative_only")
+#: Summary fields besides the schema's and the per-property ones (written by the summary builder).
+SUMMARY_EXTRA_FIELDS: tuple[str, ...] = ("model_name", "density_source", "density_input", "eta_source")
+
+
+class QueryError(ValueError):
+    """A request parameter that cannot become a safe query (answered with HTTP 422)."""
+
+    def __init__(self, message: str, detail: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+def list_pattern(item: str, max_items: int = MAX_LIST) -> str:
+    """Anchored regex of one ``item`` or a comma-separated list of at most ``max_items`` of them."""
+    return rf"^(?:{item})(?:,(?:{item})){{0,{max_items - 1}}}$"
+
+
+def _alternation(words: Iterable[str]) -> str:
+    return "(?:" + "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w))) + ")"
+
+
+def property_fields(prop: str) -> tuple[str, ...]:
+    """Top-level summary fields of one headline property ``P``."""
+    return (
+        prop,
+        f"{prop}_err",
+        f"{prop}_status",
+        f"{prop}_reason",
+        f"{prop}_criterion",
+        f"{prop}_n_runs",
+        f"exp_{prop}",
+        f"exp_{prop}_source",
+    )
+
+
+def summary_fields() -> list[str]:
+    """Every known top-level field of an ``electrolytes`` document (schema fields + flattened properties)."""
+    names = list(ElectrolyteSummary.model_fields)
+    for prop in SUMMARY_PROPERTIES:
+        names += property_fields(prop)
+    names += SUMMARY_EXTRA_FIELDS
+    return list(dict.fromkeys(names))
+
+
+_SUMMARY_SCALARS = (
+    "electrolyte_id",
+    "salt",
+    "cation",
+    "anion",
+    "nu_cation",
+    "nu_anion",
+    "cation_charge",
+    "anion_charge",
+    "cation_radius_A",
+    "anion_radius_A",
+    "molality",
+    "temperature",
+    "model_id",
+    "model_name",
+    "n_runs",
+    "total_ps",
+    "n_atoms",
+    "last_updated",
+)
+_PROPERTY_SCALARS = (
+    "trajectory_id",
+    "electrolyte_id",
+    "system_id",
+    "salt",
+    "cation",
+    "anion",
+    "molality",
+    "temperature",
+    "model_id",
+    "n_frames",
+    "duration_ps",
+    "last_updated",
+)
+_PROPERTY_FILTERS = (
+    "salt",
+    "cation",
+    "anion",
+    "model_id",
+    "campaign",
+    "trajectory_id",
+    "electrolyte_id",
+    "system_id",
+    "molality_min",
+    "molality_max",
+    "temperature_min",
+    "temperature_max",
+)
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """What the API allows on one collection.
+
+    Attributes
+    ----------
+    name, key
+        Collection name and its key field (always returned, the sort tie-breaker).
+    fields
+        Known top-level fields for ``_fields``; ``None`` for generic collections (any safe field name).
+    sortable
+        Fields accepted by ``_sort_fields``.
+    filters
+        Filter parameter names accepted by :func:`build_criteria`.
+    heavy
+        Large per-atom fields left out unless named in ``_fields``.
+    statuses
+        Allowed values of the ``status`` filter (empty: no vocabulary check).
+    """
+
+    name: str
+    key: str
+    fields: frozenset[str] | None
+    sortable: tuple[str, ...]
+    filters: tuple[str, ...]
+    heavy: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+
+
+def _property_spec(name: str, model: type) -> CollectionSpec:
+    return CollectionSpec(name, "trajectory_id", frozenset(model.model_fields), _PROPERTY_SCALARS, _PROPERTY_FILTERS)
+
+
+_RANGE_FIELDS: dict[str, str] = {
+    "molality": "molality",
+    "temperature": "temperature",
+    **{p: p for p in SUMMARY_PROPERTIES},
+}
+_EQ_FIELDS: dict[str, str] = {
+    "salt": "salt",
+    "cation": "cation",
+    "anion": "anion",
+    "model_id": "model_id",
+    "campaign": "campaign_ids",
+    "trajectory_id": "trajectory_id",
+    "electrolyte_id": "electrolyte_id",
+    "system_id": "system_id",
+    "status": "status",
+    "campaign_id": "campaign_id",
+    "kind": "kind",
+    "thermo_id": "thermo_id",
+    "solvation_id": "solvation_id",
+    **{f"{p}_status": f"{p}_status" for p in SUMMARY_PROPERTIES},
+}
+
+SPECS: dict[str, CollectionSpec] = {
+    "electrolytes": CollectionSpec(
+        "electrolytes",
+        "electrolyte_id",
+        frozenset(summary_fields()),
+        _SUMMARY_SCALARS + tuple(f for p in SUMMARY_PROPERTIES for f in (p, f"{p}_err", f"{p}_status", f"exp_{p}")),
+        (
+            "salt",
+            "cation",
+            "anion",
+            "model_id",
+            "campaign",
+            "electrolyte_id",
+            "molality_min",
+            "molality_max",
+            "temperature_min",
+            "temperature_max",
+            *(f"{p}_{b}" for p in SUMMARY_PROPERTIES for b in ("min", "max")),
+            *(f"{p}_status" for p in SUMMARY_PROPERTIES),
+        ),
+    ),
+    "structure": _property_spec("structure", StructureDoc),
+    "transport": _property_spec("transport", TransportDoc),
+    "pairing": _property_spec("pairing", PairingDoc),
+    "kinetics": _property_spec("kinetics", KineticsDoc),
+    "trajectories": CollectionSpec(
+        "trajectories",
+        "trajectory_id",
+        frozenset(TrajectoryDocument.model_fields),
+        (
+            "trajectory_id",
+            "system_id",
+            "salt",
+            "molality",
+            "temperature",
+            "status",
+            "model_id",
+            "n_atoms",
+            "n_frames",
+            "duration_ps",
+            "created_at",
+            "last_updated",
+        ),
+        (
+            "salt",
+            "status",
+            "model_id",
+            "campaign",
+            "system_id",
+            "trajectory_id",
+            "molality_min",
+            "molality_max",
+            "temperature_min",
+            "temperature_max",
+        ),
+        heavy=("symbols", "masses", "role", "mol_id", "ion_center"),
+        statuses=TRAJECTORY_STATUSES,
+    ),
+    "models": CollectionSpec(
+        "models", "model_id", None, ("model_id", "name", "kind", "last_updated"), ("model_id", "kind")
+    ),
+    "campaigns": CollectionSpec(
+        "campaigns", "campaign_id", None, ("campaign_id", "name", "last_updated"), ("campaign_id",)
+    ),
+    "thermo": CollectionSpec(
+        "thermo",
+        "thermo_id",
+        None,
+        ("thermo_id", "salt", "temperature", "model_id", "status", "last_updated"),
+        ("salt", "model_id", "campaign", "thermo_id", "status", "temperature_min", "temperature_max"),
+        statuses=STATUSES + LEGACY_THERMO_STATUSES,
+    ),
+    "solvation": CollectionSpec(
+        "solvation",
+        "solvation_id",
+        None,
+        ("solvation_id", "salt", "temperature", "model_id", "last_updated"),
+        ("salt", "model_id", "campaign", "solvation_id", "temperature_min", "temperature_max"),
+    ),
+}
+
+
+def fields_pattern(spec: CollectionSpec) -> str:
+    """Anchored regex of a valid ``_fields`` value of ``spec``: comma-separated known fields (dotted sub-paths)."""
+    top = _alternation(spec.fields) if spec.fields is not None else r"[A-Za-z][A-Za-z0-9_]*"
+    item = top + _SUBPATH
+    return rf"^{item}(?:,{item})*$"
+
+
+def sort_pattern(spec: CollectionSpec) -> str:
+    """Anchored regex of a valid ``_sort_fields`` value: up to :data:`MAX_SORT_KEYS` sortable fields, ``-`` = desc."""
+    item = "-?" + _alternation(spec.sortable)
+    return rf"^{item}(?:,{item}){{0,{MAX_SORT_KEYS - 1}}}$"
+
+
+# ------------------------------------------------------------------------------------------ values
+
+
+def check_value(name: str, value: str) -> str:
+    """Refuse string values that look like query operators or documents (``$gt``, ``{"$ne": 1}``)."""
+    if value.startswith("$") or "{" in value or "}" in value or "\x00" in value:
+        raise QueryError(
+            f"parameter {name!r}: value {value[:60]!r} is not allowed (operators and documents "
+            "are never accepted; give a plain value)",
+            {"parameter": name},
+        )
+    return value
+
+
+def canonical_salt(value: str) -> str:
+    """Canonical formula of a salt name (``"nacl"`` → ``"NaCl"``, ``"Li+/TFSI-"`` → ``"LiTFSI"``), else as given."""
+    from electrodb.chemistry import parse_salt
+
+    try:
+        return parse_salt(value).formula
+    except Exception:  # unknown salts simply match nothing
+        return value.strip()
+
+
+def canonical_ion(value: str) -> str:
+    """Canonical ion name (``"Li"`` → ``"Li+"``; a ``+`` decoded from a URL as a space still works), else as given."""
+    from electrodb.chemistry import get_ion
+
+    try:
+        return get_ion(value).name
+    except Exception:  # unknown ions simply match nothing
+        return value.strip()
+
+
+def _finite(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise QueryError(f"parameter {name!r} must be a number, got {value!r}", {"parameter": name})
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise QueryError(f"parameter {name!r} must be a number, got {value!r}", {"parameter": name}) from None
+    if not math.isfinite(number):
+        raise QueryError(f"parameter {name!r} must be finite, got {value!r}", {"parameter": name})
+    return number
+
+
+def _values(name: str, value: Any) -> list[str]:
+    """The values of an equality filter: one string, a comma-separated string, or a list/tuple of strings."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items or not all(isinstance(v, str) for v in items):
+        raise QueryError(f"parameter {name!r} must be a string or a comma-separated list", {"parameter": name})
+    if len(items) > MAX_LIST:
+        raise QueryError(f"parameter {name!r} takes at most {MAX_LIST} values", {"parameter": name})
+    for item in items:
+        check_value(name, item)
+        if not item.strip():
+            raise QueryError(f"parameter {name!r}: empty value in list", {"parameter": name})
+    return list(items)
+
+
+def _equals(spec: CollectionSpec, name: str, value: Any) -> Any:
+    wanted: list[str] = []
+    for item in _values(name, value):
+        if name == "salt":
+            wanted += [item, canonical_salt(item)]
+        elif name in ("cation", "anion"):
+            wanted += [item, canonical_ion(item)]
+        else:
+            if name.endswith("status"):
+                allowed = STATUSES if name != "status" else spec.statuses
+                if allowed and item not in allowed:
+                    raise QueryError(
+                        f"parameter {name!r}: unknown status {item[:40]!r}; one of {', '.join(allowed)}",
+                        {"parameter": name, "allowed": list(allowed)},
+                    )
+            wanted.append(item)
+    wanted = list(dict.fromkeys(wanted))
+    return wanted[0] if len(wanted) == 1 else {"$in": wanted}
+
+
+# ------------------------------------------------------------------------------------------ criteria
+
+
+def build_criteria(spec: CollectionSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Mongo criteria from named filter parameters (``None`` values are ignored).
+
+    Parameters
+    ----------
+    spec
+        The collection's :class:`CollectionSpec`; parameters outside ``spec.filters`` raise :class:`QueryError`.
+    params
+        ``{"salt": "NaCl,LiCl", "molality_min": 1.0, "D_cation_max": 1.5, "D_cation_status": "converged"}``.
+
+    Returns
+    -------
+    dict
+        Criteria built only from ``$gte``/``$lte``/``$in`` and plain equality on known fields.
+    """
+    criteria: dict[str, Any] = {}
+    unknown = sorted(k for k, v in params.items() if v is not None and k not in spec.filters)
+    if unknown:
+        raise QueryError(
+            f"unknown filter(s) for {spec.name}: {', '.join(unknown)}",
+            {"parameter": unknown[0], "unknown": unknown, "allowed": list(spec.filters)},
+        )
+    for name, value in params.items():
+        if value is None:
+            continue
+        base, _, bound = name.rpartition("_")
+        if bound in ("min", "max") and base in _RANGE_FIELDS:
+            op = "$gte" if bound == "min" else "$lte"
+            criteria.setdefault(_RANGE_FIELDS[base], {})[op] = _finite(name, value)
+        else:
+            criteria[_EQ_FIELDS[name]] = _equals(spec, name, value)
+    return criteria
+
+
+def empty_ranges(criteria: Mapping[str, Any]) -> list[str]:
+    """Warnings for range clauses whose minimum exceeds their maximum (they match nothing)."""
+    return [
+        f"empty range for {field!r}: minimum {clause['$gte']} > maximum {clause['$lte']}; nothing matches"
+        for field, clause in criteria.items()
+        if isinstance(clause, dict) and "$gte" in clause and "$lte" in clause and clause["$gte"] > clause["$lte"]
+    ]
+
+
+def parse_sort(spec: CollectionSpec, value: str | None, parameter: str = "_sort_fields") -> dict[str, int]:
+    """``"-D_cation,molality"`` → ``{"D_cation": -1, "molality": 1, <key>: 1}`` (key added as tie-breaker).
+
+    Only fields in ``spec.sortable`` are accepted, at most :data:`MAX_SORT_KEYS`.
+    """
+    sort: dict[str, int] = {}
+    if value:
+        check_value(parameter, value)
+        items = [s.strip() for s in value.split(",") if s.strip()]
+        if len(items) > MAX_SORT_KEYS:
+            raise QueryError(f"{parameter} takes at most {MAX_SORT_KEYS} fields", {"parameter": parameter})
+        for item in items:
+            direction = -1 if item.startswith("-") else 1
+            name = item.lstrip("+-")
+            if name not in spec.sortable:
+                raise QueryError(
+                    f"cannot sort {spec.name} by {name[:60]!r}",
+                    {"parameter": parameter, "allowed": list(spec.sortable)},
+                )
+            sort.setdefault(name, direction)
+    sort.setdefault(spec.key, 1)
+    return sort
+
+
+def parse_fields(spec: CollectionSpec, value: str | None) -> list[str] | None:
+    """Validated projection paths from ``"salt,molality,D_cation"`` (the key field is always added)."""
+    if not value:
+        return None
+    check_value("_fields", value)
+    items = list(dict.fromkeys(s.strip() for s in value.split(",") if s.strip()))
+    if not items:
+        return None
+    for item in items:
+        top = item.split(".", 1)[0]
+        if not FIELD_PATTERN.match(item) or (spec.fields is not None and top not in spec.fields):
+            allowed = sorted(spec.fields) if spec.fields is not None else "letters, digits, _ and . paths"
+            raise QueryError(
+                f"unknown field {item[:60]!r} for {spec.name}", {"parameter": "_fields", "allowed": allowed}
+            )
+    if spec.key not in items:
+        items.insert(0, spec.key)
+    # A path below a requested parent would collide with the parent in a Mongo projection.
+    return [f for f in items if not any(f.startswith(p + ".") for p in items if p != f)]
+
+
+def projection(spec: CollectionSpec, fields: list[str] | None) -> dict[str, int] | None:
+    """Inclusion projection for ``fields``; otherwise exclusion of ``spec.heavy`` (or ``None``: everything)."""
+    if fields:
+        return {f: 1 for f in fields}
+    if spec.heavy:
+        return {f: 0 for f in spec.heavy}
+    return None
+
+
+_MISSING = object()
+
+
+def split_projection(properties: dict[str, int] | None) -> tuple[dict[str, int] | None, list[str] | None]:
+    """An inclusion projection with dotted paths → (top-level store projection, the dotted paths to apply).
+
+    Stores get only top-level fields (every backend projects those alike); :func:`apply_subpaths` then trims
+    the sub-documents with MongoDB's semantics. Exclusions and plain projections pass through unchanged.
+    """
+    if not properties or not all(properties.values()) or not any("." in k for k in properties):
+        return properties, None
+    top = {k.split(".", 1)[0]: 1 for k in properties}
+    return top, list(properties)
+
+
+def _subproject(value: Any, paths: list[tuple[str, ...]]) -> Any:
+    if any(not p for p in paths):
+        return value
+    if isinstance(value, dict):
+        out = {}
+        for head in dict.fromkeys(p[0] for p in paths):
+            if head in value:
+                sub = _subproject(value[head], [p[1:] for p in paths if p[0] == head])
+                if sub is not _MISSING:
+                    out[head] = sub
+        return out
+    if isinstance(value, list):  # as MongoDB: the path applies to every sub-document; scalars are dropped
+        items = [_subproject(v, paths) for v in value if isinstance(v, (dict, list))]
+        return [v for v in items if v is not _MISSING]
+    return _MISSING
+
+
+def apply_subpaths(doc: dict[str, Any], paths: list[str] | None) -> dict[str, Any]:
+    """``doc`` restricted to ``paths`` (``"rdf.cation-O_w"``, ``"campaign_ids"``) as a MongoDB projection would."""
+    if paths is None:
+        return doc
+    out = _subproject(doc, [tuple(p.split(".")) for p in paths])
+    if "_id" in doc:
+        out["_id"] = doc["_id"]
+    return out
+
+
+# ------------------------------------------------------------------------------------------ sorting
+
+
+class _Counter:
+    """Iterator wrapper that counts what passed through it."""
+
+    def __init__(self, iterable: Any) -> None:
+        self._it = iter(iterable)
+        self.n = 0
+
+    def __iter__(self) -> _Counter:
+        return self
+
+    def __next__(self) -> Any:
+        item = next(self._it)
+        self.n += 1
+        return item
+
+
+_BSON_RANK = ((type(None), 1), (bool, 8), (int, 2), (float, 2), (str, 3), (dict, 4), (datetime, 9))
+
+
+def _bson_key(value: Any, descending: bool) -> tuple[int, Any]:
+    """MongoDB's cross-type sort order (null < numbers < strings < objects < booleans < dates)."""
+    if isinstance(value, list):  # arrays sort by their smallest (ascending) or largest (descending) element
+        keys = [_bson_key(v, descending) for v in value] or [(0, 0)]
+        return max(keys) if descending else min(keys)
+    for typ, rank in _BSON_RANK:
+        if isinstance(value, typ):
+            return (rank, value if rank not in (1, 4) else str(value))
+    return (5, str(value))
+
+
+class SortKey:
+    """Comparable key of a document for a Mongo sort specification ``{field: ±1}``."""
+
+    __slots__ = ("dirs", "keys")
+
+    def __init__(self, doc: dict, sort: dict[str, int]) -> None:
+        self.dirs = tuple(sort.values())
+        self.keys = tuple(_bson_key(_get_path(doc, f), d < 0) for f, d in sort.items())
+
+    def __lt__(self, other: SortKey) -> bool:
+        for a, b, d in zip(self.keys, other.keys, self.dirs, strict=True):
+            if a == b:
+                continue
+            try:
+                return a < b if d > 0 else b < a
+            except TypeError:  # e.g. naive vs aware datetimes
+                return str(a) < str(b) if d > 0 else str(b) < str(a)
+        return False
+
+
+def _get_path(doc: dict, path: str) -> Any:
+    value: Any = doc
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def sorted_page(docs: Iterable[dict], sort: dict[str, int], skip: int, limit: int) -> tuple[list[dict], int]:
+    """Documents ``skip``…``skip+limit`` of ``docs`` in Mongo ``sort`` order, and how many ``docs`` there were.
+
+    One pass with a heap of the best ``skip + limit`` documents (memory O(skip + limit), time O(N log k)).
+    Used for the embedded backend, whose montydb sorts wrongly by three or more keys.
+    """
+    counter = _Counter(docs)
+    best = heapq.nsmallest(skip + limit, counter, key=lambda d: SortKey(d, sort)) if limit else []
+    for _ in counter:  # count what nsmallest did not consume (limit 0)
+        pass
+    return best[skip:], counter.n
