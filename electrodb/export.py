@@ -40,6 +40,7 @@ import pyarrow as pa
 
 from electrodb.builders.documents import SUMMARY_PROPERTIES
 from electrodb.query import SPECS, build_criteria
+from electrodb.safe_files import atomic_output, check_output_path
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -479,9 +480,15 @@ def export_table(
     for name in EXPORT_STORES:
         stores[name].connect()
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    part = out_path.with_name(out_path.name + ".part")
+    check_output_path(out_path)  # refuse symlinks, devices, directories and missing folders before querying
     rows = iter_rows(stores, criteria, with_arrays=with_arrays, batch_size=batch_size)
+    n = 0
+    with atomic_output(out_path) as part:  # written beside the target, renamed over it only when complete
+        n = _write_rows(rows, fmt, part, with_arrays, batch_size)
+    return n
+
+
+def _write_rows(rows: Iterable[dict[str, Any]], fmt: str, part: Path, with_arrays: bool, batch_size: int) -> int:
     n = 0
     if fmt == "parquet":
         import pyarrow.parquet as pq
@@ -500,7 +507,6 @@ def export_table(
                 fh.write(text)
                 n += 1
         n -= 1 if fmt == "csv" else 0  # header line
-    part.replace(out_path)
     return n
 
 

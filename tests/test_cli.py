@@ -78,3 +78,27 @@ def test_errors_are_never_wrapped_whatever_the_path_or_width(tmp_path, settings)
         assert result.exit_code == 2
         line = next(x for x in result.output.splitlines() if x.startswith("error:"))
         assert str(missing) in line and "does not exist" in line, result.output
+
+
+def test_export_never_clobbers_what_it_was_not_asked_to_write(tmp_path, stores):
+    write_brownian_trajectory(stores, "NaCl", 1.0, n_frames=120, seed=5)
+    assert runner.invoke(app, ["build"]).exit_code == 0
+    keep = tmp_path / "keep.csv"
+    keep.write_text("precious\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(keep)
+    cases = {
+        str(link): "symbolic link",
+        "/dev/full": "not a regular file",
+        str(tmp_path): "is a directory",
+        "/proc/x/out.csv": "does not exist",
+        str(tmp_path / "missing" / "out.csv"): "does not exist",
+    }
+    for target, message in cases.items():
+        result = runner.invoke(app, ["export", "--format", "csv", "--out", target])
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, target
+    assert keep.read_text() == "precious\n" and link.is_symlink()
+    assert not list(tmp_path.rglob("*.part"))
+    good = tmp_path / "good.csv"
+    assert runner.invoke(app, ["export", "--format", "csv", "--out", str(good)]).exit_code == 0
+    assert good.read_text().startswith("electrolyte_id") or "salt" in good.read_text().splitlines()[0]
