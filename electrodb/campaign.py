@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from electrodb.analysis.convergence import ConvergenceTargets
 from electrodb.chemistry import ChemistryError, parse_salt
+from electrodb.longrange import LongRangeSettings
 from electrodb.safe_yaml import SpecError, load_yaml_mapping
 from electrodb.systems import BoxCounts, box_counts
 
@@ -166,6 +167,7 @@ class SystemSpec(_Strict):
     md: MDSettings
     packing: PackingSettings
     targets: dict[str, float] = Field(default_factory=dict, description="convergence-target overrides")
+    long_range: LongRangeSettings | None = Field(None, description="long-range Coulomb term added to the NNP")
 
     @property
     def counts(self) -> BoxCounts:
@@ -193,6 +195,11 @@ class Campaign(_Strict):
         description="overrides of electrodb.flows.solvation.TISettings (n_windows, steps_per_window, …)",
     )
     allow_above_solubility: bool = Field(False, description="accept concentrations above the salt's solubility")
+    long_range: LongRangeSettings | None = Field(
+        None,
+        description="long-range Coulomb term added to the NNP (electrodb.longrange; e.g. {charges: ions, "
+        "epsilon_r: 78.3, method: pme, cutoff_A: 10}); part of every system id",
+    )
     targets: dict[str, float] = Field(
         default_factory=dict,
         description="convergence targets to override (electrodb.analysis.convergence.ConvergenceTargets), "
@@ -318,6 +325,8 @@ class Campaign(_Strict):
                             "md": self.md.model_dump(mode="json"),
                             "replica": replica,
                         }
+                        if self.long_range is not None:  # a different Hamiltonian: a different system
+                            payload["long_range"] = self.long_range.model_dump(mode="json")
                         specs.append(
                             SystemSpec(
                                 system_id=stable_hash(payload),
@@ -343,6 +352,7 @@ class Campaign(_Strict):
                                 md=self.md,
                                 packing=self.packing,
                                 targets=self.targets,
+                                long_range=self.long_range,
                             )
                         )
         return specs

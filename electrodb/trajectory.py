@@ -29,19 +29,26 @@ __all__ = [
     "TrajectoryError",
     "TrajectoryWriter",
     "decode_array",
+    "delete_chunks",
     "encode_array",
     "load_trajectory",
+    "move_chunks",
 ]
 
 Status = Literal["running", "completed", "unstable", "failed"]
-FRAME_FIELDS = ("positions", "cells", "times_ps", "potential_energy_eV", "temperature_K")
+FRAME_FIELDS = ("positions", "cells", "times_ps", "potential_energy_eV", "temperature_K", "stress_eV_A3")
 _FRAME_DTYPES = {
     "positions": np.float32,
     "cells": np.float32,
     "times_ps": np.float64,
     "potential_energy_eV": np.float64,
     "temperature_K": np.float64,
+    "stress_eV_A3": np.float64,
 }
+#: Per-frame shapes other than (F,); N is the number of atoms.
+_FRAME_SHAPES = {"positions": ("N", 3), "cells": (3, 3), "stress_eV_A3": (3, 3)}
+#: Frame fields that older trajectories may lack: loaded as all-NaN arrays.
+_OPTIONAL_FRAME_FIELDS = ("stress_eV_A3",)
 
 
 class TrajectoryError(RuntimeError):
@@ -100,6 +107,9 @@ class TrajectoryDocument(BaseModel):
     model_id: str
     model: dict[str, Any] = Field(default_factory=dict, description="model identity (ModelIdentity fields)")
     md: dict[str, Any] = Field(default_factory=dict, description="MD settings as run")
+    targets: dict[str, Any] = Field(
+        default_factory=dict, description="convergence-target overrides of the campaign (ConvergenceTargets names)"
+    )
     timestep_fs: float
     sample_interval_steps: int
     frame_interval_ps: float
@@ -114,6 +124,14 @@ class TrajectoryDocument(BaseModel):
     density_err_kg_m3: float | None = None
     mean_temperature_K: float | None = None
     std_temperature_K: float | None = None
+    temperature_err_K: float | None = Field(
+        None, description="standard error of mean_temperature_K, autocorrelation-corrected (K)"
+    )
+    temperature_status: str | None = Field(
+        None, description="converged / unconverged / insufficient: did the run hold its target temperature"
+    )
+    temperature_criterion: str | None = None
+    temperature_reason: str | None = None
     code_version: str = __version__
     created_at: datetime = Field(default_factory=utcnow)
     last_updated: datetime = Field(default_factory=utcnow)
@@ -135,6 +153,10 @@ class TrajectoryArrays:
     mol_id: np.ndarray
     ion_center: np.ndarray
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: (F, 3, 3) full stress incl. the kinetic (ideal-gas) part, eV/Å³, ASE sign convention (pressure
+    #: P = −tr(σ)/3); NaN where not recorded (all NaN for trajectories written before it existed); an empty
+    #: array when not requested in ``fields``.
+    stress_eV_A3: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:
@@ -190,10 +212,16 @@ class TrajectoryWriter:
         time_ps: float,
         potential_energy: float = np.nan,
         temperature: float = np.nan,
+        stress: np.ndarray | None = None,
     ) -> None:
+        """Buffer one frame; ``stress`` is the (3, 3) stress in eV/Å³ (NaN when None: not recorded)."""
         if positions.shape != (self.n_atoms, 3):
             raise TrajectoryError(f"frame has shape {positions.shape}, expected ({self.n_atoms}, 3)")
-        values = (positions, cell, time_ps, potential_energy, temperature)
+        if stress is None:
+            stress = np.full((3, 3), np.nan)
+        elif np.shape(stress) != (3, 3):
+            raise TrajectoryError(f"stress has shape {np.shape(stress)}, expected (3, 3)")
+        values = (positions, cell, time_ps, potential_energy, temperature, stress)
         for key, value in zip(FRAME_FIELDS, values, strict=True):
             self._buffer[key].append(np.asarray(value, dtype=_FRAME_DTYPES[key]))
         if len(self._buffer["positions"]) >= self.chunk_frames:
@@ -249,12 +277,15 @@ def load_trajectory(
     """Load a stored trajectory as arrays, decoding chunk by chunk into preallocated arrays.
 
     Raises :class:`TrajectoryError` when the metadata is missing or chunks do not tile the frames exactly.
+    Chunks written before a frame field existed (``stress_eV_A3``) leave that field NaN for their frames.
     """
     meta = trajectory if isinstance(trajectory, dict) else trajectories.query_one({"trajectory_id": trajectory})
     if meta is None:
         raise TrajectoryError(f"no trajectory {trajectory!r} in the trajectories store")
     tid, n_frames, n_atoms = meta["trajectory_id"], int(meta["n_frames"]), int(meta["n_atoms"])
-    shapes = {"positions": (n_frames, n_atoms, 3), "cells": (n_frames, 3, 3)}
+    shapes = {
+        k: (n_frames, *(n_atoms if d == "N" else d for d in shape)) for k, shape in _FRAME_SHAPES.items()
+    }
     out = {k: np.full(shapes.get(k, (n_frames,)), np.nan, dtype=_FRAME_DTYPES[k]) for k in fields}
     filled = 0
     for chunk in iter_chunks(blobs, tid):
@@ -265,7 +296,8 @@ def load_trajectory(
                 f"{n_frames} frames; the stored trajectory is incomplete"
             )
         for key in fields:
-            decode_array(chunk[key], out=out[key][start : start + n])
+            if key in chunk or key not in _OPTIONAL_FRAME_FIELDS:
+                decode_array(chunk[key], out=out[key][start : start + n])
         filled += n
     if filled != n_frames:
         raise TrajectoryError(f"trajectory {tid}: {filled} frames stored, metadata says {n_frames}")
@@ -282,4 +314,43 @@ def load_trajectory(
         mol_id=np.asarray(meta["mol_id"]),
         ion_center=np.asarray(meta["ion_center"], dtype=bool),
         metadata={k: v for k, v in meta.items() if k not in ("symbols", "masses", "role", "mol_id", "ion_center")},
+        stress_eV_A3=out.get("stress_eV_A3", np.empty(0)),
     )
+
+
+def delete_chunks(blobs: Store, trajectory_id: str, keep_first: int = 0) -> int:
+    """Delete the chunks of ``trajectory_id`` with ``chunk_index >= keep_first`` (all by default); return how many.
+
+    Filters in Python and deletes one chunk at a time by its key, so it works the same on every backend
+    (montydb, MongoDB, GridFS, whose searchable metadata holds only ``trajectory_id`` and ``kind``).
+    """
+    metas = blobs.query(
+        {"trajectory_id": trajectory_id, "kind": "trajectory_chunk"}, properties=["blob_uuid", "chunk_index"]
+    )
+    doomed = [d["blob_uuid"] for d in metas if int(d.get("chunk_index", 0)) >= keep_first]
+    for uuid in doomed:
+        blobs.remove_docs({"blob_uuid": uuid})
+    return len(doomed)
+
+
+def move_chunks(blobs: Store, from_id: str, to_id: str) -> list[str]:
+    """Re-key the chunks of ``from_id`` as chunks of ``to_id``; return the new keys of the chunks moved now.
+
+    Chunk by chunk: write the copy under ``to_id`` (``blob_uuid`` as :class:`TrajectoryWriter` names it,
+    replacing a chunk of ``to_id`` with the same index), then delete the original. Interrupted at any point,
+    every frame is still stored under one of the two ids, and calling it again finishes the move.
+    """
+    moved = []
+    for chunk in iter_chunks(blobs, from_id):
+        old_uuid = chunk["blob_uuid"]
+        copy = {k: v for k, v in chunk.items() if k != "_id"}
+        copy.update(
+            blob_uuid=_chunk_uuid(to_id, int(chunk["chunk_index"])),
+            trajectory_id=to_id,
+            staged_as=from_id,
+            last_updated=utcnow(),
+        )
+        blobs.update([copy], key="blob_uuid")
+        blobs.remove_docs({"blob_uuid": old_uuid})
+        moved.append(copy["blob_uuid"])
+    return moved

@@ -139,7 +139,9 @@ def test_batched_production_maker_writes_documents(
     monkeypatch.setenv("ELECTRODB_DATA_DIR", str(tmp_path / "data"))
     get_settings.cache_clear()
     try:
-        md = MDSettings(production_ps=0.02, timestep_fs=0.5, sample_every_steps=10, stability=STABILITY)
+        md = MDSettings(
+            production_ps=0.02, timestep_fs=0.5, sample_every_steps=10, stability=STABILITY, thermostat="langevin"
+        )
         campaign = Campaign(
             name="batched-test",
             salts=["NaCl", "LiCl"],

@@ -493,7 +493,10 @@ def _common_md(specs: Sequence[SystemSpec]) -> MDSettings:
         if spec.model_id != specs[0].model_id:
             raise ValueError(f"systems of one batch must share the model: {spec.system_id} uses {spec.model}")
     if md.thermostat != "langevin":
-        raise ValueError(f"batched MD runs Langevin only, not {md.thermostat!r}; use ProductionMDMaker")
+        raise ValueError(
+            f"batched MD runs Langevin only, not {md.thermostat!r}: set md.thermostat: langevin (with a weak "
+            "friction_per_fs) for batched runs, or use ProductionMDMaker (Bussi, the default)"
+        )
     return md
 
 

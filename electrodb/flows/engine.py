@@ -1,8 +1,26 @@
 """The MD engine under the jobflow Makers: minimisation, NPT density equilibration, NVT production with a
-stability monitor, chunked trajectory output and checkpoint/resume.
+stability monitor, chunked trajectory output and checkpoint/resume, and the NVE energy-drift check of a model.
 
 Everything here works on an ASE ``Atoms`` with any ASE calculator; the Makers in :mod:`electrodb.flows.md` add
 stores, documents and provenance.
+
+Thermostats (``MDSettings``; see ``docs/campaigns.md``, "MD settings"):
+
+* warm-up: Langevin with strong friction ``warmup_friction_per_fs`` (default 0.05/fs, kinetic-energy
+  relaxation time 1/(2γ) = 10 fs), so the heat a strained packed box releases is removed at once;
+* production, default ``thermostat="bussi"``: canonical stochastic velocity rescaling (Bussi, Donadio &
+  Parrinello, J. Chem. Phys. 126, 014101 (2007)) with time constant ``thermostat_time_fs`` (default 100 fs).
+  It rescales all velocities by one factor, so it samples the canonical ensemble while leaving the dynamics
+  (diffusion, velocity autocorrelation) essentially unperturbed over a wide range of τ (Bussi &
+  Parrinello, Comput. Phys. Commun. 179, 26 (2008)). At steady state the thermostat must remove the power a
+  model pumps in; it removes (K − K0)/τ, so a model drifting by ε̇ per atom runs hot by ΔT = ε̇ τ/(3/2 k_B)
+  (:func:`electrodb.analysis.md_checks.thermostat_offset_K`), 5× less than under the old production Langevin
+  0.001/fs, whose kinetic energy relaxes in 1/(2γ) = 500 fs;
+* ``thermostat="langevin"``: friction ``friction_per_fs`` on every atom; it slows self-diffusion by about
+  D/D0 = 1/(1 + M γ D0/k_BT) (additive friction; water, M = 18 g/mol: −1.6 % at 0.001/fs, −14 % at 0.01/fs).
+
+Frame temperatures are the kinetic temperature of the motion relative to the centre of mass,
+T = 2(K − |P|²/2M)/((3N − 3) k_B), unbiased whether or not the thermostat conserves the total momentum.
 """
 
 from __future__ import annotations
@@ -15,22 +33,30 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms, units
+from ase.md.bussi import Bussi
 from ase.md.langevin import Langevin
 from ase.md.md import MolecularDynamics
 from ase.md.nptberendsen import NPTBerendsen
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from ase.md.verlet import VelocityVerlet
 from ase.neighborlist import neighbor_list
 from ase.optimize import FIRE
 
+from electrodb.analysis.md_checks import EnergyDrift, fit_energy_drift
 from electrodb.campaign import MDSettings, StabilitySettings
 from electrodb.trajectory import TrajectoryWriter
 
 __all__ = [
     "EquilibrationResult",
     "MDInstabilityError",
+    "NVEDriftResult",
     "ProductionState",
     "StabilityMonitor",
     "equilibrate",
+    "frame_stress",
+    "kinetic_energy_relaxation_ps",
+    "kinetic_temperature",
+    "measure_nve_drift",
     "minimize",
     "run_production",
 ]
@@ -50,6 +76,36 @@ class MDInstabilityError(RuntimeError):
 
 def density_kg_m3(atoms: Atoms) -> float:
     return float(atoms.get_masses().sum() / atoms.get_volume() * AMU_A3_TO_KG_M3)
+
+
+def kinetic_temperature(atoms: Atoms) -> float:
+    """Kinetic temperature of the motion relative to the centre of mass (K).
+
+    T = 2 (K − |P|²/(2M)) / ((3N − 3) k_B), with K the kinetic energy, P the total momentum and M the total
+    mass. Equal to ``atoms.get_temperature()`` × 3N/(3N − 3) when P = 0 (velocity rescaling, NPT with fixcm),
+    and an unbiased estimate also when the centre of mass moves thermally (Langevin with fixcm=False).
+    """
+    n = len(atoms)
+    if n < 2:
+        return float(atoms.get_temperature())
+    momenta = atoms.get_momenta()
+    total = momenta.sum(axis=0)
+    ke = atoms.get_kinetic_energy() - float(total @ total) / (2.0 * atoms.get_masses().sum())
+    return float(2.0 * ke / ((3 * n - 3) * units.kB))
+
+
+def frame_stress(atoms: Atoms) -> np.ndarray | None:
+    """Full (3, 3) stress with the kinetic (ideal-gas) term, eV/Å³ (ASE sign: P = −tr/3); None if unavailable.
+
+    MACE computes the virial with every force call, so this costs nothing extra; calculators without stress
+    (or boxes without a cell) give None and the frame stores NaN.
+    """
+    try:
+        stress = atoms.get_stress(voigt=False, include_ideal_gas=True)
+    except Exception:  # PropertyNotImplementedError, a non-periodic box, a calculator that refuses stress
+        return None
+    stress = np.asarray(stress, dtype=float)
+    return stress if stress.shape == (3, 3) else None
 
 
 @dataclass
@@ -128,7 +184,8 @@ class EquilibrationResult:
 def equilibrate(
     atoms: Atoms, md: MDSettings, temperature: float, log: Callable[[str], None] | None = None
 ) -> EquilibrationResult:
-    """Minimise, warm up (Langevin), then NPT (Berendsen) until the block-mean density settles.
+    """Minimise, warm up (Langevin, strong friction ``md.warmup_friction_per_fs``), then NPT (Berendsen) until
+    the block-mean density settles.
 
     Convergence: the trajectory is cut into blocks of ``md.npt_block_ps``; NPT stops when two consecutive
     block means differ by less than ``md.density_tolerance`` (relative), after at least three blocks, or at
@@ -210,10 +267,31 @@ class ProductionState:
     timestep_fs: float
 
 
+def kinetic_energy_relaxation_ps(md: MDSettings) -> float:
+    """Relaxation time of the kinetic energy under the production thermostat (ps).
+
+    ``thermostat_time_fs`` for Bussi and Nosé–Hoover chains; 1/(2γ) for Langevin (every momentum relaxes as
+    exp(−γt), so the kinetic energy as exp(−2γt)). Used as the floor on the correlation time of the frame
+    temperatures (:func:`electrodb.analysis.md_checks.check_temperature`) and in the drift → offset estimate.
+    """
+    if md.thermostat == "langevin":
+        return 1.0 / (2.0 * md.friction_per_fs * 1000.0)
+    return md.thermostat_time_fs / 1000.0
+
+
 def _make_thermostat(
     atoms: Atoms, md: MDSettings, temperature: float, timestep_fs: float, rng: np.random.Generator
 ) -> MolecularDynamics:
+    """The production integrator of ``md.thermostat`` (see the module docstring for what each does)."""
     dt = timestep_fs * units.fs
+    if md.thermostat == "bussi":
+        dyn = Bussi(atoms, dt, temperature_K=temperature, taut=md.thermostat_time_fs * units.fs, rng=rng)
+        # Velocity rescaling keeps the total momentum (zeroed before production) at zero, so only 3N − 3
+        # degrees of freedom are thermal: target their kinetic energy, not 3N/2 k_B T (0.5 % too hot at N = 194).
+        if len(atoms) > 1:
+            dyn.ndof = 3 * len(atoms) - 3
+            dyn.target_kinetic_energy = 0.5 * dyn.temp * dyn.ndof
+        return dyn
     if md.thermostat == "nose-hoover-chain":
         from ase.md.nose_hoover_chain import NoseHooverChainNVT
 
@@ -237,7 +315,11 @@ def run_production(
     ``md.checkpoint_every_steps`` (rounded to a multiple of ``sample_every``), stop on instability.
 
     Frame k is the state after k × ``sample_every`` steps, so a resumed run continues the same time grid with
-    neither gap nor duplicate. Returns the number of steps run in this call.
+    neither gap nor duplicate. Each frame stores positions, cell, time, potential energy, the centre-of-mass
+    kinetic temperature (:func:`kinetic_temperature`) and the full stress with its kinetic part
+    (:func:`frame_stress`, NaN when the calculator has none) — stress is sampled at the saved frames only, so
+    a Green–Kubo viscosity needs a small ``sample_every_steps``. A fresh run first removes the centre-of-mass
+    momentum. Returns the number of steps run in this call.
     """
     rng = np.random.default_rng(md.seed + 1)
     start_step = 0
@@ -247,6 +329,8 @@ def run_production(
         atoms.set_momenta(resume.momenta)
         rng.bit_generator.state = resume.rng_state
         start_step = resume.step
+    else:
+        Stationary(atoms)  # zero total momentum: velocity rescaling keeps it there
     monitor = StabilityMonitor.for_atoms(atoms, md.stability, temperature)
     dyn = _make_thermostat(atoms, md, temperature, timestep_fs, rng)
     checkpoint_every = max(sample_every, md.checkpoint_every_steps // sample_every * sample_every)
@@ -262,7 +346,8 @@ def run_production(
             np.asarray(atoms.cell),
             writer.next_frame * frame_ps,
             atoms.get_potential_energy(),
-            atoms.get_temperature(),
+            kinetic_temperature(atoms),
+            stress=frame_stress(atoms),
         )
 
     def checkpoint() -> None:
@@ -299,3 +384,58 @@ def run_production(
         dyn.run(remaining)
     writer.flush()
     return max(remaining, 0)
+
+
+@dataclass
+class NVEDriftResult:
+    """Outcome of :func:`measure_nve_drift`: the fitted drift and the run it came from."""
+
+    drift: EnergyDrift
+    timestep_fs: float
+    n_steps: int
+    mean_temperature_K: float
+    wall_time_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.drift.as_dict(),
+            "timestep_fs": self.timestep_fs,
+            "n_steps": self.n_steps,
+            "mean_temperature_K": self.mean_temperature_K,
+            "wall_time_s": self.wall_time_s,
+        }
+
+
+def measure_nve_drift(
+    atoms: Atoms, timestep_fs: float, n_steps: int, temperature: float, seed: int = 1
+) -> NVEDriftResult:
+    """Velocity-Verlet NVE run of a copy of ``atoms`` (same calculator) and the drift of its total energy.
+
+    The copy keeps the momenta of ``atoms`` (an equilibrated box), or starts from a Maxwell–Boltzmann
+    distribution at ``temperature`` if it has none; ``atoms`` itself is not moved. The total energy is sampled
+    every step and fitted by :func:`electrodb.analysis.md_checks.fit_energy_drift` (meV/atom/ps).
+
+    Raises
+    ------
+    ValueError
+        The run went non-finite (the fit refuses non-finite energies).
+    """
+    started = time.perf_counter()
+    box = atoms.copy()
+    box.calc = atoms.calc
+    if not box.get_momenta().any():
+        _initial_velocities(box, temperature, np.random.default_rng(seed))
+    dyn = VelocityVerlet(box, timestep_fs * units.fs)
+    times: list[float] = []
+    energies: list[float] = []
+    temps: list[float] = []
+
+    def record() -> None:
+        times.append(dyn.nsteps * timestep_fs / 1000.0)
+        energies.append(box.get_potential_energy() + box.get_kinetic_energy())
+        temps.append(kinetic_temperature(box))
+
+    dyn.attach(record, interval=1)
+    dyn.run(n_steps)
+    drift = fit_energy_drift(np.array(times), np.array(energies), len(box))
+    return NVEDriftResult(drift, timestep_fs, n_steps, float(np.mean(temps)), time.perf_counter() - started)

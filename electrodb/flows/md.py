@@ -22,12 +22,16 @@ from jobflow import Flow, Maker, Response, job
 from pydantic import BaseModel, Field
 
 from electrodb import __version__
+from electrodb.analysis.convergence import ConvergenceTargets
+from electrodb.analysis.md_checks import check_temperature, thermostat_offset_K
 from electrodb.campaign import MDSettings, SystemSpec
 from electrodb.chemistry import parse_salt
 from electrodb.flows.engine import (
     MDInstabilityError,
     ProductionState,
     equilibrate,
+    kinetic_energy_relaxation_ps,
+    measure_nve_drift,
     run_production,
 )
 from electrodb.stores import ElectroDBStores, get_stores
@@ -102,7 +106,7 @@ def atoms_from_dict(data: dict[str, Any]) -> Atoms:
 
 
 def _stores() -> ElectroDBStores:
-    return get_stores().connect("trajectories", "data", "systems")
+    return get_stores().connect("trajectories", "data", "systems", "models")
 
 
 def _load_calculator(spec: SystemSpec, atoms: Atoms) -> tuple[Any, dict[str, Any]]:
@@ -179,6 +183,7 @@ def _new_trajectory_doc(
         model_id=spec.model_id,
         model=model,
         md=md.model_dump(mode="json"),
+        targets=spec.targets,
         timestep_fs=timestep_fs,
         sample_interval_steps=sample_every,
         frame_interval_ps=sample_every * timestep_fs / 1000.0,
@@ -316,6 +321,7 @@ class ProductionMDMaker(Maker):
             if state is None and not atoms.get_momenta().any():  # a box without velocities: start at temperature
                 MaxwellBoltzmannDistribution(atoms, temperature_K=spec.temperature, rng=np.random.default_rng(md.seed))
                 Stationary(atoms)
+            self._check_nve_drift(stores, atoms, model, md, spec.temperature)
             start_atoms = atoms.copy()
             for attempt in range(2):
                 doc = self._run(stores, doc, atoms, md, timestep, sample_every, chunk, state)
@@ -339,6 +345,42 @@ class ProductionMDMaker(Maker):
                     box_length_A=system.box_length_A,
                 )
             return doc
+
+    @staticmethod
+    def _check_nve_drift(
+        stores: ElectroDBStores, atoms: Atoms, model: dict[str, Any], md: MDSettings, temperature: float
+    ) -> None:
+        """Measure the model's NVE energy drift once (``md.nve_drift_steps`` velocity-Verlet steps on a copy of
+        this box at the production timestep) and store it in the model's ``models`` document; skipped when the
+        document already has one. A failed check is stored as such and never stops production."""
+        from electrodb.models import get_nve_drift, record_nve_drift
+
+        model_id = model.get("model_id")
+        if md.nve_drift_steps <= 0 or not model_id or get_nve_drift(stores, model_id) is not None:
+            return
+        record: dict[str, Any] = {"n_atoms": len(atoms), "target_temperature_K": temperature}
+        try:
+            result = measure_nve_drift(atoms, md.timestep_fs, md.nve_drift_steps, temperature, seed=md.seed)
+            tau = kinetic_energy_relaxation_ps(md)
+            record |= {
+                "status": "ok",
+                **result.as_dict(),
+                "thermostat": md.thermostat,
+                "thermostat_relaxation_ps": tau,
+                "expected_offset_K": thermostat_offset_K(result.drift.drift_meV_per_atom_ps, tau),
+            }
+            _report(
+                f"model NVE drift: {result.drift.drift_meV_per_atom_ps:+.3f} meV/atom/ps "
+                f"({md.nve_drift_steps} steps of {md.timestep_fs} fs, {len(atoms)} atoms)"
+            )
+        except Exception as exc:  # a blow-up in NVE is itself the finding; production still runs thermostatted
+            record |= {
+                "status": "failed",
+                "reason": f"{type(exc).__name__}: {exc}",
+                "timestep_fs": md.timestep_fs,
+                "n_steps": md.nve_drift_steps,
+            }
+        record_nve_drift(stores, model_id, record, identity=model)
 
     @staticmethod
     def _discard(stores: ElectroDBStores, tid: str) -> None:
@@ -412,6 +454,17 @@ class ProductionMDMaker(Maker):
             fields=("temperature_K",),
         ).temperature_K
         simulated_ns = n_steps * timestep * 1e-6
+        targets = ConvergenceTargets().with_overrides(getattr(doc, "targets", None))
+        t_check = check_temperature(
+            temps,
+            doc.temperature,
+            targets,
+            min_correlation_time_ps=kinetic_energy_relaxation_ps(md),
+            frame_interval_ps=doc.frame_interval_ps,
+            n_atoms=doc.n_atoms,
+        )
+        if t_check.verdict.status != "converged":
+            _report(f"{doc.salt} {doc.molality:.2f} m: {t_check.verdict.reason}")
         return _mark(
             stores,
             doc,
@@ -422,8 +475,7 @@ class ProductionMDMaker(Maker):
             wall_time_s=wall,
             ns_per_day=simulated_ns / (wall / 86400) if wall > 0 else None,
             last_good_frame=writer.n_frames - 1,
-            mean_temperature_K=float(np.mean(temps)),
-            std_temperature_K=float(np.std(temps)),
+            **t_check.as_fields(),
         )
 
 
