@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from electrodb.analysis.md_checks import check_temperature
 from electrodb.campaign import stable_hash
 from electrodb.chemistry import WATER_MOLAR_MASS_KG, ChemistryError, Salt, parse_salt
 from electrodb.ingest_checks import (
@@ -91,7 +92,7 @@ from electrodb.ingest_staging import (
 from electrodb.molecules import BOND_TOLERANCE, WATER_OH_CUTOFF_A, assign_molecules
 from electrodb.stores import ElectroDBStores
 from electrodb.systems import ROLE_CODES
-from electrodb.trajectory import TrajectoryDocument, TrajectoryWriter, utcnow
+from electrodb.trajectory import TrajectoryDocument, TrajectoryWriter, decode_array, iter_chunks, utcnow
 
 __all__ = [
     "BOND_TOLERANCE",
@@ -286,9 +287,22 @@ allow_irregular_steps, allow_truncated
         _discard_staging(stores, staging)
         raise
     doc = _finish_switch(stores, manifest)
+    doc = _check_run_temperature(stores, doc)
     if existing is not None:
         messages.append(f"replaced the stored trajectory {tid} ({existing['status']}, {existing['n_frames']} frames)")
     return _result(doc, "created" if existing is None else "replaced", messages)
+
+
+def _check_run_temperature(stores: ElectroDBStores, doc: TrajectoryDocument) -> TrajectoryDocument:
+    """Judge the source run's temperature against its label from the stored frames (momenta, where present).
+
+    Files without velocities give ``insufficient`` (the label cannot be checked and is shown as the user's word).
+    """
+    temps = [decode_array(c["temperature_K"]) for c in iter_chunks(stores.data, doc.trajectory_id)]
+    check = check_temperature(np.concatenate(temps) if temps else np.empty(0), doc.temperature, None)
+    doc = doc.model_copy(update={**check.as_fields(), "last_updated": utcnow()})
+    stores.trajectories.update([doc.model_dump(mode="json")], key="trajectory_id")
+    return doc
 
 
 def _unchanged(

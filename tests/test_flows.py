@@ -419,3 +419,19 @@ def test_npt_equilibration_reports_block_densities_and_rescales(random_mace):
     assert density_kg_m3(atoms) == pytest.approx(result.density_kg_m3, rel=1e-9)  # box rescaled to the mean
     assert result.converged in (True, False) and result.density_err_kg_m3 >= 0
     assert atoms.get_momenta().any()  # velocities survive for production
+
+
+def test_campaign_with_long_range_term_runs_and_records_it(stores, random_mace):
+    """long_range: in a campaign wraps the NNP in the Coulomb term; it is part of the id and the model record."""
+    from electrodb.flows.campaign import run_campaign
+
+    plain = _campaign(random_mace, production_ps=0.01)
+    campaign = plain.model_copy(
+        update={"long_range": {"charges": "ions", "epsilon_r": 78.3, "method": "ewald", "cutoff_A": 5.0}}
+    )
+    campaign = Campaign.model_validate(campaign.model_dump())
+    assert campaign.systems()[0].system_id != plain.systems()[0].system_id
+    summary = run_campaign(campaign, stores)
+    assert summary.completed, summary.reasons
+    doc = stores.trajectories.query_one({"trajectory_id": summary.completed[0]})
+    assert doc["model"]["long_range"]["epsilon_r"] == 78.3 and doc["status"] == "completed"

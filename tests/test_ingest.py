@@ -463,3 +463,23 @@ def test_cli_override_flag_and_noop_message(settings, tmp_path):
     assert "ingested 3" not in again.output and "nothing ingested" in again.output
     forced = runner.invoke(app, [*args, "--allow-unusual", "--force"], env={"COLUMNS": "80"})
     assert forced.exit_code == 0 and "replaced the stored trajectory" in forced.output, forced.output
+
+
+def test_source_run_temperature_is_judged_against_its_label(stores, tmp_path):
+    """Velocities in the file give the run's real temperature; a 400 K run labelled 298 K is not a result."""
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    cluster = Atoms("ClLi", positions=[[0, 0, 0], [2.35, 0, 0]])
+    atoms = build_box("LiCl", 40, 12.0, clusters=[cluster], seed=9)
+    rng = np.random.default_rng(3)
+    frames = []
+    for frame in frames_of(atoms, 30):
+        MaxwellBoltzmannDistribution(frame, temperature_K=400.0, rng=rng)
+        frames.append(frame)
+    hot = ingest_trajectory(write_frames(tmp_path / "hot.extxyz", frames), "LiCl", None, 298.15, 0.5, 10, stores)
+    assert hot.temperature_status == "unconverged" and "298.15" in hot.temperature_reason
+    assert hot.mean_temperature_K > 350
+    plain = ingest_trajectory(
+        write_frames(tmp_path / "plain.extxyz", frames_of(atoms, 30)), "LiCl", None, 310.0, 0.5, 10, stores
+    )
+    assert plain.temperature_status == "insufficient"  # no velocities: the label cannot be checked

@@ -154,7 +154,9 @@ def _trajectory_entries(traj: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _at_wrong_temperature(traj: dict[str, Any] | None) -> str | None:
     """Reason why a run's properties are not results at its labelled temperature (None when they are)."""
-    if not traj or traj.get("temperature_status") in (None, "converged"):
+    # "insufficient" (a file without velocities) cannot be checked: the label is the user's word, shown as such
+    # in T_mean; only a measured miss makes the run's properties not results.
+    if not traj or traj.get("temperature_status") != "unconverged":
         return None
     return f"run not at its labelled temperature: {traj.get('temperature_reason') or traj['temperature_status']}"
 

@@ -206,7 +206,7 @@ class ThermoBuilder(Builder):
                     )
                 except (ValueError, KeyError, TypeError) as exc:
                     entry["error"] = f"no a_cc: {exc}"
-                wrong_temperature = meta.get("temperature_status") not in (None, "converged")
+                wrong_temperature = meta.get("temperature_status") == "unconverged"
                 if entry.get("a_cc_status") == "converged" and wrong_temperature:
                     entry["a_cc_status"] = "unconverged"  # not a result at the labelled temperature
                     entry["a_cc_reason"] = f"run not at its labelled temperature: {meta.get('temperature_reason')}"

@@ -114,7 +114,14 @@ def _load_calculator(spec: SystemSpec, atoms: Atoms) -> tuple[Any, dict[str, Any
 
     loaded = load_model(ModelRef.parse(spec.model))
     loaded.check_elements(atoms.get_chemical_symbols())
-    return loaded.calculator(), loaded.identity.model_dump(mode="json")
+    identity = loaded.identity.model_dump(mode="json")
+    calc = loaded.calculator()
+    if spec.long_range is not None:  # the NNP plus a long-range Coulomb term (docs/long-range.md)
+        from electrodb.longrange import LongRangeCalculator
+
+        calc = LongRangeCalculator.for_system(calc, spec.long_range, atoms, spec.salt)
+        identity["long_range"] = spec.long_range.model_dump(mode="json")
+    return calc, identity
 
 
 @dataclass
