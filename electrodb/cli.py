@@ -207,9 +207,9 @@ def model_train(
     from ase.io import read
 
     from electrodb.flows.training import store_model
+    from electrodb.mace_train import TrainingSettings, train_mace
     from electrodb.settings import get_settings
     from electrodb.stores import get_stores
-    from electrodb.training import TrainingSettings, train_mace
 
     configurations = read(data, index=":")
     settings = TrainingSettings(max_num_epochs=epochs, foundation_model=foundation)

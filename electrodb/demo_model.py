@@ -48,7 +48,7 @@ def demo_sampling() -> Any:
 
 def demo_training() -> Any:
     """MACE settings of the demo model (16 channels, L = 1, r_max 4 Å; 20 epochs, stage two from 14)."""
-    from electrodb.training import TrainingSettings
+    from electrodb.mace_train import TrainingSettings
 
     return TrainingSettings(max_num_epochs=20, start_swa=14)
 
@@ -56,7 +56,7 @@ def demo_training() -> Any:
 def train_demo_model(log: Log, workdir: Path | None = None) -> tuple[Any, Any]:
     """Sample, label and train the demo model; return ``(LabelledDataset, TrainingResult)``."""
     from electrodb.flows.training import decode_configurations, sample_and_label
-    from electrodb.training import train_mace
+    from electrodb.mace_train import train_mace
 
     dataset = sample_and_label(demo_sampling(), "chgnet:r2scan", log=log)
     n, skipped, wall = dataset.n_configurations, dataset.n_skipped, dataset.wall_time_s
@@ -104,8 +104,8 @@ def ensure_demo_model(stores: ElectroDBStores, log: Log, retrain: bool = False) 
     ``retrain`` skips the cache and the shipped file and trains live (minutes on 2 cores).
     """
     from electrodb.flows.training import materialize_model, store_model
+    from electrodb.mace_train import TrainingResult
     from electrodb.models import file_sha256
-    from electrodb.training import TrainingResult
 
     if not retrain:
         cached = stores.models.query_one({"name": DEMO_MODEL_NAME}, sort={"last_updated": -1})

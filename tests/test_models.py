@@ -15,6 +15,9 @@ from ase.build import molecule
 
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
+from model_factory import smoke_box, train_smoke_model
+
+from electrodb.mace_train import TrainingResult
 from electrodb.models import (
     FOUNDATION_MODELS,
     ModelError,
@@ -23,7 +26,6 @@ from electrodb.models import (
     load_model,
     resolve_foundation_path,
 )
-from electrodb.training import TrainingResult, smoke_box, train_smoke_model
 
 
 @pytest.fixture(scope="session")
@@ -185,7 +187,7 @@ def test_torch_model(smoke_model: TrainingResult) -> None:
 
 def test_chgnet_labels_water() -> None:
     chgnet = pytest.importorskip("chgnet")
-    from electrodb.training import ENERGY_KEY, FORCES_KEY, label_configurations
+    from electrodb.labelling import ENERGY_KEY, FORCES_KEY, label_configurations
 
     loaded = load_model("chgnet:r2scan", device="cpu")
     ident = loaded.identity

@@ -14,7 +14,7 @@ from ase.calculators.calculator import Calculator, all_changes
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from model_factory import build_random_mace
+from model_factory import build_random_mace, smoke_box
 
 from electrodb.analysis.free_energy import (
     EV_TO_KJ_PER_MOL,
@@ -51,7 +51,6 @@ from electrodb.flows.solvation import (
 from electrodb.models import load_model
 from electrodb.settings import ElectroDBSettings, get_settings
 from electrodb.stores import ElectroDBStores
-from electrodb.training import smoke_box
 from electrodb.trajectory import utcnow
 
 ION_INDICES = [12, 13]  # Na, Cl of smoke_box

@@ -1,4 +1,4 @@
-"""Tests of electrodb.training: perturbation, labelling, mace_run_train driving, held-out evaluation."""
+"""Tests of electrodb.labelling and electrodb.mace_train: perturbation, labelling, mace_run_train, held-out errors."""
 
 from __future__ import annotations
 
@@ -18,22 +18,24 @@ from ase.calculators.lj import LennardJones
 
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
-from electrodb import training
-from electrodb.training import (
+from model_factory import smoke_box, train_smoke_model
+
+from electrodb import mace_train
+from electrodb.labelling import (
     ENERGY_KEY,
     FORCES_KEY,
     STRESS_KEY,
+    label_configurations,
+    perturb_configurations,
+)
+from electrodb.mace_train import (
     TrainingError,
     TrainingResult,
     TrainingSettings,
     build_train_command,
     evaluate_model,
-    label_configurations,
-    perturb_configurations,
-    smoke_box,
     split_train_valid,
     train_mace,
-    train_smoke_model,
 )
 
 
@@ -160,7 +162,7 @@ def test_foundation_command_uses_foundation_architecture(tmp_path: Path) -> None
 
 def test_failed_run_reports_log_tail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     script = "import sys; print('line one'); print('something broke: bad flag'); sys.exit(3)"
-    monkeypatch.setattr(training, "_mace_run_train_executable", lambda: [sys.executable, "-c", script])
+    monkeypatch.setattr(mace_train, "_mace_run_train_executable", lambda: [sys.executable, "-c", script])
     configs = label_configurations(
         perturb_configurations([smoke_box()], 3, seed=0), LennardJones(sigma=0.86, epsilon=0.05, rc=3.0)
     )

@@ -29,17 +29,12 @@ from jobflow import Flow, Maker, job
 from pydantic import BaseModel, Field
 
 from electrodb import __version__
+from electrodb.labelling import label_configurations, perturb_configurations
+from electrodb.mace_train import TrainingResult, TrainingSettings, train_mace
 from electrodb.models import ModelRef, file_sha256, load_model
 from electrodb.settings import get_settings
 from electrodb.stores import ElectroDBStores, get_stores
 from electrodb.systems import box_counts, pack_box
-from electrodb.training import (
-    TrainingResult,
-    TrainingSettings,
-    label_configurations,
-    perturb_configurations,
-    train_mace,
-)
 from electrodb.trajectory import utcnow
 
 __all__ = [
