@@ -1,6 +1,8 @@
 """All of ElectroDB's maggma stores, built from one settings object.
 
-Embedded default: montydb collections on disk (no server). With ``ELECTRODB_DB_URI`` set: ``MongoStore``
+Embedded default: one SQLite file per collection under ``<data_dir>/db/<db_name>/`` (no server; indexed, safe
+with several writer processes; :mod:`electrodb.sqlite_store`). An old montydb database found there is copied
+into the SQLite files once, on first open (the montydb files are kept). With ``ELECTRODB_DB_URI`` set: ``MongoStore``
 collections plus a ``GridFSStore`` for blobs (trajectory chunks, model files). The rest of the code talks to
 maggma ``Store`` objects only and never needs to know which backend it has.
 
@@ -28,16 +30,16 @@ name               key                 content
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from jobflow import JobStore
 from maggma.core import Store
-from maggma.stores import GridFSStore, MongoStore, MontyStore
+from maggma.stores import GridFSStore, MongoStore
 
 from electrodb.settings import ElectroDBSettings, get_settings
+from electrodb.sqlite_migrate import migrate_montydb, montydb_collections
+from electrodb.sqlite_store import SQLiteStore
 
 __all__ = ["COLLECTIONS", "INDEXED_FIELDS", "ElectroDBStores", "ReadOnlyStoreError", "get_stores"]
 
@@ -58,6 +60,7 @@ COLLECTIONS: dict[str, str] = {
 }
 BLOB_COLLECTION = "data"
 BLOB_KEY = "blob_uuid"
+JOBFLOW_UPSERT_KEY = ["uuid", "index"]  # jobflow's JobStore.update key for the jobs collection
 
 _COMMON_FILTERS = [
     "salt",
@@ -82,39 +85,20 @@ INDEXED_FIELDS: dict[str, list[str]] = {
     "data": ["trajectory_id", "kind"],
 }
 
+# Embedded store only: covering indexes for the API's usual filters (salt, then molality/temperature ranges).
+COMPOUND_INDEXES: dict[str, list[list[str]]] = {
+    name: [["salt", "molality", "temperature"], ["salt", "temperature", "molality"]]
+    for name in ("electrolytes", "structure", "transport", "pairing", "kinetics", "trajectories")
+}
+
 
 class ReadOnlyStoreError(PermissionError):
     """A write was attempted through a store opened read-only (e.g. by the API)."""
 
 
-class EmbeddedStore(MontyStore):
-    """montydb-backed store; montydb cannot report indexes, so index creation is a no-op that says so."""
-
-    def ensure_index(self, key: str, unique: bool = False) -> bool:
-        return False
-
-    def remove_docs(self, criteria: dict) -> None:
-        # montydb's sqlite backend raises "no such table" when deleting from a collection never written to.
-        if self.count(criteria) == 0:
-            return
-        super().remove_docs(criteria)
-
-    def query(self, *args: Any, **kwargs: Any) -> Iterator[dict]:
-        # A collection never written to (or being created by another process right now) has no SQLite table
-        # yet; montydb raises instead of returning nothing.
-        try:
-            yield from super().query(*args, **kwargs)
-        except sqlite3.OperationalError as exc:
-            if "no such table" not in str(exc):
-                raise
-
-    def count(self, *args: Any, **kwargs: Any) -> int:
-        try:
-            return super().count(*args, **kwargs)
-        except sqlite3.OperationalError as exc:
-            if "no such table" not in str(exc):
-                raise
-            return 0
+class EmbeddedStore(SQLiteStore):
+    """The embedded default: one SQLite file per collection with expression indexes, safe with several writer
+    processes (see :mod:`electrodb.sqlite_store`)."""
 
 
 class _ReadOnlyMixin:
@@ -145,8 +129,10 @@ def _make_store(settings: ElectroDBSettings, name: str, key: str, read_only: boo
         cls = ReadOnlyEmbeddedStore if read_only else EmbeddedStore
         return cls(
             name,
-            database_path=str(settings.database_path),
-            database_name=settings.db_name,
+            str(settings.database_path),
+            settings.db_name,
+            indexed_fields=INDEXED_FIELDS.get(name, []),
+            compound_indexes=COMPOUND_INDEXES.get(name, []),
             key=key,
             last_updated_field="last_updated",
         )
@@ -175,6 +161,13 @@ class ElectroDBStores:
     def __post_init__(self) -> None:
         if self.settings.embedded:
             self.settings.database_path.mkdir(parents=True, exist_ok=True)
+            if montydb_collections(self.settings.database_path, self.settings.db_name):
+                keys: dict[str, str | list[str]] = {
+                    **COLLECTIONS,
+                    BLOB_COLLECTION: BLOB_KEY,
+                    "jobs": JOBFLOW_UPSERT_KEY,
+                }
+                migrate_montydb(self.settings.database_path, self.settings.db_name, keys)
         for name, key in {**COLLECTIONS, BLOB_COLLECTION: BLOB_KEY}.items():
             self._stores[name] = _make_store(self.settings, name, key, self.read_only)
 

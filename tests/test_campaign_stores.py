@@ -93,7 +93,7 @@ def test_embedded_store_round_trip(stores):
     back = stores.systems.query_one({"system_id": "abc"})
     assert {k: back[k] for k in doc} == doc
     assert stores.counts()["systems"] == 1
-    stores.data.remove_docs({"trajectory_id": "never-written"})  # montydb gap handled
+    stores.data.remove_docs({"trajectory_id": "never-written"})  # a collection never written to
 
 
 def test_read_only_stores_refuse_writes(settings):
@@ -115,12 +115,15 @@ def test_mongodb_uri_selects_mongo_and_gridfs(tmp_path):
 
 
 def test_embedded_store_reads_a_collection_being_created_as_empty(stores):
-    """Another process may have created a collection's SQLite file but not its table yet (seen in the
-    kill/resume test): montydb raises "no such table"; the embedded store answers "nothing there"."""
+    """Another process may have created a collection's SQLite file but not its tables yet (seen in the
+    kill/resume test): the embedded store creates them and answers "nothing there"."""
     import sqlite3
 
     stores.systems.update([{"system_id": "a"}], key="system_id")
     folder = stores.settings.database_path / stores.settings.db_name
-    sqlite3.connect(folder / "data.collection").close()
+    stores.data.close()
+    (folder / "data.sqlite3").unlink(missing_ok=True)
+    sqlite3.connect(folder / "data.sqlite3").close()
+    stores.data.connect()
     assert stores.data.query_one({"kind": "checkpoint"}) is None
     assert stores.data.count() == 0
