@@ -1,7 +1,7 @@
 """Benchmark: MD throughput (atom-steps per second) of three ways to run NVT Langevin with one MACE model.
 
 (a) ElectroDB's sequential ASE path: :func:`electrodb.flows.engine.run_production` with a
-    :class:`~electrodb.trajectory.TrajectoryWriter` into a temporary embedded (montydb) store;
+    :class:`~electrodb.trajectory.TrajectoryWriter` into a temporary embedded (SQLite) store;
 (b) atomate2's ``ForceFieldMDMaker`` (NVT Langevin) run with jobflow ``run_locally`` into a JobStore with a
     ``data`` additional store;
 (c) torch-sim (:func:`electrodb.flows.batched.run_batched_nvt`): k boxes in one batched integration versus the

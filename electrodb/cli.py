@@ -224,6 +224,9 @@ def model_train(
 @model_app.command("train-demo")
 def model_train_demo(
     out: Annotated[Path, typer.Option(help="folder for demo-mace.model and its card")] = Path("electrodb/data"),
+    labelled: Annotated[
+        list[Path] | None, typer.Option(help="train on these labelled extxyz files instead of sampling anew")
+    ] = None,
 ) -> None:
     """Train the demo's small MACE (sample, label with CHGNet-r2SCAN, train) and write it with its card.
 
@@ -231,7 +234,7 @@ def model_train_demo(
     """
     from electrodb.demo_model import train_demo_model, write_packaged_model
 
-    dataset, result = train_demo_model(console.log)
+    dataset, result = train_demo_model(console.log, labelled=labelled)
     model_path, card_path = write_packaged_model(dataset, result, out)
     console.print(f"wrote {model_path} ({result.model_id}) and {card_path}", soft_wrap=True)
 

@@ -47,22 +47,49 @@ def demo_sampling() -> Any:
 
 
 def demo_training() -> Any:
-    """MACE settings of the demo model (16 channels, L = 1, r_max 4 Å; 20 epochs, stage two from 14)."""
+    """MACE settings of the demo model (16 channels, L = 1, r_max 4 Å; 12 epochs, stage two from 9)."""
     from electrodb.mace_train import TrainingSettings
 
-    return TrainingSettings(max_num_epochs=20, start_swa=14)
+    return TrainingSettings(max_num_epochs=12, start_swa=9)
 
 
-def train_demo_model(log: Log, workdir: Path | None = None) -> tuple[Any, Any]:
-    """Sample, label and train the demo model; return ``(LabelledDataset, TrainingResult)``."""
+def _dataset_from_files(paths: list[Path], log: Log) -> tuple[Any, list[Any]]:
+    """Labelled configurations saved by an earlier run (extxyz with REF_energy/REF_forces) as a dataset record."""
+    from ase.io import read
+
+    from electrodb.flows.training import LabelledDataset, encode_configurations
+
+    configurations = [atoms for path in paths for atoms in read(str(path), index=":", format="extxyz")]
+    log(f"{len(configurations)} labelled configurations read from {', '.join(p.name for p in paths)}")
+    dataset = LabelledDataset(
+        n_configurations=len(configurations),
+        n_skipped=0,
+        labeller={"name": "chgnet:r2scan", "note": "labels read from files made by the demo sampling recipe"},
+        sampling={**demo_sampling().model_dump(mode="json"), "from_files": [p.name for p in paths]},
+        extxyz_zb64=encode_configurations(configurations),
+        wall_time_s=0.0,
+    )
+    return dataset, configurations
+
+
+def train_demo_model(log: Log, workdir: Path | None = None, labelled: list[Path] | None = None) -> tuple[Any, Any]:
+    """Sample, label and train the demo model; return ``(LabelledDataset, TrainingResult)``.
+
+    ``labelled`` skips sampling and labelling and trains on configurations an earlier run labelled (the
+    ``train.xyz``/``valid.xyz`` that ``mace_run_train`` was given keep them).
+    """
     from electrodb.flows.training import decode_configurations, sample_and_label
     from electrodb.mace_train import train_mace
 
-    dataset = sample_and_label(demo_sampling(), "chgnet:r2scan", log=log)
-    n, skipped, wall = dataset.n_configurations, dataset.n_skipped, dataset.wall_time_s
-    log(f"{n} labelled configurations ({skipped} rejected) in {wall:.0f} s")
+    if labelled:
+        dataset, configurations = _dataset_from_files(labelled, log)
+    else:
+        dataset = sample_and_label(demo_sampling(), "chgnet:r2scan", log=log)
+        n, skipped, wall = dataset.n_configurations, dataset.n_skipped, dataset.wall_time_s
+        log(f"{n} labelled configurations ({skipped} rejected) in {wall:.0f} s")
+        configurations = decode_configurations(dataset.extxyz_zb64)
     workdir = workdir or get_settings().work_dir / "train-demo-mace"
-    result = train_mace(decode_configurations(dataset.extxyz_zb64), demo_training(), workdir, progress=log)
+    result = train_mace(configurations, demo_training(), workdir, progress=log)
     log(
         f"trained MACE ({result.n_parameters} parameters) in {result.wall_time_s:.0f} s; held-out force RMSE "
         f"{result.rmse_forces_eV_per_A:.3f} eV/Å, energy RMSE {result.rmse_energy_meV_per_atom:.1f} meV/atom"
@@ -81,7 +108,8 @@ def write_packaged_model(dataset: Any, result: Any, out_dir: Path) -> tuple[Path
     card = {
         "name": DEMO_MODEL_NAME,
         "model_id": result.model_id,
-        "made_by": "electrodb model train-demo",
+        "made_by": "electrodb model train-demo"
+        + "".join(f" --labelled {name}" for name in dataset.sampling.get("from_files", [])),
         "purpose": "the demo's own small MACE; not a production potential",
         "training": training,
         "dataset": dataset.model_dump(mode="json", exclude={"extxyz_zb64"}),

@@ -2,7 +2,7 @@
 
 Precedence (highest first): keyword arguments, ``ELECTRODB_*`` environment variables, the YAML file named by
 ``ELECTRODB_CONFIG``, defaults. With no configuration at all ElectroDB uses an embedded on-disk database
-(montydb, SQLite storage) under ``./electrodb-data`` and needs no server.
+(SQLite files, one per collection) under ``./electrodb-data`` and needs no server.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class ElectroDBSettings(BaseSettings):
         paths must be absolute or they land inside job folders).
     db_uri
         ``mongodb://…`` or ``mongodb+srv://…``; when set, stores are maggma ``MongoStore`` collections and
-        trajectory blobs go to a ``GridFSStore``. ``None`` selects the embedded montydb database.
+        trajectory blobs go to a ``GridFSStore``. ``None`` selects the embedded SQLite database.
     db_name
         Database name on the MongoDB server (and of the embedded database).
     model_cache
@@ -74,7 +74,7 @@ class ElectroDBSettings(BaseSettings):
 
     @property
     def embedded(self) -> bool:
-        """True when the embedded (montydb) database is used."""
+        """True when the embedded (SQLite) database is used."""
         return self.db_uri is None
 
     @property
@@ -92,7 +92,7 @@ class ElectroDBSettings(BaseSettings):
     def describe(self) -> str:
         """Human-readable location of the data (never prints credentials)."""
         if self.embedded:
-            return f"embedded montydb (sqlite) at {self.database_path}"
+            return f"embedded SQLite at {self.database_path}"
         uri = self.db_uri or ""
         host = uri.split("@")[-1] if "@" in uri else uri.split("://", 1)[-1]
         return f"MongoDB {host.split('/')[0]} database {self.db_name!r} (+ GridFS for trajectories)"

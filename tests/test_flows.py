@@ -124,7 +124,9 @@ def test_flow_stores_completed_trajectory_with_temperature_verdict_stress_and_dr
     from electrodb.analysis.md_checks import check_temperature
     from electrodb.flows.campaign import run_campaign
 
-    campaign = _campaign(random_mace, production_ps=0.3, sample_every_steps=5, nve_drift_steps=20)
+    # seed 2: seed 1's thermostat noise sits ~35 K low (a 0.15 % event of the pure Bussi process), right at
+    # the 3-SE edge of the verdict, which made this test depend on the last digits of the random model
+    campaign = _campaign(random_mace, production_ps=0.3, sample_every_steps=5, nve_drift_steps=20, seed=2)
     assert campaign.md.thermostat == "bussi"  # the production default
     summary = run_campaign(campaign, stores)
     assert len(summary.completed) == 1, summary
@@ -134,8 +136,7 @@ def test_flow_stores_completed_trajectory_with_temperature_verdict_stress_and_dr
     traj = load_trajectory(doc["trajectory_id"], stores.trajectories, stores.data)
     assert traj.temperature_K[0] > 0.5 * 298.15  # production starts from the equilibrated velocities, not 0 K
     # the stored temperature check is the pure check on the stored frames, with the Bussi time as the floor
-    # on the correlation time of T (0.1 ps: a 0.3-ps run knows its mean T only to σ_T √(2τ/t) ≈ 14 K; this
-    # seed's thermostat noise happens to sit ~35 K low, a 0.15 % event of the pure Bussi process, measured)
+    # on the correlation time of T (0.1 ps: a 0.3-ps run knows its mean T only to σ_T √(2τ/t) ≈ 14 K)
     expected = check_temperature(
         traj.temperature_K,
         298.15,
