@@ -114,7 +114,9 @@ class MDSettings(_Strict):
         "production run (0: skip the check)",
     )
     sample_every_steps: int = Field(20, ge=1, description="frames stored every this many steps")
-    checkpoint_every_steps: int = Field(1000, ge=1)
+    checkpoint_every_steps: int = Field(
+        1000, ge=1, description="largest interval between checkpoints; runs get at least 10 checkpoints"
+    )
     seed: int = 1
     stability: StabilitySettings = StabilitySettings()
 

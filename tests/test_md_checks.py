@@ -135,3 +135,12 @@ def test_thermostat_offset_from_energy_drift():
     assert thermostat_offset_K(1.0, 0.1) == pytest.approx(0.1 / (1.5 * 0.08617333262))
     assert thermostat_offset_K(1.0, 0.1) == pytest.approx(0.774, abs=1e-3)
     assert thermostat_offset_K(-2.0, 0.5) == pytest.approx(-2 * 5 * 0.774, rel=1e-3)
+
+
+def test_checkpoint_interval_scales_with_the_run():
+    from electrodb.flows.engine import checkpoint_interval
+
+    assert checkpoint_interval(1000, 400, 4) == 40  # a 400-step run gets checkpoints (it got none at 1000)
+    assert checkpoint_interval(1000, 200_000, 20) == 1000  # long runs keep the configured interval
+    assert checkpoint_interval(1000, 30, 20) == 20  # never off the sampling grid
+    assert checkpoint_interval(50, 400, 10) == 40

@@ -299,6 +299,15 @@ def _make_thermostat(
     return Langevin(atoms, dt, temperature_K=temperature, friction=md.friction_per_fs / units.fs, fixcm=False, rng=rng)
 
 
+def checkpoint_interval(every_steps: int, n_steps: int, sample_every: int) -> int:
+    """Steps between checkpoints: ``every_steps`` at most, but at least 10 per run, a multiple of ``sample_every``.
+
+    A fixed 1,000-step interval never checkpointed a 400-step run, so a kill lost all of it.
+    """
+    wanted = min(every_steps, max(1, n_steps // 10))
+    return max(sample_every, wanted // sample_every * sample_every)
+
+
 def run_production(
     atoms: Atoms,
     md: MDSettings,
@@ -312,7 +321,8 @@ def run_production(
     on_progress: Callable[[int, int, float], None] | None = None,
 ) -> int:
     """NVT production: sample every ``sample_every`` steps (frame 0 = the starting state), checkpoint every
-    ``md.checkpoint_every_steps`` (rounded to a multiple of ``sample_every``), stop on instability.
+    :func:`checkpoint_interval` steps (``md.checkpoint_every_steps`` at most, and at least ten checkpoints per run,
+    on the sampling grid), stop on instability.
 
     Frame k is the state after k × ``sample_every`` steps, so a resumed run continues the same time grid with
     neither gap nor duplicate. Each frame stores positions, cell, time, potential energy, the centre-of-mass
@@ -333,7 +343,7 @@ def run_production(
         Stationary(atoms)  # zero total momentum: velocity rescaling keeps it there
     monitor = StabilityMonitor.for_atoms(atoms, md.stability, temperature)
     dyn = _make_thermostat(atoms, md, temperature, timestep_fs, rng)
-    checkpoint_every = max(sample_every, md.checkpoint_every_steps // sample_every * sample_every)
+    checkpoint_every = checkpoint_interval(md.checkpoint_every_steps, n_steps, sample_every)
     frame_ps = sample_every * timestep_fs / 1000.0
 
     def sample() -> None:
