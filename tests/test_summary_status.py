@@ -91,3 +91,23 @@ def test_legacy_property_documents_are_not_results(stores):
     out = builder.process_item(transport["electrolyte_id"])
     assert out["D_water"] is not None
     assert out["D_water_status"] == "unconverged" and "older ElectroDB" in out["D_water_reason"]
+
+
+def test_summary_follows_its_members_when_a_replica_turns_unstable_or_all_go(stores):
+    a = write_brownian_trajectory(stores, "NaCl", 1.0, n_frames=120, seed=15)
+    b = write_brownian_trajectory(stores, "NaCl", 1.0, n_frames=120, seed=16)
+    run_builders(stores)
+    assert stores.electrolytes.query_one({})["n_runs"] == 2
+    _set(stores, b.trajectory_id, status="unstable", status_reason="blew up", last_updated=_later())
+    run_builders(stores)
+    summary = stores.electrolytes.query_one({})
+    assert summary["n_runs"] == 1 and summary["trajectory_ids"] == [a.trajectory_id]
+    _set(stores, a.trajectory_id, status="unstable", status_reason="blew up", last_updated=_later())
+    run_builders(stores)
+    assert stores.electrolytes.count() == 0  # no member left: no stale summary served
+
+
+def _later():
+    from datetime import datetime, timedelta, timezone
+
+    return datetime.now(timezone.utc) + timedelta(seconds=1)

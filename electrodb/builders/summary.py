@@ -224,23 +224,37 @@ class ElectrolyteSummaryBuilder(Builder):
         )
 
     def get_items(self) -> Iterator[str]:
+        """Electrolytes whose member documents are newer than their summary, whose set of member trajectories
+        changed (a replica added, or removed because it turned unstable), or that have no members left."""
         newest: dict[str, datetime] = {}
+        members: dict[str, set[str]] = defaultdict(set)
         for store in self.sources_by_name.values():
-            for d in store.query({}, properties=["electrolyte_id", "last_updated"]):
+            for d in store.query({}, properties=["electrolyte_id", "trajectory_id", "last_updated"]):
                 t = as_datetime(d.get("last_updated"))
-                if d["electrolyte_id"] not in newest or t > newest[d["electrolyte_id"]]:
-                    newest[d["electrolyte_id"]] = t
+                eid = d["electrolyte_id"]
+                members[eid].add(d["trajectory_id"])
+                if eid not in newest or t > newest[eid]:
+                    newest[eid] = t
         built = {
-            d["electrolyte_id"]: as_datetime(d.get("last_updated"))
-            for d in self.electrolytes.query({}, properties=["electrolyte_id", "last_updated"])
+            d["electrolyte_id"]: d
+            for d in self.electrolytes.query({}, properties=["electrolyte_id", "last_updated", "trajectory_ids"])
         }
         for eid, t in newest.items():
-            if eid not in built or built[eid] < t:
+            old = built.get(eid)
+            if (
+                old is None
+                or as_datetime(old.get("last_updated")) < t
+                or set(old.get("trajectory_ids") or []) != members[eid]
+            ):
                 yield eid
+        for eid in built.keys() - newest.keys():  # every member gone: the summary must go too
+            yield eid
 
     def process_item(self, eid: str) -> dict[str, Any]:
         docs = {name: list(store.query({"electrolyte_id": eid})) for name, store in self.sources_by_name.items()}
         tids = sorted({d["trajectory_id"] for group in docs.values() for d in group})
+        if not tids:
+            return {"electrolyte_id": eid, "_remove": True}
         trajectories = {
             d["trajectory_id"]: d
             for d in self.trajectories.query(
@@ -359,5 +373,9 @@ class ElectrolyteSummaryBuilder(Builder):
 
     def update_targets(self, items: list[dict[str, Any]]) -> None:
         now = datetime.now(timezone.utc)
-        if items:
-            self.electrolytes.update([{**item, "last_updated": now} for item in items], key="electrolyte_id")
+        gone = [item["electrolyte_id"] for item in items if item.get("_remove")]
+        if gone:
+            self.electrolytes.remove_docs({"electrolyte_id": {"$in": gone}})
+        keep = [{**item, "last_updated": now} for item in items if not item.get("_remove")]
+        if keep:
+            self.electrolytes.update(keep, key="electrolyte_id")
