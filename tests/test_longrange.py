@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import torchpme  # noqa: F401  (a dependency: missing means broken set-up, not a skip)
 from ase import Atoms
 from ase.build import bulk
 from ase.calculators.calculator import Calculator, all_changes
@@ -20,8 +21,6 @@ from electrodb.longrange import (
     long_range_energy_forces,
     resolve_parameters,
 )
-
-pytest.importorskip("torchpme")
 
 
 def _pymatgen(atoms: Atoms, q: np.ndarray) -> tuple[float, np.ndarray]:
