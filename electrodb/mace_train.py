@@ -8,6 +8,10 @@ model live in :mod:`electrodb.flows.training`, and the training data come from :
 :class:`TrainingSettings`), picks the stage-two model, and measures held-out errors by predicting the
 validation configurations with the trained model (:func:`evaluate_model`); the outcome is a
 :class:`TrainingResult`.
+
+Delta learning (``train_mace(..., long_range=LongRangeSettings(...))``, ``docs/long-range.md``): the
+long-range Coulomb term of :mod:`electrodb.longrange` is first subtracted from every reference energy, force
+and stress (:func:`subtract_long_range`), so that the NNP learns E_ref − E_LR and MD adds E_LR back.
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ __all__ = [
     "TrainingSettings",
     "build_train_command",
     "evaluate_model",
+    "long_range_charges",
     "split_train_valid",
+    "subtract_long_range",
     "train_mace",
 ]
 
@@ -159,6 +165,10 @@ class TrainingResult(BaseModel):
     command: list[str] = Field(default_factory=list)
     log_path: str | None = None
     workdir: str | None = None
+    long_range: dict[str, Any] | None = Field(
+        None, description="LongRangeSettings removed from the labels before training (delta learning); None: none"
+    )
+    long_range_charges: str | None = Field(None, description="where the charges of the removed term came from")
 
 
 def split_train_valid(n: int, valid_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -351,13 +361,152 @@ def _write_extxyz(path: Path, configurations: Sequence[Atoms]) -> None:
     write(str(path), clean, format="extxyz")
 
 
+#: ``info`` key of each delta-learning configuration holding the long-range energy that was subtracted (eV).
+LONG_RANGE_ENERGY_KEY = "LR_energy"
+
+
+def _element_charges(settings: Any, salts: Sequence[str]) -> dict[str, float]:
+    """Charge (e) per element from the formal charges of the salts' monatomic ions (+ water for ``"all"``)."""
+    from electrodb.chemistry import parse_salt
+
+    out: dict[str, float] = {}
+    for text in salts:
+        salt = parse_salt(text)
+        for ion in (salt.cation, salt.anion):
+            if ion.n_atoms > 1:
+                raise ValueError(
+                    f"{ion.name} has {ion.n_atoms} atoms: per-element charges cannot tell its centre atom; the "
+                    "configurations need atoms.arrays['role'] and ['ion_center'] (boxes from electrodb.systems)"
+                )
+            symbol = ion.symbols[0]
+            if symbol in out and out[symbol] != ion.charge:
+                raise ValueError(f"element {symbol} has charges {out[symbol]} and {ion.charge} in {list(salts)}")
+            out[symbol] = float(ion.charge)
+    water = settings.water_charges if settings.charges == "all" else {"O": 0.0, "H": 0.0}
+    for symbol, charge in water.items():
+        if symbol in out:
+            raise ValueError(f"element {symbol} is both an ion and a water atom; give explicit charges")
+        out[symbol] = float(charge)
+    return out
+
+
+def _salt_of(atoms: Atoms, salts: Sequence[str]) -> str | None:
+    """The one salt of ``salts`` whose ion elements are all in ``atoms`` (None: none or ambiguous)."""
+    from electrodb.chemistry import parse_salt
+
+    present = set(atoms.get_chemical_symbols())
+    found = [t for t in salts if set(parse_salt(t).cation.symbols + parse_salt(t).anion.symbols) <= present]
+    return found[0] if len(found) == 1 else None
+
+
+def long_range_charges(atoms: Atoms, settings: Any, salts: Sequence[str] | str | None = None) -> np.ndarray:
+    """Charges (e) of one labelled configuration for the long-range term (delta learning).
+
+    Uses :func:`electrodb.longrange.atomic_charges` when the configuration carries ElectroDB's box labels
+    (``arrays['role']``; ``ion_center`` for molecular ions) or when ``settings.charges`` is a dict. Without
+    labels (e.g. extxyz written before the labels were kept) the charges come per element from the formal
+    charges of ``salts`` (one or several formulas: ``"LiCl"``, ``["NaCl", "LiCl"]``; with labels and several
+    salts, the one salt whose elements the configuration holds is used): monatomic ions only; O and
+    H are water (0 e for ``charges="ions"``, ``settings.water_charges`` for ``"all"``). Without
+    ``arrays['mol_id']`` the intramolecular exclusion cannot be applied, so a charge on any O or H is refused
+    (unless ``settings.exclude_intramolecular`` is False).
+    """
+    from electrodb.longrange import atomic_charges
+
+    salt_list = [salts] if isinstance(salts, str) else list(salts or [])
+    if isinstance(settings.charges, dict):
+        charges = atomic_charges(atoms, settings)
+    elif "role" in atoms.arrays and _salt_of(atoms, salt_list) is not None:
+        charges = atomic_charges(atoms, settings, _salt_of(atoms, salt_list))
+    else:
+        if not salt_list:
+            raise ValueError(
+                f"charges={settings.charges!r}: the configuration has no atoms.arrays['role'], so give the salt(s) "
+                "(per-element formal charges, e.g. salt='LiCl') or a dict of charges per element"
+            )
+        table = _element_charges(settings, salt_list)
+        symbols = atoms.get_chemical_symbols()
+        unknown = sorted(set(symbols) - set(table))
+        if unknown:
+            raise ValueError(f"no charge for element(s) {unknown} from salt(s) {salt_list} and water")
+        charges = np.array([table[s] for s in symbols], dtype=float)
+    if settings.exclude_intramolecular and "mol_id" not in atoms.arrays:
+        symbols = np.asarray(atoms.get_chemical_symbols())
+        if np.any((charges != 0) & np.isin(symbols, ["O", "H"])):
+            raise ValueError(
+                "charged O/H atoms but no atoms.arrays['mol_id']: intramolecular pairs cannot be excluded as in MD; "
+                "use boxes from electrodb.systems (they carry mol_id) or charges='ions'"
+            )
+    return charges
+
+
+def subtract_long_range(
+    configurations: Sequence[Atoms],
+    settings: Any,
+    salts: Sequence[str] | str | None = None,
+) -> list[Atoms]:
+    r"""Copies of labelled configurations with the long-range term removed from their labels (delta learning).
+
+    .. math::
+
+        E^{\mathrm{target}} = E_\mathrm{ref} - E_\mathrm{LR},\quad
+        \mathbf F^{\mathrm{target}} = \mathbf F_\mathrm{ref} - \mathbf F_\mathrm{LR},\quad
+        \sigma^{\mathrm{target}} = \sigma_\mathrm{ref} - \sigma_\mathrm{LR}
+
+    with :func:`electrodb.longrange.long_range_energy_forces` (eV, eV/Å, eV/Å³ in ASE's Voigt order and sign)
+    for the charges of :func:`long_range_charges`. The stress is subtracted only where ``REF_stress`` exists.
+    The subtracted energy is kept in ``info['LR_energy']`` (eV). Inputs are not modified.
+
+    Parameters
+    ----------
+    configurations
+        Periodic Atoms with ``info['REF_energy']`` and ``arrays['REF_forces']``.
+    settings
+        :class:`electrodb.longrange.LongRangeSettings` (the same that MD will use).
+    salts
+        Salt formula(s) for the formal ion charges (see :func:`long_range_charges`).
+    """
+    from electrodb.longrange import long_range_energy_forces
+
+    out = []
+    for k, atoms in enumerate(configurations):
+        if ENERGY_KEY not in atoms.info or FORCES_KEY not in atoms.arrays:
+            raise ValueError(f"configuration {k} has no {ENERGY_KEY}/{FORCES_KEY} labels")
+        if not all(atoms.pbc):
+            raise ValueError(f"configuration {k} is not periodic in 3-D: the long-range term needs a box")
+        charges = long_range_charges(atoms, settings, salts)
+        want_stress = STRESS_KEY in atoms.info
+        energy, forces, stress = long_range_energy_forces(atoms, charges, settings, compute_stress=want_stress)
+        copy = atoms.copy()
+        copy.calc = None
+        copy.info[ENERGY_KEY] = float(atoms.info[ENERGY_KEY]) - energy
+        copy.arrays[FORCES_KEY] = np.asarray(atoms.arrays[FORCES_KEY], dtype=float) - forces
+        if want_stress and stress is not None:
+            ref = np.asarray(atoms.info[STRESS_KEY], dtype=float).reshape(-1)
+            if ref.size == 9:  # a 3x3 tensor: to Voigt (xx, yy, zz, yz, xz, xy)
+                ref = ref[[0, 4, 8, 5, 2, 1]]
+            copy.info[STRESS_KEY] = ref - stress
+        copy.info[LONG_RANGE_ENERGY_KEY] = energy
+        out.append(copy)
+    return out
+
+
 def train_mace(
     configurations: Sequence[Atoms],
     settings: TrainingSettings | None = None,
     workdir: str | os.PathLike[str] = "mace_training",
     progress: Callable[[str], None] | None = None,
+    *,
+    long_range: Any = None,
+    salts: Sequence[str] | str | None = None,
 ) -> TrainingResult:
     """Train a MACE model on labelled configurations with ``mace_run_train``.
+
+    With ``long_range`` (:class:`electrodb.longrange.LongRangeSettings`) the model is trained with that
+    term removed (:func:`subtract_long_range`; ``salts`` gives the formal ion charges when the configurations
+    carry no box labels) and the result records it (``long_range``), so that MD adds it back; the held-out
+    errors are then those of NNP + term against the full reference labels (identical to NNP against the
+    reduced labels, since the subtraction is exact).
 
     Splits the configurations into ``train.xyz`` and ``valid.xyz`` (``settings.valid_fraction``, seeded),
     runs ``mace_run_train`` in ``workdir`` (log kept in ``workdir/mace_run_train.log``), selects
@@ -372,6 +521,19 @@ def train_mace(
         Non-zero exit (message ends with the log tail) or missing model file.
     """
     settings = settings or TrainingSettings()
+    charges_from = None
+    if long_range is not None:
+        from electrodb.longrange import LongRangeSettings
+
+        long_range = LongRangeSettings.model_validate(long_range)
+        configurations = subtract_long_range(configurations, long_range, salts)
+        salt_text = ",".join([salts] if isinstance(salts, str) else list(salts or []))
+        if isinstance(long_range.charges, dict):
+            charges_from = "explicit charges"
+        elif all("role" in a.arrays for a in configurations):
+            charges_from = f"box labels (role/ion_center), salt {salt_text}"
+        else:
+            charges_from = f"per element from the formal charges of {salt_text}"
     work = Path(workdir).expanduser().resolve()
     work.mkdir(parents=True, exist_ok=True)
     # Stale checkpoints/models of the same name would be picked up by MACE's final evaluation or by us.
@@ -433,6 +595,8 @@ def train_mace(
         command=cmd,
         log_path=str(log_path),
         workdir=str(work),
+        long_range=long_range.model_dump(mode="json") if long_range is not None else None,
+        long_range_charges=charges_from,
     )
     (work / RESULT_FILE).write_text(result.model_dump_json(indent=1), encoding="utf-8")
     return result

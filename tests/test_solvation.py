@@ -675,3 +675,65 @@ def test_campaign_with_solvation_runs_ti_once_and_exports_it(
     assert row["exp_dG_solv_kJ_mol"] == -727.0 and row["solvation_status"] == "completed"
     get_settings.cache_clear()
     stores.close()
+
+
+# --------------------------------------------------------------------------- with the long-range term
+
+
+def _labelled_box(atoms):
+    """smoke_box labels (electrodb.systems style): roles, molecules and ion centres."""
+    atoms = atoms.copy()
+    atoms.arrays["role"] = np.array([0, 1, 1] * 4 + [2, 3], dtype=np.int8)
+    atoms.arrays["mol_id"] = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 5], dtype=np.int32)
+    atoms.arrays["ion_center"] = np.array([False] * 12 + [True, True])
+    return atoms
+
+
+def test_lambda_calculator_with_long_range_end_states(box, calc64) -> None:
+    """λ = 1: NNP + E_LR of the whole box; λ = 0: solvent with its own E_LR + ions alone (vacuum: no E_LR;
+    periodic: each ion's Wigner self-energy −ξ q² k_e / (2 ε_r L), ξ = 2.837297)."""
+    from electrodb.longrange import COULOMB_EV_A, LongRangeSettings, atomic_charges, long_range_energy_forces
+
+    atoms = _labelled_box(box)
+    term = LongRangeSettings(charges="all", epsilon_r=1.0, method="ewald", cutoff_A=3.0)  # water charged too
+    q = atomic_charges(atoms, term, "NaCl")
+    solvent_idx = [i for i in range(len(atoms)) if i not in ION_INDICES]
+    e_lr_full, f_lr_full, _ = long_range_energy_forces(atoms, q, term, compute_stress=False)
+    e_lr_solv = long_range_energy_forces(atoms[solvent_idx], q[solvent_idx], term, compute_stress=False)[0]
+    assert abs(e_lr_solv) > 0.1 and abs(e_lr_full - e_lr_solv) > 0.1
+    full_e, full_f = nnp_energy_forces(calc64, atoms)
+    kw = {"wall": WallSettings(), "long_range": term, "charges": q}
+
+    one = LambdaCalculator(calc64, ION_INDICES, 1.0, **kw)
+    assert _energy(atoms, one) == pytest.approx(full_e + e_lr_full, abs=1e-9)
+    assert np.allclose(one.results["forces"], full_f + f_lr_full, atol=1e-9)
+    assert one.results["e_long_range"] == pytest.approx(e_lr_full, abs=1e-12)
+
+    ref = _decoupled_reference(atoms, calc64) + e_lr_solv
+    zero = LambdaCalculator(calc64, ION_INDICES, 0.0, leg="coupling", wall=None, long_range=term, charges=q)
+    assert _energy(atoms, zero) == pytest.approx(ref, abs=1e-9)
+    assert one.results["dE_dlambda"] == pytest.approx(full_e + e_lr_full - ref - one.results["e_wall"], abs=1e-9)
+    cavity = LambdaCalculator(calc64, ION_INDICES, 0.7, leg="cavity", **kw)
+    assert _energy(atoms, cavity) - cavity.results["e_wall"] * 0.7**4 == pytest.approx(ref, abs=1e-9)
+
+    periodic = LambdaCalculator(
+        calc64, ION_INDICES, 0.0, wall=None, long_range=term, charges=q, isolated_ions="periodic"
+    )
+    e_periodic = _energy(atoms, periodic)
+    e_nnp_ions = sum(nnp_energy_forces(calc64, atoms[[i]])[0] for i in ION_INDICES)  # alone, with pbc
+    wigner = -2.837297 * COULOMB_EV_A / (2 * 6.4)
+    solvent_only = nnp_energy_forces(calc64, atoms[solvent_idx])[0] + e_lr_solv
+    assert e_periodic == pytest.approx(solvent_only + e_nnp_ions + 2 * wigner, abs=1e-4)
+    with pytest.raises(ValueError, match="charges"):
+        LambdaCalculator(calc64, ION_INDICES, 0.5, long_range=term)
+
+
+def test_solvation_id_changes_with_the_long_range_term_only_when_given() -> None:
+    from electrodb.campaign import MDSettings, PackingSettings
+    from electrodb.flows.solvation import solvation_id
+    from electrodb.longrange import LongRangeSettings
+
+    args = ("NaCl", 16, 298.15, "sha256:x", TISettings(), MDSettings(npt=False), PackingSettings())
+    term = LongRangeSettings(charges="ions", epsilon_r=78.3, method="pme", cutoff_A=10)
+    assert solvation_id(*args) == solvation_id(*args, None)
+    assert solvation_id(*args, term) == solvation_id(*args, term.model_dump(mode="json")) != solvation_id(*args)

@@ -157,17 +157,23 @@ def run_campaign(
 
 
 def run_solvation(campaign: Campaign, stores: ElectroDBStores, model_id: str) -> dict[str, str]:
-    """One TI flow per salt × temperature (``docs/solvation.md``); skips ids already completed."""
+    """One TI flow per salt × temperature (``docs/solvation.md``); skips ids already completed.
+
+    The campaign's ``long_range`` term (or the one a delta-learned model was trained without) is used in TI too.
+    """
     from electrodb.flows.solvation import SolvationTIMaker, TISettings, solvation_id
+    from electrodb.flows.training import model_long_range, resolve_long_range
 
     md = campaign.md.model_copy(update={"npt": False})
-    maker = SolvationTIMaker(md=md, packing=campaign.packing)
+    recorded = model_long_range(stores, model_id) if model_id else None
+    long_range, _ = resolve_long_range(campaign.long_range, recorded, f"model {campaign.model!r}")
+    maker = SolvationTIMaker(md=md, packing=campaign.packing, long_range=long_range)
     settings = TISettings.model_validate({**maker.settings.model_dump(), **campaign.solvation_ti})
     n_waters = campaign.size.n_waters or 64
     out: dict[str, str] = {}
     for salt in campaign.salts:
         for temperature in campaign.temperatures:
-            sid = solvation_id(salt, n_waters, temperature, model_id, settings, md, campaign.packing)
+            sid = solvation_id(salt, n_waters, temperature, model_id, settings, md, campaign.packing, long_range)
             done = stores.solvation.query_one({"solvation_id": sid}, properties=["status"])
             if done and done["status"] == "completed":
                 out[sid] = "skipped (completed)"

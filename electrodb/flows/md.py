@@ -109,18 +109,34 @@ def _stores() -> ElectroDBStores:
     return get_stores().connect("trajectories", "data", "systems", "models")
 
 
-def _load_calculator(spec: SystemSpec, atoms: Atoms) -> tuple[Any, dict[str, Any]]:
+def _load_calculator(
+    spec: SystemSpec, atoms: Atoms, stores: ElectroDBStores | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """The campaign's NNP (plus the long-range term, if any) and its identity.
+
+    The term is the campaign's ``long_range``, or, for a model trained with a term removed (delta learning,
+    recorded in its ``models`` document), that term: added automatically when the campaign gives none, and a
+    different campaign term is refused (:func:`electrodb.flows.training.resolve_long_range`).
+    """
+    from electrodb.flows.training import model_long_range, resolve_long_range
     from electrodb.models import ModelRef, load_model
 
     loaded = load_model(ModelRef.parse(spec.model))
     loaded.check_elements(atoms.get_chemical_symbols())
     identity = loaded.identity.model_dump(mode="json")
     calc = loaded.calculator()
-    if spec.long_range is not None:  # the NNP plus a long-range Coulomb term (docs/long-range.md)
+    if stores is None:
+        with get_stores().connect("models") as own:
+            recorded = model_long_range(own, loaded.identity.model_id)
+    else:
+        recorded = model_long_range(stores, loaded.identity.model_id)
+    long_range, source = resolve_long_range(spec.long_range, recorded, f"model {spec.model!r}")
+    if long_range is not None:  # the NNP plus a long-range Coulomb term (docs/long-range.md)
         from electrodb.longrange import LongRangeCalculator
 
-        calc = LongRangeCalculator.for_system(calc, spec.long_range, atoms, spec.salt)
-        identity["long_range"] = spec.long_range.model_dump(mode="json")
+        calc = LongRangeCalculator.for_system(calc, long_range, atoms, spec.salt)
+        identity["long_range"] = long_range.model_dump(mode="json")
+        identity["long_range_source"] = source
     return calc, identity
 
 

@@ -9,7 +9,9 @@ the box without the ions plus the NNP on each ion alone) and a soft-core cavity 
 whose windows are independent jobs (they run in parallel on a FireWorks/jobflow-remote worker pool). The combine
 job writes a ``solvation`` document (:class:`electrodb.builders.solvation.SolvationDocument`); the raw windows
 are kept in the ``data`` store so that :class:`electrodb.builders.solvation.SolvationBuilder` can re-analyse them.
-Equations, assumptions and caveats: ``docs/solvation.md``.
+Equations, assumptions and caveats: ``docs/solvation.md``. With a long-range Coulomb term (``long_range``, or
+the term a delta-learned model was trained without) every state uses NNP + E_LR, coupled with the NNP's λ
+coefficient (``docs/solvation.md`` §"Long-range term").
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ __all__ = [
     "TISettings",
     "WallSettings",
     "WindowRun",
+    "effective_long_range",
     "nnp_energy_forces",
     "run_window",
     "solvation_id",
@@ -134,20 +137,25 @@ def solvation_id(
     settings: TISettings,
     md: MDSettings,
     packing: PackingSettings,
+    long_range: Any = None,
 ) -> str:
-    """stable_hash of everything that determines the sampled windows (analysis settings excluded)."""
-    return stable_hash(
-        {
-            "kind": "solvation_ti",
-            "salt": parse_salt(salt).formula,
-            "n_waters": n_waters,
-            "temperature": temperature,
-            "model_id": model_id,
-            "ti": settings.sampling_payload(),
-            "md": md.model_dump(mode="json"),
-            "packing": packing.model_dump(mode="json"),
-        }
-    )
+    """stable_hash of everything that determines the sampled windows (analysis settings excluded).
+
+    ``long_range`` (LongRangeSettings or its dict) enters only when given, so ids without the term are unchanged.
+    """
+    payload = {
+        "kind": "solvation_ti",
+        "salt": parse_salt(salt).formula,
+        "n_waters": n_waters,
+        "temperature": temperature,
+        "model_id": model_id,
+        "ti": settings.sampling_payload(),
+        "md": md.model_dump(mode="json"),
+        "packing": packing.model_dump(mode="json"),
+    }
+    if long_range is not None:
+        payload["long_range"] = _long_range(long_range).model_dump(mode="json")
+    return stable_hash(payload)
 
 
 # --------------------------------------------------------------------------- jobs
@@ -161,6 +169,27 @@ def _load(model: str, dtype: str) -> Any:
     from electrodb.models import ModelRef, load_model
 
     return load_model(ModelRef.parse(model), dtype=dtype)  # type: ignore[arg-type]
+
+
+def _long_range(value: Any) -> Any:
+    """LongRangeSettings from settings or their JSON dict (None stays None)."""
+    if value is None:
+        return None
+    from electrodb.longrange import LongRangeSettings
+
+    return LongRangeSettings.model_validate(value)
+
+
+def effective_long_range(requested: Any, model_id: str, model: str) -> tuple[Any, str | None]:
+    """The term to run TI with: ``requested``, or the one a delta-learned model was trained without.
+
+    See :func:`electrodb.flows.training.resolve_long_range` (a conflicting request raises ModelError).
+    """
+    from electrodb.flows.training import model_long_range, resolve_long_range
+
+    with get_stores().connect("models") as stores:
+        recorded = model_long_range(stores, model_id)
+    return resolve_long_range(_long_range(requested), recorded, f"model {model!r}")
 
 
 def _ion_layout(atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
@@ -217,9 +246,19 @@ def _without_blob_key(doc: dict[str, Any]) -> dict[str, Any]:
 
 @job
 def ti_setup(
-    salt: str, n_waters: int, temperature: float, model: str, settings: dict, md: dict, packing: dict
+    salt: str,
+    n_waters: int,
+    temperature: float,
+    model: str,
+    settings: dict,
+    md: dict,
+    packing: dict,
+    long_range: dict | None = None,
 ) -> dict[str, Any] | Response:
     """Pack exactly one formula unit with ``n_waters`` waters, minimise and equilibrate (NVT, full NNP).
+
+    ``long_range`` (LongRangeSettings as a dict) adds the long-range term to the NNP; a model trained with a term
+    removed (its ``models`` document) gets that term when none is given. The term used is ``run["long_range"]``.
 
     Returns ``{"solvation_id", "status", "atoms", "run"}``; ``run`` (also stored in ``data`` as kind ``ti_run``)
     holds everything the analysis needs besides the windows.
@@ -240,9 +279,15 @@ def ti_setup(
     loaded = _load(model, ti.model_dtype)
     loaded.check_elements(atoms.get_chemical_symbols())
     identity = loaded.identity.model_dump(mode="json")
-    sid = solvation_id(salt_obj.formula, n_waters, temperature, identity["model_id"], ti, mds, pk)
+    term, term_source = effective_long_range(long_range, identity["model_id"], model)
+    sid = solvation_id(salt_obj.formula, n_waters, temperature, identity["model_id"], ti, mds, pk, term)
     calc = loaded.calculator()
-    atoms.calc = calc
+    if term is not None:
+        from electrodb.longrange import LongRangeCalculator
+
+        atoms.calc = LongRangeCalculator.for_system(calc, term, atoms, salt_obj)
+    else:
+        atoms.calc = calc
     started = time.perf_counter()
     status, reason = "ok", None
     try:
@@ -281,6 +326,8 @@ def ti_setup(
         "model": model,
         "model_id": identity["model_id"],
         "model_identity": identity,
+        "long_range": term.model_dump(mode="json") if term is not None else None,
+        "long_range_source": term_source,
         "ti": ti.model_dump(mode="json"),
         "md": mds.model_dump(mode="json"),
         "packing": pk.model_dump(mode="json"),
@@ -312,10 +359,16 @@ def ti_window(setup: dict[str, Any], leg: str, lam: float, model: str) -> dict[s
     if loaded.identity.model_id != run["model_id"]:
         raise ValueError(f"model {model} is {loaded.identity.model_id}, but the setup used {run['model_id']}")
     ions, groups = _ion_layout(atoms)
+    term = _long_range(run.get("long_range"))
+    charges = None
+    if term is not None:
+        from electrodb.longrange import atomic_charges
+
+        charges = atomic_charges(atoms, term, run["salt"])
     calc = LambdaCalculator(
         loaded.calculator(), ions, lam, leg=leg, wall=ti.wall, ion_groups=groups,
         cavity_exponent=ti.cavity_exponent, isolated_ions=ti.isolated_ions,
-        ion_radii=_ion_radii(atoms, run["salt"], ions),
+        ion_radii=_ion_radii(atoms, run["salt"], ions), long_range=term, charges=charges,
     )  # fmt: skip
     seed = mds.seed + 1 + zlib.crc32(f"{leg}:{lam:.12f}".encode()) % 1_000_003
     result = run_window(
@@ -363,12 +416,16 @@ class SolvationTIMaker(Maker):
     Flow: ``ti_setup`` → one ``ti_window`` job per (leg, λ) — Gauss–Legendre nodes of ``settings.n_windows``
     (coupling), ``settings.n_windows_cavity`` (cavity) and every ``settings.convergence_orders`` — → ``ti_combine``.
     From ``md`` the timestep, minimisation, seed and stability thresholds are used; ``packing`` seeds packmol.
+    ``long_range`` (:class:`electrodb.longrange.LongRangeSettings`) adds the long-range Coulomb term to every
+    state (coupled with the NNP's λ coefficient); None: none, unless the model was trained without one
+    (delta learning), whose recorded term is then used.
     """
 
     name: str = "solvation ti"
     settings: TISettings = field(default_factory=TISettings)
     md: MDSettings = field(default_factory=lambda: MDSettings(npt=False))
     packing: PackingSettings = field(default_factory=PackingSettings)
+    long_range: Any = None
 
     def make(
         self,
@@ -395,6 +452,7 @@ class SolvationTIMaker(Maker):
             settings.model_dump(mode="json"),
             self.md.model_dump(mode="json"),
             self.packing.model_dump(mode="json"),
+            _long_range(self.long_range).model_dump(mode="json") if self.long_range is not None else None,
         )
         setup.name = f"TI setup {formula} {temperature:.0f} K"
         windows = []

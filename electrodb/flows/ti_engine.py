@@ -4,6 +4,12 @@
 the box without the ions plus the NNP on each ion alone) and a soft-core cavity wall, along the two legs of
 :mod:`electrodb.analysis.ti_paths`; :func:`run_window` samples ∂U/∂λ at one λ with Langevin MD and the stability
 monitor. Equations: ``docs/solvation.md``.
+
+With a long-range Coulomb term (:mod:`electrodb.longrange`, ``long_range=``) the "NNP" of every state is the
+combined potential NNP + E_LR, so the term is coupled with the same coefficient as the NNP: the coupled state has
+E_LR of the whole box, the decoupled state E_LR of the solvent alone (0 for ``charges='ions'``) plus that of
+each ion alone (0 in vacuum; its periodic self-energy for ``isolated_ions='periodic'``) — see
+``docs/solvation.md`` §"Long-range term".
 """
 
 from __future__ import annotations
@@ -102,14 +108,21 @@ class LambdaCalculator(Calculator):
         alone as a whole molecule (minimum image). Default: each index is a monatomic ion.
     isolated_ions
         ``'vacuum'``: each ion in a non-periodic cell; ``'periodic'``: alone in the box cell with its images.
+    long_range, charges
+        Optional :class:`electrodb.longrange.LongRangeSettings` and the ``(n_atoms,)`` charges (e) of the whole box
+        (:func:`electrodb.longrange.atomic_charges`): E_LR is added to the NNP on every periodic (sub-)system —
+        whole box, solvent, periodic isolated ions — with the sub-system's own charges; a non-periodic isolated
+        ion has no E_LR. The term is thus mixed with c_nnp exactly like the NNP (linear coupling of the combined
+        potential; not charge scaling). Summation parameters are resolved once and kept.
 
     Results: ``energy``/``free_energy`` (U, eV), ``forces`` (−∂U/∂x, eV/Å, mixed like the energy), ``dE_dlambda``
     (∂U/∂λ, eV) and the components ``e_full``, ``e_solvent``, ``e_ions``, ``e_wall`` (eV; ``e_full`` is NaN on the
-    cavity leg, where it is not needed and not computed).
+    cavity leg, where it is not needed and not computed); with a long-range term ``e_full``, ``e_solvent`` and
+    ``e_ions`` include it, and ``e_long_range`` is its part of ``e_full`` (NaN when not computed, 0 without term).
     """
 
     implemented_properties = ("energy", "free_energy", "forces", "dE_dlambda")
-    implemented_properties += ("e_full", "e_solvent", "e_ions", "e_wall")
+    implemented_properties += ("e_full", "e_solvent", "e_ions", "e_wall", "e_long_range")
 
     def __init__(
         self,
@@ -123,8 +136,16 @@ class LambdaCalculator(Calculator):
         cavity_exponent: float = 4.0,
         isolated_ions: str = "vacuum",
         ion_radii: Sequence[float | None] | None = None,
+        long_range: Any = None,
+        charges: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
+        if long_range is not None and charges is None:
+            raise ValueError("long_range needs the charges of the whole box (electrodb.longrange.atomic_charges)")
+        self.long_range = long_range
+        self.charges = None if charges is None else np.asarray(charges, dtype=float)
+        self._lr_parameters: Any = None
+        self._last_lr = 0.0
         self.calc = calc
         self.ion_indices = np.asarray(ion_indices, dtype=int)
         if self.ion_indices.size == 0:
@@ -155,10 +176,27 @@ class LambdaCalculator(Calculator):
             self._cache[key] = sub
         sub.pbc = atoms.pbc if periodic else False
         sub.cell = atoms.cell if periodic else np.zeros((3, 3))
+        if "mol_id" in atoms.arrays:  # the long-range term excludes intramolecular pairs by molecule
+            sub.arrays["mol_id"] = np.asarray(atoms.arrays["mol_id"])[idx]
         return sub
 
-    def _nnp(self, atoms: Atoms) -> tuple[float, np.ndarray]:
-        return nnp_energy_forces(self.calc, atoms)
+    def _nnp(self, atoms: Atoms, idx: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+        """NNP (+ long-range term) on ``atoms``, the sub-system of the box atoms ``idx`` (None: the whole box)."""
+        energy, forces = nnp_energy_forces(self.calc, atoms)
+        self._last_lr = 0.0
+        if self.long_range is None or not np.all(atoms.pbc):
+            return energy, forces
+        from electrodb.longrange import long_range_energy_forces, resolve_parameters
+
+        assert self.charges is not None
+        q = self.charges if idx is None else self.charges[idx]
+        if not np.any(q != 0):
+            return energy, forces
+        if self._lr_parameters is None:
+            self._lr_parameters = resolve_parameters(atoms, self.charges, self.long_range)
+        e_lr, f_lr, _ = long_range_energy_forces(atoms, q, self.long_range, self._lr_parameters, compute_stress=False)
+        self._last_lr = e_lr
+        return energy + e_lr, forces + f_lr
 
     def decoupled(self, atoms: Atoms) -> tuple[float, float, np.ndarray]:
         """E_solv, E_ions (eV) and the forces of the decoupled state (eV/Å, all atoms)."""
@@ -169,7 +207,7 @@ class LambdaCalculator(Calculator):
         if solvent.size:
             sub = self._sub("solvent", atoms, solvent, True)
             sub.set_positions(pos[solvent])
-            e_solv, f = self._nnp(sub)
+            e_solv, f = self._nnp(sub, solvent)
             forces[solvent] = f
         e_ions = 0.0
         for label in dict.fromkeys(self.ion_groups.tolist()):
@@ -180,7 +218,7 @@ class LambdaCalculator(Calculator):
                 if key not in self._monatomic:
                     sub = self._sub(f"ion{label}", atoms, idx, periodic)
                     sub.set_positions(pos[idx])
-                    self._monatomic[key] = self._nnp(sub)[0]
+                    self._monatomic[key] = self._nnp(sub, idx)[0]
                 e_ions += self._monatomic[key]
                 continue
             p = pos[idx]
@@ -188,7 +226,7 @@ class LambdaCalculator(Calculator):
                 p = p[0] + find_mic(p - p[0], atoms.cell, atoms.pbc)[0]
             sub = self._sub(f"ion{label}", atoms, idx, periodic)
             sub.set_positions(p)
-            e, f = self._nnp(sub)
+            e, f = self._nnp(sub, idx)
             e_ions += e
             forces[idx] = f
         return e_solv, e_ions, forces
@@ -218,6 +256,7 @@ class LambdaCalculator(Calculator):
         c = self.coefficients
         need_full = bool(c.nnp or c.d_nnp)
         e_full, f_full = self._nnp(atoms) if need_full else (float("nan"), np.zeros((len(atoms), 3)))
+        e_long_range = self._last_lr if need_full else float("nan")
         e_solv, e_ions, f_dec = self.decoupled(atoms)
         e_wall, f_wall = self.wall_terms(atoms)
         e_dec = e_solv + e_ions
@@ -234,6 +273,7 @@ class LambdaCalculator(Calculator):
             "e_solvent": e_solv,
             "e_ions": e_ions,
             "e_wall": e_wall,
+            "e_long_range": e_long_range,
         }
 
 

@@ -45,6 +45,8 @@ __all__ = [
     "SamplingSettings",
     "TrainMaker",
     "materialize_model",
+    "model_long_range",
+    "resolve_long_range",
 ]
 
 Log = Callable[[str], None]
@@ -151,7 +153,11 @@ def sample_and_label(sampling: SamplingSettings, labeller: str, log: Log | None 
 
 
 def _snapshot(atoms: Atoms) -> Atoms:
+    """Positions and cell, plus the box labels (role, mol_id, ion_center) the long-range charges need."""
     snap = Atoms(atoms.get_chemical_symbols(), positions=atoms.get_positions(), cell=atoms.cell, pbc=True)
+    for name in ("role", "mol_id", "ion_center"):
+        if name in atoms.arrays:
+            snap.arrays[name] = np.array(atoms.arrays[name])
     return snap
 
 
@@ -166,6 +172,10 @@ class ModelDocument(BaseModel):
     dataset: dict[str, Any] = Field(default_factory=dict)
     rmse_forces_eV_per_A: float | None = None
     rmse_energy_meV_per_atom: float | None = None
+    long_range: dict[str, Any] | None = Field(
+        None,
+        description="LongRangeSettings removed from the training labels (delta learning); MD must add it back",
+    )
     code_version: str = __version__
 
 
@@ -192,9 +202,45 @@ def store_model(stores: ElectroDBStores, result: TrainingResult, name: str, data
         dataset=dataset,
         rmse_forces_eV_per_A=result.rmse_forces_eV_per_A,
         rmse_energy_meV_per_atom=result.rmse_energy_meV_per_atom,
+        long_range=result.long_range,
     )
     stores.models.update([{**doc.model_dump(mode="json"), "last_updated": utcnow()}], key="model_id")
     return doc
+
+
+def model_long_range(stores: ElectroDBStores, model_id: str) -> Any:
+    """The long-range term a stored model was trained without (``LongRangeSettings``), or None.
+
+    None also when the model has no document in ``models`` (a foundation model, a file trained elsewhere).
+    """
+    from electrodb.longrange import LongRangeSettings
+
+    doc = stores.models.query_one({"model_id": model_id}, properties=["model_id", "long_range"])
+    recorded = (doc or {}).get("long_range")
+    return LongRangeSettings.model_validate(recorded) if recorded else None
+
+
+def resolve_long_range(requested: Any, recorded: Any, model: str = "the model") -> tuple[Any, str | None]:
+    """The long-range term to run a model with, and where it came from (``'campaign'``, ``'model'`` or None).
+
+    ``requested`` is the campaign's ``long_range`` (None: not given), ``recorded`` the term the model was trained
+    without (:func:`model_long_range`). A delta-learned model gets its recorded term when none is requested, and
+    a different requested term is refused (:class:`~electrodb.models.ModelError`): the NNP only reproduces the
+    reference together with exactly the term that was removed from its labels.
+    """
+    from electrodb.models import ModelError
+
+    if recorded is None:
+        return requested, ("campaign" if requested is not None else None)
+    if requested is None:
+        return recorded, "model"
+    if requested != recorded:
+        raise ModelError(
+            f"{model} was trained with the long-range term {recorded.model_dump(mode='json')} removed from its "
+            f"labels (delta learning), but the campaign asks for long_range {requested.model_dump(mode='json')}; "
+            "remove the campaign's long_range (the model's term is added automatically) or give exactly that term"
+        )
+    return recorded, "model"
 
 
 def materialize_model(model_id: str, stores: ElectroDBStores, folder: Path | None = None) -> Path:
@@ -265,12 +311,15 @@ class TrainMaker(Maker):
     settings: TrainingSettings = field(default_factory=TrainingSettings)
     model_name: str = "electrodb-mace"
     workdir: str | None = None
+    long_range: Any = None  # LongRangeSettings: train with this term removed (delta learning)
+    salts: list[str] | None = None  # formal ion charges for long_range; default: the dataset's sampled salts
 
     @job
     def make(self, dataset: LabelledDataset) -> ModelDocument:
         configurations = decode_configurations(dataset.extxyz_zb64)
         workdir = Path(self.workdir) if self.workdir else get_settings().work_dir / f"train-{self.model_name}"
-        result = train_mace(configurations, self.settings, workdir)
+        salts = self.salts or dataset.sampling.get("salts")
+        result = train_mace(configurations, self.settings, workdir, long_range=self.long_range, salts=salts)
         with get_stores().connect("models", "data") as stores:
             return store_model(stores, result, self.model_name, dataset.model_dump(exclude={"extxyz_zb64"}))
 
