@@ -196,12 +196,49 @@ def ingest(
     console.print(f"{action} {doc.trajectory_id}: ingested {what}", soft_wrap=True, markup=False)
 
 
+def _long_range_option(value: str | None):
+    """``--long-range``: a YAML/JSON mapping string, or the path of a YAML file holding one."""
+    if value is None:
+        return None
+    import yaml
+    from pydantic import ValidationError
+
+    from electrodb.longrange import LongRangeSettings
+
+    path = Path(value).expanduser()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        _fail(f"--long-range is neither a YAML/JSON mapping nor a YAML file: {exc}")
+    if isinstance(raw, dict) and set(raw) == {"long_range"}:  # a campaign-style file with the one key
+        raw = raw["long_range"]
+    if not isinstance(raw, dict):
+        _fail(f"--long-range must be a mapping such as '{{charges: ions, epsilon_r: 78.3}}', got {value!r}")
+    try:
+        return LongRangeSettings.model_validate(raw)
+    except ValidationError as exc:
+        _fail(f"--long-range: {exc}")
+
+
 @model_app.command("train")
 def model_train(
     data: Annotated[Path, typer.Option(help="labelled extxyz (REF_energy, REF_forces)")],
     name: Annotated[str, typer.Option(help="model name")] = "electrodb-mace",
     foundation: Annotated[str | None, typer.Option(help="fine-tune this MACE file / foundation name")] = None,
     epochs: Annotated[int, typer.Option(help="epochs")] = 10,
+    long_range: Annotated[
+        str | None,
+        typer.Option(
+            "--long-range",
+            help="delta learning: remove this long-range term from the labels, e.g. "
+            "'{\"charges\": \"ions\", \"epsilon_r\": 78.3, \"method\": \"pme\", \"cutoff_A\": 10}' "
+            "(YAML/JSON mapping or a YAML file; docs/long-range.md); campaigns then add it back",
+        ),
+    ] = None,
+    salt: Annotated[
+        str | None,
+        typer.Option(help="salt formula(s), comma-separated (NaCl,LiCl): formal ion charges for --long-range"),
+    ] = None,
 ) -> None:
     """Train (or fine-tune) a MACE model on labelled configurations and store it."""
     from ase.io import read
@@ -211,14 +248,28 @@ def model_train(
     from electrodb.settings import get_settings
     from electrodb.stores import get_stores
 
+    term = _long_range_option(long_range)
+    salts = [s.strip() for s in salt.split(",") if s.strip()] if salt else None
     configurations = read(data, index=":")
     settings = TrainingSettings(max_num_epochs=epochs, foundation_model=foundation)
-    result = train_mace(configurations, settings, get_settings().work_dir / f"train-{name}")
+    try:
+        result = train_mace(
+            configurations, settings, get_settings().work_dir / f"train-{name}", long_range=term, salts=salts
+        )
+    except ValueError as exc:  # charges that cannot be assigned, non-periodic data, ...
+        _fail(str(exc))
     with get_stores() as stores:
         doc = store_model(
             stores, result, name, {"source": str(data.resolve()), "n_configurations": len(configurations)}
         )
     console.print(f"model {doc.model_id} at {doc.path}: held-out force RMSE {doc.rmse_forces_eV_per_A:.3f} eV/Å")
+    if doc.long_range is not None:
+        console.print(
+            f"trained with the long-range term removed ({result.long_range_charges}); campaigns using this model "
+            "add it back automatically",
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 @model_app.command("train-demo")
@@ -313,7 +364,10 @@ def serve(
 @app.command()
 def export(
     out: Annotated[Path, typer.Option(help="output file (table) or folder (--trajectories)")],
-    fmt: Annotated[str, typer.Option("--format", help="parquet, csv or jsonl")] = "parquet",
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="table: parquet (default), csv, jsonl; --trajectories: extxyz (default), h5md"),
+    ] = None,
     salt: Annotated[str | None, typer.Option(help="filter: salt formula")] = None,
     molality_min: Annotated[float | None, typer.Option(help="filter: mol/kg")] = None,
     molality_max: Annotated[float | None, typer.Option(help="filter: mol/kg")] = None,
@@ -322,7 +376,9 @@ def export(
     model_id: Annotated[str | None, typer.Option(help="filter: model id")] = None,
     campaign: Annotated[str | None, typer.Option(help="filter: campaign name")] = None,
     with_arrays: Annotated[bool, typer.Option(help="add g(r) and MSD arrays")] = False,
-    trajectories: Annotated[bool, typer.Option(help="write extxyz trajectories of the selection instead")] = False,
+    trajectories: Annotated[
+        bool, typer.Option(help="write the selected trajectories (extxyz or h5md + pdb) into the --out folder")
+    ] = False,
 ) -> None:
     """Export an ML-ready table (one row per salt, molality, T, model) or the selected trajectories."""
     from electrodb.export import export_table, export_trajectories
@@ -344,10 +400,11 @@ def export(
     with get_stores(read_only=True) as stores:
         try:
             if trajectories:
-                paths = export_trajectories(stores, out, filters)
-                console.print(f"wrote {len(paths)} extxyz files to {out}")
+                traj_fmt = (fmt or "extxyz").lower()
+                paths = export_trajectories(stores, out, filters, fmt=traj_fmt)
+                console.print(f"wrote {len(paths)} {traj_fmt} files to {out}")
             else:
-                rows = export_table(stores, fmt, out, filters, with_arrays)
+                rows = export_table(stores, fmt or "parquet", out, filters, with_arrays)
                 console.print(f"wrote {rows} rows to {out}")
         except ValueError as exc:
             _fail(str(exc))

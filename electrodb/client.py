@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from electrodb.builders.documents import (
@@ -442,6 +443,76 @@ class ElectroDBClient:
         if as_dict:
             return list(docs)
         return [to_model(collection, d, partial=bool(fields)) for d in docs]
+
+    def get_trajectory(
+        self,
+        trajectory_id: str,
+        as_: str = "ase",
+        *,
+        start: int = 0,
+        stop: int | None = None,
+        chunk_frames: int | None = None,
+    ) -> Any:
+        """One stored trajectory's frames, paged from ``GET /trajectories/{id}/frames``.
+
+        Parameters
+        ----------
+        trajectory_id
+            The trajectory's id.
+        as_
+            ``"ase"``: a list of ASE ``Atoms`` (unwrapped positions in Å, cell, ``arrays["role"]``,
+            ``arrays["mol_id"]``, ``info["time_ps"]``, ``info["temperature_K"]``, potential energy as the
+            calculator's energy when recorded); ``"mdanalysis"``: an in-memory MDAnalysis ``Universe`` (water
+            ``resname SOL``, ``name OW``/``HW1``/``HW2``, segment ``WAT``; ions by name, ``LI``, ``CL``, segments
+            ``CAT``/``ANI``; resid = ``mol_id + 1``; ``ts.time`` in ps); ``"arrays"``: the
+            :class:`~electrodb.trajectory.TrajectoryArrays`.
+        start, stop
+            Frame window (``stop=None``: to the end).
+        chunk_frames
+            Frames per request (default: the server's bound, ``meta.max_limit``).
+        """
+        from electrodb import export as ex
+        from electrodb.trajectory import TrajectoryArrays, decode_array
+
+        if as_ not in ("ase", "mdanalysis", "arrays"):
+            raise ValueError(f"as_ must be 'ase', 'mdanalysis' or 'arrays', got {as_!r}")
+        path = f"/trajectories/{trajectory_id}/frames"
+        keys = ("positions", "cells", "times_ps", "potential_energy_eV", "temperature_K")
+        parts: dict[str, list[Any]] = {k: [] for k in keys}
+        skip, meta, total, max_limit = max(0, int(start)), None, None, None
+        while total is None or skip < total:
+            size = chunk_frames
+            if max_limit is not None:  # stay within the server's bound (no reduced-_limit warning)
+                size = min(size or max_limit, max_limit)
+            if stop is not None:
+                size = min(size or max(1, stop - skip), max(1, stop - skip))
+            body = self._get(path, {"_skip": skip, "_limit": size})
+            meta, max_limit = body["data"]["trajectory"], int(body["meta"]["max_limit"])
+            total = int(body["meta"]["total_doc"])
+            total = total if stop is None else min(total, int(stop))
+            frames = body["data"]["frames"]
+            n_keep = min(int(frames["n_frames"]), max(0, total - skip))
+            if n_keep == 0:
+                break
+            for k in keys:
+                parts[k].append(decode_array(frames[k])[:n_keep])
+            skip += n_keep
+        assert meta is not None
+        n_atoms = int(meta["n_atoms"])
+        empty = {"positions": (0, n_atoms, 3), "cells": (0, 3, 3)}
+        arrays = TrajectoryArrays(
+            trajectory_id=meta["trajectory_id"],
+            **{k: np.concatenate(v) if v else np.zeros(empty.get(k, (0,))) for k, v in parts.items()},
+            symbols=list(meta["symbols"]),
+            masses=np.asarray(meta["masses"], dtype=np.float64),
+            role=np.asarray(meta["role"], dtype=np.int8),
+            mol_id=np.asarray(meta["mol_id"], dtype=np.int64),
+            ion_center=np.asarray(meta["ion_center"], dtype=bool),
+            metadata={k: v for k, v in meta.items() if k not in ("symbols", "masses", "role", "mol_id", "ion_center")},
+        )
+        if as_ == "arrays":
+            return arrays
+        return ex.arrays_universe(arrays) if as_ == "mdanalysis" else ex.ase_frames(arrays)
 
     def health(self) -> dict[str, Any]:
         return self._get("/health")

@@ -36,7 +36,14 @@ from electrodb import __version__
 from electrodb import query as q
 from electrodb.api import schemas
 from electrodb.api.database import SERVED, Database
-from electrodb.api.params import DEPRECATED, PAGE, guard_query_string, query_params
+from electrodb.api.params import (
+    DEPRECATED,
+    MAX_FRAME_ATOMS,
+    MAX_FRAMES,
+    PAGE,
+    guard_query_string,
+    query_params,
+)
 from electrodb.builders.documents import SUMMARY_PROPERTIES
 from electrodb.settings import ElectroDBSettings, get_settings
 
@@ -398,6 +405,58 @@ def create_app(settings: ElectroDBSettings | None = None) -> FastAPI:
         if doc is None:
             raise StarletteHTTPException(404, f"no trajectory {trajectory_id!r}")
         return SafeJSONResponse({"data": doc})
+
+    @app.get(
+        "/trajectories/{trajectory_id}/frames",
+        tags=["trajectories"],
+        summary="Frames of one trajectory (unwrapped positions, cells, times), paged with _skip/_limit",
+        description="Arrays are zlib-compressed little-endian bytes in base64 (`{dtype, shape, zb64}`; "
+        f"`electrodb.trajectory.decode_array`). One answer carries at most {MAX_FRAMES} frames and "
+        f"{MAX_FRAME_ATOMS:,} frames × atoms; `meta.total_doc` is the number of frames, `meta.max_limit` the "
+        "most frames per answer for this trajectory. 404 for an unknown id or frames that are not stored.",
+        responses={200: {"model": schemas.FramesResponse}, **one_responses},
+    )
+    def get_trajectory_frames(
+        trajectory_id: str = PathParam(..., pattern=q.PATH_ID_PATTERN, max_length=200),
+        params: dict = Depends(query_params(None, "frame_skip", "frame_limit")),
+    ) -> Response:
+        from electrodb.export import load_frames
+        from electrodb.trajectory import TrajectoryError, encode_array
+
+        meta = db.one("trajectories", {"trajectory_id": trajectory_id})
+        if meta is None:
+            raise StarletteHTTPException(404, f"no trajectory {trajectory_id!r}")
+        n_total, n_atoms = int(meta.get("n_frames") or 0), max(1, int(meta.get("n_atoms") or 1))
+        max_limit = max(1, min(MAX_FRAMES, MAX_FRAME_ATOMS // n_atoms))
+        warnings = []
+        limit = params["_limit"] or max_limit
+        if limit > max_limit:
+            warnings.append(f"_limit reduced to {max_limit}: at most {MAX_FRAME_ATOMS:,} frames × atoms per answer")
+            limit = max_limit
+        start = min(params["_skip"], n_total)
+        try:
+            arrays = load_frames(meta, db.store("data"), start, start + limit)
+        except TrajectoryError:
+            raise StarletteHTTPException(404, f"frames of trajectory {trajectory_id!r} are not stored") from None
+        frames = {"start": start, "stop": start + arrays.n_frames, "n_frames": arrays.n_frames}
+        body = jsonable(
+            {
+                "data": {"trajectory": meta, "frames": frames},
+                "meta": {
+                    "total_doc": n_total,
+                    "skip": start,
+                    "limit": limit,
+                    "max_limit": max_limit,
+                    "max_frame_atoms": MAX_FRAME_ATOMS,
+                    "api_version": __version__,
+                    "warnings": warnings,
+                },
+            }
+        )
+        # the encoded arrays are added after jsonable: base64 text may contain '/', never to be path-stripped
+        for key in ("positions", "cells", "times_ps", "potential_energy_eV", "temperature_K"):
+            body["data"]["frames"][key] = encode_array(getattr(arrays, key))
+        return Response(json.dumps(body, allow_nan=False, separators=(",", ":")), media_type="application/json")
 
     @app.get(
         "/reference/activity",

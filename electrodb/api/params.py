@@ -22,9 +22,22 @@ from electrodb import query as q
 from electrodb.analysis.convergence import STATUSES
 from electrodb.builders.documents import SUMMARY_PROPERTIES
 
-__all__ = ["DEPRECATED", "MAX_ARRAY_POINTS", "PAGE", "guard_query_string", "query_params", "route_params"]
+__all__ = [
+    "DEPRECATED",
+    "MAX_ARRAY_POINTS",
+    "MAX_FRAMES",
+    "MAX_FRAME_ATOMS",
+    "PAGE",
+    "guard_query_string",
+    "query_params",
+    "route_params",
+]
 
 MAX_ARRAY_POINTS = 5000
+#: Most frames and most frames × atoms one ``GET /trajectories/{id}/frames`` answer carries (1e6 atom-frames:
+#: 12 MB of float32 positions before compression).
+MAX_FRAMES = 10_000
+MAX_FRAME_ATOMS = 1_000_000
 PAGE = ("_limit", "_skip", "_page", "_per_page", "_sort_fields", "_sort", "_fields", "_all_fields")
 #: Deprecated parameter → its replacement.
 DEPRECATED = {"_sort": "_sort_fields"}
@@ -186,6 +199,20 @@ def _other_param(name: str) -> inspect.Parameter:
         return _kw(name, Literal["csv", "jsonl"], Query("csv", description="export format"))
     if name == "with_arrays":
         return _kw(name, bool, Query(False, description="add g(r)/MSD array columns"))
+    if name == "frame_skip":
+        return _kw("_skip", int, Query(0, ge=0, le=q.MAX_SKIP, description="frames to skip (frame paging)"))
+    if name == "frame_limit":
+        return _kw(
+            "_limit",
+            int | None,
+            Query(
+                None,
+                ge=1,
+                le=MAX_FRAMES,
+                description=f"frames per answer (≤ {MAX_FRAMES} and ≤ {MAX_FRAME_ATOMS:,} frames × atoms; "
+                "default: as many as that bound allows)",
+            ),
+        )
     if name == "reference_salt":
         return _kw(
             "salt",

@@ -19,7 +19,7 @@ from electrodb.analysis.convergence import STATUSES
 from electrodb.builders.documents import SUMMARY_PROPERTIES, ElectrolyteSummary
 from electrodb.query import SUMMARY_EXTRA_FIELDS
 
-__all__ = ["ErrorResponse", "ListMeta", "error_responses", "list_response", "one_response"]
+__all__ = ["ErrorResponse", "FramesResponse", "ListMeta", "error_responses", "list_response", "one_response"]
 
 _SCALARS = (str, int, float, bool)
 
@@ -118,3 +118,46 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         503: "database unreachable",
     }
     return {c: {"model": ErrorResponse, "description": text.get(c, "error")} for c in codes}
+
+
+class EncodedArray(BaseModel):
+    """A numpy array: ``zlib``-compressed little-endian bytes in base64 (``electrodb.trajectory.decode_array``)."""
+
+    dtype: str = Field(description="numpy dtype string, e.g. <f4")
+    shape: list[int]
+    zb64: str = Field(description="base64 of the zlib-compressed C-order bytes")
+
+
+class FramesBlock(BaseModel):
+    start: int = Field(description="index of the first frame served")
+    stop: int = Field(description="one past the last frame served")
+    n_frames: int
+    positions: EncodedArray = Field(description="(n_frames, n_atoms, 3) float32, Å, unwrapped")
+    cells: EncodedArray = Field(description="(n_frames, 3, 3) float32, Å, lattice vectors as rows")
+    times_ps: EncodedArray = Field(description="(n_frames,) float64, ps")
+    potential_energy_eV: EncodedArray = Field(description="(n_frames,) float64, eV; NaN where not recorded")
+    temperature_K: EncodedArray = Field(description="(n_frames,) float64, K; NaN where not recorded")
+
+
+class FramesData(BaseModel):
+    trajectory: Document = Field(description="the trajectory document, with its per-atom lists")
+    frames: FramesBlock
+
+
+class FramesMeta(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    total_doc: int = Field(description="frames of the trajectory")
+    skip: int
+    limit: int = Field(description="frames this answer could carry")
+    max_limit: int = Field(description="most frames one answer carries for this trajectory")
+    max_frame_atoms: int = Field(description="bound on frames × atoms per answer")
+    api_version: str
+    warnings: list[str] = Field(default_factory=list)
+
+
+class FramesResponse(BaseModel):
+    """``GET /trajectories/{trajectory_id}/frames``: metadata and one page of frames."""
+
+    data: FramesData
+    meta: FramesMeta
