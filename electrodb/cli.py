@@ -49,6 +49,11 @@ def _load_campaign(spec: Path, model: str | None) -> Campaign:
         _fail(str(exc))
     if model:
         campaign = campaign.model_copy(update={"model": model})
+    from electrodb.flows.campaign import with_model_cutoff
+
+    campaign, note = with_model_cutoff(campaign)
+    if note:
+        console.print(f"note: {note}", soft_wrap=True, markup=False)
     return campaign
 
 
@@ -64,6 +69,46 @@ def plan_table(campaign: Campaign) -> Table:
 def campaign_plan(spec: Path, model: Annotated[str | None, typer.Option(help="override the model")] = None) -> None:
     """Print the systems a campaign expands into (counts, box sizes, density source)."""
     console.print(plan_table(_load_campaign(spec, model)))
+
+
+@campaign_app.command("status")
+def campaign_status(spec: Path, model: Annotated[str | None, typer.Option(help="override the model")] = None) -> None:
+    """Each system of a campaign: pending, running, completed, unstable or failed, with the reason."""
+    from electrodb.stores import get_stores
+
+    campaign = _load_campaign(spec, model)
+    try:
+        specs = campaign.systems()
+    except ValueError as exc:
+        _fail(str(exc))
+    with get_stores(read_only=True) as stores:
+        docs = {
+            d["trajectory_id"]: d
+            for d in stores.trajectories.query(
+                {"trajectory_id": {"$in": [s.system_id for s in specs]}},
+                properties=["trajectory_id", "status", "status_reason", "n_frames", "temperature_status"],
+            )
+        }
+    table = Table(title=f"campaign {campaign.name}: {len(specs)} systems")
+    for col in ("system id", "salt", "m mol/kg", "T K", "status", "frames", "T check", "reason"):
+        table.add_column(col, justify="right" if col in ("m mol/kg", "T K", "frames") else "left")
+    counts: dict[str, int] = {}
+    for s in specs:
+        doc = docs.get(s.system_id, {})
+        status = doc.get("status", "pending")
+        counts[status] = counts.get(status, 0) + 1
+        table.add_row(
+            s.system_id[:10],
+            s.salt,
+            f"{s.molality:.3f}",
+            f"{s.temperature:.1f}",
+            status,
+            str(doc.get("n_frames", 0)),
+            str(doc.get("temperature_status") or "—"),
+            (doc.get("status_reason") or "")[:200],
+        )
+    console.print(table)
+    console.print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())), soft_wrap=True)
 
 
 @campaign_app.command("run")
@@ -231,7 +276,7 @@ def model_train(
         typer.Option(
             "--long-range",
             help="delta learning: remove this long-range term from the labels, e.g. "
-            "'{\"charges\": \"ions\", \"epsilon_r\": 78.3, \"method\": \"pme\", \"cutoff_A\": 10}' "
+            '\'{"charges": "ions", "epsilon_r": 78.3, "method": "pme", "cutoff_A": 10}\' '
             "(YAML/JSON mapping or a YAML file; docs/long-range.md); campaigns then add it back",
         ),
     ] = None,

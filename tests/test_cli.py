@@ -102,3 +102,25 @@ def test_export_never_clobbers_what_it_was_not_asked_to_write(tmp_path, stores):
     good = tmp_path / "good.csv"
     assert runner.invoke(app, ["export", "--format", "csv", "--out", str(good)]).exit_code == 0
     assert good.read_text().startswith("electrolyte_id") or "salt" in good.read_text().splitlines()[0]
+
+
+def test_campaign_status_lists_each_system_with_its_reason(tmp_path, stores):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: s\nsalts: [NaCl, LiCl]\nconcentrations: [1.0]\nsize: {n_waters: 64}\nmodel: m.model\n")
+    from electrodb.campaign import Campaign
+
+    first = Campaign.from_yaml(spec).systems()[0]
+    stores.trajectories.update(
+        [
+            {
+                "trajectory_id": first.system_id,
+                "status": "failed",
+                "status_reason": "load model: ModelError: x",
+                "n_frames": 0,
+            }
+        ],
+        key="trajectory_id",
+    )
+    result = runner.invoke(app, ["campaign", "status", str(spec)])
+    assert result.exit_code == 0, result.output
+    assert "failed" in result.output and "ModelError: x" in result.output and "pending" in result.output

@@ -436,3 +436,45 @@ def test_campaign_with_long_range_term_runs_and_records_it(stores, random_mace):
     assert summary.completed, summary.reasons
     doc = stores.trajectories.query_one({"trajectory_id": summary.completed[0]})
     assert doc["model"]["long_range"]["epsilon_r"] == 78.3 and doc["status"] == "completed"
+
+
+def test_rerun_after_an_interruption_reuses_the_packed_and_equilibrated_box(stores, random_mace):
+    """A system whose production was lost resumes from its stored equilibrated state: no re-packing or re-NPT."""
+    from electrodb.flows import md as md_flows
+    from electrodb.flows.campaign import run_campaign
+
+    campaign = _campaign(random_mace, production_ps=0.01)
+    first = run_campaign(campaign, stores)
+    (tid,) = first.completed
+    assert stores.systems.query_one({"system_id": tid})["stage"] == "equilibrated"
+    stores.trajectories.remove_docs({"trajectory_id": tid})  # as if production had died before its first frame
+    lines: list[str] = []
+    md_flows.set_progress_hook(lines.append)
+    try:
+        second = run_campaign(campaign, stores)
+    finally:
+        md_flows.set_progress_hook(None)
+    assert second.completed == [tid]
+    assert any("reusing the stored equilibrated box" in line for line in lines), lines
+
+
+def test_box_check_uses_the_models_own_cutoff(random_mace):
+    from electrodb.flows.campaign import with_model_cutoff
+    from electrodb.models import load_model
+
+    r_max = load_model(str(random_mace)).identity.r_max
+    tiny = Campaign(
+        name="t",
+        salts=["NaCl"],
+        concentrations=[5.0],
+        size={"n_waters": 12},
+        model=str(random_mace),
+        model_cutoff_A=0.001,
+    )
+    tiny.systems()  # the user's 0.001 Å lets an 8-water box through ...
+    checked, note = with_model_cutoff(tiny)
+    assert checked.model_cutoff_A == pytest.approx(r_max) and "replaces model_cutoff_A" in note
+    with pytest.raises(ValueError, match="cutoff"):
+        checked.systems()  # ... the model's own cutoff does not
+    unreadable, note = with_model_cutoff(tiny.model_copy(update={"model": "/no/such/file.model"}))
+    assert unreadable.model_cutoff_A == 0.001 and "not read" in note

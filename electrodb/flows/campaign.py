@@ -95,6 +95,25 @@ def _capture_job_errors() -> Iterator[_JobErrors]:
         logger.setLevel(level)
 
 
+def with_model_cutoff(campaign: Campaign) -> tuple[Campaign, str | None]:
+    """The campaign with its box-size check using the model's own cutoff, and a note on what was used.
+
+    ``model_cutoff_A`` is the user's word; the model file knows its real cutoff (``ModelIdentity.r_max``). When
+    the model's is larger, it replaces the user's value (boxes shorter than twice the model's cutoff would see
+    their own images); when the model cannot be read here, the user's value stays and the note says so.
+    """
+    from electrodb.models import ModelError, ModelRef, load_model
+
+    try:
+        r_max = load_model(ModelRef.parse(campaign.model)).identity.r_max
+    except (ModelError, OSError, ValueError) as exc:
+        return campaign, f"model cutoff not read from {campaign.model!r} ({exc}); using model_cutoff_A"
+    if r_max and r_max > campaign.model_cutoff_A:
+        note = f"the model's own cutoff {r_max:g} Å replaces model_cutoff_A = {campaign.model_cutoff_A:g} Å"
+        return campaign.model_copy(update={"model_cutoff_A": float(r_max)}), note
+    return campaign, None
+
+
 def run_campaign(
     campaign: Campaign,
     stores: ElectroDBStores,
@@ -102,7 +121,12 @@ def run_campaign(
     maker: ElectrolyteFlowMaker | None = None,
     on_system: Callable[[int, int, SystemSpec], None] | None = None,
 ) -> CampaignRunSummary:
-    """Run every pending system of ``campaign`` locally into ``stores``; skip completed ones."""
+    """Run every pending system of ``campaign`` locally into ``stores``; skip completed ones.
+
+    The box-size check uses the model's own cutoff where it is larger than ``model_cutoff_A``
+    (:func:`with_model_cutoff`).
+    """
+    campaign, _ = with_model_cutoff(campaign)
     specs = campaign.systems(model_id=model_id)
     model_id = specs[0].model_id
     register_campaign(campaign, stores, model_id)

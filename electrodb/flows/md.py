@@ -148,6 +148,11 @@ class BoxMaker(Maker):
 
     @job
     def make(self, spec: SystemSpec) -> SystemDocument:
+        with _stores() as stores:  # a rerun after an interruption reuses the stored box (or equilibrated state)
+            stored = _stored_system(stores, spec.system_id)
+        if stored is not None:
+            _report(f"{spec.salt} {spec.molality:.2f} m: reusing the stored {stored.stage} box")
+            return stored
         counts = box_counts(spec.salt, spec.molality, "mol/kg", spec.temperature, n_waters=spec.n_waters)
         packed = pack_box(counts, seed=spec.packing.seed, tolerance=spec.packing.tolerance_A)
         doc = SystemDocument(
@@ -174,6 +179,15 @@ class BoxMaker(Maker):
                 key="system_id",
             )
         return doc
+
+
+def _stored_system(stores: ElectroDBStores, system_id: str) -> SystemDocument | None:
+    """The latest stored stage of a system (packed or equilibrated, status ok), or None."""
+    doc = stores.systems.query_one({"system_id": system_id})
+    if not doc or doc.get("status", "ok") != "ok" or "atoms" not in doc:
+        return None
+    fields = set(SystemDocument.model_fields)
+    return SystemDocument(**{k: v for k, v in doc.items() if k in fields})
 
 
 def _new_trajectory_doc(
@@ -227,6 +241,8 @@ class EquilibrationMaker(Maker):
 
     @job
     def make(self, spec: SystemSpec, system: SystemDocument) -> SystemDocument:
+        if system.stage == "equilibrated" and system.status == "ok":
+            return system  # finished before an interruption: never equilibrate twice
         atoms = atoms_from_dict(system.atoms)
         calc, model = _load_calculator(spec, atoms)
         atoms.calc = calc
@@ -237,7 +253,7 @@ class EquilibrationMaker(Maker):
                 doc = _new_trajectory_doc(spec, atoms, model, spec.md, spec.md.timestep_fs, spec.md.sample_every_steps)
                 _mark(stores, doc, status="unstable", status_reason=f"during equilibration: {exc.reason}")
             return system.model_copy(update={"stage": "equilibrated", "status": "unstable", "status_reason": str(exc)})
-        return SystemDocument(
+        done = SystemDocument(
             system_id=spec.system_id,
             stage="equilibrated",
             salt=spec.salt,
@@ -251,6 +267,11 @@ class EquilibrationMaker(Maker):
             n_steps=result.n_steps,
             wall_time_s=result.wall_time_s,
         )
+        with _stores() as stores:  # the equilibrated state survives an interrupted production
+            old = stores.systems.query_one({"system_id": spec.system_id}) or {}
+            old.pop("_id", None)
+            stores.systems.update([{**old, **done.model_dump(mode="json"), "last_updated": utcnow()}], key="system_id")
+        return done
 
 
 def _checkpoint_uuid(trajectory_id: str) -> str:
@@ -339,6 +360,7 @@ class ProductionMDMaker(Maker):
                 status="running",
                 density_kg_m3=system.density_kg_m3,
                 density_err_kg_m3=system.density_err_kg_m3,
+                density_converged=system.density_converged,
                 box_length_A=system.box_length_A,
             )
             if state is None and not atoms.get_momenta().any():  # a box without velocities: start at temperature
@@ -365,6 +387,7 @@ class ProductionMDMaker(Maker):
                     retried_with_half_timestep=True,
                     density_kg_m3=system.density_kg_m3,
                     density_err_kg_m3=system.density_err_kg_m3,
+                    density_converged=system.density_converged,
                     box_length_A=system.box_length_A,
                 )
             return doc
