@@ -478,3 +478,20 @@ def test_box_check_uses_the_models_own_cutoff(random_mace):
         checked.systems()  # ... the model's own cutoff does not
     unreadable, note = with_model_cutoff(tiny.model_copy(update={"model": "/no/such/file.model"}))
     assert unreadable.model_cutoff_A == 0.001 and "not read" in note
+
+
+@pytest.mark.parametrize("kind", ["missing", "corrupt", "directory"])
+def test_failed_campaign_says_why(stores, tmp_path, kind):
+    """A bad model fails the system with the ModelError text in the summary and the trajectory document."""
+    from electrodb.flows.campaign import run_campaign
+
+    model = tmp_path / "bad.model"
+    if kind == "corrupt":
+        model.write_text("not a model")
+    elif kind == "directory":
+        model.mkdir()
+    summary = run_campaign(_campaign(model, production_ps=0.01), stores)
+    assert summary.failed and not summary.completed
+    reason = summary.reasons[summary.failed[0]]
+    assert str(model.name) in reason or "model" in reason.lower(), reason
+    assert "failed 1 of 1" not in reason and len(reason) > 20

@@ -74,6 +74,8 @@ class _JobErrors(logging.Handler):
         self.errors: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:  # what would have been shown without us still is
+            logging.getLogger().handle(record)
         text = record.getMessage()
         if "failed with exception" not in text:
             return
@@ -85,14 +87,16 @@ class _JobErrors(logging.Handler):
 @contextmanager
 def _capture_job_errors() -> Iterator[_JobErrors]:
     logger = logging.getLogger("jobflow.managers.local")
-    handler, level = _JobErrors(), logger.level
+    handler, level, propagate = _JobErrors(), logger.level, logger.propagate
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    logger.setLevel(logging.INFO)  # the failure text is logged at INFO ...
+    logger.propagate = False  # ... which must not reach a root handler some library configured
     try:
         yield handler
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def with_model_cutoff(campaign: Campaign) -> tuple[Campaign, str | None]:
