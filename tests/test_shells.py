@@ -179,10 +179,22 @@ def test_verdict_thresholds() -> None:
     assert first_minimum(r, g, cn_r=cn_r, cn=cn_r**2, cn_blocks=blocks, targets=loose).status == "converged"
     assert shell_verdict(s, loose).as_dict() == {
         "status": "converged",
-        "criterion": "first peak and first minimum of g(r) found; CN block error <= 1",
+        "criterion": "first peak and first minimum of g(r) found, minimum <= 1.5 Å beyond the peak; "
+        "CN block error <= 1",
         "reason": "",
     }
     no_cn = first_minimum(r, g)
     assert no_cn.detection == "ok" and no_cn.status == "insufficient" and "coordination" in no_cn.reason
     tail = first_minimum(r, np.r_[np.zeros(40), 3.0 * np.exp(-np.linspace(0, 5, r.size - 40))])
     assert tail.detection == "no_minimum" and tail.reason.startswith("no first minimum")
+
+
+def test_a_minimum_far_beyond_the_peak_is_not_a_first_shell():
+    """The demo's Cl-O g(r) (weak shoulder, minimum 2.2 A past the peak) gave CN = 18.7 marked converged."""
+    from electrodb.analysis.shells import ShellAnalysis, shell_verdict
+
+    wide = ShellAnalysis(r_peak=3.07, g_peak=3.55, r_min=5.22, cn=18.7, cn_err=0.199, detection="ok")
+    verdict = shell_verdict(wide)
+    assert verdict.status == "unconverged" and "not resolved" in verdict.reason and "2.15 Å beyond" in verdict.reason
+    sharp = ShellAnalysis(r_peak=3.17, g_peak=3.2, r_min=3.89, cn=7.2, cn_err=0.05, detection="ok")
+    assert shell_verdict(sharp).status == "converged"

@@ -75,6 +75,10 @@ class ConvergenceTargets:
         Fewest independent time origins (run length / fit-window end) accepted.
     cn_max_err : float
         Largest accepted standard error of a coordination number (absolute).
+    shell_max_width_A : float
+        Largest distance (Å) from the first peak to the first minimum of a resolved first shell. Ion–water,
+        ion–ion and water–water first shells are 0.5–1 Å wide (0.7–0.9 Å on the published LiCl g(r)); a
+        "minimum" found further out is a later shell or noise, and its CN is not a first-shell CN.
     pairing_min_events : int
         Fewest ion–ion contact formation or breaking events for pairing fractions to count as sampled.
     residence_min_run_over_tau : float
@@ -97,6 +101,7 @@ class ConvergenceTargets:
     D_min_rms_A: float = 3.0
     D_min_origins: int = 5
     cn_max_err: float = 0.2
+    shell_max_width_A: float = 1.5
     pairing_min_events: int = 20
     residence_min_run_over_tau: float = 5.0
     acc_min_box_A: float = 20.0

@@ -157,16 +157,28 @@ def shell_verdict(s: ShellAnalysis, targets: ConvergenceTargets | None = None) -
     """Verdict of a first shell (r_peak, CN).
 
     ``insufficient`` when no peak or no minimum was found, or no running CN was given; ``unconverged`` when
-    the CN block error exceeds ``targets.cn_max_err`` or no block error is available; else ``converged``.
+    the minimum lies more than ``targets.shell_max_width_A`` beyond the peak (the first shell is not resolved),
+    when the CN block error exceeds ``targets.cn_max_err`` or no block error is available; else ``converged``.
     """
     t = targets or ConvergenceTargets()
-    crit = f"first peak and first minimum of g(r) found; CN block error <= {t.cn_max_err:g}"
+    crit = (
+        f"first peak and first minimum of g(r) found, minimum <= {t.shell_max_width_A:g} Å beyond the peak; "
+        f"CN block error <= {t.cn_max_err:g}"
+    )
     if s.detection == "no_peak":
         return Verdict("insufficient", crit, f"no first peak: {s.detection_reason}")
     if s.detection == "no_minimum":
         return Verdict("insufficient", crit, f"no first minimum: {s.detection_reason}")
     if not np.isfinite(s.cn):
         return Verdict("insufficient", crit, "no running coordination number given")
+    width = s.r_min - s.r_peak
+    if np.isfinite(width) and width > t.shell_max_width_A:
+        return Verdict(
+            "unconverged",
+            crit,
+            f"first minimum at {s.r_min:.2f} Å is {width:.2f} Å beyond the peak at {s.r_peak:.2f} Å "
+            f"(> {t.shell_max_width_A:g} Å): the first shell is not resolved",
+        )
     if s.cn_err is None or not np.isfinite(s.cn_err):
         return Verdict("unconverged", crit, "no block error for the CN (fewer than 2 time blocks)")
     if s.cn_err > t.cn_max_err:
