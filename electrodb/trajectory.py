@@ -283,9 +283,7 @@ def load_trajectory(
     if meta is None:
         raise TrajectoryError(f"no trajectory {trajectory!r} in the trajectories store")
     tid, n_frames, n_atoms = meta["trajectory_id"], int(meta["n_frames"]), int(meta["n_atoms"])
-    shapes = {
-        k: (n_frames, *(n_atoms if d == "N" else d for d in shape)) for k, shape in _FRAME_SHAPES.items()
-    }
+    shapes = {k: (n_frames, *(n_atoms if d == "N" else d for d in shape)) for k, shape in _FRAME_SHAPES.items()}
     out = {k: np.full(shapes.get(k, (n_frames,)), np.nan, dtype=_FRAME_DTYPES[k]) for k in fields}
     filled = 0
     for chunk in iter_chunks(blobs, tid):
