@@ -456,6 +456,10 @@ def test_rerun_after_an_interruption_reuses_the_packed_and_equilibrated_box(stor
         md_flows.set_progress_hook(None)
     assert second.completed == [tid]
     assert any("reusing the stored equilibrated box" in line for line in lines), lines
+    n_jobs = stores.jobs.count()
+    stores.trajectories.remove_docs({"trajectory_id": tid})
+    run_campaign(campaign, stores)
+    assert stores.jobs.count() == n_jobs  # a rerun replaces the earlier attempt's job documents
 
 
 def test_box_check_uses_the_models_own_cutoff(random_mace):

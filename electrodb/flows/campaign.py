@@ -151,10 +151,13 @@ def run_campaign(
     for k, spec in enumerate(todo):
         if on_system:
             on_system(k, len(todo), spec)
+        flow = maker.make(spec)
+        flow.update_metadata({"electrodb_system_id": spec.system_id})
+        # A rerun (after an interruption or a failure) supersedes the job documents of the earlier attempt:
+        # the system's data live in its own collections, so the old job outputs would only pile up.
+        job_store.remove_docs({"metadata.electrodb_system_id": spec.system_id})
         with _capture_job_errors() as errors:
-            responses = run_locally(
-                maker.make(spec), store=job_store, create_folders=False, log=False, ensure_success=False
-            )
+            responses = run_locally(flow, store=job_store, create_folders=False, log=False, ensure_success=False)
         doc = stores.trajectories.query_one({"trajectory_id": spec.system_id}, properties=["status", "status_reason"])
         status = doc["status"] if doc else "failed"
         if status == "completed":
