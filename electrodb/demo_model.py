@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from electrodb.safe_files import atomic_output
 from electrodb.settings import get_settings
 from electrodb.stores import ElectroDBStores
 
@@ -101,9 +102,8 @@ def write_packaged_model(dataset: Any, result: Any, out_dir: Path) -> tuple[Path
     """Copy the trained file to ``out_dir/demo-mace.model`` and write its card; return both paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path, card_path = out_dir / PACKAGED_MODEL, out_dir / PACKAGED_CARD
-    tmp = model_path.with_suffix(".model.part")
-    shutil.copyfile(result.model_path, tmp)
-    tmp.replace(model_path)
+    with atomic_output(model_path) as tmp:
+        shutil.copyfile(result.model_path, tmp)
     training = result.model_dump(mode="json", exclude={"model_path", "log_path", "workdir", "command"})
     card = {
         "name": DEMO_MODEL_NAME,
@@ -114,7 +114,8 @@ def write_packaged_model(dataset: Any, result: Any, out_dir: Path) -> tuple[Path
         "training": training,
         "dataset": dataset.model_dump(mode="json", exclude={"extxyz_zb64"}),
     }
-    card_path.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+    with atomic_output(card_path) as tmp:
+        tmp.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
     return model_path, card_path
 
 

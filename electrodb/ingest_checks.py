@@ -30,6 +30,8 @@ import numpy as np
 from ase import Atoms
 from ase.io import iread
 
+from electrodb.analysis.periodic import smallest_widths
+
 __all__ = [
     "MAX_TEMPERATURE_K",
     "MAX_TIMESTEP_FS",
@@ -111,14 +113,6 @@ def _check_settings(temperature: float, timestep_fs: float, interval: int, check
         raise IngestError(f"--interval must be a positive whole number of MD steps between frames, got {interval}")
 
 
-def _cell_widths(cell: np.ndarray) -> np.ndarray:
-    a, b, c = cell
-    crosses = np.stack([np.cross(b, c), np.cross(c, a), np.cross(a, b)])
-    volume = abs(float(np.dot(a, crosses[0])))
-    norms = np.linalg.norm(crosses, axis=1)
-    return np.where(norms > 0, volume / np.where(norms > 0, norms, 1.0), 0.0)
-
-
 def _frame_step(frame: Atoms) -> int | None:
     for key in STEP_KEYS:
         value = frame.info.get(key)
@@ -156,7 +150,7 @@ class _FrameValidator:
                 f"frame {k} has no fully periodic cell (cell {np.round(frame.cell.lengths(), 3).tolist()} Å, "
                 f"pbc {frame.pbc.tolist()}); ElectroDB needs periodic boxes: give the box in the file"
             )
-        width = float(_cell_widths(cell).min())
+        width = float(smallest_widths(cell))
         volume = abs(float(np.linalg.det(cell)))
         if width <= 0 or volume <= 0:
             raise IngestError(f"frame {k} has a degenerate cell (zero volume): the file is corrupt")

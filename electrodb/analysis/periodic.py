@@ -24,6 +24,7 @@ __all__ = [
     "minimum_image",
     "minimum_image_distances",
     "minimum_image_vectors",
+    "smallest_widths",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -60,6 +61,21 @@ def cell_widths(cells: ArrayLike) -> FloatArray:
     if np.any(vol <= 0):
         raise ValueError("degenerate cell (zero volume)")
     return vol[..., None] / np.linalg.norm(crosses, axis=-1)
+
+
+def smallest_widths(cells: ArrayLike) -> FloatArray:
+    """Smallest perpendicular width (Å) of each cell, ``(...,)``; 0 for a degenerate (zero-volume) cell.
+
+    Unlike :func:`cell_widths` it never raises, so validators can report *which* frame is degenerate.
+    """
+    c = np.asarray(cells, dtype=np.float64)
+    a, b, cc = c[..., 0, :], c[..., 1, :], c[..., 2, :]
+    crosses = np.stack([np.cross(b, cc), np.cross(cc, a), np.cross(a, b)], axis=-2)
+    vol = np.abs(np.einsum("...i,...i->...", a, crosses[..., 0, :]))
+    norms = np.linalg.norm(crosses, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        widths = np.where(norms > 0, vol[..., None] / np.where(norms > 0, norms, 1.0), 0.0)
+    return np.where(vol > 0, widths.min(axis=-1), 0.0)
 
 
 def max_cutoff(cells: ArrayLike) -> float:

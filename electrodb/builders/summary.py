@@ -17,6 +17,7 @@ import numpy as np
 from maggma.core import Builder, Store
 
 from electrodb.analysis.convergence import STATUSES, Verdict, worst
+from electrodb.analysis.viscosity import SOURCE_WATER
 from electrodb.builders.documents import SUMMARY_PROPERTIES, ElectrolyteSummary, Provenance
 from electrodb.builders.reference import experimental_values
 from electrodb.builders.trajectory import as_datetime
@@ -168,7 +169,7 @@ def _viscosity_entry(transport: dict[str, Any] | None) -> dict[str, Any]:
     criterion = "viscosity of the solution (from the run's stress or a correlation for the salt)"
     if entry.get("viscosity_Pa_s") is None:
         return {"status": "insufficient", "criterion": criterion, "reason": "no viscosity recorded"}
-    if not source or ("water" in source.lower() and "salt" not in source.lower()):
+    if source in ("", SOURCE_WATER):
         return {"status": "unconverged", "criterion": criterion, "reason": f"pure-water viscosity used ({source})"}
     return {"status": "converged", "criterion": criterion, "reason": ""}
 

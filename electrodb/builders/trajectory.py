@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from maggma.core import Builder, Store
 
-from electrodb.analysis.periodic import cell_widths
+from electrodb.analysis.periodic import smallest_widths
 from electrodb.builders.properties import AnalysisSettings, analyse_trajectory
 from electrodb.trajectory import TrajectoryArrays, load_trajectory
 
@@ -35,8 +35,7 @@ def frame_problems(traj: TrajectoryArrays) -> str | None:
     finite_cell = np.isfinite(cells).all(axis=(1, 2))
     if not finite_cell.all():
         return f"non-finite cell in frame {int(np.flatnonzero(~finite_cell)[0])}"
-    with np.errstate(all="ignore"):
-        widths = np.array([cell_widths(c).min() if abs(np.linalg.det(c)) > 0 else 0.0 for c in cells])
+    widths = smallest_widths(cells)
     small = widths < MIN_CELL_WIDTH_A
     if small.any():
         k = int(np.flatnonzero(small)[0])

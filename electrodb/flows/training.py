@@ -32,6 +32,7 @@ from electrodb import __version__
 from electrodb.labelling import label_configurations, perturb_configurations
 from electrodb.mace_train import TrainingResult, TrainingSettings, train_mace
 from electrodb.models import ModelRef, file_sha256, load_model
+from electrodb.safe_files import atomic_output
 from electrodb.settings import get_settings
 from electrodb.stores import ElectroDBStores, get_stores
 from electrodb.systems import box_counts, pack_box
@@ -254,8 +255,6 @@ def materialize_model(model_id: str, stores: ElectroDBStores, folder: Path | Non
     with ``load_model(path, expected_id=model_id)`` to check it once more at load time.
     """
     import hashlib
-    import os
-    import tempfile
 
     from electrodb.models import ModelError
 
@@ -279,14 +278,8 @@ def materialize_model(model_id: str, stores: ElectroDBStores, folder: Path | Non
             f"stored model {model_id[:23]}... is corrupt or was altered: its bytes hash to {digest[:23]}...; "
             f"refusing to write or load it. Retrain the model or restore the database from a backup"
         )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(raw)
     return path
 
 
