@@ -6,10 +6,12 @@ distributed runs convert the same flow for FireWorks (``flow_to_workflow``) or s
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from jobflow import Flow, run_locally
 
@@ -99,6 +101,14 @@ def _capture_job_errors() -> Iterator[_JobErrors]:
         logger.propagate = propagate
 
 
+@functools.lru_cache(maxsize=16)
+def _model_r_max(reference: str, stamp: tuple[int, int] | None) -> float | None:
+    """The cutoff a model reports; cached per reference and file state (``campaign run`` asks twice)."""
+    from electrodb.models import ModelRef, load_model
+
+    return load_model(ModelRef.parse(reference)).identity.r_max
+
+
 def with_model_cutoff(campaign: Campaign) -> tuple[Campaign, str | None]:
     """The campaign with its box-size check using the model's own cutoff, and a note on what was used.
 
@@ -106,10 +116,12 @@ def with_model_cutoff(campaign: Campaign) -> tuple[Campaign, str | None]:
     the model's is larger, it replaces the user's value (boxes shorter than twice the model's cutoff would see
     their own images); when the model cannot be read here, the user's value stays and the note says so.
     """
-    from electrodb.models import ModelError, ModelRef, load_model
+    from electrodb.models import ModelError
 
+    path = Path(campaign.model).expanduser()
+    stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else None
     try:
-        r_max = load_model(ModelRef.parse(campaign.model)).identity.r_max
+        r_max = _model_r_max(campaign.model, stamp)
     except (ModelError, OSError, ValueError) as exc:
         return campaign, f"model cutoff not read from {campaign.model!r} ({exc}); using model_cutoff_A"
     if r_max and r_max > campaign.model_cutoff_A:
