@@ -41,7 +41,7 @@ from electrodb.settings import ElectroDBSettings, get_settings
 from electrodb.sqlite_migrate import migrate_montydb, montydb_collections
 from electrodb.sqlite_store import SQLiteStore
 
-__all__ = ["COLLECTIONS", "INDEXED_FIELDS", "ElectroDBStores", "ReadOnlyStoreError", "get_stores"]
+__all__ = ["COLLECTIONS", "INDEXED_FIELDS", "JOB_COLLECTIONS", "ElectroDBStores", "ReadOnlyStoreError", "get_stores"]
 
 COLLECTIONS: dict[str, str] = {
     "jobs": "uuid",
@@ -60,6 +60,9 @@ COLLECTIONS: dict[str, str] = {
 }
 BLOB_COLLECTION = "data"
 BLOB_KEY = "blob_uuid"
+# What jobs write besides their outputs: these travel as additional stores of the JobStore (with ``data``), so a
+# job reaches them only through the JobStore its manager hands it (run_locally, FireWorks, jobflow-remote).
+JOB_COLLECTIONS: tuple[str, ...] = ("trajectories", "systems", "models", "solvation")
 JOBFLOW_UPSERT_KEY = ["uuid", "index"]  # jobflow's JobStore.update key for the jobs collection
 
 _COMMON_FILTERS = [
@@ -157,8 +160,11 @@ class ElectroDBStores:
     settings: ElectroDBSettings
     read_only: bool = False
     _stores: dict[str, Store] = field(default_factory=dict, repr=False)
+    owns_connections: bool = True  # False for a view over a JobStore that its manager opened and closes
 
     def __post_init__(self) -> None:
+        if self._stores:  # a view over given stores (:meth:`from_job_store`)
+            return
         if self.settings.embedded:
             self.settings.database_path.mkdir(parents=True, exist_ok=True)
             if montydb_collections(self.settings.database_path, self.settings.db_name):
@@ -197,6 +203,8 @@ class ElectroDBStores:
         return self
 
     def close(self) -> None:
+        if not self.owns_connections:
+            return
         for store in self._stores.values():
             try:
                 store.close()
@@ -204,8 +212,28 @@ class ElectroDBStores:
                 pass
 
     def job_store(self) -> JobStore:
-        """jobflow JobStore: docs in ``jobs``, additional store ``data`` for blobs (as atomate2 expects)."""
-        return JobStore(self._stores["jobs"], additional_stores={"data": self._stores[BLOB_COLLECTION]})
+        """jobflow JobStore: docs in ``jobs``; additional stores ``data`` (blobs, as atomate2 expects) and the
+        collections jobs write (:data:`JOB_COLLECTIONS`). Jobs reach them only through this JobStore, so the
+        same flow runs under ``run_locally``, FireWorks (which serialises it into each Firework) and
+        jobflow-remote (whose workers get file stores for each additional store, copied back on completion)."""
+        extra = {name: self._stores[name] for name in JOB_COLLECTIONS}
+        return JobStore(self._stores["jobs"], additional_stores={"data": self._stores[BLOB_COLLECTION], **extra})
+
+    @classmethod
+    def from_job_store(
+        cls, job_store: JobStore, settings: ElectroDBSettings | None = None, owns_connections: bool = False
+    ) -> ElectroDBStores:
+        """The stores of a jobflow ``JobStore``: ``jobs`` is its docs store, and every other collection is the
+        additional store of that name, or else a sibling collection of the docs store (same SQLite folder,
+        same MongoDB database, or a new ``MemoryStore``). Collections that cannot be derived are absent."""
+        docs = job_store.docs_store
+        stores: dict[str, Store] = {"jobs": docs}
+        for name, key in {**COLLECTIONS, BLOB_COLLECTION: BLOB_KEY}.items():
+            if name in job_store.additional_stores:
+                stores[name] = job_store.additional_stores[name]
+            elif name != "jobs" and (sibling := _sibling_store(docs, name, key)) is not None:
+                stores[name] = sibling
+        return cls(settings or get_settings(), _stores=stores, owns_connections=owns_connections)
 
     def counts(self) -> dict[str, int]:
         """Number of documents per collection."""
@@ -217,6 +245,27 @@ class ElectroDBStores:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _sibling_store(docs: Store, name: str, key: str) -> Store | None:
+    """A collection ``name`` beside ``docs`` (same backend and database), or None when the backend is unknown."""
+    from maggma.stores import MemoryStore
+
+    if isinstance(docs, SQLiteStore):
+        return EmbeddedStore(
+            name,
+            docs.database_path,
+            docs.database_name,
+            indexed_fields=INDEXED_FIELDS.get(name, []),
+            compound_indexes=COMPOUND_INDEXES.get(name, []),
+            key=key,
+            last_updated_field="last_updated",
+        )
+    if isinstance(docs, MemoryStore):
+        return MemoryStore(f"{docs.collection_name}-{name}", key=key)
+    if isinstance(docs, MongoStore):
+        return MongoStore.from_collection(docs._coll.database[name]) if docs._coll is not None else None
+    return None
 
 
 def get_stores(settings: ElectroDBSettings | None = None, read_only: bool = False) -> ElectroDBStores:

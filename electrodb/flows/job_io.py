@@ -1,0 +1,55 @@
+"""The stores a running job may touch: those of the JobStore its jobflow manager handed it.
+
+Every ElectroDB job (box, equilibration, production, batched production, TI windows, training) reads and writes
+through :func:`job_stores`, never through the process settings. Under ``run_locally`` that is the JobStore the
+caller passed (``ElectroDBStores.job_store()``: the campaign's database); under FireWorks it is the JobStore
+serialised into each Firework; under jobflow-remote it is the worker's file-based copy of every additional store,
+which the runner copies into the real stores when the job completes. Documents land where the engine puts the job's
+outputs, so ``electrodb build`` on the submitting machine finds them.
+"""
+
+from __future__ import annotations
+
+from electrodb.stores import JOB_COLLECTIONS, ElectroDBStores
+
+__all__ = ["NoJobStoreError", "job_stores"]
+
+
+class NoJobStoreError(RuntimeError):
+    """An ElectroDB job was called outside a jobflow manager, so no JobStore was handed to it."""
+
+
+def job_stores(*names: str) -> ElectroDBStores:
+    """The current job's stores (``data`` and :data:`~electrodb.stores.JOB_COLLECTIONS`), connected.
+
+    Parameters
+    ----------
+    *names
+        Collections to connect (all the job's when none are given).
+
+    Raises
+    ------
+    NoJobStoreError
+        When no job is running (``jobflow.CURRENT_JOB.store`` is unset), or the JobStore lacks an additional
+        store the job needs (it was not built by ``ElectroDBStores.job_store()``).
+    """
+    from jobflow import CURRENT_JOB
+
+    job_store = CURRENT_JOB.store
+    if job_store is None:
+        raise NoJobStoreError(
+            "ElectroDB jobs read and write only the JobStore their manager hands them; run the flow with "
+            "jobflow's run_locally(flow, store=ElectroDBStores.job_store()), FireWorks or jobflow-remote"
+        )
+    wanted = names or ("data", *JOB_COLLECTIONS)
+    missing = [n for n in wanted if n not in job_store.additional_stores]
+    if missing:
+        raise NoJobStoreError(
+            f"the JobStore lacks the additional store(s) {missing} that ElectroDB jobs write; build it with "
+            "ElectroDBStores.job_store() (or add stores named "
+            f"{['data', *JOB_COLLECTIONS]} to jobflow's JOB_STORE)"
+        )
+    stores = ElectroDBStores.from_job_store(job_store)
+    for name in wanted:
+        stores[name].connect()
+    return stores
