@@ -39,6 +39,11 @@ class ElectroDBSettings(BaseSettings):
         Folder searched for MACE foundation-model files (``mace-mp-0:small`` …), which cannot be downloaded here.
     trajectory_chunk_frames
         Frames per stored trajectory chunk; bounds each stored document well below MongoDB's 16 MB limit.
+    use_jobflow_store
+        Take the database from jobflow's own ``JOB_STORE`` configuration (``~/.jobflow.yaml`` or
+        ``JOBFLOW_JOB_STORE``) instead of ``db_uri``/``data_dir``: ``jobs`` is its docs store, the other
+        collections are its additional stores of the same names, or siblings of its docs store
+        (``ElectroDBStores.from_job_store``). Either way one database serves jobs, builders and the API.
     cors_origins
         Origins allowed to call the read-only API from a browser (``ELECTRODB_CORS_ORIGINS='["https://…"]'``);
         empty (the default) leaves CORS off.
@@ -51,6 +56,7 @@ class ElectroDBSettings(BaseSettings):
     db_name: str = "electrodb"
     model_cache: Path | None = None
     trajectory_chunk_frames: int = Field(default=200, ge=1, le=100_000)
+    use_jobflow_store: bool = False
     cors_origins: list[str] = Field(
         default_factory=list, description="origins the read-only API answers cross-origin (empty: CORS off)"
     )
@@ -75,7 +81,7 @@ class ElectroDBSettings(BaseSettings):
     @property
     def embedded(self) -> bool:
         """True when the embedded (SQLite) database is used."""
-        return self.db_uri is None
+        return self.db_uri is None and not self.use_jobflow_store
 
     @property
     def database_path(self) -> Path:

@@ -269,5 +269,13 @@ def _sibling_store(docs: Store, name: str, key: str) -> Store | None:
 
 
 def get_stores(settings: ElectroDBSettings | None = None, read_only: bool = False) -> ElectroDBStores:
-    """Stores for ``settings`` (default: the process settings). Call ``.connect()`` or use ``with``."""
-    return ElectroDBStores(settings or get_settings(), read_only=read_only)
+    """Stores for ``settings`` (default: the process settings). Call ``.connect()`` or use ``with``.
+
+    With ``use_jobflow_store`` the stores are those of jobflow's configured ``JOB_STORE`` (not read-only-wrapped:
+    the API then relies on its own GET-only routes)."""
+    settings = settings or get_settings()
+    if settings.use_jobflow_store:
+        from jobflow import SETTINGS
+
+        return ElectroDBStores.from_job_store(SETTINGS.JOB_STORE, settings, owns_connections=True)
+    return ElectroDBStores(settings, read_only=read_only)

@@ -111,7 +111,7 @@ def test_mongodb_uri_selects_mongo_and_gridfs(tmp_path):
     s = get_stores(ElectroDBSettings(data_dir=tmp_path, db_uri="mongodb://localhost:27017", db_name="t"))
     assert isinstance(s.systems, MongoStore) and isinstance(s.data, GridFSStore)
     assert "MongoDB localhost:27017" in s.settings.describe()
-    assert set(s.job_store().additional_stores) == {"data"}
+    assert set(s.job_store().additional_stores) == {"data", "trajectories", "systems", "models", "solvation"}
 
 
 def test_embedded_store_reads_a_collection_being_created_as_empty(stores):

@@ -149,8 +149,13 @@ def test_md_adds_the_recorded_term_back_and_refuses_another(stores, random_mace:
     other = SimpleNamespace(model=str(random_mace), long_range=TERM.model_copy(update={"epsilon_r": 1.0}), salt="NaCl")
     with pytest.raises(ModelError, match="delta learning"):
         _load_calculator(other, atoms, stores)
-    calc, identity = _load_calculator(spec, atoms)  # without stores: opens the process's database itself
-    assert identity["long_range_source"] == "model"
+    from jobflow import CURRENT_JOB
+
+    from electrodb.flows.job_io import NoJobStoreError
+
+    CURRENT_JOB.reset()
+    with pytest.raises(NoJobStoreError):  # outside a job it never falls back to the process's own database
+        _load_calculator(spec, atoms)
 
 
 def test_cli_long_range_option_parses_json_yaml_and_files(tmp_path: Path) -> None:

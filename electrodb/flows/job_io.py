@@ -10,9 +10,15 @@ outputs, so ``electrodb build`` on the submitting machine finds them.
 
 from __future__ import annotations
 
+from jobflow import JobConfig, job
+
 from electrodb.stores import JOB_COLLECTIONS, ElectroDBStores
 
-__all__ = ["NoJobStoreError", "job_stores"]
+__all__ = ["NoJobStoreError", "job_stores", "store_job"]
+
+#: ``@store_job`` in place of jobflow's ``@job`` for jobs that call :func:`job_stores`: jobflow exposes the JobStore
+#: in ``CURRENT_JOB.store`` only when the job's config says so (each job gets its own copy of this config).
+store_job = job(config=JobConfig(expose_store=True))
 
 
 class NoJobStoreError(RuntimeError):
@@ -38,7 +44,8 @@ def job_stores(*names: str) -> ElectroDBStores:
     job_store = CURRENT_JOB.store
     if job_store is None:
         raise NoJobStoreError(
-            "ElectroDB jobs read and write only the JobStore their manager hands them; run the flow with "
+            "no JobStore is exposed to this job (decorate it with electrodb.flows.job_io.store_job); ElectroDB "
+            "jobs read and write only the JobStore their manager hands them; run the flow with "
             "jobflow's run_locally(flow, store=ElectroDBStores.job_store()), FireWorks or jobflow-remote"
         )
     wanted = names or ("data", *JOB_COLLECTIONS)

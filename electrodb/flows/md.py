@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
-from jobflow import Flow, Maker, Response, job
+from jobflow import Flow, Maker, Response
 from pydantic import BaseModel, Field
 
 from electrodb import __version__
@@ -34,7 +34,9 @@ from electrodb.flows.engine import (
     measure_nve_drift,
     run_production,
 )
-from electrodb.stores import ElectroDBStores, get_stores
+from electrodb.flows.job_io import job_stores, store_job
+from electrodb.settings import get_settings
+from electrodb.stores import ElectroDBStores
 from electrodb.systems import box_counts, pack_box
 from electrodb.trajectory import (
     TrajectoryDocument,
@@ -106,7 +108,8 @@ def atoms_from_dict(data: dict[str, Any]) -> Atoms:
 
 
 def _stores() -> ElectroDBStores:
-    return get_stores().connect("trajectories", "data", "systems", "models")
+    """The running job's stores: those of the JobStore its manager handed it (never the process settings')."""
+    return job_stores("trajectories", "data", "systems", "models")
 
 
 def _load_calculator(
@@ -125,11 +128,7 @@ def _load_calculator(
     loaded.check_elements(atoms.get_chemical_symbols())
     identity = loaded.identity.model_dump(mode="json")
     calc = loaded.calculator()
-    if stores is None:
-        with get_stores().connect("models") as own:
-            recorded = model_long_range(own, loaded.identity.model_id)
-    else:
-        recorded = model_long_range(stores, loaded.identity.model_id)
+    recorded = model_long_range(stores if stores is not None else job_stores("models"), loaded.identity.model_id)
     long_range, source = resolve_long_range(spec.long_range, recorded, f"model {spec.model!r}")
     if long_range is not None:  # the NNP plus a long-range Coulomb term (docs/long-range.md)
         from electrodb.longrange import LongRangeCalculator
@@ -146,7 +145,7 @@ class BoxMaker(Maker):
 
     name: str = "pack box"
 
-    @job
+    @store_job
     def make(self, spec: SystemSpec) -> SystemDocument:
         with _stores() as stores:  # a rerun after an interruption reuses the stored box (or equilibrated state)
             stored = _stored_system(stores, spec.system_id)
@@ -239,7 +238,7 @@ class EquilibrationMaker(Maker):
 
     name: str = "equilibrate"
 
-    @job
+    @store_job
     def make(self, spec: SystemSpec, system: SystemDocument) -> SystemDocument:
         if system.stage == "equilibrated" and system.status == "ok":
             return system  # finished before an interruption: never equilibrate twice
@@ -328,7 +327,7 @@ class ProductionMDMaker(Maker):
     chunk_frames: int | None = None
     resume: bool = True
 
-    @job
+    @store_job
     def make(self, spec: SystemSpec, system: SystemDocument) -> TrajectoryDocument | Response:
         tid = spec.system_id
         with _stores() as stores:
@@ -342,7 +341,7 @@ class ProductionMDMaker(Maker):
             atoms = atoms_from_dict(system.atoms)
             calc, model = _load_calculator(spec, atoms)
             atoms.calc = calc
-            chunk = self.chunk_frames or get_stores().settings.trajectory_chunk_frames
+            chunk = self.chunk_frames or get_settings().trajectory_chunk_frames
             md = spec.md
             timestep, sample_every = md.timestep_fs, md.sample_every_steps
             state = _load_checkpoint(stores, tid) if self.resume and existing else None

@@ -27,7 +27,7 @@ from ase.calculators.calculator import Calculator
 from ase.geometry import find_mic
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
-from jobflow import Flow, Maker, Response, job
+from jobflow import Flow, Maker, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from electrodb import __version__
@@ -46,9 +46,10 @@ from electrodb.builders.solvation import (
 from electrodb.campaign import MDSettings, PackingSettings, stable_hash
 from electrodb.chemistry import WATER_MOLAR_MASS_KG, parse_salt
 from electrodb.flows.engine import MDInstabilityError, StabilityMonitor, minimize
+from electrodb.flows.job_io import job_stores, store_job
 from electrodb.flows.md import atoms_from_dict, atoms_to_dict
 from electrodb.flows.ti_engine import LambdaCalculator, WallSettings, WindowRun, nnp_energy_forces, run_window
-from electrodb.stores import ElectroDBStores, get_stores
+from electrodb.stores import ElectroDBStores
 from electrodb.systems import ROLE_CODES, box_counts, pack_box
 from electrodb.trajectory import utcnow
 
@@ -162,7 +163,8 @@ def solvation_id(
 
 
 def _stores() -> ElectroDBStores:
-    return get_stores().connect("data", "solvation")
+    """The running job's stores (those of the JobStore its manager handed it)."""
+    return job_stores("data", "solvation")
 
 
 def _load(model: str, dtype: str) -> Any:
@@ -187,8 +189,7 @@ def effective_long_range(requested: Any, model_id: str, model: str) -> tuple[Any
     """
     from electrodb.flows.training import model_long_range, resolve_long_range
 
-    with get_stores().connect("models") as stores:
-        recorded = model_long_range(stores, model_id)
+    recorded = model_long_range(job_stores("models"), model_id)
     return resolve_long_range(_long_range(requested), recorded, f"model {model!r}")
 
 
@@ -244,7 +245,7 @@ def _without_blob_key(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k != "blob_uuid"}
 
 
-@job
+@store_job
 def ti_setup(
     salt: str,
     n_waters: int,
@@ -349,7 +350,7 @@ def ti_setup(
     return output
 
 
-@job
+@store_job
 def ti_window(setup: dict[str, Any], leg: str, lam: float, model: str) -> dict[str, Any]:
     """One λ window: Langevin NVT with :class:`LambdaCalculator`, ∂U/∂λ samples stored as kind ``ti_window``."""
     run = setup["run"]
@@ -400,7 +401,7 @@ def ti_window(setup: dict[str, Any], leg: str, lam: float, model: str) -> dict[s
     return _without_blob_key(window)
 
 
-@job
+@store_job
 def ti_combine(setup: dict[str, Any], windows: list[dict[str, Any]]) -> SolvationDocument:
     """Integrate the windows, assemble the cycle and write the ``solvation`` document."""
     doc = assemble_solvation_document(setup["run"], windows, builder="ti_combine")

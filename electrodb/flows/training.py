@@ -25,16 +25,17 @@ from ase.io import read, write
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from ase.optimize import FIRE
-from jobflow import Flow, Maker, job
+from jobflow import Flow, Maker
 from pydantic import BaseModel, Field
 
 from electrodb import __version__
+from electrodb.flows.job_io import job_stores, store_job
 from electrodb.labelling import label_configurations, perturb_configurations
 from electrodb.mace_train import TrainingResult, TrainingSettings, train_mace
 from electrodb.models import ModelRef, file_sha256, load_model
 from electrodb.safe_files import atomic_output
 from electrodb.settings import get_settings
-from electrodb.stores import ElectroDBStores, get_stores
+from electrodb.stores import ElectroDBStores
 from electrodb.systems import box_counts, pack_box
 from electrodb.trajectory import utcnow
 
@@ -291,7 +292,7 @@ class ConfigurationSamplingMaker(Maker):
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     labeller: str = "chgnet:r2scan"
 
-    @job
+    @store_job
     def make(self) -> LabelledDataset:
         return sample_and_label(self.sampling, self.labeller)
 
@@ -307,13 +308,13 @@ class TrainMaker(Maker):
     long_range: Any = None  # LongRangeSettings: train with this term removed (delta learning)
     salts: list[str] | None = None  # formal ion charges for long_range; default: the dataset's sampled salts
 
-    @job
+    @store_job
     def make(self, dataset: LabelledDataset) -> ModelDocument:
         configurations = decode_configurations(dataset.extxyz_zb64)
         workdir = Path(self.workdir) if self.workdir else get_settings().work_dir / f"train-{self.model_name}"
         salts = self.salts or dataset.sampling.get("salts")
         result = train_mace(configurations, self.settings, workdir, long_range=self.long_range, salts=salts)
-        with get_stores().connect("models", "data") as stores:
+        with job_stores("models", "data") as stores:
             return store_model(stores, result, self.model_name, dataset.model_dump(exclude={"extxyz_zb64"}))
 
     def flow(self, sampler: ConfigurationSamplingMaker) -> Flow:
