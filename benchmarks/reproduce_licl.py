@@ -85,6 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="production length per system (default: 100 ps with --full, else chosen from the timing)",
     )
     p.add_argument("--budget-s", type=float, default=150.0, help="CPU default: wall seconds for all MD steps")
+    p.add_argument("--minimize-steps", type=int, default=15, help="CPU default: FIRE steps on the packed box")
+    p.add_argument("--warmup-ps", type=float, default=0.01, help="CPU default: strong-friction Langevin warm-up")
     p.add_argument("--thermostat", choices=("nose-hoover-chain", "bussi"), default="nose-hoover-chain")
     p.add_argument("--timing-steps", type=int, default=2, help="MD steps timed before the campaign")
     p.add_argument("--timing-only", action="store_true", help="measure s/step and stop")
@@ -352,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         # Smallest chain that still reaches every builder (20 frames: AnalysisSettings.min_frames). A packmol box
         # is strained: with 5 FIRE steps and no warm-up the first CPU run heated to 602 K within ~10 fs and was
         # stopped by the stability monitor, so 15 FIRE steps + 10 fs of strong-friction Langevin stay in.
-        md |= {"minimize_steps": 15, "nvt_warmup_ps": 0.01, "nve_drift_steps": 0}
+        md |= {"minimize_steps": args.minimize_steps, "nvt_warmup_ps": args.warmup_ps, "nve_drift_steps": 0}
         overhead = md["minimize_steps"] + round(md["nvt_warmup_ps"] * 1000 / TIMESTEP_FS)
         steps = max(20, int(args.budget_s / s_step / len(molalities)) - overhead)
         production_ps = args.production_ps or math.floor(steps * TIMESTEP_FS) / 1000

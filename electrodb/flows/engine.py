@@ -337,7 +337,10 @@ def run_production(
         atoms.set_cell(resume.cell)
         atoms.set_positions(resume.positions)
         atoms.set_momenta(resume.momenta)
-        rng.bit_generator.state = resume.rng_state
+        if resume.rng_state.get("bit_generator") == rng.bit_generator.state["bit_generator"]:
+            rng.bit_generator.state = resume.rng_state
+        else:  # a checkpoint of the batched (torch) path resumed here: a fresh, step-dependent stream
+            rng = np.random.default_rng(md.seed + 1 + resume.step)
         start_step = resume.step
     else:
         Stationary(atoms)  # zero total momentum: velocity rescaling keeps it there
