@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from electrodb import __version__
 
 __all__ = [
+    "CHUNK_METADATA",
     "TrajectoryArrays",
     "TrajectoryDocument",
     "TrajectoryError",
@@ -31,8 +32,12 @@ __all__ = [
     "decode_array",
     "delete_chunks",
     "encode_array",
+    "iter_chunks",
+    "list_chunks",
     "load_trajectory",
     "move_chunks",
+    "put_chunks",
+    "truncate_chunks",
 ]
 
 Status = Literal["running", "completed", "unstable", "failed"]
@@ -176,6 +181,73 @@ def _chunk_uuid(trajectory_id: str, index: int) -> str:
     return f"{trajectory_id}:chunk:{index:06d}"
 
 
+#: Fields of a chunk document that stay queryable without reading its frames. On GridFS they are copied into
+#: the file's ``metadata`` (maggma's ``GridFSStore`` keeps only its ``searchable_fields`` there otherwise).
+CHUNK_METADATA: tuple[str, ...] = (
+    "blob_uuid",
+    "kind",
+    "trajectory_id",
+    "chunk_index",
+    "frame_start",
+    "n_frames",
+    "staged_as",
+    "last_updated",
+)
+_CHUNK_KIND = "trajectory_chunk"
+
+
+def put_chunks(blobs: Store, docs: list[dict[str, Any]]) -> None:
+    """Upsert chunk documents by ``blob_uuid`` so that their :data:`CHUNK_METADATA` stays queryable everywhere.
+
+    On maggma's ``GridFSStore`` the fields go into the file's metadata (``additional_metadata``), so that
+    :func:`truncate_chunks` can filter on ``frame_start`` and :func:`iter_chunks` can list and order the chunks
+    without downloading them; other stores keep every field of the document queryable anyway.
+    """
+    from maggma.stores import GridFSStore
+
+    if isinstance(blobs, GridFSStore):
+        blobs.update(docs, key="blob_uuid", additional_metadata=list(CHUNK_METADATA))
+    else:
+        blobs.update(docs, key="blob_uuid")
+
+
+def list_chunks(blobs: Store, trajectory_id: str) -> list[dict[str, Any]]:
+    """The chunks of ``trajectory_id`` in frame order, as metadata only (no frames are read).
+
+    Each entry has ``blob_uuid``, ``chunk_index`` (from the document, else from its ``blob_uuid``),
+    ``frame_start`` and ``n_frames`` (None for chunks written to GridFS before that metadata was kept). Ordered
+    by ``frame_start`` when every chunk has one, else by ``chunk_index`` (the writer numbers chunks in frame order).
+    """
+    from maggma.stores import GridFSStore
+
+    criteria = {"trajectory_id": trajectory_id, "kind": _CHUNK_KIND}
+    if isinstance(blobs, GridFSStore):
+        # Only top-level fields of the files collection can be projected without a download: take ``metadata``.
+        metas = [d.get("metadata") or {} for d in blobs.query(criteria, properties=["metadata"])]
+    else:
+        metas = list(blobs.query(criteria, properties=["blob_uuid", "chunk_index", "frame_start", "n_frames"]))
+    entries = []
+    for m in metas:
+        uuid = str(m["blob_uuid"])
+        index = m.get("chunk_index")
+        if index is None:
+            tail = uuid.rsplit(":chunk:", 1)[-1]
+            index = int(tail) if tail.isdigit() else 0
+        entries.append(
+            {
+                "blob_uuid": uuid,
+                "chunk_index": int(index),
+                "frame_start": None if m.get("frame_start") is None else int(m["frame_start"]),
+                "n_frames": None if m.get("n_frames") is None else int(m["n_frames"]),
+            }
+        )
+    if all(e["frame_start"] is not None for e in entries):
+        entries.sort(key=lambda e: (e["frame_start"], e["chunk_index"]))
+    else:
+        entries.sort(key=lambda e: e["chunk_index"])
+    return entries
+
+
 class TrajectoryWriter:
     """Buffers frames and writes them as chunks to the blob store.
 
@@ -233,7 +305,7 @@ class TrajectoryWriter:
             return
         doc: dict[str, Any] = {
             "blob_uuid": _chunk_uuid(self.trajectory_id, self.n_chunks),
-            "kind": "trajectory_chunk",
+            "kind": _CHUNK_KIND,
             "trajectory_id": self.trajectory_id,
             "chunk_index": self.n_chunks,
             "frame_start": self.n_frames,
@@ -243,28 +315,40 @@ class TrajectoryWriter:
         for key in FRAME_FIELDS:
             doc[key] = encode_array(np.stack(self._buffer[key]))
             self._buffer[key].clear()
-        self.blobs.update([doc], key="blob_uuid")
+        put_chunks(self.blobs, [doc])
         self.n_frames += n
         self.n_chunks += 1
 
 
 def truncate_chunks(blobs: Store, trajectory_id: str, keep_frames: int) -> int:
-    """Delete chunks starting at or after frame ``keep_frames`` (resume after a crash); return chunks kept."""
-    blobs.remove_docs(
-        {"trajectory_id": trajectory_id, "kind": "trajectory_chunk", "frame_start": {"$gte": keep_frames}}
-    )
-    return blobs.count({"trajectory_id": trajectory_id, "kind": "trajectory_chunk"})
+    """Delete the chunks of ``trajectory_id`` that start at or after frame ``keep_frames`` (resume after a crash).
+
+    Works from the chunks' metadata (:func:`list_chunks`); only a chunk stored on GridFS before its
+    ``frame_start`` was kept as metadata is read to learn where it starts. Returns how many chunks remain.
+    """
+    entries = list_chunks(blobs, trajectory_id)
+    doomed = []
+    for entry in entries:
+        start = entry["frame_start"]
+        if start is None:  # legacy GridFS chunk: its start is only in the document itself
+            chunk = blobs.query_one({"blob_uuid": entry["blob_uuid"]})
+            start = None if chunk is None else int(chunk.get("frame_start", 0))
+        if start is not None and start >= keep_frames:
+            doomed.append(entry["blob_uuid"])
+    if doomed:
+        blobs.remove_docs({"blob_uuid": {"$in": doomed}})
+    return blobs.count({"trajectory_id": trajectory_id, "kind": _CHUNK_KIND})
 
 
 def iter_chunks(blobs: Store, trajectory_id: str) -> Iterator[dict[str, Any]]:
-    for meta in blobs.query(
-        {"trajectory_id": trajectory_id, "kind": "trajectory_chunk"},
-        properties=["blob_uuid", "frame_start", "n_frames"],
-        sort={"frame_start": 1},
-    ):
-        chunk = blobs.query_one({"blob_uuid": meta["blob_uuid"]})
+    """Yield the chunk documents of ``trajectory_id`` in frame order, reading each chunk exactly once.
+
+    The order comes from metadata (:func:`list_chunks`), so one chunk is held in memory at a time.
+    """
+    for entry in list_chunks(blobs, trajectory_id):
+        chunk = blobs.query_one({"blob_uuid": entry["blob_uuid"]})
         if chunk is None:
-            raise TrajectoryError(f"chunk {meta['blob_uuid']} vanished while loading")
+            raise TrajectoryError(f"chunk {entry['blob_uuid']} vanished while loading")
         yield chunk
 
 
@@ -319,15 +403,12 @@ def load_trajectory(
 def delete_chunks(blobs: Store, trajectory_id: str, keep_first: int = 0) -> int:
     """Delete the chunks of ``trajectory_id`` with ``chunk_index >= keep_first`` (all by default); return how many.
 
-    Filters in Python and deletes one chunk at a time by its key, so it works the same on every backend
-    (montydb, MongoDB, GridFS, whose searchable metadata holds only ``trajectory_id`` and ``kind``).
+    Selects from the chunks' metadata (:func:`list_chunks`; no frames are read) and deletes them in one call, so
+    it works the same on every backend (SQLite, montydb, MongoDB, GridFS).
     """
-    metas = blobs.query(
-        {"trajectory_id": trajectory_id, "kind": "trajectory_chunk"}, properties=["blob_uuid", "chunk_index"]
-    )
-    doomed = [d["blob_uuid"] for d in metas if int(d.get("chunk_index", 0)) >= keep_first]
-    for uuid in doomed:
-        blobs.remove_docs({"blob_uuid": uuid})
+    doomed = [e["blob_uuid"] for e in list_chunks(blobs, trajectory_id) if e["chunk_index"] >= keep_first]
+    if doomed:
+        blobs.remove_docs({"blob_uuid": {"$in": doomed}})
     return len(doomed)
 
 
@@ -348,7 +429,7 @@ def move_chunks(blobs: Store, from_id: str, to_id: str) -> list[str]:
             staged_as=from_id,
             last_updated=utcnow(),
         )
-        blobs.update([copy], key="blob_uuid")
+        put_chunks(blobs, [copy])
         blobs.remove_docs({"blob_uuid": old_uuid})
         moved.append(copy["blob_uuid"])
     return moved

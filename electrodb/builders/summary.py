@@ -207,8 +207,11 @@ class ElectrolyteSummaryBuilder(Builder):
         kinetics: Store,
         trajectories: Store,
         electrolytes: Store,
+        rebuild: bool = False,
         **kwargs: Any,
     ) -> None:
+        """``rebuild`` recomputes every summary (each is upserted in place: none is removed first)."""
+        self.rebuild = rebuild
         self.sources_by_name = {
             "structure": structure,
             "transport": transport,
@@ -243,7 +246,8 @@ class ElectrolyteSummaryBuilder(Builder):
         for eid, t in newest.items():
             old = built.get(eid)
             if (
-                old is None
+                self.rebuild
+                or old is None
                 or as_datetime(old.get("last_updated")) < t
                 or set(old.get("trajectory_ids") or []) != members[eid]
             ):

@@ -130,8 +130,16 @@ class ThermoBuilder(Builder):
     """Groups electrolyte summaries by (salt, temperature, model) and writes one ``thermo`` document per group."""
 
     def __init__(
-        self, electrolytes: Store, structure: Store, trajectories: Store, thermo: Store, **kwargs: Any
+        self,
+        electrolytes: Store,
+        structure: Store,
+        trajectories: Store,
+        thermo: Store,
+        rebuild: bool = False,
+        **kwargs: Any,
     ) -> None:
+        """``rebuild`` recomputes every group (upserted in place); :meth:`prune` drops groups with no member."""
+        self.rebuild = rebuild
         self.electrolytes, self.structure, self.trajectories, self.thermo = (
             electrolytes,
             structure,
@@ -167,7 +175,8 @@ class ThermoBuilder(Builder):
             newest = max(as_datetime(m.get("last_updated")) for m in members)
             old = built.get(gid)
             ids = sorted(m["electrolyte_id"] for m in members)
-            if old and as_datetime(old.get("last_updated")) >= newest and old.get("electrolyte_ids") == ids:
+            fresh = old and as_datetime(old.get("last_updated")) >= newest and old.get("electrolyte_ids") == ids
+            if fresh and not self.rebuild:
                 continue
             yield members
 
@@ -252,6 +261,17 @@ class ThermoBuilder(Builder):
         series, verdict = self._series(fitted, salt, temperature)
         doc.update(**verdict.as_dict(), series=series)
         return doc
+
+    def prune(self) -> int:
+        """Remove ``thermo`` documents of groups that no longer have any summary; return how many."""
+        groups = {
+            self.group_id(d["salt"], d["temperature"], d["model_id"])
+            for d in self.electrolytes.query({}, properties=["salt", "temperature", "model_id"])
+        }
+        gone = sorted(set(self.thermo.distinct("thermo_id")) - groups)
+        if gone:
+            self.thermo.remove_docs({"thermo_id": {"$in": gone}})
+        return len(gone)
 
     def _volume(self, tid: str, meta: dict[str, Any]) -> float:
         # The transport builder records the mean box length of the production run (NVT: the box used).

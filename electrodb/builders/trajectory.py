@@ -2,14 +2,18 @@
 
 Incremental and idempotent: a trajectory is (re)processed only when it has no documents yet, when it changed
 after its documents were built (``last_updated``), or when the analysis settings changed (their digest is in
-each document's provenance). Unstable or too-short trajectories produce no property document; the reason is
-recorded in the ``builds`` collection instead, and stale property documents of a trajectory that turned
-unstable are removed.
+each document's provenance); ``rebuild=True`` reprocesses every trajectory. Unstable or too-short trajectories
+produce no property document; the reason is recorded in the ``builds`` collection instead, and stale property
+documents of a trajectory that turned unstable are removed. Documents are only ever upserted, never emptied
+first: :meth:`TrajectoryPropertiesBuilder.prune` removes, after a build, those of trajectories that no longer
+exist. :func:`analyse_item` is the whole per-trajectory work (it reads the trajectory, writes nothing), so it can
+run in worker processes (:mod:`electrodb.builders.parallel`).
 """
 
 from __future__ import annotations
 
 import traceback
+import zlib
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -19,7 +23,7 @@ from maggma.core import Builder, Store
 
 from electrodb.analysis.periodic import smallest_widths
 from electrodb.builders.properties import AnalysisSettings, analyse_trajectory
-from electrodb.trajectory import TrajectoryArrays, load_trajectory
+from electrodb.trajectory import TrajectoryArrays, TrajectoryError, load_trajectory
 
 #: Smallest perpendicular cell width (Å) a frame may have: below it no ion–water box is physical, and analysis
 #: grids sized from it would be meaningless (a collapsed cell once drove a build to 24 GB).
@@ -45,7 +49,7 @@ def frame_problems(traj: TrajectoryArrays) -> str | None:
     return None
 
 
-__all__ = ["TrajectoryPropertiesBuilder", "as_datetime"]
+__all__ = ["TrajectoryPropertiesBuilder", "analyse_item", "as_datetime"]
 
 TARGETS = ("structure", "transport", "pairing", "kinetics")
 _META_FIELDS = None  # whole metadata documents are small (per-atom lists only)
@@ -59,6 +63,39 @@ def as_datetime(value: Any) -> datetime:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
     return datetime.min.replace(tzinfo=timezone.utc)
+
+
+def analyse_item(
+    meta: dict[str, Any], trajectories: Store, blobs: Store, settings: AnalysisSettings, logger: Any = None
+) -> dict[str, Any]:
+    """Property documents of one trajectory (``{"trajectory_id", "docs"}``) or why it is skipped (``"skip"``).
+
+    Reads the trajectory's frames from ``blobs`` and writes nothing. A trajectory whose data cannot be decoded,
+    is not analysable, or whose analysis raises is skipped with the reason; an error of the stores themselves
+    (connection, permissions) propagates, so a build stops instead of recording wrong skips.
+    """
+    tid = meta["trajectory_id"]
+    reason = None
+    if meta["status"] != "completed":
+        reason = f"trajectory is {meta['status']}: {meta.get('status_reason') or 'no reason recorded'}"
+    elif int(meta.get("n_frames", 0)) < settings.min_frames:
+        reason = f"too short: {meta.get('n_frames', 0)} frames < {settings.min_frames}"
+    if reason is not None:
+        return {"trajectory_id": tid, "skip": reason}
+    try:
+        traj = load_trajectory(meta, trajectories, blobs)
+    except (TrajectoryError, zlib.error, KeyError, ValueError) as exc:
+        return {"trajectory_id": tid, "skip": f"not loadable: {exc}"}
+    try:
+        problem = frame_problems(traj)
+        if problem is not None:
+            return {"trajectory_id": tid, "skip": f"not analysable: {problem}"}
+        docs = analyse_trajectory(traj, settings)
+    except Exception as exc:
+        if logger is not None:
+            logger.warning(f"analysis of {tid} failed: {exc}")
+        return {"trajectory_id": tid, "skip": f"analysis failed: {exc}", "traceback": traceback.format_exc()}
+    return {"trajectory_id": tid, "docs": {k: getattr(docs, k).model_dump(mode="json") for k in TARGETS}}
 
 
 class TrajectoryPropertiesBuilder(Builder):
@@ -75,13 +112,16 @@ class TrajectoryPropertiesBuilder(Builder):
         builds: Store,
         settings: AnalysisSettings | None = None,
         query: dict | None = None,
+        rebuild: bool = False,
         **kwargs: Any,
     ) -> None:
+        """``query`` restricts the trajectories considered; ``rebuild`` reprocesses them even when built."""
         self.trajectories, self.blobs = trajectories, blobs
         self.structure, self.transport, self.pairing, self.kinetics = structure, transport, pairing, kinetics
         self.builds = builds
         self.settings = settings or AnalysisSettings()
         self.query = query or {}
+        self.rebuild = rebuild
         super().__init__(
             sources=[trajectories, blobs],
             targets=[structure, transport, pairing, kinetics, builds],
@@ -98,6 +138,7 @@ class TrajectoryPropertiesBuilder(Builder):
         }
 
     def get_items(self) -> Iterator[dict[str, Any]]:
+        """Metadata of every trajectory to (re)process, read one at a time (the selection reads light fields)."""
         digest = self.settings.digest
         # kinetics is written last in update_targets, so its presence means all four exist.
         built = {
@@ -113,10 +154,15 @@ class TrajectoryPropertiesBuilder(Builder):
             )
         }
         criteria = {"status": {"$in": ["completed", "unstable", "failed"]}, **self.query}
-        for meta in self.trajectories.query(criteria):
+        light = ["trajectory_id", "last_updated"]
+        todo = []
+        for meta in self.trajectories.query(criteria, properties=light):
             tid = meta["trajectory_id"]
             source_time = as_datetime(meta.get("last_updated"))
             done = built.get(tid)
+            if self.rebuild:
+                todo.append(meta)
+                continue
             if (
                 done
                 and as_datetime(done.get("last_updated")) >= source_time
@@ -131,28 +177,20 @@ class TrajectoryPropertiesBuilder(Builder):
                 and skip.get("settings_digest") == digest
             ):
                 continue
-            self.logger.info(f"processing trajectory {tid} ({meta.get('salt')} {meta.get('molality', 0):.2f} m)")
+            todo.append(meta)
+        self.total = len(todo)
+        for stub in todo:
+            meta = self.trajectories.query_one({**criteria, "trajectory_id": stub["trajectory_id"]})
+            if meta is None:  # deleted or restarted since it was selected: the next build sees it
+                continue
+            self.logger.info(
+                f"processing trajectory {stub['trajectory_id']} ({meta.get('salt')} {meta.get('molality', 0):.2f} m)"
+            )
             yield meta
 
     def process_item(self, meta: dict[str, Any]) -> dict[str, Any]:
-        tid = meta["trajectory_id"]
-        reason = None
-        if meta["status"] != "completed":
-            reason = f"trajectory is {meta['status']}: {meta.get('status_reason') or 'no reason recorded'}"
-        elif int(meta.get("n_frames", 0)) < self.settings.min_frames:
-            reason = f"too short: {meta.get('n_frames', 0)} frames < {self.settings.min_frames}"
-        if reason is not None:
-            return {"trajectory_id": tid, "skip": reason}
-        try:
-            traj = load_trajectory(meta, self.trajectories, self.blobs)
-            problem = frame_problems(traj)
-            if problem is not None:
-                return {"trajectory_id": tid, "skip": f"not analysable: {problem}"}
-            docs = analyse_trajectory(traj, self.settings)
-        except Exception as exc:
-            self.logger.warning(f"analysis of {tid} failed: {exc}")
-            return {"trajectory_id": tid, "skip": f"analysis failed: {exc}", "traceback": traceback.format_exc()}
-        return {"trajectory_id": tid, "docs": {k: getattr(docs, k).model_dump(mode="json") for k in TARGETS}}
+        """See :func:`analyse_item` (pure with respect to the stores: it only reads)."""
+        return analyse_item(meta, self.trajectories, self.blobs, self.settings, self.logger)
 
     def update_targets(self, items: list[dict[str, Any]]) -> None:
         now = datetime.now(timezone.utc)
@@ -178,3 +216,22 @@ class TrajectoryPropertiesBuilder(Builder):
             for name in TARGETS:  # kinetics last: see get_items
                 self._targets()[name].update([{**item["docs"][name], "last_updated": now}], key="trajectory_id")
             self.builds.remove_docs({"build_id": f"properties:{tid}"})
+
+    def prune(self) -> int:
+        """Remove property and skip documents of trajectories that no longer exist; return how many trajectories.
+
+        Runs after the build has upserted everything, so readers never see a document vanish that is rebuilt.
+        """
+        existing = set(self.trajectories.distinct("trajectory_id"))
+        stale: set[str] = set()
+        for name in reversed(TARGETS):  # kinetics first: its absence marks a trajectory as not built
+            store = self._targets()[name]
+            gone = sorted(set(store.distinct("trajectory_id")) - existing)
+            if gone:
+                store.remove_docs({"trajectory_id": {"$in": gone}})
+                stale.update(gone)
+        gone = sorted(set(self.builds.distinct("trajectory_id", {"builder": "properties"})) - existing)
+        if gone:
+            self.builds.remove_docs({"builder": "properties", "trajectory_id": {"$in": gone}})
+            stale.update(gone)
+        return len(stale)
