@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, alone: the exact local CPU build (other specs pull CUDA wheels).
 	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e ".[dev,teacher,gpu,fireworks]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev,teacher,gpu,fireworks,remote]"
 	touch $(STAMP)
 
 demo: venv
