@@ -85,7 +85,8 @@ INDEXED_FIELDS: dict[str, list[str]] = {
     "electrolytes": _COMMON_FILTERS,
     "thermo": ["salt", "temperature", "model_id"],
     "solvation": ["salt", "temperature", "model_id"],
-    "data": ["trajectory_id", "kind"],
+    "data": ["trajectory_id", "kind", "blob_uuid"],  # GridFS: metadata.* of data.files (2e7 files at 1e4 systems)
+    "jobs": ["metadata.electrodb_system_id"],  # a rerun removes the earlier attempt's job documents by it
 }
 
 # Embedded store only: covering indexes for the API's usual filters (salt, then molality/temperature ranges).
@@ -102,6 +103,31 @@ class ReadOnlyStoreError(PermissionError):
 class EmbeddedStore(SQLiteStore):
     """The embedded default: one SQLite file per collection with expression indexes, safe with several writer
     processes (see :mod:`electrodb.sqlite_store`)."""
+
+
+class _PinnedKeyMixin:
+    """Keeps the key a collection was made with.
+
+    jobflow's ``JobStore`` sets the key of every additional store to ``blob_uuid``. For ``data`` that is its key;
+    for the collections jobs write (:data:`JOB_COLLECTIONS`) it would make every upsert without an explicit key,
+    including jobflow-remote's copy of a worker's results into the real stores, use a field their documents lack.
+    """
+
+    @property
+    def key(self) -> str:
+        return self.__dict__["_natural_key"]
+
+    @key.setter
+    def key(self, value: str) -> None:
+        self.__dict__.setdefault("_natural_key", value)  # the first value (the constructor's) stays
+
+
+class JobCollectionStore(_PinnedKeyMixin, EmbeddedStore):
+    """Embedded store of a collection jobs write; keeps its own key inside a JobStore."""
+
+
+class JobCollectionMongoStore(_PinnedKeyMixin, MongoStore):
+    """MongoDB store of a collection jobs write; keeps its own key inside a JobStore."""
 
 
 class _ReadOnlyMixin:
@@ -128,8 +154,9 @@ class ReadOnlyGridFSStore(_ReadOnlyMixin, GridFSStore):
 
 
 def _make_store(settings: ElectroDBSettings, name: str, key: str, read_only: bool) -> Store:
+    writable_embedded = JobCollectionStore if name in JOB_COLLECTIONS else EmbeddedStore
     if settings.embedded:
-        cls = ReadOnlyEmbeddedStore if read_only else EmbeddedStore
+        cls = ReadOnlyEmbeddedStore if read_only else writable_embedded
         return cls(
             name,
             str(settings.database_path),
@@ -147,9 +174,9 @@ def _make_store(settings: ElectroDBSettings, name: str, key: str, read_only: boo
             uri=settings.db_uri,
             key=key,
             compression=True,
-            searchable_fields=INDEXED_FIELDS["data"],
+            searchable_fields=list(INDEXED_FIELDS["data"]),  # a copy: JobStore appends job_uuid/job_index to it
         )
-    cls_m = ReadOnlyMongoStore if read_only else MongoStore
+    cls_m = ReadOnlyMongoStore if read_only else (JobCollectionMongoStore if name in JOB_COLLECTIONS else MongoStore)
     return cls_m(settings.db_name, name, uri=settings.db_uri, key=key, last_updated_field="last_updated")
 
 

@@ -10,9 +10,12 @@ outputs, so ``electrodb build`` on the submitting machine finds them.
 
 from __future__ import annotations
 
-from jobflow import JobConfig, job
+from typing import Any
 
-from electrodb.stores import JOB_COLLECTIONS, ElectroDBStores
+from jobflow import JobConfig, job
+from maggma.core import Store
+
+from electrodb.stores import COLLECTIONS, JOB_COLLECTIONS, ElectroDBStores
 
 __all__ = ["NoJobStoreError", "job_stores", "store_job"]
 
@@ -57,6 +60,31 @@ def job_stores(*names: str) -> ElectroDBStores:
             f"{['data', *JOB_COLLECTIONS]} to jobflow's JOB_STORE)"
         )
     stores = ElectroDBStores.from_job_store(job_store)
+    for name in JOB_COLLECTIONS:
+        if name in stores._stores:
+            stores._stores[name] = JobCollection(stores._stores[name], COLLECTIONS[name])  # type: ignore[assignment]
     for name in wanted:
         stores[name].connect()
     return stores
+
+
+class JobCollection:
+    """A job's view of one of :data:`~electrodb.stores.JOB_COLLECTIONS`: every document it writes also carries
+    ``blob_uuid`` (= its natural key), and upserts use the natural key.
+
+    jobflow's ``JobStore`` keys every additional store by ``blob_uuid``; a jobflow-remote worker's file store
+    reloads its own file by that key and the runner copies the documents back with it. ElectroDB's own stores keep
+    their natural keys (``stores._PinnedKeyMixin``), so the extra field is only ever a copy of the key.
+    """
+
+    def __init__(self, store: Store, natural_key: str) -> None:
+        self._store = store
+        self._natural_key = natural_key
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def update(self, docs: list[dict] | dict, key: list | str | None = None) -> None:
+        docs = [docs] if isinstance(docs, dict) else list(docs)
+        tagged = [{**d, "blob_uuid": str(d[self._natural_key])} if self._natural_key in d else d for d in docs]
+        self._store.update(tagged, key=key or self._natural_key)
