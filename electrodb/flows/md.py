@@ -112,6 +112,17 @@ def _stores() -> ElectroDBStores:
     return job_stores("trajectories", "data", "systems", "models")
 
 
+def _model_sha256(spec: SystemSpec) -> str | None:
+    """The sha256 the model must have: the submission's (job metadata ``electrodb_model_sha256``, set by
+    ``electrodb campaign submit`` when it stages the model) or a ``sha256:`` model id; None when unknown."""
+    from jobflow import CURRENT_JOB
+
+    job = CURRENT_JOB.job
+    staged = job.metadata.get("electrodb_model_sha256") if job is not None and job.metadata else None
+    model_id = getattr(spec, "model_id", None) or ""
+    return staged or (model_id if model_id.startswith("sha256:") else None)
+
+
 def _load_calculator(
     spec: SystemSpec, atoms: Atoms, stores: ElectroDBStores | None = None
 ) -> tuple[Any, dict[str, Any]]:
@@ -124,7 +135,14 @@ def _load_calculator(
     from electrodb.flows.training import model_long_range, resolve_long_range
     from electrodb.models import ModelRef, load_model
 
-    loaded = load_model(ModelRef.parse(spec.model))
+    sha256 = _model_sha256(spec)
+    reference = spec.model
+    if sha256 is not None:  # a worker without the file gets a verified copy of the staged blob
+        from electrodb.model_staging import resolve_model_reference
+
+        data = stores.data if stores is not None else job_stores("data").data
+        reference = resolve_model_reference(spec.model, sha256, data)
+    loaded = load_model(ModelRef.parse(reference), expected_id=sha256)
     loaded.check_elements(atoms.get_chemical_symbols())
     identity = loaded.identity.model_dump(mode="json")
     calc = loaded.calculator()
