@@ -28,7 +28,15 @@ from electrodb.model_files import ModelError, file_sha256, foundation_file, read
 from electrodb.safe_files import atomic_output
 from electrodb.trajectory import utcnow
 
-__all__ = ["MODEL_BLOB_PREFIX", "model_blob_uuid", "model_cache_dir", "resolve_model_reference", "stage_model"]
+__all__ = [
+    "MODEL_BLOB_PREFIX",
+    "model_blob_uuid",
+    "model_cache_dir",
+    "model_reference_from_output",
+    "publish_model_output",
+    "resolve_model_reference",
+    "stage_model",
+]
 
 MODEL_BLOB_PREFIX = "model:"  # + 'sha256:<hex>': the blob_uuid store_model uses for trained models
 _FILE_KINDS = ("mace_file", "nequip", "mace_foundation")
@@ -202,6 +210,84 @@ def resolve_model_reference(
         with atomic_output(cached) as tmp:
             tmp.write_bytes(raw)
     if ref.kind == "nequip":
+        query = reference.partition("?")[2]
+        return f"nequip:{cached}" + (f"?{query}" if query else "")
+    return str(cached)
+
+
+# ------------------------------------------------------------------ models as job inputs (workers without a database)
+
+#: Namespace of the deterministic job uuids under which a staged model is published as a jobflow output.
+_MODEL_OUTPUT_NAMESPACE = "8d5f1c52-4b8e-4d0e-9a1e-6f0f3c2b7a11"
+
+
+def publish_model_output(job_store: Any, reference: str) -> Any:
+    """Publish a file-based model as a jobflow *output* in ``job_store``; return an ``OutputReference`` to it.
+
+    For engines whose workers reach no database (jobflow-remote: the runner resolves every input reference from the
+    real JobStore, with its ``data`` blobs loaded, and ships the values to the worker). The output is a dict
+    ``{model_id, suffix, reference, zb64}``; its bytes go to the JobStore's ``data`` store as a jobflow blob, and the
+    job document's uuid is derived from the sha256, so publishing again is idempotent. None for packaged models.
+
+    Parameters
+    ----------
+    job_store
+        ``ElectroDBStores.job_store()`` (connected here).
+    reference
+        The campaign's model reference (its file must exist on this machine).
+    """
+    import uuid as uuidlib
+
+    from jobflow import OutputReference
+
+    ref, path = _local_file(reference)
+    if ref.kind not in _FILE_KINDS:
+        return None
+    if path is None or not path.is_file():
+        raise ModelError(
+            f"model file {path or reference} of reference {reference!r} does not exist on this machine; "
+            "submit from a machine that has it"
+        )
+    data, digest = read_verified(path)
+    job_uuid = str(uuidlib.uuid5(uuidlib.UUID(_MODEL_OUTPUT_NAMESPACE), digest))
+    job_store.connect()
+    if job_store.docs_store.query_one({"uuid": job_uuid}, properties=["uuid"]) is None:
+        output = {
+            "model_id": digest,
+            "suffix": path.suffix or (".pth" if ref.kind == "nequip" else ".model"),
+            "reference": reference,
+            "zb64": base64.b64encode(zlib.compress(data, 6)).decode("ascii"),
+        }
+        job_store.update(
+            {
+                "uuid": job_uuid,
+                "index": 1,
+                "output": output,
+                "name": f"electrodb model {digest[:19]}",
+                "metadata": {"electrodb_model_sha256": digest},
+                "hosts": [],
+                "completed_at": utcnow(),
+            },
+            save={"data": ["zb64"]},
+        )
+    return OutputReference(job_uuid)
+
+
+def model_reference_from_output(model_file: dict[str, Any], reference: str, cache_dir: Path | None = None) -> str:
+    """A loadable reference for the model a job received as an input (:func:`publish_model_output`).
+
+    The bytes are checked against ``model_file['model_id']`` and written once, atomically, to
+    ``<cache_dir>/<hex><suffix>`` (reused while they still hash right); NequIP references keep their query.
+    """
+    digest = _normalise(model_file["model_id"])
+    folder = Path(cache_dir) if cache_dir is not None else model_cache_dir()
+    cached = folder / f"{digest.removeprefix('sha256:')}{model_file.get('suffix') or '.model'}"
+    if not (cached.is_file() and file_sha256(cached) == digest):
+        raw = _decode(model_file, digest)
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_output(cached) as tmp:
+            tmp.write_bytes(raw)
+    if reference.startswith("nequip:"):
         query = reference.partition("?")[2]
         return f"nequip:{cached}" + (f"?{query}" if query else "")
     return str(cached)

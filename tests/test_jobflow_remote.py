@@ -84,7 +84,7 @@ def test_generated_project_validates_with_jobflow_remote_models(tmp_path):
         )
     assert theirs.additional_stores["data"].compression is True
     written = yaml.safe_load(path.read_text())["jobstore"]["additional_stores"]["data"]
-    assert written["searchable_fields"] == ["trajectory_id", "kind", "job_uuid", "job_index"]  # once each
+    assert written["searchable_fields"] == ["trajectory_id", "kind", "blob_uuid", "job_uuid", "job_index"]  # once each
     assert written["uri"] == MONGO.db_uri and "host" not in written and "auth_source" not in written
     queue = project.get_queue_store()
     assert isinstance(queue, MongoStore) and (queue.database, queue.collection_name) == ("electrodb_test", "jf_jobs")
@@ -213,7 +213,9 @@ def test_submit_routes_stages_in_chunks_and_skips_queued_systems(queue, random_m
     twice = [*flows(), (specs[0], ElectrolyteFlowMaker().make(specs[0]))]  # the same box listed twice
     assert backend.submit(twice, job_store, options) == ids
     assert controller.flows.count_documents({}) == 2  # 3 systems in chunks of 2: two jobflow-remote flows
-    jobs = controller.get_jobs({}, projection=["worker", "exec_config", "resources", "job.name", "job.metadata"])
+    jobs = controller.get_jobs(
+        {}, projection=["worker", "exec_config", "resources", "job.name", "job.metadata", "job.function_kwargs"]
+    )
     assert len(jobs) == 9
     for doc in jobs:
         stage = doc["job"]["name"].split()[0]
@@ -221,6 +223,12 @@ def test_submit_routes_stages_in_chunks_and_skips_queued_systems(queue, random_m
         assert (doc["worker"], doc["exec_config"]) == (kind, CPU_EXEC_CONFIG if kind == "cpu" else GPU_EXEC_CONFIG)
         assert doc["resources"] is None  # the worker's own: one GPU per MD job
         assert doc["job"]["metadata"]["electrodb_system_id"] in ids
+        model_input = doc["job"]["function_kwargs"].get("model_file")  # the model travels as a resolved input
+        assert (model_input is not None) == (stage in ("equilibrate", "production"))
+        if model_input is not None:
+            assert (
+                job_store.query_one({"uuid": model_input["uuid"]}, load=True)["output"]["model_id"] == specs[0].model_id
+            )
     assert backend.states(ids) == dict.fromkeys(ids, "WAITING")  # box READY, its MD jobs WAITING
     assert backend.states(["never-submitted"]) == {}
 
@@ -245,9 +253,12 @@ def _fresh_memory_job_store() -> JobStore:
     return JobStore(MemoryStore("jobs"), additional_stores={n: MemoryStore(f"jobs-{n}") for n in sorted(STORE_NAMES)})
 
 
-def _untouched(settings: ElectroDBSettings) -> bool:
-    """True when nothing was written under the process settings' data folder (no database, no files)."""
-    return not settings.data_dir.exists() or not any(settings.data_dir.rglob("*"))
+def _untouched(settings: ElectroDBSettings, allow: tuple[str, ...] = ()) -> bool:
+    """True when nothing was written under the process settings' data folder (no database, no files), apart
+    from the top-level folders named in ``allow``."""
+    if not settings.data_dir.exists():
+        return True
+    return not [p for p in settings.data_dir.rglob("*") if p.relative_to(settings.data_dir).parts[0] not in allow]
 
 
 def test_flow_writes_only_to_the_job_store_given_to_run_locally(settings, random_mace):
@@ -294,13 +305,29 @@ def _run_job_as_jobflow_remote(job, store: JobStore, run_dir: Path, db_id: str) 
 
 
 def test_flow_runs_on_file_stores_like_a_jobflow_remote_worker(settings, random_mace, tmp_path):
-    spec = _tiny_campaign(random_mace, [1.0]).systems()[0]
+    """Every job replayed the way jobflow-remote runs it, on a 'worker' that has neither a database nor the model
+    file: the model arrives as the resolved input ``model_file`` (published in the JobStore at submission)."""
+    import shutil
+
+    from electrodb.model_staging import publish_model_output
+
+    model = tmp_path / "submit-side.model"
+    shutil.copyfile(random_mace, model)
+    spec = _tiny_campaign(model, [1.0]).systems()[0]
     flow = ElectrolyteFlowMaker().make(spec)
     flow.update_metadata({"electrodb_system_id": spec.system_id})
     real = ElectroDBStores(ElectroDBSettings(data_dir=tmp_path / "campaign-db"))  # not the process settings'
     js = real.job_store()
+    published = publish_model_output(js, str(model))
+    assert publish_model_output(js, str(model)).uuid == published.uuid  # idempotent: one output per model
+    for job, _ in flow.iterflow():
+        if job.name.split()[0] in ("equilibrate", "production"):
+            job.function_kwargs["model_file"] = published
+    model.unlink()  # the worker side never sees the file
     for k, (job, _) in enumerate(flow.iterflow()):
         _run_job_as_jobflow_remote(job, js, tmp_path / f"job-{k}", str(k + 1))
+    cached = list((settings.data_dir / "model-cache").iterdir())
+    assert [p.name for p in cached] == [spec.model_id.removeprefix("sha256:") + ".model"]
     with real:
         doc = real.trajectories.query_one({"trajectory_id": spec.system_id})
         assert doc["status"] == "completed" and doc["n_frames"] == 11
@@ -308,4 +335,4 @@ def test_flow_runs_on_file_stores_like_a_jobflow_remote_worker(settings, random_
         assert traj.positions.shape == (11, spec.n_atoms, 3)
         assert real.jobs.count({"metadata.electrodb_system_id": spec.system_id}) == 3  # one output per job
         assert real.systems.count({"system_id": spec.system_id}) == 1
-    assert _untouched(settings)
+    assert _untouched(settings, allow=("model-cache",))  # the worker's verified model copy, no database

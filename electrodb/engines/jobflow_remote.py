@@ -33,10 +33,14 @@ import yaml
 from jobflow import Flow, JobStore
 
 from electrodb.campaign import SystemSpec
-from electrodb.engines.stages import SubmitOptions, WorkerKind, stage_kind
+from electrodb.engines.stages import SubmitOptions, WorkerKind, job_stage, stage_kind
+from electrodb.model_staging import publish_model_output
 from electrodb.safe_files import check_output_path
 from electrodb.settings import ElectroDBSettings, get_settings
 from electrodb.stores import BLOB_COLLECTION, JOB_COLLECTIONS, ElectroDBStores
+
+#: Stages whose jobs load the model and so receive it as the input ``model_file``.
+MODEL_INPUT_STAGES = ("equilibrate", "production")
 
 if TYPE_CHECKING:
     from jobflow_remote import JobController
@@ -502,17 +506,23 @@ class JobflowRemoteBackend:
         todo = [(s, f) for s, f in unique if s.system_id not in current or current[s.system_id] in _ERROR_STATES]
         stamp = datetime.now(timezone.utc).isoformat()
         submitted: list[str] = []
+        models: dict[str, Any] = {}  # reference -> OutputReference of its published bytes (None: packaged model)
         for start in range(0, len(todo), options.chunk_size):
             chunk = todo[start : start + options.chunk_size]
             for spec, flow in chunk:
                 flow.update_metadata({SYSTEM_KEY: spec.system_id, SUBMISSION_KEY: stamp})
+                if spec.model not in models:  # workers reach no database: the model travels as a job input
+                    models[spec.model] = publish_model_output(job_store, spec.model)
                 for job, _ in flow.iterflow():
                     route = routes[stage_kind(job)]
                     set_run_config(
                         job, worker=route["worker"], exec_config=route["exec_config"], resources=route["resources"]
                     )
+                    if models[spec.model] is not None and job_stage(job) in MODEL_INPUT_STAGES:
+                        job.function_kwargs["model_file"] = models[spec.model]
             campaign = chunk[0][0].campaign
             batch = Flow([f for _, f in chunk], name=f"electrodb {campaign} systems {start + 1}-{start + len(chunk)}")
-            submit_flow(batch, worker=options.cpu_worker, project=project_name)
+            # the model reference points at a published output outside the flow; the runner resolves it
+            submit_flow(batch, worker=options.cpu_worker, project=project_name, allow_external_references=True)
             submitted.extend(spec.system_id for spec, _ in chunk)
         return submitted

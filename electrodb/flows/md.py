@@ -124,9 +124,13 @@ def _model_sha256(spec: SystemSpec) -> str | None:
 
 
 def _load_calculator(
-    spec: SystemSpec, atoms: Atoms, stores: ElectroDBStores | None = None
+    spec: SystemSpec, atoms: Atoms, stores: ElectroDBStores | None = None, model_file: dict[str, Any] | None = None
 ) -> tuple[Any, dict[str, Any]]:
     """The campaign's NNP (plus the long-range term, if any) and its identity.
+
+    The model is found by its sha256: the campaign's file when it is here with that hash, else the bytes given as
+    the job input ``model_file`` (jobflow-remote workers, which reach no database), else the blob staged in the
+    data store (:mod:`electrodb.model_staging`), each verified before it is loaded.
 
     The term is the campaign's ``long_range``, or, for a model trained with a term removed (delta learning,
     recorded in its ``models`` document), that term: added automatically when the campaign gives none, and a
@@ -137,7 +141,14 @@ def _load_calculator(
 
     sha256 = _model_sha256(spec)
     reference = spec.model
-    if sha256 is not None:  # a worker without the file gets a verified copy of the staged blob
+    if model_file is not None:
+        from electrodb.model_staging import model_reference_from_output
+
+        sha256 = sha256 or model_file["model_id"]
+        if model_file["model_id"] != sha256:
+            raise ValueError(f"the job was given model {model_file['model_id']}, but its system needs {sha256}")
+        reference = model_reference_from_output(model_file, spec.model)
+    elif sha256 is not None:  # a worker without the file gets a verified copy of the staged blob
         from electrodb.model_staging import resolve_model_reference
 
         data = stores.data if stores is not None else job_stores("data").data
@@ -257,11 +268,13 @@ class EquilibrationMaker(Maker):
     name: str = "equilibrate"
 
     @store_job
-    def make(self, spec: SystemSpec, system: SystemDocument) -> SystemDocument:
+    def make(
+        self, spec: SystemSpec, system: SystemDocument, model_file: dict[str, Any] | None = None
+    ) -> SystemDocument:
         if system.stage == "equilibrated" and system.status == "ok":
             return system  # finished before an interruption: never equilibrate twice
         atoms = atoms_from_dict(system.atoms)
-        calc, model = _load_calculator(spec, atoms)
+        calc, model = _load_calculator(spec, atoms, model_file=model_file)
         atoms.calc = calc
         try:
             result = equilibrate(atoms, spec.md, spec.temperature, log=_report)
@@ -346,7 +359,9 @@ class ProductionMDMaker(Maker):
     resume: bool = True
 
     @store_job
-    def make(self, spec: SystemSpec, system: SystemDocument) -> TrajectoryDocument | Response:
+    def make(
+        self, spec: SystemSpec, system: SystemDocument, model_file: dict[str, Any] | None = None
+    ) -> TrajectoryDocument | Response:
         tid = spec.system_id
         with _stores() as stores:
             existing = stores.trajectories.query_one({"trajectory_id": tid})
@@ -357,7 +372,7 @@ class ProductionMDMaker(Maker):
             if system.status != "ok":
                 return TrajectoryDocument(**existing) if existing else Response(stop_children=True)
             atoms = atoms_from_dict(system.atoms)
-            calc, model = _load_calculator(spec, atoms)
+            calc, model = _load_calculator(spec, atoms, stores, model_file=model_file)
             atoms.calc = calc
             chunk = self.chunk_frames or get_settings().trajectory_chunk_frames
             md = spec.md
