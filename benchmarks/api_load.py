@@ -1,41 +1,43 @@
-"""Load test of the read-only API on the embedded (SQLite) database.
+"""Load test of the read-only API: ``GET /electrolytes`` with filters and pagination under concurrent clients.
 
-Fills a temporary embedded database with ``--n`` synthetic electrolyte summaries (schema-checked template,
-bulk-inserted in batches), starts uvicorn in a subprocess on 127.0.0.1 (free port), then
+For each ``--n`` (default 10³, 10⁴ and 10⁵ summaries) it fills a fresh database (the embedded SQLite default in a
+temporary folder, or MongoDB with ``--uri``, in a database of its own that is dropped afterwards) with synthetic
+summaries (a schema-checked template, bulk-inserted), then
 
-1. profiles one filtered, paginated query in-process (where the time goes),
-2. measures sequential latency (one client, ``--sequential`` requests),
-3. drives the server with ``--clients`` concurrent clients (threads, one ``httpx.Client`` each) for
-   ``--seconds`` seconds; requests still in flight at the end are awaited (bounded by ``--timeout``),
+1. splits one request in-process: the store's count + sorted page, the JSON rendering, gzip (median ms),
+2. runs the store alone under ``--clients`` threads (no HTTP, no JSON),
+3. starts one uvicorn server per *mode* (``cache``: the app as shipped, response cache on; ``nocache``: the
+   same app with the cache off, so every request reads the store and renders; ``peer``: the package found in
+   ``--peer-src``, e.g. a checkout of an earlier commit) and drives them in interleaved rounds of
+   ``--seconds`` seconds each with ``--clients`` concurrent clients (threads, one ``httpx.Client`` each,
+   gzip accepted), so that load from other processes on the machine falls on every mode alike,
 
-and prints p50/p99 latency and requests/s for
-``GET /electrolytes?salt=NaCl&molality_min=1&molality_max=3&_limit=100&_skip=k`` (k random) against the
-target p99 < 50 ms.
-
-``--paging app`` (default) serves the app as it is; ``--paging store`` serves it with the store doing count,
-sort, skip and limit (``Database.embedded = False``, no lock: what the MongoDB backend gets), to measure what
-the embedded store allows once the API stops paging in Python.
+and prints p50/p99 latency and requests/s per mode against the target p99 < 50 ms, with the ratio to the
+``nocache`` mode measured in the same run. The query is
+``salt=NaCl&molality_min=1&molality_max=3&_limit=100&_skip=k`` with ``k`` drawn at random over the matches
+(≈ 7 % of the summaries match), so the cache sees ``matches - 100`` distinct pages.
 
 Usage::
 
-    .venv/bin/python benchmarks/api_load.py --n 10000 --seconds 20 --clients 16 [--paging store]
+    .venv/bin/python benchmarks/api_load.py --n 1000,10000,100000 --seconds 10 --rounds 2 --clients 16
+    .venv/bin/python benchmarks/api_load.py --uri mongodb://localhost:27017 --n 10000
+    .venv/bin/python benchmarks/api_load.py --n 10000 --peer-src /tmp/old-checkout   # before/after
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import cProfile
-import io
+import gzip
 import os
-import pstats
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,7 @@ from electrodb.stores import get_stores
 
 TARGET_P99_MS = 50.0
 QUERY = {"salt": "NaCl", "molality_min": 1.0, "molality_max": 3.0, "_limit": 100}
+CRITERIA = {"salt": "NaCl", "molality": {"$gte": 1.0, "$lte": 3.0}}
 SALTS = [
     ("NaCl", "Na+", "Cl-"),
     ("LiCl", "Li+", "Cl-"),
@@ -55,6 +58,7 @@ SALTS = [
     ("NaBr", "Na+", "Br-"),
     ("CsI", "Cs+", "I-"),
 ]
+MODES = ("cache", "nocache", "peer")
 
 
 def synthetic_docs(n: int, seed: int = 0, start: int = 0) -> list[dict[str, Any]]:
@@ -105,17 +109,32 @@ def synthetic_docs(n: int, seed: int = 0, start: int = 0) -> list[dict[str, Any]
     return docs
 
 
+def bench_settings(tmp: Path, uri: str | None) -> ElectroDBSettings:
+    """Settings of a fresh benchmark database: embedded in ``tmp``, or a new database on the MongoDB ``uri``."""
+    if uri is None:
+        return ElectroDBSettings(data_dir=tmp)
+    return ElectroDBSettings(data_dir=tmp, db_uri=uri, db_name=f"electrodb_bench_{uuid.uuid4().hex[:10]}")
+
+
 def fill(settings: ElectroDBSettings, n: int, batch: int = 5000) -> float:
-    """Bulk-insert ``n`` documents (``insert_many`` in batches); return seconds taken."""
+    """Bulk-insert ``n`` documents (in batches) with the collection's indexes; return seconds taken."""
     t0 = time.perf_counter()
-    with get_stores(settings) as stores:
+    with get_stores(settings) as stores:  # a writable open makes the indexes (both backends)
         coll = stores.electrolytes._collection
         for start in range(0, n, batch):
             coll.insert_many(synthetic_docs(min(batch, n - start), seed=start, start=start))
         stored = stores.electrolytes.count()
     if stored != n:
-        raise RuntimeError(f"{stored} summaries stored, {n} inserted (duplicate electrolyte_id?)")
+        raise RuntimeError(f"{stored} summaries stored, {n} inserted (not an empty database, or duplicate ids)")
     return time.perf_counter() - t0
+
+
+def drop(settings: ElectroDBSettings) -> None:
+    """Drop the benchmark's MongoDB database (nothing to do for the embedded one: its folder is removed)."""
+    if settings.embedded:
+        return
+    with get_stores(settings) as stores:
+        stores.electrolytes._collection.database.client.drop_database(settings.db_name)
 
 
 def free_port() -> int:
@@ -124,51 +143,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def store_paging_app() -> Any:
-    """The API with paging in the store (as for MongoDB) and no lock: the SQLite store is thread-safe."""
-    from electrodb.api.app import create_app
+def server_env(settings: ElectroDBSettings, mode: str, peer_src: Path | None = None) -> dict[str, str]:
+    """Environment of a server process of ``mode`` over the database of ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ELECTRODB_")}
+    env.update(ELECTRODB_DATA_DIR=str(settings.data_dir), ELECTRODB_DB_NAME=settings.db_name)
+    if settings.db_uri:
+        env["ELECTRODB_DB_URI"] = settings.db_uri
+    if mode == "nocache":
+        env["ELECTRODB_API_CACHE_MB"] = "0"
+    if mode == "peer":
+        if peer_src is None:
+            raise ValueError("mode 'peer' needs --peer-src")
+        env["PYTHONPATH"] = os.pathsep.join([str(peer_src), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
 
-    app = create_app()
-    app.state.db.embedded = False
-    app.state.db.lock = contextlib.nullcontext()
-    return app
 
-
-def start_server(
-    settings: ElectroDBSettings, port: int, workers: int = 1, paging: str = "app"
-) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "ELECTRODB_DATA_DIR": str(settings.data_dir), "ELECTRODB_DB_URI": ""}
-    env.pop("ELECTRODB_CONFIG", None)
-    factory = "electrodb.api.app:create_app" if paging == "app" else "api_load:store_paging_app"
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            factory,
-            "--app-dir",
-            str(Path(__file__).parent),
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def start_server(env: dict[str, str], port: int, workers: int = 1) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "uvicorn", "electrodb.api.app:create_app", "--factory", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+    return subprocess.Popen(cmd, env=env, cwd=tempfile.gettempdir(), stdout=subprocess.DEVNULL)
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError("uvicorn exited during start-up")
+            raise RuntimeError(f"uvicorn exited during start-up (code {proc.returncode})")
         try:
             if httpx.get(f"{url}/properties", timeout=2).status_code == 200:
                 return
@@ -178,56 +178,47 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120.0) 
     raise RuntimeError("uvicorn did not answer in time")
 
 
-def profile_query(settings: ElectroDBSettings, total: int, n_docs: int, paging: str = "app") -> str:
-    """cProfile of one ``Database.page`` call of the benchmark query, in-process (top functions by own time)."""
-    from electrodb.api import queries as q
-    from electrodb.api.app import Database
+def split_request(settings: ElectroDBSettings, total: int, repeats: int = 15) -> str:
+    """Median ms of the parts of one request, in-process: the store's count + page of documents, their JSON
+    rendering, gzip level 1, and the read model's page (row ids + count, rendered documents from its cache)."""
+    from electrodb import query as q
+    from electrodb.api.database import Database
+    from electrodb.api.jsonout import SafeJSONResponse
 
-    db = Database(settings)
-    if paging == "store":
-        db.embedded = False
+    db = Database(settings, doc_cache_bytes=256 * 2**20)
     spec = q.SPECS["electrolytes"]
     criteria = q.build_criteria(spec, {k: v for k, v in QUERY.items() if not k.startswith("_")})
-    sort = q.parse_sort(spec, None)
-    db.page("electrolytes", criteria, None, sort, 0, 1)  # connect, warm caches
-    prof = cProfile.Profile()
-    t0 = time.perf_counter()
-    prof.enable()
-    docs, n = db.page("electrolytes", criteria, None, sort, max(0, total // 2), 100)
-    prof.disable()
-    elapsed = time.perf_counter() - t0
+    sort, props = q.parse_sort(spec, None), q.projection(spec, None)
+    rng = random.Random(1)
+    skips = [rng.randrange(0, max(1, total - 100)) for _ in range(repeats)]
+    parts: dict[str, list[float]] = {"store": [], "render": [], "gzip": [], "read model (warm)": []}
+    size = 0
+    for skip in skips:
+        db.page_json("electrolytes", criteria, props, sort, skip, 100)  # warms the rendered documents
+        t0 = time.perf_counter()
+        docs, n = db.page("electrolytes", criteria, props, sort, skip, 100)
+        t1 = time.perf_counter()
+        body = SafeJSONResponse({"data": docs, "meta": {"total_doc": n}}).body
+        t2 = time.perf_counter()
+        gzip.compress(body, compresslevel=1)
+        t3 = time.perf_counter()
+        db.page_json("electrolytes", criteria, props, sort, skip, 100)
+        t4 = time.perf_counter()
+        for key, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            parts[key].append(dt * 1e3)
+        size = len(body)
     db.close()
-    stats = pstats.Stats(prof)
-    groups = {"sqlite (C)": 0.0, "JSON decode": 0.0, "store (Python)": 0.0, "other": 0.0}
-    for (filename, _, func), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
-        if "sqlite3" in func:
-            groups["sqlite (C)"] += tottime
-        elif "json" in filename or "sqlite_query" in filename:
-            groups["JSON decode"] += tottime
-        elif "sqlite_store" in filename or "mongomock" in filename:
-            groups["store (Python)"] += tottime
-        else:
-            groups["other"] += tottime
-    total_t = sum(groups.values()) or 1.0
-    split = ", ".join(f"{k} {100 * v / total_t:.0f} %" for k, v in groups.items())
-    out = io.StringIO()
-    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(6)
-    lines = [ln for ln in out.getvalue().splitlines() if ln.strip()][-7:]
-    return (
-        f"one query in-process (under cProfile, paging in the {paging}): {elapsed * 1e3:.0f} ms for {n} matches, "
-        f"{len(docs)} returned; {n_docs} documents stored\n  own-time split: {split}\n" + "\n".join(lines)
-    )
+    text = ", ".join(f"{k} {statistics.median(v):.1f} ms" for k, v in parts.items())
+    return f"one request in-process (median of {repeats}): {text}; answer {size / 1e3:.0f} kB"
 
 
 def run_store_threads(settings: ElectroDBSettings, clients: int, seconds: float, total: int) -> dict[str, Any]:
-    """The store alone under load: ``clients`` threads call ``Database.page`` (paging in the store, no lock,
-    no HTTP, no JSON response) with random skips for ``seconds``."""
-    from electrodb.api import queries as q
-    from electrodb.api.app import Database
+    """The store alone under load: ``clients`` threads call ``Database.page`` with random skips for ``seconds``
+    (no HTTP, no JSON rendering)."""
+    from electrodb import query as q
+    from electrodb.api.database import Database
 
     db = Database(settings)
-    db.embedded = False
-    db.lock = contextlib.nullcontext()
     spec = q.SPECS["electrolytes"]
     criteria = q.build_criteria(spec, {k: v for k, v in QUERY.items() if not k.startswith("_")})
     sort = q.parse_sort(spec, None)
@@ -252,7 +243,7 @@ def run_store_threads(settings: ElectroDBSettings, clients: int, seconds: float,
         t.join()
     wall = time.perf_counter() - t0
     db.close()
-    return {"latencies": latencies, "wall": wall}
+    return {"latencies": latencies, "wall": wall, "errors": []}
 
 
 def percentiles(latencies: list[float]) -> tuple[float, float]:
@@ -260,16 +251,16 @@ def percentiles(latencies: list[float]) -> tuple[float, float]:
     return float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
 
 
-def run_clients(url: str, clients: int, seconds: float, timeout: float, total: int) -> dict[str, Any]:
+def run_clients(url: str, clients: int, seconds: float, timeout: float, total: int, seed: int = 0) -> dict[str, Any]:
     """``clients`` threads send the query with random skips until ``seconds`` pass; in-flight ones finish."""
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds
 
-    def worker(seed: int) -> None:
-        rng = random.Random(seed)
-        with httpx.Client(base_url=url, timeout=timeout) as client:
+    def worker(k: int) -> None:
+        rng = random.Random(seed * 1000 + k)
+        with httpx.Client(base_url=url, timeout=timeout, headers={"Accept-Encoding": "gzip"}) as client:
             while time.monotonic() < stop_at:
                 params = {**QUERY, "_skip": rng.randrange(0, max(1, total - 100))}
                 t0 = time.perf_counter()
@@ -293,78 +284,119 @@ def run_clients(url: str, clients: int, seconds: float, timeout: float, total: i
     return {"latencies": latencies, "errors": errors, "wall": wall}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=100_000, help="summary documents (default 1e5)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="duration of the concurrent phase")
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--sequential", type=int, default=3, help="requests of the sequential phase")
-    parser.add_argument("--timeout", type=float, default=600.0, help="per-request timeout (s)")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    parser.add_argument(
-        "--paging", choices=["app", "store"], default="app", help="page in the API (as now) or in the store"
+def summary_line(label: str, res: dict[str, Any]) -> str:
+    lat = res["latencies"]
+    if not lat:
+        return f"  {label:8s} no successful request; errors {sorted(set(res['errors']))}"
+    p50, p99 = percentiles(lat)
+    verdict = "meets" if p99 < TARGET_P99_MS else f"misses ×{p99 / TARGET_P99_MS:.1f}"
+    errors = f", {len(res['errors'])} errors {sorted(set(res['errors']))}" if res["errors"] else ""
+    return (
+        f"  {label:8s} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  {len(lat) / res['wall']:7.1f} req/s  "
+        f"({len(lat)} requests{errors}; target p99 < {TARGET_P99_MS:.0f} ms: {verdict})"
     )
-    args = parser.parse_args()
 
+
+def bench_one(n: int, args: argparse.Namespace) -> None:
+    backend = "MongoDB" if args.uri else "embedded SQLite"
     with tempfile.TemporaryDirectory(prefix="electrodb-bench-") as tmp:
-        settings = ElectroDBSettings(data_dir=Path(tmp))
-        print(f"filling embedded database with {args.n} summaries …", flush=True)
-        print(f"  bulk insert: {fill(settings, args.n):.1f} s")
-        with get_stores(settings, read_only=True) as stores:
-            t0 = time.perf_counter()
-            total = stores.electrolytes.count({"salt": "NaCl", "molality": {"$gte": 1.0, "$lte": 3.0}})
-            print(f"  matches of the benchmark filter: {total} (count took {time.perf_counter() - t0:.2f} s)")
-        print(profile_query(settings, total, args.n, args.paging), flush=True)
-        store = run_store_threads(settings, args.clients, min(args.seconds, 10.0), total)
-        p50, p99 = percentiles(store["latencies"])
-        print(
-            f"store alone ({args.clients} threads, count + sorted page of 100, no HTTP): p50 {p50:.1f} ms, "
-            f"p99 {p99:.1f} ms, {len(store['latencies']) / store['wall']:.0f} pages/s",
-            flush=True,
-        )
-
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        proc = start_server(settings, port, args.workers, args.paging)
+        settings = bench_settings(Path(tmp), args.uri)
         try:
-            wait_ready(url, proc)
-            with httpx.Client(base_url=url, timeout=args.timeout) as client:
-                seq = []
-                for k in range(args.sequential):
-                    t0 = time.perf_counter()
-                    r = client.get("/electrolytes", params={**QUERY, "_skip": (k * 997) % max(1, total - 100)})
-                    seq.append(time.perf_counter() - t0)
-                    assert r.status_code == 200 and r.json()["meta"]["total"] == total, r.text[:300]
-            p50, p99 = percentiles(seq)
-            print(
-                f"sequential (1 client, {len(seq)} requests): p50 {p50:.0f} ms, p99 {p99:.0f} ms, "
-                f"{len(seq) / sum(seq):.2f} req/s"
-            )
-            print(
-                f"concurrent: {args.clients} clients for {args.seconds:.0f} s, {args.workers} uvicorn worker(s) …",
-                flush=True,
-            )
-            res = run_clients(url, args.clients, args.seconds, args.timeout, total)
-        finally:
-            proc.terminate()
+            print(f"\n=== N = {n} summaries, {backend} ===", flush=True)
+            print(f"  bulk insert: {fill(settings, n):.1f} s")
+            with get_stores(settings, read_only=True) as stores:
+                total = stores.electrolytes.count(CRITERIA)
+            print(f"  matches of the filter: {total} ({max(1, total - 100)} distinct pages of 100)")
+            print("  " + split_request(settings, total), flush=True)
+            store = run_store_threads(settings, args.clients, min(args.seconds, 5.0), total)
+            print(summary_line("store", store).replace("req/s", "pg/s ") + " [no HTTP]", flush=True)
+            servers = {}
             try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        lat = res["latencies"]
-        print(
-            f"  completed {len(lat)} requests, {len(res['errors'])} errors {sorted(set(res['errors']))} "
-            f"in {res['wall']:.1f} s (in-flight requests awaited)"
-        )
-        if lat:
-            p50, p99 = percentiles(lat)
-            print(f"  p50 {p50:.0f} ms, p99 {p99:.0f} ms, throughput {len(lat) / res['wall']:.2f} req/s")
-            verdict = "meets" if p99 < TARGET_P99_MS else f"misses by ×{p99 / TARGET_P99_MS:.0f}"
+                for mode in args.modes:
+                    port = free_port()
+                    proc = start_server(server_env(settings, mode, args.peer_src), port, args.workers)
+                    servers[mode] = (f"http://127.0.0.1:{port}", proc)
+                for url, proc in servers.values():
+                    wait_ready(url, proc)
+                    r = httpx.get(f"{url}/electrolytes", params=QUERY, timeout=args.timeout)
+                    assert r.status_code == 200 and r.json()["meta"]["total_doc"] == total, r.text[:300]
+                pooled: dict[str, dict[str, Any]] = {m: {"latencies": [], "errors": [], "wall": 0.0} for m in servers}
+                for rnd in range(args.rounds):
+                    order = list(servers) if rnd % 2 == 0 else list(reversed(servers))
+                    for mode in order:
+                        res = run_clients(servers[mode][0], args.clients, args.seconds, args.timeout, total, rnd)
+                        for key in ("latencies", "errors"):
+                            pooled[mode][key] += res[key]
+                        pooled[mode]["wall"] += res["wall"]
+            finally:
+                for _, proc in servers.values():
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=15)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
             print(
-                f"  target p99 < {TARGET_P99_MS:.0f} ms: {verdict} "
-                f"(N = {args.n}, embedded SQLite, paging in the {args.paging})"
+                f"  concurrent: {args.clients} clients, {args.rounds} interleaved rounds × {args.seconds:.0f} s per "
+                f"mode, {args.workers} uvicorn worker(s):"
             )
+            for mode, res in pooled.items():
+                print(summary_line(mode, res))
+            base = pooled.get("nocache")
+            if base and base["latencies"]:
+                b50, b99 = percentiles(base["latencies"])
+                for mode, res in pooled.items():
+                    if mode != "nocache" and res["latencies"]:
+                        p50, p99 = percentiles(res["latencies"])
+                        rate = (len(res["latencies"]) / res["wall"]) / (len(base["latencies"]) / base["wall"])
+                        print(f"  {mode} / nocache: p50 ×{p50 / b50:.2f}, p99 ×{p99 / b99:.2f}, req/s ×{rate:.2f}")
+        finally:
+            drop(settings)
+
+
+def parse_counts(text: str) -> list[int]:
+    try:
+        counts = [int(float(t)) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--n {text!r}: give counts like 1000,10000,100000") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"--n {text!r}: counts must be ≥ 1")
+    return counts
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=parse_counts, default=[1000, 10_000, 100_000], help="summary counts, a,b,c")
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each concurrent phase (s)")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per mode")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--timeout", type=float, default=600.0, help="per-request timeout (s)")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes per server")
+    parser.add_argument("--uri", default=None, help="MongoDB URI (mongodb://…): benchmark MongoDB instead")
+    parser.add_argument(
+        "--modes", default="cache,nocache", help=f"comma-separated servers to compare: {', '.join(MODES)}"
+    )
+    parser.add_argument("--peer-src", type=Path, default=None, help="folder holding another electrodb package")
+    args = parser.parse_args(argv)
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    bad = sorted(set(args.modes) - set(MODES))
+    if bad or not args.modes:
+        parser.error(f"--modes {','.join(bad) or '(none)'}: choose from {', '.join(MODES)}")
+    if args.peer_src is not None and "peer" not in args.modes:
+        args.modes.append("peer")
+    if "peer" in args.modes and (args.peer_src is None or not (args.peer_src / "electrodb").is_dir()):
+        parser.error("--peer-src must be a folder containing an electrodb package (e.g. a checkout)")
+    if args.uri is not None and not args.uri.startswith(("mongodb://", "mongodb+srv://")):
+        parser.error(f"--uri {args.uri!r} is not a MongoDB URI; give mongodb://host:port")
+    if args.rounds < 1 or args.clients < 1 or args.seconds <= 0:
+        parser.error("--rounds and --clients must be ≥ 1 and --seconds > 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    for n in args.n:
+        bench_one(n, args)
 
 
 if __name__ == "__main__":

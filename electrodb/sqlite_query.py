@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -45,12 +46,14 @@ __all__ = [
     "NONFINITE",
     "OBJECT",
     "OTHER",
+    "StoreCollection",
     "Translator",
     "decode",
     "doc_kinds",
     "encode",
     "json_path",
     "key_text",
+    "project",
 ]
 
 ARRAY, OBJECT, BOOL, DATE, NONFINITE, OTHER, BIGINT = 1, 2, 4, 8, 16, 32, 64
@@ -469,3 +472,70 @@ def column_value(doc: dict, path: str) -> Any:
     if isinstance(value, float) and math.isfinite(value):
         return value
     return encode(_replace_nonfinite(value))
+
+
+# ------------------------------------------------------------------------------------------ projection
+
+
+def _drop_scalars_under(doc: Any, spec: Any) -> Any:
+    """Where a projection path continues below an array, MongoDB keeps only the array's documents.
+
+    (``{"a": ["x", "y"]}`` projected on ``a.0`` gives ``{"a": []}``; mongomock raises on the plain strings.)
+    """
+    if not isinstance(doc, dict) or not isinstance(spec, dict):
+        return doc
+    out = dict(doc)
+    for key, sub in spec.items():
+        if not isinstance(sub, dict) or key not in out:
+            continue
+        value = out[key]
+        if isinstance(value, list):
+            out[key] = [_drop_scalars_under(v, sub) for v in value if isinstance(v, dict | list)]
+            out[key] = [v for v in out[key] if isinstance(v, dict)]
+        elif isinstance(value, dict):
+            out[key] = _drop_scalars_under(value, sub)
+        else:  # a scalar where the path goes deeper: MongoDB leaves the field out
+            del out[key]
+    return out
+
+
+def project(doc: dict, fields: dict | None) -> dict:
+    """Mongo projection of ``doc`` (inclusion or exclusion, dotted paths, ``_id`` kept unless ``_id: 0``)."""
+    if not fields:
+        return doc
+    from mongomock.collection import _combine_projection_spec, _project_by_spec
+
+    fields = dict(fields)
+    id_value = fields.pop("_id", 1)
+    if not fields:
+        out = {} if id_value else {k: v for k, v in doc.items() if k != "_id"}
+    else:
+        if len({bool(v) for v in fields.values()}) > 1:
+            raise ValueError("a projection cannot mix included and excluded fields (other than _id)")
+        spec = _combine_projection_spec(fields)
+        out = _project_by_spec(_drop_scalars_under(doc, spec), spec, bool(next(iter(fields.values()))), dict)
+    if id_value and "_id" in doc:
+        out["_id"] = doc["_id"]
+    else:
+        out.pop("_id", None)
+    return out
+
+
+class StoreCollection:
+    """The few pymongo-collection methods callers use on ``store._collection`` (bulk fills in tests/benchmarks)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def insert_many(self, docs: list[dict]) -> None:
+        """Upsert on the store's key (a key stays unique, unlike MongoDB's ``insert_many``)."""
+        self._store.update(list(docs))
+
+    def count_documents(self, filter: dict | None = None) -> int:
+        return self._store.count(filter)
+
+    def find(self, filter: dict | None = None, projection: Any = None, **kwargs: Any) -> Iterator[dict]:
+        return self._store.query(filter, properties=projection, **kwargs)
+
+    def delete_many(self, filter: dict) -> None:
+        self._store.remove_docs(filter)

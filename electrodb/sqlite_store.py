@@ -44,6 +44,7 @@ from monty.json import jsanitize
 from pydash import get, has, set_
 
 from electrodb.sqlite_query import (
+    StoreCollection,
     Translator,
     column_value,
     decode,
@@ -52,6 +53,7 @@ from electrodb.sqlite_query import (
     encode,
     json_path,
     key_text,
+    project,
     tagged_paths,
 )
 
@@ -59,6 +61,7 @@ __all__ = ["SQLiteStore", "project"]
 
 log = logging.getLogger(__name__)
 SUFFIX = ".sqlite3"
+_VERSION_SERIAL = itertools.count(1)
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS paths (path TEXT PRIMARY KEY, kinds INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS keyspecs (spec TEXT PRIMARY KEY)",
@@ -81,70 +84,6 @@ def _props(properties: dict | list | None) -> dict | None:
     if isinstance(properties, (list, tuple)):
         return {p: 1 for p in properties}
     return dict(properties)
-
-
-def _drop_scalars_under(doc: Any, spec: Any) -> Any:
-    """Where a projection path continues below an array, MongoDB keeps only the array's documents.
-
-    (``{"a": ["x", "y"]}`` projected on ``a.0`` gives ``{"a": []}``; mongomock raises on the plain strings.)
-    """
-    if not isinstance(doc, dict) or not isinstance(spec, dict):
-        return doc
-    out = dict(doc)
-    for key, sub in spec.items():
-        if not isinstance(sub, dict) or key not in out:
-            continue
-        value = out[key]
-        if isinstance(value, list):
-            out[key] = [_drop_scalars_under(v, sub) for v in value if isinstance(v, dict | list)]
-            out[key] = [v for v in out[key] if isinstance(v, dict)]
-        elif isinstance(value, dict):
-            out[key] = _drop_scalars_under(value, sub)
-        else:  # a scalar where the path goes deeper: MongoDB leaves the field out
-            del out[key]
-    return out
-
-
-def project(doc: dict, fields: dict | None) -> dict:
-    """Mongo projection of ``doc`` (inclusion or exclusion, dotted paths, ``_id`` kept unless ``_id: 0``)."""
-    if not fields:
-        return doc
-    from mongomock.collection import _combine_projection_spec, _project_by_spec
-
-    fields = dict(fields)
-    id_value = fields.pop("_id", 1)
-    if not fields:
-        out = {} if id_value else {k: v for k, v in doc.items() if k != "_id"}
-    else:
-        if len({bool(v) for v in fields.values()}) > 1:
-            raise ValueError("a projection cannot mix included and excluded fields (other than _id)")
-        spec = _combine_projection_spec(fields)
-        out = _project_by_spec(_drop_scalars_under(doc, spec), spec, bool(next(iter(fields.values()))), dict)
-    if id_value and "_id" in doc:
-        out["_id"] = doc["_id"]
-    else:
-        out.pop("_id", None)
-    return out
-
-
-class _Collection:
-    """The few pymongo-collection methods callers use on ``store._collection`` (bulk fills in tests/benchmarks)."""
-
-    def __init__(self, store: SQLiteStore) -> None:
-        self._store = store
-
-    def insert_many(self, docs: list[dict]) -> None:
-        """Upsert on the store's key (a key stays unique, unlike MongoDB's ``insert_many``)."""
-        self._store.update(list(docs))
-
-    def count_documents(self, filter: dict | None = None) -> int:
-        return self._store.count(filter)
-
-    def find(self, filter: dict | None = None, projection: Any = None, **kwargs: Any) -> Iterator[dict]:
-        return self._store.query(filter, properties=projection, **kwargs)
-
-    def delete_many(self, filter: dict) -> None:
-        self._store.remove_docs(filter)
 
 
 class SQLiteStore(Store):
@@ -193,6 +132,8 @@ class SQLiteStore(Store):
         self._connected = self._ever_connected = False
         self._indexes: set[str] = set()
         self._pid = os.getpid()
+        self._version_lock = threading.Lock()
+        self._version_conn: tuple[int, int, sqlite3.Connection] | None = None  # (pid, serial, connection)
         super().__init__(**kwargs)
 
     # ---------------------------------------------------------------- connection
@@ -219,6 +160,10 @@ class SQLiteStore(Store):
             conns, self._conns = self._conns, []
             self._local = threading.local()
             self._connected = False
+        with self._version_lock:
+            if self._version_conn is not None and self._version_conn[0] == os.getpid():
+                conns.append(self._version_conn[2])
+            self._version_conn = None
         for conn in conns:
             try:
                 conn.close()
@@ -262,6 +207,25 @@ class SQLiteStore(Store):
                 time.sleep(min(0.05 * (attempt + 1), 0.5))
         return conn
 
+    def data_version(self) -> tuple[int, int, int, int]:
+        """A token that changes whenever the collection may have changed (cheap: a few microseconds).
+
+        ``(connection serial, device, inode, PRAGMA data_version)``: SQLite's ``data_version`` of one connection
+        kept for this purpose changes whenever any *other* connection, of this or another process, commits to
+        the file (including the WAL); the inode changes if the file is replaced. The serial distinguishes the
+        counters of successive connections (after :meth:`close` or a fork). Read caches (the API's response
+        cache) compare tokens taken before their read with the current one.
+        """
+        self._conn()  # connected (or reconnecting) as any read would be
+        with self._version_lock:
+            state = self._version_conn
+            if state is None or state[0] != os.getpid():
+                state = (os.getpid(), next(_VERSION_SERIAL), self._open())
+                self._version_conn = state
+            stat = os.stat(self.path)
+            version = state[2].execute("PRAGMA data_version").fetchone()[0]
+        return state[1], stat.st_dev, stat.st_ino, int(version)
+
     def _create_tables(self, conn: sqlite3.Connection) -> None:
         """Tables; the key and ``indexed_fields`` get value columns placed before the (long) document."""
         for statement in _SCHEMA:
@@ -295,9 +259,9 @@ class SQLiteStore(Store):
         conn.execute("COMMIT")
 
     @property
-    def _collection(self) -> _Collection:
+    def _collection(self) -> StoreCollection:
         self._conn()
-        return _Collection(self)
+        return StoreCollection(self)
 
     def _kinds(self, conn: sqlite3.Connection) -> dict[str, int]:
         return dict(conn.execute("SELECT path, kinds FROM paths").fetchall())
@@ -393,6 +357,42 @@ class SQLiteStore(Store):
         end = skip + limit if limit else None
         for doc in docs[skip:end]:
             yield project(doc, fields)
+
+    def page_ids(
+        self, criteria: dict | None, sort: dict | None, skip: int = 0, limit: int = 0
+    ) -> tuple[list[int], int] | None:
+        """``(row ids of the page, count of all matches)`` read in one snapshot, or ``None`` when the criteria or
+        the sort cannot be done exactly in SQL (then :meth:`query` and :meth:`count` filter in Python).
+
+        The ids are those :meth:`query` with the same arguments would return (same order, ties by row id);
+        :meth:`query_ids` reads their documents.
+        """
+        conn = self._conn()
+        with self._transaction(conn, "DEFERRED"):
+            tr = self._translator(conn)
+            where, params, exact = tr.where(criteria)
+            order = tr.order_by(sort) if sort else "id"
+            if not exact or order is None:
+                return None
+            total = int(conn.execute(f"SELECT COUNT(*) FROM docs WHERE {where}", params).fetchone()[0])
+            sql = f"SELECT id FROM docs WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
+            ids = [r[0] for r in conn.execute(sql, [*params, limit if limit else -1, skip])]
+        return ids, total
+
+    def query_ids(self, ids: list[int], properties: dict | list | None = None) -> Iterator[dict]:
+        """Documents of the row ids ``ids`` (``_id``), in that order, projected; ids no longer stored are skipped."""
+        fields = _props(properties)
+        conn = self._conn()
+        with self._transaction(conn, "DEFERRED"):
+            tagged = tagged_paths(self._kinds(conn))
+            column = self._column(fields, None, True)
+            sql = f"SELECT id, {column} FROM docs WHERE id IN (SELECT value FROM json_each(?))"
+            found = dict(conn.execute(sql, (encode(list(ids)),)).fetchall())
+        for rid in ids:
+            if rid in found:
+                doc = decode_fast(found[rid], tagged)
+                doc["_id"] = rid
+                yield project(doc, fields)
 
     def count(self, criteria: dict | None = None, hint: Any = None) -> int:
         conn = self._conn()

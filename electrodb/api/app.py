@@ -18,29 +18,31 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import re
 from collections.abc import AsyncIterator, Iterator
-from datetime import date, datetime, timezone
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from electrodb import __version__
 from electrodb import query as q
 from electrodb.api import schemas
+from electrodb.api.cache import ResponseCache
 from electrodb.api.database import SERVED, Database
+from electrodb.api.jsonout import SafeJSONResponse, dumps, jsonable, strip_path
 from electrodb.api.params import (
     DEPRECATED,
     MAX_FRAME_ATOMS,
     MAX_FRAMES,
     PAGE,
+    fast_dependencies,
+    given,
     guard_query_string,
     query_params,
 )
@@ -51,56 +53,8 @@ __all__ = ["SERVED", "Database", "create_app", "jsonable", "serve", "strip_path"
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_TRAJECTORIES = 64
-_PATH_KEYS = re.compile(r"(^|_)(path|file|dir|directory|filename|cwd)$")
-_ABS_PATH = re.compile(r"^(?:/|~/|[A-Za-z]:[\\/]|file://)")
-_EMBEDDED_PATH = re.compile(r"(?<![\w:/.~-])(?:/[^\s/\\'\"(),;:]+){2,}/?")
-
-
-# ------------------------------------------------------------------------------------------ JSON
-
-
-def strip_path(value: str) -> str:
-    """A file-system path reduced to its last component (``/srv/models/m.model`` → ``m.model``)."""
-    text = value.removeprefix("file://")
-    name = (PureWindowsPath(text) if re.match(r"^[A-Za-z]:\\", text) else PurePosixPath(text)).name
-    return name or text.strip("/\\") or ""
-
-
-def _clean_str(key: str, value: str) -> str:
-    if (_PATH_KEYS.search(key) and ("/" in value or "\\" in value)) or _ABS_PATH.match(value):
-        return strip_path(value)
-    if "/" in value:  # absolute paths inside messages ("failed reading /srv/x/y.traj")
-        return _EMBEDDED_PATH.sub(lambda m: strip_path(m.group(0).rstrip("/")), value)
-    return value
-
-
-def jsonable(value: Any, key: str = "") -> Any:
-    """JSON-safe copy: ``_id`` dropped, NaN/inf → ``None``, datetimes as ISO 8601 (naive = UTC), numpy → Python,
-    absolute paths reduced to file names."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v, str(k)) for k, v in value.items() if k != "_id"}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v, key) for v in value]
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, str):
-        return _clean_str(key, value)
-    if value is None or isinstance(value, (int, bool)):
-        return value
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return jsonable(value.tolist(), key)
-    return str(value)
-
-
-class SafeJSONResponse(JSONResponse):
-    """JSON response that never fails on NaN, datetimes or ObjectIds, and never leaks server paths."""
-
-    def render(self, content: Any) -> bytes:
-        return json.dumps(jsonable(content), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+#: Default bound of the response cache (MiB of answer bytes; ``0`` disables it).
+CACHE_MB = 64.0
 
 
 def error_response(
@@ -120,9 +74,9 @@ def _page_args(spec: q.CollectionSpec, params: dict[str, Any]) -> tuple[dict[str
     ``_page``/``_per_page`` (emmet style) take precedence over ``_skip``/``_limit``; ``_sort_fields`` over the
     deprecated ``_sort``; ``_all_fields=true`` over ``_fields``. Every override is reported in the warnings.
     """
-    given: frozenset[str] = params.pop("_given")
+    named: frozenset[str] = params.pop("_given")
     warnings: list[str] = []
-    deprecated = [name for name in DEPRECATED if name in given]
+    deprecated = [name for name in DEPRECATED if name in named]
     for name in deprecated:
         warnings.append(f"parameter {name} is deprecated; use {DEPRECATED[name]}")
     page, per_page = params.pop("_page", None), params.pop("_per_page", None)
@@ -131,7 +85,7 @@ def _page_args(spec: q.CollectionSpec, params: dict[str, Any]) -> tuple[dict[str
     if page is not None or per_page is not None:
         per_page = per_page or q.DEFAULT_LIMIT
         page = page or 1
-        ignored = [n for n in ("_skip", "_limit") if n in given]
+        ignored = [n for n in ("_skip", "_limit") if n in named]
         if ignored:
             warnings.append(f"{' and '.join(ignored)} ignored: _page/_per_page given")
         skip, limit = min((page - 1) * per_page, q.MAX_SKIP), per_page
@@ -185,22 +139,32 @@ def _select(names: str | None) -> set[str] | None:
     return {s.strip() for s in names.split(",")} if names else None
 
 
-def _given(dependency: Any) -> Any:
-    """Wrap a :func:`query_params` dependency so that its values also say which parameters were given."""
-
-    def wrapped(request: Request, values: dict = Depends(dependency)) -> dict[str, Any]:
-        return {**values, "_given": frozenset(request.query_params)}
-
-    return wrapped
-
-
 # ------------------------------------------------------------------------------------------ app
 
 
-def create_app(settings: ElectroDBSettings | None = None) -> FastAPI:
-    """The ElectroDB read-only API over the database of ``settings`` (default: process settings)."""
+def create_app(settings: ElectroDBSettings | None = None, cache_mb: float | None = None) -> FastAPI:
+    """The ElectroDB read-only API over the database of ``settings`` (default: process settings).
+
+    Parameters
+    ----------
+    settings
+        Database settings (default: the process settings).
+    cache_mb
+        Bound of each of the two read caches of the list routes, MiB: the answers (:mod:`electrodb.api.cache`)
+        and the rendered documents (:meth:`Database.page_json`); embedded store only, every use checked
+        against the collection's version token; ``0``: no caches.
+        Default: the ``ELECTRODB_API_CACHE_MB`` environment variable if set (how ``serve --workers`` passes
+        it on), else :data:`CACHE_MB`.
+    """
+    import os
+
     settings = settings or get_settings()
-    db = Database(settings)
+    if cache_mb is None:
+        text = os.environ.get("ELECTRODB_API_CACHE_MB", "")
+        cache_mb = _cache_mb(text) if text else CACHE_MB
+    if not (math.isfinite(cache_mb) and cache_mb >= 0):
+        raise ValueError(f"cache_mb must be a finite number ≥ 0 (MiB), not {cache_mb!r}")
+    db = Database(settings, doc_cache_bytes=int(cache_mb * 2**20))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -223,6 +187,9 @@ def create_app(settings: ElectroDBSettings | None = None) -> FastAPI:
     app.state.db = db
     # level 1: ~5x faster than the default 9 for JSON pages, at a few per cent larger answers
     app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=1)
+    # outside gzip: a cached answer is replayed as sent (compressed or not), before any routing or validation
+    list_routes = {f"/{name}": name for name in SERVED}
+    app.add_middleware(ResponseCache, routes=list_routes, version=db.version, max_bytes=int(cache_mb * 2**20))
     origins = list(getattr(settings, "cors_origins", None) or [])
     if origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -315,7 +282,7 @@ def create_app(settings: ElectroDBSettings | None = None) -> FastAPI:
     )
     def get_electrolyte(
         electrolyte_id: str = summary_path,
-        params: dict = Depends(_given(query_params(electrolytes, "_fields", "_all_fields"))),
+        params: dict = Depends(given(query_params(electrolytes, "_fields", "_all_fields"))),
     ) -> Response:
         args, _, _ = _page_args(electrolytes, params)
         return SafeJSONResponse({"data": _summary(electrolyte_id, args["properties"])})
@@ -396,7 +363,7 @@ def create_app(settings: ElectroDBSettings | None = None) -> FastAPI:
     )
     def get_trajectory(
         trajectory_id: str = PathParam(..., pattern=q.PATH_ID_PATTERN, max_length=200),
-        params: dict = Depends(_given(query_params(trajectories, "_fields", "_all_fields"))),
+        params: dict = Depends(given(query_params(trajectories, "_fields", "_all_fields"))),
     ) -> Response:
         args, _, _ = _page_args(trajectories, params)
         # one document: per-atom lists included unless _fields selects fields
@@ -510,6 +477,7 @@ def create_app(settings: ElectroDBSettings | None = None) -> FastAPI:
             body, media_type=media, headers={"Content-Disposition": f'attachment; filename="electrolytes.{fmt}"'}
         )
 
+    fast_dependencies(app)
     return app
 
 
@@ -524,16 +492,15 @@ def _model_name(db: Database, model_id: str) -> str | None:
 
 def _add_collection_route(app: FastAPI, db: Database, path: str, name: str, summary: str) -> None:
     spec = q.SPECS[name]
-    dependency = _given(query_params(spec, *spec.filters, *PAGE))
+    dependency = given(query_params(spec, *spec.filters, *PAGE))
 
     def endpoint(params: dict = Depends(dependency)) -> Response:
         args, warnings, deprecated = _page_args(spec, params)
         criteria = q.build_criteria(spec, params)
         warnings += q.empty_ranges(criteria)
-        docs, total = db.page(name, criteria, args["properties"], args["sort"], args["skip"], args["limit"])
-        return SafeJSONResponse(
-            {"data": docs, "meta": _meta(total, args, warnings)}, headers=_deprecation_headers(deprecated)
-        )
+        docs, total = db.page_json(name, criteria, args["properties"], args["sort"], args["skip"], args["limit"])
+        body = b'{"data":[' + b",".join(docs) + b'],"meta":' + dumps(_meta(total, args, warnings)) + b"}"
+        return Response(body, media_type="application/json", headers=_deprecation_headers(deprecated))
 
     endpoint.__name__ = f"list_{name}"
     app.add_api_route(
@@ -573,10 +540,42 @@ def _add_error_handlers(app: FastAPI) -> None:
         return error_response(500, "internal server error", {"type": type(exc).__name__})
 
 
+def _cache_mb(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"ELECTRODB_API_CACHE_MB={text!r} is not a number; give MiB, e.g. 64 (0: no cache)") from None
+    return value
+
+
 def serve(
-    host: str = "127.0.0.1", port: int = 8000, settings: ElectroDBSettings | None = None, log_level: str = "info"
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    settings: ElectroDBSettings | None = None,
+    log_level: str = "info",
+    workers: int = 1,
+    cache_mb: float = CACHE_MB,
 ) -> None:
-    """Run the API with uvicorn (blocking) on ``host:port`` over the database of ``settings``."""
+    """Run the API with uvicorn (blocking) on ``host:port`` over the database of ``settings``.
+
+    ``workers > 1`` starts that many uvicorn worker processes (each with its own connections and response
+    cache); they read the database from the process settings (environment / config file), so ``settings``
+    must then be left ``None``.
+    """
+    import os
+
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    if workers < 1:
+        raise ValueError(f"workers must be ≥ 1, not {workers}")
+    if not (math.isfinite(cache_mb) and cache_mb >= 0):
+        raise ValueError(f"cache_mb must be a finite number ≥ 0 (MiB), not {cache_mb!r}")
+    if workers == 1:
+        uvicorn.run(create_app(settings, cache_mb), host=host, port=port, log_level=log_level)
+        return
+    if settings is not None:
+        raise ValueError("workers > 1 read the database from the process settings; pass settings=None")
+    os.environ["ELECTRODB_API_CACHE_MB"] = repr(float(cache_mb))
+    uvicorn.run(
+        "electrodb.api.app:create_app", factory=True, host=host, port=port, log_level=log_level, workers=workers
+    )

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import threading
+from array import array
+from collections.abc import Hashable
 from typing import Any
 
 from electrodb import query as q
+from electrodb.api.cache import BytesLRU
+from electrodb.api.jsonout import dumps
 from electrodb.settings import ElectroDBSettings
 from electrodb.stores import get_stores
 
@@ -25,12 +31,28 @@ SERVED = (
 )
 
 
+def _no_id(doc: dict) -> dict:
+    """The document without the store's ``_id`` (never served; its absence keeps rendering on the fast path)."""
+    doc.pop("_id", None)
+    return doc
+
+
 class Database:
     """The API's read-only stores. Both backends are thread-safe and page, sort, count and distinct in the
     database itself (MongoDB indexes; the embedded SQLite store's value columns and indexes)."""
 
-    def __init__(self, settings: ElectroDBSettings) -> None:
+    def __init__(self, settings: ElectroDBSettings, doc_cache_bytes: int = 0) -> None:
+        """
+        Parameters
+        ----------
+        settings
+            Database settings.
+        doc_cache_bytes
+            Bound of the rendered-document cache of :meth:`page_json` (bytes; ``0``: none).
+        """
         self.settings = settings
+        self.doc_cache = BytesLRU(doc_cache_bytes)
+        self._unkept: set[tuple] = set()  # (criteria, sort) of match sets too large for the cache
         self.stores = get_stores(settings, read_only=True)
         self.embedded = settings.embedded
         self._connect_lock = threading.Lock()
@@ -54,18 +76,88 @@ class Database:
         total = store.count(criteria)
         if limit == 0:
             return [], total
-        docs = list(store.query(criteria, properties=properties, sort=sort, skip=skip, limit=limit))
-        return [q.apply_subpaths(d, paths) for d in docs], total
+        docs = store.query(criteria, properties=properties, sort=sort, skip=skip, limit=limit)
+        return [q.apply_subpaths(_no_id(d), paths) for d in docs], total
+
+    def page_json(
+        self, name: str, criteria: dict, properties: dict | None, sort: dict[str, int], skip: int, limit: int
+    ) -> tuple[list[bytes], int]:
+        """:meth:`page` with each document already rendered as JSON (:func:`electrodb.api.jsonout.dumps`).
+
+        On a store with version tokens and SQL paging (the embedded one) this is a read model kept per version
+        of the collection (``doc_cache``; the token is read before anything else): the row ids of all matches
+        of ``(criteria, sort)``, read in one snapshot (a page is then a slice, the count a length; match sets
+        over an eighth of the cache are paged in SQL instead), and each document rendered once, under
+        ``(collection, token, projection, row id)``. Paging thus reads and renders only documents not seen
+        since the collection last changed.
+        """
+        store = self.store(name)
+        token = self.version(name) if self.doc_cache.max_bytes and limit else None
+        matches = self._matches(store, name, token, criteria, sort) if token is not None else None
+        if matches is None:
+            got = store.page_ids(criteria, sort, skip, limit) if token is not None else None
+            if got is None:
+                docs, total = self.page(name, criteria, properties, sort, skip, limit)
+                return [dumps(d) for d in docs], total
+            ids, total = got
+        else:
+            ids, total = matches[skip : skip + limit].tolist(), len(matches)
+        prefix = (name, token, None if properties is None else tuple(sorted(properties.items())))
+        rendered = {i: self.doc_cache.get((*prefix, i)) for i in ids}
+        missing = [i for i, text in rendered.items() if text is None]
+        if missing:
+            top, paths = q.split_projection(properties)
+            for doc in store.query_ids(missing, top):
+                rid = doc.pop("_id")
+                rendered[rid] = text = dumps(q.apply_subpaths(doc, paths))
+                self.doc_cache.put((*prefix, rid), text)
+        return [t for t in (rendered[i] for i in ids) if t is not None], total
+
+    def _matches(self, store: Any, name: str, token: Hashable, criteria: dict, sort: dict[str, int]) -> array | None:
+        """Row ids of every match of ``criteria`` in ``sort`` order (one snapshot), kept per collection version,
+        so that a page is a slice and the count a length; ``None`` if the store cannot page in SQL."""
+        page_ids = getattr(store, "page_ids", None)
+        if page_ids is None:
+            return None
+        key = (name, token, "ids", json.dumps(criteria, sort_keys=True, default=str), tuple(sort.items()))
+        if key in self._unkept:
+            return None
+        matches = self.doc_cache.get(key)
+        if matches is None:
+            got = page_ids(criteria, sort)
+            if got is None:
+                return None
+            matches = array("q", got[0])
+            size = matches.itemsize * len(matches) + 100
+            if size > self.doc_cache.max_bytes // 8:  # too many to keep: page this query in SQL from now on
+                if len(self._unkept) > 1000:
+                    self._unkept.clear()
+                self._unkept.add(key)
+            self.doc_cache.put(key, matches, size=size)
+        return matches
 
     def one(self, name: str, criteria: dict, properties: dict | None = None) -> dict | None:
         properties, paths = q.split_projection(properties)
         doc = self.store(name).query_one(criteria, properties=properties)
-        return None if doc is None else q.apply_subpaths(doc, paths)
+        return None if doc is None else q.apply_subpaths(_no_id(doc), paths)
 
     def find(
         self, name: str, criteria: dict, properties: dict | None = None, sort: dict | None = None, limit: int = 0
     ) -> list[dict]:
-        return list(self.store(name).query(criteria, properties=properties, sort=sort, limit=limit))
+        docs = self.store(name).query(criteria, properties=properties, sort=sort, limit=limit)
+        return [_no_id(d) for d in docs]
+
+    def version(self, name: str) -> Hashable | None:
+        """Token that changes whenever collection ``name`` changes (any process), or ``None`` if the store
+        cannot tell (MongoDB, in-memory stores): what the response cache checks (:mod:`electrodb.api.cache`)."""
+        store = self.store(name)
+        version = getattr(store, "data_version", None)
+        if version is None:
+            return None
+        try:
+            return id(store), version()
+        except (OSError, sqlite3.Error):  # file gone or unreadable: do not cache; the read reports it
+            return None
 
     def distinct(self, name: str, fields: tuple[str, ...]) -> dict[str, list[Any]]:
         """Distinct non-null scalar values of each field (array fields contribute their elements)."""
