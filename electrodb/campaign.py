@@ -119,6 +119,38 @@ class MDSettings(_Strict):
     )
     seed: int = 1
     stability: StabilitySettings = StabilitySettings()
+    batch: int | Literal["auto", "off"] = Field(
+        "auto",
+        exclude=True,  # how boxes are scheduled, not what is simulated: never part of a system id
+        description="batched torch-sim production: 'auto' (batch on a GPU with torch-sim's autobatcher, "
+        "sequential on CPU), 'off' (always sequential) or N (at most N boxes per integration); "
+        "batching needs thermostat: langevin (electrodb.flows.batched_campaign)",
+    )
+
+    @field_validator("batch", mode="before")
+    @classmethod
+    def _batch_value(cls, value: Any) -> Any:
+        if value is False:  # YAML 1.1 reads a bare `off` as false
+            return "off"
+        if isinstance(value, str) and value.strip().lower() in ("auto", "off"):
+            return value.strip().lower()
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        raise ValueError(
+            f"md.batch must be auto, off or a whole number of boxes per integration (>= 1), not {value!r}; "
+            "write e.g. batch: auto, batch: off or batch: 8"
+        )
+
+    @model_validator(mode="after")
+    def _batch_needs_langevin(self) -> MDSettings:
+        if isinstance(self.batch, int) and self.thermostat != "langevin":
+            raise ValueError(
+                f"md.batch: {self.batch} runs batched torch-sim MD, which is Langevin only: set "
+                f"md.thermostat: langevin, or md.batch: off to keep thermostat {self.thermostat!r}"
+            )
+        return self
 
     @property
     def n_production_steps(self) -> int:

@@ -127,65 +127,117 @@ def test_failing_system_is_marked_and_others_continue(batched_run: tuple) -> Non
     assert store.count({"trajectory_id": writers[0].trajectory_id}) == 0
 
 
-def test_batched_production_maker_writes_documents(
-    tmp_path: Path, model_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from jobflow import JobStore, run_locally
+def test_batched_production_maker_writes_documents(stores, model_path: Path) -> None:
+    from jobflow import run_locally
 
     from electrodb.flows.md import SystemDocument, atoms_to_dict
-    from electrodb.settings import get_settings
-    from electrodb.stores import get_stores
 
-    monkeypatch.setenv("ELECTRODB_DATA_DIR", str(tmp_path / "data"))
-    get_settings.cache_clear()
-    try:
-        md = MDSettings(
-            production_ps=0.02, timestep_fs=0.5, sample_every_steps=10, stability=STABILITY, thermostat="langevin"
-        )
-        campaign = Campaign(
-            name="batched-test",
-            salts=["NaCl", "LiCl"],
-            concentrations=[2.0],
-            size=SizeSpec(n_waters=16),
-            model=str(model_path),
-            model_cutoff_A=4.0,
-            md=md,
-        )
-        specs = campaign.systems()
-        systems = []
-        for k, spec in enumerate(specs):
-            atoms = pack_box(spec.counts).atoms
-            if k == 0:  # fuse two O atoms: unstable at once, also in the half-time-step retry
-                oxygens = np.flatnonzero(np.array(atoms.get_chemical_symbols()) == "O")
-                atoms.positions[oxygens[1]] = atoms.positions[oxygens[0]] + [0.05, 0.0, 0.0]
-            systems.append(
-                SystemDocument(
-                    system_id=spec.system_id,
-                    stage="packed",
-                    salt=spec.salt,
-                    molality=spec.molality,
-                    temperature=spec.temperature,
-                    atoms=atoms_to_dict(atoms),
-                    density_kg_m3=spec.density_kg_m3,
-                    box_length_A=spec.box_length_A,
-                )
+    md = MDSettings(
+        production_ps=0.02,
+        timestep_fs=0.5,
+        sample_every_steps=10,
+        stability=STABILITY,
+        thermostat="langevin",
+        nve_drift_steps=0,
+    )
+    campaign = Campaign(
+        name="batched-test",
+        salts=["NaCl", "LiCl"],
+        concentrations=[2.0],
+        size=SizeSpec(n_waters=16),
+        model=str(model_path),
+        model_cutoff_A=4.0,
+        md=md,
+    )
+    specs = campaign.systems()
+    systems = []
+    for k, spec in enumerate(specs):
+        atoms = pack_box(spec.counts).atoms
+        if k == 0:  # fuse two O atoms: unstable at once, also in the half-time-step retry
+            oxygens = np.flatnonzero(np.array(atoms.get_chemical_symbols()) == "O")
+            atoms.positions[oxygens[1]] = atoms.positions[oxygens[0]] + [0.05, 0.0, 0.0]
+        systems.append(
+            SystemDocument(
+                system_id=spec.system_id,
+                stage="packed",
+                salt=spec.salt,
+                molality=spec.molality,
+                temperature=spec.temperature,
+                atoms=atoms_to_dict(atoms),
+                density_kg_m3=spec.density_kg_m3,
+                box_length_A=spec.box_length_A,
             )
-        job = BatchedProductionMaker(device="cpu").make(specs, systems)
-        responses = run_locally(job, store=JobStore(MemoryStore()), ensure_success=True)
-        docs = responses[job.uuid][1].output
-        assert [d.status for d in docs] == ["unstable", "completed"]
-        with get_stores() as stores:
-            bad = stores.trajectories.query_one({"trajectory_id": specs[0].system_id})
-            assert bad["status"] == "unstable" and bad["retried_with_half_timestep"] is True
-            assert bad["timestep_fs"] == 0.25 and bad["n_frames"] == 0
-            assert "apart" in bad["status_reason"] or "force" in bad["status_reason"]
-            good = stores.trajectories.query_one({"trajectory_id": specs[1].system_id})
-            assert good["status"] == "completed" and good["batched"] is True and good["batch_size"] == 2
-            assert good["n_frames"] == 5 and good["model"]["model_id"] == specs[1].model_id
-            assert good["retried_with_half_timestep"] is False
-            traj = load_trajectory(specs[1].system_id, stores.trajectories, stores.data)
-            assert traj.positions.shape == (5, specs[1].n_atoms, 3)
-            np.testing.assert_allclose(traj.times_ps, np.arange(5) * 0.005, atol=1e-12)
-            assert np.isfinite(traj.temperature_K).all()
-    finally:
-        get_settings.cache_clear()
+        )
+    job = BatchedProductionMaker(device="cpu").make(specs, systems)
+    responses = run_locally(job, store=stores.job_store(), ensure_success=True)
+    docs = responses[job.uuid][1].output
+    assert [d.status for d in docs] == ["unstable", "completed"]
+    bad = stores.trajectories.query_one({"trajectory_id": specs[0].system_id})
+    assert bad["status"] == "unstable" and bad["retried_with_half_timestep"] is True
+    assert bad["timestep_fs"] == 0.25 and bad["n_frames"] == 0
+    assert "apart" in bad["status_reason"] or "force" in bad["status_reason"]
+    good = stores.trajectories.query_one({"trajectory_id": specs[1].system_id})
+    assert good["status"] == "completed" and good["batched"] is True and good["batch_size"] == 2
+    assert good["n_frames"] == 5 and good["model"]["model_id"] == specs[1].model_id
+    assert good["retried_with_half_timestep"] is False
+    assert good["temperature_status"] is not None  # the verdict over the stored frames, as sequential runs get
+    traj = load_trajectory(specs[1].system_id, stores.trajectories, stores.data)
+    assert traj.positions.shape == (5, specs[1].n_atoms, 3)
+    np.testing.assert_allclose(traj.times_ps, np.arange(5) * 0.005, atol=1e-12)
+    assert np.isfinite(traj.temperature_K).all()
+    # checkpoints were written during the run, in the sequential engine's format
+    from electrodb.flows.md import _load_checkpoint
+
+    saved = _load_checkpoint(stores, specs[1].system_id)
+    assert saved is not None and saved.step == 40 and saved.n_frames == 5
+    assert saved.rng_state["bit_generator"] == "torch" and saved.rng_state["batch"] == []
+
+
+def test_autobatch_bins_with_a_given_memory_limit(boxes: list[Atoms], model_path: Path) -> None:
+    """torch-sim's BinningAutoBatcher packs boxes by atoms × density; with a known limit it needs no GPU."""
+    import torch_sim as ts
+    from torch_sim.autobatching import calculate_memory_scaler
+
+    from electrodb.flows.batched import autobatch_bins
+
+    model = torch.load(model_path, weights_only=False)
+    systems = [boxes[0], boxes[1], boxes[0].copy()]
+    metric = [calculate_memory_scaler(ts.initialize_state(a, torch.device("cpu"), torch.float32)) for a in systems]
+    bins = autobatch_bins(systems, model, "cpu", max_memory_scaler=1.01 * (metric[0] + metric[1]))
+    assert sorted(i for b in bins for i in b) == [0, 1, 2] and len(bins) == 2
+    assert all(sum(metric[i] for i in b) <= 1.01 * (metric[0] + metric[1]) for b in bins)
+    assert autobatch_bins(systems, model, "cpu") == [[0, 1, 2]]  # nothing to measure on a CPU: one bin
+    assert autobatch_bins(systems, model, "cpu", max_systems=2) == [[0, 1], [2]]
+
+
+def test_nequip_deployment_runs_batched(tmp_path: Path) -> None:
+    """A deployed (TorchScript) NequIP model through torch-sim: per-box energies and forces are the ASE
+    calculator's, and a batch of two boxes integrates with frames for each."""
+    import torch_sim as ts
+    from ase.build import bulk
+    from test_nequip import _toy_file
+
+    from electrodb.flows.batched_models import NequIPTorchSimModel
+    from electrodb.models import load_model
+
+    loaded = load_model(str(_toy_file(tmp_path, metadata=True)), dtype="float64", device="cpu")
+    model = NequIPTorchSimModel.from_loaded(loaded)
+    small = bulk("NaCl", "rocksalt", a=5.0, cubic=True).repeat((2, 2, 2))
+    small.rattle(0.05, seed=1)
+    large = bulk("NaCl", "rocksalt", a=5.2, cubic=True).repeat((2, 2, 3))
+    large.rattle(0.05, seed=2)
+    out = model(ts.initialize_state([small, large], torch.device("cpu"), torch.float64))
+    for k, atoms in enumerate((small, large)):
+        atoms.calc = loaded.calculator()
+        assert float(out["energy"][k]) == pytest.approx(atoms.get_potential_energy(), rel=1e-10)
+        lo = 0 if k == 0 else len(small)
+        np.testing.assert_allclose(out["forces"][lo : lo + len(atoms)].numpy(), atoms.get_forces(), atol=1e-10)
+    store = MemoryStore()
+    store.connect()
+    writers = [TrajectoryWriter(store, f"nequip-{k}", len(a), chunk_frames=3) for k, a in enumerate((small, large))]
+    loose = StabilitySettings(min_distance_h_A=0.3, min_distance_heavy_A=0.5, max_temperature_factor=10.0)
+    result = run_batched_nvt(
+        [small, large], model, [300.0, 300.0], 1.0, 20, 5, writers, device="cpu", dtype="float64", monitor=loose
+    )
+    assert [o.status for o in result.outcomes] == ["completed", "completed"]
+    assert [o.n_frames for o in result.outcomes] == [5, 5]

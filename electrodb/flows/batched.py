@@ -19,44 +19,56 @@ of the step, and a k-fold larger graph costs about k times as long. Measured her
 the neighbour list per system on the CPU (vesin) in a Python loop, so on a GPU the gain saturates earlier than
 with a fully on-device neighbour list.
 
-Batched runs have no checkpoints: a killed batched job reruns its systems from the start (use the sequential
-:class:`~electrodb.flows.md.ProductionMDMaker` for long runs that must resume).
+Checkpoints and resume: every box is checkpointed during the run in the data store, in the sequential
+engine's format (:func:`electrodb.flows.md._save_checkpoint`), and a killed batched job rerun continues each box
+from its own checkpoint with no frame lost or duplicated (:func:`~electrodb.flows.batched_engine.run_batched_nvt`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from ase import Atoms
-from jobflow import Maker, job
+from jobflow import Maker
 
+from electrodb.analysis.convergence import ConvergenceTargets
+from electrodb.analysis.md_checks import check_temperature
 from electrodb.campaign import MDSettings, SystemSpec
 from electrodb.flows.batched_engine import (
     BatchedRunResult,
     BatchedStabilityMonitor,
     SystemOutcome,
+    autobatch_bins,
     resolve_device,
     run_batched_nvt,
 )
+from electrodb.flows.engine import ProductionState, checkpoint_interval, kinetic_energy_relaxation_ps
+from electrodb.flows.job_io import job_stores, store_job
 from electrodb.flows.md import (
+    ProductionMDMaker,
     SystemDocument,
     _checkpoint_uuid,
+    _load_checkpoint,
     _mark,
     _new_trajectory_doc,
     _report,
-    _stores,
+    _save_checkpoint,
     atoms_from_dict,
 )
-from electrodb.trajectory import TrajectoryDocument, TrajectoryWriter, truncate_chunks
+from electrodb.settings import get_settings
+from electrodb.stores import ElectroDBStores
+from electrodb.trajectory import TrajectoryDocument, TrajectoryWriter, load_trajectory, truncate_chunks
 
 __all__ = [
     "BatchedProductionMaker",
     "BatchedRunResult",
     "BatchedStabilityMonitor",
     "SystemOutcome",
+    "autobatch_bins",
     "resolve_device",
     "run_batched_nvt",
     "should_batch",
@@ -67,8 +79,8 @@ def should_batch(device: str | torch.device | None = None) -> bool:
     """True only on a CUDA device: there batching k boxes multiplies throughput; on CPU it does not.
 
     Measured on CPU (``benchmarks/md_throughput.py``, ``docs/batched-md.md``): batched torch-sim reached 0.8-1.0x
-    the atom-steps per second of the same boxes run one after another, so on CPU the sequential ASE path (with
-    checkpoints and resume) is preferred. GPU throughput was not measured (no GPU was available).
+    the atom-steps per second of the same boxes run one after another, so on CPU the sequential ASE path is
+    preferred. GPU throughput was not measured (no GPU was available).
     """
     return resolve_device(device).type == "cuda"
 
@@ -89,19 +101,24 @@ def _common_md(specs: Sequence[SystemSpec]) -> MDSettings:
     if md.thermostat != "langevin":
         raise ValueError(
             f"batched MD runs Langevin only, not {md.thermostat!r}: set md.thermostat: langevin (with a weak "
-            "friction_per_fs) for batched runs, or use ProductionMDMaker (Bussi, the default)"
+            "friction_per_fs) for batched runs, or md.batch: off (ProductionMDMaker, Bussi by default)"
         )
+    for spec in specs:
+        if spec.long_range is not None:
+            raise ValueError(
+                f"{spec.system_id}: batched torch-sim MD has no long-range Coulomb term; set md.batch: off to run "
+                "campaigns with long_range"
+            )
     return md
 
 
-def _split_batches(sizes: Sequence[int], max_atoms: int | None) -> list[list[int]]:
-    """Consecutive groups of indices whose atom counts add up to at most ``max_atoms`` (None: one group)."""
-    if max_atoms is None:
-        return [list(range(len(sizes)))] if sizes else []
+def _split_batches(sizes: Sequence[int], max_atoms: int | None, max_systems: int | None = None) -> list[list[int]]:
+    """Consecutive groups of indices of at most ``max_atoms`` atoms and ``max_systems`` systems (None: no limit)."""
     groups: list[list[int]] = []
     total = 0
     for k, n in enumerate(sizes):
-        if groups and total + n <= max_atoms:
+        fits = max_atoms is None or total + n <= max_atoms
+        if groups and fits and (max_systems is None or len(groups[-1]) < max_systems):
             groups[-1].append(k)
             total += n
         else:
@@ -111,16 +128,46 @@ def _split_batches(sizes: Sequence[int], max_atoms: int | None) -> list[list[int
 
 
 @dataclass
+class _Box:
+    """One system of a batched job as it enters an integration."""
+
+    index: int
+    spec: SystemSpec
+    system: SystemDocument
+    atoms: Atoms  # the equilibrated box (the start of a fresh run or of a retry)
+    doc: TrajectoryDocument
+    timestep_fs: float
+    sample_every: int
+    state: ProductionState | None = None
+    retried: bool = False
+
+
+def _torch_sim_model(loaded: Any) -> Any:
+    """What :func:`run_batched_nvt` integrates with: a MACE module, or a torch-sim wrapper of a NequIP model."""
+    if loaded.is_mace:
+        return loaded.torch_model()
+    if loaded.identity.kind == "nequip":
+        from electrodb.flows.batched_models import NequIPTorchSimModel
+
+        return NequIPTorchSimModel.from_loaded(loaded)
+    raise ValueError(
+        f"batched MD runs MACE and NequIP models, not {loaded.identity.kind} ({loaded.ref}); set md.batch: off"
+    )
+
+
+@dataclass
 class BatchedProductionMaker(Maker):
-    """NVT production of many systems in one batched torch-sim integration (worth it on a GPU only).
+    """NVT production of many systems in batched torch-sim integrations, checkpointed and resumable.
 
     The counterpart of :class:`~electrodb.flows.md.ProductionMDMaker` for a list of systems that share the
     model and the MD settings: each system gets its own :class:`TrajectoryDocument` and chunked frames in the
-    same stores, marked ``completed`` or ``unstable`` (reason, last good frame) independently. Systems that
+    job's stores, marked ``completed`` or ``unstable`` (reason, last good frame) independently. Systems that
     failed are retried once together with half the time step (when ``md.stability.retry_half_timestep``).
-    Completed systems are returned as they are; systems whose equilibration failed are skipped. No checkpoints:
-    a killed job reruns its unfinished systems from the start. ``wall_time_s`` and ``ns_per_day`` of each
-    document are those of its whole batch (documents carry ``batched=True`` and ``batch_size``).
+    Completed systems are returned as they are; systems whose equilibration failed (or is missing: the job
+    runs with ``on_missing_references=NONE`` in :func:`~electrodb.flows.batched_campaign.batched_campaign_flow`)
+    are skipped. Each box is checkpointed every :func:`~electrodb.flows.engine.checkpoint_interval` steps; a
+    rerun resumes every box from its checkpoint. ``wall_time_s`` and ``ns_per_day`` of each document are those
+    of its batch (documents carry ``batched=True`` and ``batch_size``).
 
     Attributes
     ----------
@@ -131,144 +178,252 @@ class BatchedProductionMaker(Maker):
     device
         ``'auto'`` (CUDA when available), ``'cuda'``, ``'cpu'``, ...
     max_atoms_per_batch
-        Split the systems into consecutive batches of at most this many atoms (None: one batch).
+        At most this many atoms per integration (None: no limit).
+    max_systems_per_batch
+        At most this many boxes per integration (``md.batch: N``; None: no limit).
+    autobatch
+        Let torch-sim's ``BinningAutoBatcher`` choose the boxes of each integration so that it fits the GPU
+        (``md.batch: auto``; on a CPU it changes nothing).
+    resume
+        Continue boxes from their checkpoints (False: restart them).
     """
 
     name: str = "batched production md"
     chunk_frames: int | None = None
     device: str = "auto"
     max_atoms_per_batch: int | None = None
+    max_systems_per_batch: int | None = None
+    autobatch: bool = False
+    resume: bool = True
 
-    @job
-    def make(self, specs: list[SystemSpec], systems: list[SystemDocument]) -> list[TrajectoryDocument]:
+    @store_job
+    def make(self, specs: list[SystemSpec], systems: list[SystemDocument | None]) -> list[TrajectoryDocument]:
         if len(specs) != len(systems):
             raise ValueError(f"{len(specs)} specs but {len(systems)} systems")
         if not specs:
             return []
+        from electrodb.flows.training import model_long_range
         from electrodb.models import ModelRef, load_model
-        from electrodb.stores import get_stores
 
         md = _common_md(specs)
+        stores = job_stores("trajectories", "data", "systems", "models")
         out: dict[int, TrajectoryDocument] = {}
-        todo: list[int] = []
-        with _stores() as stores:
-            for k, (spec, system) in enumerate(zip(specs, systems, strict=True)):
-                existing = stores.trajectories.query_one({"trajectory_id": spec.system_id})
-                if existing and existing["status"] == "completed":
+        todo: list[tuple[int, dict[str, Any] | None]] = []
+        for k, (spec, system) in enumerate(zip(specs, systems, strict=True)):
+            existing = stores.trajectories.query_one({"trajectory_id": spec.system_id})
+            if existing is not None:
+                existing.pop("_id", None)
+            if existing and existing["status"] == "completed":
+                out[k] = TrajectoryDocument(**existing)
+            elif system is None or system.status != "ok":
+                if existing:
                     out[k] = TrajectoryDocument(**existing)
-                elif system.status != "ok":
-                    if existing:
-                        out[k] = TrajectoryDocument(**existing)
-                else:
-                    todo.append(k)
-            if todo:
-                loaded = load_model(ModelRef.parse(specs[todo[0]].model), device=self.device)
-                identity = loaded.identity.model_dump(mode="json")
-                atoms = {k: atoms_from_dict(systems[k].atoms) for k in todo}
-                for k in todo:
-                    loaded.check_elements(atoms[k].get_chemical_symbols())
-                chunk = self.chunk_frames or get_stores().settings.trajectory_chunk_frames
-                torch_model = loaded.torch_model()
-                for group in _split_batches([len(atoms[k]) for k in todo], self.max_atoms_per_batch):
-                    ks = [todo[g] for g in group]
-                    docs = self._run_group(
-                        stores,
-                        md,
-                        [specs[k] for k in ks],
-                        [systems[k] for k in ks],
-                        [atoms[k] for k in ks],
-                        identity,
-                        torch_model,
-                        loaded.ref.dtype,
-                        chunk,
-                    )
-                    out.update(zip(ks, docs, strict=True))
+            else:
+                todo.append((k, existing))
+        if not todo:
+            return [out[k] for k in sorted(out)]
+        loaded = load_model(ModelRef.parse(specs[todo[0][0]].model), device=str(resolve_device(self.device)))
+        if model_long_range(stores, loaded.identity.model_id) is not None:
+            raise ValueError(
+                f"model {loaded.ref} was trained without a long-range term that batched MD cannot add back; "
+                "set md.batch: off"
+            )
+        identity = loaded.identity.model_dump(mode="json")
+        boxes = []
+        for k, existing in todo:
+            system = systems[k]
+            assert system is not None
+            atoms = atoms_from_dict(system.atoms)
+            loaded.check_elements(atoms.get_chemical_symbols())
+            boxes.append(self._prepare(stores, k, specs[k], system, atoms, existing, identity, md))
+        fresh = [b for b in boxes if b.state is None]
+        if fresh and md.nve_drift_steps > 0:  # once per model, as the sequential path does
+            probe = fresh[0].atoms.copy()
+            probe.calc = loaded.calculator()
+            ProductionMDMaker._check_nve_drift(stores, probe, identity, md, fresh[0].spec.temperature)
+        torch_model = _torch_sim_model(loaded)
+        chunk = self.chunk_frames or get_settings().trajectory_chunk_frames
+        pending = boxes
+        while pending:
+            retry: list[_Box] = []
+            for group in self._integrations(pending, torch_model, loaded.ref.dtype):
+                finished = self._integrate(stores, md, group, torch_model, loaded.ref.dtype, chunk)
+                for box, doc in zip(group, finished, strict=True):
+                    out[box.index] = doc
+                    if doc.status == "unstable" and not box.retried and md.stability.retry_half_timestep:
+                        retry.append(self._retry_box(stores, box, identity, md))
+            if retry:
+                _report(f"{len(retry)} system(s) unstable; retrying them once with half the time step")
+            pending = retry
         return [out[k] for k in sorted(out)]
 
-    def _run_group(
+    def _prepare(
         self,
-        stores: Any,
-        md: MDSettings,
-        specs: list[SystemSpec],
-        systems: list[SystemDocument],
-        atoms: list[Atoms],
+        stores: ElectroDBStores,
+        k: int,
+        spec: SystemSpec,
+        system: SystemDocument,
+        atoms: Atoms,
+        existing: dict[str, Any] | None,
         identity: dict[str, Any],
-        torch_model: torch.nn.Module,
+        md: MDSettings,
+    ) -> _Box:
+        """The box of one system: resumed from its checkpoint, or fresh (stored frames and checkpoint removed)."""
+        tid = spec.system_id
+        state = _load_checkpoint(stores, tid) if self.resume and existing else None
+        if state is not None and existing is not None:
+            doc = TrajectoryDocument(**existing)
+            retried = bool(existing.get("retried_with_half_timestep", False))
+            return _Box(k, spec, system, atoms, doc, state.timestep_fs, doc.sample_interval_steps, state, retried)
+        _discard(stores, tid)
+        doc = _new_trajectory_doc(spec, atoms, identity, md, md.timestep_fs, md.sample_every_steps)
+        return _Box(k, spec, system, atoms, doc, md.timestep_fs, md.sample_every_steps)
+
+    @staticmethod
+    def _retry_box(stores: ElectroDBStores, box: _Box, identity: dict[str, Any], md: MDSettings) -> _Box:
+        _discard(stores, box.spec.system_id)
+        timestep, sample_every = box.timestep_fs / 2, box.sample_every * 2
+        doc = _new_trajectory_doc(box.spec, box.atoms, identity, md, timestep, sample_every)
+        return _Box(box.index, box.spec, box.system, box.atoms, doc, timestep, sample_every, None, True)
+
+    def _integrations(self, boxes: list[_Box], torch_model: Any, dtype: str) -> list[list[_Box]]:
+        """The boxes of each integration: one time grid each, then cut by the autobatcher and the limits."""
+        grids: dict[tuple[float, int], list[_Box]] = {}
+        for box in boxes:
+            grids.setdefault((box.timestep_fs, box.sample_every), []).append(box)
+        out: list[list[_Box]] = []
+        for group in grids.values():
+            if self.autobatch and should_batch(self.device):
+                atoms = [b.atoms for b in group]
+                bins = autobatch_bins(atoms, torch_model, self.device, dtype, max_systems=self.max_systems_per_batch)
+            else:
+                bins = [list(range(len(group)))]
+            for bin_ in bins:
+                sizes = [len(group[i].atoms) for i in bin_]
+                for part in _split_batches(sizes, self.max_atoms_per_batch, self.max_systems_per_batch):
+                    out.append([group[bin_[i]] for i in part])
+        return out
+
+    def _integrate(
+        self,
+        stores: ElectroDBStores,
+        md: MDSettings,
+        group: list[_Box],
+        torch_model: Any,
         dtype: str,
         chunk: int,
     ) -> list[TrajectoryDocument]:
-        timestep, sample_every = md.timestep_fs, md.sample_every_steps
-        docs: list[TrajectoryDocument | None] = [None] * len(specs)
-        pending = list(range(len(specs)))
-        for attempt in range(2):
-            retried = attempt == 1
-            for i in pending:
-                tid = specs[i].system_id
-                truncate_chunks(stores.data, tid, 0)
-                stores.data.remove_docs({"blob_uuid": _checkpoint_uuid(tid)})
-                docs[i] = _mark(
-                    stores,
-                    _new_trajectory_doc(specs[i], atoms[i], identity, md, timestep, sample_every),
-                    status="running",
-                    density_kg_m3=systems[i].density_kg_m3,
-                    density_err_kg_m3=systems[i].density_err_kg_m3,
-                    box_length_A=systems[i].box_length_A,
-                    batched=True,
-                    batch_size=len(pending),
-                    retried_with_half_timestep=retried,
+        """One batched integration of ``group`` (same time grid); returns each box's final document."""
+        timestep, sample_every = group[0].timestep_fs, group[0].sample_every
+        docs, writers = [], []
+        for box in group:
+            tid = box.spec.system_id
+            if box.state is not None:
+                truncate_chunks(stores.data, tid, box.state.n_frames)
+            writers.append(
+                TrajectoryWriter(
+                    stores.data,
+                    tid,
+                    len(box.atoms),
+                    chunk,
+                    start_frame=box.state.n_frames if box.state else 0,
+                    start_chunk=box.state.n_chunks if box.state else 0,
                 )
-            writers = [TrajectoryWriter(stores.data, specs[i].system_id, len(atoms[i]), chunk) for i in pending]
-            n_steps = round(md.production_ps * 1000 / timestep)
-            label = f"batch of {len(pending)} systems ({sum(len(atoms[i]) for i in pending)} atoms)"
-
-            def progress(step: int, total: int, elapsed: float, label: str = label, dt: float = timestep) -> None:
-                ns_day = step * dt * 1e-6 / (elapsed / 86400) if elapsed > 0 else 0.0
-                _report(f"{label}: step {step}/{total}, {ns_day:.3f} ns/day per system")
-
-            result = run_batched_nvt(
-                [atoms[i] for i in pending],
-                torch_model,
-                [specs[i].temperature for i in pending],
-                timestep,
-                n_steps,
-                sample_every,
-                writers,
-                friction_per_fs=md.friction_per_fs,
-                seed=md.seed,
-                device=self.device,
-                dtype=dtype,
-                monitor=md.stability,
-                on_progress=progress,
             )
-            wall = result.wall_time_s
-            failed = []
-            for i, outcome in zip(pending, result.outcomes, strict=True):
-                doc = docs[i]
-                assert doc is not None
-                common = {
-                    "n_frames": outcome.n_frames,
-                    "n_chunks": outcome.n_chunks,
-                    "batch_device": result.device,
-                    "last_good_frame": outcome.last_good_frame,
-                }
-                if outcome.status == "unstable":
-                    docs[i] = _mark(stores, doc, status="unstable", status_reason=outcome.reason, **common)
-                    failed.append(i)
-                    continue
-                simulated_ns = n_steps * timestep * 1e-6
-                docs[i] = _mark(
+            docs.append(
+                _mark(
                     stores,
-                    doc,
-                    status="completed",
-                    duration_ps=(outcome.n_frames - 1) * doc.frame_interval_ps,
-                    wall_time_s=wall,
-                    ns_per_day=simulated_ns / (wall / 86400) if wall > 0 else None,
-                    mean_temperature_K=outcome.mean_temperature_K,
-                    std_temperature_K=outcome.std_temperature_K,
-                    **common,
+                    box.doc,
+                    status="running",
+                    density_kg_m3=box.system.density_kg_m3,
+                    density_err_kg_m3=box.system.density_err_kg_m3,
+                    density_converged=box.system.density_converged,
+                    box_length_A=box.system.box_length_A,
+                    batched=True,
+                    batch_size=len(group),
+                    retried_with_half_timestep=box.retried,
                 )
-            if not failed or retried or not md.stability.retry_half_timestep:
-                break
-            _report(f"{len(failed)} system(s) unstable; retrying them once with half the time step")
-            pending, timestep, sample_every = failed, timestep / 2, sample_every * 2
-        return [d for d in docs if d is not None]
+            )
+        n_steps = round(md.production_ps * 1000 / timestep)
+        label = f"batch of {len(group)} systems ({sum(len(b.atoms) for b in group)} atoms)"
+        started = time.perf_counter()
+
+        def progress(step: int, total: int, elapsed: float) -> None:
+            ns_day = step * timestep * 1e-6 / (elapsed / 86400) if elapsed > 0 else 0.0
+            _report(f"{label}: step {step}/{total}, {ns_day:.3f} ns/day per system")
+
+        result = run_batched_nvt(
+            [b.atoms for b in group],
+            torch_model,
+            [b.spec.temperature for b in group],
+            timestep,
+            n_steps,
+            sample_every,
+            writers,
+            friction_per_fs=md.friction_per_fs,
+            seed=md.seed,
+            device=self.device,
+            dtype=dtype,
+            monitor=md.stability,
+            on_progress=progress,
+            resume=[b.state for b in group],
+            checkpoint_every=checkpoint_interval(md.checkpoint_every_steps, n_steps, sample_every),
+            on_checkpoint=lambda k, state: _save_checkpoint(stores, group[k].spec.system_id, state),
+        )
+        wall = time.perf_counter() - started
+        final = []
+        for doc, outcome in zip(docs, result.outcomes, strict=True):
+            common = {
+                "n_frames": outcome.n_frames,
+                "n_chunks": outcome.n_chunks,
+                "batch_device": result.device,
+                "last_good_frame": outcome.last_good_frame,
+            }
+            if outcome.status == "unstable":
+                final.append(_mark(stores, doc, status="unstable", status_reason=outcome.reason, **common))
+                continue
+            final.append(self._complete(stores, md, doc, n_steps, timestep, doc.wall_time_s + wall, common))
+        return final
+
+    @staticmethod
+    def _complete(
+        stores: ElectroDBStores,
+        md: MDSettings,
+        doc: TrajectoryDocument,
+        n_steps: int,
+        timestep: float,
+        wall: float,
+        common: dict[str, Any],
+    ) -> TrajectoryDocument:
+        """Mark a finished box completed, with the temperature verdict over all its stored frames."""
+        temps = load_trajectory(
+            doc.model_dump(mode="json") | {"n_frames": common["n_frames"]},
+            stores.trajectories,
+            stores.data,
+            fields=("temperature_K",),
+        ).temperature_K
+        t_check = check_temperature(
+            temps,
+            doc.temperature,
+            ConvergenceTargets().with_overrides(getattr(doc, "targets", None)),
+            min_correlation_time_ps=kinetic_energy_relaxation_ps(md),
+            frame_interval_ps=doc.frame_interval_ps,
+            n_atoms=doc.n_atoms,
+        )
+        simulated_ns = n_steps * timestep * 1e-6
+        return _mark(
+            stores,
+            doc,
+            status="completed",
+            duration_ps=(common["n_frames"] - 1) * doc.frame_interval_ps,
+            wall_time_s=wall,
+            ns_per_day=simulated_ns / (wall / 86400) if wall > 0 else None,
+            **common,
+            **t_check.as_fields(),
+        )
+
+
+def _discard(stores: ElectroDBStores, tid: str) -> None:
+    """Remove a trajectory's stored frames and checkpoint (a fresh start)."""
+    truncate_chunks(stores.data, tid, 0)
+    stores.data.remove_docs({"blob_uuid": _checkpoint_uuid(tid)})

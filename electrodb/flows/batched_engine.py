@@ -24,6 +24,18 @@ force norm, temperature above factor × target, and closest pair distance (pairs
 periodic images included). It runs every ``check_every_steps`` steps and at every sample; non-finite forces or
 positions are tested after every step, so a NaN never reaches the neighbour list. A failing system is marked
 unstable (reason, step, last good frame), removed from the batch, and the others continue.
+
+Checkpoints and resume. Every ``checkpoint_every`` steps each box's writer is flushed and its state handed to
+``on_checkpoint`` as the same :class:`~electrodb.flows.engine.ProductionState` the sequential engine writes
+(unwrapped positions, momenta, cell, step, frames and chunks written), with the torch noise generator's state
+and the ids of the boxes it draws for as ``rng_state``. A run given ``resume`` states continues each box from
+its own step (boxes may be at different steps; each leaves the batch when it is done) and writes no frame twice.
+When the very same boxes resume from one checkpoint, the generator is restored and the continuation is that of
+the uninterrupted run up to float32 round-off; otherwise the noise is reseeded (a new, equally valid
+realisation).
+
+Batch composition. :func:`autobatch_bins` asks torch-sim's ``BinningAutoBatcher`` which boxes fit one
+integration on the GPU (its memory metric, atoms × number density, calibrated by forward passes on the device).
 """
 
 from __future__ import annotations
@@ -38,12 +50,14 @@ import torch
 from ase import Atoms, units
 
 from electrodb.campaign import StabilitySettings
+from electrodb.flows.engine import ProductionState
 from electrodb.trajectory import TrajectoryWriter
 
 __all__ = [
     "BatchedRunResult",
     "BatchedStabilityMonitor",
     "SystemOutcome",
+    "autobatch_bins",
     "resolve_device",
     "run_batched_nvt",
 ]
@@ -88,7 +102,8 @@ class SystemOutcome:
     index: int
     status: Literal["completed", "unstable"]
     n_atoms: int
-    n_steps: int = 0  # steps this system was integrated
+    n_steps: int = 0  # steps this system was integrated in this call
+    start_step: int = 0  # step it started from (its checkpoint's, or 0)
     reason: str | None = None
     failed_step: int | None = None
     n_frames: int = 0
@@ -260,16 +275,90 @@ class _ImageTracker:
         return pos + np.einsum("ni,nij->nj", images, cells[sidx])
 
 
-def _initial_momenta(systems: Sequence[Atoms]) -> np.ndarray | None:
-    """The atoms' own momenta (ASE units are torch-sim's) when every system carries non-zero momenta."""
-    if all(a.has("momenta") and np.any(a.get_momenta()) for a in systems):
-        return np.concatenate([a.get_momenta() for a in systems])
-    return None
+def _make_model(torch_model: Any, dev: torch.device, tdtype: torch.dtype) -> Any:
+    """A torch-sim ``ModelInterface``: given as one (e.g. :mod:`electrodb.flows.batched_models`), or a MACE module."""
+    from torch_sim.models.interface import ModelInterface
+    from torch_sim.models.mace import MaceModel
+
+    if isinstance(torch_model, ModelInterface):
+        return torch_model
+    return MaceModel(model=torch_model, device=dev, dtype=tdtype, compute_forces=True, compute_stress=False)
+
+
+def autobatch_bins(
+    systems: Sequence[Atoms],
+    torch_model: Any,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str = torch.float32,
+    max_memory_scaler: float | None = None,
+    max_systems: int | None = None,
+) -> list[list[int]]:
+    """Groups of system indices to integrate together, from torch-sim's ``BinningAutoBatcher``.
+
+    torch-sim bins the boxes by a memory metric (atoms × number density, ``n_atoms_x_density``) so that each bin
+    fits the GPU: with ``max_memory_scaler=None`` it measures the peak memory of forward passes on growing
+    copies of the smallest and largest box (CUDA only; tried up to the total atom count of ``systems``, so the
+    estimate costs a few forward passes). On a CPU without ``max_memory_scaler`` there is nothing to measure and
+    all systems form one bin. Bins are then cut into pieces of at most ``max_systems`` systems.
+
+    Returns
+    -------
+    list of list of int
+        Indices into ``systems``; every index appears exactly once, each bin in ascending order.
+    """
+    if not systems:
+        return []
+    dev, tdtype = resolve_device(device), _torch_dtype(dtype)
+    if max_memory_scaler is None and dev.type != "cuda":
+        bins = [list(range(len(systems)))]
+    else:
+        ts = _torch_sim()
+        from torch_sim.autobatching import BinningAutoBatcher
+
+        model = _make_model(torch_model, dev, tdtype)
+        batcher = BinningAutoBatcher(
+            model,
+            memory_scales_with=getattr(model, "memory_scales_with", "n_atoms_x_density"),
+            max_memory_scaler=max_memory_scaler,
+            max_atoms_to_try=max(2, sum(len(a) for a in systems)),
+        )
+        batcher.load_states([ts.initialize_state(a.copy(), dev, tdtype) for a in systems])
+        bins = [sorted(int(i) for i in b) for b in batcher.index_bins]
+    if max_systems is not None:
+        bins = [b[i : i + max_systems] for b in bins for i in range(0, len(b), max_systems)]
+    return bins
+
+
+def _rng_state(dev: torch.device, batch_ids: Sequence[str]) -> dict[str, Any]:
+    """The thermostat noise generator's state (JSON-safe), and the boxes it was drawing for, in order."""
+    state = torch.cuda.get_rng_state(dev) if dev.type == "cuda" else torch.get_rng_state()
+    return {"bit_generator": "torch", "device": dev.type, "state": state.tolist(), "batch": list(batch_ids)}
+
+
+def _seed_noise(dev: torch.device, resume: Sequence[ProductionState | None], ids: list[str], seed: int) -> bool:
+    """Restore the noise generator when every box resumes from one checkpoint of this very batch (then the
+    continuation is the uninterrupted run's); else seed it with ``seed + 1 + step``. True when restored."""
+    states = [r.rng_state if r is not None else None for r in resume]
+    first = states[0]
+    same = (
+        isinstance(first, dict)
+        and first.get("bit_generator") == "torch"
+        and first.get("device") == dev.type
+        and first.get("batch") == ids
+        and all(s == first for s in states)
+        and len({r.step for r in resume if r is not None}) == 1
+    )
+    if same and first is not None:
+        saved = torch.tensor(first["state"], dtype=torch.uint8)
+        torch.cuda.set_rng_state(saved, dev) if dev.type == "cuda" else torch.set_rng_state(saved)
+        return True
+    torch.manual_seed(seed + 1 + min((r.step for r in resume if r is not None), default=0))
+    return False
 
 
 def run_batched_nvt(
     systems: Sequence[Atoms],
-    torch_model: torch.nn.Module,
+    torch_model: Any,
     temperatures: Sequence[float],
     timestep_fs: float,
     n_steps: int,
@@ -281,22 +370,29 @@ def run_batched_nvt(
     dtype: torch.dtype | str = torch.float32,
     monitor: StabilitySettings | None = StabilitySettings(),
     on_progress: Callable[[int, int, float], None] | None = None,
+    *,
+    resume: Sequence[ProductionState | None] | None = None,
+    checkpoint_every: int | None = None,
+    on_checkpoint: Callable[[int, ProductionState], None] | None = None,
 ) -> BatchedRunResult:
     """Run NVT Langevin (BAOAB) for all ``systems`` in one batched torch-sim integration.
 
     Parameters
     ----------
     systems
-        Periodic boxes (any sizes); not modified. Their momenta are used when every box has non-zero momenta,
-        otherwise momenta are drawn from Maxwell–Boltzmann at each box's temperature (seeded, zero net momentum).
+        Periodic boxes (any sizes); not modified. A box's own momenta are used when it carries non-zero ones;
+        the others get Maxwell–Boltzmann momenta at their temperature (seeded).
     torch_model
-        A MACE ``torch.nn.Module`` (e.g. ``load_model(ref).torch_model()``); moved to ``device``/``dtype``.
+        A MACE ``torch.nn.Module`` (e.g. ``load_model(ref).torch_model()``), or any torch-sim ``ModelInterface``
+        (e.g. :class:`electrodb.flows.batched_models.NequIPTorchSimModel`).
     temperatures
         Target temperature per system (K).
     timestep_fs, n_steps, sample_every
-        Time step (fs), number of steps, and frames stored every ``sample_every`` steps (frame 0 = the start).
+        Time step (fs), total steps of each run, and frames stored every ``sample_every`` steps (frame 0 = the
+        start); frame j is the state after j × ``sample_every`` steps, at time j × ``sample_every`` × dt.
     writers
-        One :class:`TrajectoryWriter` per system (``n_atoms`` must match); flushed at the end.
+        One :class:`TrajectoryWriter` per system (``n_atoms`` must match); flushed at the end. A resumed system's
+        writer starts at its checkpoint's ``n_frames`` / ``n_chunks``.
     friction_per_fs
         Langevin friction γ (1/fs): momenta relax as exp(−γ t).
     seed
@@ -311,6 +407,16 @@ def run_batched_nvt(
         ``None`` disables the checks except the per-step finite test.
     on_progress
         Called as ``on_progress(step, n_steps, elapsed_s)`` every max(sample_every, 50) steps.
+    resume
+        Per system, a checkpoint to continue from (``None``: start at step 0). Its positions are unwrapped (Å),
+        its step a multiple of ``sample_every``; the frame at that step is already stored and is not written
+        again. Systems may resume from different steps: each leaves the batch when it reaches ``n_steps``.
+    checkpoint_every
+        Steps between checkpoints of each system (a multiple of ``sample_every``; ``None``: none).
+    on_checkpoint
+        Called as ``on_checkpoint(index, state)`` after the system's writer was flushed, so a checkpoint never
+        refers to frames held only in memory. ``state.rng_state`` holds the torch noise generator and the ids of
+        the boxes it draws for: a rerun of the same boxes restores it and continues the uninterrupted run.
 
     Returns
     -------
@@ -319,33 +425,50 @@ def run_batched_nvt(
         and the atom-steps integrated.
     """
     ts = _torch_sim()
-    from torch_sim.models.mace import MaceModel
-
     n_sys = len(systems)
-    if not (len(temperatures) == len(writers) == n_sys) or n_sys == 0:
+    resume = list(resume) if resume is not None else [None] * n_sys
+    if not (len(temperatures) == len(writers) == len(resume) == n_sys) or n_sys == 0:
         raise ValueError(
-            f"need one temperature and one writer per system: {n_sys} systems, "
-            f"{len(temperatures)} temperatures, {len(writers)} writers"
+            f"need one temperature, one writer and one resume entry per system: {n_sys} systems, "
+            f"{len(temperatures)} temperatures, {len(writers)} writers, {len(resume)} resume entries"
         )
     for a, w in zip(systems, writers, strict=True):
         if w.n_atoms != len(a):
             raise ValueError(f"writer {w.trajectory_id} expects {w.n_atoms} atoms, the system has {len(a)}")
     if n_steps < 0 or sample_every < 1:
         raise ValueError("n_steps must be >= 0 and sample_every >= 1")
+    if checkpoint_every is not None and (checkpoint_every < 1 or checkpoint_every % sample_every):
+        raise ValueError(f"checkpoint_every ({checkpoint_every}) must be a positive multiple of {sample_every}")
+    start = [r.step if r is not None else 0 for r in resume]
+    for k, s0 in enumerate(start):
+        if s0 > n_steps or s0 % sample_every:
+            raise ValueError(f"system {k} resumes at step {s0}: not on the {sample_every}-step grid of {n_steps}")
     dev, tdtype = resolve_device(device), _torch_dtype(dtype)
     started = time.perf_counter()
 
-    state = ts.initialize_state([a.copy() for a in systems], dev, tdtype)
-    model = MaceModel(model=torch_model, device=dev, dtype=tdtype, compute_forces=True, compute_stress=False)
+    boxes = []
+    for a, r in zip(systems, resume, strict=True):
+        box = a.copy()
+        if r is not None:  # unwrapped positions: the image counts below start at zero
+            box.set_cell(r.cell)
+            box.set_positions(r.positions)
+            box.set_momenta(r.momenta)
+        boxes.append(box)
+    state = ts.initialize_state(boxes, dev, tdtype)
+    model = _make_model(torch_model, dev, tdtype)
     temps_all = torch.tensor(list(temperatures), device=dev, dtype=tdtype)
     kt = temps_all * _KB_EV_K
     dt = torch.tensor(timestep_fs * _FS, device=dev, dtype=tdtype)
     gamma = torch.tensor(friction_per_fs / _FS, device=dev, dtype=tdtype)
     init_fn, update_fn = ts.nvt_langevin(model, dt=dt, kT=kt, gamma=gamma, seed=seed)
     state = init_fn(state, kT=kt, seed=seed)
-    momenta = _initial_momenta(systems)
-    if momenta is not None:
-        state.momenta = torch.tensor(momenta, device=dev, dtype=tdtype)
+    momenta = state.momenta.clone()
+    offset = 0
+    for box in boxes:
+        if box.has("momenta") and np.any(box.get_momenta()):
+            momenta[offset : offset + len(box)] = torch.tensor(box.get_momenta(), device=dev, dtype=tdtype)
+        offset += len(box)
+    state.momenta = momenta
 
     symbols = [s for a in systems for s in a.get_chemical_symbols()]
     checker = BatchedStabilityMonitor(monitor or _FINITE_ONLY, temps_all.clone(), symbols)
@@ -356,44 +479,47 @@ def run_batched_nvt(
     frame_ps = sample_every * timestep_fs / 1000.0
     atom_steps = 0
 
-    # Times come from the step count (frame k at k × sample_every steps after the writer's next frame).
-    time0_ps = [w.next_frame * frame_ps for w in writers]
+    def bounds() -> list[tuple[int, int]]:
+        counts = torch.bincount(state.system_idx, minlength=state.n_systems).cpu().numpy()
+        ends = np.cumsum(counts)
+        return [(int(e - c), int(e)) for c, e in zip(counts, ends, strict=True)]
 
-    def sample(step_now: int) -> None:
+    def sample(which: list[int]) -> None:
         pos = tracker.unwrapped(state)
         cells = tracker.cells.cpu().double().numpy()
         energy = state.energy.detach().cpu().double().numpy()
         temp = _temperatures(state).detach().cpu().double().numpy()
-        counts = torch.bincount(state.system_idx, minlength=state.n_systems).cpu().numpy()
-        start = 0
-        for b, k in enumerate(active):
-            writer = writers[k]
-            time_ps = time0_ps[k] + step_now * timestep_fs / 1000.0
-            writer.append(pos[start : start + counts[b]], cells[b], time_ps, energy[b], temp[b])
+        spans = bounds()
+        for b in which:
+            k, (lo, hi) = active[b], spans[b]
+            writers[k].append(pos[lo:hi], cells[b], writers[k].next_frame * frame_ps, energy[b], temp[b])
             outcomes[k].temperatures_K.append(float(temp[b]))
-            start += counts[b]
 
-    def check(step: int, full: bool) -> None:
-        nonlocal state, kt, active
-        failures = checker.check(state, _temperatures(state), step) if full else {}
-        if not failures:
-            return
-        for b, reason in failures.items():
-            k = active[b]
+    def checkpoint(which: list[int], i: int, continuing: list[str]) -> None:
+        assert on_checkpoint is not None
+        pos = tracker.unwrapped(state)
+        mom = state.momenta.detach().cpu().double().numpy()
+        cells = tracker.cells.cpu().double().numpy()
+        rng = _rng_state(dev, continuing)
+        spans = bounds()
+        for b in which:
+            k, (lo, hi) = active[b], spans[b]
             writers[k].flush()
-            outcomes[k] = SystemOutcome(
-                index=k,
-                status="unstable",
-                n_atoms=outcomes[k].n_atoms,
-                n_steps=step,
-                reason=reason,
-                failed_step=step,
-                n_frames=writers[k].n_frames,
-                n_chunks=writers[k].n_chunks,
-                last_good_frame=writers[k].n_frames - 1 if writers[k].n_frames else None,
-                temperatures_K=outcomes[k].temperatures_K,
+            saved = ProductionState(
+                start[k] + i,
+                writers[k].n_frames,
+                writers[k].n_chunks,
+                pos[lo:hi],
+                mom[lo:hi],
+                cells[b],
+                rng,
+                timestep_fs,
             )
-        keep = [b for b in range(len(active)) if b not in failures]
+            on_checkpoint(k, saved)
+
+    def drop(which: set[int]) -> None:
+        nonlocal state, kt, active
+        keep = [b for b in range(len(active)) if b not in which]
         active = [active[b] for b in keep]
         if not active:
             return
@@ -404,29 +530,64 @@ def run_batched_nvt(
         checker.select(keep_t, keep_atoms.cpu().numpy())
         tracker.select(state, keep_atoms)
 
+    def check(i: int, full: bool) -> None:
+        failures = checker.check(state, _temperatures(state), i) if full else {}
+        for b, reason in failures.items():
+            k = active[b]
+            writers[k].flush()
+            outcomes[k] = SystemOutcome(
+                index=k,
+                status="unstable",
+                n_atoms=outcomes[k].n_atoms,
+                n_steps=i,
+                start_step=start[k],
+                reason=reason,
+                failed_step=start[k] + i,
+                n_frames=writers[k].n_frames,
+                n_chunks=writers[k].n_chunks,
+                last_good_frame=writers[k].n_frames - 1 if writers[k].n_frames else None,
+                temperatures_K=outcomes[k].temperatures_K,
+            )
+        if failures:
+            drop(set(failures))
+
+    def finish(i: int) -> None:
+        done = {b for b, k in enumerate(active) if start[k] + i >= n_steps}
+        for b in done:
+            outcomes[active[b]].n_steps = i
+            outcomes[active[b]].start_step = start[active[b]]
+        if done:
+            drop(done)
+
+    ids = [w.trajectory_id for w in writers]
     rng_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=rng_devices):  # no torch.no_grad(): MACE forces need autograd
-        torch.manual_seed(seed + 1)
+        _seed_noise(dev, resume, ids, seed)
         check(0, check_every is not None)
-        if active:
-            sample(0)
-        for step in range(1, n_steps + 1):
+        fresh = [b for b, k in enumerate(active) if resume[k] is None]
+        if fresh:
+            sample(fresh)
+        finish(0)
+        for i in range(1, n_steps - min(start) + 1):
             if not active:
                 break
             atom_steps += state.n_atoms
             state = update_fn(state, kT=kt)
             tracker.update(state)
-            is_sample = step % sample_every == 0
-            full = check_every is not None and (is_sample or step % check_every == 0)
-            if not checker.finite(state):
-                full = True
-            check(step, full)
-            if is_sample and active:
-                sample(step)
-            if on_progress is not None and step % max(sample_every, 50) == 0:
-                on_progress(step, n_steps, time.perf_counter() - started)
-    for k in active:
-        outcomes[k].n_steps = n_steps
+            steps = [start[k] + i for k in active]
+            full = check_every is not None and any(s % sample_every == 0 or s % check_every == 0 for s in steps)
+            check(i, full or not checker.finite(state))
+            steps = [start[k] + i for k in active]
+            to_sample = [b for b, s in enumerate(steps) if s % sample_every == 0]
+            if to_sample:
+                sample(to_sample)
+            if checkpoint_every is not None and on_checkpoint is not None:
+                due = [b for b, s in enumerate(steps) if s % checkpoint_every == 0]
+                if due:
+                    checkpoint(due, i, [ids[k] for k, s in zip(active, steps, strict=True) if s < n_steps])
+            finish(i)
+            if on_progress is not None and i % max(sample_every, 50) == 0:
+                on_progress(max(steps, default=n_steps), n_steps, time.perf_counter() - started)
     for w in writers:
         w.flush()
     for o in outcomes:
