@@ -67,12 +67,17 @@ def plan_table(campaign: Campaign) -> Table:
     return table
 
 
-def run_with_progress(campaign: Campaign, stores: Any, console: Console, maker: Any = None) -> Any:
-    """Run a campaign locally with a progress bar (terminal) or plain progress lines (file); return its summary."""
+def run_with_progress(campaign: Campaign, stores: Any, console: Console, maker: Any = None, workers: int = 1) -> Any:
+    """Run a campaign locally with a progress bar (terminal) or plain progress lines (file); return its summary.
+
+    With ``workers`` > 1 the systems run in that many worker processes (:mod:`electrodb.flows.workers`); each
+    system's start and finish, and each worker death, is one line on the terminal and in a file alike.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from electrodb.flows import md as md_flows
-    from electrodb.flows.campaign import run_campaign
+    from electrodb.flows.batched_campaign import run_campaign_batched
+    from electrodb.flows.workers import run_campaign_workers
 
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -97,9 +102,19 @@ def run_with_progress(campaign: Campaign, stores: Any, console: Console, maker: 
                 console.log(line)
                 last_line[0] = time.monotonic()
 
+        def on_event(event: Any) -> None:
+            if event.kind == "line":
+                on_line(f"worker {event.worker + 1}: {event.text}")
+                return
+            progress.update(task, total=event.total, completed=event.finished, description="systems")
+            console.log(event.message, markup=False)
+
         md_flows.set_progress_hook(on_line)
         try:
-            summary = run_campaign(campaign, stores, maker=maker, on_system=on_system)
+            if workers > 1:
+                summary = run_campaign_workers(campaign, stores, workers, maker=maker, on_event=on_event)
+            else:  # md.batch: batched torch-sim production on a GPU; the sequential path on CPU or with "off"
+                summary = run_campaign_batched(campaign, stores, on_system=on_system, maker=maker)
         finally:
             md_flows.set_progress_hook(None)
         done = len(summary.completed) + len(summary.unstable) + len(summary.failed)

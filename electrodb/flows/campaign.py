@@ -1,7 +1,9 @@
 """A campaign as jobflow Flows: one :class:`ElectrolyteFlowMaker` flow per system not yet completed.
 
-Local runs use jobflow's ``run_locally`` (one system at a time, so progress can be shown per system);
-distributed runs convert the same flow for FireWorks (``flow_to_workflow``) or submit it with jobflow-remote.
+Local runs use jobflow's ``run_locally``: one system at a time (:func:`run_campaign`, so progress can be shown per
+system) or k at once in worker processes with a device each (:mod:`electrodb.flows.workers`), both through
+:func:`run_system`; distributed runs convert the same flow for FireWorks (``flow_to_workflow``) or submit it
+with jobflow-remote.
 """
 
 from __future__ import annotations
@@ -13,14 +15,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jobflow import Flow, run_locally
+from jobflow import Flow, JobStore, run_locally
 
 from electrodb.campaign import Campaign, SystemSpec
 from electrodb.flows.md import ElectrolyteFlowMaker
 from electrodb.stores import ElectroDBStores
 from electrodb.trajectory import utcnow
 
-__all__ = ["CampaignRunSummary", "campaign_flow", "pending_systems", "register_campaign", "run_campaign"]
+__all__ = [
+    "CampaignRunSummary",
+    "PreparedRun",
+    "campaign_flow",
+    "mark_failed",
+    "pending_systems",
+    "prepare_campaign_run",
+    "record_outcome",
+    "register_campaign",
+    "run_campaign",
+    "run_system",
+]
 
 
 def register_campaign(campaign: Campaign, stores: ElectroDBStores, model_id: str) -> None:
@@ -59,6 +72,8 @@ def campaign_flow(specs: list[SystemSpec], maker: ElectrolyteFlowMaker | None = 
 
 @dataclass
 class CampaignRunSummary:
+    """What a campaign run did: system ids per outcome, with the reasons of the unstable and failed ones."""
+
     total: int
     skipped: list[str] = field(default_factory=list)
     completed: list[str] = field(default_factory=list)
@@ -66,6 +81,8 @@ class CampaignRunSummary:
     failed: list[str] = field(default_factory=list)
     solvation: dict[str, str] = field(default_factory=dict)  # solvation_id -> status
     reasons: dict[str, str] = field(default_factory=dict)  # system_id -> why it failed or is unstable
+    # system_id -> how each worker running it died (``--workers`` only; the system was resumed elsewhere)
+    worker_deaths: dict[str, list[str]] = field(default_factory=dict)
 
 
 class _JobErrors(logging.Handler):
@@ -130,22 +147,29 @@ def with_model_cutoff(campaign: Campaign) -> tuple[Campaign, str | None]:
     return campaign, None
 
 
-def run_campaign(
-    campaign: Campaign,
-    stores: ElectroDBStores,
-    model_id: str | None = None,
-    maker: ElectrolyteFlowMaker | None = None,
-    on_system: Callable[[int, int, SystemSpec], None] | None = None,
-) -> CampaignRunSummary:
-    """Run every pending system of ``campaign`` locally into ``stores``; skip completed ones.
+@dataclass
+class PreparedRun:
+    """A campaign ready to run: see :func:`prepare_campaign_run`."""
 
-    The box-size check uses the model's own cutoff where it is larger than ``model_cutoff_A``
-    (:func:`with_model_cutoff`).
+    campaign: Campaign
+    model_id: str
+    todo: list[SystemSpec]
+    summary: CampaignRunSummary
+
+
+def prepare_campaign_run(campaign: Campaign, stores: ElectroDBStores, model_id: str | None = None) -> PreparedRun:
+    """What every way of running a campaign does first: the model's cutoff, the campaign recorded, completed
+    systems skipped (and tagged with this campaign too).
+
+    Returns
+    -------
+    PreparedRun
+        The campaign (with the model's own cutoff, :func:`with_model_cutoff`), its model id, the systems still
+        to run in the campaign's order, and a summary holding the total and the skipped ones.
     """
     campaign, _ = with_model_cutoff(campaign)
     specs = campaign.systems(model_id=model_id)
-    model_id = specs[0].model_id
-    register_campaign(campaign, stores, model_id)
+    register_campaign(campaign, stores, specs[0].model_id)
     todo, done = pending_systems(specs, stores)
     summary = CampaignRunSummary(total=len(specs), skipped=[s.system_id for s in done])
     for spec in done:  # a finished system may belong to several campaigns
@@ -158,45 +182,100 @@ def run_campaign(
             ],
             key="trajectory_id",
         )
+    return PreparedRun(campaign, specs[0].model_id, todo, summary)
+
+
+def run_system(
+    spec: SystemSpec,
+    stores: ElectroDBStores,
+    maker: ElectrolyteFlowMaker | None = None,
+    job_store: JobStore | None = None,
+) -> tuple[str, str | None]:
+    """Run one system's flow locally (``run_locally`` on ``stores.job_store()``); resume what was stored.
+
+    A rerun (after an interruption, a killed worker or a failure) first removes the job documents of the
+    earlier attempt, then continues from the stored box, equilibrated state and production checkpoint.
+
+    Parameters
+    ----------
+    spec
+        The system.
+    stores
+        The database the system's documents and blobs go to.
+    maker
+        The flow maker (default :class:`ElectrolyteFlowMaker`).
+    job_store
+        ``stores.job_store()``, when the caller already built it.
+
+    Returns
+    -------
+    tuple
+        The system's status (``completed``, ``unstable`` or ``failed``) and the reason (None when completed).
+    """
+    maker = maker or ElectrolyteFlowMaker()
+    job_store = job_store or stores.job_store()
+    flow = maker.make(spec)
+    flow.update_metadata({"electrodb_system_id": spec.system_id})
+    # The system's data live in its own collections, so the old job outputs would only pile up.
+    job_store.remove_docs({"metadata.electrodb_system_id": spec.system_id})
+    with _capture_job_errors() as errors:
+        responses = run_locally(flow, store=job_store, create_folders=False, log=False, ensure_success=False)
+    del responses
+    doc = stores.trajectories.query_one({"trajectory_id": spec.system_id}, properties=["status", "status_reason"])
+    status = doc["status"] if doc else "failed"
+    if status == "completed":
+        return status, None
+    if status == "unstable":
+        return status, (doc or {}).get("status_reason") or "unstable (no reason recorded)"
+    reason = "; ".join(errors.errors) or (doc or {}).get("status_reason") or "no error was reported"
+    mark_failed(stores, spec.system_id, reason)
+    return "failed", reason
+
+
+def mark_failed(stores: ElectroDBStores, system_id: str, reason: str) -> None:
+    """Record ``failed`` and the reason on a system's trajectory document, when it has one (its frames, boxes
+    and checkpoint stay: a rerun resumes from them)."""
+    doc = stores.trajectories.query_one({"trajectory_id": system_id})
+    if doc is None:
+        return
+    doc.pop("_id", None)
+    stores.trajectories.update(
+        [{**doc, "status": "failed", "status_reason": reason, "last_updated": utcnow()}], key="trajectory_id"
+    )
+
+
+def record_outcome(summary: CampaignRunSummary, system_id: str, status: str, reason: str | None) -> None:
+    """Add one system's outcome (from :func:`run_system`) to ``summary``."""
+    if status == "completed":
+        summary.completed.append(system_id)
+        return
+    (summary.unstable if status == "unstable" else summary.failed).append(system_id)
+    summary.reasons[system_id] = reason or f"{status} (no reason recorded)"
+
+
+def run_campaign(
+    campaign: Campaign,
+    stores: ElectroDBStores,
+    model_id: str | None = None,
+    maker: ElectrolyteFlowMaker | None = None,
+    on_system: Callable[[int, int, SystemSpec], None] | None = None,
+) -> CampaignRunSummary:
+    """Run every pending system of ``campaign`` locally into ``stores``, one at a time; skip completed ones.
+
+    The box-size check uses the model's own cutoff where it is larger than ``model_cutoff_A``
+    (:func:`with_model_cutoff`). Several systems at once: :func:`electrodb.flows.workers.run_campaign_workers`.
+    """
+    run = prepare_campaign_run(campaign, stores, model_id)
     maker = maker or ElectrolyteFlowMaker()
     job_store = stores.job_store()
-    for k, spec in enumerate(todo):
+    for k, spec in enumerate(run.todo):
         if on_system:
-            on_system(k, len(todo), spec)
-        flow = maker.make(spec)
-        flow.update_metadata({"electrodb_system_id": spec.system_id})
-        # A rerun (after an interruption or a failure) supersedes the job documents of the earlier attempt:
-        # the system's data live in its own collections, so the old job outputs would only pile up.
-        job_store.remove_docs({"metadata.electrodb_system_id": spec.system_id})
-        with _capture_job_errors() as errors:
-            responses = run_locally(flow, store=job_store, create_folders=False, log=False, ensure_success=False)
-        doc = stores.trajectories.query_one({"trajectory_id": spec.system_id}, properties=["status", "status_reason"])
-        status = doc["status"] if doc else "failed"
-        if status == "completed":
-            summary.completed.append(spec.system_id)
-        elif status == "unstable":
-            summary.unstable.append(spec.system_id)
-            summary.reasons[spec.system_id] = (doc or {}).get("status_reason") or "unstable (no reason recorded)"
-        else:
-            summary.failed.append(spec.system_id)
-            reason = "; ".join(errors.errors) or (doc or {}).get("status_reason") or "no error was reported"
-            summary.reasons[spec.system_id] = reason
-            if doc:  # the trajectory document carries the failing job's error text too
-                stores.trajectories.update(
-                    [
-                        {
-                            **stores.trajectories.query_one({"trajectory_id": spec.system_id}),
-                            "status": "failed",
-                            "status_reason": reason,
-                            "last_updated": utcnow(),
-                        }
-                    ],
-                    key="trajectory_id",
-                )
-        del responses
-    if campaign.solvation:
-        summary.solvation = run_solvation(campaign, stores, model_id)
-    return summary
+            on_system(k, len(run.todo), spec)
+        status, reason = run_system(spec, stores, maker, job_store)
+        record_outcome(run.summary, spec.system_id, status, reason)
+    if run.campaign.solvation:
+        run.summary.solvation = run_solvation(run.campaign, stores, run.model_id)
+    return run.summary
 
 
 def run_solvation(campaign: Campaign, stores: ElectroDBStores, model_id: str) -> dict[str, str]:
