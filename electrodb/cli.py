@@ -9,10 +9,6 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from rich.text import Text
-
-from electrodb import reporting
-from electrodb.campaign import Campaign
 
 # Before any torch import: the weights-only override MACE + e3nn 0.4.4 need under torch 2.13 (see the environment
 # notes), and silence known, harmless dependency warnings that would bury the progress output.
@@ -26,122 +22,15 @@ for _pattern in (
 ):
     warnings.filterwarnings("ignore", message=_pattern)
 
+from electrodb.cli_campaign import campaign_app  # noqa: E402  (after the environment set-up above)
+from electrodb.cli_common import _fail, console  # noqa: E402
+
 app = typer.Typer(help="ElectroDB: electrolyte property databases from NNP molecular dynamics.", no_args_is_help=True)
-campaign_app = typer.Typer(help="Plan and run screening campaigns.", no_args_is_help=True)
 db_app = typer.Typer(help="Inspect the database.", no_args_is_help=True)
 model_app = typer.Typer(help="Train, fine-tune and list models.", no_args_is_help=True)
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(db_app, name="db")
 app.add_typer(model_app, name="model")
-console = reporting.make_console()
-
-
-def _fail(message: str) -> None:
-    """Print ``error: message`` unwrapped and verbatim (no rich markup, no line breaks), exit with code 2."""
-    console.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
-    raise typer.Exit(code=2)
-
-
-def _load_campaign(spec: Path, model: str | None) -> Campaign:
-    try:
-        campaign = Campaign.from_yaml(spec)
-    except (FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
-    if model:
-        campaign = campaign.model_copy(update={"model": model})
-    from electrodb.flows.campaign import with_model_cutoff
-
-    campaign, note = with_model_cutoff(campaign)
-    if note:
-        console.print(f"note: {note}", soft_wrap=True, markup=False)
-    return campaign
-
-
-def plan_table(campaign: Campaign) -> Table:
-    """The campaign's systems as a table; a box that cannot be built exits with its message."""
-    try:
-        return reporting.plan_table(campaign)
-    except ValueError as exc:
-        _fail(str(exc))
-
-
-@campaign_app.command("plan")
-def campaign_plan(spec: Path, model: Annotated[str | None, typer.Option(help="override the model")] = None) -> None:
-    """Print the systems a campaign expands into (counts, box sizes, density source)."""
-    console.print(plan_table(_load_campaign(spec, model)))
-
-
-@campaign_app.command("status")
-def campaign_status(spec: Path, model: Annotated[str | None, typer.Option(help="override the model")] = None) -> None:
-    """Each system of a campaign: pending, running, completed, unstable or failed, with the reason."""
-    from electrodb.stores import get_stores
-
-    campaign = _load_campaign(spec, model)
-    try:
-        specs = campaign.systems()
-    except ValueError as exc:
-        _fail(str(exc))
-    with get_stores(read_only=True) as stores:
-        docs = {
-            d["trajectory_id"]: d
-            for d in stores.trajectories.query(
-                {"trajectory_id": {"$in": [s.system_id for s in specs]}},
-                properties=["trajectory_id", "status", "status_reason", "n_frames", "temperature_status"],
-            )
-        }
-    table = Table(title=f"campaign {campaign.name}: {len(specs)} systems")
-    for col in ("system id", "salt", "m mol/kg", "T K", "status", "frames", "T check", "reason"):
-        table.add_column(col, justify="right" if col in ("m mol/kg", "T K", "frames") else "left")
-    counts: dict[str, int] = {}
-    for s in specs:
-        doc = docs.get(s.system_id, {})
-        status = doc.get("status", "pending")
-        counts[status] = counts.get(status, 0) + 1
-        table.add_row(
-            s.system_id[:10],
-            s.salt,
-            f"{s.molality:.3f}",
-            f"{s.temperature:.1f}",
-            status,
-            str(doc.get("n_frames", 0)),
-            str(doc.get("temperature_status") or "—"),
-            (doc.get("status_reason") or "")[:200],
-        )
-    console.print(table)
-    console.print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())), soft_wrap=True)
-
-
-@campaign_app.command("run")
-def campaign_run(
-    spec: Path,
-    model: Annotated[str | None, typer.Option(help="MACE file (fine-tuned for real campaigns)")] = None,
-    fireworks: Annotated[bool, typer.Option(help="add the flow to a FireWorks LaunchPad instead")] = False,
-) -> None:
-    """Run every system of a campaign that is not completed yet (local jobflow run, or FireWorks)."""
-    from electrodb.flows.campaign import campaign_flow, pending_systems
-    from electrodb.stores import get_stores
-
-    campaign = _load_campaign(spec, model)
-    console.print(plan_table(campaign))
-    with get_stores() as stores:
-        if fireworks:
-            from fireworks import LaunchPad
-            from jobflow.managers.fireworks import flow_to_workflow
-
-            todo, _ = pending_systems(campaign.systems(), stores)
-            workflow = flow_to_workflow(campaign_flow(todo, name=campaign.name), store=stores.job_store())
-            LaunchPad.auto_load().add_wf(workflow)
-            console.print(f"added {len(todo)} systems to the FireWorks LaunchPad; run them with rlaunch")
-            return
-        summary = reporting.run_with_progress(campaign, stores, console)
-    console.print(
-        f"completed {len(summary.completed)}, skipped (already done) {len(summary.skipped)}, "
-        f"unstable {len(summary.unstable)}, failed {len(summary.failed)} of {summary.total}"
-    )
-    for line in reporting.failure_lines(summary, stores_hint=f"electrodb campaign run {spec}"):
-        console.print(line, soft_wrap=True, markup=False)
-    if summary.failed:
-        raise typer.Exit(code=1)
 
 
 @db_app.command("info")
@@ -352,17 +241,31 @@ def model_list() -> None:
 
 @app.command()
 def build(
-    rebuild: Annotated[bool, typer.Option(help="forget built documents and rebuild everything")] = False,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            help="reprocess every input and replace its documents in place (readers never see an empty "
+            "database), then remove those whose source is gone"
+        ),
+    ] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, help="processes for the per-trajectory analysis (1: serial, in this process)")
+    ] = 1,
 ) -> None:
-    """Run the builders: trajectories -> structure/transport/pairing/kinetics -> summaries -> thermodynamics."""
+    """Run the builders: trajectories -> structure/transport/pairing/kinetics -> summaries -> thermodynamics.
+
+    Each finished item is written at once: an interrupted build keeps what it finished, and the next ``build``
+    continues from there.
+    """
     from electrodb.builders import run_builders
+    from electrodb.builders.parallel import ParallelBuildError
     from electrodb.stores import get_stores
 
     with get_stores() as stores:
-        if rebuild:
-            for name in ("structure", "transport", "pairing", "kinetics", "electrolytes", "thermo", "builds"):
-                stores[name].remove_docs({})
-        counts = run_builders(stores, log=console.log)
+        try:
+            counts = run_builders(stores, log=console.log, rebuild=rebuild, workers=workers)
+        except ParallelBuildError as exc:
+            _fail(str(exc))
         skipped = list(stores.builds.query({}, properties=["trajectory_id", "reason"]))
     console.print(f"processed {counts}")
     for doc in skipped:
@@ -399,11 +302,18 @@ def plot(
 def serve(
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes (each with its own cache)")] = 1,
+    cache_mb: Annotated[
+        float, typer.Option(min=0, help="MiB per read cache (answers, documents) and worker; embedded store; 0: off")
+    ] = 64.0,
 ) -> None:
     """Serve the database read-only over HTTP (OpenAPI docs at /docs, explorer at /)."""
     from electrodb.api.app import serve as run_server
 
-    run_server(host, port)
+    try:
+        run_server(host, port, workers=workers, cache_mb=cache_mb)
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 @app.command()
