@@ -89,6 +89,27 @@ INDEXED_FIELDS: dict[str, list[str]] = {
     "jobs": ["metadata.electrodb_system_id"],  # a rerun removes the earlier attempt's job documents by it
 }
 
+
+def mongo_indexed_fields(name: str) -> list[str]:
+    """Fields indexed on MongoDB for collection ``name``: :data:`INDEXED_FIELDS`, the collection's key (list
+    tie-breaker and ``/{id}`` look-ups), and every filter the API exposes there, so no API query scans a
+    collection (the embedded store answers these from its own columns, the read model or ``json_extract``)."""
+    from electrodb.builders.documents import SUMMARY_PROPERTIES
+
+    extra: dict[str, list[str]] = {
+        "electrolytes": [f for p in SUMMARY_PROPERTIES for f in (p, f"{p}_status")],
+        "structure": ["electrolyte_id"],
+        "transport": ["electrolyte_id"],
+        "pairing": ["electrolyte_id"],
+        "kinetics": ["electrolyte_id"],
+        "models": ["kind"],
+        "thermo": ["campaign_ids", "status"],
+        "solvation": ["campaign_ids"],
+    }
+    key = COLLECTIONS.get(name)
+    return list(dict.fromkeys([*([key] if key else []), *INDEXED_FIELDS.get(name, []), *extra.get(name, [])]))
+
+
 # Embedded store only: covering indexes for the API's usual filters (salt, then molality/temperature ranges).
 COMPOUND_INDEXES: dict[str, list[list[str]]] = {
     name: [["salt", "molality", "temperature"], ["salt", "temperature", "molality"]]
@@ -225,7 +246,8 @@ class ElectroDBStores:
             store = self._stores[name]
             store.connect()
             if not self.read_only:
-                for fld in INDEXED_FIELDS.get(name, []):
+                embedded = isinstance(store, SQLiteStore)
+                for fld in INDEXED_FIELDS.get(name, []) if embedded else mongo_indexed_fields(name):
                     store.ensure_index(fld)
         return self
 
