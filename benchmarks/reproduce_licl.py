@@ -243,8 +243,10 @@ def report(stores, campaign, authors: dict[float, tuple[str, int, float, str]]) 
         )
         print(
             f"run: status {traj.get('status')}, {traj.get('n_frames')} frames, {fmt(traj.get('duration_ps'), 3)} ps, "
-            f"⟨T⟩ = {fmt(traj.get('mean_temperature_K'), 1)} K ({traj.get('temperature_status')}: "
-            f"{traj.get('temperature_reason')}), {fmt(traj.get('wall_time_s'), 0)} s wall"
+            f"⟨T⟩ = {fmt(traj.get('mean_temperature_K'), 1)} ± {fmt(traj.get('temperature_err_K'), 1)} K "
+            f"({traj.get('temperature_status')}: "
+            f"{traj.get('temperature_reason') or traj.get('temperature_criterion')}), "
+            f"{fmt(traj.get('wall_time_s'), 0)} s wall"
             + (f"; reason: {traj.get('status_reason')}" if traj.get("status_reason") else "")
         )
         if traj.get("status") != "completed":

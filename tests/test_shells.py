@@ -198,3 +198,16 @@ def test_a_minimum_far_beyond_the_peak_is_not_a_first_shell():
     assert verdict.status == "unconverged" and "not resolved" in verdict.reason and "2.15 Å beyond" in verdict.reason
     sharp = ShellAnalysis(r_peak=3.17, g_peak=3.2, r_min=3.89, cn=7.2, cn_err=0.05, detection="ok")
     assert shell_verdict(sharp).status == "converged"
+
+
+def test_a_static_few_ion_shell_is_insufficient_whatever_its_block_error():
+    """2 Li⁺ over 0.68 ps gave CN(Li–O) = 3.00 "converged" in the published-model CPU run: every block saw the
+    same shell. The sampling rule needs n_centres × run length >= cn_min_centre_ps."""
+    from electrodb.analysis.convergence import ConvergenceTargets
+    from electrodb.analysis.shells import shell_sampling_verdict
+
+    short = shell_sampling_verdict(2, 0.68)
+    assert short.status == "insufficient" and "1.36 centre·ps < 20" in short.reason
+    assert shell_sampling_verdict(24, 100.0).status == "converged"  # the authors' 2.4 M box
+    assert shell_sampling_verdict(2, 12.0, ConvergenceTargets(cn_min_centre_ps=30)).status == "insufficient"
+    assert shell_sampling_verdict(2, float("nan")).status == "insufficient"

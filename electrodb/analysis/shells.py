@@ -42,10 +42,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.signal import fftconvolve, find_peaks
 
-from electrodb.analysis.convergence import ConvergenceTargets, Status, Verdict
+from electrodb.analysis.convergence import ConvergenceTargets, Status, Verdict, worst
 from electrodb.analysis.structure import FloatArray, RDFResult
 
-__all__ = ["ShellAnalysis", "first_minimum", "first_peak", "shell_analysis", "shell_verdict"]
+__all__ = ["ShellAnalysis", "first_minimum", "first_peak", "shell_analysis", "shell_sampling_verdict", "shell_verdict"]
 
 Detection = Literal["ok", "no_peak", "no_minimum"]
 
@@ -183,6 +183,25 @@ def shell_verdict(s: ShellAnalysis, targets: ConvergenceTargets | None = None) -
         return Verdict("unconverged", crit, "no block error for the CN (fewer than 2 time blocks)")
     if s.cn_err > t.cn_max_err:
         return Verdict("unconverged", crit, f"CN block error {s.cn_err:.3g} > {t.cn_max_err:g}")
+    return Verdict("converged", crit)
+
+
+def shell_sampling_verdict(n_centres: int, duration_ps: float, targets: ConvergenceTargets | None = None) -> Verdict:
+    """Whether a run samples enough first-shell exchange for a CN's block error to mean anything.
+
+    ``insufficient`` when ``n_centres × duration_ps`` (centre-particle ps) is below ``targets.cn_min_centre_ps``,
+    else ``converged``. Combine with :func:`shell_verdict` through :func:`~electrodb.analysis.convergence.worst`.
+    """
+    t = targets or ConvergenceTargets()
+    crit = f"n_centres × run length >= {t.cn_min_centre_ps:g} centre·ps"
+    sampled = n_centres * duration_ps
+    if not np.isfinite(sampled) or sampled < t.cn_min_centre_ps:
+        return Verdict(
+            "insufficient",
+            crit,
+            f"{n_centres} centre(s) × {duration_ps:.3g} ps = {sampled:.3g} centre·ps < {t.cn_min_centre_ps:g}: "
+            "the shells cannot have exchanged, so the CN block error is not an error bar",
+        )
     return Verdict("converged", crit)
 
 
@@ -353,12 +372,21 @@ def first_peak(r: ArrayLike, g: ArrayLike, **kwargs: Any) -> tuple[float, float]
     return s.r_peak, s.g_peak
 
 
-def shell_analysis(result: RDFResult, targets: ConvergenceTargets | None = None, **kwargs: Any) -> ShellAnalysis:
-    """:func:`first_minimum` of an :class:`RDFResult` with its running coordination number and block errors."""
+def shell_analysis(
+    result: RDFResult,
+    targets: ConvergenceTargets | None = None,
+    frame_interval_ps: float | None = None,
+    **kwargs: Any,
+) -> ShellAnalysis:
+    """:func:`first_minimum` of an :class:`RDFResult` with its running coordination number and block errors.
+
+    With ``frame_interval_ps`` (ps between the frames the RDF used) the verdict also requires enough sampled
+    shell exchange (:func:`shell_sampling_verdict` with ``result.n_a`` centres over the run).
+    """
     cn_blocks = None
     if result.coordination_blocks is not None:
         cn_blocks = np.hstack([np.zeros((result.coordination_blocks.shape[0], 1)), result.coordination_blocks])
-    return first_minimum(
+    s = first_minimum(
         result.r,
         result.g,
         g_err=result.g_err,
@@ -369,3 +397,8 @@ def shell_analysis(result: RDFResult, targets: ConvergenceTargets | None = None,
         targets=targets,
         **kwargs,
     )
+    if frame_interval_ps is not None:
+        duration = max(result.n_frames - 1, 0) * float(frame_interval_ps)
+        v = worst(s.verdict, shell_sampling_verdict(result.n_a, duration, targets))
+        s.status, s.criterion, s.reason = v.status, v.criterion, v.reason
+    return s

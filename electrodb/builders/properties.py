@@ -128,7 +128,7 @@ def analyse_trajectory(
     rdfs = pair_rdfs(traj.positions, traj.cells, groups, pairs, r_max, n_bins, n_blocks=settings.n_blocks)
     shells: dict[str, dict[str, Any]] = {}
     for (a, b), res in rdfs.items():
-        s = shell_analysis(res, targets=targets)
+        s = shell_analysis(res, targets=targets, frame_interval_ps=meta.get("frame_interval_ps"))
         shells[_pair_name(a, b)] = {
             "r_peak": _finite(s.r_peak),
             "g_peak": _finite(s.g_peak),
