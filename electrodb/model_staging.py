@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,40 @@ def _decode(blob: dict[str, Any], sha256: str) -> bytes:
     return raw
 
 
+def _read_model_file(reference: str, fix: str) -> tuple[Any, Path, bytes, str] | None:
+    """``(ref, path, bytes, sha256)`` of a file-based reference's model file on this machine; None for packaged
+    models. ModelError (ending with ``fix``) when the file is missing."""
+    ref, path = _local_file(reference)
+    if ref.kind not in _FILE_KINDS:
+        return None
+    if path is None or not path.is_file():
+        raise ModelError(
+            f"model file {path or reference} of reference {reference!r} does not exist on this machine; {fix}"
+        )
+    data, digest = read_verified(path)
+    return ref, path, data, digest
+
+
+def _encode(data: bytes) -> str:
+    """The ``zb64`` form of model bytes (zlib level 6, base64), as :func:`_decode` reads it."""
+    return base64.b64encode(zlib.compress(data, 6)).decode("ascii")
+
+
+def _cached_reference(reference: str, nequip: bool, cached: Path, digest: str, raw: Callable[[], bytes]) -> str:
+    """Write ``raw()`` (bytes already checked against ``digest``) to ``cached`` atomically unless a file with that
+    sha256 is there; return the reference that loads it (``nequip:<cached>`` with ``reference``'s query when
+    ``nequip``)."""
+    if not (cached.is_file() and file_sha256(cached) == digest):
+        data = raw()
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(cached) as tmp:
+            tmp.write_bytes(data)
+    if nequip:
+        query = reference.partition("?")[2]
+        return f"nequip:{cached}" + (f"?{query}" if query else "")
+    return str(cached)
+
+
 def stage_model(data_store: Store, reference: str) -> str | None:
     """Copy a file-based model into ``data_store`` as blob ``model:sha256:<hex>`` (idempotent); return its sha256.
 
@@ -122,15 +157,12 @@ def stage_model(data_store: Store, reference: str) -> str | None:
     A blob already stored under that key is verified (decompressed and hashed) and kept when intact, so
     re-submitting uploads nothing; a damaged one is replaced by the file's bytes.
     """
-    ref, path = _local_file(reference)
-    if ref.kind not in _FILE_KINDS:
+    found = _read_model_file(
+        reference, "submit from a machine that has it (its bytes are staged into the data store for the workers)"
+    )
+    if found is None:
         return None
-    if path is None or not path.is_file():
-        raise ModelError(
-            f"model file {path or reference} of reference {reference!r} does not exist on this machine; "
-            "submit from a machine that has it (its bytes are staged into the data store for the workers)"
-        )
-    data, digest = read_verified(path)
+    _, path, data, digest = found
     uuid = model_blob_uuid(digest)
     existing = data_store.query_one({"blob_uuid": uuid})
     if existing is not None:
@@ -148,7 +180,7 @@ def stage_model(data_store: Store, reference: str) -> str | None:
                 "file_name": path.name,
                 "reference": reference,
                 "size_bytes": len(data),
-                "zb64": base64.b64encode(zlib.compress(data, 6)).decode("ascii"),
+                "zb64": _encode(data),
                 "last_updated": utcnow(),
             }
         ],
@@ -197,7 +229,8 @@ def resolve_model_reference(
     folder = Path(cache_dir) if cache_dir is not None else model_cache_dir()
     suffix = (path.suffix if path is not None and path.suffix else "") or (".pth" if ref.kind == "nequip" else ".model")
     cached = folder / f"{digest.removeprefix('sha256:')}{suffix}"
-    if not (cached.is_file() and file_sha256(cached) == digest):
+
+    def from_blob() -> bytes:
         blob = data_store.query_one({"blob_uuid": model_blob_uuid(digest)}) if data_store is not None else None
         if blob is None:
             raise ModelError(
@@ -205,14 +238,9 @@ def resolve_model_reference(
                 f"sha256) nor in the data store (blob {model_blob_uuid(digest)!r}); stage it with `electrodb "
                 "campaign submit` (or electrodb.model_staging.stage_model) from a machine that has the file"
             )
-        raw = _decode(blob, digest)
-        folder.mkdir(parents=True, exist_ok=True)
-        with atomic_output(cached) as tmp:
-            tmp.write_bytes(raw)
-    if ref.kind == "nequip":
-        query = reference.partition("?")[2]
-        return f"nequip:{cached}" + (f"?{query}" if query else "")
-    return str(cached)
+        return _decode(blob, digest)
+
+    return _cached_reference(reference, ref.kind == "nequip", cached, digest, from_blob)
 
 
 # ------------------------------------------------------------------ models as job inputs (workers without a database)
@@ -240,15 +268,10 @@ def publish_model_output(job_store: Any, reference: str) -> Any:
 
     from jobflow import OutputReference
 
-    ref, path = _local_file(reference)
-    if ref.kind not in _FILE_KINDS:
+    found = _read_model_file(reference, "submit from a machine that has it")
+    if found is None:
         return None
-    if path is None or not path.is_file():
-        raise ModelError(
-            f"model file {path or reference} of reference {reference!r} does not exist on this machine; "
-            "submit from a machine that has it"
-        )
-    data, digest = read_verified(path)
+    ref, path, data, digest = found
     job_uuid = str(uuidlib.uuid5(uuidlib.UUID(_MODEL_OUTPUT_NAMESPACE), digest))
     job_store.connect()
     if job_store.docs_store.query_one({"uuid": job_uuid}, properties=["uuid"]) is None:
@@ -256,7 +279,7 @@ def publish_model_output(job_store: Any, reference: str) -> Any:
             "model_id": digest,
             "suffix": path.suffix or (".pth" if ref.kind == "nequip" else ".model"),
             "reference": reference,
-            "zb64": base64.b64encode(zlib.compress(data, 6)).decode("ascii"),
+            "zb64": _encode(data),
         }
         job_store.update(
             {
@@ -282,12 +305,5 @@ def model_reference_from_output(model_file: dict[str, Any], reference: str, cach
     digest = _normalise(model_file["model_id"])
     folder = Path(cache_dir) if cache_dir is not None else model_cache_dir()
     cached = folder / f"{digest.removeprefix('sha256:')}{model_file.get('suffix') or '.model'}"
-    if not (cached.is_file() and file_sha256(cached) == digest):
-        raw = _decode(model_file, digest)
-        folder.mkdir(parents=True, exist_ok=True)
-        with atomic_output(cached) as tmp:
-            tmp.write_bytes(raw)
-    if reference.startswith("nequip:"):
-        query = reference.partition("?")[2]
-        return f"nequip:{cached}" + (f"?{query}" if query else "")
-    return str(cached)
+    nequip = reference.startswith("nequip:")
+    return _cached_reference(reference, nequip, cached, digest, lambda: _decode(model_file, digest))

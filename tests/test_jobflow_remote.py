@@ -13,8 +13,9 @@ import pytest
 import yaml
 from jobflow import JobStore, run_locally
 from maggma.stores import MemoryStore
+from test_flows import _md
 
-from electrodb.campaign import Campaign, MDSettings, StabilitySettings
+from electrodb.campaign import Campaign
 from electrodb.engines.jobflow_remote import (
     CPU_EXEC_CONFIG,
     GPU_EXEC_CONFIG,
@@ -148,16 +149,7 @@ def test_system_state_is_the_error_or_least_advanced_job():
 
 
 def _tiny_campaign(model: Path, concentrations: list[float], production_ps: float = 0.05) -> Campaign:
-    md = MDSettings(
-        minimize_steps=5,
-        nvt_warmup_ps=0.005,
-        npt=False,
-        production_ps=production_ps,
-        sample_every_steps=10,
-        checkpoint_every_steps=50,
-        stability=StabilitySettings(min_distance_h_A=0.1, min_distance_heavy_A=0.5),  # random test model
-        nve_drift_steps=0,
-    )
+    md = _md(production_ps=production_ps)  # the flow tests' short settings
     return Campaign(
         name="jfr",
         salts=["NaCl"],
