@@ -301,7 +301,8 @@ def _sibling_store(docs: Store, name: str, key: str) -> Store | None:
     from maggma.stores import MemoryStore
 
     if isinstance(docs, SQLiteStore):
-        return EmbeddedStore(
+        cls = JobCollectionStore if name in JOB_COLLECTIONS else EmbeddedStore  # as _make_store chooses
+        return cls(
             name,
             docs.database_path,
             docs.database_name,

@@ -139,6 +139,7 @@ def _load_calculator(
     from electrodb.flows.training import model_long_range, resolve_long_range
     from electrodb.models import ModelRef, load_model
 
+    stores = stores if stores is not None else job_stores("models", "data")
     sha256 = _model_sha256(spec)
     reference = spec.model
     if model_file is not None:
@@ -151,13 +152,12 @@ def _load_calculator(
     elif sha256 is not None:  # a worker without the file gets a verified copy of the staged blob
         from electrodb.model_staging import resolve_model_reference
 
-        data = stores.data if stores is not None else job_stores("data").data
-        reference = resolve_model_reference(spec.model, sha256, data)
+        reference = resolve_model_reference(spec.model, sha256, stores.data)
     loaded = load_model(ModelRef.parse(reference), expected_id=sha256)
     loaded.check_elements(atoms.get_chemical_symbols())
     identity = loaded.identity.model_dump(mode="json")
     calc = loaded.calculator()
-    recorded = model_long_range(stores if stores is not None else job_stores("models"), loaded.identity.model_id)
+    recorded = model_long_range(stores, loaded.identity.model_id)
     long_range, source = resolve_long_range(spec.long_range, recorded, f"model {spec.model!r}")
     if long_range is not None:  # the NNP plus a long-range Coulomb term (docs/long-range.md)
         from electrodb.longrange import LongRangeCalculator
