@@ -9,11 +9,16 @@ summaries (a schema-checked template, bulk-inserted), then
 3. starts one uvicorn server per *mode* (``cache``: the app as shipped, response cache on; ``nocache``: the
    same app with the cache off, so every request reads the store and renders; ``peer``: the package found in
    ``--peer-src``, e.g. a checkout of an earlier commit) and drives them in interleaved rounds of
-   ``--seconds`` seconds each with ``--clients`` concurrent clients (threads, one ``httpx.Client`` each,
-   gzip accepted), so that load from other processes on the machine falls on every mode alike,
+   ``--seconds`` seconds each with ``--clients`` concurrent clients of each ``--client`` kind, gzip accepted:
+   ``light`` (a thread per client holding one raw HTTP/1.1 keep-alive connection, as ``wrk``/``hey`` do; every
+   answer's status and length checked, one in ``CHECK_EVERY`` decoded and its ``total_doc`` checked) and
+   ``httpx`` (an ``httpx.Client`` per thread, every answer decoded: what a Python script sees), so that load
+   from other processes on the machine falls on every mode alike,
 
-and prints p50/p99 latency and requests/s per mode against the target p99 < 50 ms, with the ratio to the
-``nocache`` mode measured in the same run. The query is
+and prints p50/p99 latency and requests/s per mode and client against the target p99 < 50 ms, with the CPU
+milliseconds per request of the server and of the client (clients share the machine's cores with the server:
+an httpx client costs ~3 ms of CPU per answer, several times the server's, and on a 2-core machine its 16
+threads measure mostly themselves), and the ratio to the ``nocache`` mode measured in the same run. The query is
 ``salt=NaCl&molality_min=1&molality_max=3&_limit=100&_skip=k`` with ``k`` drawn at random over the matches
 (≈ 7 % of the summaries match), so the cache sees ``matches - 100`` distinct pages.
 
@@ -27,7 +32,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import gzip
+import json
 import os
 import random
 import socket
@@ -38,8 +43,10 @@ import tempfile
 import threading
 import time
 import uuid
+import zlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import numpy as np
@@ -59,6 +66,9 @@ SALTS = [
     ("CsI", "Cs+", "I-"),
 ]
 MODES = ("cache", "nocache", "peer")
+CLIENTS = ("light", "httpx")
+#: One answer in this many is decompressed and its ``total_doc`` checked by a light client (all are by httpx).
+CHECK_EVERY = 20
 
 
 def synthetic_docs(n: int, seed: int = 0, start: int = 0) -> list[dict[str, Any]]:
@@ -180,8 +190,10 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120.0) 
 
 def split_request(settings: ElectroDBSettings, total: int, repeats: int = 15) -> str:
     """Median ms of the parts of one request, in-process: the store's count + page of documents, their JSON
-    rendering, gzip level 1, and the read model's page (row ids + count, rendered documents from its cache)."""
+    rendering, gzip level 1 (ISA-L where installed, as the server does) and the read model's page (row ids +
+    count, rendered documents from its cache)."""
     from electrodb import query as q
+    from electrodb.api.compress import BACKEND, gzip_module
     from electrodb.api.database import Database
     from electrodb.api.jsonout import SafeJSONResponse
 
@@ -191,7 +203,8 @@ def split_request(settings: ElectroDBSettings, total: int, repeats: int = 15) ->
     sort, props = q.parse_sort(spec, None), q.projection(spec, None)
     rng = random.Random(1)
     skips = [rng.randrange(0, max(1, total - 100)) for _ in range(repeats)]
-    parts: dict[str, list[float]] = {"store": [], "render": [], "gzip": [], "read model (warm)": []}
+    parts: dict[str, list[float]] = {"store": [], "render": [], f"gzip ({BACKEND})": [], "read model (warm)": []}
+    compress = gzip_module().compress
     size = 0
     for skip in skips:
         db.page_json("electrolytes", criteria, props, sort, skip, 100)  # warms the rendered documents
@@ -200,7 +213,7 @@ def split_request(settings: ElectroDBSettings, total: int, repeats: int = 15) ->
         t1 = time.perf_counter()
         body = SafeJSONResponse({"data": docs, "meta": {"total_doc": n}}).body
         t2 = time.perf_counter()
-        gzip.compress(body, compresslevel=1)
+        compress(body, 1, 31)
         t3 = time.perf_counter()
         db.page_json("electrolytes", criteria, props, sort, skip, 100)
         t4 = time.perf_counter()
@@ -251,14 +264,28 @@ def percentiles(latencies: list[float]) -> tuple[float, float]:
     return float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
 
 
-def run_clients(url: str, clients: int, seconds: float, timeout: float, total: int, seed: int = 0) -> dict[str, Any]:
-    """``clients`` threads send the query with random skips until ``seconds`` pass; in-flight ones finish."""
+def run_clients(
+    url: str, clients: int, seconds: float, timeout: float, total: int, seed: int = 0, kind: str = "light"
+) -> dict[str, Any]:
+    """``clients`` concurrent clients send the query with random skips until ``seconds`` pass; in-flight ones finish.
+
+    ``kind="light"``: each client is a thread holding one raw HTTP/1.1 keep-alive connection (as ``wrk`` or
+    ``hey`` do): every answer's status and length are checked, and one in ``CHECK_EVERY`` is decompressed and its
+    ``total_doc`` checked. ``kind="httpx"``: one ``httpx.Client`` per thread, every answer decoded by httpx, as a
+    Python user's script would. The result carries the client's own CPU seconds (``client_cpu``), so that a
+    client that costs the shared cores more than the server does is seen as such.
+    """
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds
+    host, port = url.removeprefix("http://").split(":")
 
-    def worker(k: int) -> None:
+    def record(dt: float, err: str) -> None:
+        with lock:
+            (errors.append(err) if err else latencies.append(dt))
+
+    def httpx_worker(k: int) -> None:
         rng = random.Random(seed * 1000 + k)
         with httpx.Client(base_url=url, timeout=timeout, headers={"Accept-Encoding": "gzip"}) as client:
             while time.monotonic() < stop_at:
@@ -266,35 +293,135 @@ def run_clients(url: str, clients: int, seconds: float, timeout: float, total: i
                 t0 = time.perf_counter()
                 try:
                     r = client.get("/electrolytes", params=params)
-                    ok = r.status_code == 200
-                    err = "" if ok else f"HTTP {r.status_code}"
+                    err = "" if r.status_code == 200 else f"HTTP {r.status_code}"
                 except httpx.HTTPError as exc:
-                    ok, err = False, type(exc).__name__
-                dt = time.perf_counter() - t0
-                with lock:
-                    (latencies.append(dt) if ok else errors.append(err))
+                    err = type(exc).__name__
+                record(time.perf_counter() - t0, err)
 
-    t0 = time.perf_counter()
+    def light_worker(k: int) -> None:
+        rng = random.Random(seed * 1000 + k)
+        try:
+            conn = socket.create_connection((host, int(port)), timeout=timeout)
+        except OSError as exc:
+            record(0.0, type(exc).__name__)
+            return
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = conn.makefile("rb", buffering=2**16)
+        i = 0
+        try:
+            while time.monotonic() < stop_at:
+                query = urlencode({**QUERY, "_skip": rng.randrange(0, max(1, total - 100))})
+                request = f"GET /electrolytes?{query} HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: gzip\r\n\r\n"
+                t0 = time.perf_counter()
+                conn.sendall(request.encode())
+                status, headers, body = read_answer(reader)
+                dt = time.perf_counter() - t0
+                err = "" if status == 200 else f"HTTP {status}"
+                if not err and i % CHECK_EVERY == 0:
+                    raw = zlib.decompress(body, 31) if headers.get("content-encoding") == "gzip" else body
+                    if json.loads(raw)["meta"]["total_doc"] != total:
+                        err = "wrong total_doc"
+                i += 1
+                record(dt, err)
+        except (OSError, ValueError) as exc:
+            record(0.0, type(exc).__name__)
+        finally:
+            reader.close()
+            conn.close()
+
+    worker = {"light": light_worker, "httpx": httpx_worker}[kind]
+    cpu0, t0 = time.process_time(), time.perf_counter()
     threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=seconds + timeout + 30)
     wall = time.perf_counter() - t0
-    return {"latencies": latencies, "errors": errors, "wall": wall}
+    return {"latencies": latencies, "errors": errors, "wall": wall, "client_cpu": time.process_time() - cpu0}
+
+
+def read_answer(reader: Any) -> tuple[int, dict[str, str], bytes]:
+    """Read one HTTP/1.1 answer from a buffered socket reader: status, lower-cased headers and the whole body
+    (``Content-Length`` or chunked); ``ValueError`` if the connection closes or the answer is malformed."""
+    line = reader.readline()
+    parts = line.split()
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+        raise ValueError(f"not an HTTP answer: {line[:80]!r}")
+    headers: dict[str, str] = {}
+    while (line := reader.readline()) not in (b"\r\n", b"\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if "content-length" in headers:
+        body = reader.read(int(headers["content-length"]))
+        if len(body) != int(headers["content-length"]):
+            raise ValueError("connection closed inside an answer")
+    elif headers.get("transfer-encoding") == "chunked":
+        pieces = []
+        while size := int(reader.readline().split(b";")[0], 16):
+            pieces.append(reader.read(size))
+            reader.readline()
+        reader.readline()
+        body = b"".join(pieces)
+    else:
+        raise ValueError("answer has neither Content-Length nor chunked encoding")
+    return int(parts[1]), headers, body
+
+
+class CpuMeter:
+    """CPU seconds (user + system) used by a server process and its children (uvicorn workers), via psutil."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self._root = psutil.Process(pid)
+
+    def seconds(self) -> float:
+        import psutil
+
+        total = 0.0
+        for proc in [self._root, *self._root.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        return total
 
 
 def summary_line(label: str, res: dict[str, Any]) -> str:
+    """One line of results: p50 / p99, throughput, and (for HTTP runs) CPU ms per request of server and client."""
     lat = res["latencies"]
     if not lat:
-        return f"  {label:8s} no successful request; errors {sorted(set(res['errors']))}"
+        return f"  {label:14s} no successful request; errors {sorted(set(res['errors']))}"
     p50, p99 = percentiles(lat)
     verdict = "meets" if p99 < TARGET_P99_MS else f"misses ×{p99 / TARGET_P99_MS:.1f}"
     errors = f", {len(res['errors'])} errors {sorted(set(res['errors']))}" if res["errors"] else ""
-    return (
-        f"  {label:8s} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  {len(lat) / res['wall']:7.1f} req/s  "
-        f"({len(lat)} requests{errors}; target p99 < {TARGET_P99_MS:.0f} ms: {verdict})"
-    )
+    line = f"  {label:14s} p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  {len(lat) / res['wall']:6.0f} req/s  p99 {verdict}"
+    if "server_cpu" in res:
+        cpu = 1e3 / len(lat)
+        line += f"  (CPU ms/req: server {res['server_cpu'] * cpu:.2f}, client {res['client_cpu'] * cpu:.2f})"
+    return line + f"  [{len(lat)} requests{errors}]"
+
+
+def drive(servers: dict[str, tuple[str, Any]], total: int, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Interleaved rounds: every (client kind, server mode) pair runs ``args.seconds`` per round, the order reversed
+    every other round; results pooled per ``"mode/kind"`` with the server's and client's CPU seconds."""
+    pairs = [(mode, kind) for kind in args.client for mode in servers]
+    pooled = {
+        f"{m}/{k}": {"latencies": [], "errors": [], "wall": 0.0, "server_cpu": 0.0, "client_cpu": 0.0} for m, k in pairs
+    }
+    meters = {mode: CpuMeter(proc.pid) for mode, (_, proc) in servers.items()}
+    for rnd in range(args.rounds):
+        for mode, kind in pairs if rnd % 2 == 0 else reversed(pairs):
+            cpu0 = meters[mode].seconds()
+            res = run_clients(servers[mode][0], args.clients, args.seconds, args.timeout, total, rnd, kind)
+            acc = pooled[f"{mode}/{kind}"]
+            acc["server_cpu"] += meters[mode].seconds() - cpu0
+            for key in ("latencies", "errors"):
+                acc[key] += res[key]
+            for key in ("wall", "client_cpu"):
+                acc[key] += res[key]
+    return pooled
 
 
 def bench_one(n: int, args: argparse.Namespace) -> None:
@@ -320,14 +447,7 @@ def bench_one(n: int, args: argparse.Namespace) -> None:
                     wait_ready(url, proc)
                     r = httpx.get(f"{url}/electrolytes", params=QUERY, timeout=args.timeout)
                     assert r.status_code == 200 and r.json()["meta"]["total_doc"] == total, r.text[:300]
-                pooled: dict[str, dict[str, Any]] = {m: {"latencies": [], "errors": [], "wall": 0.0} for m in servers}
-                for rnd in range(args.rounds):
-                    order = list(servers) if rnd % 2 == 0 else list(reversed(servers))
-                    for mode in order:
-                        res = run_clients(servers[mode][0], args.clients, args.seconds, args.timeout, total, rnd)
-                        for key in ("latencies", "errors"):
-                            pooled[mode][key] += res[key]
-                        pooled[mode]["wall"] += res["wall"]
+                pooled = drive(servers, total, args)
             finally:
                 for _, proc in servers.values():
                     proc.terminate()
@@ -338,18 +458,18 @@ def bench_one(n: int, args: argparse.Namespace) -> None:
                         proc.wait()
             print(
                 f"  concurrent: {args.clients} clients, {args.rounds} interleaved rounds × {args.seconds:.0f} s per "
-                f"mode, {args.workers} uvicorn worker(s):"
+                f"mode and client, {args.workers} uvicorn worker(s), clients on the same cores as the server:"
             )
-            for mode, res in pooled.items():
-                print(summary_line(mode, res))
-            base = pooled.get("nocache")
-            if base and base["latencies"]:
-                b50, b99 = percentiles(base["latencies"])
-                for mode, res in pooled.items():
-                    if mode != "nocache" and res["latencies"]:
-                        p50, p99 = percentiles(res["latencies"])
-                        rate = (len(res["latencies"]) / res["wall"]) / (len(base["latencies"]) / base["wall"])
-                        print(f"  {mode} / nocache: p50 ×{p50 / b50:.2f}, p99 ×{p99 / b99:.2f}, req/s ×{rate:.2f}")
+            for label, res in pooled.items():
+                print(summary_line(label, res))
+            for label, res in pooled.items():
+                mode, kind = label.split("/")
+                base = pooled.get(f"nocache/{kind}")
+                if mode == "nocache" or not (base and base["latencies"] and res["latencies"]):
+                    continue
+                (b50, b99), (p50, p99) = percentiles(base["latencies"]), percentiles(res["latencies"])
+                rate = (len(res["latencies"]) / res["wall"]) / (len(base["latencies"]) / base["wall"])
+                print(f"  {label} / nocache/{kind}: p50 ×{p50 / b50:.2f}, p99 ×{p99 / b99:.2f}, req/s ×{rate:.2f}")
         finally:
             drop(settings)
 
@@ -376,12 +496,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--modes", default="cache,nocache", help=f"comma-separated servers to compare: {', '.join(MODES)}"
     )
+    parser.add_argument(
+        "--client",
+        default="light,httpx",
+        help="comma-separated client kinds: light (raw HTTP/1.1 keep-alive, like wrk), httpx (a Python script's)",
+    )
     parser.add_argument("--peer-src", type=Path, default=None, help="folder holding another electrodb package")
     args = parser.parse_args(argv)
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = sorted(set(args.modes) - set(MODES))
     if bad or not args.modes:
         parser.error(f"--modes {','.join(bad) or '(none)'}: choose from {', '.join(MODES)}")
+    args.client = [c.strip() for c in args.client.split(",") if c.strip()]
+    bad = sorted(set(args.client) - set(CLIENTS))
+    if bad or not args.client:
+        parser.error(f"--client {','.join(bad) or '(none)'}: choose from {', '.join(CLIENTS)}")
     if args.peer_src is not None and "peer" not in args.modes:
         args.modes.append("peer")
     if "peer" in args.modes and (args.peer_src is None or not (args.peer_src / "electrodb").is_dir()):
