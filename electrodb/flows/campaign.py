@@ -106,16 +106,20 @@ class _JobErrors(logging.Handler):
 @contextmanager
 def _capture_job_errors() -> Iterator[_JobErrors]:
     logger = logging.getLogger("jobflow.managers.local")
-    handler, level, propagate = _JobErrors(), logger.level, logger.propagate
+    handler, level, propagate, disabled = _JobErrors(), logger.level, logger.propagate, logger.disabled
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)  # the failure text is logged at INFO ...
     logger.propagate = False  # ... which must not reach a root handler some library configured
+    # a logging.config.dictConfig with disable_existing_loggers (jobflow-remote's job runner calls one) silences
+    # the logger: the failures would be lost and reported as "no error was reported"
+    logger.disabled = False
     try:
         yield handler
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
         logger.propagate = propagate
+        logger.disabled = disabled
 
 
 @functools.lru_cache(maxsize=16)
