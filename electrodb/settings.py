@@ -44,6 +44,10 @@ class ElectroDBSettings(BaseSettings):
         ``JOBFLOW_JOB_STORE``) instead of ``db_uri``/``data_dir``: ``jobs`` is its docs store, the other
         collections are its additional stores of the same names, or siblings of its docs store
         (``ElectroDBStores.from_job_store``). Either way one database serves jobs, builders and the API.
+    resume_dir
+        Worker-local folder where production MD keeps a working copy of its frames and checkpoints when the job's
+        stores live in its own job folder (jobflow-remote workers, whose job folders a rerun deletes;
+        :mod:`electrodb.flows.resume`); default ``<data_dir>/resume``.
     cors_origins
         Origins allowed to call the read-only API from a browser (``ELECTRODB_CORS_ORIGINS='["https://…"]'``);
         empty (the default) leaves CORS off.
@@ -57,6 +61,7 @@ class ElectroDBSettings(BaseSettings):
     model_cache: Path | None = None
     trajectory_chunk_frames: int = Field(default=200, ge=1, le=100_000)
     use_jobflow_store: bool = False
+    resume_dir: Path | None = None
     cors_origins: list[str] = Field(
         default_factory=list, description="origins the read-only API answers cross-origin (empty: CORS off)"
     )
@@ -65,6 +70,11 @@ class ElectroDBSettings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("resume_dir", mode="after")
+    @classmethod
+    def _absolute_or_none(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser().resolve()
 
     @field_validator("db_uri", mode="after")
     @classmethod
@@ -94,6 +104,11 @@ class ElectroDBSettings(BaseSettings):
     @property
     def work_dir(self) -> Path:
         return self.data_dir / "work"
+
+    @property
+    def resume_folder(self) -> Path:
+        """Where production working copies live (``resume_dir``, else ``<data_dir>/resume``)."""
+        return self.resume_dir or self.data_dir / "resume"
 
     def describe(self) -> str:
         """Human-readable location of the data (never prints credentials)."""

@@ -71,6 +71,9 @@ def test_generated_project_validates_with_jobflow_remote_models(tmp_path):
     assert gpu.pre_run == "source /home/u/venv/bin/activate"
     assert project.exec_config[CPU_EXEC_CONFIG].export["CUDA_VISIBLE_DEVICES"] == ""  # packing never takes a GPU
     assert project.exec_config[GPU_EXEC_CONFIG].pre_run == GPU_PRE_RUN
+    # productions keep their working copy beside the job folders, which `jf job rerun` deletes (flows.resume)
+    gpu_env = project.exec_config[GPU_EXEC_CONFIG].export
+    assert gpu_env["ELECTRODB_RESUME_DIR"] == "/scratch/u/electrodb/electrodb-resume"
     # the JobStore jobflow-remote builds is ElectroDB's: same classes, databases and collections
     theirs, ours = project.get_jobstore(), ElectroDBStores(MONGO).job_store()
     assert set(theirs.additional_stores) == set(ours.additional_stores) == STORE_NAMES
@@ -327,4 +330,6 @@ def test_flow_runs_on_file_stores_like_a_jobflow_remote_worker(settings, random_
         assert traj.positions.shape == (11, spec.n_atoms, 3)
         assert real.jobs.count({"metadata.electrodb_system_id": spec.system_id}) == 3  # one output per job
         assert real.systems.count({"system_id": spec.system_id}) == 1
-    assert _untouched(settings, allow=("model-cache",))  # the worker's verified model copy, no database
+    # the worker's verified model copy and the (emptied) root of production working copies, no database
+    assert _untouched(settings, allow=("model-cache", "resume"))
+    assert not list((settings.data_dir / "resume").iterdir())  # published into the JobStore, then removed

@@ -67,6 +67,8 @@ GPU_EXEC_CONFIG = "electrodb-gpu"
 QUEUE_COLLECTION = "jf_jobs"  # jobflow-remote's queue collection (its flows/auxiliary collections sit beside it)
 #: Shell run before every GPU job: keep the device the scheduler assigned (never overwrite it, never GPU 0 of a
 #: shared node by default), refuse to start without one, and log it in the job's queue output.
+#: Folder, beside a GPU worker's job folders, holding the working copies of productions in progress.
+RESUME_FOLDER = "electrodb-resume"
 GPU_PRE_RUN = (
     'if [ -z "${CUDA_VISIBLE_DEVICES:-}" ]; then '
     'echo "electrodb: no GPU assigned by the scheduler (CUDA_VISIBLE_DEVICES is unset); '
@@ -256,7 +258,7 @@ def project_config(
         "queue": {"store": queue_store},
         "exec_config": {
             CPU_EXEC_CONFIG: {"export": {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}},
-            GPU_EXEC_CONFIG: {"export": {"OMP_NUM_THREADS": "1"}, "pre_run": GPU_PRE_RUN},
+            GPU_EXEC_CONFIG: {"export": _gpu_export(gpu_worker), "pre_run": GPU_PRE_RUN},
         },
         "jobstore": job_store,
         "metadata": {"generated_by": "electrodb", "cpu_worker": cpu_worker_name, "gpu_worker": gpu_worker_name},
@@ -264,6 +266,17 @@ def project_config(
     if base_dir is not None:
         config["base_dir"] = base_dir
     return config
+
+
+def _gpu_export(gpu_worker: dict[str, Any]) -> dict[str, str]:
+    """Environment of MD jobs: one thread per process, and production working copies kept beside the worker's job
+    folders (``ELECTRODB_RESUME_DIR``), which ``jf job rerun`` deletes, so that a killed production resumes
+    from its checkpoint (:mod:`electrodb.flows.resume`)."""
+    export = {"OMP_NUM_THREADS": "1"}
+    work_dir = gpu_worker.get("work_dir")
+    if work_dir:
+        export["ELECTRODB_RESUME_DIR"] = f"{str(work_dir).rstrip('/')}/{RESUME_FOLDER}"
+    return export
 
 
 def write_project_config(path: str | os.PathLike[str], name: str, *, overwrite: bool = False, **kwargs: Any) -> Path:

@@ -35,6 +35,7 @@ from electrodb.flows.engine import (
     run_production,
 )
 from electrodb.flows.job_io import job_stores, store_job
+from electrodb.flows.resume import open_working_copy
 from electrodb.settings import get_settings
 from electrodb.stores import ElectroDBStores
 from electrodb.systems import box_counts, pack_box
@@ -362,67 +363,91 @@ class ProductionMDMaker(Maker):
     def make(
         self, spec: SystemSpec, system: SystemDocument, model_file: dict[str, Any] | None = None
     ) -> TrajectoryDocument | Response:
-        tid = spec.system_id
         with _stores() as stores:
-            existing = stores.trajectories.query_one({"trajectory_id": tid})
-            if existing is not None:
-                existing.pop("_id", None)
-            if existing and existing["status"] == "completed":
-                return TrajectoryDocument(**existing)
-            if system.status != "ok":
-                return TrajectoryDocument(**existing) if existing else Response(stop_children=True)
-            atoms = atoms_from_dict(system.atoms)
-            calc, model = _load_calculator(spec, atoms, stores, model_file=model_file)
+            copy = open_working_copy(stores, spec.system_id) if self.resume else None
+            if copy is None:
+                return self._produce(stores, spec, system, model_file)
+            try:  # jobflow-remote: frames and checkpoints in a folder that outlives the job's own (flows.resume)
+                if copy.resumed:
+                    _report(f"{spec.salt} {spec.molality:.2f} m: resuming from the working copy in {copy.folder}")
+                out = self._produce(copy.stores, spec, system, model_file, model_stores=stores)
+                if isinstance(out, TrajectoryDocument) and out.status in ("completed", "unstable"):
+                    copy.publish()
+                    copy.remove()
+                return out
+            finally:
+                copy.close()
+
+    def _produce(
+        self,
+        stores: ElectroDBStores,
+        spec: SystemSpec,
+        system: SystemDocument,
+        model_file: dict[str, Any] | None,
+        model_stores: ElectroDBStores | None = None,
+    ) -> TrajectoryDocument | Response:
+        """The production itself, on ``stores`` (the job's, or its working copy's view); the model is looked up
+        in ``model_stores`` (default ``stores``), where a staged model blob is."""
+        tid = spec.system_id
+        existing = stores.trajectories.query_one({"trajectory_id": tid})
+        if existing is not None:
+            existing.pop("_id", None)
+        if existing and existing["status"] == "completed":
+            return TrajectoryDocument(**existing)
+        if system.status != "ok":
+            return TrajectoryDocument(**existing) if existing else Response(stop_children=True)
+        atoms = atoms_from_dict(system.atoms)
+        calc, model = _load_calculator(spec, atoms, model_stores or stores, model_file=model_file)
+        atoms.calc = calc
+        chunk = self.chunk_frames or get_settings().trajectory_chunk_frames
+        md = spec.md
+        timestep, sample_every = md.timestep_fs, md.sample_every_steps
+        state = _load_checkpoint(stores, tid) if self.resume and existing else None
+        if state is not None and existing is not None:
+            timestep = state.timestep_fs
+            sample_every = int(existing["sample_interval_steps"])
+            doc = TrajectoryDocument(**existing)
+        else:
+            state = None
+            self._discard(stores, tid)
+            doc = _new_trajectory_doc(spec, atoms, model, md, timestep, sample_every)
+        doc = _mark(
+            stores,
+            doc,
+            status="running",
+            density_kg_m3=system.density_kg_m3,
+            density_err_kg_m3=system.density_err_kg_m3,
+            density_converged=system.density_converged,
+            box_length_A=system.box_length_A,
+        )
+        if state is None and not atoms.get_momenta().any():  # a box without velocities: start at temperature
+            MaxwellBoltzmannDistribution(atoms, temperature_K=spec.temperature, rng=np.random.default_rng(md.seed))
+            Stationary(atoms)
+        self._check_nve_drift(stores, atoms, model, md, spec.temperature)
+        start_atoms = atoms.copy()
+        for attempt in range(2):
+            doc = self._run(stores, doc, atoms, md, timestep, sample_every, chunk, state)
+            if doc.status != "unstable" or attempt == 1 or not md.stability.retry_half_timestep:
+                break
+            _report(
+                f"{spec.salt} {spec.molality:.2f} m: unstable ({doc.status_reason}); "
+                "retrying once with half the timestep"
+            )
+            self._discard(stores, tid)
+            atoms = start_atoms.copy()
             atoms.calc = calc
-            chunk = self.chunk_frames or get_settings().trajectory_chunk_frames
-            md = spec.md
-            timestep, sample_every = md.timestep_fs, md.sample_every_steps
-            state = _load_checkpoint(stores, tid) if self.resume and existing else None
-            if state is not None and existing is not None:
-                timestep = state.timestep_fs
-                sample_every = int(existing["sample_interval_steps"])
-                doc = TrajectoryDocument(**existing)
-            else:
-                state = None
-                self._discard(stores, tid)
-                doc = _new_trajectory_doc(spec, atoms, model, md, timestep, sample_every)
+            timestep, sample_every, state = timestep / 2, sample_every * 2, None
             doc = _mark(
                 stores,
-                doc,
+                _new_trajectory_doc(spec, atoms, model, md, timestep, sample_every),
                 status="running",
+                retried_with_half_timestep=True,
                 density_kg_m3=system.density_kg_m3,
                 density_err_kg_m3=system.density_err_kg_m3,
                 density_converged=system.density_converged,
                 box_length_A=system.box_length_A,
             )
-            if state is None and not atoms.get_momenta().any():  # a box without velocities: start at temperature
-                MaxwellBoltzmannDistribution(atoms, temperature_K=spec.temperature, rng=np.random.default_rng(md.seed))
-                Stationary(atoms)
-            self._check_nve_drift(stores, atoms, model, md, spec.temperature)
-            start_atoms = atoms.copy()
-            for attempt in range(2):
-                doc = self._run(stores, doc, atoms, md, timestep, sample_every, chunk, state)
-                if doc.status != "unstable" or attempt == 1 or not md.stability.retry_half_timestep:
-                    break
-                _report(
-                    f"{spec.salt} {spec.molality:.2f} m: unstable ({doc.status_reason}); "
-                    "retrying once with half the timestep"
-                )
-                self._discard(stores, tid)
-                atoms = start_atoms.copy()
-                atoms.calc = calc
-                timestep, sample_every, state = timestep / 2, sample_every * 2, None
-                doc = _mark(
-                    stores,
-                    _new_trajectory_doc(spec, atoms, model, md, timestep, sample_every),
-                    status="running",
-                    retried_with_half_timestep=True,
-                    density_kg_m3=system.density_kg_m3,
-                    density_err_kg_m3=system.density_err_kg_m3,
-                    density_converged=system.density_converged,
-                    box_length_A=system.box_length_A,
-                )
-            return doc
+        return doc
 
     @staticmethod
     def _check_nve_drift(
