@@ -76,7 +76,7 @@ def run_with_progress(campaign: Campaign, stores: Any, console: Console, maker: 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from electrodb.flows import md as md_flows
-    from electrodb.flows.batched_campaign import run_campaign_batched
+    from electrodb.flows.batched_campaign import resolve_batch, run_campaign_batched
     from electrodb.flows.workers import run_campaign_workers
 
     with Progress(
@@ -112,6 +112,12 @@ def run_with_progress(campaign: Campaign, stores: Any, console: Console, maker: 
         md_flows.set_progress_hook(on_line)
         try:
             if workers > 1:
+                if resolve_batch(campaign.md.batch) is not None:  # never silently: the user asked for batches
+                    console.print(
+                        f"note: md.batch: {campaign.md.batch} is not used with --workers {workers}: each worker "
+                        "runs one system at a time on its own device (use --workers 1 to batch boxes on one GPU)",
+                        markup=False,
+                    )
                 summary = run_campaign_workers(campaign, stores, workers, maker=maker, on_event=on_event)
             else:  # md.batch: batched torch-sim production on a GPU; the sequential path on CPU or with "off"
                 summary = run_campaign_batched(campaign, stores, on_system=on_system, maker=maker)

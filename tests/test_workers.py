@@ -269,3 +269,26 @@ def test_cli_refuses_more_workers_than_gpus_before_running_anything(settings, st
     assert "--workers 3 needs one GPU per worker, but 2 are visible" in result.output
     assert "use --workers 2 or fewer" in result.output
     assert stores.campaigns.count() == 0  # nothing was recorded
+
+
+@pytest.mark.parametrize(("batch", "noted"), [(2, True), ("off", False), ("auto", False)])  # auto: CPU here
+def test_workers_say_when_they_set_md_batch_aside(random_mace, monkeypatch, batch, noted):
+    """``--workers k`` runs one system per worker: a campaign asking for batches is told so, never silently."""
+    import io
+
+    from rich.console import Console
+
+    from electrodb.flows import workers
+    from electrodb.flows.campaign import CampaignRunSummary
+    from electrodb.reporting import run_with_progress
+
+    campaign = _campaign(str(random_mace), [2.0], [298.15], batch=batch, thermostat="langevin")
+    calls = []
+    monkeypatch.setattr(
+        workers, "run_campaign_workers", lambda c, s, k, **kw: calls.append(k) or CampaignRunSummary(total=1)
+    )
+    out = io.StringIO()
+    run_with_progress(campaign, None, Console(file=out, width=80), workers=2)
+    assert calls == [2]
+    text = " ".join(out.getvalue().split())
+    assert ("md.batch: 2 is not used with --workers 2" in text) is noted, text
