@@ -178,3 +178,27 @@ def test_both_client_kinds_against_a_real_server(monkeypatch: pytest.MonkeyPatch
         finally:
             proc.terminate()
             proc.wait(timeout=15)
+
+
+def test_cached_only_pages_come_from_the_read_model_alone(tmp_path: Path) -> None:
+    """``page_json(cached_only=True)``: None until the match list and every document of the page are cached (what
+    the event loop answers; the rest goes to the thread pool), then exactly the full answer; None again after any
+    write to the collection."""
+    from electrodb.api.database import Database
+    from electrodb.settings import ElectroDBSettings
+    from electrodb.stores import get_stores
+
+    settings = ElectroDBSettings(data_dir=tmp_path)
+    docs = [{"electrolyte_id": f"e{i:02d}", "salt": "NaCl", "molality": i / 4} for i in range(12)]
+    page = ("electrolytes", {"salt": "NaCl"}, None, {"electrolyte_id": 1})
+    with get_stores(settings) as stores:
+        stores.electrolytes.update(docs)
+        db = Database(settings, doc_cache_bytes=2**20)
+        assert db.page_json(*page, 2, 3, cached_only=True) is None  # nothing cached yet
+        full = db.page_json(*page, 2, 3)
+        assert db.page_json(*page, 2, 3, cached_only=True) == full
+        assert db.page_json(*page, 4, 3, cached_only=True) is None  # e04 was never rendered
+        stores.electrolytes.update([{**docs[2], "molality": 9.0}])
+        assert db.page_json(*page, 2, 3, cached_only=True) is None  # a new version: nothing of the old is served
+        db.close()
+        assert Database(settings).page_json(*page, 2, 3, cached_only=True) is None  # no cache at all

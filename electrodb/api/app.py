@@ -27,6 +27,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from electrodb import __version__
@@ -494,23 +495,35 @@ def _add_collection_route(app: FastAPI, db: Database, path: str, name: str, summ
     spec = q.SPECS[name]
     dependency = given(query_params(spec, *spec.filters, *PAGE))
 
-    def answer(params: dict) -> Response:
+    def prepare(params: dict) -> tuple[dict[str, Any], tuple, list[str], list[str]]:
+        """The page's arguments, the read's arguments for :meth:`Database.page_json`, warnings, deprecated names."""
         args, warnings, deprecated = _page_args(spec, params)
         criteria = q.build_criteria(spec, params)
         warnings += q.empty_ranges(criteria)
-        docs, total = db.page_json(name, criteria, args["properties"], args["sort"], args["skip"], args["limit"])
+        read = (name, criteria, args["properties"], args["sort"], args["skip"], args["limit"])
+        return args, read, warnings, deprecated
+
+    def respond(page: tuple[list[bytes], int], args: dict, warnings: list[str], deprecated: list[str]) -> Response:
+        docs, total = page
         body = b'{"data":[' + b",".join(docs) + b'],"meta":' + dumps(_meta(total, args, warnings)) + b"}"
         return Response(body, media_type="application/json", headers=_deprecation_headers(deprecated))
 
     if db.embedded:
-        # the embedded read model answers from memory or a local SQLite file in about a millisecond: in the
-        # event loop, with no thread-pool hop and no GIL hand-offs between threads (up to 5 ms each under load)
+        # A page the read model holds (match list and rendered documents cached) is answered in the event loop,
+        # in well under a millisecond, with no thread-pool hop and no GIL hand-offs between threads (up to 5 ms
+        # each under load); anything that reads SQLite goes to the thread pool, so a slow query never holds
+        # up the answers that are ready.
         async def endpoint(params: dict = Depends(dependency)) -> Response:
-            return answer(params)
+            args, read, warnings, deprecated = prepare(params)
+            page = db.page_json(*read, cached_only=True)
+            if page is None:
+                page = await run_in_threadpool(db.page_json, *read)
+            return respond(page, args, warnings, deprecated)
     else:  # MongoDB: network reads, in FastAPI's thread pool so that the event loop never waits on them
 
         def endpoint(params: dict = Depends(dependency)) -> Response:
-            return answer(params)
+            args, read, warnings, deprecated = prepare(params)
+            return respond(db.page_json(*read), args, warnings, deprecated)
 
     endpoint.__name__ = f"list_{name}"
     app.add_api_route(

@@ -80,8 +80,15 @@ class Database:
         return [q.apply_subpaths(_no_id(d), paths) for d in docs], total
 
     def page_json(
-        self, name: str, criteria: dict, properties: dict | None, sort: dict[str, int], skip: int, limit: int
-    ) -> tuple[list[bytes], int]:
+        self,
+        name: str,
+        criteria: dict,
+        properties: dict | None,
+        sort: dict[str, int],
+        skip: int,
+        limit: int,
+        cached_only: bool = False,
+    ) -> tuple[list[bytes], int] | None:
         """:meth:`page` with each document already rendered as JSON (:func:`electrodb.api.jsonout.dumps`).
 
         On a store with version tokens and SQL paging (the embedded one) this is a read model kept per version
@@ -90,9 +97,15 @@ class Database:
         over an eighth of the cache are paged in SQL instead), and each document rendered once, under
         ``(collection, token, projection, row id)``. Paging thus reads and renders only documents not seen
         since the collection last changed.
+
+        With ``cached_only`` the answer comes from the read model alone (the match list and every document of
+        the page already cached; no database read), or is ``None``: what the API answers in its event loop
+        before handing anything slower to a worker thread.
         """
         store = self.store(name)
         token = self.version(name) if self.doc_cache.max_bytes and limit else None
+        if cached_only:
+            return None if token is None else self._cached_page(name, token, criteria, properties, sort, skip, limit)
         matches = self._matches(store, name, token, criteria, sort) if token is not None else None
         if matches is None:
             got = store.page_ids(criteria, sort, skip, limit) if token is not None else None
@@ -113,13 +126,40 @@ class Database:
                 self.doc_cache.put((*prefix, rid), text)
         return [t for t in (rendered[i] for i in ids) if t is not None], total
 
+    def _cached_page(
+        self,
+        name: str,
+        token: Hashable,
+        criteria: dict,
+        properties: dict | None,
+        sort: dict[str, int],
+        skip: int,
+        limit: int,
+    ) -> tuple[list[bytes], int] | None:
+        """The page from the read model's caches only (see :meth:`page_json`), or None if any part is missing."""
+        matches = self.doc_cache.get(self._matches_key(name, token, criteria, sort))
+        if matches is None:
+            return None
+        prefix = (name, token, None if properties is None else tuple(sorted(properties.items())))
+        rendered = []
+        for i in matches[skip : skip + limit].tolist():
+            text = self.doc_cache.get((*prefix, i))
+            if text is None:
+                return None
+            rendered.append(text)
+        return rendered, len(matches)
+
+    @staticmethod
+    def _matches_key(name: str, token: Hashable, criteria: dict, sort: dict[str, int]) -> tuple:
+        return (name, token, "ids", json.dumps(criteria, sort_keys=True, default=str), tuple(sort.items()))
+
     def _matches(self, store: Any, name: str, token: Hashable, criteria: dict, sort: dict[str, int]) -> array | None:
         """Row ids of every match of ``criteria`` in ``sort`` order (one snapshot), kept per collection version,
         so that a page is a slice and the count a length; ``None`` if the store cannot page in SQL."""
         page_ids = getattr(store, "page_ids", None)
         if page_ids is None:
             return None
-        key = (name, token, "ids", json.dumps(criteria, sort_keys=True, default=str), tuple(sort.items()))
+        key = self._matches_key(name, token, criteria, sort)
         if key in self._unkept:
             return None
         matches = self.doc_cache.get(key)
