@@ -13,29 +13,18 @@ from __future__ import annotations
 import gzip
 import inspect
 import io
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 from test_api import build_database
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from test_api_cache import _api_load
 
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return build_database(tmp_path_factory.mktemp("electrodb-api-serving"))
-
-
-def _api_load() -> Any:
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import api_load
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return api_load
 
 
 def test_isal_is_the_gzip_backend() -> None:
