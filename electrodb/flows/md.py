@@ -351,7 +351,9 @@ def _load_checkpoint(stores: ElectroDBStores, tid: str) -> ProductionState | Non
 class ProductionMDMaker(Maker):
     """NVT production with streamed frames, checkpoints, a stability monitor and one half-timestep retry.
 
-    A killed job re-run with the same spec resumes from its last checkpoint. An unstable run is stored with
+    A killed job re-run with the same spec resumes from its last checkpoint (in the job's stores, or, where those
+    live in the job's own folder as on jobflow-remote, in a working copy beside it: :mod:`electrodb.flows.resume`).
+    An unstable run is stored with
     ``status='unstable'``, the reason and the last good frame, and never reaches the property builders.
     """
 
