@@ -353,8 +353,8 @@ class ProductionMDMaker(Maker):
 
     A killed job re-run with the same spec resumes from its last checkpoint (in the job's stores, or, where those
     live in the job's own folder as on jobflow-remote, in a working copy beside it: :mod:`electrodb.flows.resume`).
-    An unstable run is stored with
-    ``status='unstable'``, the reason and the last good frame, and never reaches the property builders.
+    An unstable run is stored with ``status='unstable'``, the reason and the last good frame, and never reaches
+    the property builders.
     """
 
     name: str = "production md"
