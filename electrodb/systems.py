@@ -289,13 +289,21 @@ def min_intermolecular_distance(atoms: Atoms, cutoff: float) -> float:
 
 
 def pack_box(
-    counts: BoxCounts, seed: int = 1, tolerance: float = 2.0, margin: float = 0.1, workdir: Path | None = None
+    counts: BoxCounts,
+    seed: int = 1,
+    tolerance: float = 2.0,
+    margin: float = 0.1,
+    workdir: Path | None = None,
+    nloop: int = 400,
 ) -> PackedSystem:
     """Pack ions and waters into a periodic cube with packmol (fixed seed -> identical boxes).
 
     packmol runs with tolerance + ``margin`` and periodic boundaries; afterwards every pair of atoms of
-    different molecules (periodic images included) is checked to be at least ``tolerance`` Å apart.
+    different molecules (periodic images included) is checked to be at least ``tolerance`` Å apart. ``nloop`` is
+    packmol's number of optimisation loops (its ``nloop``): fewer give up sooner on a box that cannot be packed.
     """
+    if nloop < 1:
+        raise ValueError(f"nloop must be >= 1 packmol loop, not {nloop}")
     salt = parse_salt(counts.salt)
     length = counts.box_length_A
     tmp = tempfile.TemporaryDirectory(prefix="electrodb-packmol-", dir=workdir)
@@ -306,7 +314,7 @@ def pack_box(
         "filetype xyz",
         "output packed.xyz",
         f"pbc 0. 0. 0. {length:.4f} {length:.4f} {length:.4f}",
-        "nloop 400",
+        f"nloop {nloop}",
     ]
     molecules = _molecules(salt, counts)
     for k, (template, number, _, _) in enumerate(molecules):

@@ -194,7 +194,9 @@ def test_packing_is_reproducible_with_seed():
 def test_packmol_failure_is_reported_with_its_message():
     c = box_counts("NaCl", 1.0, n_waters=64)
     with pytest.raises(PackingError, match="packmol"):
-        pack_box(c, tolerance=3.4)  # impossible at liquid density
+        pack_box(c, tolerance=3.4, nloop=5)  # impossible at liquid density; 5 loops to give up (400 took ~150 s)
+    with pytest.raises(ValueError, match="nloop must be >= 1"):
+        pack_box(c, nloop=0)
 
 
 def test_catalogue_is_complete():
