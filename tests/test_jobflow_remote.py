@@ -330,6 +330,11 @@ def test_flow_runs_on_file_stores_like_a_jobflow_remote_worker(settings, random_
         assert traj.positions.shape == (11, spec.n_atoms, 3)
         assert real.jobs.count({"metadata.electrodb_system_id": spec.system_id}) == 3  # one output per job
         assert real.systems.count({"system_id": spec.system_id}) == 1
+        box = real.systems.query_one({"system_id": spec.system_id})
+        # the equilibration's document replaced the packing's: the box's labels survive although the worker's
+        # store started empty
+        assert box["stage"] == "equilibrated" and box["box_id"] == spec.box_id
+        assert box["campaign_ids"] == [spec.campaign] and box["density_source"]
     # the worker's verified model copy and the (emptied) root of production working copies, no database
     assert _untouched(settings, allow=("model-cache", "resume"))
     assert not list((settings.data_dir / "resume").iterdir())  # published into the JobStore, then removed

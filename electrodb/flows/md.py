@@ -195,19 +195,19 @@ class BoxMaker(Maker):
             box_length_A=counts.box_length_A,
         )
         with _stores() as stores:
-            stores.systems.update(
-                [
-                    {
-                        **doc.model_dump(mode="json"),
-                        "box_id": spec.box_id,
-                        "density_source": counts.density_source,
-                        "campaign_ids": [spec.campaign],
-                        "last_updated": utcnow(),
-                    }
-                ],
-                key="system_id",
-            )
+            record = {**doc.model_dump(mode="json"), **_box_labels(spec, counts), "last_updated": utcnow()}
+            stores.systems.update([record], key="system_id")
         return doc
+
+
+def _box_labels(spec: SystemSpec, counts: Any = None, stored: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a ``systems`` document says of its box beyond :class:`SystemDocument`: the box id, where its density
+    came from and the campaigns it belongs to (those already ``stored`` plus this one). Recomputed from the spec,
+    so a job whose store starts empty (a jobflow-remote worker) writes them as the packing job did."""
+    if counts is None:
+        counts = box_counts(spec.salt, spec.molality, "mol/kg", spec.temperature, n_waters=spec.n_waters)
+    campaigns = sorted({*(stored or {}).get("campaign_ids", []), spec.campaign})
+    return {"box_id": spec.box_id, "density_source": counts.density_source, "campaign_ids": campaigns}
 
 
 def _stored_system(stores: ElectroDBStores, system_id: str) -> SystemDocument | None:
@@ -301,7 +301,8 @@ class EquilibrationMaker(Maker):
         with _stores() as stores:  # the equilibrated state survives an interrupted production
             old = stores.systems.query_one({"system_id": spec.system_id}) or {}
             old.pop("_id", None)
-            stores.systems.update([{**old, **done.model_dump(mode="json"), "last_updated": utcnow()}], key="system_id")
+            record = {**old, **done.model_dump(mode="json"), **_box_labels(spec, stored=old), "last_updated": utcnow()}
+            stores.systems.update([record], key="system_id")
         return done
 
 
