@@ -35,7 +35,7 @@ from electrodb.flows.engine import (
     run_production,
 )
 from electrodb.flows.job_io import job_stores, store_job
-from electrodb.flows.resume import open_working_copy
+from electrodb.flows.resume import produce_in_working_copy
 from electrodb.settings import get_settings
 from electrodb.stores import ElectroDBStores
 from electrodb.systems import box_counts, pack_box
@@ -367,19 +367,16 @@ class ProductionMDMaker(Maker):
         self, spec: SystemSpec, system: SystemDocument, model_file: dict[str, Any] | None = None
     ) -> TrajectoryDocument | Response:
         with _stores() as stores:
-            copy = open_working_copy(stores, spec.system_id) if self.resume else None
-            if copy is None:
+            if not self.resume:
                 return self._produce(stores, spec, system, model_file)
-            try:  # jobflow-remote: frames and checkpoints in a folder that outlives the job's own (flows.resume)
-                if copy.resumed:
-                    _report(f"{spec.salt} {spec.molality:.2f} m: resuming from the working copy in {copy.folder}")
-                out = self._produce(copy.stores, spec, system, model_file, model_stores=stores)
-                if isinstance(out, TrajectoryDocument) and out.status in ("completed", "unstable"):
-                    copy.publish()
-                    copy.remove()
-                return out
-            finally:
-                copy.close()
+            # jobflow-remote: frames and checkpoints in a folder that outlives the job's own (flows.resume)
+            return produce_in_working_copy(
+                stores,
+                spec.system_id,
+                lambda run_stores: self._produce(run_stores, spec, system, model_file, model_stores=stores),
+                report=_report,
+                label=f"{spec.salt} {spec.molality:.2f} m",
+            )
 
     def _produce(
         self,

@@ -21,8 +21,9 @@ from __future__ import annotations
 import re
 import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from maggma.core import Store
 
@@ -30,7 +31,9 @@ from electrodb.settings import ElectroDBSettings, get_settings
 from electrodb.stores import COLLECTIONS, ElectroDBStores
 from electrodb.trajectory import iter_chunks, put_chunks
 
-__all__ = ["WorkingCopy", "open_working_copy", "volatile"]
+__all__ = ["WorkingCopy", "open_working_copy", "produce_in_working_copy", "volatile"]
+
+T = TypeVar("T")
 
 #: Collections a production writes; everything else it reads or writes goes to the job's own stores.
 WORKING_COLLECTIONS = ("trajectories", "data")
@@ -75,12 +78,17 @@ class WorkingCopy:
         self.stores = ElectroDBStores(job.settings, _stores=view, owns_connections=False)
         local.connect(*WORKING_COLLECTIONS)
 
-    def publish(self) -> dict[str, Any] | None:
-        """Copy the trajectory document and its chunks into the job's stores (one write each); return the
-        document (None when the copy holds none). Checkpoints stay behind: the run they resume has ended."""
+    def finished(self) -> bool:
+        """True when the copy holds a run that has ended (``completed`` or ``unstable``): time to publish it."""
+        doc = self._local.trajectories.query_one({"trajectory_id": self.trajectory_id}, properties=["status"])
+        return doc is not None and doc.get("status") in ("completed", "unstable")
+
+    def publish(self) -> None:
+        """Copy the trajectory document and its chunks into the job's stores (one write each); nothing when the
+        copy holds no document. Checkpoints stay behind: the run they resume has ended."""
         doc = self._local.trajectories.query_one({"trajectory_id": self.trajectory_id})
         if doc is None:
-            return None
+            return
         doc.pop("_id", None)
         chunks = []
         for chunk in iter_chunks(self._local.data, self.trajectory_id):
@@ -89,7 +97,6 @@ class WorkingCopy:
         if chunks:
             put_chunks(self.job.data, chunks)
         self.job.trajectories.update([doc], key=COLLECTIONS["trajectories"])
-        return doc
 
     def remove(self) -> None:
         """Delete the working copy (after :meth:`publish`)."""
@@ -122,3 +129,31 @@ def open_working_copy(
         )
     root.mkdir(parents=True, exist_ok=True)
     return WorkingCopy(job, trajectory_id, root)
+
+
+def produce_in_working_copy(
+    job: ElectroDBStores,
+    trajectory_id: str,
+    produce: Callable[[ElectroDBStores], T],
+    report: Callable[[str], None] | None = None,
+    label: str | None = None,
+) -> T:
+    """``produce(stores)`` on the job's stores, or, when those are :func:`volatile`, on a :class:`WorkingCopy`
+    that is published into them and removed once its run has ended (kept for the next attempt otherwise).
+
+    ``report`` is told (with ``label``, default the trajectory id) when a copy left by an earlier attempt is
+    resumed.
+    """
+    copy = open_working_copy(job, trajectory_id)
+    if copy is None:
+        return produce(job)
+    try:
+        if copy.resumed and report is not None:
+            report(f"{label or trajectory_id}: resuming from the working copy in {copy.folder}")
+        out = produce(copy.stores)
+        if copy.finished():
+            copy.publish()
+            copy.remove()
+        return out
+    finally:
+        copy.close()
