@@ -115,7 +115,7 @@ class Database:
             ids, total = got
         else:
             ids, total = matches[skip : skip + limit].tolist(), len(matches)
-        prefix = (name, token, None if properties is None else tuple(sorted(properties.items())))
+        prefix = self._doc_prefix(name, token, properties)
         rendered = {i: self.doc_cache.get((*prefix, i)) for i in ids}
         missing = [i for i, text in rendered.items() if text is None]
         if missing:
@@ -140,7 +140,7 @@ class Database:
         matches = self.doc_cache.get(self._matches_key(name, token, criteria, sort))
         if matches is None:
             return None
-        prefix = (name, token, None if properties is None else tuple(sorted(properties.items())))
+        prefix = self._doc_prefix(name, token, properties)
         rendered = []
         for i in matches[skip : skip + limit].tolist():
             text = self.doc_cache.get((*prefix, i))
@@ -148,6 +148,11 @@ class Database:
                 return None
             rendered.append(text)
         return rendered, len(matches)
+
+    @staticmethod
+    def _doc_prefix(name: str, token: Hashable, properties: dict | None) -> tuple:
+        """Cache key of a rendered document, less its row id: collection, version token, projection."""
+        return name, token, None if properties is None else tuple(sorted(properties.items()))
 
     @staticmethod
     def _matches_key(name: str, token: Hashable, criteria: dict, sort: dict[str, int]) -> tuple:
