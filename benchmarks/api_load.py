@@ -174,6 +174,16 @@ def start_server(env: dict[str, str], port: int, workers: int = 1) -> subprocess
     return subprocess.Popen(cmd, env=env, cwd=tempfile.gettempdir(), stdout=subprocess.DEVNULL)
 
 
+def stop_server(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """Stop a server started by :func:`start_server` (SIGTERM, then SIGKILL after ``timeout`` seconds)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -450,12 +460,7 @@ def bench_one(n: int, args: argparse.Namespace) -> None:
                 pooled = drive(servers, total, args)
             finally:
                 for _, proc in servers.values():
-                    proc.terminate()
-                    try:
-                        proc.wait(timeout=15)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+                    stop_server(proc)
             print(
                 f"  concurrent: {args.clients} clients, {args.rounds} interleaved rounds × {args.seconds:.0f} s per "
                 f"mode and client, {args.workers} uvicorn worker(s), clients on the same cores as the server:"

@@ -165,8 +165,7 @@ def test_both_client_kinds_against_a_real_server(monkeypatch: pytest.MonkeyPatch
             line = api_load.summary_line("cache/light", {**res, "server_cpu": 0.1})
             assert "CPU ms/req: server" in line and "\n" not in line
         finally:
-            proc.terminate()
-            proc.wait(timeout=15)
+            api_load.stop_server(proc)
 
 
 def test_cached_only_pages_come_from_the_read_model_alone(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_jobflow_remote import _run_job_as_jobflow_remote
+from test_jobflow_remote import _run_job_as_jobflow_remote, collect_remote_job, stage_remote_job
 from test_workers import KillingProductionMaker, _assert_no_duplicates, _campaign
 
 from electrodb.flows.md import ElectrolyteFlowMaker
@@ -32,36 +32,10 @@ from electrodb.stores import ElectroDBStores
 TESTS = Path(__file__).resolve().parent
 
 
-def _stage(job, store, run_dir: Path) -> None:
-    """What jobflow-remote's runner does before a job starts: resolve its inputs and write them, with a
-    file-based copy of the JobStore, into the job's folder."""
-    from jobflow_remote.jobs.data import IN_FILENAME
-    from jobflow_remote.remote.data import get_remote_in_file, get_remote_store, resolve_job_dict_args
-    from monty.json import jsanitize
-
-    run_dir.mkdir()
-    job_dict = jsanitize(job.as_dict(), strict=True, allow_bson=True)
-    store.connect()
-    resolve_job_dict_args(job_dict, store)
-    remote = get_remote_store(store, run_dir, None)
-    (run_dir / IN_FILENAME).write_bytes(get_remote_in_file(job_dict, remote).getvalue())
-
-
 def _launch(run_dir: Path, env: dict[str, str]) -> int:
     """The worker: ``run_remote_job`` in a process of its own (a SLURM job), on the folder's files only."""
     code = "import sys; from jobflow_remote.jobs.run import run_remote_job; run_remote_job(sys.argv[1])"
     return subprocess.run([sys.executable, "-c", code, str(run_dir)], env=env, cwd=run_dir, timeout=600).returncode
-
-
-def _collect(store, run_dir: Path, db_id: str) -> None:
-    """What the runner does when the job has finished: check its output and copy its stores into the JobStore."""
-    from jobflow_remote.jobs.data import OUT_FILENAME
-    from jobflow_remote.remote.data import get_remote_store, update_store
-    from monty.serialization import loadfn
-
-    out = loadfn(run_dir / OUT_FILENAME)
-    assert out["error"] is None, out["error"]
-    update_store(store, get_remote_store(store, run_dir, None), db_id)
 
 
 def test_killed_production_resumes_after_a_rerun_deletes_its_folder(settings, random_mace, tmp_path):
@@ -85,7 +59,7 @@ def test_killed_production_resumes_after_a_rerun_deletes_its_folder(settings, ra
     resume = tmp_path / "worker" / "electrodb-resume"  # what the generated project exports to GPU jobs
     env = {**os.environ, "ELECTRODB_RESUME_DIR": str(resume), "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path])}
     run_dir = tmp_path / "job-2"
-    _stage(jobs[2], js, run_dir)
+    stage_remote_job(jobs[2], js, run_dir)
     assert _launch(run_dir, env) == -9  # SIGKILLed mid-production
     killed = json.loads(marker.read_text())
     killed_at = datetime.fromtimestamp(killed["time"], UTC)
@@ -95,9 +69,9 @@ def test_killed_production_resumes_after_a_rerun_deletes_its_folder(settings, ra
         assert real.trajectories.count({"trajectory_id": spec.system_id}) == 0  # nothing reached the database
 
     shutil.rmtree(run_dir)  # `jf job rerun` (delete_files=True): the job folder is deleted before the job restarts
-    _stage(jobs[2], js, run_dir)
+    stage_remote_job(jobs[2], js, run_dir)
     assert _launch(run_dir, env) == 0
-    _collect(js, run_dir, "3")
+    collect_remote_job(js, run_dir, "3")
     assert not list(resume.iterdir())  # published, then removed
 
     n_expected = n_steps // md.sample_every_steps + 1

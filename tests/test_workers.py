@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from jobflow import Flow
 
-from electrodb.campaign import Campaign, MDSettings, StabilitySettings, SystemSpec
+from electrodb.campaign import Campaign, SystemSpec
 from electrodb.flows.job_io import store_job
 from electrodb.flows.md import ElectrolyteFlowMaker, ProductionMDMaker
 from electrodb.stores import BLOB_COLLECTION, BLOB_KEY, COLLECTIONS, JOBFLOW_UPSERT_KEY
@@ -92,16 +92,8 @@ class KillingProductionMaker(ProductionMDMaker):
 
 
 def _campaign(model: str, concentrations: list[float], temperatures: list[float], **md) -> Campaign:
-    base = dict(
-        minimize_steps=5,
-        nvt_warmup_ps=0.005,
-        npt=False,
-        production_ps=0.1,
-        sample_every_steps=10,
-        checkpoint_every_steps=20,
-        nve_drift_steps=0,
-        stability=StabilitySettings(min_distance_h_A=0.1, min_distance_heavy_A=0.5),
-    )
+    from test_flows import _md  # the flow tests' short settings (imported here: worker processes import this module)
+
     return Campaign(
         name="w",
         salts=["NaCl"],
@@ -110,7 +102,7 @@ def _campaign(model: str, concentrations: list[float], temperatures: list[float]
         size={"n_waters": 32},
         model=model,
         model_cutoff_A=4.0,
-        md=MDSettings(**{**base, **md}),
+        md=_md(**{"checkpoint_every_steps": 20, **md}),
     )
 
 
