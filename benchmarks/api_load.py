@@ -51,9 +51,9 @@ from urllib.parse import urlencode
 import httpx
 import numpy as np
 
-from electrodb.builders.documents import SUMMARY_PROPERTIES, ElectrolyteSummary, Provenance
+from electrodb.documents.properties import SUMMARY_PROPERTIES, ElectrolyteSummary, Provenance
 from electrodb.settings import ElectroDBSettings
-from electrodb.stores import get_stores
+from electrodb.store.stores import get_stores
 
 TARGET_P99_MS = 50.0
 QUERY = {"salt": "NaCl", "molality_min": 1.0, "molality_max": 3.0, "_limit": 100}
@@ -202,10 +202,10 @@ def split_request(settings: ElectroDBSettings, total: int, repeats: int = 15) ->
     """Median ms of the parts of one request, in-process: the store's count + page of documents, their JSON
     rendering, gzip level 1 (ISA-L where installed, as the server does) and the read model's page (row ids +
     count, rendered documents from its cache)."""
-    from electrodb import query as q
     from electrodb.api.compress import BACKEND, gzip_module
     from electrodb.api.database import Database
     from electrodb.api.jsonout import SafeJSONResponse
+    from electrodb.store import query as q
 
     db = Database(settings, doc_cache_bytes=256 * 2**20)
     spec = q.SPECS["electrolytes"]
@@ -238,8 +238,8 @@ def split_request(settings: ElectroDBSettings, total: int, repeats: int = 15) ->
 def run_store_threads(settings: ElectroDBSettings, clients: int, seconds: float, total: int) -> dict[str, Any]:
     """The store alone under load: ``clients`` threads call ``Database.page`` with random skips for ``seconds``
     (no HTTP, no JSON rendering)."""
-    from electrodb import query as q
     from electrodb.api.database import Database
+    from electrodb.store import query as q
 
     db = Database(settings)
     spec = q.SPECS["electrolytes"]

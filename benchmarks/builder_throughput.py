@@ -84,7 +84,7 @@ def main() -> None:
         from synthetic import write_brownian_trajectory
 
         from electrodb.settings import ElectroDBSettings
-        from electrodb.stores import get_stores
+        from electrodb.store.stores import get_stores
 
         with get_stores(ElectroDBSettings()) as stores:
             t0 = time.perf_counter()

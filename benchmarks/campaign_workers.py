@@ -5,7 +5,7 @@ initialised tiny MACE from ``tests/model_factory.py``, ``--production-ps`` of NV
 fresh embedded (SQLite) database:
 
 * ``sequential``: :func:`electrodb.flows.campaign.run_campaign` in this process (what ``campaign run`` does);
-* ``1 worker``: :func:`electrodb.flows.workers.run_campaign_workers` with one worker (the process overhead);
+* ``1 worker``: :func:`electrodb.managers.workers.run_campaign_workers` with one worker (the process overhead);
 * ``k workers``: the same with ``--workers`` k (one device each: GPUs when visible, else ``cores // k`` threads).
 
 Printed: each wall time, the ratios sequential / k workers and 1 worker / k workers measured in the same run, and
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # mod
 
 
 def _campaign(model: Path, n_systems: int, n_waters: int, production_ps: float):  # type: ignore[no-untyped-def]
-    from electrodb.campaign import Campaign, MDSettings, StabilitySettings
+    from electrodb.systems.campaign import Campaign, MDSettings, StabilitySettings
 
     points = [(c, t) for t in (298.15, 310.0, 320.0, 330.0) for c in (2.0, 3.5)][:n_systems]
     if len(points) < n_systems:
@@ -66,9 +66,9 @@ def _campaign(model: Path, n_systems: int, n_waters: int, production_ps: float):
 
 def _timed(kind: str, campaign, root: Path, workers: int) -> float:  # type: ignore[no-untyped-def]
     from electrodb.flows.campaign import run_campaign
-    from electrodb.flows.workers import run_campaign_workers
+    from electrodb.managers.workers import run_campaign_workers
     from electrodb.settings import ElectroDBSettings, get_settings
-    from electrodb.stores import get_stores
+    from electrodb.store.stores import get_stores
 
     data = root / kind.replace(" ", "-")
     shutil.rmtree(data, ignore_errors=True)
@@ -98,7 +98,7 @@ def main() -> None:
     from model_factory import build_random_mace
 
     from electrodb.flows.campaign import with_model_cutoff
-    from electrodb.flows.workers import plan_devices
+    from electrodb.managers.workers import plan_devices
 
     root = Path(tempfile.mkdtemp(prefix="electrodb-bench-workers-"))
     try:

@@ -1,7 +1,7 @@
 """Benchmark: MD throughput (atom-steps per second) of three ways to run NVT Langevin with one MACE model.
 
-(a) ElectroDB's sequential ASE path: :func:`electrodb.flows.engine.run_production` with a
-    :class:`~electrodb.trajectory.TrajectoryWriter` into a temporary embedded (SQLite) store;
+(a) ElectroDB's sequential ASE path: :func:`electrodb.md.dynamics.run_production` with a
+    :class:`~electrodb.store.frames.TrajectoryWriter` into a temporary embedded (SQLite) store;
 (b) atomate2's ``ForceFieldMDMaker`` (NVT Langevin) run with jobflow ``run_locally`` into a JobStore with a
     ``data`` additional store;
 (c) torch-sim (:func:`electrodb.flows.batched.run_batched_nvt`): k boxes in one batched integration versus the
@@ -49,8 +49,8 @@ import torch
 from ase import Atoms
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
-from electrodb.campaign import MDSettings, StabilitySettings
-from electrodb.systems import box_counts, pack_box
+from electrodb.systems.boxes import box_counts, pack_box
+from electrodb.systems.campaign import MDSettings, StabilitySettings
 
 ELEMENTS = (1, 3, 8, 11, 17)  # H, Li, O, Na, Cl
 # Very loose thresholds: a random model has no bonds (H atoms collide); the benchmark measures cost, not
@@ -125,11 +125,11 @@ def prepare_ase_electrodb(
     atoms: Atoms, model_path: Path, md: MDSettings, args: argparse.Namespace, workdir: Path
 ) -> Callable[[], Timing]:
     """(a) ``run_production`` (ASE Langevin + MACECalculator) streaming frames into an embedded store."""
-    from electrodb.flows.engine import run_production
-    from electrodb.models import load_model
+    from electrodb.md.dynamics import run_production
+    from electrodb.models.loader import load_model
     from electrodb.settings import ElectroDBSettings
-    from electrodb.stores import get_stores
-    from electrodb.trajectory import TrajectoryWriter
+    from electrodb.store.frames import TrajectoryWriter
+    from electrodb.store.stores import get_stores
 
     stores = get_stores(ElectroDBSettings(data_dir=workdir / "electrodb-data")).connect("data")
     calc = load_model(model_path, device=args.device).calculator()
@@ -213,8 +213,8 @@ def prepare_torchsim(
     from maggma.stores import MemoryStore
 
     from electrodb.flows.batched import run_batched_nvt
-    from electrodb.models import load_model
-    from electrodb.trajectory import TrajectoryWriter
+    from electrodb.models.loader import load_model
+    from electrodb.store.frames import TrajectoryWriter
 
     module = load_model(model_path, device=args.device).torch_model()
     store = MemoryStore()

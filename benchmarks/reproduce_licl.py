@@ -104,7 +104,7 @@ def scaled_counts(n_salt_512: int, n_waters: int) -> int:
 
 
 def make_campaign(name: str, molalities: list[float], n_waters: int, md: dict, sample_every: int):
-    from electrodb.campaign import Campaign
+    from electrodb.systems.campaign import Campaign
 
     return Campaign.model_validate(
         {
@@ -132,9 +132,9 @@ def time_md_steps(spec, n_steps: int) -> dict[str, float]:
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
     from ase.md.verlet import VelocityVerlet
 
-    from electrodb.longrange import LongRangeCalculator
-    from electrodb.models import ModelRef, load_model
-    from electrodb.systems import box_counts, pack_box
+    from electrodb.models.loader import ModelRef, load_model
+    from electrodb.models.longrange import LongRangeCalculator
+    from electrodb.systems.boxes import box_counts, pack_box
 
     counts = box_counts(spec.salt, spec.molality, "mol/kg", spec.temperature, n_waters=spec.n_waters)
     atoms = pack_box(counts, seed=spec.packing.seed, tolerance=spec.packing.tolerance_A).atoms
@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from electrodb.builders import run_builders
     from electrodb.flows.campaign import run_campaign
-    from electrodb.stores import get_stores
+    from electrodb.store.stores import get_stores
 
     n_waters = args.n_waters or (N_WATERS_AUTHORS if args.full else 64)
     chosen = args.concentrations or (["1.2", "2.4"] if args.full else ["2.4"])

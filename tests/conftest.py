@@ -28,7 +28,7 @@ def settings(tmp_path, monkeypatch):
 
 @pytest.fixture
 def stores(settings):
-    from electrodb.stores import get_stores
+    from electrodb.store.stores import get_stores
 
     with get_stores(settings) as s:
         yield s

@@ -17,8 +17,8 @@ from ase import Atoms
 from e3nn import o3
 from mace.modules import ScaleShiftMACE, interaction_classes
 
-from electrodb.labelling import label_configurations, perturb_configurations
-from electrodb.mace_train import RESULT_FILE, TrainingResult, TrainingSettings, train_mace
+from electrodb.models.labelling import label_configurations, perturb_configurations
+from electrodb.models.mace_train import RESULT_FILE, TrainingResult, TrainingSettings, train_mace
 
 ELEMENTS = (1, 3, 8, 11, 17)  # H, Li, O, Na, Cl
 
@@ -90,7 +90,7 @@ def train_smoke_model(
     """
     from ase.calculators.lj import LennardJones
 
-    from electrodb.models import file_sha256
+    from electrodb.models.loader import file_sha256
 
     work = Path(workdir).expanduser().resolve()
     saved = work / RESULT_FILE

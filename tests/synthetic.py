@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from electrodb.campaign import stable_hash
-from electrodb.chemistry import parse_salt
-from electrodb.stores import ElectroDBStores
-from electrodb.systems import box_counts, pack_box
-from electrodb.trajectory import TrajectoryDocument, TrajectoryWriter
+from electrodb.documents.trajectory import TrajectoryDocument
+from electrodb.store.frames import TrajectoryWriter
+from electrodb.store.stores import ElectroDBStores
+from electrodb.systems.boxes import box_counts, pack_box
+from electrodb.systems.chemistry import parse_salt
+from electrodb.utils.provenance import stable_hash
 
 
 def trajectory_meta(writer: TrajectoryWriter, atoms) -> dict:
@@ -116,7 +117,7 @@ def write_ideal_gas_trajectory(
     s = parse_salt(salt)
     if len(s.cation.symbols) != 1 or len(s.anion.symbols) != 1:
         raise ValueError("write_ideal_gas_trajectory handles monatomic ions only")
-    from electrodb.systems import ROLE_CODES
+    from electrodb.systems.boxes import ROLE_CODES
 
     n_cat, n_an = n_formula * s.nu_cation, n_formula * s.nu_anion
     symbols = [s.cation.symbols[0]] * n_cat + [s.anion.symbols[0]] * n_an + ["O", "H", "H"] * n_waters

@@ -205,7 +205,7 @@ def test_poor_fit_and_large_errors_are_unconverged() -> None:
 def test_thermo_builder_series_uses_the_fit() -> None:
     """The builder's series from exact LiCl-like a_cc at 1, 2, 3 mol/kg (the old path gave ln y 0.40 too high)."""
     from electrodb.builders.thermo import ThermoBuilder
-    from electrodb.chemistry import parse_salt
+    from electrodb.systems.chemistry import parse_salt
 
     m = np.array([1.0, 2.0, 3.0])
     c = molarity_from_molality(m, _licl_density(m), M_LICL)

@@ -2,7 +2,7 @@
 
 The synthetic database (:func:`build_database`) is also used by ``test_client_export.py`` and
 ``test_web_ui.py``; every property document is constructed through the pydantic models of
-``electrodb.builders.documents`` so that a schema change breaks these tests instead of the API.
+``electrodb.documents.properties`` so that a schema change breaks these tests instead of the API.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from electrodb import __version__
-from electrodb.builders.documents import (
+from electrodb.documents.properties import (
     SUMMARY_PROPERTIES,
     ElectrolyteSummary,
     KineticsDoc,
@@ -26,11 +26,12 @@ from electrodb.builders.documents import (
     TransportDoc,
     electrolyte_id,
 )
-from electrodb.chemistry import parse_salt
-from electrodb.models import ModelIdentity
+from electrodb.documents.trajectory import TrajectoryDocument
+from electrodb.models.loader import ModelIdentity
 from electrodb.settings import ElectroDBSettings
-from electrodb.stores import ReadOnlyStoreError, get_stores
-from electrodb.trajectory import TrajectoryDocument, TrajectoryWriter
+from electrodb.store.frames import TrajectoryWriter
+from electrodb.store.stores import ReadOnlyStoreError, get_stores
+from electrodb.systems.chemistry import parse_salt
 
 MODEL_A = "name:mace-mp-0:small@mace-torch==0.3.10"
 MODEL_B = "sha256:" + "ab" * 32
@@ -550,7 +551,7 @@ def test_projection(client: Any) -> None:
 
 
 def test_sorted_page_follows_mongo_order() -> None:
-    from electrodb.api.queries import sorted_page
+    from electrodb.store.query import sorted_page
 
     values = [(None, 1), (2.0, "a"), (1, "b"), ("s", 1), (2.0, "b"), ([3, 0.5], 1)]
     docs = [{"k": i, "v": v, "w": w} for i, (v, w) in enumerate(values)]
@@ -1031,7 +1032,7 @@ def test_cors_off_by_default_and_configurable(db: dict) -> None:
 
 def test_dotted_projection_has_mongodb_semantics_on_every_backend(client: Any) -> None:
     """Regression (schemathesis): ``_fields=campaign_ids.0`` (a path into an array of strings) was a 500."""
-    from electrodb.query import apply_subpaths
+    from electrodb.store.query import apply_subpaths
 
     doc = {"a": [1, {"b": 2, "c": 3}, {"c": 4}], "d": {"e": 1, "f": 2}, "g": 5, "k": "x"}
     assert apply_subpaths(doc, ["a.b", "d.e", "g.h", "k"]) == {"a": [{"b": 2}, {}], "d": {"e": 1}, "k": "x"}

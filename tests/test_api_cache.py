@@ -24,7 +24,7 @@ from synthetic import write_brownian_trajectory
 from test_api import build_database
 
 from electrodb.settings import ElectroDBSettings
-from electrodb.stores import get_stores
+from electrodb.store.stores import get_stores
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -115,7 +115,7 @@ def test_writes_are_seen_by_the_next_request(tmp_path: Path) -> None:
                 f"""
                 from pathlib import Path
                 from electrodb.settings import ElectroDBSettings
-                from electrodb.stores import get_stores
+                from electrodb.store.stores import get_stores
                 with get_stores(ElectroDBSettings(data_dir=Path({str(tmp_path)!r}))) as s:
                     s.electrolytes.update([{{**{doc!r}, "electrolyte_id": "e3"}}])
                 """

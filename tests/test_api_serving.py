@@ -143,7 +143,7 @@ def test_both_client_kinds_against_a_real_server(monkeypatch: pytest.MonkeyPatch
     with tempfile.TemporaryDirectory(prefix="electrodb-serving-") as tmp:
         settings = api_load.bench_settings(Path(tmp), None)
         api_load.fill(settings, 300)
-        from electrodb.stores import get_stores
+        from electrodb.store.stores import get_stores
 
         with get_stores(settings, read_only=True) as stores:
             total = stores.electrolytes.count(api_load.CRITERIA)
@@ -174,7 +174,7 @@ def test_cached_only_pages_come_from_the_read_model_alone(tmp_path: Path) -> Non
     write to the collection."""
     from electrodb.api.database import Database
     from electrodb.settings import ElectroDBSettings
-    from electrodb.stores import get_stores
+    from electrodb.store.stores import get_stores
 
     settings = ElectroDBSettings(data_dir=tmp_path)
     docs = [{"electrolyte_id": f"e{i:02d}", "salt": "NaCl", "molality": i / 4} for i in range(12)]

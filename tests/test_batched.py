@@ -18,15 +18,15 @@ from maggma.stores import MemoryStore
 from model_factory import build_random_mace
 from synthetic import trajectory_meta
 
-from electrodb.campaign import Campaign, MDSettings, SizeSpec, StabilitySettings
 from electrodb.flows.batched import (
     BatchedProductionMaker,
     BatchedRunResult,
     run_batched_nvt,
     should_batch,
 )
-from electrodb.systems import box_counts, pack_box
-from electrodb.trajectory import TrajectoryWriter, load_trajectory
+from electrodb.store.frames import TrajectoryWriter, load_trajectory
+from electrodb.systems.boxes import box_counts, pack_box
+from electrodb.systems.campaign import Campaign, MDSettings, SizeSpec, StabilitySettings
 
 # The random test model has no bonds: let H approach other atoms more closely than in real water.
 STABILITY = StabilitySettings(min_distance_h_A=0.3)
@@ -217,8 +217,8 @@ def test_nequip_deployment_runs_batched(tmp_path: Path) -> None:
     from ase.build import bulk
     from test_nequip import _toy_file
 
-    from electrodb.flows.batched_models import NequIPTorchSimModel
-    from electrodb.models import load_model
+    from electrodb.md.torchsim_models import NequIPTorchSimModel
+    from electrodb.models.loader import load_model
 
     loaded = load_model(str(_toy_file(tmp_path, metadata=True)), dtype="float64", device="cpu")
     model = NequIPTorchSimModel.from_loaded(loaded)

@@ -12,9 +12,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from electrodb.campaign import Campaign, MDSettings, SizeSpec, StabilitySettings
-from electrodb.safe_yaml import SpecError
-from electrodb.trajectory import load_trajectory
+from electrodb.store.frames import load_trajectory
+from electrodb.systems.campaign import Campaign, MDSettings, SizeSpec, StabilitySettings
+from electrodb.utils.safe_yaml import SpecError
 
 # The random test model has no bonds: let H approach other atoms more closely than in real water.
 MD = {
@@ -121,7 +121,7 @@ def test_batched_flow_groups_systems_of_one_model(random_mace: Path) -> None:
 def _store_broken_box(stores: Any, spec: Any) -> None:
     """An 'equilibrated' box of ``spec`` with two O atoms fused: the batched production finds it unstable."""
     from electrodb.flows.md import SystemDocument, atoms_to_dict
-    from electrodb.systems import pack_box
+    from electrodb.systems.boxes import pack_box
 
     atoms = pack_box(spec.counts).atoms
     oxygens = np.flatnonzero(np.array(atoms.get_chemical_symbols()) == "O")
@@ -223,7 +223,7 @@ def test_killed_batched_job_resumes_every_box(
 
     if n_checkpoints == 4:  # same boxes, same checkpoint: the uninterrupted run, up to float32 round-off
         from electrodb.settings import ElectroDBSettings
-        from electrodb.stores import get_stores
+        from electrodb.store.stores import get_stores
 
         other = ElectroDBSettings(data_dir=str(Path(stores.settings.data_dir).parent / "reference"))
         with get_stores(other) as ref:

@@ -6,12 +6,12 @@ import numpy as np
 from synthetic import write_brownian_trajectory
 
 from electrodb.builders import run_builders
-from electrodb.trajectory import iter_chunks
+from electrodb.store.frames import iter_chunks
 
 
 def _corrupt(stores, tid: str, frame: int, what: str) -> None:
     """Rewrite the chunk holding ``frame``: collapse its cell or put NaN in its positions."""
-    from electrodb.trajectory import decode_array, encode_array
+    from electrodb.store.frames import decode_array, encode_array
 
     for chunk in iter_chunks(stores.data, tid):
         start = int(chunk.get("frame_start", 0))

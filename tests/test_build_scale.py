@@ -60,8 +60,8 @@ def test_a_crash_mid_build_keeps_the_finished_items(stores, monkeypatch):
 def test_rebuild_never_shows_readers_fewer_documents(settings, stores):
     from typer.testing import CliRunner
 
-    from electrodb.cli import app
-    from electrodb.stores import get_stores
+    from electrodb.cli.main import app
+    from electrodb.store.stores import get_stores
 
     _three(stores)
     run_builders(stores)
@@ -135,7 +135,7 @@ def test_workers_refuse_stores_other_processes_cannot_open():
     from maggma.stores import MemoryStore
 
     from electrodb.builders.parallel import ParallelBuildError
-    from electrodb.stores import ElectroDBStores
+    from electrodb.store.stores import ElectroDBStores
 
     stores = ElectroDBStores.from_job_store(JobStore(MemoryStore("jobs", key="uuid")))
     with pytest.raises(ParallelBuildError, match="MemoryStore.*use workers=1"):

@@ -82,7 +82,7 @@ def test_thermo_needs_a_concentration_series(stores):
 
 
 def test_export_rows_carry_thermo_columns():
-    from electrodb.export import summary_row, thermo_columns
+    from electrodb.io.export import summary_row, thermo_columns
 
     thermo = {
         "status": "ok",

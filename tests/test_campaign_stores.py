@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from electrodb.campaign import Campaign
 from electrodb.settings import ElectroDBSettings
+from electrodb.systems.campaign import Campaign
 
 SPEC = """
 name: screen-1
@@ -97,7 +97,7 @@ def test_embedded_store_round_trip(stores):
 
 
 def test_read_only_stores_refuse_writes(settings):
-    from electrodb.stores import ReadOnlyStoreError, get_stores
+    from electrodb.store.stores import ReadOnlyStoreError, get_stores
 
     with get_stores(settings, read_only=True) as ro, pytest.raises(ReadOnlyStoreError):
         ro.systems.update([{"system_id": "x"}], key="system_id")
@@ -106,7 +106,7 @@ def test_read_only_stores_refuse_writes(settings):
 def test_mongodb_uri_selects_mongo_and_gridfs(tmp_path):
     from maggma.stores import GridFSStore, MongoStore
 
-    from electrodb.stores import get_stores
+    from electrodb.store.stores import get_stores
 
     s = get_stores(ElectroDBSettings(data_dir=tmp_path, db_uri="mongodb://localhost:27017", db_name="t"))
     assert isinstance(s.systems, MongoStore) and isinstance(s.data, GridFSStore)

@@ -7,9 +7,9 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from electrodb.campaign import Campaign, solubility
-from electrodb.cli import app
-from electrodb.safe_yaml import SpecError
+from electrodb.cli.main import app
+from electrodb.systems.campaign import Campaign, solubility
+from electrodb.utils.safe_yaml import SpecError
 
 runner = CliRunner()
 GOOD = "name: p\nsalts: [NaCl]\nconcentrations: [1.0]\nmodel: m.model\n"

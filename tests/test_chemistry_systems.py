@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from electrodb.chemistry import ION_CATALOGUE, ChemistryError, get_ion, parse_salt
-from electrodb.systems import (
+from electrodb.systems.boxes import (
     ROLE_NAMES,
     PackingError,
     SystemError,
@@ -15,6 +14,7 @@ from electrodb.systems import (
     pack_box,
     solution_density,
 )
+from electrodb.systems.chemistry import ION_CATALOGUE, ChemistryError, get_ion, parse_salt
 
 REQUIRED_IONS = [
     "Li+",

@@ -6,7 +6,7 @@ import pandas as pd
 from synthetic import write_brownian_trajectory
 from typer.testing import CliRunner
 
-from electrodb.cli import app
+from electrodb.cli.main import app
 
 runner = CliRunner()
 
@@ -107,7 +107,7 @@ def test_export_never_clobbers_what_it_was_not_asked_to_write(tmp_path, stores):
 def test_campaign_status_lists_each_system_with_its_reason(tmp_path, stores):
     spec = tmp_path / "spec.yaml"
     spec.write_text("name: s\nsalts: [NaCl, LiCl]\nconcentrations: [1.0]\nsize: {n_waters: 64}\nmodel: m.model\n")
-    from electrodb.campaign import Campaign
+    from electrodb.systems.campaign import Campaign
 
     first = Campaign.from_yaml(spec).systems()[0]
     stores.trajectories.update(

@@ -1,4 +1,4 @@
-"""Tests of the Python client (electrodb.client) and the streaming exports (electrodb.export)."""
+"""Tests of the Python client (electrodb.api.client) and the streaming exports (electrodb.io.export)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,17 @@ import pandas as pd
 import pytest
 from test_api import CAMPAIGN, MODEL_A, N_FRAMES, SYSTEMS, build_database, expected
 
-from electrodb.builders.documents import SUMMARY_PROPERTIES, ElectrolyteSummary, Provenance
-from electrodb.client import ElectroDBAPIError, ElectroDBClient, ElectroDBConnectionError
-from electrodb.export import (
+from electrodb.api.client import ElectroDBAPIError, ElectroDBClient, ElectroDBConnectionError
+from electrodb.documents.properties import SUMMARY_PROPERTIES, ElectrolyteSummary, Provenance
+from electrodb.io.export import (
     export_columns,
     export_table,
     export_trajectories,
     property_column,
 )
-from electrodb.query import QueryError
 from electrodb.settings import ElectroDBSettings
-from electrodb.stores import get_stores
+from electrodb.store.query import QueryError
+from electrodb.store.stores import get_stores
 
 N_BULK = 1100
 

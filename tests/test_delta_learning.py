@@ -16,9 +16,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from model_factory import smoke_box
 
-from electrodb.labelling import ENERGY_KEY, FORCES_KEY, STRESS_KEY, label_configurations, perturb_configurations
-from electrodb.longrange import LongRangeCalculator, LongRangeSettings, long_range_energy_forces
-from electrodb.mace_train import (
+from electrodb.models.labelling import ENERGY_KEY, FORCES_KEY, STRESS_KEY, label_configurations, perturb_configurations
+from electrodb.models.longrange import LongRangeCalculator, long_range_energy_forces
+from electrodb.models.mace_train import (
     TrainingError,
     TrainingResult,
     TrainingSettings,
@@ -26,6 +26,7 @@ from electrodb.mace_train import (
     subtract_long_range,
     train_mace,
 )
+from electrodb.systems.campaign import LongRangeSettings
 
 TERM = LongRangeSettings(charges="ions", epsilon_r=78.3, method="ewald", cutoff_A=3.0)
 
@@ -37,7 +38,7 @@ def _labelled(n: int = 3) -> list:
 
 
 def _with_box_labels(atoms):
-    """smoke_box's labels as electrodb.systems writes them: water O/H roles 0/1, Na 2, Cl 3, molecules 0..5."""
+    """smoke_box's labels as electrodb.systems.boxes writes them: water O/H roles 0/1, Na 2, Cl 3, molecules 0..5."""
     atoms = atoms.copy()
     atoms.arrays["role"] = np.array([0, 1, 1] * 4 + [2, 3], dtype=np.int8)
     atoms.arrays["mol_id"] = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 5], dtype=np.int32)
@@ -86,7 +87,7 @@ def test_train_mace_writes_the_reduced_labels(tmp_path: Path, monkeypatch: pytes
     """The wiring train_mace -> subtract_long_range, up to the mace_run_train call (stopped there)."""
     from ase.io import read
 
-    import electrodb.mace_train as mt
+    import electrodb.models.mace_train as mt
 
     def stop(*args, **kwargs):
         raise TrainingError("stopped before training")
@@ -102,7 +103,7 @@ def test_train_mace_writes_the_reduced_labels(tmp_path: Path, monkeypatch: pytes
 
 def _store_fake_model(stores, model_path: Path, long_range: LongRangeSettings | None):
     from electrodb.flows.training import store_model
-    from electrodb.models import file_sha256
+    from electrodb.models.loader import file_sha256
 
     result = TrainingResult(
         model_path=str(model_path),
@@ -125,7 +126,7 @@ def test_model_document_records_the_removed_term(stores, random_mace: Path) -> N
 
 def test_md_adds_the_recorded_term_back_and_refuses_another(stores, random_mace: Path) -> None:
     from electrodb.flows.md import _load_calculator
-    from electrodb.models import ModelError, load_model
+    from electrodb.models.loader import ModelError, load_model
 
     atoms = _with_box_labels(smoke_box(0))
     spec = SimpleNamespace(model=str(random_mace), long_range=None, salt="NaCl")
@@ -159,7 +160,7 @@ def test_md_adds_the_recorded_term_back_and_refuses_another(stores, random_mace:
 
 
 def test_cli_long_range_option_parses_json_yaml_and_files(tmp_path: Path) -> None:
-    from electrodb.cli import _long_range_option
+    from electrodb.cli.main import _long_range_option
 
     text = '{"charges": "ions", "epsilon_r": 78.3, "method": "pme", "cutoff_A": 10}'
     expected = LongRangeSettings(charges="ions", epsilon_r=78.3, method="pme", cutoff_A=10)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from electrodb.demo_model import DEMO_MODEL_NAME, _packaged, ensure_demo_model
-from electrodb.models import file_sha256, load_model
+from electrodb.cli.demo_model import DEMO_MODEL_NAME, _packaged, ensure_demo_model
+from electrodb.models.loader import file_sha256, load_model
 
 
 def test_shipped_demo_model_matches_its_card_and_loads():

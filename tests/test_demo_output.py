@@ -10,8 +10,8 @@ from synthetic import write_brownian_trajectory
 from typer.testing import CliRunner
 
 from electrodb.builders import run_builders
-from electrodb.cli import app
-from electrodb.demo import format_value, property_table
+from electrodb.cli.demo import format_value, property_table
+from electrodb.cli.main import app
 
 runner = CliRunner()
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from electrodb.campaign import Campaign
+from electrodb.systems.campaign import Campaign
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -83,9 +83,9 @@ def test_workflow_routes_packing_to_cpu_workers_and_md_to_gpu_workers():
     from jobflow import JobStore
     from maggma.stores import MemoryStore
 
-    from electrodb.engines.fireworks import workflow_for
-    from electrodb.engines.stages import SubmitOptions
-    from electrodb.engines.submit import system_flows
+    from electrodb.managers.fireworks import workflow_for
+    from electrodb.managers.stages import SubmitOptions
+    from electrodb.managers.submit import system_flows
 
     specs = _campaign("/models/absent.model").systems()
     flows = system_flows(specs, model_sha256="sha256:" + "ab" * 32)
@@ -112,7 +112,7 @@ def test_workflow_routes_packing_to_cpu_workers_and_md_to_gpu_workers():
 
 
 def test_system_state_is_its_least_advanced_firework():
-    from electrodb.engines.fireworks import aggregate_state
+    from electrodb.managers.fireworks import aggregate_state
 
     assert aggregate_state(["COMPLETED", "COMPLETED", "COMPLETED"]) == "COMPLETED"
     assert aggregate_state(["COMPLETED", "RUNNING", "WAITING"]) == "RUNNING"
@@ -124,10 +124,10 @@ def test_system_state_is_its_least_advanced_firework():
 RESUBMIT_SCRIPT = """
 import json
 from fireworks import LaunchPad
-from electrodb.campaign import Campaign
-from electrodb.engines.fireworks import FireWorksBackend
-from electrodb.engines.stages import SubmitOptions
-from electrodb.engines.submit import system_flows
+from electrodb.systems.campaign import Campaign
+from electrodb.managers.fireworks import FireWorksBackend
+from electrodb.managers.stages import SubmitOptions
+from electrodb.managers.submit import system_flows
 from jobflow import JobStore
 from maggma.stores import MemoryStore
 
@@ -179,11 +179,11 @@ import json, os, subprocess, sys, threading, time
 from fireworks import LaunchPad
 from fireworks.fw_config import DS_PASSWORD
 from fireworks.utilities.fw_utilities import DataServer
-from electrodb.campaign import Campaign
-from electrodb.engines.fireworks import FireWorksBackend
-from electrodb.engines.stages import SubmitOptions
-from electrodb.engines.submit import submit_campaign
-from electrodb.stores import get_stores
+from electrodb.systems.campaign import Campaign
+from electrodb.managers.fireworks import FireWorksBackend
+from electrodb.managers.stages import SubmitOptions
+from electrodb.managers.submit import submit_campaign
+from electrodb.store.stores import get_stores
 
 lp = LaunchPad.from_file("launchpad.yaml")
 lp.reset("", require_password=False)
@@ -252,7 +252,7 @@ while time.time() < deadline:  # `rlaunch rapidfire` until no Firework can run a
 AFTER_SCRIPT = """
 import json
 from typer.testing import CliRunner
-from electrodb.cli import app
+from electrodb.cli.main import app
 
 runner = CliRunner()
 flags = ["--engine", "fireworks", "--launchpad", "launchpad.yaml", "--cpu-worker", "cpu-node",
@@ -310,7 +310,7 @@ def test_two_workers_run_a_campaign_in_parallel_on_the_mongomock_launchpad(tmp_p
     assert after["status"]["code"] == 0 and "completed 2" in status and status.count("COMPLETED") == 2, status
     assert after["build"]["code"] == 0, after["build"]["output"]
 
-    from electrodb.stores import get_stores
+    from electrodb.store.stores import get_stores
 
     with get_stores(settings) as stores:
         docs = list(stores.trajectories.query({"trajectory_id": {"$in": ids}}, properties=["status", "n_frames"]))

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from synthetic import trajectory_meta
 
-from electrodb.campaign import Campaign, MDSettings, StabilitySettings
-from electrodb.flows.engine import MDInstabilityError, run_production
-from electrodb.systems import box_counts, pack_box
-from electrodb.trajectory import TrajectoryError, TrajectoryWriter, load_trajectory
+from electrodb.md.dynamics import MDInstabilityError, run_production
+from electrodb.store.frames import TrajectoryError, TrajectoryWriter, load_trajectory
+from electrodb.systems.boxes import box_counts, pack_box
+from electrodb.systems.campaign import Campaign, MDSettings, StabilitySettings
 
 # The random test model has no chemistry: no bonds, and MACE's ZBL term only acts below the sum of covalent radii
 # (0.62 Å for H–H), so hydrogens may approach ~0.3 Å without anything being wrong with the machinery. The
@@ -51,7 +51,7 @@ def _campaign(model, **md) -> Campaign:
 
 
 def _atoms_with_model(model):
-    from electrodb.models import ModelRef, load_model
+    from electrodb.models.loader import ModelRef, load_model
 
     atoms = pack_box(box_counts("NaCl", 1.0, n_waters=64), seed=2).atoms
     atoms.calc = load_model(ModelRef.parse(str(model))).calculator()
@@ -163,7 +163,7 @@ def test_flow_stores_completed_trajectory_with_temperature_verdict_stress_and_dr
 def test_nve_drift_is_measured_once_per_model(stores, random_mace, monkeypatch):
     from electrodb.flows import md as md_flows
     from electrodb.flows.md import ProductionMDMaker
-    from electrodb.models import get_nve_drift
+    from electrodb.models.loader import get_nve_drift
 
     atoms = _atoms_with_model(random_mace)
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
@@ -292,7 +292,7 @@ def test_absurd_timestep_is_marked_unstable_and_never_built(stores, random_mace)
 
 
 def test_monitor_catches_nan_and_fused_atoms(random_mace):
-    from electrodb.flows.engine import StabilityMonitor
+    from electrodb.md.dynamics import StabilityMonitor
 
     atoms = _atoms_with_model(random_mace)
     monitor = StabilityMonitor.for_atoms(atoms, StabilitySettings(max_force_eV_A=1e9), 298.15)
@@ -307,9 +307,9 @@ def test_monitor_catches_nan_and_fused_atoms(random_mace):
 KILL_SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
-    from electrodb.campaign import Campaign, MDSettings, StabilitySettings
+    from electrodb.systems.campaign import Campaign, MDSettings, StabilitySettings
     from electrodb.flows.campaign import run_campaign
-    from electrodb.stores import get_stores
+    from electrodb.store.stores import get_stores
     md = MDSettings(minimize_steps=5, nvt_warmup_ps=0.005, npt=False, production_ps={ps}, sample_every_steps=10,
                     checkpoint_every_steps=40,
                     stability=StabilitySettings(min_distance_h_A=0.1, min_distance_heavy_A=0.5))
@@ -355,7 +355,7 @@ def test_killed_job_resumes_without_gap_or_duplicate(settings, stores, random_ma
 def test_ingest_extxyz_round_trip(stores, tmp_path):
     from ase.io import write
 
-    from electrodb.ingest import IngestError, ingest_trajectory
+    from electrodb.io.ingest import IngestError, ingest_trajectory
 
     atoms = pack_box(box_counts("NaCl", 1.0, n_waters=64), seed=4).atoms
     rng = np.random.default_rng(1)
@@ -387,7 +387,7 @@ def test_ingest_extxyz_round_trip(stores, tmp_path):
 
 def test_bad_model_path_and_missing_element_are_clear(stores, random_mace, tmp_path):
     from electrodb.flows.campaign import run_campaign
-    from electrodb.models import ModelError, ModelRef, load_model
+    from electrodb.models.loader import ModelError, ModelRef, load_model
 
     with pytest.raises(ModelError, match=r"nope\.model"):
         load_model(ModelRef.parse(str(tmp_path / "nope.model")))
@@ -410,7 +410,7 @@ def test_bad_model_path_and_missing_element_are_clear(stores, random_mace, tmp_p
 
 
 def test_npt_equilibration_reports_block_densities_and_rescales(random_mace):
-    from electrodb.flows.engine import density_kg_m3, equilibrate
+    from electrodb.md.dynamics import density_kg_m3, equilibrate
 
     atoms = _atoms_with_model(random_mace)
     md = _md(npt=True, npt_max_ps=0.03, npt_block_ps=0.01, minimize_steps=0, nvt_warmup_ps=0.0)
@@ -464,7 +464,7 @@ def test_rerun_after_an_interruption_reuses_the_packed_and_equilibrated_box(stor
 
 def test_box_check_uses_the_models_own_cutoff(random_mace):
     from electrodb.flows.campaign import with_model_cutoff
-    from electrodb.models import load_model
+    from electrodb.models.loader import load_model
 
     r_max = load_model(str(random_mace)).identity.r_max
     tiny = Campaign(

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from electrodb.trajectory import (
+from electrodb.store.frames import (
     TrajectoryWriter,
     delete_chunks,
     iter_chunks,
@@ -27,13 +27,13 @@ CHUNK = 5
 
 @pytest.fixture
 def gridfs_store(monkeypatch):
-    """maggma ``GridFSStore`` configured as ``electrodb.stores`` makes it, on an in-memory mongomock server."""
+    """maggma ``GridFSStore`` configured as ``electrodb.store.stores`` makes it, on an in-memory mongomock server."""
     import maggma.stores.gridfs as maggma_gridfs
     import mongomock
     import mongomock.gridfs
     from maggma.stores import GridFSStore
 
-    from electrodb.stores import INDEXED_FIELDS
+    from electrodb.store.stores import INDEXED_FIELDS
 
     mongomock.gridfs.enable_gridfs_integration()
     client = mongomock.MongoClient()
@@ -53,7 +53,7 @@ def gridfs_store(monkeypatch):
 
 @pytest.fixture
 def sqlite_store(tmp_path):
-    from electrodb.stores import INDEXED_FIELDS, EmbeddedStore
+    from electrodb.store.stores import INDEXED_FIELDS, EmbeddedStore
 
     store = EmbeddedStore(
         "data",

@@ -1,6 +1,6 @@
 """Ingest: ion recognition by the ions' own templates, validation of everything stored, and staged writes.
 
-Frames are built from the catalogue's templates (:mod:`electrodb.chemistry`) packed at random into a cubic box,
+Frames are built from the catalogue's templates (:mod:`electrodb.systems.chemistry`) packed at random into a cubic box,
 with chosen ions moved into contact (contact ion pairs, cation dimers, water-in-salt Li–O(TFSI) contacts).
 """
 
@@ -20,10 +20,10 @@ from ase.data import covalent_radii
 from ase.io import write
 from scipy.spatial.transform import Rotation
 
-from electrodb.chemistry import ION_CATALOGUE, get_ion, parse_salt, water_template
-from electrodb.ingest import IngestError, assign_molecules, ingest_trajectory
-from electrodb.systems import ROLE_CODES
-from electrodb.trajectory import load_trajectory
+from electrodb.io.ingest import IngestError, assign_molecules, ingest_trajectory
+from electrodb.store.frames import load_trajectory
+from electrodb.systems.boxes import ROLE_CODES
+from electrodb.systems.chemistry import ION_CATALOGUE, get_ion, parse_salt, water_template
 
 # ------------------------------------------------------------------------------------------------ builders
 
@@ -356,7 +356,7 @@ def test_reingest_is_a_noop_and_force_replaces(stores, tmp_path):
 def _child_ingest(path: str, stop: str) -> None:  # runs in a forked process (imports already done)
     os.environ["ELECTRODB_INGEST_TEST_STOP"] = stop
     from electrodb.settings import ElectroDBSettings
-    from electrodb.stores import get_stores
+    from electrodb.store.stores import get_stores
 
     with get_stores(ElectroDBSettings()) as stores:
         ingest_trajectory(path, "NaCl", None, 298.15, 0.5, 10, stores, chunk_frames=3, force=True)
@@ -365,7 +365,7 @@ def _child_ingest(path: str, stop: str) -> None:  # runs in a forked process (im
 def _killed_ingest(path: Path, point: str, marker: Path) -> None:
     """Run a (forced re-)ingest in another process, SIGKILL it once it parks at ``point``.
 
-    See :func:`electrodb.ingest_staging._test_stop`.
+    See :func:`electrodb.io.ingest_staging._test_stop`.
     """
     proc = multiprocessing.get_context("fork").Process(target=_child_ingest, args=(str(path), f"{point}:{marker}"))
     proc.start()
@@ -444,7 +444,7 @@ def test_concurrent_ingest_of_the_same_file_is_refused(stores, tmp_path):
 def test_cli_override_flag_and_noop_message(settings, tmp_path):
     from typer.testing import CliRunner
 
-    from electrodb.cli import app
+    from electrodb.cli.main import app
 
     path = write_frames(tmp_path / "hot.extxyz", nacl_frames(3))
     args = ["ingest", str(path), "--salt", "NaCl", "--temperature", "6000", "--timestep-fs", "0.5", "--interval", "10"]

@@ -9,8 +9,8 @@ from test_flows import _campaign
 
 from electrodb.flows.job_io import NoJobStoreError, job_stores
 from electrodb.flows.md import ElectrolyteFlowMaker
-from electrodb.stores import COLLECTIONS, JOB_COLLECTIONS, ElectroDBStores
-from electrodb.trajectory import load_trajectory
+from electrodb.store.frames import load_trajectory
+from electrodb.store.stores import COLLECTIONS, JOB_COLLECTIONS, ElectroDBStores
 
 
 def _memory_job_store() -> JobStore:
@@ -69,7 +69,7 @@ def test_use_jobflow_store_takes_the_database_from_jobflows_job_store(monkeypatc
     from jobflow import SETTINGS
 
     from electrodb.settings import ElectroDBSettings
-    from electrodb.stores import get_stores
+    from electrodb.store.stores import get_stores
 
     js = _memory_job_store()
     monkeypatch.setattr(SETTINGS, "JOB_STORE", js)

@@ -15,8 +15,8 @@ from jobflow import JobStore, run_locally
 from maggma.stores import MemoryStore
 from test_flows import _md
 
-from electrodb.campaign import Campaign
-from electrodb.engines.jobflow_remote import (
+from electrodb.flows.md import ElectrolyteFlowMaker
+from electrodb.managers.jobflow_remote import (
     CPU_EXEC_CONFIG,
     GPU_EXEC_CONFIG,
     GPU_PRE_RUN,
@@ -28,11 +28,11 @@ from electrodb.engines.jobflow_remote import (
     validate_project_config,
     write_project_config,
 )
-from electrodb.engines.stages import SubmitOptions
-from electrodb.flows.md import ElectrolyteFlowMaker
+from electrodb.managers.stages import SubmitOptions
 from electrodb.settings import ElectroDBSettings
-from electrodb.stores import BLOB_COLLECTION, JOB_COLLECTIONS, ElectroDBStores
-from electrodb.trajectory import load_trajectory
+from electrodb.store.frames import load_trajectory
+from electrodb.store.stores import BLOB_COLLECTION, JOB_COLLECTIONS, ElectroDBStores
+from electrodb.systems.campaign import Campaign
 
 MONGO = ElectroDBSettings(db_uri="mongodb://db.example.org:27017", db_name="electrodb_test")
 STORE_NAMES = {BLOB_COLLECTION, *JOB_COLLECTIONS}
@@ -317,7 +317,7 @@ def test_flow_runs_on_file_stores_like_a_jobflow_remote_worker(settings, random_
     file: the model arrives as the resolved input ``model_file`` (published in the JobStore at submission)."""
     import shutil
 
-    from electrodb.model_staging import publish_model_output
+    from electrodb.models.staging import publish_model_output
 
     model = tmp_path / "submit-side.model"
     shutil.copyfile(random_mace, model)

@@ -27,7 +27,7 @@ from test_workers import KillingProductionMaker, _assert_no_duplicates, _campaig
 from electrodb.flows.md import ElectrolyteFlowMaker
 from electrodb.flows.resume import open_working_copy, volatile
 from electrodb.settings import ElectroDBSettings
-from electrodb.stores import ElectroDBStores
+from electrodb.store.stores import ElectroDBStores
 
 TESTS = Path(__file__).resolve().parent
 
@@ -39,8 +39,8 @@ def _launch(run_dir: Path, env: dict[str, str]) -> int:
 
 
 def test_killed_production_resumes_after_a_rerun_deletes_its_folder(settings, random_mace, tmp_path):
-    from electrodb.flows.engine import checkpoint_interval
-    from electrodb.trajectory import list_chunks, load_trajectory
+    from electrodb.md.dynamics import checkpoint_interval
+    from electrodb.store.frames import list_chunks, load_trajectory
 
     campaign = _campaign(str(random_mace), [2.0], [298.15], production_ps=0.1)
     spec = campaign.systems()[0]
@@ -110,7 +110,7 @@ def test_a_working_copy_inside_the_job_folder_is_used_with_a_warning(tmp_path, m
     from jobflow_remote.remote.data import get_remote_store
 
     from electrodb.flows.job_io import JobCollection
-    from electrodb.stores import COLLECTIONS
+    from electrodb.store.stores import COLLECTIONS
 
     job_dir = tmp_path / "job"
     job_dir.mkdir()

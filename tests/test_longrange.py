@@ -1,4 +1,4 @@
-"""Long-range Coulomb term (electrodb.longrange) against pymatgen's EwaldSummation and analytic cases."""
+"""Long-range Coulomb term (electrodb.models.longrange) against pymatgen's EwaldSummation and analytic cases."""
 
 from __future__ import annotations
 
@@ -13,14 +13,8 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.lj import LennardJones
 from scipy.special import erfc
 
-from electrodb.longrange import (
-    COULOMB_EV_A,
-    LongRangeCalculator,
-    LongRangeSettings,
-    atomic_charges,
-    long_range_energy_forces,
-    resolve_parameters,
-)
+from electrodb.models.longrange import LongRangeCalculator, atomic_charges, long_range_energy_forces, resolve_parameters
+from electrodb.systems.campaign import COULOMB_EV_A, LongRangeSettings
 
 
 def _pymatgen(atoms: Atoms, q: np.ndarray) -> tuple[float, np.ndarray]:
@@ -126,7 +120,7 @@ def test_forces_and_stress_finite_differences(method, damping):
 
 
 def test_combined_calculator_sums_parts(random_mace):
-    from electrodb.models import load_model
+    from electrodb.models.loader import load_model
 
     atoms, q = _random_triclinic(n=8, seed=3)
     base = load_model(random_mace).calculator()

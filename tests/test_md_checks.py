@@ -138,7 +138,7 @@ def test_thermostat_offset_from_energy_drift():
 
 
 def test_checkpoint_interval_scales_with_the_run():
-    from electrodb.flows.engine import checkpoint_interval
+    from electrodb.md.dynamics import checkpoint_interval
 
     assert checkpoint_interval(1000, 400, 4) == 40  # a 400-step run gets checkpoints (it got none at 1000)
     assert checkpoint_interval(1000, 200_000, 20) == 1000  # long runs keep the configured interval

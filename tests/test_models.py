@@ -1,4 +1,4 @@
-"""Tests of electrodb.models: reference parsing, foundation files, loading, identity, failures."""
+"""Tests of electrodb.models.loader: reference parsing, foundation files, loading, identity, failures."""
 
 from __future__ import annotations
 
@@ -17,8 +17,7 @@ os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
 from model_factory import smoke_box, train_smoke_model
 
-from electrodb.mace_train import TrainingResult
-from electrodb.models import (
+from electrodb.models.loader import (
     FOUNDATION_MODELS,
     ModelError,
     ModelRef,
@@ -26,6 +25,7 @@ from electrodb.models import (
     load_model,
     resolve_foundation_path,
 )
+from electrodb.models.mace_train import TrainingResult
 
 
 @pytest.fixture(scope="session")
@@ -188,7 +188,7 @@ def test_torch_model(smoke_model: TrainingResult) -> None:
 def test_chgnet_labels_water() -> None:
     import chgnet  # installed by make (the [teacher] extra): a missing package is a set-up failure
 
-    from electrodb.labelling import ENERGY_KEY, FORCES_KEY, label_configurations
+    from electrodb.models.labelling import ENERGY_KEY, FORCES_KEY, label_configurations
 
     loaded = load_model("chgnet:r2scan", device="cpu")
     ident = loaded.identity

@@ -20,8 +20,8 @@ from ase.calculators.calculator import PropertyNotImplementedError
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 import torch
 
-from electrodb.models import LoadedModel, ModelError, ModelRef, file_sha256, load_model
-from electrodb.nequip_calculator import neighbor_list
+from electrodb.models.loader import LoadedModel, ModelError, ModelRef, file_sha256, load_model
+from electrodb.models.nequip import neighbor_list
 
 LICL = Path(__file__).resolve().parents[2] / "shared" / "external" / "zhang2023-licl-nequip" / "licl-l3-deployed.pth"
 TYPES = {"O": 0, "H": 1, "Li": 2, "Cl": 3}

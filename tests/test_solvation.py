@@ -33,8 +33,8 @@ from electrodb.analysis.ti_paths import (
     wall_energy_forces,
     window_lambdas,
 )
-from electrodb.builders.solvation import (
-    SolvationBuilder,
+from electrodb.builders.solvation import SolvationBuilder
+from electrodb.documents.solvation import (
     assemble_solvation_document,
     experimental_salt_hydration,
     put_ti_docs,
@@ -48,10 +48,10 @@ from electrodb.flows.solvation import (
     WallSettings,
     nnp_energy_forces,
 )
-from electrodb.models import load_model
+from electrodb.models.loader import load_model
 from electrodb.settings import ElectroDBSettings, get_settings
-from electrodb.stores import ElectroDBStores
-from electrodb.trajectory import utcnow
+from electrodb.store.stores import ElectroDBStores
+from electrodb.utils.provenance import utcnow
 
 ION_INDICES = [12, 13]  # Na, Cl of smoke_box
 
@@ -411,7 +411,7 @@ def _run_flow(
 ):
     from jobflow import run_locally
 
-    from electrodb.campaign import MDSettings
+    from electrodb.systems.campaign import MDSettings
 
     monkeypatch.setenv("ELECTRODB_DATA_DIR", str(tmp_path / "db"))
     get_settings.cache_clear()
@@ -482,7 +482,7 @@ def test_ti_flow_records_unstable_setup(tmp_path: Path, monkeypatch: pytest.Monk
     """A blow-up during equilibration stores an 'unstable' solvation document and runs no window."""
     from jobflow import run_locally
 
-    from electrodb.campaign import MDSettings, StabilitySettings
+    from electrodb.systems.campaign import MDSettings, StabilitySettings
 
     monkeypatch.setenv("ELECTRODB_DATA_DIR", str(tmp_path / "db"))
     get_settings.cache_clear()
@@ -506,7 +506,7 @@ def test_ti_flow_end_to_end_16_waters(tmp_path: Path, monkeypatch: pytest.Monkey
 
     The random MACE has no water physics (its molecules drift apart or together): the distance thresholds are
     relaxed so that the plumbing, not the model, is tested."""
-    from electrodb.campaign import StabilitySettings
+    from electrodb.systems.campaign import StabilitySettings
 
     loose = StabilitySettings(min_distance_h_A=0.2, min_distance_heavy_A=0.5, max_force_eV_A=500.0)
     _, stores = _run_flow(
@@ -583,8 +583,8 @@ def test_two_leg_ti_matches_widom_insertion_for_lj_solute() -> None:
 
     from electrodb.analysis.free_energy import K_B_EV, timeseries_error
     from electrodb.analysis.ti_paths import window_statistics
-    from electrodb.campaign import StabilitySettings
     from electrodb.flows.solvation import run_window
+    from electrodb.systems.campaign import StabilitySettings
 
     temperature, n, length, dt, steps = 298.15, 32, 10.7, 2.0, 5000
     kt = K_B_EV * temperature
@@ -641,9 +641,9 @@ def test_campaign_with_solvation_runs_ti_once_and_exports_it(
     """`solvation: true` in a campaign runs one TI flow per salt and temperature; a re-run skips it."""
     import pandas as pd
 
-    from electrodb.campaign import Campaign, MDSettings
-    from electrodb.export import export_table
     from electrodb.flows.campaign import run_solvation
+    from electrodb.io.export import export_table
+    from electrodb.systems.campaign import Campaign, MDSettings
 
     monkeypatch.setenv("ELECTRODB_DATA_DIR", str(tmp_path / "db"))
     get_settings.cache_clear()
@@ -681,7 +681,7 @@ def test_campaign_with_solvation_runs_ti_once_and_exports_it(
 
 
 def _labelled_box(atoms):
-    """smoke_box labels (electrodb.systems style): roles, molecules and ion centres."""
+    """smoke_box labels (electrodb.systems.boxes style): roles, molecules and ion centres."""
     atoms = atoms.copy()
     atoms.arrays["role"] = np.array([0, 1, 1] * 4 + [2, 3], dtype=np.int8)
     atoms.arrays["mol_id"] = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 5], dtype=np.int32)
@@ -692,7 +692,8 @@ def _labelled_box(atoms):
 def test_lambda_calculator_with_long_range_end_states(box, calc64) -> None:
     """λ = 1: NNP + E_LR of the whole box; λ = 0: solvent with its own E_LR + ions alone (vacuum: no E_LR;
     periodic: each ion's Wigner self-energy −ξ q² k_e / (2 ε_r L), ξ = 2.837297)."""
-    from electrodb.longrange import COULOMB_EV_A, LongRangeSettings, atomic_charges, long_range_energy_forces
+    from electrodb.models.longrange import atomic_charges, long_range_energy_forces
+    from electrodb.systems.campaign import COULOMB_EV_A, LongRangeSettings
 
     atoms = _labelled_box(box)
     term = LongRangeSettings(charges="all", epsilon_r=1.0, method="ewald", cutoff_A=3.0)  # water charged too
@@ -729,9 +730,8 @@ def test_lambda_calculator_with_long_range_end_states(box, calc64) -> None:
 
 
 def test_solvation_id_changes_with_the_long_range_term_only_when_given() -> None:
-    from electrodb.campaign import MDSettings, PackingSettings
     from electrodb.flows.solvation import solvation_id
-    from electrodb.longrange import LongRangeSettings
+    from electrodb.systems.campaign import LongRangeSettings, MDSettings, PackingSettings
 
     args = ("NaCl", 16, 298.15, "sha256:x", TISettings(), MDSettings(npt=False), PackingSettings())
     term = LongRangeSettings(charges="ions", epsilon_r=78.3, method="pme", cutoff_A=10)

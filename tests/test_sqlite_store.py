@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from maggma.stores import MemoryStore
 
-from electrodb.sqlite_store import SQLiteStore
+from electrodb.store.sqlite import SQLiteStore
 
 BASE = datetime(2024, 5, 1, 12, 0, 0)
 SALTS = ["NaCl", "LiCl", "KCl", "CsI"]
@@ -393,8 +393,8 @@ def test_old_montydb_database_is_migrated_once(tmp_path: Path) -> None:
     from maggma.stores import MontyStore
 
     from electrodb.settings import ElectroDBSettings
-    from electrodb.sqlite_migrate import MIGRATED_MARKER
-    from electrodb.stores import get_stores
+    from electrodb.store.sqlite_migrate import MIGRATED_MARKER
+    from electrodb.store.stores import get_stores
 
     settings = ElectroDBSettings(data_dir=tmp_path)
     old = MontyStore("systems", database_path=str(settings.database_path), database_name=settings.db_name)
@@ -418,7 +418,7 @@ def test_old_montydb_database_is_migrated_once(tmp_path: Path) -> None:
 
 def test_projection_below_an_array_of_scalars_keeps_what_mongodb_keeps(tmp_path):
     """``campaign_ids.0`` on a list of strings gives ``[]`` in MongoDB (mongomock raised; the API answered 500)."""
-    from electrodb.sqlite_store import SQLiteStore
+    from electrodb.store.sqlite import SQLiteStore
 
     store = SQLiteStore("t", tmp_path, key="k")
     store.connect()

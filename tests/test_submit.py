@@ -9,21 +9,11 @@ import zlib
 import pytest
 from typer.testing import CliRunner
 
-from electrodb.campaign import Campaign
-from electrodb.engines.stages import SubmitOptions
-from electrodb.engines.submit import (
-    MODEL_KEY,
-    SYSTEM_KEY,
-    EngineConfigError,
-    campaign_states,
-    check_store_for_engine,
-    chunked,
-    engine_phase,
-    get_backend,
-    submit_campaign,
-)
-from electrodb.model_files import ModelError, file_sha256
-from electrodb.model_staging import model_blob_uuid, resolve_model_reference, stage_model
+from electrodb.managers.stages import SYSTEM_KEY, EngineConfigError, SubmitOptions, chunked, engine_phase
+from electrodb.managers.submit import MODEL_KEY, campaign_states, check_store_for_engine, get_backend, submit_campaign
+from electrodb.models.files import ModelError, file_sha256
+from electrodb.models.staging import model_blob_uuid, resolve_model_reference, stage_model
+from electrodb.systems.campaign import Campaign
 
 
 class RecordingBackend:
@@ -86,7 +76,7 @@ def test_engine_phase_reads_fireworks_and_jobflow_remote_states():
 
 
 def test_get_backend_knows_both_engines_and_names_them_otherwise():
-    from electrodb.engines.fireworks import FireWorksBackend
+    from electrodb.managers.fireworks import FireWorksBackend
 
     assert isinstance(get_backend("fireworks"), FireWorksBackend)  # the LaunchPad is loaded only when used
     assert get_backend("jobflow-remote").name == "jobflow-remote"
@@ -241,7 +231,7 @@ def test_worker_resolves_the_model_by_sha256_from_the_data_store(stores, setting
 
 
 def test_cli_submit_refuses_embedded_multi_node_and_unknown_engines(settings, model_file, tmp_path):
-    from electrodb.cli import app
+    from electrodb.cli.main import app
 
     spec = tmp_path / "spec.yaml"
     spec.write_text(_campaign(str(model_file)).model_dump_json())
@@ -258,8 +248,8 @@ def test_cli_submit_refuses_embedded_multi_node_and_unknown_engines(settings, mo
 
 
 def test_cli_submit_and_status_through_a_backend(settings, model_file, tmp_path, monkeypatch):
-    import electrodb.engines.submit as submit_module
-    from electrodb.cli import app
+    import electrodb.managers.submit as submit_module
+    from electrodb.cli.main import app
 
     backend = RecordingBackend()
     monkeypatch.setattr(submit_module, "get_backend", lambda name, **kw: backend)

@@ -7,8 +7,8 @@ from synthetic import write_brownian_trajectory
 
 from electrodb.analysis.convergence import Verdict
 from electrodb.builders import run_builders
-from electrodb.builders.documents import SUMMARY_PROPERTIES
 from electrodb.builders.summary import merge_property
+from electrodb.documents.properties import SUMMARY_PROPERTIES
 
 OK = Verdict("converged", "c")
 BAD = Verdict("unconverged", "c", "error too large")

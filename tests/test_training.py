@@ -1,4 +1,4 @@
-"""Tests of electrodb.labelling and electrodb.mace_train: perturbation, labelling, mace_run_train, held-out errors."""
+"""Tests of electrodb.models.labelling and .mace_train: perturbation, labelling, mace_run_train, held-out errors."""
 
 from __future__ import annotations
 
@@ -20,15 +20,15 @@ os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
 from model_factory import smoke_box, train_smoke_model
 
-from electrodb import mace_train
-from electrodb.labelling import (
+from electrodb.models import mace_train
+from electrodb.models.labelling import (
     ENERGY_KEY,
     FORCES_KEY,
     STRESS_KEY,
     label_configurations,
     perturb_configurations,
 )
-from electrodb.mace_train import (
+from electrodb.models.mace_train import (
     TrainingError,
     TrainingResult,
     TrainingSettings,
@@ -149,7 +149,7 @@ def test_foundation_command_uses_foundation_architecture(tmp_path: Path) -> None
     cmd = build_train_command(TrainingSettings(foundation_model=str(fake)), "t", "v", str(tmp_path))
     assert f"--foundation_model={fake}" in cmd and "--multiheads_finetuning=False" in cmd
     assert not any(a.startswith(("--num_channels", "--r_max", "--max_L")) for a in cmd)
-    from electrodb.models import ModelError
+    from electrodb.models.loader import ModelError
 
     with pytest.raises(ModelError, match="place the file"):
         build_train_command(

@@ -11,7 +11,7 @@ import pytest
 from synthetic import write_brownian_trajectory
 
 from electrodb.settings import ElectroDBSettings
-from electrodb.stores import get_stores
+from electrodb.store.stores import get_stores
 
 mda = pytest.importorskip("MDAnalysis")
 
@@ -96,7 +96,7 @@ def _check(agreement: dict[str, float]) -> None:
 def test_h5md_export_reproduces_stored_rdf_and_msd(db: dict[str, Any], tmp_path: Path) -> None:
     import h5py
 
-    from electrodb.export import export_trajectories
+    from electrodb.io.export import export_trajectories
 
     tid = db["doc"].trajectory_id
     with get_stores(db["settings"], read_only=True) as stores:
@@ -119,8 +119,8 @@ def test_h5md_export_reproduces_stored_rdf_and_msd(db: dict[str, Any], tmp_path:
 
 
 def test_client_trajectory_reproduces_stored_rdf_and_msd(db: dict[str, Any], http: Any) -> None:
-    from electrodb.client import ElectroDBAPIError, ElectroDBClient
-    from electrodb.export import trajectory_universe
+    from electrodb.api.client import ElectroDBAPIError, ElectroDBClient
+    from electrodb.io.export import trajectory_universe
 
     api = ElectroDBClient(client=http)
     tid = db["doc"].trajectory_id

@@ -23,7 +23,7 @@ import httpx
 import pytest
 from test_api import MODEL_A, SYSTEMS, build_database
 
-from electrodb.client import ElectroDBClient
+from electrodb.api.client import ElectroDBClient
 
 STATIC = Path(__file__).resolve().parents[1] / "electrodb" / "api" / "static"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from jobflow import Flow
 
-from electrodb.campaign import Campaign, SystemSpec
 from electrodb.flows.job_io import store_job
 from electrodb.flows.md import ElectrolyteFlowMaker, ProductionMDMaker
-from electrodb.stores import BLOB_COLLECTION, BLOB_KEY, COLLECTIONS, JOBFLOW_UPSERT_KEY
+from electrodb.store.stores import BLOB_COLLECTION, BLOB_KEY, COLLECTIONS, JOBFLOW_UPSERT_KEY
+from electrodb.systems.campaign import Campaign, SystemSpec
 
 
 def _claim(path: Path, content: str) -> bool:
@@ -116,7 +116,7 @@ def _assert_no_duplicates(stores) -> None:
 
 
 def test_device_plan_gives_each_worker_its_own_gpu_or_a_share_of_the_cores(monkeypatch):
-    from electrodb.flows.workers import plan_devices
+    from electrodb.managers.workers import plan_devices
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     gpus = plan_devices(2, gpus=["3", "5", "6"], cores=16)
@@ -135,7 +135,7 @@ def test_device_plan_gives_each_worker_its_own_gpu_or_a_share_of_the_cores(monke
 
 @pytest.mark.parametrize(("value", "expected"), [("0,2", ["0", "2"]), ("", []), ("-1", []), ("1,-1,2", ["1"])])
 def test_visible_gpus_follow_cuda_visible_devices(monkeypatch, value, expected):
-    from electrodb.flows.workers import visible_gpus
+    from electrodb.managers.workers import visible_gpus
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", value)
     assert visible_gpus() == expected
@@ -144,8 +144,8 @@ def test_visible_gpus_follow_cuda_visible_devices(monkeypatch, value, expected):
 def test_memory_stores_are_refused_with_the_fix(settings):
     from maggma.stores import MemoryStore
 
-    from electrodb.flows.workers import WorkerError, plan_devices, run_campaign_workers
-    from electrodb.stores import JOB_COLLECTIONS, ElectroDBStores
+    from electrodb.managers.workers import WorkerError, plan_devices, run_campaign_workers
+    from electrodb.store.stores import JOB_COLLECTIONS, ElectroDBStores
 
     memory = ElectroDBStores(settings, _stores={n: MemoryStore(n) for n in ("jobs", "data", *JOB_COLLECTIONS)})
     campaign = _campaign("no-such.model", [2.0], [298.15])
@@ -157,7 +157,7 @@ def test_dead_workers_are_replaced_and_their_systems_rerun(settings, stores, tmp
     """Two workers, four systems: one worker is SIGKILLed once (its system reruns on a fresh worker), another
     system kills every worker that takes it (failed after ``max_deaths``); each worker had its own device."""
     from electrodb.flows.campaign import run_campaign
-    from electrodb.flows.workers import plan_devices, run_campaign_workers
+    from electrodb.managers.workers import plan_devices, run_campaign_workers
 
     campaign = _campaign(str(tmp_path / "no-such.model"), [2.0, 3.5], [298.15, 310.0])
     ids = [s.system_id for s in campaign.systems()]
@@ -200,9 +200,9 @@ def test_two_cpu_workers_one_killed_mid_production_lose_and_duplicate_nothing(
     settings, stores, random_mace, tmp_path, temperatures, production_ps
 ):
     """Real MD (tiny random MACE, 32 waters) in 2 CPU workers; one SIGKILLs itself mid-production once."""
-    from electrodb.flows.engine import checkpoint_interval
-    from electrodb.flows.workers import run_campaign_workers
-    from electrodb.trajectory import list_chunks, load_trajectory
+    from electrodb.managers.workers import run_campaign_workers
+    from electrodb.md.dynamics import checkpoint_interval
+    from electrodb.store.frames import list_chunks, load_trajectory
 
     campaign = _campaign(str(random_mace), [2.0, 3.5], temperatures, production_ps=production_ps)
     ids = [s.system_id for s in campaign.systems()]
@@ -248,7 +248,7 @@ def test_two_cpu_workers_one_killed_mid_production_lose_and_duplicate_nothing(
 def test_cli_refuses_more_workers_than_gpus_before_running_anything(settings, stores, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from electrodb.cli import app
+    from electrodb.cli.main import app
 
     spec = tmp_path / "c.yaml"
     spec.write_text(
@@ -270,9 +270,9 @@ def test_workers_say_when_they_set_md_batch_aside(random_mace, monkeypatch, batc
 
     from rich.console import Console
 
+    from electrodb.cli.reporting import run_with_progress
     from electrodb.flows import workers
     from electrodb.flows.campaign import CampaignRunSummary
-    from electrodb.reporting import run_with_progress
 
     campaign = _campaign(str(random_mace), [2.0], [298.15], batch=batch, thermostat="langevin")
     calls = []

@@ -1,7 +1,7 @@
 """ElectroDB's read-only HTTP API (FastAPI) and web explorer.
 
 ``create_app(settings)`` builds the app; ``serve(host, port, settings)`` runs it with uvicorn. Filters are
-translated to Mongo criteria in :mod:`electrodb.query` (shared with the export).
+translated to Mongo criteria in :mod:`electrodb.store.query` (shared with the export).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 __all__ = ["create_app", "serve"]
 
 
-def __getattr__(name: str) -> Any:  # lazy: importing electrodb.api.queries (a shim) must not need FastAPI
+def __getattr__(name: str) -> Any:  # lazy: importing electrodb.api.client must not need FastAPI
     if name in __all__:
         from electrodb.api import app
 

@@ -3,7 +3,7 @@
 ``create_app(settings)`` opens the stores with ``get_stores(settings, read_only=True)`` (the embedded SQLite
 store or MongoDB) and serves them through GET routes only. Every query parameter is typed, patterned and bounded
 (:mod:`electrodb.api.params`), so the OpenAPI schema describes what is accepted; filters become Mongo criteria
-in :mod:`electrodb.query` and are never passed through. Only find / count / sort / skip / limit / distinct are
+in :mod:`electrodb.store.query` and are never passed through. Only find / count / sort / skip / limit / distinct are
 used, and both backends do them in the database (indexes), thread-safely.
 
 List answers: ``{"data": [...], "meta": {"total_doc", "limit", "skip", "max_limit", "api_version",
@@ -31,7 +31,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from electrodb import __version__
-from electrodb import query as q
 from electrodb.api import schemas
 from electrodb.api.cache import ResponseCache
 from electrodb.api.compress import GZipMiddleware
@@ -47,8 +46,9 @@ from electrodb.api.params import (
     guard_query_string,
     query_params,
 )
-from electrodb.builders.documents import SUMMARY_PROPERTIES
+from electrodb.documents.properties import SUMMARY_PROPERTIES
 from electrodb.settings import ElectroDBSettings, get_settings
+from electrodb.store import query as q
 
 __all__ = ["SERVED", "Database", "create_app", "jsonable", "serve", "strip_path"]
 
@@ -379,7 +379,7 @@ def create_app(settings: ElectroDBSettings | None = None, cache_mb: float | None
         tags=["trajectories"],
         summary="Frames of one trajectory (unwrapped positions, cells, times), paged with _skip/_limit",
         description="Arrays are zlib-compressed little-endian bytes in base64 (`{dtype, shape, zb64}`; "
-        f"`electrodb.trajectory.decode_array`). One answer carries at most {MAX_FRAMES} frames and "
+        f"`electrodb.store.frames.decode_array`). One answer carries at most {MAX_FRAMES} frames and "
         f"{MAX_FRAME_ATOMS:,} frames × atoms; `meta.total_doc` is the number of frames, `meta.max_limit` the "
         "most frames per answer for this trajectory. 404 for an unknown id or frames that are not stored.",
         responses={200: {"model": schemas.FramesResponse}, **one_responses},
@@ -388,8 +388,8 @@ def create_app(settings: ElectroDBSettings | None = None, cache_mb: float | None
         trajectory_id: str = PathParam(..., pattern=q.PATH_ID_PATTERN, max_length=200),
         params: dict = Depends(query_params(None, "frame_skip", "frame_limit")),
     ) -> Response:
-        from electrodb.export import load_frames
-        from electrodb.trajectory import TrajectoryError, encode_array
+        from electrodb.io.export import load_frames
+        from electrodb.store.frames import TrajectoryError, encode_array
 
         meta = db.one("trajectories", {"trajectory_id": trajectory_id})
         if meta is None:
@@ -463,7 +463,7 @@ def create_app(settings: ElectroDBSettings | None = None, cache_mb: float | None
     def export(params: dict = Depends(query_params(electrolytes, *export_names))) -> StreamingResponse:
         import itertools
 
-        from electrodb.export import EXPORT_STORES, iter_csv, iter_jsonl, iter_rows
+        from electrodb.io.export import EXPORT_STORES, iter_csv, iter_jsonl, iter_rows
 
         fmt, with_arrays = params.pop("format"), params.pop("with_arrays")
         criteria = q.build_criteria(electrolytes, params)

@@ -5,7 +5,7 @@ kept as the exact bytes and headers sent, keyed by the route, the decoded query 
 and whether the client accepts gzip. Each answer is stored with the *version token* of its collection taken
 before the app read the collection; it is served again only while the collection's current token is the same.
 
-Tokens come from the stores (:meth:`electrodb.sqlite_store.SQLiteStore.data_version`: SQLite's
+Tokens come from the stores (:meth:`electrodb.store.sqlite.SQLiteStore.data_version`: SQLite's
 ``PRAGMA data_version`` on one dedicated connection, which changes whenever any other connection, in any
 process, commits to the collection's file, with the file's inode). A builder's write is therefore seen by the
 next request: its token differs, and the answer is recomputed. Since the token is read *before* the app's own

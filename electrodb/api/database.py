@@ -9,11 +9,11 @@ from array import array
 from collections.abc import Hashable
 from typing import Any
 
-from electrodb import query as q
 from electrodb.api.cache import BytesLRU
 from electrodb.api.jsonout import dumps
 from electrodb.settings import ElectroDBSettings
-from electrodb.stores import get_stores
+from electrodb.store import query as q
+from electrodb.store.stores import get_stores
 
 __all__ = ["SERVED", "Database"]
 

@@ -23,9 +23,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticUndefined
 
-from electrodb import query as q
 from electrodb.analysis.convergence import STATUSES
-from electrodb.builders.documents import SUMMARY_PROPERTIES
+from electrodb.documents.properties import SUMMARY_PROPERTIES
+from electrodb.store import query as q
 
 __all__ = [
     "DEPRECATED",

@@ -2,7 +2,7 @@
 
 Documents may be projected (``_fields``), so every document field is optional here; nested objects are plain
 objects. The summary schema lists every headline property ``P`` of
-:data:`~electrodb.builders.documents.SUMMARY_PROPERTIES` with ``P_err``, ``P_status``, ``P_reason``,
+:data:`~electrodb.documents.properties.SUMMARY_PROPERTIES` with ``P_err``, ``P_status``, ``P_reason``,
 ``P_criterion``, ``exp_P``, ``exp_P_source``.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from electrodb.analysis.convergence import STATUSES
-from electrodb.builders.documents import SUMMARY_PROPERTIES, ElectrolyteSummary
-from electrodb.query import SUMMARY_EXTRA_FIELDS
+from electrodb.documents.properties import SUMMARY_PROPERTIES, ElectrolyteSummary
+from electrodb.store.query import SUMMARY_EXTRA_FIELDS
 
 __all__ = ["ErrorResponse", "FramesResponse", "ListMeta", "error_responses", "list_response", "one_response"]
 
@@ -121,7 +121,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 class EncodedArray(BaseModel):
-    """A numpy array: ``zlib``-compressed little-endian bytes in base64 (``electrodb.trajectory.decode_array``)."""
+    """A numpy array: ``zlib``-compressed little-endian bytes in base64 (``electrodb.store.frames.decode_array``)."""
 
     dtype: str = Field(description="numpy dtype string, e.g. <f4")
     shape: list[int]

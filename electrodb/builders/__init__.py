@@ -15,7 +15,7 @@ from typing import Any
 
 from maggma.core import Builder
 
-from electrodb.stores import ElectroDBStores
+from electrodb.store.stores import ElectroDBStores
 
 __all__ = ["make_builders", "run_builder", "run_builders"]
 

@@ -39,7 +39,7 @@ def shareable(store: Store) -> bool:
     """Whether another process can open ``store`` from its init arguments and see the same data."""
     from maggma.stores import GridFSStore, MemoryStore, MongoStore
 
-    from electrodb.sqlite_store import SQLiteStore
+    from electrodb.store.sqlite import SQLiteStore
 
     if isinstance(store, MemoryStore):  # MemoryStore and mongomock live in this process only
         return False

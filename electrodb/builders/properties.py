@@ -16,7 +16,7 @@ from electrodb.analysis.shells import shell_analysis
 from electrodb.analysis.structure import RDFResult, pair_rdfs
 from electrodb.analysis.transport import self_diffusion
 from electrodb.analysis.viscosity import ViscosityEstimate, solution_viscosity
-from electrodb.builders.documents import (
+from electrodb.documents.properties import (
     KineticsDoc,
     PairingDoc,
     Provenance,
@@ -24,8 +24,8 @@ from electrodb.builders.documents import (
     TransportDoc,
     electrolyte_id,
 )
-from electrodb.campaign import stable_hash
-from electrodb.trajectory import TrajectoryArrays
+from electrodb.store.frames import TrajectoryArrays
+from electrodb.utils.provenance import stable_hash
 
 __all__ = ["AnalysisSettings", "PropertySet", "analyse_trajectory"]
 

@@ -81,8 +81,8 @@ def _shells() -> dict[str, dict[str, ExperimentalValue]]:
 
 
 def _density(salt: str, molality: float) -> ExperimentalValue | None:
-    from electrodb.chemistry import parse_salt
-    from electrodb.systems import solution_density
+    from electrodb.systems.boxes import solution_density
+    from electrodb.systems.chemistry import parse_salt
 
     value, source = solution_density(parse_salt(salt), molality)
     if source == "estimate":

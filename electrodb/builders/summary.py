@@ -18,10 +18,10 @@ from maggma.core import Builder, Store
 
 from electrodb.analysis.convergence import STATUSES, Verdict, worst
 from electrodb.analysis.viscosity import SOURCE_WATER
-from electrodb.builders.documents import SUMMARY_PROPERTIES, ElectrolyteSummary, Provenance
 from electrodb.builders.reference import experimental_values
-from electrodb.builders.trajectory import as_datetime
-from electrodb.chemistry import parse_salt
+from electrodb.documents.properties import SUMMARY_PROPERTIES, ElectrolyteSummary, Provenance
+from electrodb.systems.chemistry import parse_salt
+from electrodb.utils.provenance import as_datetime
 
 __all__ = ["ElectrolyteSummaryBuilder", "merge_property", "merge_values"]
 

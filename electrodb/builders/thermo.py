@@ -31,9 +31,8 @@ from electrodb.analysis.activity import (
 )
 from electrodb.analysis.convergence import ConvergenceTargets, Verdict
 from electrodb.analysis.kirkwood_buff import KB_MIN_RANGE_A, acc_verdict, activity_derivative, kb_integral
-from electrodb.builders.trajectory import as_datetime
-from electrodb.campaign import stable_hash
-from electrodb.chemistry import AVOGADRO, parse_salt
+from electrodb.systems.chemistry import AVOGADRO, parse_salt
+from electrodb.utils.provenance import as_datetime, stable_hash
 
 __all__ = ["MIN_CONCENTRATIONS", "ThermoBuilder", "system_activity_derivative"]
 

@@ -23,7 +23,8 @@ from maggma.core import Builder, Store
 
 from electrodb.analysis.periodic import smallest_widths
 from electrodb.builders.properties import AnalysisSettings, analyse_trajectory
-from electrodb.trajectory import TrajectoryArrays, TrajectoryError, load_trajectory
+from electrodb.store.frames import TrajectoryArrays, TrajectoryError, load_trajectory
+from electrodb.utils.provenance import as_datetime
 
 #: Smallest perpendicular cell width (Å) a frame may have: below it no ion–water box is physical, and analysis
 #: grids sized from it would be meaningless (a collapsed cell once drove a build to 24 GB).
@@ -49,20 +50,10 @@ def frame_problems(traj: TrajectoryArrays) -> str | None:
     return None
 
 
-__all__ = ["TrajectoryPropertiesBuilder", "analyse_item", "as_datetime"]
+__all__ = ["TrajectoryPropertiesBuilder", "analyse_item"]
 
 TARGETS = ("structure", "transport", "pairing", "kinetics")
 _META_FIELDS = None  # whole metadata documents are small (per-atom lists only)
-
-
-def as_datetime(value: Any) -> datetime:
-    """Stored timestamps come back as datetimes (BSON) or ISO strings (JSON); compare them as aware datetimes."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    if isinstance(value, str):
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-    return datetime.min.replace(tzinfo=timezone.utc)
 
 
 def analyse_item(

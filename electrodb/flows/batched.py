@@ -1,7 +1,7 @@
 """Batched NVT production with torch-sim as a jobflow Maker, and when to use it (:func:`should_batch`).
 
 :class:`BatchedProductionMaker` runs many small boxes of a campaign in one batched torch-sim integration
-(:func:`~electrodb.flows.batched_engine.run_batched_nvt`, which holds the integrator, the per-system stability
+(:func:`~electrodb.md.torchsim.run_batched_nvt`, which holds the integrator, the per-system stability
 monitor and the image counting) and stores one trajectory per system, as the sequential
 :class:`~electrodb.flows.md.ProductionMDMaker` does. The engine's public names are re-exported here.
 
@@ -21,7 +21,7 @@ with a fully on-device neighbour list.
 
 Checkpoints and resume: every box is checkpointed during the run in the data store, in the sequential
 engine's format (:func:`electrodb.flows.md._save_checkpoint`), and a killed batched job rerun continues each box
-from its own checkpoint with no frame lost or duplicated (:func:`~electrodb.flows.batched_engine.run_batched_nvt`).
+from its own checkpoint with no frame lost or duplicated (:func:`~electrodb.md.torchsim.run_batched_nvt`).
 """
 
 from __future__ import annotations
@@ -37,16 +37,7 @@ from jobflow import Maker
 
 from electrodb.analysis.convergence import ConvergenceTargets
 from electrodb.analysis.md_checks import check_temperature
-from electrodb.campaign import MDSettings, SystemSpec
-from electrodb.flows.batched_engine import (
-    BatchedRunResult,
-    BatchedStabilityMonitor,
-    SystemOutcome,
-    autobatch_bins,
-    resolve_device,
-    run_batched_nvt,
-)
-from electrodb.flows.engine import ProductionState, checkpoint_interval, kinetic_energy_relaxation_ps
+from electrodb.documents.trajectory import TrajectoryDocument
 from electrodb.flows.job_io import job_stores, store_job
 from electrodb.flows.md import (
     ProductionMDMaker,
@@ -59,9 +50,19 @@ from electrodb.flows.md import (
     _save_checkpoint,
     atoms_from_dict,
 )
+from electrodb.md.dynamics import ProductionState, checkpoint_interval, kinetic_energy_relaxation_ps
+from electrodb.md.torchsim import (
+    BatchedRunResult,
+    BatchedStabilityMonitor,
+    SystemOutcome,
+    autobatch_bins,
+    resolve_device,
+    run_batched_nvt,
+)
 from electrodb.settings import get_settings
-from electrodb.stores import ElectroDBStores
-from electrodb.trajectory import TrajectoryDocument, TrajectoryWriter, load_trajectory, truncate_chunks
+from electrodb.store.frames import TrajectoryWriter, load_trajectory, truncate_chunks
+from electrodb.store.stores import ElectroDBStores
+from electrodb.systems.campaign import MDSettings, SystemSpec
 
 __all__ = [
     "BatchedProductionMaker",
@@ -147,7 +148,7 @@ def _torch_sim_model(loaded: Any) -> Any:
     if loaded.is_mace:
         return loaded.torch_model()
     if loaded.identity.kind == "nequip":
-        from electrodb.flows.batched_models import NequIPTorchSimModel
+        from electrodb.md.torchsim_models import NequIPTorchSimModel
 
         return NequIPTorchSimModel.from_loaded(loaded)
     raise ValueError(
@@ -165,7 +166,7 @@ class BatchedProductionMaker(Maker):
     failed are retried once together with half the time step (when ``md.stability.retry_half_timestep``).
     Completed systems are returned as they are; systems whose equilibration failed (or is missing: the job
     runs with ``on_missing_references=NONE`` in :func:`~electrodb.flows.batched_campaign.batched_campaign_flow`)
-    are skipped. Each box is checkpointed every :func:`~electrodb.flows.engine.checkpoint_interval` steps; a
+    are skipped. Each box is checkpointed every :func:`~electrodb.md.dynamics.checkpoint_interval` steps; a
     rerun resumes every box from its checkpoint. ``wall_time_s`` and ``ns_per_day`` of each document are those
     of its batch (documents carry ``batched=True`` and ``batch_size``).
 
@@ -203,7 +204,7 @@ class BatchedProductionMaker(Maker):
         if not specs:
             return []
         from electrodb.flows.training import model_long_range
-        from electrodb.models import ModelRef, load_model
+        from electrodb.models.loader import ModelRef, load_model
 
         md = _common_md(specs)
         stores = job_stores("trajectories", "data", "systems", "models")

@@ -21,7 +21,6 @@ from typing import Any, Literal
 
 from jobflow import Flow, OnMissing, run_locally
 
-from electrodb.campaign import Campaign, MDSettings, SystemSpec
 from electrodb.flows.batched import BatchedProductionMaker, should_batch
 from electrodb.flows.campaign import (
     CampaignRunSummary,
@@ -33,7 +32,8 @@ from electrodb.flows.campaign import (
     run_solvation,
 )
 from electrodb.flows.md import BoxMaker, EquilibrationMaker, _report
-from electrodb.stores import ElectroDBStores
+from electrodb.store.stores import ElectroDBStores
+from electrodb.systems.campaign import Campaign, MDSettings, SystemSpec
 
 __all__ = [
     "AUTO_GROUP_SYSTEMS",
@@ -158,7 +158,7 @@ def run_campaign_batched(
     campaign
         The campaign; its ``md.batch`` is used unless ``batch`` is given.
     stores
-        The campaign's database (jobs get its :meth:`~electrodb.stores.ElectroDBStores.job_store`).
+        The campaign's database (jobs get its :meth:`~electrodb.store.stores.ElectroDBStores.job_store`).
     batch
         ``'auto'``, ``'off'`` or N (overrides ``campaign.md.batch``).
     on_system

@@ -1,7 +1,7 @@
 """A campaign as jobflow Flows: one :class:`ElectrolyteFlowMaker` flow per system not yet completed.
 
 Local runs use jobflow's ``run_locally``: one system at a time (:func:`run_campaign`, so progress can be shown per
-system) or k at once in worker processes with a device each (:mod:`electrodb.flows.workers`), both through
+system) or k at once in worker processes with a device each (:mod:`electrodb.managers.workers`), both through
 :func:`run_system`; distributed runs convert the same flow for FireWorks (``flow_to_workflow``) or submit it
 with jobflow-remote.
 """
@@ -17,10 +17,10 @@ from pathlib import Path
 
 from jobflow import Flow, JobStore, run_locally
 
-from electrodb.campaign import Campaign, SystemSpec
 from electrodb.flows.md import ElectrolyteFlowMaker
-from electrodb.stores import ElectroDBStores
-from electrodb.trajectory import utcnow
+from electrodb.store.stores import ElectroDBStores
+from electrodb.systems.campaign import Campaign, SystemSpec
+from electrodb.utils.provenance import utcnow
 
 __all__ = [
     "CampaignRunSummary",
@@ -125,7 +125,7 @@ def _capture_job_errors() -> Iterator[_JobErrors]:
 @functools.lru_cache(maxsize=16)
 def _model_r_max(reference: str, stamp: tuple[int, int] | None) -> float | None:
     """The cutoff a model reports; cached per reference and file state (``campaign run`` asks twice)."""
-    from electrodb.models import ModelRef, load_model
+    from electrodb.models.loader import ModelRef, load_model
 
     return load_model(ModelRef.parse(reference)).identity.r_max
 
@@ -137,7 +137,7 @@ def with_model_cutoff(campaign: Campaign) -> tuple[Campaign, str | None]:
     the model's is larger, it replaces the user's value (boxes shorter than twice the model's cutoff would see
     their own images); when the model cannot be read here, the user's value stays and the note says so.
     """
-    from electrodb.models import ModelError
+    from electrodb.models.loader import ModelError
 
     path = Path(campaign.model).expanduser()
     stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else None
@@ -267,7 +267,7 @@ def run_campaign(
     """Run every pending system of ``campaign`` locally into ``stores``, one at a time; skip completed ones.
 
     The box-size check uses the model's own cutoff where it is larger than ``model_cutoff_A``
-    (:func:`with_model_cutoff`). Several systems at once: :func:`electrodb.flows.workers.run_campaign_workers`.
+    (:func:`with_model_cutoff`). Several systems at once: :func:`electrodb.managers.workers.run_campaign_workers`.
     """
     run = prepare_campaign_run(campaign, stores, model_id)
     maker = maker or ElectrolyteFlowMaker()

@@ -15,7 +15,7 @@ from typing import Any
 from jobflow import JobConfig, job
 from maggma.core import Store
 
-from electrodb.stores import COLLECTIONS, JOB_COLLECTIONS, ElectroDBStores
+from electrodb.store.stores import COLLECTIONS, JOB_COLLECTIONS, ElectroDBStores
 
 __all__ = ["NoJobStoreError", "job_stores", "store_job"]
 
@@ -29,7 +29,7 @@ class NoJobStoreError(RuntimeError):
 
 
 def job_stores(*names: str) -> ElectroDBStores:
-    """The current job's stores (``data`` and :data:`~electrodb.stores.JOB_COLLECTIONS`), connected.
+    """The current job's stores (``data`` and :data:`~electrodb.store.stores.JOB_COLLECTIONS`), connected.
 
     Parameters
     ----------
@@ -69,7 +69,7 @@ def job_stores(*names: str) -> ElectroDBStores:
 
 
 class JobCollection:
-    """A job's view of one of :data:`~electrodb.stores.JOB_COLLECTIONS`: every document it writes also carries
+    """A job's view of one of :data:`~electrodb.store.stores.JOB_COLLECTIONS`: every document it writes also carries
     ``blob_uuid`` (= its natural key), and upserts use the natural key.
 
     jobflow's ``JobStore`` keys every additional store by ``blob_uuid``; a jobflow-remote worker's file store

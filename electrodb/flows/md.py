@@ -24,9 +24,10 @@ from pydantic import BaseModel, Field
 from electrodb import __version__
 from electrodb.analysis.convergence import ConvergenceTargets
 from electrodb.analysis.md_checks import check_temperature, thermostat_offset_K
-from electrodb.campaign import MDSettings, SystemSpec
-from electrodb.chemistry import parse_salt
-from electrodb.flows.engine import (
+from electrodb.documents.trajectory import TrajectoryDocument
+from electrodb.flows.job_io import job_stores, store_job
+from electrodb.flows.resume import produce_in_working_copy
+from electrodb.md.dynamics import (
     MDInstabilityError,
     ProductionState,
     equilibrate,
@@ -34,19 +35,13 @@ from electrodb.flows.engine import (
     measure_nve_drift,
     run_production,
 )
-from electrodb.flows.job_io import job_stores, store_job
-from electrodb.flows.resume import produce_in_working_copy
 from electrodb.settings import get_settings
-from electrodb.stores import ElectroDBStores
-from electrodb.systems import box_counts, pack_box
-from electrodb.trajectory import (
-    TrajectoryDocument,
-    TrajectoryWriter,
-    decode_array,
-    encode_array,
-    truncate_chunks,
-    utcnow,
-)
+from electrodb.store.frames import TrajectoryWriter, decode_array, encode_array, truncate_chunks
+from electrodb.store.stores import ElectroDBStores
+from electrodb.systems.boxes import box_counts, pack_box
+from electrodb.systems.campaign import MDSettings, SystemSpec
+from electrodb.systems.chemistry import parse_salt
+from electrodb.utils.provenance import utcnow
 
 __all__ = ["BoxMaker", "ElectrolyteFlowMaker", "EquilibrationMaker", "ProductionMDMaker", "SystemDocument"]
 
@@ -131,27 +126,27 @@ def _load_calculator(
 
     The model is found by its sha256: the campaign's file when it is here with that hash, else the bytes given as
     the job input ``model_file`` (jobflow-remote workers, which reach no database), else the blob staged in the
-    data store (:mod:`electrodb.model_staging`), each verified before it is loaded.
+    data store (:mod:`electrodb.models.staging`), each verified before it is loaded.
 
     The term is the campaign's ``long_range``, or, for a model trained with a term removed (delta learning,
     recorded in its ``models`` document), that term: added automatically when the campaign gives none, and a
     different campaign term is refused (:func:`electrodb.flows.training.resolve_long_range`).
     """
     from electrodb.flows.training import model_long_range, resolve_long_range
-    from electrodb.models import ModelRef, load_model
+    from electrodb.models.loader import ModelRef, load_model
 
     stores = stores if stores is not None else job_stores("models", "data")
     sha256 = _model_sha256(spec)
     reference = spec.model
     if model_file is not None:
-        from electrodb.model_staging import model_reference_from_output
+        from electrodb.models.staging import model_reference_from_output
 
         sha256 = sha256 or model_file["model_id"]
         if model_file["model_id"] != sha256:
             raise ValueError(f"the job was given model {model_file['model_id']}, but its system needs {sha256}")
         reference = model_reference_from_output(model_file, spec.model)
     elif sha256 is not None:  # a worker without the file gets a verified copy of the staged blob
-        from electrodb.model_staging import resolve_model_reference
+        from electrodb.models.staging import resolve_model_reference
 
         reference = resolve_model_reference(spec.model, sha256, stores.data)
     loaded = load_model(ModelRef.parse(reference), expected_id=sha256)
@@ -161,7 +156,7 @@ def _load_calculator(
     recorded = model_long_range(stores, loaded.identity.model_id)
     long_range, source = resolve_long_range(spec.long_range, recorded, f"model {spec.model!r}")
     if long_range is not None:  # the NNP plus a long-range Coulomb term (docs/long-range.md)
-        from electrodb.longrange import LongRangeCalculator
+        from electrodb.models.longrange import LongRangeCalculator
 
         calc = LongRangeCalculator.for_system(calc, long_range, atoms, spec.salt)
         identity["long_range"] = long_range.model_dump(mode="json")
@@ -264,7 +259,7 @@ def _mark(stores: ElectroDBStores, doc: TrajectoryDocument, **changes: Any) -> T
 
 @dataclass
 class EquilibrationMaker(Maker):
-    """Minimise, warm up and run NPT until the density settles (see :func:`electrodb.flows.engine.equilibrate`)."""
+    """Minimise, warm up and run NPT until the density settles (see :func:`electrodb.md.dynamics.equilibrate`)."""
 
     name: str = "equilibrate"
 
@@ -456,7 +451,7 @@ class ProductionMDMaker(Maker):
         """Measure the model's NVE energy drift once (``md.nve_drift_steps`` velocity-Verlet steps on a copy of
         this box at the production timestep) and store it in the model's ``models`` document; skipped when the
         document already has one. A failed check is stored as such and never stops production."""
-        from electrodb.models import get_nve_drift, record_nve_drift
+        from electrodb.models.loader import get_nve_drift, record_nve_drift
 
         model_id = model.get("model_id")
         if md.nve_drift_steps <= 0 or not model_id or get_nve_drift(stores, model_id) is not None:
@@ -548,7 +543,7 @@ class ProductionMDMaker(Maker):
                 n_chunks=writer.n_chunks,
             )
         wall = wall_before + time.perf_counter() - started
-        from electrodb.trajectory import load_trajectory
+        from electrodb.store.frames import load_trajectory
 
         temps = load_trajectory(
             doc.model_dump(mode="json") | {"n_frames": writer.n_frames},

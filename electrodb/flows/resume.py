@@ -28,8 +28,8 @@ from typing import Any, TypeVar
 from maggma.core import Store
 
 from electrodb.settings import ElectroDBSettings, get_settings
-from electrodb.stores import COLLECTIONS, ElectroDBStores
-from electrodb.trajectory import iter_chunks, put_chunks
+from electrodb.store.frames import iter_chunks, put_chunks
+from electrodb.store.stores import COLLECTIONS, ElectroDBStores
 
 __all__ = ["WorkingCopy", "open_working_copy", "produce_in_working_copy", "volatile"]
 

@@ -7,7 +7,7 @@ the box without the ions plus the NNP on each ion alone) and a soft-core cavity 
     setup (pack one formula unit in water, minimise, NVT) → one job per (leg, λ) window → combine
 
 whose windows are independent jobs (they run in parallel on a FireWorks/jobflow-remote worker pool). The combine
-job writes a ``solvation`` document (:class:`electrodb.builders.solvation.SolvationDocument`); the raw windows
+job writes a ``solvation`` document (:class:`electrodb.documents.solvation.SolvationDocument`); the raw windows
 are kept in the ``data`` store so that :class:`electrodb.builders.solvation.SolvationBuilder` can re-analyse them.
 Equations, assumptions and caveats: ``docs/solvation.md``. With a long-range Coulomb term (``long_range``, or
 the term a delta-learned model was trained without) every state uses NNP + E_LR, coupled with the NNP's λ
@@ -35,7 +35,7 @@ from electrodb.analysis.ti_paths import (
     LEGS,
     window_lambdas,
 )
-from electrodb.builders.solvation import (
+from electrodb.documents.solvation import (
     SolvationDocument,
     assemble_solvation_document,
     put_ti_docs,
@@ -43,15 +43,15 @@ from electrodb.builders.solvation import (
     solvation_record,
     window_blob_uuid,
 )
-from electrodb.campaign import MDSettings, PackingSettings, stable_hash
-from electrodb.chemistry import WATER_MOLAR_MASS_KG, parse_salt
-from electrodb.flows.engine import MDInstabilityError, StabilityMonitor, minimize
 from electrodb.flows.job_io import job_stores, store_job
 from electrodb.flows.md import atoms_from_dict, atoms_to_dict
-from electrodb.flows.ti_engine import LambdaCalculator, WallSettings, WindowRun, nnp_energy_forces, run_window
-from electrodb.stores import ElectroDBStores
-from electrodb.systems import ROLE_CODES, box_counts, pack_box
-from electrodb.trajectory import utcnow
+from electrodb.md.alchemical import LambdaCalculator, WallSettings, WindowRun, nnp_energy_forces, run_window
+from electrodb.md.dynamics import MDInstabilityError, StabilityMonitor, minimize
+from electrodb.store.stores import ElectroDBStores
+from electrodb.systems.boxes import ROLE_CODES, box_counts, pack_box
+from electrodb.systems.campaign import MDSettings, PackingSettings
+from electrodb.systems.chemistry import WATER_MOLAR_MASS_KG, parse_salt
+from electrodb.utils.provenance import stable_hash, utcnow
 
 __all__ = [
     "LambdaCalculator",
@@ -168,7 +168,7 @@ def _stores() -> ElectroDBStores:
 
 
 def _load(model: str, dtype: str) -> Any:
-    from electrodb.models import ModelRef, load_model
+    from electrodb.models.loader import ModelRef, load_model
 
     return load_model(ModelRef.parse(model), dtype=dtype)  # type: ignore[arg-type]
 
@@ -177,7 +177,7 @@ def _long_range(value: Any) -> Any:
     """LongRangeSettings from settings or their JSON dict (None stays None)."""
     if value is None:
         return None
-    from electrodb.longrange import LongRangeSettings
+    from electrodb.systems.campaign import LongRangeSettings
 
     return LongRangeSettings.model_validate(value)
 
@@ -284,7 +284,7 @@ def ti_setup(
     sid = solvation_id(salt_obj.formula, n_waters, temperature, identity["model_id"], ti, mds, pk, term)
     calc = loaded.calculator()
     if term is not None:
-        from electrodb.longrange import LongRangeCalculator
+        from electrodb.models.longrange import LongRangeCalculator
 
         atoms.calc = LongRangeCalculator.for_system(calc, term, atoms, salt_obj)
     else:
@@ -363,7 +363,7 @@ def ti_window(setup: dict[str, Any], leg: str, lam: float, model: str) -> dict[s
     term = _long_range(run.get("long_range"))
     charges = None
     if term is not None:
-        from electrodb.longrange import atomic_charges
+        from electrodb.models.longrange import atomic_charges
 
         charges = atomic_charges(atoms, term, run["salt"])
     calc = LambdaCalculator(
@@ -417,7 +417,7 @@ class SolvationTIMaker(Maker):
     Flow: ``ti_setup`` → one ``ti_window`` job per (leg, λ) — Gauss–Legendre nodes of ``settings.n_windows``
     (coupling), ``settings.n_windows_cavity`` (cavity) and every ``settings.convergence_orders`` — → ``ti_combine``.
     From ``md`` the timestep, minimisation, seed and stability thresholds are used; ``packing`` seeds packmol.
-    ``long_range`` (:class:`electrodb.longrange.LongRangeSettings`) adds the long-range Coulomb term to every
+    ``long_range`` (:class:`electrodb.models.longrange.LongRangeSettings`) adds the long-range Coulomb term to every
     state (coupled with the NNP's λ coefficient); None: none, unless the model was trained without one
     (delta learning), whose recorded term is then used.
     """

@@ -30,14 +30,14 @@ from pydantic import BaseModel, Field
 
 from electrodb import __version__
 from electrodb.flows.job_io import job_stores, store_job
-from electrodb.labelling import label_configurations, perturb_configurations
-from electrodb.mace_train import TrainingResult, TrainingSettings, train_mace
-from electrodb.models import ModelRef, file_sha256, load_model
-from electrodb.safe_files import atomic_output
+from electrodb.models.labelling import label_configurations, perturb_configurations
+from electrodb.models.loader import ModelRef, file_sha256, load_model
+from electrodb.models.mace_train import TrainingResult, TrainingSettings, train_mace
 from electrodb.settings import get_settings
-from electrodb.stores import ElectroDBStores
-from electrodb.systems import box_counts, pack_box
-from electrodb.trajectory import utcnow
+from electrodb.store.stores import ElectroDBStores
+from electrodb.systems.boxes import box_counts, pack_box
+from electrodb.utils.provenance import utcnow
+from electrodb.utils.safe_files import atomic_output
 
 __all__ = [
     "ConfigurationSamplingMaker",
@@ -215,7 +215,7 @@ def model_long_range(stores: ElectroDBStores, model_id: str) -> Any:
 
     None also when the model has no document in ``models`` (a foundation model, a file trained elsewhere).
     """
-    from electrodb.longrange import LongRangeSettings
+    from electrodb.systems.campaign import LongRangeSettings
 
     doc = stores.models.query_one({"model_id": model_id}, properties=["model_id", "long_range"])
     recorded = (doc or {}).get("long_range")
@@ -227,10 +227,10 @@ def resolve_long_range(requested: Any, recorded: Any, model: str = "the model") 
 
     ``requested`` is the campaign's ``long_range`` (None: not given), ``recorded`` the term the model was trained
     without (:func:`model_long_range`). A delta-learned model gets its recorded term when none is requested, and
-    a different requested term is refused (:class:`~electrodb.models.ModelError`): the NNP only reproduces the
+    a different requested term is refused (:class:`~electrodb.models.loader.ModelError`): the NNP only reproduces the
     reference together with exactly the term that was removed from its labels.
     """
-    from electrodb.models import ModelError
+    from electrodb.models.loader import ModelError
 
     if recorded is None:
         return requested, ("campaign" if requested is not None else None)
@@ -250,14 +250,14 @@ def materialize_model(model_id: str, stores: ElectroDBStores, folder: Path | Non
 
     Lets a worker on another machine use a model trained elsewhere: the blob store travels with the database.
     MACE files are pickles that run code when loaded, so the bytes are checked before anything can load them:
-    the stored blob must hash to ``model_id`` (else :class:`~electrodb.models.ModelError`, and nothing is
+    the stored blob must hash to ``model_id`` (else :class:`~electrodb.models.loader.ModelError`, and nothing is
     written), an existing file is reused only if its sha256 is ``model_id`` (else it is replaced by the
     verified blob), and the file is written atomically (temporary file, then rename). Load the returned path
     with ``load_model(path, expected_id=model_id)`` to check it once more at load time.
     """
     import hashlib
 
-    from electrodb.models import ModelError
+    from electrodb.models.loader import ModelError
 
     if not model_id.startswith("sha256:") or len(model_id) != 7 + 64:
         raise ModelError(f"{model_id!r} is not a stored model id ('sha256:' and 64 hex digits)")

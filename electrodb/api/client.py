@@ -1,0 +1,545 @@
+"""Python client of the ElectroDB HTTP API (httpx): paging in chunks, typed documents, retries.
+
+Example
+-------
+>>> from electrodb.api.client import ElectroDBClient
+>>> db = ElectroDBClient("http://127.0.0.1:8000")                               # doctest: +SKIP
+>>> docs = db.search(salt="NaCl", molality=(1, 3), D_cation_status="converged")   # doctest: +SKIP
+>>> docs[0].D_cation, docs[0].D_cation_status                                     # doctest: +SKIP
+>>> rows = db.search(salt="NaCl", fields=["molality", "D_cation"], as_dict=True)  # doctest: +SKIP
+>>> df = db.search(salt="LiCl", as_dataframe=True)                                # doctest: +SKIP
+>>> rdf = db.get_rdf(docs[0].electrolyte_id)                                      # doctest: +SKIP
+
+Documents come back as the project's pydantic models (:class:`~electrodb.documents.properties.ElectrolyteSummary`
+for summaries; ``StructureDoc`` … for the property collections); with ``fields=`` they are partial
+(built with ``model_construct``: fields not requested are absent). ``as_dict=True`` gives plain dicts,
+``as_dataframe=True`` a pandas DataFrame.
+
+Connection errors and 5xx answers are retried ``retries`` times with exponential back-off; a 4xx raises
+:class:`ElectroDBAPIError` naming the offending parameter. In tests, pass an existing ``httpx.Client``-like
+object (e.g. ``fastapi.testclient.TestClient(app)``) as ``client=``; a custom ``transport=``
+(``httpx.MockTransport``) also works.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from electrodb.documents.properties import (
+    SUMMARY_PROPERTIES,
+    ElectrolyteSummary,
+    KineticsDoc,
+    PairingDoc,
+    StructureDoc,
+    TransportDoc,
+)
+
+__all__ = ["ElectroDBAPIError", "ElectroDBClient", "ElectroDBConnectionError", "ElectroDBWarning"]
+
+PAGE_SIZE = 1000  # the API's maximum _limit
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+
+Range = tuple[float | None, float | None] | list[float | None] | float | int | None
+Values = str | Sequence[str] | None
+
+
+class ElectroDBAPIError(RuntimeError):
+    """An error answer of the API (``{"error": {"status", "message", "detail"}}``).
+
+    Attributes
+    ----------
+    status, message, detail
+        As sent by the server.
+    parameter
+        The request parameter the server rejected, when it names one (4xx).
+    """
+
+    def __init__(self, status: int, message: str, detail: Any = None) -> None:
+        self.status = status
+        self.message = message
+        self.detail = detail
+        self.parameter = detail.get("parameter") if isinstance(detail, dict) else None
+        where = f" [parameter {self.parameter!r}]" if self.parameter and self.parameter not in message else ""
+        super().__init__(f"HTTP {status}: {message}{where}")
+
+
+class ElectroDBConnectionError(ConnectionError):
+    """The server could not be reached (after the retries)."""
+
+
+class ElectroDBWarning(UserWarning):
+    """A warning sent by the server in ``meta.warnings`` (deprecated parameters, empty ranges, ...)."""
+
+
+_MODELS: dict[str, type[BaseModel]] = {
+    "electrolytes": ElectrolyteSummary,
+    "structure": StructureDoc,
+    "transport": TransportDoc,
+    "pairing": PairingDoc,
+    "kinetics": KineticsDoc,
+}
+
+
+def _trajectory_model() -> type[BaseModel]:
+    from electrodb.documents.trajectory import TrajectoryDocument
+
+    return TrajectoryDocument
+
+
+def _range_params(name: str, value: Range, tolerance: float = 1e-6) -> dict[str, float]:
+    """``(lo, hi)`` → ``{name_min: lo, name_max: hi}`` (``None`` ends open); a number means ±``tolerance``."""
+    if value is None:
+        return {}
+    if isinstance(value, (int, float)):
+        return {f"{name}_min": float(value) - tolerance, f"{name}_max": float(value) + tolerance}
+    lo, hi = value
+    out = {}
+    if lo is not None:
+        out[f"{name}_min"] = float(lo)
+    if hi is not None:
+        out[f"{name}_max"] = float(hi)
+    return out
+
+
+def _joined(value: Values) -> str | None:
+    """One value or a sequence of values → the API's comma-separated list."""
+    if value is None or isinstance(value, str):
+        return value
+    return ",".join(str(v) for v in value)
+
+
+def to_model(collection: str, doc: dict[str, Any], partial: bool) -> Any:
+    """``doc`` as the collection's pydantic model (``model_construct`` when partial or not schema-valid)."""
+    model = _trajectory_model() if collection == "trajectories" else _MODELS.get(collection)
+    if model is None:
+        return doc
+    if partial:
+        return model.model_construct(**doc)
+    try:
+        return model.model_validate(doc)
+    except ValidationError as exc:
+        warnings.warn(
+            f"{collection} document {doc.get(next(iter(doc), ''), '?')!r} does not match {model.__name__} "
+            f"({exc.error_count()} errors); returned unvalidated",
+            ElectroDBWarning,
+            stacklevel=3,
+        )
+        return model.model_construct(**doc)
+
+
+class ElectroDBClient:
+    """Client of an ElectroDB API server.
+
+    Parameters
+    ----------
+    base_url
+        Server address, e.g. ``"http://127.0.0.1:8000"`` (ignored when ``client`` is given).
+    timeout
+        Seconds per request.
+    transport
+        Optional httpx transport for the internal ``httpx.Client``.
+    client
+        An existing ``httpx.Client``-compatible object to send requests with (e.g. a Starlette
+        ``TestClient``); the caller keeps ownership of it.
+    retries
+        Extra attempts after a connection error or a 5xx answer.
+    backoff
+        Seconds before the first retry; doubled at every further retry.
+    """
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+        client: Any = None,
+        retries: int = 3,
+        backoff: float = 0.5,
+    ) -> None:
+        self._owns_client = client is None
+        self._http = (
+            client
+            if client is not None
+            else httpx.Client(
+                base_url=base_url.rstrip("/"), timeout=timeout, transport=transport, headers={"Accept-Encoding": "gzip"}
+            )
+        )
+        self.timeout = timeout
+        self.retries = max(0, int(retries))
+        self.backoff = float(backoff)
+
+    # -------------------------------------------------------------------------------- plumbing
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._http.close()
+
+    def __enter__(self) -> ElectroDBClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send(self, path: str, params: dict[str, Any] | None) -> httpx.Response:
+        """GET with retries on connection errors and 5xx (exponential back-off)."""
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                response = self._http.get(path, params=clean)
+            except httpx.TransportError as exc:
+                if last:
+                    raise ElectroDBConnectionError(
+                        f"cannot reach the ElectroDB API for {path} after {attempt + 1} attempt(s): {exc}"
+                    ) from exc
+            else:
+                if response.status_code not in RETRY_STATUSES or last:
+                    return response
+            time.sleep(self.backoff * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        body = self._decode(self._send(path, params))
+        meta = body.get("meta") if isinstance(body, dict) else None
+        for text in (meta or {}).get("warnings") or []:
+            warnings.warn(f"ElectroDB API: {text}", ElectroDBWarning, stacklevel=3)
+        return body
+
+    @staticmethod
+    def _decode(response: httpx.Response) -> Any:
+        if response.status_code >= 400:
+            try:
+                err = response.json()["error"]
+                status, message, detail = (
+                    err.get("status", response.status_code),
+                    err.get("message", ""),
+                    err.get("detail"),
+                )
+            except (ValueError, KeyError, TypeError):
+                raise ElectroDBAPIError(response.status_code, response.text[:500]) from None
+            raise ElectroDBAPIError(status, message, detail)
+        return response.json()
+
+    # -------------------------------------------------------------------------------- queries
+
+    @staticmethod
+    def _search_params(
+        salt: Values,
+        cation: Values,
+        anion: Values,
+        molality: Range,
+        temperature: Range,
+        model_id: Values,
+        campaign: Values,
+        fields: Sequence[str] | str | None,
+        sort: Sequence[str] | str | None,
+        filters: dict[str, Any],
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "salt": _joined(salt),
+            "cation": _joined(cation),
+            "anion": _joined(anion),
+            "model_id": _joined(model_id),
+            "campaign": _joined(campaign),
+            "electrolyte_id": _joined(filters.pop("electrolyte_ids", None) or filters.pop("electrolyte_id", None)),
+        }
+        params.update(_range_params("molality", molality))
+        params.update(_range_params("temperature", temperature))
+        for key, value in filters.items():
+            if key.endswith("_status") and key.removesuffix("_status") in SUMMARY_PROPERTIES:
+                params[key] = _joined(value)
+                continue
+            base = key.removesuffix("_min").removesuffix("_max")
+            if base not in SUMMARY_PROPERTIES and base not in ("molality", "temperature"):
+                raise TypeError(
+                    f"unknown search parameter {key!r}; properties are {', '.join(SUMMARY_PROPERTIES)} "
+                    "(as P=(min, max), P_min=, P_max= or P_status=)"
+                )
+            if key == base:
+                params.update(_range_params(key, value))
+            elif value is not None:
+                params[key] = float(value)
+        if fields:
+            params["_fields"] = _joined(fields)
+        if sort:
+            params["_sort_fields"] = _joined(sort)
+        return params
+
+    def pages(
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        limit: int | None = None,
+        chunk_size: int = PAGE_SIZE,
+        num_chunks: int | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Chunks of a list route (``/electrolytes``, ``/structure``, …) until ``limit`` docs, ``num_chunks``
+        chunks or the end."""
+        if not 1 <= chunk_size <= PAGE_SIZE:
+            raise ValueError(f"chunk_size must be between 1 and {PAGE_SIZE}, got {chunk_size}")
+        params = dict(params or {})
+        skip, chunks = 0, 0
+        while (limit is None or skip < limit) and (num_chunks is None or chunks < num_chunks):
+            size = chunk_size if limit is None else min(chunk_size, limit - skip)
+            body = self._get(path, {**params, "_limit": size, "_skip": skip})
+            data = body["data"]
+            chunks += 1
+            if data:
+                yield data
+            skip += len(data)
+            meta = body.get("meta") or {}
+            total = meta.get("total_doc", meta.get("total", 0))
+            if len(data) < size or skip >= total:
+                return
+
+    def search(
+        self,
+        salt: Values = None,
+        molality: Range = None,
+        temperature: Range = None,
+        *,
+        cation: Values = None,
+        anion: Values = None,
+        model_id: Values = None,
+        campaign: Values = None,
+        fields: Sequence[str] | str | None = None,
+        sort: Sequence[str] | str | None = None,
+        limit: int | None = None,
+        chunk_size: int = PAGE_SIZE,
+        num_chunks: int | None = None,
+        as_dict: bool = False,
+        as_dataframe: bool = False,
+        page_size: int | None = None,
+        **filters: Any,
+    ) -> Any:
+        """Electrolyte summaries matching the filters, fetched in chunks.
+
+        Parameters
+        ----------
+        salt, cation, anion, model_id, campaign
+            One value or a list of values (any matches); salt and ion names are canonicalised by the server
+            (``"nacl"`` finds ``NaCl``).
+        molality, temperature
+            ``(min, max)`` in mol/kg and K (``None`` for an open end) or a single value (±1e-6).
+        fields
+            Fields to return (``electrolyte_id`` is always included); documents are then partial.
+        sort
+            ``"-D_cation"`` or ``["salt", "-molality"]`` (sent as ``_sort_fields``); ``electrolyte_id`` breaks
+            ties, so chunks are stable.
+        limit
+            Maximum number of documents (``None``: all).
+        chunk_size, num_chunks
+            Documents per request (≤ 1000) and the most requests to make (``None``: as many as needed).
+        as_dict, as_dataframe
+            Plain dicts, or a pandas DataFrame, instead of :class:`ElectrolyteSummary` models.
+        page_size
+            Deprecated name of ``chunk_size``.
+        **filters
+            Per headline property ``P``: ``P=(min, max)``, ``P_min=``, ``P_max=``, ``P_status="converged"``
+            (or a list of statuses); ``electrolyte_ids=[...]``.
+
+        Raises
+        ------
+        TypeError
+            An unknown keyword (named in the message).
+        ElectroDBAPIError
+            The server refused a parameter (``.parameter`` names it).
+        """
+        if page_size is not None:
+            warnings.warn("page_size is deprecated; use chunk_size", DeprecationWarning, stacklevel=2)
+            chunk_size = page_size
+        params = self._search_params(
+            salt, cation, anion, molality, temperature, model_id, campaign, fields, sort, filters
+        )
+        docs = [
+            d
+            for chunk in self.pages("/electrolytes", params, limit=limit, chunk_size=chunk_size, num_chunks=num_chunks)
+            for d in chunk
+        ]
+        if as_dataframe:
+            import pandas as pd
+
+            return pd.DataFrame(docs)
+        if as_dict:
+            return docs
+        return [to_model("electrolytes", d, partial=bool(fields)) for d in docs]
+
+    def count(self, salt: Values = None, molality: Range = None, temperature: Range = None, **kwargs: Any) -> int:
+        """Number of summaries matching the same filters as :meth:`search`."""
+        params = self._search_params(
+            salt,
+            kwargs.pop("cation", None),
+            kwargs.pop("anion", None),
+            molality,
+            temperature,
+            kwargs.pop("model_id", None),
+            kwargs.pop("campaign", None),
+            None,
+            None,
+            kwargs,
+        )
+        meta = self._get("/electrolytes", {**params, "_limit": 0})["meta"]
+        return int(meta.get("total_doc", meta.get("total", 0)))
+
+    def get(self, electrolyte_id: str, fields: Sequence[str] | None = None, as_dict: bool = False) -> Any:
+        """One electrolyte summary (an :class:`ElectrolyteSummary`, or a dict with ``as_dict``)."""
+        params = {"_fields": ",".join(fields)} if fields else None
+        doc = self._get(f"/electrolytes/{electrolyte_id}", params)["data"]
+        return doc if as_dict else to_model("electrolytes", doc, partial=bool(fields))
+
+    def get_rdf(
+        self, electrolyte_id: str, pairs: Sequence[str] | None = None, max_points: int | None = None
+    ) -> dict[str, Any]:
+        """g(r), n(r) and shells of each trajectory of a summary: ``{"trajectories": [{"rdf": {pair: …}}]}``."""
+        return self._get(
+            f"/electrolytes/{electrolyte_id}/rdf",
+            {"pairs": ",".join(pairs) if pairs else None, "max_points": max_points},
+        )["data"]
+
+    def get_msd(
+        self, electrolyte_id: str, species: Sequence[str] | None = None, max_points: int | None = None
+    ) -> dict[str, Any]:
+        """MSDs and diffusion fits of each trajectory of a summary."""
+        return self._get(
+            f"/electrolytes/{electrolyte_id}/msd",
+            {"species": ",".join(species) if species else None, "max_points": max_points},
+        )["data"]
+
+    def query(
+        self,
+        collection: str,
+        limit: int | None = None,
+        *,
+        fields: Sequence[str] | str | None = None,
+        chunk_size: int = PAGE_SIZE,
+        num_chunks: int | None = None,
+        as_dict: bool = False,
+        **params: Any,
+    ) -> list[Any]:
+        """All documents of a list route (``structure``, ``transport``, ``trajectories``, ``thermo``, …).
+
+        Property collections and trajectories come back as their pydantic models unless ``as_dict``; the
+        others (``models``, ``campaigns``, ``thermo``, ``solvation``) as dicts. List values are sent as
+        comma-separated lists.
+        """
+        if not collection.isidentifier():
+            raise ValueError(f"bad collection name {collection!r}")
+        sent = {k: _joined(v) if isinstance(v, (list, tuple)) else v for k, v in params.items()}
+        if fields:
+            sent["_fields"] = _joined(fields)
+        docs: Iterable[dict[str, Any]] = (
+            d
+            for chunk in self.pages(f"/{collection}", sent, limit=limit, chunk_size=chunk_size, num_chunks=num_chunks)
+            for d in chunk
+        )
+        if as_dict:
+            return list(docs)
+        return [to_model(collection, d, partial=bool(fields)) for d in docs]
+
+    def get_trajectory(
+        self,
+        trajectory_id: str,
+        as_: str = "ase",
+        *,
+        start: int = 0,
+        stop: int | None = None,
+        chunk_frames: int | None = None,
+    ) -> Any:
+        """One stored trajectory's frames, paged from ``GET /trajectories/{id}/frames``.
+
+        Parameters
+        ----------
+        trajectory_id
+            The trajectory's id.
+        as_
+            ``"ase"``: a list of ASE ``Atoms`` (unwrapped positions in Å, cell, ``arrays["role"]``,
+            ``arrays["mol_id"]``, ``info["time_ps"]``, ``info["temperature_K"]``, potential energy as the
+            calculator's energy when recorded); ``"mdanalysis"``: an in-memory MDAnalysis ``Universe`` (water
+            ``resname SOL``, ``name OW``/``HW1``/``HW2``, segment ``WAT``; ions by name, ``LI``, ``CL``, segments
+            ``CAT``/``ANI``; resid = ``mol_id + 1``; ``ts.time`` in ps); ``"arrays"``: the
+            :class:`~electrodb.store.frames.TrajectoryArrays`.
+        start, stop
+            Frame window (``stop=None``: to the end).
+        chunk_frames
+            Frames per request (default: the server's bound, ``meta.max_limit``).
+        """
+        from electrodb.io import export as ex
+        from electrodb.store.frames import TrajectoryArrays, decode_array
+
+        if as_ not in ("ase", "mdanalysis", "arrays"):
+            raise ValueError(f"as_ must be 'ase', 'mdanalysis' or 'arrays', got {as_!r}")
+        path = f"/trajectories/{trajectory_id}/frames"
+        keys = ("positions", "cells", "times_ps", "potential_energy_eV", "temperature_K")
+        parts: dict[str, list[Any]] = {k: [] for k in keys}
+        skip, meta, total, max_limit = max(0, int(start)), None, None, None
+        while total is None or skip < total:
+            size = chunk_frames
+            if max_limit is not None:  # stay within the server's bound (no reduced-_limit warning)
+                size = min(size or max_limit, max_limit)
+            if stop is not None:
+                size = min(size or max(1, stop - skip), max(1, stop - skip))
+            body = self._get(path, {"_skip": skip, "_limit": size})
+            meta, max_limit = body["data"]["trajectory"], int(body["meta"]["max_limit"])
+            total = int(body["meta"]["total_doc"])
+            total = total if stop is None else min(total, int(stop))
+            frames = body["data"]["frames"]
+            n_keep = min(int(frames["n_frames"]), max(0, total - skip))
+            if n_keep == 0:
+                break
+            for k in keys:
+                parts[k].append(decode_array(frames[k])[:n_keep])
+            skip += n_keep
+        assert meta is not None
+        n_atoms = int(meta["n_atoms"])
+        empty = {"positions": (0, n_atoms, 3), "cells": (0, 3, 3)}
+        arrays = TrajectoryArrays(
+            trajectory_id=meta["trajectory_id"],
+            **{k: np.concatenate(v) if v else np.zeros(empty.get(k, (0,))) for k, v in parts.items()},
+            symbols=list(meta["symbols"]),
+            masses=np.asarray(meta["masses"], dtype=np.float64),
+            role=np.asarray(meta["role"], dtype=np.int8),
+            mol_id=np.asarray(meta["mol_id"], dtype=np.int64),
+            ion_center=np.asarray(meta["ion_center"], dtype=bool),
+            metadata={k: v for k, v in meta.items() if k not in ("symbols", "masses", "role", "mol_id", "ion_center")},
+        )
+        if as_ == "arrays":
+            return arrays
+        return ex.arrays_universe(arrays) if as_ == "mdanalysis" else ex.ase_frames(arrays)
+
+    def health(self) -> dict[str, Any]:
+        return self._get("/health")
+
+    def export(self, path: str | Path, format: str = "csv", with_arrays: bool = False, **filters: Any) -> Path:
+        """Stream ``GET /export`` (CSV or JSON lines) to ``path``; filters as in :meth:`search` (``P_min=`` …)."""
+        path = Path(path)
+        params = {
+            "format": format,
+            "with_arrays": str(with_arrays).lower(),
+            **{k: _joined(v) if isinstance(v, (list, tuple)) else v for k, v in filters.items() if v is not None},
+        }
+        for attempt in range(self.retries + 1):
+            try:
+                with self._http.stream("GET", "/export", params=params) as response:
+                    if response.status_code in RETRY_STATUSES and attempt < self.retries:
+                        time.sleep(self.backoff * 2**attempt)
+                        continue
+                    if response.status_code >= 400:
+                        response.read()
+                        self._decode(response)
+                    with path.open("wb") as fh:
+                        for chunk in response.iter_bytes():
+                            fh.write(chunk)
+                return path
+            except httpx.TransportError as exc:
+                if attempt == self.retries:
+                    raise ElectroDBConnectionError(f"cannot reach the ElectroDB API for /export: {exc}") from exc
+                time.sleep(self.backoff * 2**attempt)
+        return path

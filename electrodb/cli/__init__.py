@@ -1,0 +1,1 @@
+"""The ``electrodb`` command line (:mod:`.main`), the demo, console reporting and plots."""

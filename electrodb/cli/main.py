@@ -1,0 +1,386 @@
+"""The ``electrodb`` command line: plan and run campaigns, build properties, serve, export, ingest, demo."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+# Before any torch import: the weights-only override MACE + e3nn 0.4.4 need under torch 2.13 (see the environment
+# notes), and silence known, harmless dependency warnings that would bury the progress output.
+os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+for _pattern in (
+    "Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD",
+    "cd is deprecated",
+    "The TorchScript type system",
+    "To copy construct from a tensor",
+    "Converting a tensor with requires_grad=True to a scalar",
+):
+    warnings.filterwarnings("ignore", message=_pattern)
+
+from electrodb.cli.campaign import campaign_app  # noqa: E402  (after the environment set-up above)
+from electrodb.cli.common import _fail, console  # noqa: E402
+
+app = typer.Typer(help="ElectroDB: electrolyte property databases from NNP molecular dynamics.", no_args_is_help=True)
+db_app = typer.Typer(help="Inspect the database.", no_args_is_help=True)
+model_app = typer.Typer(help="Train, fine-tune and list models.", no_args_is_help=True)
+app.add_typer(campaign_app, name="campaign")
+app.add_typer(db_app, name="db")
+app.add_typer(model_app, name="model")
+
+
+@db_app.command("info")
+def db_info() -> None:
+    """Where the data lives and how many documents each collection holds."""
+    from electrodb.settings import get_settings
+    from electrodb.store.stores import get_stores
+
+    settings = get_settings()
+    console.print(f"database: {settings.describe()}")
+    console.print(f"data folder: {settings.data_dir}")
+    with get_stores() as stores:
+        table = Table("collection", "documents")
+        for name, count in stores.counts().items():
+            table.add_row(name, str(count))
+    console.print(table)
+
+
+@app.command()
+def ingest(
+    file: Path,
+    salt: Annotated[str, typer.Option(help="salt formula, e.g. NaCl")],
+    temperature: Annotated[float, typer.Option(help="K")],
+    timestep_fs: Annotated[float, typer.Option("--timestep-fs", help="MD timestep of the source run (fs)")],
+    interval: Annotated[int, typer.Option(help="steps between stored frames")],
+    molality: Annotated[float | None, typer.Option(help="mol/kg; checked against the file")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="ASE format name (default: guess)")] = None,
+    source_label: Annotated[str, typer.Option(help="what produced it, e.g. 'AIMD-revPBE-D3'")] = "external",
+    index: Annotated[str, typer.Option(help="ASE frame selection, e.g. ':500' for the first 500 frames")] = ":",
+    expected_frames: Annotated[
+        int | None, typer.Option(metavar="N", help="frames the file should hold; fewer means truncated")
+    ] = None,
+    min_cell_width: Annotated[
+        float | None, typer.Option(help="smallest allowed perpendicular cell width in Å (default 10)")
+    ] = None,
+    allow_unusual: Annotated[bool, typer.Option("--allow-unusual", help="let every overridable check through")] = False,
+    allow_unusual_temperature: Annotated[
+        bool, typer.Option("--allow-unusual-temperature", help="allow a temperature above 5000 K")
+    ] = False,
+    allow_unusual_timestep: Annotated[
+        bool, typer.Option("--allow-unusual-timestep", help="allow an MD timestep above 20 fs")
+    ] = False,
+    allow_small_cell: Annotated[
+        bool, typer.Option("--allow-small-cell", help="allow a cell narrower than --min-cell-width")
+    ] = False,
+    allow_volume_jumps: Annotated[
+        bool, typer.Option("--allow-volume-jumps", help="allow volume steps > 10 % or drifts beyond 1.5x frame 0")
+    ] = False,
+    allow_irregular_steps: Annotated[
+        bool, typer.Option("--allow-irregular-steps", help="allow a step counter that does not advance by --interval")
+    ] = False,
+    allow_truncated: Annotated[
+        bool, typer.Option("--allow-truncated", help="keep the complete frames of a truncated file")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="re-ingest even if this file is already stored")] = False,
+) -> None:
+    """Import an external trajectory (any ASE-readable format) so the builders analyse it too."""
+    from electrodb.io.ingest import IngestError, ingest_trajectory
+    from electrodb.store.stores import get_stores
+
+    options = {"min_cell_width_A": min_cell_width} if min_cell_width is not None else {}
+    with get_stores() as stores:
+        try:
+            doc = ingest_trajectory(
+                file,
+                salt,
+                molality,
+                temperature,
+                timestep_fs,
+                interval,
+                stores,
+                fmt=fmt,
+                index=index,
+                source_label=source_label,
+                expected_frames=expected_frames,
+                allow_unusual=allow_unusual,
+                allow_unusual_temperature=allow_unusual_temperature,
+                allow_unusual_timestep=allow_unusual_timestep,
+                allow_small_cell=allow_small_cell,
+                allow_volume_jumps=allow_volume_jumps,
+                allow_irregular_steps=allow_irregular_steps,
+                allow_truncated=allow_truncated,
+                force=force,
+                **options,
+            )
+        except (IngestError, ValueError) as exc:
+            _fail(str(exc))
+    for line in getattr(doc, "ingest_messages", []):
+        console.print(line, soft_wrap=True, markup=False)
+    action = getattr(doc, "ingest_action", "created")
+    what = f"{doc.n_frames} frames of {doc.salt} {doc.molality:.3f} mol/kg"
+    if action == "unchanged":
+        console.print(f"unchanged: {doc.trajectory_id} already holds {what}; nothing ingested (--force re-ingests)")
+        return
+    for flag, problem in (getattr(doc, "validation_overrides", None) or {}).items():
+        console.print(f"allowed by --{flag.replace('_', '-')}: {problem}", soft_wrap=True, markup=False)
+    console.print(f"{action} {doc.trajectory_id}: ingested {what}", soft_wrap=True, markup=False)
+
+
+def _long_range_option(value: str | None):
+    """``--long-range``: a YAML/JSON mapping string, or the path of a YAML file holding one."""
+    if value is None:
+        return None
+    import yaml
+    from pydantic import ValidationError
+
+    from electrodb.systems.campaign import LongRangeSettings
+
+    path = Path(value).expanduser()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        _fail(f"--long-range is neither a YAML/JSON mapping nor a YAML file: {exc}")
+    if isinstance(raw, dict) and set(raw) == {"long_range"}:  # a campaign-style file with the one key
+        raw = raw["long_range"]
+    if not isinstance(raw, dict):
+        _fail(f"--long-range must be a mapping such as '{{charges: ions, epsilon_r: 78.3}}', got {value!r}")
+    try:
+        return LongRangeSettings.model_validate(raw)
+    except ValidationError as exc:
+        _fail(f"--long-range: {exc}")
+
+
+@model_app.command("train")
+def model_train(
+    data: Annotated[Path, typer.Option(help="labelled extxyz (REF_energy, REF_forces)")],
+    name: Annotated[str, typer.Option(help="model name")] = "electrodb-mace",
+    foundation: Annotated[str | None, typer.Option(help="fine-tune this MACE file / foundation name")] = None,
+    epochs: Annotated[int, typer.Option(help="epochs")] = 10,
+    long_range: Annotated[
+        str | None,
+        typer.Option(
+            "--long-range",
+            help="delta learning: remove this long-range term from the labels, e.g. "
+            '\'{"charges": "ions", "epsilon_r": 78.3, "method": "pme", "cutoff_A": 10}\' '
+            "(YAML/JSON mapping or a YAML file; docs/long-range.md); campaigns then add it back",
+        ),
+    ] = None,
+    salt: Annotated[
+        str | None,
+        typer.Option(help="salt formula(s), comma-separated (NaCl,LiCl): formal ion charges for --long-range"),
+    ] = None,
+) -> None:
+    """Train (or fine-tune) a MACE model on labelled configurations and store it."""
+    from ase.io import read
+
+    from electrodb.flows.training import store_model
+    from electrodb.models.mace_train import TrainingSettings, train_mace
+    from electrodb.settings import get_settings
+    from electrodb.store.stores import get_stores
+
+    term = _long_range_option(long_range)
+    salts = [s.strip() for s in salt.split(",") if s.strip()] if salt else None
+    configurations = read(data, index=":")
+    settings = TrainingSettings(max_num_epochs=epochs, foundation_model=foundation)
+    try:
+        result = train_mace(
+            configurations, settings, get_settings().work_dir / f"train-{name}", long_range=term, salts=salts
+        )
+    except ValueError as exc:  # charges that cannot be assigned, non-periodic data, ...
+        _fail(str(exc))
+    with get_stores() as stores:
+        doc = store_model(
+            stores, result, name, {"source": str(data.resolve()), "n_configurations": len(configurations)}
+        )
+    console.print(f"model {doc.model_id} at {doc.path}: held-out force RMSE {doc.rmse_forces_eV_per_A:.3f} eV/Å")
+    if doc.long_range is not None:
+        console.print(
+            f"trained with the long-range term removed ({result.long_range_charges}); campaigns using this model "
+            "add it back automatically",
+            soft_wrap=True,
+            markup=False,
+        )
+
+
+@model_app.command("train-demo")
+def model_train_demo(
+    out: Annotated[Path, typer.Option(help="folder for demo-mace.model and its card")] = Path("electrodb/data"),
+    labelled: Annotated[
+        list[Path] | None, typer.Option(help="train on these labelled extxyz files instead of sampling anew")
+    ] = None,
+) -> None:
+    """Train the demo's small MACE (sample, label with CHGNet-r2SCAN, train) and write it with its card.
+
+    This is how the shipped electrodb/data/demo-mace.model was made; `electrodb demo --retrain` does the same live.
+    """
+    from electrodb.cli.demo_model import train_demo_model, write_packaged_model
+
+    dataset, result = train_demo_model(console.log, labelled=labelled)
+    model_path, card_path = write_packaged_model(dataset, result, out)
+    console.print(f"wrote {model_path} ({result.model_id}) and {card_path}", soft_wrap=True)
+
+
+@model_app.command("list")
+def model_list() -> None:
+    """Models recorded in the database."""
+    from electrodb.store.stores import get_stores
+
+    with get_stores() as stores:
+        table = Table("model id", "name", "force RMSE (eV/Å)", "path")
+        for doc in stores.models.query({}):
+            rmse = doc.get("rmse_forces_eV_per_A")
+            table.add_row(
+                doc["model_id"][:23], doc.get("name", ""), f"{rmse:.3f}" if rmse else "-", doc.get("path", "")
+            )
+    console.print(table)
+
+
+@app.command()
+def build(
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            help="reprocess every input and replace its documents in place (readers never see an empty "
+            "database), then remove those whose source is gone"
+        ),
+    ] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, help="processes for the per-trajectory analysis (1: serial, in this process)")
+    ] = 1,
+) -> None:
+    """Run the builders: trajectories -> structure/transport/pairing/kinetics -> summaries -> thermodynamics.
+
+    Each finished item is written at once: an interrupted build keeps what it finished, and the next ``build``
+    continues from there.
+    """
+    from electrodb.builders import run_builders
+    from electrodb.builders.parallel import ParallelBuildError
+    from electrodb.store.stores import get_stores
+
+    with get_stores() as stores:
+        try:
+            counts = run_builders(stores, log=console.log, rebuild=rebuild, workers=workers)
+        except ParallelBuildError as exc:
+            _fail(str(exc))
+        skipped = list(stores.builds.query({}, properties=["trajectory_id", "reason"]))
+    console.print(f"processed {counts}")
+    for doc in skipped:
+        console.print(f"[yellow]skipped[/] {doc['trajectory_id']}: {doc['reason']}")
+
+
+@app.command()
+def plot(
+    kind: Annotated[str, typer.Argument(help="rdf or msd")],
+    ident: Annotated[str, typer.Argument(help="trajectory id or electrolyte id (a unique prefix is enough)")],
+    out: Annotated[Path | None, typer.Option(help="PNG path (default: <kind>-<id>.png)")] = None,
+) -> None:
+    """Write a PNG of g(r) with n(r), or of the MSD with its fit window."""
+    from electrodb.cli.plots import find_property_doc, plot_msd, plot_rdf
+    from electrodb.store.stores import get_stores
+    from electrodb.utils.safe_files import OutputPathError
+
+    if kind not in ("rdf", "msd"):
+        _fail(f"unknown plot {kind!r}; use rdf or msd")
+    with get_stores(read_only=True) as stores:
+        try:
+            doc = find_property_doc(stores, "structure" if kind == "rdf" else "transport", ident)
+        except KeyError as exc:
+            _fail(str(exc.args[0]))
+    path = out or Path(f"{kind}-{doc['trajectory_id']}.png")
+    try:
+        (plot_rdf if kind == "rdf" else plot_msd)(doc, path)
+    except (OutputPathError, OSError) as exc:
+        _fail(str(exc))
+    console.print(f"wrote {path}", soft_wrap=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes (each with its own cache)")] = 1,
+    cache_mb: Annotated[
+        float, typer.Option(min=0, help="MiB per read cache (answers, documents) and worker; embedded store; 0: off")
+    ] = 64.0,
+) -> None:
+    """Serve the database read-only over HTTP (OpenAPI docs at /docs, explorer at /)."""
+    from electrodb.api.app import serve as run_server
+
+    try:
+        run_server(host, port, workers=workers, cache_mb=cache_mb)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option(help="output file (table) or folder (--trajectories)")],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="table: parquet (default), csv, jsonl; --trajectories: extxyz (default), h5md"),
+    ] = None,
+    salt: Annotated[str | None, typer.Option(help="filter: salt formula")] = None,
+    molality_min: Annotated[float | None, typer.Option(help="filter: mol/kg")] = None,
+    molality_max: Annotated[float | None, typer.Option(help="filter: mol/kg")] = None,
+    temperature_min: Annotated[float | None, typer.Option(help="filter: K")] = None,
+    temperature_max: Annotated[float | None, typer.Option(help="filter: K")] = None,
+    model_id: Annotated[str | None, typer.Option(help="filter: model id")] = None,
+    campaign: Annotated[str | None, typer.Option(help="filter: campaign name")] = None,
+    with_arrays: Annotated[bool, typer.Option(help="add g(r) and MSD arrays")] = False,
+    trajectories: Annotated[
+        bool, typer.Option(help="write the selected trajectories (extxyz or h5md + pdb) into the --out folder")
+    ] = False,
+) -> None:
+    """Export an ML-ready table (one row per salt, molality, T, model) or the selected trajectories."""
+    from electrodb.io.export import export_table, export_trajectories
+    from electrodb.store.stores import get_stores
+
+    filters = {
+        k: v
+        for k, v in {
+            "salt": salt,
+            "molality_min": molality_min,
+            "molality_max": molality_max,
+            "temperature_min": temperature_min,
+            "temperature_max": temperature_max,
+            "model_id": model_id,
+            "campaign": campaign,
+        }.items()
+        if v is not None
+    }
+    with get_stores(read_only=True) as stores:
+        try:
+            if trajectories:
+                traj_fmt = (fmt or "extxyz").lower()
+                paths = export_trajectories(stores, out, filters, fmt=traj_fmt)
+                console.print(f"wrote {len(paths)} {traj_fmt} files to {out}")
+            else:
+                rows = export_table(stores, fmt or "parquet", out, filters, with_arrays)
+                console.print(f"wrote {rows} rows to {out}")
+        except ValueError as exc:
+            _fail(str(exc))
+
+
+@app.command()
+def demo(
+    fresh: Annotated[
+        bool,
+        typer.Option("--retrain/--no-retrain", "--fresh", help="train the demo model live"),
+    ] = False,
+) -> None:
+    """Run the built-in demo campaign end to end on CPU with the shipped demo MACE (or --retrain it live)."""
+    from electrodb.cli.demo import run_demo
+
+    run_demo(console, retrain=fresh)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,192 @@
+"""Pydantic schemas of the property documents the builders write and the API serves.
+
+Units live in field names or descriptions: Å, ps, K, mol/kg, and diffusion in 1e-9 m²/s. The summary
+(``electrolytes``) flattens the headline numbers into top-level fields so that the API can filter and sort on
+them and the export can write them as columns.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from electrodb import __version__
+from electrodb.utils.provenance import utcnow
+
+__all__ = [
+    "STATUS_SUFFIXES",
+    "SUMMARY_PROPERTIES",
+    "ElectrolyteSummary",
+    "KineticsDoc",
+    "PairingDoc",
+    "Provenance",
+    "StructureDoc",
+    "TransportDoc",
+]
+
+
+class Provenance(BaseModel):
+    """Where a number came from: trajectories, model, MD settings, code version and analysis parameters."""
+
+    model_config = ConfigDict(extra="allow")
+
+    trajectory_ids: list[str]
+    model_id: str
+    model: dict[str, Any] = Field(default_factory=dict)
+    md: dict[str, Any] = Field(default_factory=dict)
+    code_version: str = __version__
+    analysis: dict[str, Any] = Field(default_factory=dict)
+    builder: str = ""
+
+
+class _PropertyDoc(BaseModel):
+    """Fields every per-trajectory property document carries (the API filters on them)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    trajectory_id: str
+    electrolyte_id: str
+    system_id: str
+    salt: str
+    cation: str
+    anion: str
+    molality: float = Field(description="mol/kg")
+    temperature: float = Field(description="K")
+    model_id: str
+    campaign_ids: list[str] = Field(default_factory=list)
+    n_frames: int
+    duration_ps: float
+    provenance: Provenance
+    last_updated: datetime = Field(default_factory=utcnow)
+
+
+class StructureDoc(_PropertyDoc):
+    """Partial RDFs and first-shell analysis.
+
+    ``rdf[pair]`` = ``{"r": [...] Å, "g": [...], "g_err": [...], "n": [...] running coordination number}``;
+    ``shells[pair]`` = ``{"r_peak", "g_peak", "r_min", "cn", "cn_err", "significance", "detection",
+    "detection_reason", "status", "criterion", "reason"}`` (``detection``: ok / no_peak / no_minimum; ``status``:
+    the convergence verdict of r_peak and CN). Pair names are
+    ``"cation-O_w"``, ``"cation-H_w"``, ``"anion-O_w"``, ``"anion-H_w"``, ``"cation-anion"``,
+    ``"cation-cation"``, ``"anion-anion"``, ``"O_w-O_w"``.
+    """
+
+    rdf: dict[str, dict[str, Any]]
+    shells: dict[str, dict[str, Any]]
+    n_blocks: int
+
+
+class TransportDoc(_PropertyDoc):
+    """Self-diffusion per species (``cation``, ``anion``, ``water``).
+
+    ``diffusion[species]`` = ``{"D_pbc", "D_pbc_err" (finite box), "D", "D_err" (Yeh–Hummer corrected; all
+    1e-9 m²/s), "yeh_hummer_correction", "yeh_hummer_correction_err", "viscosity_Pa_s", "viscosity_err_Pa_s",
+    "viscosity_source", "viscosity_note", "fit_window_ps", "loglog_slope", "rms_displacement_A", "n_origins",
+    "n_atoms", "n_blocks", "status", "criterion", "reason"}`` (``status`` in the vocabulary of
+    :mod:`electrodb.analysis.convergence`; D and D_pbc are kept when not converged, for inspection);
+    ``msd[species]`` = ``{"t_ps": [...], "msd_A2": [...]}``.
+    """
+
+    diffusion: dict[str, dict[str, Any]]
+    msd: dict[str, dict[str, list[float]]]
+    box_length_A: float
+
+
+class PairingDoc(_PropertyDoc):
+    """Ion-pair classification: fractions of free (SSIP), CIP and AGG per ion species, with errors.
+
+    ``pairing`` also holds ``n_contact_events`` (cation–anion contacts formed or broken, with hysteresis),
+    ``cutoff_cation_anion_A``, ``cutoff_fallback`` and the verdict ``status``, ``criterion``, ``reason``.
+    """
+
+    pairing: dict[str, Any]
+
+
+class KineticsDoc(_PropertyDoc):
+    """First-shell water residence times: ``residence[ion]`` with ``tau_ps``, ``tau_err_ps``, ``tau_estimate_ps``
+    (kept when the run is too short for ``tau_ps``), ``r_cut_A``, ``cutoff_fallback``, ``run_length_ps`` and the
+    verdict ``status``, ``criterion``, ``reason``."""
+
+    residence: dict[str, dict[str, Any]]
+
+
+# Headline properties flattened into the summary: name -> (unit, description).
+SUMMARY_PROPERTIES: dict[str, tuple[str, str]] = {
+    "D_cation": ("1e-9 m^2/s", "cation self-diffusion, Yeh–Hummer corrected to infinite box"),
+    "D_anion": ("1e-9 m^2/s", "anion self-diffusion, Yeh–Hummer corrected to infinite box"),
+    "D_water": ("1e-9 m^2/s", "water self-diffusion, Yeh–Hummer corrected to infinite box"),
+    "D_cation_pbc": ("1e-9 m^2/s", "cation self-diffusion in the simulated (finite, periodic) box"),
+    "D_anion_pbc": ("1e-9 m^2/s", "anion self-diffusion in the simulated (finite, periodic) box"),
+    "D_water_pbc": ("1e-9 m^2/s", "water self-diffusion in the simulated (finite, periodic) box"),
+    "eta": ("mPa s", "shear viscosity used for the Yeh–Hummer correction (source in eta_source)"),
+    "r_cation_O": ("Å", "cation–water-oxygen first-peak distance"),
+    "r_anion_O": ("Å", "anion–water-oxygen first-peak distance"),
+    "cn_cation_O": ("", "cation hydration number (water O within the first minimum)"),
+    "cn_anion_O": ("", "anion hydration number (water O within the first minimum)"),
+    "cn_cation_anion": ("", "counter-ions within the cation's first minimum"),
+    "cip_fraction_cation": ("", "fraction of cations in contact ion pairs"),
+    "agg_fraction_cation": ("", "fraction of cations in aggregates"),
+    "free_fraction_cation": ("", "fraction of cations with no counter-ion in the first shell"),
+    "tau_cation_water": ("ps", "first-shell water residence time around the cation"),
+    "tau_anion_water": ("ps", "first-shell water residence time around the anion"),
+    "density": ("kg/m^3", "NPT equilibrium density (None when the density was a fixed input: see density_input)"),
+    "T_mean": ("K", "mean temperature of the production runs (the label is `temperature`)"),
+}
+
+#: Suffixes of the per-property summary fields: ``P``, ``P_err``, ``P_status``, ``P_criterion``, ``P_reason``.
+STATUS_SUFFIXES: tuple[str, ...] = ("_status", "_criterion", "_reason")
+
+
+class ElectrolyteSummary(BaseModel):
+    """One document per (salt, molality, temperature, model): repeat runs merged.
+
+    Each headline property ``P`` of :data:`SUMMARY_PROPERTIES` appears as ``P`` and ``P_err`` (None when not
+    computed), ``P_status`` (``converged`` / ``unconverged`` / ``insufficient``, see
+    :mod:`electrodb.analysis.convergence`), ``P_criterion`` and ``P_reason``, and, where experiment exists,
+    ``exp_P`` with ``exp_P_source``. A value whose status is not ``converged`` is kept for inspection only: it is
+    never a result. ``P_n_runs`` counts the runs the merged value came from.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    electrolyte_id: str
+    salt: str
+    cation: str
+    anion: str
+    nu_cation: int
+    nu_anion: int
+    cation_charge: int
+    anion_charge: int
+    cation_radius_A: float | None = None
+    anion_radius_A: float | None = None
+    molality: float = Field(description="mol/kg")
+    temperature: float = Field(description="K")
+    model_id: str
+    campaign_ids: list[str] = Field(default_factory=list)
+    trajectory_ids: list[str]
+    n_runs: int
+    total_ps: float
+    n_atoms: int
+    model_name: str | None = Field(None, description="readable model name (model_id is the identity)")
+    density_source: str | None = Field(None, description="'npt' (computed) or 'input' (fixed, not a result)")
+    density_input: float | None = Field(None, description="the fixed density when density_source == 'input'")
+    eta_source: str | None = Field(None, description="where the Yeh–Hummer viscosity came from")
+    targets: dict[str, Any] = Field(default_factory=dict, description="convergence targets the statuses used")
+    provenance: Provenance
+    last_updated: datetime = Field(default_factory=utcnow)
+
+
+def electrolyte_id(salt: str, molality: float, temperature: float, model_id: str) -> str:
+    """Deterministic id of a (salt, molality, T, model) summary; molality to 1e-4 mol/kg, T to 0.01 K."""
+    from electrodb.utils.provenance import stable_hash
+
+    return stable_hash(
+        {
+            "salt": salt,
+            "molality": round(molality, 4),
+            "temperature": round(temperature, 2),
+            "model_id": model_id,
+        }
+    )

@@ -1,0 +1,1 @@
+"""Data in and out: ingest of external trajectories, ML-ready table exports and trajectory files."""

@@ -1,0 +1,439 @@
+"""Import external trajectories (AIMD, literature, other codes) into the ElectroDB trajectory store.
+
+Any ASE-readable format works (extxyz, LAMMPS dump, CP2K xyz, VASP XDATCAR …). Frames are streamed (never all
+in memory), unwrapped on the fly with minimum-image displacements (so wrapped dumps give exact diffusion), and
+written in the same chunked format and with the same metadata as ElectroDB's own MD, so the same builders
+process them.
+
+Molecules (first frame, :func:`assign_molecules`)
+    1. Waters: every H joins its nearest heavy atom within 1.25 Å; an O holding two such H is a water. An
+       oxyanion's O has no H within 1.25 Å, so it is never taken as a water, and a water O never enters an ion.
+    2. Ions: the remaining atoms are bonded only along the element pairs that are bonded in the salt's own ion
+       templates (``Ion.bonded_pairs``: S–O in SO₄²⁻; S–O, S–N, S–C, C–F in TFSI⁻), up to
+       ``bond_tolerance`` × the template bond length. A cation–anion pair is never a bond, so contact ion pairs
+       (Li–Cl 2.35 Å, Li–O(TFSI) 1.95 Å), cation dimers (Li–Li 2.68 Å) and aggregates are read as separate ions.
+       Monatomic ions are their own group. Each group must match a template's composition.
+
+Validation (every frame, before anything is stored; :class:`IngestError` names the problem and the fix)
+    * finite positions and cell in every frame (never overridable);
+    * a periodic cell whose smallest perpendicular width is at least ``min_cell_width_A`` (10 Å = 2 × 5 Å: the
+      structure builder's RDFs reach half the smallest width, and the first-shell minima of ion–water RDFs lie
+      at 2.6–3.9 Å), and a volume that changes by at most 10 % between frames and stays within a factor 1.5 of
+      frame 0 (NPT fluctuates by far less);
+    * temperature finite and in (0, 5000] K, timestep finite and in (0, 20] fs, ``interval`` ≥ 1, and where the
+      file carries an MD step counter (LAMMPS ``timestep``, extxyz ``step``) it must advance by ``interval`` steps
+      per frame;
+    * truncation: a file ASE cannot read to the end (a frame cut off mid-way), a text file whose last line has
+      no newline (ASE silently reads a half-written last number), or fewer frames than ``expected_frames``.
+      Default: error. With ``allow_truncated=True`` the complete frames before the damage are kept and the
+      document says ``truncated: True`` with ``truncation_reason``. A file cut exactly at a frame boundary
+      reads as a complete, shorter file: only ``expected_frames`` can tell (the stored ``n_frames`` says it).
+
+  The range checks marked overridable take ``allow_unusual_temperature``, ``allow_unusual_timestep``,
+  ``allow_small_cell``, ``allow_volume_jumps``, ``allow_irregular_steps``, ``allow_truncated`` or
+  ``allow_unusual=True`` (all of them); each override that was needed is recorded in the document's
+  ``validation_overrides`` (flag -> what it let through).
+
+Writes never destroy (staging)
+    Chunks are written under a staging id ``<id>.staging.<token>``, announced by a manifest blob
+    (``kind: "ingest_staging"``) in the ``data`` store. Only when every frame is written and validated is the
+    manifest marked complete and the switch made: chunks re-keyed to the trajectory id, surplus old chunks
+    deleted, trajectory document upserted, manifest deleted. A failed ingest deletes its staging data; one
+    killed while writing leaves the stored trajectory untouched and its staging data is deleted (with a
+    message) by the next ingest; one killed during the switch is finished by the next ingest. While a switch
+    replaces an existing trajectory its document reads ``running`` (the builders skip it) until the switch ends.
+    Re-ingesting the same file (same sha256) with the same parameters is a no-op with a message.
+
+Modules: :mod:`electrodb.io.molecules` (waters and ions of a frame), :mod:`electrodb.io.ingest_checks` (validation,
+reading, :class:`IngestError`), :mod:`electrodb.io.ingest_staging` (staged writes, recovery); this module holds the
+entry point :func:`ingest_trajectory` and re-exports the public names of the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from electrodb.analysis.md_checks import check_temperature
+from electrodb.documents.trajectory import TrajectoryDocument
+from electrodb.io.ingest_checks import (
+    MAX_TEMPERATURE_K,
+    MAX_TIMESTEP_FS,
+    MAX_VOLUME_RATIO,
+    MAX_VOLUME_STEP,
+    MIN_CELL_WIDTH_A,
+    OVERRIDE_FLAGS,
+    STEP_KEYS,
+    IngestError,
+    _check_settings,
+    _Checks,
+    _FrameValidator,
+    _read_frames,
+    _Truncated,
+)
+from electrodb.io.ingest_staging import (
+    STAGING_KIND,
+    STALE_AFTER_S,
+    _discard_staging,
+    _finish_switch,
+    _heartbeat,
+    _mark_complete,
+    _open_staging,
+    _recover,
+    _test_stop,
+)
+from electrodb.io.molecules import BOND_TOLERANCE, WATER_OH_CUTOFF_A, assign_molecules
+from electrodb.store.frames import TrajectoryWriter, decode_array, iter_chunks
+from electrodb.store.stores import ElectroDBStores
+from electrodb.systems.boxes import ROLE_CODES
+from electrodb.systems.chemistry import WATER_MOLAR_MASS_KG, ChemistryError, Salt, parse_salt
+from electrodb.utils.provenance import stable_hash, utcnow
+
+__all__ = [
+    "BOND_TOLERANCE",
+    "MAX_TEMPERATURE_K",
+    "MAX_TIMESTEP_FS",
+    "MAX_VOLUME_RATIO",
+    "MAX_VOLUME_STEP",
+    "MIN_CELL_WIDTH_A",
+    "OVERRIDE_FLAGS",
+    "STAGING_KIND",
+    "STALE_AFTER_S",
+    "STEP_KEYS",
+    "WATER_OH_CUTOFF_A",
+    "IngestError",
+    "assign_molecules",
+    "ingest_trajectory",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------- ingest
+
+
+def ingest_trajectory(
+    path: str | Path,
+    salt: str,
+    molality: float | None,
+    temperature: float,
+    timestep_fs: float,
+    interval: int,
+    stores: ElectroDBStores,
+    fmt: str | None = None,
+    index: str = ":",
+    source_label: str = "external",
+    campaign: str | None = None,
+    chunk_frames: int = 200,
+    *,
+    expected_frames: int | None = None,
+    min_cell_width_A: float = MIN_CELL_WIDTH_A,
+    allow_unusual: bool = False,
+    allow_unusual_temperature: bool = False,
+    allow_unusual_timestep: bool = False,
+    allow_small_cell: bool = False,
+    allow_volume_jumps: bool = False,
+    allow_irregular_steps: bool = False,
+    allow_truncated: bool = False,
+    force: bool = False,
+) -> TrajectoryDocument:
+    """Validate and stream an external trajectory into the store; return its metadata document.
+
+    Parameters
+    ----------
+    molality
+        mol/kg, checked against the composition found in the file (ion and water counts); a mismatch above
+        2 % is an error, ``None`` takes the file's value.
+    temperature, timestep_fs, interval
+        K, fs, MD steps between stored frames (frame spacing = ``timestep_fs × interval`` fs).
+    expected_frames
+        Frames the file should hold (e.g. from the producing run's log); fewer means truncated.
+    min_cell_width_A
+        Smallest allowed perpendicular cell width (Å).
+    allow_unusual, allow_unusual_temperature, allow_unusual_timestep, allow_small_cell, allow_volume_jumps, \
+allow_irregular_steps, allow_truncated
+        Let the named range check through (``allow_unusual``: all); recorded in ``validation_overrides``.
+    force
+        Re-ingest even when the same file with the same parameters is already stored.
+
+    The returned document carries two unstored fields: ``ingest_action`` (``"created"``, ``"replaced"``,
+    ``"unchanged"``) and ``ingest_messages`` (clean-ups and no-op notices, for the caller to print). The id is
+    the hash of the file's sha256 and the metadata, so ids are stable across re-ingests.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise IngestError(f"{path} does not exist")
+    try:
+        parsed = parse_salt(salt)
+    except ChemistryError as exc:
+        raise IngestError(str(exc)) from exc
+    flags = {
+        "allow_unusual_temperature": allow_unusual_temperature,
+        "allow_unusual_timestep": allow_unusual_timestep,
+        "allow_small_cell": allow_small_cell,
+        "allow_volume_jumps": allow_volume_jumps,
+        "allow_irregular_steps": allow_irregular_steps,
+        "allow_truncated": allow_truncated,
+    }
+    checks = _Checks({f for f, on in flags.items() if on or allow_unusual})
+    _check_settings(temperature, timestep_fs, interval, checks)
+    interval = int(interval)
+    if expected_frames is not None and expected_frames < 1:
+        raise IngestError(f"expected_frames must be a positive number of frames, got {expected_frames}")
+    sha = _file_sha256(path)
+    tid = stable_hash(
+        {
+            "file": sha,
+            "salt": parsed.formula,
+            "temperature": temperature,
+            "timestep_fs": timestep_fs,
+            "interval": interval,
+            "index": index,
+            "source": source_label,
+        }
+    )
+    params = {
+        "sha256": sha,
+        "salt": parsed.formula,
+        "molality": molality,
+        "temperature": temperature,
+        "timestep_fs": timestep_fs,
+        "interval": interval,
+        "index": index,
+        "format": fmt,
+        "source_label": source_label,
+        "expected_frames": expected_frames,
+        "min_cell_width_A": min_cell_width_A,
+        "overrides": sorted(checks.allowed),
+    }
+    messages: list[str] = []
+    _recover(stores, tid, messages)
+    existing = stores.trajectories.query_one({"trajectory_id": tid})
+    if existing is not None:
+        existing.pop("_id", None)
+        if not force and _unchanged(stores, existing, params, campaign, messages):
+            messages.append(
+                f"{path.name} is already stored as {tid} ({existing['n_frames']} frames, same sha256 and "
+                "parameters): nothing to do (force=True re-ingests)"
+            )
+            return _result(TrajectoryDocument(**existing), "unchanged", messages)
+    validate = _FrameValidator(checks, interval, min_cell_width_A)
+    frames = _read_frames(path, fmt, index)
+    try:
+        first = next(frames)
+    except StopIteration:
+        raise IngestError(f"{path}: no frames could be read") from None
+    except _Truncated as exc:
+        raise IngestError(f"{path}: truncated before its first complete frame ({exc.reason})") from None
+    validate(0, first)
+    doc = _document(tid, first, parsed, molality, temperature, timestep_fs, interval, path, fmt, source_label)
+    campaigns = [*(existing or {}).get("campaign_ids", []), *([campaign] if campaign else [])]
+    doc = doc.model_copy(update={"campaign_ids": list(dict.fromkeys(campaigns))})
+    manifest = _open_staging(stores, tid, path)
+    staging = manifest["staging_id"]
+    try:
+        writer = TrajectoryWriter(stores.data, staging, len(first), chunk_frames)
+        truncation = _write_frames(
+            writer, first, frames, validate, doc.frame_interval_ps, path, lambda: _heartbeat(stores, manifest)
+        )
+        n_read = writer.next_frame
+        if expected_frames is not None and truncation is None:
+            if n_read > expected_frames:
+                raise IngestError(
+                    f"{path}: {n_read} frames read, more than expected_frames={expected_frames}; "
+                    "fix expected_frames or the index"
+                )
+            if n_read < expected_frames:
+                truncation = (n_read, f"{n_read} frames read of the expected {expected_frames}")
+        if truncation is not None:
+            checks.require(
+                False,
+                "allow_truncated",
+                f"{path} is truncated: {truncation[1]}",
+                "re-copy the complete file (it was probably cut off by an interrupted copy or a killed run)",
+            )
+        writer.flush()
+        _test_stop("before_switch")
+        doc = doc.model_copy(
+            update={
+                "status": "completed",
+                "n_frames": writer.n_frames,
+                "n_chunks": writer.n_chunks,
+                "duration_ps": (writer.n_frames - 1) * doc.frame_interval_ps,
+                "last_good_frame": writer.n_frames - 1,
+                "source_sha256": sha,
+                "ingest_params": params,
+                "validation_overrides": checks.used,
+                "truncated": truncation is not None,
+                "truncation_reason": truncation[1] if truncation else None,
+                "last_updated": utcnow(),
+            }
+        )
+        _mark_complete(stores, manifest, doc, writer.n_chunks)
+    except BaseException:
+        _discard_staging(stores, staging)
+        raise
+    doc = _finish_switch(stores, manifest)
+    doc = _check_run_temperature(stores, doc)
+    if existing is not None:
+        messages.append(f"replaced the stored trajectory {tid} ({existing['status']}, {existing['n_frames']} frames)")
+    return _result(doc, "created" if existing is None else "replaced", messages)
+
+
+def _check_run_temperature(stores: ElectroDBStores, doc: TrajectoryDocument) -> TrajectoryDocument:
+    """Judge the source run's temperature against its label from the stored frames (momenta, where present).
+
+    Files without velocities give ``insufficient`` (the label cannot be checked and is shown as the user's word).
+    """
+    temps = [decode_array(c["temperature_K"]) for c in iter_chunks(stores.data, doc.trajectory_id)]
+    check = check_temperature(np.concatenate(temps) if temps else np.empty(0), doc.temperature, None)
+    doc = doc.model_copy(update={**check.as_fields(), "last_updated": utcnow()})
+    stores.trajectories.update([doc.model_dump(mode="json")], key="trajectory_id")
+    return doc
+
+
+def _unchanged(
+    stores: ElectroDBStores, existing: dict[str, Any], params: dict[str, Any], campaign: str | None, messages: list[str]
+) -> bool:
+    """Is ``existing`` a complete ingest of the same file with the same parameters? Adds ``campaign`` if new."""
+    if existing.get("status") != "completed" or existing.get("ingest_params") != params:
+        return False
+    tid = existing["trajectory_id"]
+    if stores.data.count({"trajectory_id": tid, "kind": "trajectory_chunk"}) != existing.get("n_chunks"):
+        return False
+    if campaign and campaign not in existing.get("campaign_ids", []):
+        existing.update(campaign_ids=[*existing.get("campaign_ids", []), campaign], last_updated=utcnow())
+        stores.trajectories.update([existing], key="trajectory_id")
+        messages.append(f"added campaign {campaign!r} to the stored trajectory")
+    return True
+
+
+def _result(doc: TrajectoryDocument, action: str, messages: list[str]) -> TrajectoryDocument:
+    for message in messages:
+        logger.info(message)
+    return doc.model_copy(update={"ingest_action": action, "ingest_messages": messages})
+
+
+def _document(
+    tid: str,
+    first: Atoms,
+    salt: Salt,
+    molality: float | None,
+    temperature: float,
+    timestep_fs: float,
+    interval: int,
+    path: Path,
+    fmt: str | None,
+    source_label: str,
+) -> TrajectoryDocument:
+    """The trajectory document from the first frame (molecules, composition, checked molality), no frames yet."""
+    mol_id, role, center = assign_molecules(first, salt)
+    n_waters = int((role == ROLE_CODES["water_O"]).sum())
+    n_cations = int((center & (role == ROLE_CODES["cation"])).sum())
+    n_anions = int((center & (role == ROLE_CODES["anion"])).sum())
+    if n_waters == 0:
+        raise IngestError(f"{path}: no water molecules found (O with two H within 1.25 Å)")
+    actual = n_cations / salt.nu_cation / (n_waters * WATER_MOLAR_MASS_KG)
+    if molality is not None and abs(actual - molality) > 0.02 * molality:
+        raise IngestError(
+            f"the file holds {n_cations // salt.nu_cation} formula units of {salt} in {n_waters} waters = "
+            f"{actual:.3f} mol/kg, not the stated {molality} mol/kg; fix --molality or omit it"
+        )
+    return TrajectoryDocument(
+        trajectory_id=tid,
+        system_id=tid,
+        source="ingest",
+        salt=salt.formula,
+        cation=salt.cation.name,
+        anion=salt.anion.name,
+        molality=actual,
+        temperature=temperature,
+        n_atoms=len(first),
+        n_waters=n_waters,
+        n_cations=n_cations,
+        n_anions=n_anions,
+        symbols=first.get_chemical_symbols(),
+        masses=first.get_masses().tolist(),
+        role=role.tolist(),
+        mol_id=mol_id.tolist(),
+        ion_center=center.tolist(),
+        model_id=f"external:{source_label}",
+        model={"kind": "external", "name": source_label, "source_file": str(path.resolve())},
+        md={"timestep_fs": timestep_fs, "sample_every_steps": interval, "source_format": fmt or "auto"},
+        timestep_fs=timestep_fs,
+        sample_interval_steps=interval,
+        frame_interval_ps=timestep_fs * interval / 1000.0,
+        box_length_A=float(first.cell.lengths()[0]),
+    )
+
+
+def _write_frames(
+    writer: TrajectoryWriter,
+    first: Atoms,
+    frames: Iterator[Atoms],
+    validate: _FrameValidator,
+    frame_ps: float,
+    path: Path,
+    on_chunk: Callable[[], None],
+) -> tuple[int, str] | None:
+    """Unwrap, validate and append every frame; return (complete frames, reason) if the file is truncated."""
+    symbols = first.get_chemical_symbols()
+    previous = first.get_positions()
+    unwrapped = previous.copy()
+    writer.append(unwrapped, first.cell.array, 0.0, _energy(first), _temperature(first), stress=_stress(first))
+    n_chunks = writer.n_chunks
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return None
+        except _Truncated as exc:
+            return exc.n_complete, exc.reason
+        k = writer.next_frame
+        if frame.get_chemical_symbols() != symbols:
+            raise IngestError(f"{path}: frame {k} has different atoms than frame 0")
+        validate(k, frame)
+        wrapped = frame.get_positions()
+        cell = frame.cell.array
+        frac = np.linalg.solve(cell.T, (wrapped - previous).T).T
+        frac -= np.round(frac)
+        unwrapped = unwrapped + frac @ cell
+        previous = wrapped
+        writer.append(unwrapped, cell, k * frame_ps, _energy(frame), _temperature(frame), stress=_stress(frame))
+        if writer.n_chunks != n_chunks:
+            n_chunks = writer.n_chunks
+            on_chunk()
+
+
+def _energy(frame: Atoms) -> float:
+    try:
+        value = float(frame.get_potential_energy())
+    except Exception:
+        return float("nan")
+    return value if np.isfinite(value) else float("nan")
+
+
+def _temperature(frame: Atoms) -> float:
+    return float(frame.get_temperature()) if frame.has("momenta") else float("nan")
+
+
+def _stress(frame: Atoms) -> np.ndarray | None:
+    try:
+        stress = np.asarray(frame.get_stress(voigt=False), dtype=float)
+    except Exception:
+        return None
+    return stress if stress.shape == (3, 3) and np.isfinite(stress).all() else None

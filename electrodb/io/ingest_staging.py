@@ -1,0 +1,166 @@
+"""Staged writes of an ingest that never destroy a stored trajectory, and recovery after interrupted ingests.
+
+Chunks are written under a staging id ``<id>.staging.<token>``, announced by a manifest blob
+(``kind: "ingest_staging"``) in the ``data`` store (:func:`_open_staging`, refreshed by :func:`_heartbeat` at every
+chunk). Only when every frame is written and validated is the manifest marked complete (:func:`_mark_complete`)
+and the switch made (:func:`_finish_switch`): chunks re-keyed to the trajectory id, surplus old chunks deleted,
+trajectory document upserted, manifest deleted. A failed ingest deletes its staging data
+(:func:`_discard_staging`); one killed while writing leaves the stored trajectory untouched and its staging data
+is deleted (with a message) by the next ingest; one killed during the switch is finished by the next ingest
+(:func:`_recover`). While a switch replaces an existing trajectory its document reads ``running`` (the builders
+skip it) until the switch ends.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from electrodb.documents.trajectory import TrajectoryDocument
+from electrodb.io.ingest_checks import IngestError
+from electrodb.store.frames import delete_chunks, move_chunks
+from electrodb.store.stores import ElectroDBStores
+from electrodb.utils.provenance import utcnow
+
+__all__ = ["STAGING_KIND", "STALE_AFTER_S"]
+
+STAGING_KIND = "ingest_staging"
+STALE_AFTER_S = 600.0  # staging data of another host whose heartbeat is older than this is abandoned
+_TEST_STOP_ENV = "ELECTRODB_INGEST_TEST_STOP"  # tests only: "<point>:<n>:<marker file>" parks the process
+
+
+_STOPS_SEEN: Counter[str] = Counter()
+
+
+def _test_stop(point: str) -> None:
+    """Tests only: with ELECTRODB_INGEST_TEST_STOP="<point>:<n>:<marker>", park at the n-th ``point``."""
+    spec = os.environ.get(_TEST_STOP_ENV)
+    if not spec:
+        return
+    name, nth, marker = spec.split(":", 2)
+    _STOPS_SEEN[point] += 1
+    if name == point and _STOPS_SEEN[point] == int(nth):
+        Path(marker).write_text(str(os.getpid()))
+        time.sleep(600)
+
+
+def _manifest_key(staging_id: str) -> str:
+    return f"ingest-staging:{staging_id}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _open_staging(stores: ElectroDBStores, tid: str, source_file: Path) -> dict[str, Any]:
+    """Announce a new staging copy of trajectory ``tid``: store and return its manifest (state ``writing``)."""
+    staging = f"{tid}.staging.{uuid.uuid4().hex[:12]}"
+    manifest: dict[str, Any] = {
+        "blob_uuid": _manifest_key(staging),
+        "kind": STAGING_KIND,
+        "staging_id": staging,
+        "target_trajectory_id": tid,
+        "state": "writing",
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "source_file": str(source_file.resolve()),
+        "heartbeat": time.time(),
+        "last_updated": utcnow(),
+    }
+    stores.data.update([manifest], key="blob_uuid")
+    return manifest
+
+
+def _heartbeat(stores: ElectroDBStores, manifest: dict[str, Any]) -> None:
+    """The writer is alive: refresh the manifest's heartbeat (called at every chunk written)."""
+    manifest.update(heartbeat=time.time(), last_updated=utcnow())
+    stores.data.update([manifest], key="blob_uuid")
+    _test_stop("chunk")
+
+
+def _mark_complete(stores: ElectroDBStores, manifest: dict[str, Any], doc: TrajectoryDocument, n_chunks: int) -> None:
+    """Every frame is staged and valid: record the final document in the manifest, ready for the switch."""
+    manifest.update(state="complete", n_chunks=n_chunks, document=_stored(doc), last_updated=utcnow())
+    stores.data.update([manifest], key="blob_uuid")
+
+
+def _finish_switch(stores: ElectroDBStores, manifest: dict[str, Any]) -> TrajectoryDocument:
+    """Make a complete staging copy the stored trajectory (idempotent: safe to repeat after a crash)."""
+    tid, staging = manifest["target_trajectory_id"], manifest["staging_id"]
+    doc = TrajectoryDocument(**manifest["document"])
+    existing = stores.trajectories.query_one({"trajectory_id": tid})
+    if existing is not None and existing.get("status") != "running":
+        existing.pop("_id", None)
+        stores.trajectories.update(
+            [
+                {
+                    **existing,
+                    "status": "running",
+                    "status_reason": f"frames being replaced by a re-ingest (staging {staging}); if this "
+                    "persists, run the same ingest again to finish",
+                    "last_updated": utcnow(),
+                }
+            ],
+            key="trajectory_id",
+        )
+    move_chunks(stores.data, staging, tid)
+    _test_stop("switch")
+    delete_chunks(stores.data, tid, keep_first=int(manifest["n_chunks"]))
+    doc = doc.model_copy(update={"last_updated": utcnow()})
+    stores.trajectories.update([_stored(doc)], key="trajectory_id")
+    stores.data.remove_docs({"blob_uuid": _manifest_key(staging)})
+    return doc
+
+
+def _discard_staging(stores: ElectroDBStores, staging_id: str) -> int:
+    n = delete_chunks(stores.data, staging_id)
+    stores.data.remove_docs({"blob_uuid": _manifest_key(staging_id)})
+    return n
+
+
+def _recover(stores: ElectroDBStores, tid: str, messages: list[str]) -> None:
+    """Clean up after interrupted ingests: finish complete switches, delete abandoned staging data.
+
+    A writer counts as alive when its process still runs on this host, or, on another host, when its heartbeat
+    (refreshed at every chunk) is younger than ``STALE_AFTER_S``. Staging data of ``tid`` whose writer is alive
+    is an error (a concurrent ingest of the same file); staging data with a dead writer is deleted.
+    """
+    host = socket.gethostname()
+    for manifest in list(stores.data.query({"kind": STAGING_KIND})):
+        staging, target = manifest["staging_id"], manifest["target_trajectory_id"]
+        if manifest.get("host") == host:
+            pid = int(manifest.get("pid", -1))
+            alive = pid != os.getpid() and _pid_alive(pid)
+        else:
+            alive = time.time() - float(manifest.get("heartbeat", 0.0)) < STALE_AFTER_S
+        if alive and target == tid and manifest.get("state") != "complete":
+            raise IngestError(
+                f"another ingest of this file is running (pid {manifest.get('pid')} on {manifest.get('host')}, "
+                f"staging {staging}); wait for it to finish"
+            )
+        if alive:
+            continue
+        if manifest.get("state") == "complete":
+            _finish_switch(stores, manifest)
+            messages.append(f"finished the interrupted switch of trajectory {target} to its new frames ({staging})")
+        else:
+            n = _discard_staging(stores, staging)
+            messages.append(f"removed stale staging data of an interrupted ingest of {target} ({n} chunks, {staging})")
+
+
+def _stored(doc: TrajectoryDocument) -> dict[str, Any]:
+    data = doc.model_dump(mode="json")
+    for key in ("ingest_action", "ingest_messages"):
+        data.pop(key, None)
+    return data

@@ -1,0 +1,304 @@
+"""What the HTTP API and the export allow on each collection: limits, value patterns and field tables.
+
+The vocabulary half of the query layer: :class:`CollectionSpec` (key, known, sortable and heavy fields,
+accepted filters, status vocabulary) and :data:`SPECS` for every served collection, the filter-name → field
+tables (:data:`RANGE_FIELDS`, :data:`EQ_FIELDS`), page and list limits, and the anchored regexes the API
+declares for its parameters (:func:`list_pattern`, :func:`fields_pattern`, :func:`sort_pattern`).
+:mod:`electrodb.store.query` builds the criteria, projections and sorts from these (and re-exports every name here).
+Needs only the document schemas.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from electrodb.analysis.convergence import STATUSES
+from electrodb.documents.properties import (
+    SUMMARY_PROPERTIES,
+    ElectrolyteSummary,
+    KineticsDoc,
+    PairingDoc,
+    StructureDoc,
+    TransportDoc,
+)
+from electrodb.documents.trajectory import TrajectoryDocument
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "EQ_FIELDS",
+    "LEGACY_THERMO_STATUSES",
+    "MAX_LIMIT",
+    "RANGE_FIELDS",
+    "SPECS",
+    "SUMMARY_EXTRA_FIELDS",
+    "TRAJECTORY_STATUSES",
+    "CollectionSpec",
+    "fields_pattern",
+    "list_pattern",
+    "property_fields",
+    "sort_pattern",
+    "summary_fields",
+]
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+MAX_SKIP = 1_000_000_000
+MAX_SORT_KEYS = 3
+MAX_LIST = 50  # values in one comma-separated list filter
+
+#: Salt formulas (``NaCl``, ``Ca(NO3)2``, ``LiTFSI``) or ``cation/anion`` names (``Li+/TFSI-``).
+SALT_ITEM = r"[A-Za-z][A-Za-z0-9()/+\- ]{0,39}"
+#: Ion names (``Li+``, ``SO4 2-``) or formulas (``Li``, ``SO4``).
+ION_ITEM = r"[A-Za-z][A-Za-z0-9()+\- ]{0,23}"
+#: Identifiers in query strings (model ids look like ``sha256:…`` or ``name:mace-mp-0:small@mace-torch==0.3``).
+ID_ITEM = r"[A-Za-z0-9][A-Za-z0-9_.:@=+\-/]{0,199}"
+SALT_PATTERN = rf"^{SALT_ITEM}$"
+ION_PATTERN = rf"^{ION_ITEM}$"
+ID_PATTERN = rf"^{ID_ITEM}$"
+#: Identifiers in URL paths (no ``/``).
+PATH_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@=+\-]{0,199}$"
+#: Projection paths: a top-level field, optionally with sub-keys (``rdf.cation-O_w``).
+FIELD_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_][A-Za-z0-9_\-]*){0,4}$")
+_SUBPATH = r"(?:\.[A-Za-z0-9_][A-Za-z0-9_\-]*){0,4}"
+
+TRAJECTORY_STATUSES: tuple[str, ...] = ("running", "completed", "unstable", "failed")
+#: Statuses of ``thermo`` documents written before the convergence vocabulary (still served and filterable).
+LEGACY_THERMO_STATUSES: tuple[str, ...] = ("ok", "derivative_only")
+#: Summary fields besides the schema's and the per-property ones (written by the summary builder).
+SUMMARY_EXTRA_FIELDS: tuple[str, ...] = ("model_name", "density_source", "density_input", "eta_source")
+
+
+def list_pattern(item: str, max_items: int = MAX_LIST) -> str:
+    """Anchored regex of one ``item`` or a comma-separated list of at most ``max_items`` of them."""
+    return rf"^(?:{item})(?:,(?:{item})){{0,{max_items - 1}}}$"
+
+
+def _alternation(words: Iterable[str]) -> str:
+    return "(?:" + "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w))) + ")"
+
+
+def property_fields(prop: str) -> tuple[str, ...]:
+    """Top-level summary fields of one headline property ``P``."""
+    return (
+        prop,
+        f"{prop}_err",
+        f"{prop}_status",
+        f"{prop}_reason",
+        f"{prop}_criterion",
+        f"{prop}_n_runs",
+        f"exp_{prop}",
+        f"exp_{prop}_source",
+    )
+
+
+def summary_fields() -> list[str]:
+    """Every known top-level field of an ``electrolytes`` document (schema fields + flattened properties)."""
+    names = list(ElectrolyteSummary.model_fields)
+    for prop in SUMMARY_PROPERTIES:
+        names += property_fields(prop)
+    names += SUMMARY_EXTRA_FIELDS
+    return list(dict.fromkeys(names))
+
+
+_SUMMARY_SCALARS = (
+    "electrolyte_id",
+    "salt",
+    "cation",
+    "anion",
+    "nu_cation",
+    "nu_anion",
+    "cation_charge",
+    "anion_charge",
+    "cation_radius_A",
+    "anion_radius_A",
+    "molality",
+    "temperature",
+    "model_id",
+    "model_name",
+    "n_runs",
+    "total_ps",
+    "n_atoms",
+    "last_updated",
+)
+_PROPERTY_SCALARS = (
+    "trajectory_id",
+    "electrolyte_id",
+    "system_id",
+    "salt",
+    "cation",
+    "anion",
+    "molality",
+    "temperature",
+    "model_id",
+    "n_frames",
+    "duration_ps",
+    "last_updated",
+)
+_PROPERTY_FILTERS = (
+    "salt",
+    "cation",
+    "anion",
+    "model_id",
+    "campaign",
+    "trajectory_id",
+    "electrolyte_id",
+    "system_id",
+    "molality_min",
+    "molality_max",
+    "temperature_min",
+    "temperature_max",
+)
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """What the API allows on one collection.
+
+    Attributes
+    ----------
+    name, key
+        Collection name and its key field (always returned, the sort tie-breaker).
+    fields
+        Known top-level fields for ``_fields``; ``None`` for generic collections (any safe field name).
+    sortable
+        Fields accepted by ``_sort_fields``.
+    filters
+        Filter parameter names accepted by :func:`build_criteria`.
+    heavy
+        Large per-atom fields left out unless named in ``_fields``.
+    statuses
+        Allowed values of the ``status`` filter (empty: no vocabulary check).
+    """
+
+    name: str
+    key: str
+    fields: frozenset[str] | None
+    sortable: tuple[str, ...]
+    filters: tuple[str, ...]
+    heavy: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+
+
+def _property_spec(name: str, model: type) -> CollectionSpec:
+    return CollectionSpec(name, "trajectory_id", frozenset(model.model_fields), _PROPERTY_SCALARS, _PROPERTY_FILTERS)
+
+
+#: Range filter ``<name>_min`` / ``<name>_max`` → document field.
+RANGE_FIELDS: dict[str, str] = {
+    "molality": "molality",
+    "temperature": "temperature",
+    **{p: p for p in SUMMARY_PROPERTIES},
+}
+#: Equality filter name → document field.
+EQ_FIELDS: dict[str, str] = {
+    "salt": "salt",
+    "cation": "cation",
+    "anion": "anion",
+    "model_id": "model_id",
+    "campaign": "campaign_ids",
+    "trajectory_id": "trajectory_id",
+    "electrolyte_id": "electrolyte_id",
+    "system_id": "system_id",
+    "status": "status",
+    "campaign_id": "campaign_id",
+    "kind": "kind",
+    "thermo_id": "thermo_id",
+    "solvation_id": "solvation_id",
+    **{f"{p}_status": f"{p}_status" for p in SUMMARY_PROPERTIES},
+}
+
+SPECS: dict[str, CollectionSpec] = {
+    "electrolytes": CollectionSpec(
+        "electrolytes",
+        "electrolyte_id",
+        frozenset(summary_fields()),
+        _SUMMARY_SCALARS + tuple(f for p in SUMMARY_PROPERTIES for f in (p, f"{p}_err", f"{p}_status", f"exp_{p}")),
+        (
+            "salt",
+            "cation",
+            "anion",
+            "model_id",
+            "campaign",
+            "electrolyte_id",
+            "molality_min",
+            "molality_max",
+            "temperature_min",
+            "temperature_max",
+            *(f"{p}_{b}" for p in SUMMARY_PROPERTIES for b in ("min", "max")),
+            *(f"{p}_status" for p in SUMMARY_PROPERTIES),
+        ),
+    ),
+    "structure": _property_spec("structure", StructureDoc),
+    "transport": _property_spec("transport", TransportDoc),
+    "pairing": _property_spec("pairing", PairingDoc),
+    "kinetics": _property_spec("kinetics", KineticsDoc),
+    "trajectories": CollectionSpec(
+        "trajectories",
+        "trajectory_id",
+        frozenset(TrajectoryDocument.model_fields),
+        (
+            "trajectory_id",
+            "system_id",
+            "salt",
+            "molality",
+            "temperature",
+            "status",
+            "model_id",
+            "n_atoms",
+            "n_frames",
+            "duration_ps",
+            "created_at",
+            "last_updated",
+        ),
+        (
+            "salt",
+            "status",
+            "model_id",
+            "campaign",
+            "system_id",
+            "trajectory_id",
+            "molality_min",
+            "molality_max",
+            "temperature_min",
+            "temperature_max",
+        ),
+        heavy=("symbols", "masses", "role", "mol_id", "ion_center"),
+        statuses=TRAJECTORY_STATUSES,
+    ),
+    "models": CollectionSpec(
+        "models", "model_id", None, ("model_id", "name", "kind", "last_updated"), ("model_id", "kind")
+    ),
+    "campaigns": CollectionSpec(
+        "campaigns", "campaign_id", None, ("campaign_id", "name", "last_updated"), ("campaign_id",)
+    ),
+    "thermo": CollectionSpec(
+        "thermo",
+        "thermo_id",
+        None,
+        ("thermo_id", "salt", "temperature", "model_id", "status", "last_updated"),
+        ("salt", "model_id", "campaign", "thermo_id", "status", "temperature_min", "temperature_max"),
+        statuses=STATUSES + LEGACY_THERMO_STATUSES,
+    ),
+    "solvation": CollectionSpec(
+        "solvation",
+        "solvation_id",
+        None,
+        ("solvation_id", "salt", "temperature", "model_id", "last_updated"),
+        ("salt", "model_id", "campaign", "solvation_id", "temperature_min", "temperature_max"),
+    ),
+}
+
+
+def fields_pattern(spec: CollectionSpec) -> str:
+    """Anchored regex of a valid ``_fields`` value of ``spec``: comma-separated known fields (dotted sub-paths)."""
+    top = _alternation(spec.fields) if spec.fields is not None else r"[A-Za-z][A-Za-z0-9_]*"
+    item = top + _SUBPATH
+    return rf"^{item}(?:,{item})*$"
+
+
+def sort_pattern(spec: CollectionSpec) -> str:
+    """Anchored regex of a valid ``_sort_fields`` value: up to :data:`MAX_SORT_KEYS` sortable fields, ``-`` = desc."""
+    item = "-?" + _alternation(spec.sortable)
+    return rf"^{item}(?:,{item}){{0,{MAX_SORT_KEYS - 1}}}$"

@@ -1,0 +1,331 @@
+"""All of ElectroDB's maggma stores, built from one settings object.
+
+Embedded default: one SQLite file per collection under ``<data_dir>/db/<db_name>/`` (no server; indexed, safe
+with several writer processes; :mod:`electrodb.store.sqlite`). An old montydb database found there is copied
+into the SQLite files once, on first open (the montydb files are kept). With ``ELECTRODB_DB_URI`` set: ``MongoStore``
+collections plus a ``GridFSStore`` for blobs (trajectory chunks, model files). The rest of the code talks to
+maggma ``Store`` objects only and never needs to know which backend it has.
+
+Collections (key field in brackets):
+
+=================  ==================  ====================================================================
+name               key                 content
+=================  ==================  ====================================================================
+``jobs``           ``uuid``            jobflow's job outputs (the JobStore docs store)
+``data``           ``blob_uuid``       blobs: trajectory chunks, checkpoints, model files (JobStore ``data``)
+``campaigns``      ``campaign_id``     campaign specifications
+``systems``        ``system_id``       packed electrolyte boxes with counts and provenance
+``models``         ``model_id``        model identities, training settings and held-out errors
+``trajectories``   ``trajectory_id``   MD run metadata (status, settings, model identity, frame counts)
+``structure``      ``trajectory_id``   RDFs, coordination numbers
+``transport``      ``trajectory_id``   self-diffusion coefficients
+``pairing``        ``trajectory_id``   ion-pair fractions
+``kinetics``       ``trajectory_id``   water residence times
+``electrolytes``   ``electrolyte_id``  one summary per (salt, molality, temperature, model)
+``thermo``         ``thermo_id``       activity/osmotic coefficients over a concentration series
+``solvation``      ``solvation_id``    solvation free energies from thermodynamic integration
+``builds``         ``build_id``        why a builder skipped an input (unstable, too short, failed analysis)
+=================  ==================  ====================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobflow import JobStore
+from maggma.core import Store
+from maggma.stores import GridFSStore, MongoStore
+
+from electrodb.settings import ElectroDBSettings, get_settings
+from electrodb.store.sqlite import SQLiteStore
+from electrodb.store.sqlite_migrate import migrate_montydb, montydb_collections
+
+__all__ = ["COLLECTIONS", "INDEXED_FIELDS", "JOB_COLLECTIONS", "ElectroDBStores", "ReadOnlyStoreError", "get_stores"]
+
+COLLECTIONS: dict[str, str] = {
+    "jobs": "uuid",
+    "campaigns": "campaign_id",
+    "systems": "system_id",
+    "models": "model_id",
+    "trajectories": "trajectory_id",
+    "structure": "trajectory_id",
+    "transport": "trajectory_id",
+    "pairing": "trajectory_id",
+    "kinetics": "trajectory_id",
+    "electrolytes": "electrolyte_id",
+    "thermo": "thermo_id",
+    "solvation": "solvation_id",
+    "builds": "build_id",
+}
+BLOB_COLLECTION = "data"
+BLOB_KEY = "blob_uuid"
+# What jobs write besides their outputs: these travel as additional stores of the JobStore (with ``data``), so a
+# job reaches them only through the JobStore its manager hands it (run_locally, FireWorks, jobflow-remote).
+JOB_COLLECTIONS: tuple[str, ...] = ("trajectories", "systems", "models", "solvation")
+JOBFLOW_UPSERT_KEY = ["uuid", "index"]  # jobflow's JobStore.update key for the jobs collection
+
+_COMMON_FILTERS = [
+    "salt",
+    "cation",
+    "anion",
+    "molality",
+    "temperature",
+    "model_id",
+    "campaign_ids",
+    "system_id",
+]
+INDEXED_FIELDS: dict[str, list[str]] = {
+    "systems": ["salt", "molality", "temperature", "campaign_ids"],
+    "trajectories": [*_COMMON_FILTERS, "status", "last_updated"],
+    "structure": [*_COMMON_FILTERS, "last_updated"],
+    "transport": [*_COMMON_FILTERS, "last_updated"],
+    "pairing": [*_COMMON_FILTERS, "last_updated"],
+    "kinetics": [*_COMMON_FILTERS, "last_updated"],
+    "electrolytes": _COMMON_FILTERS,
+    "thermo": ["salt", "temperature", "model_id"],
+    "solvation": ["salt", "temperature", "model_id"],
+    "data": ["trajectory_id", "kind", "blob_uuid"],  # GridFS: metadata.* of data.files (2e7 files at 1e4 systems)
+    "jobs": ["metadata.electrodb_system_id"],  # a rerun removes the earlier attempt's job documents by it
+}
+
+
+def mongo_indexed_fields(name: str) -> list[str]:
+    """Fields indexed on MongoDB for collection ``name``: :data:`INDEXED_FIELDS`, the collection's key (list
+    tie-breaker and ``/{id}`` look-ups), and every filter the API exposes there, so no API query scans a
+    collection (the embedded store answers these from its own columns, the read model or ``json_extract``)."""
+    from electrodb.documents.properties import SUMMARY_PROPERTIES
+
+    extra: dict[str, list[str]] = {
+        "electrolytes": [f for p in SUMMARY_PROPERTIES for f in (p, f"{p}_status")],
+        "structure": ["electrolyte_id"],
+        "transport": ["electrolyte_id"],
+        "pairing": ["electrolyte_id"],
+        "kinetics": ["electrolyte_id"],
+        "models": ["kind"],
+        "thermo": ["campaign_ids", "status"],
+        "solvation": ["campaign_ids"],
+    }
+    key = COLLECTIONS.get(name)
+    return list(dict.fromkeys([*([key] if key else []), *INDEXED_FIELDS.get(name, []), *extra.get(name, [])]))
+
+
+# Embedded store only: covering indexes for the API's usual filters (salt, then molality/temperature ranges).
+COMPOUND_INDEXES: dict[str, list[list[str]]] = {
+    name: [["salt", "molality", "temperature"], ["salt", "temperature", "molality"]]
+    for name in ("electrolytes", "structure", "transport", "pairing", "kinetics", "trajectories")
+}
+
+
+class ReadOnlyStoreError(PermissionError):
+    """A write was attempted through a store opened read-only (e.g. by the API)."""
+
+
+class EmbeddedStore(SQLiteStore):
+    """The embedded default: one SQLite file per collection with expression indexes, safe with several writer
+    processes (see :mod:`electrodb.store.sqlite`)."""
+
+
+class _PinnedKeyMixin:
+    """Keeps the key a collection was made with.
+
+    jobflow's ``JobStore`` sets the key of every additional store to ``blob_uuid``. For ``data`` that is its key;
+    for the collections jobs write (:data:`JOB_COLLECTIONS`) it would make every upsert without an explicit key,
+    including jobflow-remote's copy of a worker's results into the real stores, use a field their documents lack.
+    """
+
+    @property
+    def key(self) -> str:
+        return self.__dict__["_natural_key"]
+
+    @key.setter
+    def key(self, value: str) -> None:
+        self.__dict__.setdefault("_natural_key", value)  # the first value (the constructor's) stays
+
+
+class JobCollectionStore(_PinnedKeyMixin, EmbeddedStore):
+    """Embedded store of a collection jobs write; keeps its own key inside a JobStore."""
+
+
+class JobCollectionMongoStore(_PinnedKeyMixin, MongoStore):
+    """MongoDB store of a collection jobs write; keeps its own key inside a JobStore."""
+
+
+class _ReadOnlyMixin:
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        raise ReadOnlyStoreError(f"store {self.collection_name!r} is read-only")  # type: ignore[attr-defined]
+
+    def remove_docs(self, *args: Any, **kwargs: Any) -> None:
+        raise ReadOnlyStoreError(f"store {self.collection_name!r} is read-only")  # type: ignore[attr-defined]
+
+    def ensure_index(self, *args: Any, **kwargs: Any) -> bool:
+        return False
+
+
+class ReadOnlyEmbeddedStore(_ReadOnlyMixin, EmbeddedStore):
+    """Embedded store that refuses writes."""
+
+
+class ReadOnlyMongoStore(_ReadOnlyMixin, MongoStore):
+    """MongoDB store that refuses writes."""
+
+
+class ReadOnlyGridFSStore(_ReadOnlyMixin, GridFSStore):
+    """GridFS store that refuses writes."""
+
+
+def _make_store(settings: ElectroDBSettings, name: str, key: str, read_only: bool) -> Store:
+    writable_embedded = JobCollectionStore if name in JOB_COLLECTIONS else EmbeddedStore
+    if settings.embedded:
+        cls = ReadOnlyEmbeddedStore if read_only else writable_embedded
+        return cls(
+            name,
+            str(settings.database_path),
+            settings.db_name,
+            indexed_fields=INDEXED_FIELDS.get(name, []),
+            compound_indexes=COMPOUND_INDEXES.get(name, []),
+            key=key,
+            last_updated_field="last_updated",
+        )
+    if name == BLOB_COLLECTION:
+        cls_g = ReadOnlyGridFSStore if read_only else GridFSStore
+        return cls_g(
+            settings.db_name,
+            name,
+            uri=settings.db_uri,
+            key=key,
+            compression=True,
+            searchable_fields=list(INDEXED_FIELDS["data"]),  # a copy: JobStore appends job_uuid/job_index to it
+        )
+    cls_m = ReadOnlyMongoStore if read_only else (JobCollectionMongoStore if name in JOB_COLLECTIONS else MongoStore)
+    return cls_m(settings.db_name, name, uri=settings.db_uri, key=key, last_updated_field="last_updated")
+
+
+@dataclass
+class ElectroDBStores:
+    """The connected-on-demand stores of one ElectroDB database."""
+
+    settings: ElectroDBSettings
+    read_only: bool = False
+    _stores: dict[str, Store] = field(default_factory=dict, repr=False)
+    owns_connections: bool = True  # False for a view over a JobStore that its manager opened and closes
+
+    def __post_init__(self) -> None:
+        if self._stores:  # a view over given stores (:meth:`from_job_store`)
+            return
+        if self.settings.embedded:
+            self.settings.database_path.mkdir(parents=True, exist_ok=True)
+            if montydb_collections(self.settings.database_path, self.settings.db_name):
+                keys: dict[str, str | list[str]] = {
+                    **COLLECTIONS,
+                    BLOB_COLLECTION: BLOB_KEY,
+                    "jobs": JOBFLOW_UPSERT_KEY,
+                }
+                migrate_montydb(self.settings.database_path, self.settings.db_name, keys)
+        for name, key in {**COLLECTIONS, BLOB_COLLECTION: BLOB_KEY}.items():
+            self._stores[name] = _make_store(self.settings, name, key, self.read_only)
+
+    def __getitem__(self, name: str) -> Store:
+        try:
+            return self._stores[name]
+        except KeyError:
+            raise KeyError(f"no store named {name!r}; stores are {sorted(self._stores)}") from None
+
+    def __getattr__(self, name: str) -> Store:
+        if name.startswith("_") or (name not in COLLECTIONS and name != BLOB_COLLECTION):
+            raise AttributeError(name)
+        return self._stores[name]
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._stores)
+
+    def connect(self, *names: str) -> ElectroDBStores:
+        """Connect the named stores (all when none given) and create indexes on filtered fields."""
+        for name in names or self.names:
+            store = self._stores[name]
+            store.connect()
+            if not self.read_only:
+                embedded = isinstance(store, SQLiteStore)
+                for fld in INDEXED_FIELDS.get(name, []) if embedded else mongo_indexed_fields(name):
+                    store.ensure_index(fld)
+        return self
+
+    def close(self) -> None:
+        if not self.owns_connections:
+            return
+        for store in self._stores.values():
+            try:
+                store.close()
+            except Exception:
+                pass
+
+    def job_store(self) -> JobStore:
+        """jobflow JobStore: docs in ``jobs``; additional stores ``data`` (blobs, as atomate2 expects) and the
+        collections jobs write (:data:`JOB_COLLECTIONS`). Jobs reach them only through this JobStore, so the
+        same flow runs under ``run_locally``, FireWorks (which serialises it into each Firework) and
+        jobflow-remote (whose workers get file stores for each additional store, copied back on completion)."""
+        extra = {name: self._stores[name] for name in JOB_COLLECTIONS}
+        return JobStore(self._stores["jobs"], additional_stores={"data": self._stores[BLOB_COLLECTION], **extra})
+
+    @classmethod
+    def from_job_store(
+        cls, job_store: JobStore, settings: ElectroDBSettings | None = None, owns_connections: bool = False
+    ) -> ElectroDBStores:
+        """The stores of a jobflow ``JobStore``: ``jobs`` is its docs store, and every other collection is the
+        additional store of that name, or else a sibling collection of the docs store (same SQLite folder,
+        same MongoDB database, or a new ``MemoryStore``). Collections that cannot be derived are absent."""
+        docs = job_store.docs_store
+        stores: dict[str, Store] = {"jobs": docs}
+        for name, key in {**COLLECTIONS, BLOB_COLLECTION: BLOB_KEY}.items():
+            if name in job_store.additional_stores:
+                stores[name] = job_store.additional_stores[name]
+            elif name != "jobs" and (sibling := _sibling_store(docs, name, key)) is not None:
+                stores[name] = sibling
+        return cls(settings or get_settings(), _stores=stores, owns_connections=owns_connections)
+
+    def counts(self) -> dict[str, int]:
+        """Number of documents per collection."""
+        self.connect()
+        return {name: self._stores[name].count() for name in self.names}
+
+    def __enter__(self) -> ElectroDBStores:
+        return self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _sibling_store(docs: Store, name: str, key: str) -> Store | None:
+    """A collection ``name`` beside ``docs`` (same backend and database), or None when the backend is unknown."""
+    from maggma.stores import MemoryStore
+
+    if isinstance(docs, SQLiteStore):
+        cls = JobCollectionStore if name in JOB_COLLECTIONS else EmbeddedStore  # as _make_store chooses
+        return cls(
+            name,
+            docs.database_path,
+            docs.database_name,
+            indexed_fields=INDEXED_FIELDS.get(name, []),
+            compound_indexes=COMPOUND_INDEXES.get(name, []),
+            key=key,
+            last_updated_field="last_updated",
+        )
+    if isinstance(docs, MemoryStore):
+        return MemoryStore(f"{docs.collection_name}-{name}", key=key)
+    if isinstance(docs, MongoStore):
+        return MongoStore.from_collection(docs._coll.database[name]) if docs._coll is not None else None
+    return None
+
+
+def get_stores(settings: ElectroDBSettings | None = None, read_only: bool = False) -> ElectroDBStores:
+    """Stores for ``settings`` (default: the process settings). Call ``.connect()`` or use ``with``.
+
+    With ``use_jobflow_store`` the stores are those of jobflow's configured ``JOB_STORE`` (not read-only-wrapped:
+    the API then relies on its own GET-only routes)."""
+    settings = settings or get_settings()
+    if settings.use_jobflow_store:
+        from jobflow import SETTINGS
+
+        return ElectroDBStores.from_job_store(SETTINGS.JOB_STORE, settings, owns_connections=True)
+    return ElectroDBStores(settings, read_only=read_only)
