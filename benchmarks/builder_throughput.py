@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests.synthetic
 
 
 def _cpu_s() -> float:
@@ -81,10 +81,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="electrodb-builder-bench-") as tmp:
         os.environ["ELECTRODB_DATA_DIR"] = tmp
         os.environ.pop("ELECTRODB_DB_URI", None)
-        from synthetic import write_brownian_trajectory
-
         from electrodb.settings import ElectroDBSettings
         from electrodb.store.stores import get_stores
+        from tests.synthetic import write_brownian_trajectory
 
         with get_stores(ElectroDBSettings()) as stores:
             t0 = time.perf_counter()

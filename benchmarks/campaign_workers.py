@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # model_factory
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests.model_factory
 
 
 def _campaign(model: Path, n_systems: int, n_waters: int, production_ps: float):  # type: ignore[no-untyped-def]
@@ -95,10 +95,9 @@ def main() -> None:
     parser.add_argument("--production-ps", type=float, default=0.1)
     args = parser.parse_args()
 
-    from model_factory import build_random_mace
-
     from electrodb.flows.campaign import with_model_cutoff
     from electrodb.managers.workers import plan_devices
+    from tests.model_factory import build_random_mace
 
     root = Path(tempfile.mkdtemp(prefix="electrodb-bench-workers-"))
     try:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
-sys.path.insert(0, str(Path(__file__).parent))  # model_factory, synthetic
 
 
 @pytest.fixture
@@ -37,6 +35,6 @@ def stores(settings):
 @pytest.fixture(scope="session")
 def random_mace(tmp_path_factory) -> Path:
     """A randomly initialised tiny MACE (H, Li, O, Na, Cl) with ZBL repulsion: stable, cheap, no training."""
-    from model_factory import build_random_mace
+    from tests.model_factory import build_random_mace
 
     return build_random_mace(tmp_path_factory.mktemp("models") / "random-tiny.model")

@@ -1,0 +1,1 @@
+"""ElectroDB test suite; the folders mirror the package (tests/store tests electrodb/store, ...)."""
