@@ -51,7 +51,8 @@ from urllib.parse import urlencode
 import httpx
 import numpy as np
 
-from electrodb.documents.properties import SUMMARY_PROPERTIES, ElectrolyteSummary, Provenance
+from electrodb.documents.properties import ElectrolyteSummary, Provenance
+from electrodb.documents.registry import SUMMARY_PROPERTIES
 from electrodb.settings import ElectroDBSettings
 from electrodb.store.stores import get_stores
 

@@ -46,7 +46,7 @@ from electrodb.api.params import (
     guard_query_string,
     query_params,
 )
-from electrodb.documents.properties import SUMMARY_PROPERTIES
+from electrodb.documents.registry import SUMMARY_PROPERTIES
 from electrodb.settings import ElectroDBSettings, get_settings
 from electrodb.store import query as q
 

@@ -33,14 +33,8 @@ import httpx
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from electrodb.documents.properties import (
-    SUMMARY_PROPERTIES,
-    ElectrolyteSummary,
-    KineticsDoc,
-    PairingDoc,
-    StructureDoc,
-    TransportDoc,
-)
+from electrodb.documents.properties import ElectrolyteSummary, KineticsDoc, PairingDoc, StructureDoc, TransportDoc
+from electrodb.documents.registry import SUMMARY_PROPERTIES
 
 __all__ = ["ElectroDBAPIError", "ElectroDBClient", "ElectroDBConnectionError", "ElectroDBWarning"]
 

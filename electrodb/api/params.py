@@ -24,7 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticUndefined
 
 from electrodb.analysis.convergence import STATUSES
-from electrodb.documents.properties import SUMMARY_PROPERTIES
+from electrodb.documents.registry import SUMMARY_PROPERTIES
 from electrodb.store import query as q
 
 __all__ = [

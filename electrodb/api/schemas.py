@@ -16,7 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from electrodb.analysis.convergence import STATUSES
-from electrodb.documents.properties import SUMMARY_PROPERTIES, ElectrolyteSummary
+from electrodb.documents.properties import ElectrolyteSummary
+from electrodb.documents.registry import SUMMARY_PROPERTIES
 from electrodb.store.query import SUMMARY_EXTRA_FIELDS
 
 __all__ = ["ErrorResponse", "FramesResponse", "ListMeta", "error_responses", "list_response", "one_response"]

@@ -14,7 +14,11 @@ from importlib import resources
 
 import numpy as np
 
-__all__ = ["ExperimentalValue", "experimental_values"]
+from electrodb.documents.registry import PROPERTIES
+from electrodb.systems.boxes import solution_density
+from electrodb.systems.chemistry import parse_salt
+
+__all__ = ["ExperimentalValue", "experimental_shell", "experimental_values"]
 
 
 @dataclass(frozen=True)
@@ -81,34 +85,47 @@ def _shells() -> dict[str, dict[str, ExperimentalValue]]:
 
 
 def _density(salt: str, molality: float) -> ExperimentalValue | None:
-    from electrodb.systems.boxes import solution_density
-    from electrodb.systems.chemistry import parse_salt
-
     value, source = solution_density(parse_salt(salt), molality)
     if source == "estimate":
         return None
     return ExperimentalValue(value, None, f"{source} correlation fitted to experimental densities, 25 °C")
 
 
+def experimental_shell(ion: str) -> dict[str, ExperimentalValue]:
+    """Experimental first hydration shell of ``ion``: ``{"r": first-peak distance (Å), "cn": hydration number}``,
+    each present only where the reference data has an unambiguous value (25 °C)."""
+    return _shells().get(ion, {})
+
+
+def _reference(kind: str, which: str, salt: str, cation: str, anion: str, molality: float) -> ExperimentalValue | None:
+    """The experimental value of one registry reference ``(kind, which)`` (:data:`~electrodb.documents.registry.
+    EXPERIMENT_KINDS`) for this electrolyte, or None."""
+    species = {"cation": cation, "anion": anion, "water": "H2O", "salt": salt}[which]
+    if kind == "diffusion":
+        return _diffusion().get(species)
+    if kind == "shell_r":
+        return experimental_shell(species).get("r")
+    if kind == "shell_cn":
+        return experimental_shell(species).get("cn")
+    if kind == "density":
+        return _density(salt, molality)
+    raise ValueError(f"unknown experimental reference kind {kind!r}")
+
+
 def experimental_values(salt: str, cation: str, anion: str, molality: float, temperature: float) -> dict[str, dict]:
     """``{"exp_P": value, "exp_P_err": error, "exp_P_source": text}`` for the summary properties with data.
 
-    Values are at 25 °C; for other temperatures none are returned, since comparing them would mislead.
+    Which property gets which reference is the registry's ``experiment`` field
+    (:data:`electrodb.documents.registry.PROPERTIES`). Values are at 25 °C; for other temperatures none are
+    returned, since comparing them would mislead.
     """
     if not np.isclose(temperature, 298.15, atol=1.0):
         return {}
-    found: dict[str, ExperimentalValue | None] = {
-        "D_cation": _diffusion().get(cation),
-        "D_anion": _diffusion().get(anion),
-        "D_water": _diffusion().get("H2O"),
-        "r_cation_O": _shells().get(cation, {}).get("r"),
-        "r_anion_O": _shells().get(anion, {}).get("r"),
-        "cn_cation_O": _shells().get(cation, {}).get("cn"),
-        "cn_anion_O": _shells().get(anion, {}).get("cn"),
-        "density": _density(salt, molality),
-    }
     out: dict[str, dict] = {}
-    for name, exp in found.items():
+    for name, entry in PROPERTIES.items():
+        if entry.experiment is None:
+            continue
+        exp = _reference(*entry.experiment, salt, cation, anion, molality)
         if exp is None:
             continue
         out[f"exp_{name}"] = exp.value

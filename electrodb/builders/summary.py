@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,7 +18,8 @@ from maggma.core import Builder, Store
 from electrodb.analysis.convergence import STATUSES, Verdict, worst
 from electrodb.analysis.viscosity import SOURCE_WATER
 from electrodb.builders.reference import experimental_values
-from electrodb.documents.properties import SUMMARY_PROPERTIES, ElectrolyteSummary, Provenance
+from electrodb.documents.properties import ElectrolyteSummary, Provenance
+from electrodb.documents.registry import PROPERTIES
 from electrodb.systems.chemistry import parse_salt
 from electrodb.utils.provenance import as_datetime
 
@@ -48,70 +48,6 @@ def _get(doc: dict[str, Any] | None, *path: str) -> Any:
         doc = doc.get(key)
     return doc
 
-
-@dataclass(frozen=True)
-class _Field:
-    """Where one headline property lives in the per-trajectory documents.
-
-    ``status`` is the path of the entry holding that property's ``status``/``criterion``/``reason``; ``scale``
-    converts the stored unit to the summary's (e.g. Pa s -> mPa s).
-    """
-
-    source: str
-    value: tuple[str, ...]
-    error: tuple[str, ...] | None
-    status: tuple[str, ...]
-    scale: float = 1.0
-
-
-_EXTRACT: dict[str, _Field] = {
-    **{
-        f"D_{sp}": _Field("transport", ("diffusion", sp, "D"), ("diffusion", sp, "D_err"), ("diffusion", sp))
-        for sp in ("cation", "anion", "water")
-    },
-    **{
-        f"D_{sp}_pbc": _Field(
-            "transport", ("diffusion", sp, "D_pbc"), ("diffusion", sp, "D_pbc_err"), ("diffusion", sp)
-        )
-        for sp in ("cation", "anion", "water")
-    },
-    "eta": _Field(
-        "transport",
-        ("diffusion", "water", "viscosity_Pa_s"),
-        ("diffusion", "water", "viscosity_err_Pa_s"),
-        ("diffusion", "water", "viscosity"),
-        scale=1e3,
-    ),
-    "r_cation_O": _Field("structure", ("shells", "cation-O_w", "r_peak"), None, ("shells", "cation-O_w")),
-    "r_anion_O": _Field("structure", ("shells", "anion-O_w", "r_peak"), None, ("shells", "anion-O_w")),
-    "cn_cation_O": _Field(
-        "structure", ("shells", "cation-O_w", "cn"), ("shells", "cation-O_w", "cn_err"), ("shells", "cation-O_w")
-    ),
-    "cn_anion_O": _Field(
-        "structure", ("shells", "anion-O_w", "cn"), ("shells", "anion-O_w", "cn_err"), ("shells", "anion-O_w")
-    ),
-    "cn_cation_anion": _Field(
-        "structure",
-        ("shells", "cation-anion", "cn"),
-        ("shells", "cation-anion", "cn_err"),
-        ("shells", "cation-anion"),
-    ),
-    **{
-        f"{kind}_fraction_cation": _Field(
-            "pairing", ("pairing", "cation", kind), ("pairing", "cation_err", kind), ("pairing",)
-        )
-        for kind in ("cip", "agg", "free")
-    },
-    **{
-        f"tau_{ion}_water": _Field(
-            "kinetics", ("residence", ion, "tau_ps"), ("residence", ion, "tau_err_ps"), ("residence", ion)
-        )
-        for ion in ("cation", "anion")
-    },
-    "density": _Field("trajectory", ("density_kg_m3",), ("density_err_kg_m3",), ("density",)),
-    "T_mean": _Field("trajectory", ("mean_temperature_K",), ("temperature_err_K",), ("temperature",)),
-}
-assert set(_EXTRACT) == set(SUMMARY_PROPERTIES)
 
 _LEGACY_REASON = "stored by an older ElectroDB without a convergence status ({}); rebuild with --rebuild"
 
@@ -342,7 +278,7 @@ class ElectrolyteSummaryBuilder(Builder):
     def _flatten(tids: list[str], by_tid: dict[str, dict[str, dict]]) -> dict[str, Any]:
         """``P``, ``P_err``, ``P_status``, ``P_criterion``, ``P_reason``, ``P_n_runs`` for every headline property."""
         flat: dict[str, Any] = {}
-        for prop, where in _EXTRACT.items():
+        for prop, where in PROPERTIES.items():
             values, errors, verdicts = [], [], []
             for tid in tids:
                 docs = by_tid[tid]
@@ -353,11 +289,11 @@ class ElectrolyteSummaryBuilder(Builder):
                 err = _get(doc, *where.error) if where.error else None
                 errors.append(None if err is None else float(err) * where.scale)
                 if where.source == "trajectory":
-                    entry = _trajectory_entries(traj)[where.status[0]]
+                    entry = _trajectory_entries(traj)[where.verdict[0]]
                 elif prop == "eta":
                     entry = _viscosity_entry(doc)
                 else:
-                    entry = _get(doc, *where.status)
+                    entry = _get(doc, *where.verdict)
                 verdict = _verdict(entry)
                 wrong_t = _at_wrong_temperature(traj) if prop != "T_mean" else None
                 if wrong_t and verdict.converged:

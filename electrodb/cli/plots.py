@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from electrodb.builders.reference import experimental_shell
 from electrodb.store.stores import ElectroDBStores
 from electrodb.utils.safe_files import atomic_output
 
@@ -28,11 +29,9 @@ def _save(fig: Any, out: Path) -> Path:
 
 def experimental_peaks(doc: dict[str, Any]) -> dict[str, tuple[float, str]]:
     """Experimental ion–oxygen first-peak positions for a property document's ions: ``{pair: (r Å, source)}``."""
-    from electrodb.builders.reference import _shells
-
     out = {}
     for role in ("cation", "anion"):
-        exp = _shells().get(doc.get(role, ""), {}).get("r")
+        exp = experimental_shell(doc.get(role, "")).get("r")
         if exp is not None and exp.value is not None:
             out[f"{role}-O_w"] = (float(exp.value), exp.source)
     return out

@@ -17,7 +17,6 @@ from electrodb.utils.provenance import utcnow
 
 __all__ = [
     "STATUS_SUFFIXES",
-    "SUMMARY_PROPERTIES",
     "ElectrolyteSummary",
     "KineticsDoc",
     "PairingDoc",
@@ -112,29 +111,6 @@ class KineticsDoc(_PropertyDoc):
     residence: dict[str, dict[str, Any]]
 
 
-# Headline properties flattened into the summary: name -> (unit, description).
-SUMMARY_PROPERTIES: dict[str, tuple[str, str]] = {
-    "D_cation": ("1e-9 m^2/s", "cation self-diffusion, Yeh–Hummer corrected to infinite box"),
-    "D_anion": ("1e-9 m^2/s", "anion self-diffusion, Yeh–Hummer corrected to infinite box"),
-    "D_water": ("1e-9 m^2/s", "water self-diffusion, Yeh–Hummer corrected to infinite box"),
-    "D_cation_pbc": ("1e-9 m^2/s", "cation self-diffusion in the simulated (finite, periodic) box"),
-    "D_anion_pbc": ("1e-9 m^2/s", "anion self-diffusion in the simulated (finite, periodic) box"),
-    "D_water_pbc": ("1e-9 m^2/s", "water self-diffusion in the simulated (finite, periodic) box"),
-    "eta": ("mPa s", "shear viscosity used for the Yeh–Hummer correction (source in eta_source)"),
-    "r_cation_O": ("Å", "cation–water-oxygen first-peak distance"),
-    "r_anion_O": ("Å", "anion–water-oxygen first-peak distance"),
-    "cn_cation_O": ("", "cation hydration number (water O within the first minimum)"),
-    "cn_anion_O": ("", "anion hydration number (water O within the first minimum)"),
-    "cn_cation_anion": ("", "counter-ions within the cation's first minimum"),
-    "cip_fraction_cation": ("", "fraction of cations in contact ion pairs"),
-    "agg_fraction_cation": ("", "fraction of cations in aggregates"),
-    "free_fraction_cation": ("", "fraction of cations with no counter-ion in the first shell"),
-    "tau_cation_water": ("ps", "first-shell water residence time around the cation"),
-    "tau_anion_water": ("ps", "first-shell water residence time around the anion"),
-    "density": ("kg/m^3", "NPT equilibrium density (None when the density was a fixed input: see density_input)"),
-    "T_mean": ("K", "mean temperature of the production runs (the label is `temperature`)"),
-}
-
 #: Suffixes of the per-property summary fields: ``P``, ``P_err``, ``P_status``, ``P_criterion``, ``P_reason``.
 STATUS_SUFFIXES: tuple[str, ...] = ("_status", "_criterion", "_reason")
 
@@ -142,8 +118,8 @@ STATUS_SUFFIXES: tuple[str, ...] = ("_status", "_criterion", "_reason")
 class ElectrolyteSummary(BaseModel):
     """One document per (salt, molality, temperature, model): repeat runs merged.
 
-    Each headline property ``P`` of :data:`SUMMARY_PROPERTIES` appears as ``P`` and ``P_err`` (None when not
-    computed), ``P_status`` (``converged`` / ``unconverged`` / ``insufficient``, see
+    Each headline property ``P`` of the registry (:data:`electrodb.documents.registry.PROPERTIES`) appears as
+    ``P`` and ``P_err`` (None when not computed), ``P_status`` (``converged`` / ``unconverged`` / ``insufficient``, see
     :mod:`electrodb.analysis.convergence`), ``P_criterion`` and ``P_reason``, and, where experiment exists,
     ``exp_P`` with ``exp_P_source``. A value whose status is not ``converged`` is kept for inspection only: it is
     never a result. ``P_n_runs`` counts the runs the merged value came from.

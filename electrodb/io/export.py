@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from electrodb.documents.properties import SUMMARY_PROPERTIES
+from electrodb.documents.registry import SUMMARY_PROPERTIES
 from electrodb.io.trajectory_files import (
     TRAJECTORY_FORMATS,
     arrays_universe,

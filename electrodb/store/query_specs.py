@@ -15,14 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from electrodb.analysis.convergence import STATUSES
-from electrodb.documents.properties import (
-    SUMMARY_PROPERTIES,
-    ElectrolyteSummary,
-    KineticsDoc,
-    PairingDoc,
-    StructureDoc,
-    TransportDoc,
-)
+from electrodb.documents.properties import ElectrolyteSummary
+from electrodb.documents.registry import COLLECTIONS as REGISTRY
+from electrodb.documents.registry import PROPERTY_COLLECTIONS, SUMMARY_PROPERTIES
 from electrodb.documents.trajectory import TrajectoryDocument
 
 __all__ = [
@@ -181,8 +176,10 @@ class CollectionSpec:
     statuses: tuple[str, ...] = ()
 
 
-def _property_spec(name: str, model: type) -> CollectionSpec:
-    return CollectionSpec(name, "trajectory_id", frozenset(model.model_fields), _PROPERTY_SCALARS, _PROPERTY_FILTERS)
+def _property_spec(name: str, model: type | None) -> CollectionSpec:
+    if model is None:
+        raise RuntimeError(f"property collection {name} has no document schema in the registry")
+    return CollectionSpec(name, REGISTRY[name].key, frozenset(model.model_fields), _PROPERTY_SCALARS, _PROPERTY_FILTERS)
 
 
 #: Range filter ``<name>_min`` / ``<name>_max`` → document field.
@@ -230,10 +227,7 @@ SPECS: dict[str, CollectionSpec] = {
             *(f"{p}_status" for p in SUMMARY_PROPERTIES),
         ),
     ),
-    "structure": _property_spec("structure", StructureDoc),
-    "transport": _property_spec("transport", TransportDoc),
-    "pairing": _property_spec("pairing", PairingDoc),
-    "kinetics": _property_spec("kinetics", KineticsDoc),
+    **{name: _property_spec(name, REGISTRY[name].document) for name in PROPERTY_COLLECTIONS},
     "trajectories": CollectionSpec(
         "trajectories",
         "trajectory_id",

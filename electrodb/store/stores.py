@@ -37,56 +37,31 @@ from jobflow import JobStore
 from maggma.core import Store
 from maggma.stores import GridFSStore, MongoStore
 
+from electrodb.documents.registry import (
+    BLOB_COLLECTION,
+    BLOB_INDEXED,
+    BLOB_KEY,
+    PROPERTIES,
+    PROPERTY_COLLECTIONS,
+    job_collections,
+)
+from electrodb.documents.registry import COLLECTIONS as REGISTRY
 from electrodb.settings import ElectroDBSettings, get_settings
 from electrodb.store.sqlite import SQLiteStore
 from electrodb.store.sqlite_migrate import migrate_montydb, montydb_collections
 
 __all__ = ["COLLECTIONS", "INDEXED_FIELDS", "JOB_COLLECTIONS", "ElectroDBStores", "ReadOnlyStoreError", "get_stores"]
 
-COLLECTIONS: dict[str, str] = {
-    "jobs": "uuid",
-    "campaigns": "campaign_id",
-    "systems": "system_id",
-    "models": "model_id",
-    "trajectories": "trajectory_id",
-    "structure": "trajectory_id",
-    "transport": "trajectory_id",
-    "pairing": "trajectory_id",
-    "kinetics": "trajectory_id",
-    "electrolytes": "electrolyte_id",
-    "thermo": "thermo_id",
-    "solvation": "solvation_id",
-    "builds": "build_id",
-}
-BLOB_COLLECTION = "data"
-BLOB_KEY = "blob_uuid"
+#: Collection name -> natural key, from the registry (:data:`electrodb.documents.registry.COLLECTIONS`).
+COLLECTIONS: dict[str, str] = {name: entry.key for name, entry in REGISTRY.items()}
 # What jobs write besides their outputs: these travel as additional stores of the JobStore (with ``data``), so a
 # job reaches them only through the JobStore its manager hands it (run_locally, FireWorks, jobflow-remote).
-JOB_COLLECTIONS: tuple[str, ...] = ("trajectories", "systems", "models", "solvation")
+JOB_COLLECTIONS: tuple[str, ...] = job_collections()
 JOBFLOW_UPSERT_KEY = ["uuid", "index"]  # jobflow's JobStore.update key for the jobs collection
-
-_COMMON_FILTERS = [
-    "salt",
-    "cation",
-    "anion",
-    "molality",
-    "temperature",
-    "model_id",
-    "campaign_ids",
-    "system_id",
-]
+#: Fields indexed on both backends, besides each collection's key.
 INDEXED_FIELDS: dict[str, list[str]] = {
-    "systems": ["salt", "molality", "temperature", "campaign_ids"],
-    "trajectories": [*_COMMON_FILTERS, "status", "last_updated"],
-    "structure": [*_COMMON_FILTERS, "last_updated"],
-    "transport": [*_COMMON_FILTERS, "last_updated"],
-    "pairing": [*_COMMON_FILTERS, "last_updated"],
-    "kinetics": [*_COMMON_FILTERS, "last_updated"],
-    "electrolytes": _COMMON_FILTERS,
-    "thermo": ["salt", "temperature", "model_id"],
-    "solvation": ["salt", "temperature", "model_id"],
-    "data": ["trajectory_id", "kind", "blob_uuid"],  # GridFS: metadata.* of data.files (2e7 files at 1e4 systems)
-    "jobs": ["metadata.electrodb_system_id"],  # a rerun removes the earlier attempt's job documents by it
+    **{name: list(entry.indexed) for name, entry in REGISTRY.items() if entry.indexed},
+    BLOB_COLLECTION: list(BLOB_INDEXED),  # GridFS: metadata.* of data.files
 }
 
 
@@ -94,14 +69,9 @@ def mongo_indexed_fields(name: str) -> list[str]:
     """Fields indexed on MongoDB for collection ``name``: :data:`INDEXED_FIELDS`, the collection's key (list
     tie-breaker and ``/{id}`` look-ups), and every filter the API exposes there, so no API query scans a
     collection (the embedded store answers these from its own columns, the read model or ``json_extract``)."""
-    from electrodb.documents.properties import SUMMARY_PROPERTIES
-
     extra: dict[str, list[str]] = {
-        "electrolytes": [f for p in SUMMARY_PROPERTIES for f in (p, f"{p}_status")],
-        "structure": ["electrolyte_id"],
-        "transport": ["electrolyte_id"],
-        "pairing": ["electrolyte_id"],
-        "kinetics": ["electrolyte_id"],
+        "electrolytes": [f for p in PROPERTIES for f in (p, f"{p}_status")],
+        **{name: ["electrolyte_id"] for name in PROPERTY_COLLECTIONS},
         "models": ["kind"],
         "thermo": ["campaign_ids", "status"],
         "solvation": ["campaign_ids"],
@@ -112,8 +82,7 @@ def mongo_indexed_fields(name: str) -> list[str]:
 
 # Embedded store only: covering indexes for the API's usual filters (salt, then molality/temperature ranges).
 COMPOUND_INDEXES: dict[str, list[list[str]]] = {
-    name: [["salt", "molality", "temperature"], ["salt", "temperature", "molality"]]
-    for name in ("electrolytes", "structure", "transport", "pairing", "kinetics", "trajectories")
+    name: [list(index) for index in entry.compound] for name, entry in REGISTRY.items() if entry.compound
 }
 
 

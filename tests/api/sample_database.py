@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from electrodb.documents.properties import (
-    SUMMARY_PROPERTIES,
     ElectrolyteSummary,
     KineticsDoc,
     PairingDoc,
@@ -22,6 +21,7 @@ from electrodb.documents.properties import (
     TransportDoc,
     electrolyte_id,
 )
+from electrodb.documents.registry import SUMMARY_PROPERTIES
 from electrodb.documents.trajectory import TrajectoryDocument
 from electrodb.models.loader import ModelIdentity
 from electrodb.settings import ElectroDBSettings

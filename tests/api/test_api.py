@@ -13,9 +13,7 @@ from typing import Any
 import pytest
 
 from electrodb import __version__
-from electrodb.documents.properties import (
-    SUMMARY_PROPERTIES,
-)
+from electrodb.documents.registry import SUMMARY_PROPERTIES
 from electrodb.settings import ElectroDBSettings
 from electrodb.store.stores import ReadOnlyStoreError, get_stores
 from tests.api.sample_database import (

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from electrodb.api.client import ElectroDBAPIError, ElectroDBClient, ElectroDBConnectionError
-from electrodb.documents.properties import SUMMARY_PROPERTIES, ElectrolyteSummary, Provenance
+from electrodb.documents.properties import ElectrolyteSummary, Provenance
+from electrodb.documents.registry import SUMMARY_PROPERTIES
 from electrodb.io.export import (
     export_columns,
     export_table,

@@ -7,7 +7,7 @@ import pytest
 from electrodb.analysis.convergence import Verdict
 from electrodb.builders import run_builders
 from electrodb.builders.summary import merge_property
-from electrodb.documents.properties import SUMMARY_PROPERTIES
+from electrodb.documents.registry import SUMMARY_PROPERTIES
 from tests.synthetic import write_brownian_trajectory
 
 OK = Verdict("converged", "c")
