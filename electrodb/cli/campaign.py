@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from electrodb.cli import reporting
-from electrodb.cli.common import _fail, console
+from electrodb.cli.common import console, fail
 from electrodb.systems.campaign import Campaign
 
 campaign_app = typer.Typer(help="Plan and run screening campaigns.", no_args_is_help=True)
@@ -19,7 +19,7 @@ def _load_campaign(spec: Path, model: str | None) -> Campaign:
     try:
         campaign = Campaign.from_yaml(spec)
     except (FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if model:
         campaign = campaign.model_copy(update={"model": model})
     from electrodb.flows.campaign import with_model_cutoff
@@ -35,7 +35,7 @@ def plan_table(campaign: Campaign) -> Table:
     try:
         return reporting.plan_table(campaign)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @campaign_app.command("plan")
@@ -55,14 +55,14 @@ def _engine_backend(engine: str, launchpad: Path | None, project: str | None):
     kwargs: dict = {}
     if launchpad is not None:
         if engine != "fireworks":
-            _fail(f"--launchpad is a FireWorks option; it does not apply to --engine {engine}")
+            fail(f"--launchpad is a FireWorks option; it does not apply to --engine {engine}")
         kwargs["launchpad"] = launchpad
     if project is not None and engine != "fireworks":
         kwargs["project"] = project
     try:
         return get_backend(engine, **kwargs)
     except (EngineConfigError, ImportError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @campaign_app.command("status")
@@ -86,13 +86,13 @@ def campaign_status(
     try:
         specs = campaign.systems()
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     backend = _engine_backend(engine, launchpad, project) if engine else None
     with get_stores(read_only=True) as stores:
         try:
             states = campaign_states(specs, stores, backend)
         except EngineConfigError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     table = Table(title=f"campaign {campaign.name}: {len(specs)} systems")
     columns = ["system id", "salt", "m mol/kg", "T K", "status", *(["engine state"] if backend else [])]
     for col in (*columns, "frames", "T check", "reason"):
@@ -159,7 +159,7 @@ def campaign_submit(
         try:
             report = submit_campaign(campaign, stores, backend, options, multi_node=multi_node, dry_run=dry_run)
         except (EngineConfigError, ModelError, ValueError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
     verb = "would submit" if dry_run else "submitted"
     console.print(
         f"{verb} {len(report.submitted)} of {report.total} systems to {backend.name} in {report.n_chunks} "
@@ -195,13 +195,13 @@ def campaign_run(
         try:
             devices = plan_devices(workers)
         except ValueError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         console.print(f"{workers} workers: " + "; ".join(d.name for d in devices), soft_wrap=True, markup=False)
     with get_stores() as stores:
         try:
             summary = reporting.run_with_progress(campaign, stores, console, workers=workers)
         except WorkerError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     console.print(
         f"completed {len(summary.completed)}, skipped (already done) {len(summary.skipped)}, "
         f"unstable {len(summary.unstable)}, failed {len(summary.failed)} of {summary.total}"

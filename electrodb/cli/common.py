@@ -7,12 +7,12 @@ from rich.text import Text
 
 from electrodb.cli import reporting
 
-__all__ = ["_fail", "console"]
+__all__ = ["console", "fail"]
 
 console = reporting.make_console()
 
 
-def _fail(message: str) -> None:
+def fail(message: str) -> None:
     """Print ``error: message`` unwrapped and verbatim (no rich markup, no line breaks), exit with code 2."""
     console.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
     raise typer.Exit(code=2)

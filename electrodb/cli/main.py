@@ -23,7 +23,7 @@ for _pattern in (
     warnings.filterwarnings("ignore", message=_pattern)
 
 from electrodb.cli.campaign import campaign_app  # noqa: E402  (after the environment set-up above)
-from electrodb.cli.common import _fail, console  # noqa: E402
+from electrodb.cli.common import console, fail  # noqa: E402
 
 app = typer.Typer(help="ElectroDB: electrolyte property databases from NNP molecular dynamics.", no_args_is_help=True)
 db_app = typer.Typer(help="Inspect the database.", no_args_is_help=True)
@@ -117,7 +117,7 @@ def ingest(
                 **options,
             )
         except (IngestError, ValueError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
     for line in getattr(doc, "ingest_messages", []):
         console.print(line, soft_wrap=True, markup=False)
     action = getattr(doc, "ingest_action", "created")
@@ -143,15 +143,15 @@ def _long_range_option(value: str | None):
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else yaml.safe_load(value)
     except yaml.YAMLError as exc:
-        _fail(f"--long-range is neither a YAML/JSON mapping nor a YAML file: {exc}")
+        fail(f"--long-range is neither a YAML/JSON mapping nor a YAML file: {exc}")
     if isinstance(raw, dict) and set(raw) == {"long_range"}:  # a campaign-style file with the one key
         raw = raw["long_range"]
     if not isinstance(raw, dict):
-        _fail(f"--long-range must be a mapping such as '{{charges: ions, epsilon_r: 78.3}}', got {value!r}")
+        fail(f"--long-range must be a mapping such as '{{charges: ions, epsilon_r: 78.3}}', got {value!r}")
     try:
         return LongRangeSettings.model_validate(raw)
     except ValidationError as exc:
-        _fail(f"--long-range: {exc}")
+        fail(f"--long-range: {exc}")
 
 
 @model_app.command("train")
@@ -191,7 +191,7 @@ def model_train(
             configurations, settings, get_settings().work_dir / f"train-{name}", long_range=term, salts=salts
         )
     except ValueError as exc:  # charges that cannot be assigned, non-periodic data, ...
-        _fail(str(exc))
+        fail(str(exc))
     with get_stores() as stores:
         doc = store_model(
             stores, result, name, {"source": str(data.resolve()), "n_configurations": len(configurations)}
@@ -265,7 +265,7 @@ def build(
         try:
             counts = run_builders(stores, log=console.log, rebuild=rebuild, workers=workers)
         except ParallelBuildError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         skipped = list(stores.builds.query({}, properties=["trajectory_id", "reason"]))
     console.print(f"processed {counts}")
     for doc in skipped:
@@ -284,17 +284,17 @@ def plot(
     from electrodb.utils.safe_files import OutputPathError
 
     if kind not in ("rdf", "msd"):
-        _fail(f"unknown plot {kind!r}; use rdf or msd")
+        fail(f"unknown plot {kind!r}; use rdf or msd")
     with get_stores(read_only=True) as stores:
         try:
             doc = find_property_doc(stores, "structure" if kind == "rdf" else "transport", ident)
         except KeyError as exc:
-            _fail(str(exc.args[0]))
+            fail(str(exc.args[0]))
     path = out or Path(f"{kind}-{doc['trajectory_id']}.png")
     try:
         (plot_rdf if kind == "rdf" else plot_msd)(doc, path)
     except (OutputPathError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"wrote {path}", soft_wrap=True)
 
 
@@ -313,7 +313,7 @@ def serve(
     try:
         run_server(host, port, workers=workers, cache_mb=cache_mb)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @app.command()
@@ -362,7 +362,7 @@ def export(
                 rows = export_table(stores, fmt or "parquet", out, filters, with_arrays)
                 console.print(f"wrote {rows} rows to {out}")
         except ValueError as exc:
-            _fail(str(exc))
+            fail(str(exc))
 
 
 @app.command()

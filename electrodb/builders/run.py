@@ -1,0 +1,102 @@
+"""Running the builders: :func:`make_builders` in data-flow order over connected stores, :func:`run_builders` chunk
+by chunk (each chunk processed and written before the next is read)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+from typing import Any
+
+from maggma.core import Builder
+
+from electrodb.builders.properties import AnalysisSettings
+from electrodb.builders.solvation import SolvationBuilder
+from electrodb.builders.summary import ElectrolyteSummaryBuilder
+from electrodb.builders.thermo import ThermoBuilder
+from electrodb.builders.trajectory import TrajectoryPropertiesBuilder
+from electrodb.store.stores import ElectroDBStores
+
+__all__ = ["make_builders", "run_builder", "run_builders"]
+
+
+def make_builders(stores: ElectroDBStores, settings: object | None = None, rebuild: bool = False) -> dict[str, Builder]:
+    """The builders in data-flow order over connected ``stores`` (``rebuild``: reprocess every input)."""
+
+    s = stores
+    return {
+        "properties": TrajectoryPropertiesBuilder(
+            s.trajectories,
+            s.data,
+            s.structure,
+            s.transport,
+            s.pairing,
+            s.kinetics,
+            s.builds,
+            settings=settings if isinstance(settings, AnalysisSettings) else None,
+            rebuild=rebuild,
+        ),
+        "summary": ElectrolyteSummaryBuilder(
+            s.structure, s.transport, s.pairing, s.kinetics, s.trajectories, s.electrolytes, rebuild=rebuild
+        ),
+        "thermo": ThermoBuilder(s.electrolytes, s.structure, s.trajectories, s.thermo, rebuild=rebuild),
+        "solvation": SolvationBuilder(s.data, s.solvation, rebuild=rebuild),
+    }
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(items)
+    while chunk := list(islice(it, max(1, size))):
+        yield chunk
+
+
+def run_builder(builder: Builder) -> int:
+    """Run one builder serially, writing each chunk as soon as it is processed; return the items processed."""
+    n = 0
+    for chunk in _chunks(builder.get_items(), builder.chunk_size):
+        results = [r for r in (builder.process_item(item) for item in chunk) if r is not None]
+        if results:
+            builder.update_targets(results)
+        n += len(chunk)
+    return n
+
+
+def run_builders(
+    stores: ElectroDBStores,
+    log: Callable[[str], None] | None = None,
+    settings: object | None = None,
+    rebuild: bool = False,
+    workers: int = 1,
+) -> dict[str, int]:
+    """Run every builder in data-flow order; return how many items each processed.
+
+    Parameters
+    ----------
+    stores
+        The database (connected here).
+    log
+        Progress callback, one line per builder.
+    settings
+        :class:`~electrodb.builders.properties.AnalysisSettings` of the properties builder (default settings
+        otherwise).
+    rebuild
+        Reprocess every input, upserting in place; then prune documents whose source is gone. Never empties a
+        collection first, so concurrent readers see no gap.
+    workers
+        Processes for the per-trajectory analysis (:mod:`electrodb.builders.parallel`; 1 = serial, in this
+        process). The other builders are light and run serially.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    s = stores.connect()
+    counts: dict[str, int] = {}
+    for name, builder in make_builders(s, settings, rebuild).items():
+        if name == "properties" and workers > 1:
+            from electrodb.builders.parallel import run_properties_parallel
+
+            counts[name] = run_properties_parallel(builder, builder.get_items(), workers, log=log)
+        else:
+            counts[name] = run_builder(builder)
+        pruned = builder.prune() if hasattr(builder, "prune") else 0
+        if log:
+            log(f"{name}: {counts[name]} new or changed inputs processed" + (f", {pruned} pruned" if pruned else ""))
+    return counts
