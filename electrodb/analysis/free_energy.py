@@ -1,8 +1,9 @@
-"""Thermodynamic integration, time-series errors, standard states and long-range electrostatic corrections.
+"""Thermodynamic integration, standard states and long-range electrostatic corrections.
 
 Energies are in eV unless a function says otherwise (``unit`` arguments accept 'eV', 'kJ/mol', 'kcal/mol');
 lengths in Å, temperatures in K, charges in units of the elementary charge e. Equations and references:
-``docs/methods-thermodynamics.md``.
+``docs/methods-thermodynamics.md``. The errors of the ⟨∂U/∂λ⟩ windows (autocorrelation-corrected standard errors,
+block averages, equilibration detection) are :mod:`electrodb.analysis.statistics`.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def integrate_ti(
     ----------
     lambdas : (n,) λ values (Gauss–Legendre nodes for ``scheme='gauss'``)
     mean_dudl : (n,) ⟨∂U/∂λ⟩ at each λ (any energy unit; ΔF has the same unit)
-    err_dudl : (n,) standard errors of the means (e.g. ``timeseries_error(...).sem``)
+    err_dudl : (n,) standard errors of the means (e.g. ``statistics.timeseries_error(...).sem``)
     scheme : 'gauss' | 'trapezoid' | 'simpson'
     """
     lam = np.asarray(lambdas, dtype=float)
@@ -140,119 +141,6 @@ def integrate_ti(
     w = quadrature_weights(lam, scheme)
     err = np.zeros_like(mean) if err_dudl is None else np.asarray(err_dudl, dtype=float)
     return TIResult(float(w @ mean), float(np.sqrt(np.sum((w * err) ** 2))), lam, w, scheme)
-
-
-# --------------------------------------------------------------------------- time-series errors
-
-
-@dataclass(frozen=True)
-class SeriesEstimate:
-    """Mean of a correlated time series with its standard error.
-
-    Attributes
-    ----------
-    mean, sem : float;  statistical_inefficiency : g = 1 + 2τ_int (>= 1);  n_effective : N / g
-    """
-
-    mean: float
-    sem: float
-    statistical_inefficiency: float
-    n_effective: float
-
-
-def autocorrelation(x: np.ndarray | Sequence[float]) -> np.ndarray:
-    """Normalised autocorrelation C(t) = ⟨δx_i δx_{i+t}⟩/⟨δx^2⟩, averaged over the N − t pairs (FFT)."""
-    x = np.asarray(x, dtype=float)
-    n = x.size
-    dx = x - x.mean()
-    size = 1 << (2 * n - 1).bit_length()
-    f = np.fft.rfft(dx, size)
-    acov = np.fft.irfft(f * np.conj(f), size)[:n] / np.arange(n, 0, -1)
-    if acov[0] <= 0:
-        return np.ones(n)
-    return acov / acov[0]
-
-
-def statistical_inefficiency(x: np.ndarray | Sequence[float], mintime: int = 3) -> float:
-    """g = 1 + 2 Σ_{t=1}^{N−1} (1 − t/N) C(t), summed until C(t) first drops to <= 0 after ``mintime``.
-
-    Same estimator as pymbar ``timeseries.statisticalInefficiency`` (increment 1; Chodera et al.,
-    J. Chem. Theory Comput. 3, 26 (2007)). Returns 1 for a constant series; never less than 1.
-    """
-    x = np.asarray(x, dtype=float)
-    n = x.size
-    if n < 2:
-        raise ValueError("need at least 2 samples")
-    if np.ptp(x) == 0:
-        return 1.0
-    c = autocorrelation(x)
-    t = np.arange(1, n - 1)
-    stop = np.nonzero((c[1 : n - 1] <= 0) & (t > mintime))[0]
-    last = stop[0] if stop.size else t.size
-    g = 1.0 + 2.0 * np.sum((1.0 - t[:last] / n) * c[1 : n - 1][:last])
-    return max(1.0, float(g))
-
-
-def timeseries_error(x: np.ndarray | Sequence[float], mintime: int = 3) -> SeriesEstimate:
-    """Mean and autocorrelation-corrected standard error SEM = σ √(g/N) (σ^2: variance with 1/N)."""
-    x = np.asarray(x, dtype=float)
-    g = statistical_inefficiency(x, mintime)
-    n = x.size
-    return SeriesEstimate(float(x.mean()), float(x.std() * math.sqrt(g / n)), g, n / g)
-
-
-def block_average(x: np.ndarray | Sequence[float], n_blocks: int = 10) -> SeriesEstimate:
-    """Block averaging: SEM = std(block means, ddof=1)/√n_blocks.
-
-    Trailing samples that do not fill a block are dropped; ``statistical_inefficiency`` reports the implied
-    g = N·SEM^2/σ^2.
-    """
-    x = np.asarray(x, dtype=float)
-    size = x.size // n_blocks
-    if n_blocks < 2 or size < 1:
-        raise ValueError("need n_blocks >= 2 and at least one sample per block")
-    means = x[: size * n_blocks].reshape(n_blocks, size).mean(axis=1)
-    sem = float(means.std(ddof=1) / math.sqrt(n_blocks))
-    var = x.var()
-    g = x.size * sem**2 / var if var > 0 else 1.0
-    return SeriesEstimate(float(x.mean()), sem, float(g), x.size / g if g > 0 else float(x.size))
-
-
-def blocking_curve(x: np.ndarray | Sequence[float], min_blocks: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """SEM against block size (block sizes 1, 2, 4, ... while >= ``min_blocks`` blocks remain).
-
-    The SEM rises with block size and plateaus once blocks are longer than the correlation time
-    (Flyvbjerg & Petersen, J. Chem. Phys. 91, 461 (1989)). Returns (block_sizes, sems).
-    """
-    x = np.asarray(x, dtype=float)
-    sizes, sems = [], []
-    size = 1
-    while x.size // size >= min_blocks:
-        nb = x.size // size
-        means = x[: nb * size].reshape(nb, size).mean(axis=1)
-        sizes.append(size)
-        sems.append(means.std(ddof=1) / math.sqrt(nb))
-        size *= 2
-    return np.array(sizes), np.array(sems)
-
-
-def detect_equilibration(
-    x: np.ndarray | Sequence[float], n_candidates: int = 100, mintime: int = 3
-) -> tuple[int, float, float]:
-    """Start of production by maximising N_eff(t0) = (N − t0)/g(t0) (Chodera, JCTC 12, 1799 (2016)).
-
-    Candidate t0 are ``n_candidates`` evenly spaced indices in [0, N/2]. Returns (t0, g at t0, N_eff).
-    """
-    x = np.asarray(x, dtype=float)
-    n = x.size
-    candidates = np.unique(np.linspace(0, n // 2, n_candidates).astype(int))
-    best = (0, 1.0, -1.0)
-    for t0 in candidates:
-        g = statistical_inefficiency(x[t0:], mintime)
-        n_eff = (n - t0) / g
-        if n_eff > best[2]:
-            best = (int(t0), g, n_eff)
-    return best
 
 
 # --------------------------------------------------------------------------- standard states

@@ -39,6 +39,7 @@ from scipy.integrate import trapezoid
 
 from electrodb.analysis.convergence import ConvergenceTargets, Status, Verdict
 from electrodb.analysis.periodic import as_cells, frame_chunk, frame_distances, is_orthorhombic
+from electrodb.analysis.statistics import block_standard_error
 
 __all__ = ["ResidenceResult", "residence_time", "residence_verdict", "shell_presence", "survival_function"]
 
@@ -363,7 +364,7 @@ def residence_time(
         )
     tau_err = None
     if len(tau_blocks) >= 2 and np.all(np.isfinite(tau_blocks)):
-        tau_err = float(np.std(tau_blocks, ddof=1) / np.sqrt(len(tau_blocks)))
+        tau_err = float(block_standard_error(tau_blocks))
     v = residence_verdict(tau, run, tau_err, "", tgt)
     return ResidenceResult(
         tau=tau,

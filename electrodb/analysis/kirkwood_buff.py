@@ -32,6 +32,7 @@ from scipy.constants import N_A
 from scipy.integrate import trapezoid
 
 from electrodb.analysis.convergence import ConvergenceTargets, Verdict
+from electrodb.analysis.statistics import block_standard_error
 
 #: 1 Å^3 per molecule expressed in cm^3/mol.
 A3_TO_CM3_PER_MOL: float = 1e-24 * N_A
@@ -364,9 +365,8 @@ def kb_integral(
         if g_blocks.ndim != 2 or g_blocks.shape[1] != r.size or g_blocks.shape[0] < 2:
             raise ValueError("g_blocks must have shape (n_blocks >= 2, n_r)")
         est_b = _estimates(r, g_blocks, n_b, volume, same_species, plateau, lengths, cubic)
-        n_blk = g_blocks.shape[0]
         for k in METHODS:
-            uncertainties[k] = float(np.std(est_b[k][0], ddof=1) / np.sqrt(n_blk))
+            uncertainties[k] = float(block_standard_error(est_b[k][0]))
         block_values = np.asarray(est_b[method][0], dtype=float)
     running, running_corr, fv, fv_corr = est["_curves"]
     return KBResult(
@@ -509,7 +509,7 @@ def activity_derivative(
         raise ValueError("propagation must be 'auto', 'linear' or 'blocks'")
     if have_blocks and propagation in ("auto", "blocks"):
         a_blocks = _acc(c_salt, nu_plus, nu_minus, blocks)
-        return a_cc, float(np.std(a_blocks, ddof=1) / np.sqrt(len(a_blocks)))
+        return a_cc, float(block_standard_error(a_blocks))
 
     errs = [x.uncertainty if isinstance(x, KBResult) else 0.0 for x in inputs]
     if errors:

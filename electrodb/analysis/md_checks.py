@@ -22,7 +22,7 @@ standard error of the mean of F frames is
     SE = σ √(g / F),   g = 1 + 2 Σ_t (1 − t/F) C(t)                          (2)
 
 with the statistical inefficiency g from the normalised autocorrelation C(t), summed until C first drops to
-zero (:func:`electrodb.analysis.free_energy.statistical_inefficiency`, the pymbar estimator). A run no longer
+zero (:func:`electrodb.analysis.statistics.statistical_inefficiency`, the pymbar estimator). A run no longer
 than a few correlation times cannot see its own correlation (C(t) crosses zero early and g comes out near 1),
 so when the caller knows a lower bound τ on the correlation time of T (a thermostat exchanges kinetic energy
 with its bath over its relaxation time: τ for Bussi/Nosé–Hoover, 1/(2γ) for Langevin) g is raised to at least
@@ -66,7 +66,7 @@ from typing import Any
 import numpy as np
 
 from electrodb.analysis.convergence import ConvergenceTargets, Verdict
-from electrodb.analysis.free_energy import statistical_inefficiency
+from electrodb.analysis.statistics import ar1_statistical_inefficiency, timeseries_error
 
 __all__ = [
     "EnergyDrift",
@@ -202,14 +202,13 @@ def check_temperature(
             f"{t.size} finite temperature samples (< {MIN_TEMPERATURE_SAMPLES}); run temperature not checked",
         )
         return TemperatureCheck(mean, std, math.nan, float(target_K), math.nan, int(t.size), verdict)
-    g = statistical_inefficiency(t)
-    mean, std = float(t.mean()), float(t.std())
-    err = std * math.sqrt(g / t.size)
+    est = timeseries_error(t)
+    mean, std, err, g = est.mean, float(t.std()), est.sem, est.statistical_inefficiency
     if min_correlation_time_ps > 0:
         if not frame_interval_ps or frame_interval_ps <= 0:
             raise ValueError("min_correlation_time_ps needs a positive frame_interval_ps")
         rho = math.exp(-frame_interval_ps / min_correlation_time_ps)
-        g_floor = (1.0 + rho) / (1.0 - rho)
+        g_floor = ar1_statistical_inefficiency(rho)
         sigma = max(std, canonical_temperature_std(target_K, n_atoms, 3)) if n_atoms and n_atoms > 1 else std
         err_floor = sigma * math.sqrt(g_floor / t.size)
         if err_floor > err:

@@ -31,40 +31,16 @@ from scipy.sparse.csgraph import connected_components
 
 from electrodb.analysis.convergence import ConvergenceTargets, Status, Verdict, worst
 from electrodb.analysis.periodic import as_cells, frame_chunk, frame_distances, is_orthorhombic
+from electrodb.analysis.statistics import block_mean_error
 
 __all__ = [
     "PairingResult",
-    "block_mean_error",
     "fallback_cutoff_verdict",
     "ion_pairing",
     "pairing_verdict",
 ]
 
 _CLASSES = ("free", "cip", "agg")
-
-
-def block_mean_error(series: np.ndarray, n_blocks: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Mean over frames and its standard error from ``n_blocks`` contiguous blocks.
-
-    Parameters
-    ----------
-    series : (n_frames, ...) array
-    n_blocks : int
-        Number of non-overlapping blocks (trailing ``n_frames mod n_blocks`` frames are dropped for the
-        error).
-
-    Returns
-    -------
-    mean : ndarray, mean over all frames.
-    error : ndarray or None, ``std(block means, ddof=1) / sqrt(n_blocks)``; None if fewer than 2 blocks fit.
-    """
-    s = np.asarray(series, dtype=np.float64)
-    mean = s.mean(axis=0)
-    n_b = s.shape[0] // n_blocks if n_blocks >= 2 else 0
-    if n_b < 1:
-        return mean, None
-    blocks = s[: n_b * n_blocks].reshape(n_blocks, n_b, *s.shape[1:]).mean(axis=1)
-    return mean, blocks.std(axis=0, ddof=1) / np.sqrt(n_blocks)
 
 
 @dataclass

@@ -43,6 +43,7 @@ from numpy.typing import ArrayLike
 from scipy.signal import fftconvolve, find_peaks
 
 from electrodb.analysis.convergence import ConvergenceTargets, Status, Verdict, worst
+from electrodb.analysis.statistics import block_standard_error
 from electrodb.analysis.structure import FloatArray, RDFResult
 
 __all__ = ["ShellAnalysis", "first_minimum", "first_peak", "shell_analysis", "shell_sampling_verdict", "shell_verdict"]
@@ -288,7 +289,7 @@ def first_minimum(
     sig: FloatArray | None = None
     if g_blocks is not None and np.ndim(g_blocks) == 2 and np.shape(g_blocks)[0] >= 2:
         gb = _convolve(_as_curve(g_blocks, r_in, r), w)
-        sig = gb.std(axis=0, ddof=1) / np.sqrt(gb.shape[0])
+        sig = block_standard_error(gb)
     elif g_err is not None:
         var = _as_curve(np.asarray(g_err, dtype=np.float64).ravel(), r_in, r) ** 2
         sig = np.sqrt(np.maximum(_convolve(var, w**2), 0.0))
@@ -362,7 +363,7 @@ def first_minimum(
             cb = np.atleast_2d(np.asarray(cn_blocks, dtype=np.float64))
             if cb.shape[0] >= 2:
                 vals = np.array([np.interp(out.r_min, cr, row) for row in cb])
-                out.cn_err = float(vals.std(ddof=1) / np.sqrt(vals.size))
+                out.cn_err = float(block_standard_error(vals))
     return _finish(out, targets)
 
 

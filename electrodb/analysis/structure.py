@@ -48,6 +48,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.spatial import cKDTree
 
 from electrodb.analysis.periodic import as_cells, check_cutoff, is_orthorhombic
+from electrodb.analysis.statistics import block_standard_error
 
 __all__ = ["RDFResult", "pair_rdfs", "rdf"]
 
@@ -500,8 +501,8 @@ def pair_rdfs(
                 ]
             )
             res.coordination_blocks = np.cumsum(counts[:, p], axis=1) / (block_nf[:, None] * n_a)
-            res.g_err = res.g_blocks.std(axis=0, ddof=1) / np.sqrt(n_blocks)
-            res.coordination_err = res.coordination_blocks.std(axis=0, ddof=1) / np.sqrt(n_blocks)
+            res.g_err = block_standard_error(res.g_blocks)
+            res.coordination_err = block_standard_error(res.coordination_blocks)
         results[(a, b)] = res
     return results
 

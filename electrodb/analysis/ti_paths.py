@@ -26,14 +26,13 @@ import numpy as np
 
 from electrodb.analysis.free_energy import (
     EV_TO_KJ_PER_MOL,
-    SeriesEstimate,
     TIResult,
     born_cutoff_correction,
     gauss_legendre_lambdas,
     integrate_ti,
     standard_state_correction,
-    timeseries_error,
 )
+from electrodb.analysis.statistics import SeriesEstimate, timeseries_error
 
 __all__ = [
     "LEGS",

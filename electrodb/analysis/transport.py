@@ -24,11 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 from scipy.signal import savgol_filter
 
 from electrodb.analysis.convergence import ConvergenceTargets, Verdict
 from electrodb.analysis.msd import com_displacement, msd_fft, remove_com_drift, unwrap_positions
+from electrodb.analysis.statistics import block_standard_error, student_t_factor
 
 __all__ = [
     "D_CRITERION",
@@ -238,11 +238,6 @@ def _uniform_dt(times: np.ndarray) -> float:
     return dt
 
 
-def _t68(n_blocks: int) -> float:
-    """Student-t factor for a 68.3 % interval with ``n_blocks - 1`` degrees of freedom."""
-    return float(stats.t.ppf(stats.norm.cdf(1.0), n_blocks - 1))
-
-
 def diffusion_verdict(
     res: DiffusionResult, targets: ConvergenceTargets | None = None, *, min_samples: int = 20
 ) -> Verdict:
@@ -397,8 +392,8 @@ def self_diffusion(
     intercepts = yw.mean(axis=1) - slopes * tw.mean()
     d_blocks = slopes / 6.0 * A2_PER_PS_IN_1E9_M2_PER_S
     d_mean = float(d_blocks.mean())
-    d_sem = float(d_blocks.std(ddof=1) / np.sqrt(n_blocks)) if n_blocks > 1 else None
-    d_err = d_sem * _t68(n_blocks) if d_sem is not None else None
+    d_sem = float(block_standard_error(d_blocks)) if n_blocks > 1 else None
+    d_err = d_sem * student_t_factor(n_blocks) if d_sem is not None else None
     flag = "ok" if win.found else "no_diffusive_regime"
     msg = (
         f"linear fit over {win.t_start:g}-{win.t_end:g} ps (log-log slope {win.slope:.3f})"

@@ -21,10 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.fft
-from scipy import stats
 
 from electrodb.analysis.finite_size import BOLTZMANN_J_PER_K, water_viscosity
+from electrodb.analysis.statistics import autocovariance, block_standard_error, student_t_factor
 
 __all__ = [
     "EV_PER_A3_IN_PA",
@@ -78,20 +77,6 @@ class GreenKuboResult:
     n_blocks: int = 0
     lag_ps: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     running_integral_Pa_s: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
-
-
-def _acf_fft(x: np.ndarray) -> np.ndarray:
-    """Unbiased autocorrelation ``<x_k x_{k+m}>`` over all origins, columns of ``x`` (F, C) averaged."""
-    n = x.shape[0]
-    nfft = scipy.fft.next_fast_len(2 * n, real=True)
-    f = scipy.fft.rfft(x, n=nfft, axis=0)
-    acf = scipy.fft.irfft((f * f.conj()).real.sum(axis=1), n=nfft)[:n]
-    return acf / (x.shape[1] * (n - np.arange(n)))
-
-
-def _t_factor(n_blocks: int) -> float:
-    """Student-t factor turning s/√B into the half-width of the 68.3 % interval (→ 1 for many blocks)."""
-    return float(stats.t.ppf(stats.norm.cdf(1.0), n_blocks - 1))
 
 
 def green_kubo_viscosity(
@@ -182,13 +167,13 @@ def green_kubo_viscosity(
         out.reason = f"{len(p)} stress frames in {n_blocks} blocks: too few"
         return out
     p = p - p[: n_b * n_blocks].mean(axis=0)  # whole-run mean: per-block means would bias C(t) by -Var(mean)
-    acfs = [_acf_fft(p[k * n_b : (k + 1) * n_b]) for k in range(n_blocks)]
+    acfs = [autocovariance(p[k * n_b : (k + 1) * n_b]) for k in range(n_blocks)]
     acf = np.stack(acfs)  # (B, n_b), Pa²
     prefactor = volume_A3 * 1e-30 / (BOLTZMANN_J_PER_K * temperature_K) * dt_ps * 1e-12  # m³/J · s
     running = np.zeros_like(acf)
     running[:, 1:] = prefactor * np.cumsum(0.5 * (acf[:, 1:] + acf[:, :-1]), axis=1)  # Pa·s
     mean_acf = acf.mean(axis=0)
-    sem_acf = acf.std(axis=0, ddof=1) / np.sqrt(n_blocks)
+    sem_acf = block_standard_error(acf)
     lags = np.arange(n_b) * dt_ps
     out.lag_ps, out.running_integral_Pa_s = lags, running.mean(axis=0)
     if mean_acf[0] <= 0 or mean_acf[1] / mean_acf[0] < min_lag1_corr:
@@ -206,7 +191,7 @@ def green_kubo_viscosity(
     out.cutoff_ps = float(lags[ic])
     vals = running[:, ic]
     eta = float(vals.mean())
-    err = float(vals.std(ddof=1) / np.sqrt(n_blocks) * _t_factor(n_blocks))
+    err = float(block_standard_error(vals) * student_t_factor(n_blocks))
     out.eta_Pa_s, out.eta_err_Pa_s = eta, err
     problems = []
     if i0 < min_cutoff_samples:

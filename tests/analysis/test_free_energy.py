@@ -1,4 +1,4 @@
-"""Thermodynamic integration, time-series errors, standard states and electrostatic corrections."""
+"""Thermodynamic integration, standard states and electrostatic corrections (time-series errors: test_statistics)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,12 @@ import itertools
 
 import numpy as np
 import pytest
-from scipy.signal import lfilter
 
 from electrodb.analysis.free_energy import (
     COULOMB_EV_A,
     EV_TO_KJ_PER_MOL,
-    block_average,
-    blocking_curve,
     born_cutoff_correction,
     coulomb_pmf_tail,
-    detect_equilibration,
     ev_to_kcal_per_mol,
     ev_to_kj_per_mol,
     gauss_legendre_lambdas,
@@ -24,11 +20,10 @@ from electrodb.analysis.free_energy import (
     kj_per_mol_to_ev,
     periodic_ion_correction,
     quadrature_weights,
-    statistical_inefficiency,
     thermal_energy,
-    timeseries_error,
     wigner_self_energy,
 )
+from electrodb.analysis.statistics import timeseries_error
 
 KT = 0.025693  # eV at 298.15 K
 K0, K1 = 1.0, 10.0  # eV/Å^2
@@ -83,37 +78,6 @@ def test_ti_harmonic_oscillators_sampled() -> None:
     assert res.error > 0
     assert abs(res.delta_f - exact) < 3.0 * res.error
     assert res.error == pytest.approx(np.sqrt(np.sum((res.weights * np.array(errs)) ** 2)))
-
-
-def ar1(rng: np.random.Generator, phi: float, n: int) -> np.ndarray:
-    """x_i = phi x_{i-1} + noise_i, started from the stationary distribution; g = (1 + phi)/(1 - phi)."""
-    noise = rng.standard_normal(n)
-    noise[0] /= np.sqrt(1 - phi**2)
-    return lfilter([1.0], [1.0, -phi], noise)
-
-
-@pytest.mark.parametrize("phi", [0.0, 0.5, 0.8, 0.95])
-def test_statistical_inefficiency_ar1(phi: float) -> None:
-    rng = np.random.default_rng(5)
-    x = ar1(rng, phi, 200_000)
-    g_true = (1 + phi) / (1 - phi)
-    # spread of the estimator over seeds at N = 2e5: 2 % (phi 0.5) to 4 % (phi 0.95)
-    assert statistical_inefficiency(x) == pytest.approx(g_true, rel=0.15)
-    est = timeseries_error(x)
-    assert est.sem == pytest.approx(np.sqrt(g_true / (1 - phi**2) / x.size), rel=0.15)
-    blk = block_average(x, n_blocks=20)
-    assert blk.sem == pytest.approx(est.sem, rel=0.5)
-    sizes, sems = blocking_curve(x)
-    assert sizes[0] == 1 and sems[0] == pytest.approx(x.std(ddof=1) / np.sqrt(x.size))
-
-
-def test_detect_equilibration_finds_transient() -> None:
-    rng = np.random.default_rng(2)
-    x = ar1(rng, 0.5, 20_000)
-    x[:2000] += np.linspace(20.0, 0.0, 2000)
-    t0, _g, n_eff = detect_equilibration(x)
-    assert 1000 <= t0 <= 3500
-    assert n_eff > 0.5 * (x.size - t0) / 3.0
 
 
 def test_units_and_standard_state() -> None:

@@ -9,11 +9,7 @@ import pytest
 
 from electrodb.analysis.convergence import ConvergenceTargets
 from electrodb.analysis.kinetics import residence_time, residence_verdict, shell_presence, survival_function
-from electrodb.analysis.pairing import (
-    block_mean_error,
-    ion_pairing,
-    pairing_verdict,
-)
+from electrodb.analysis.pairing import ion_pairing, pairing_verdict
 from electrodb.analysis.periodic import frame_distances, minimum_image_vectors
 
 L = 20.0
@@ -83,13 +79,6 @@ def test_minimum_image_triclinic_matches_brute_force() -> None:
     np.testing.assert_allclose(got, ref, rtol=1e-12)
     v = minimum_image_vectors((b[0] - a[0][:1])[None], H)[0]
     np.testing.assert_allclose(np.linalg.norm(v, axis=-1), ref[0], rtol=1e-12)
-
-
-def test_block_mean_error() -> None:
-    s = np.r_[np.zeros(5), np.ones(5)]
-    m, e = block_mean_error(s, 2)
-    assert m == 0.5 and e == pytest.approx(0.5)
-    assert block_mean_error(s[:1], 5)[1] is None
 
 
 # ---------------------------------------------------------------------------------------------- kinetics
