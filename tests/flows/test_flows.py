@@ -16,38 +16,8 @@ from electrodb.md.dynamics import MDInstabilityError, run_production
 from electrodb.store.frames import TrajectoryError, TrajectoryWriter, load_trajectory
 from electrodb.systems.boxes import box_counts, pack_box
 from electrodb.systems.campaign import Campaign, MDSettings, StabilitySettings
+from tests.campaigns import short_md, small_campaign
 from tests.synthetic import trajectory_meta
-
-# The random test model has no chemistry: no bonds, and MACE's ZBL term only acts below the sum of covalent radii
-# (0.62 Å for H–H), so hydrogens may approach ~0.3 Å without anything being wrong with the machinery. The
-# distance thresholds are therefore lowered for these tests; force, temperature and NaN checks stay as in production.
-TEST_STABILITY = StabilitySettings(min_distance_h_A=0.1, min_distance_heavy_A=0.5)
-
-
-def _md(**kw) -> MDSettings:
-    base = dict(
-        minimize_steps=5,
-        nvt_warmup_ps=0.005,
-        npt=False,
-        production_ps=0.1,
-        sample_every_steps=10,
-        checkpoint_every_steps=50,
-        stability=TEST_STABILITY,
-        nve_drift_steps=0,  # the once-per-model NVE check is exercised where a test asks for it
-    )
-    return MDSettings(**{**base, **kw})
-
-
-def _campaign(model, **md) -> Campaign:
-    return Campaign(
-        name="t",
-        salts=["NaCl"],
-        concentrations=[1.0],
-        size={"n_waters": 64},
-        model=str(model),
-        model_cutoff_A=4.0,
-        md=_md(**md),
-    )
 
 
 def _atoms_with_model(model):
@@ -76,7 +46,7 @@ def test_trajectory_loads_back_bit_identical(stores, random_mace):
 
     MaxwellBoltzmannDistribution(atoms, temperature_K=298.15, rng=np.random.default_rng(0))
     writer = RecordingWriter(stores.data, "bitcheck", len(atoms), chunk_frames=7)
-    run_production(atoms, _md(), 298.15, writer, 0.5, 10, 300)
+    run_production(atoms, short_md(), 298.15, writer, 0.5, 10, 300)
     meta = trajectory_meta(writer, atoms)
     back = load_trajectory(meta, stores.trajectories, stores.data)
     assert back.n_frames == 31 == len(writer.recorded)  # frame 0 + every 10 steps
@@ -126,7 +96,7 @@ def test_flow_stores_completed_trajectory_with_temperature_verdict_stress_and_dr
 
     # seed 2: seed 1's thermostat noise sits ~35 K low (a 0.15 % event of the pure Bussi process), right at
     # the 3-SE edge of the verdict, which made this test depend on the last digits of the random model
-    campaign = _campaign(random_mace, production_ps=0.3, sample_every_steps=5, nve_drift_steps=20, seed=2)
+    campaign = small_campaign(random_mace, production_ps=0.3, sample_every_steps=5, nve_drift_steps=20, seed=2)
     assert campaign.md.thermostat == "bussi"  # the production default
     summary = run_campaign(campaign, stores)
     assert len(summary.completed) == 1, summary
@@ -178,7 +148,7 @@ def test_nve_drift_is_measured_once_per_model(stores, random_mace, monkeypatch):
 
     monkeypatch.setattr(md_flows, "measure_nve_drift", counting)
     identity = {"model_id": "sha256:test", "kind": "mace_file", "name": "tiny"}
-    md = _md(nve_drift_steps=10)
+    md = short_md(nve_drift_steps=10)
     before = atoms.get_positions().copy()
     ProductionMDMaker._check_nve_drift(stores, atoms, identity, md, 298.15)
     ProductionMDMaker._check_nve_drift(stores, atoms, identity, md, 298.15)
@@ -260,7 +230,7 @@ def test_thermostats_hold_a_heating_model_at_the_analytic_temperature(settings, 
 def test_rerunning_a_campaign_skips_finished_systems(stores, random_mace):
     from electrodb.flows.campaign import run_campaign
 
-    campaign = _campaign(random_mace, production_ps=0.02)
+    campaign = small_campaign(random_mace, production_ps=0.02)
     first = run_campaign(campaign, stores)
     n_jobs = stores.jobs.count()
     second = run_campaign(campaign, stores)
@@ -272,7 +242,7 @@ def test_absurd_timestep_is_marked_unstable_and_never_built(stores, random_mace)
     from electrodb.builders import run_builders
     from electrodb.flows.campaign import run_campaign
 
-    campaign = _campaign(
+    campaign = small_campaign(
         random_mace,
         timestep_fs=5.0,
         production_ps=2.0,
@@ -400,7 +370,7 @@ def test_bad_model_path_and_missing_element_are_clear(stores, random_mace, tmp_p
         size={"n_waters": 64},
         model=str(random_mace),
         model_cutoff_A=4.0,
-        md=_md(),
+        md=short_md(),
     )
     summary = run_campaign(campaign, stores)
     assert summary.failed and not summary.completed
@@ -411,7 +381,7 @@ def test_npt_equilibration_reports_block_densities_and_rescales(random_mace):
     from electrodb.md.dynamics import density_kg_m3, equilibrate
 
     atoms = _atoms_with_model(random_mace)
-    md = _md(npt=True, npt_max_ps=0.03, npt_block_ps=0.01, minimize_steps=0, nvt_warmup_ps=0.0)
+    md = short_md(npt=True, npt_max_ps=0.03, npt_block_ps=0.01, minimize_steps=0, nvt_warmup_ps=0.0)
     result = equilibrate(atoms, md, 298.15)
     assert len(result.block_densities) == 3 and result.n_steps == 60
     assert result.density_kg_m3 == pytest.approx(np.mean(result.block_densities[-2:]))
@@ -424,7 +394,7 @@ def test_campaign_with_long_range_term_runs_and_records_it(stores, random_mace):
     """long_range: in a campaign wraps the NNP in the Coulomb term; it is part of the id and the model record."""
     from electrodb.flows.campaign import run_campaign
 
-    plain = _campaign(random_mace, production_ps=0.01)
+    plain = small_campaign(random_mace, production_ps=0.01)
     campaign = plain.model_copy(
         update={"long_range": {"charges": "ions", "epsilon_r": 78.3, "method": "ewald", "cutoff_A": 5.0}}
     )
@@ -441,7 +411,7 @@ def test_rerun_after_an_interruption_reuses_the_packed_and_equilibrated_box(stor
     from electrodb.flows import md as md_flows
     from electrodb.flows.campaign import run_campaign
 
-    campaign = _campaign(random_mace, production_ps=0.01)
+    campaign = small_campaign(random_mace, production_ps=0.01)
     first = run_campaign(campaign, stores)
     (tid,) = first.completed
     assert stores.systems.query_one({"system_id": tid})["stage"] == "equilibrated"
@@ -492,7 +462,7 @@ def test_failed_campaign_says_why(stores, tmp_path, kind):
         model.write_text("not a model")
     elif kind == "directory":
         model.mkdir()
-    summary = run_campaign(_campaign(model, production_ps=0.01), stores)
+    summary = run_campaign(small_campaign(model, production_ps=0.01), stores)
     assert summary.failed and not summary.completed
     reason = summary.reasons[summary.failed[0]]
     assert str(model.name) in reason or "model" in reason.lower(), reason

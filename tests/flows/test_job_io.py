@@ -10,7 +10,7 @@ from electrodb.flows.job_io import NoJobStoreError, job_stores
 from electrodb.flows.md import ElectrolyteFlowMaker
 from electrodb.store.frames import load_trajectory
 from electrodb.store.stores import COLLECTIONS, JOB_COLLECTIONS, ElectroDBStores
-from tests.flows.test_flows import _campaign
+from tests.campaigns import small_campaign
 
 
 def _memory_job_store() -> JobStore:
@@ -22,7 +22,7 @@ def test_system_flow_writes_only_into_the_job_store_it_is_given(random_mace, sto
     """A whole system flow (box, equilibration, production) run on a fresh in-memory JobStore leaves the
     process-settings database (the ``stores`` fixture) empty and puts the trajectory, its frames, the box and
     the model's record in the JobStore's additional stores."""
-    campaign = _campaign(random_mace, production_ps=0.05, sample_every_steps=10)
+    campaign = small_campaign(random_mace, production_ps=0.05, sample_every_steps=10)
     (spec,) = campaign.systems()
     js = _memory_job_store()
     run_locally(ElectrolyteFlowMaker().make(spec), store=js, create_folders=False, log=False, ensure_success=True)
@@ -45,7 +45,7 @@ def test_jobs_refuse_a_job_store_without_electrodb_collections(random_mace):
 
     from electrodb.flows.md import BoxMaker
 
-    (spec,) = _campaign(random_mace).systems()
+    (spec,) = small_campaign(random_mace).systems()
     bare = JobStore(MemoryStore())
     bare.connect()
     with pytest.raises(NoJobStoreError, match=r"lacks the additional store\(s\) \['trajectories', 'data'"):
