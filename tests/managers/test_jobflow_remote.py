@@ -32,7 +32,8 @@ from electrodb.settings import ElectroDBSettings
 from electrodb.store.frames import load_trajectory
 from electrodb.store.stores import BLOB_COLLECTION, JOB_COLLECTIONS, ElectroDBStores
 from electrodb.systems.campaign import Campaign
-from tests.flows.test_flows import _md
+from tests.campaigns import short_md
+from tests.managers.remote import run_job_as_jobflow_remote
 
 MONGO = ElectroDBSettings(db_uri="mongodb://db.example.org:27017", db_name="electrodb_test")
 STORE_NAMES = {BLOB_COLLECTION, *JOB_COLLECTIONS}
@@ -152,7 +153,7 @@ def test_system_state_is_the_error_or_least_advanced_job():
 
 
 def _tiny_campaign(model: Path, concentrations: list[float], production_ps: float = 0.05) -> Campaign:
-    md = _md(production_ps=production_ps)  # the flow tests' short settings
+    md = short_md(production_ps=production_ps)  # the flow tests' short settings
     return Campaign(
         name="jfr",
         salts=["NaCl"],
@@ -269,49 +270,6 @@ def test_flow_writes_only_to_the_job_store_given_to_run_locally(settings, random
     assert _untouched(settings)
 
 
-def stage_remote_job(job, store: JobStore, run_dir: Path) -> None:
-    """What jobflow-remote's runner does before a job starts: resolve its inputs from the real JobStore and write
-    them, with a JSON-file copy of the JobStore (``get_remote_store``), into the job's new folder."""
-    from jobflow_remote.jobs.data import IN_FILENAME
-    from jobflow_remote.remote.data import get_remote_in_file, get_remote_store, resolve_job_dict_args
-    from monty.json import jsanitize
-
-    run_dir.mkdir()
-    job_dict = jsanitize(job.as_dict(), strict=True, allow_bson=True)  # as the queue holds it
-    store.connect()
-    resolve_job_dict_args(job_dict, store)
-    remote = get_remote_store(store, run_dir, None)
-    (run_dir / IN_FILENAME).write_bytes(get_remote_in_file(job_dict, remote).getvalue())
-
-
-def collect_remote_job(store: JobStore, run_dir: Path, db_id: str) -> None:
-    """What the runner does when the job has finished: check its output and copy its stores into the JobStore."""
-    from jobflow_remote.jobs.data import OUT_FILENAME
-    from jobflow_remote.remote.data import get_remote_store, update_store
-    from monty.serialization import loadfn
-
-    out = loadfn(run_dir / OUT_FILENAME)
-    assert out["error"] is None, out["error"]
-    # The runner copies each additional store's documents into the real stores with ``add_store.update(doc)``:
-    # ElectroDB's job collections keep their own keys inside the JobStore (stores._PinnedKeyMixin), so this
-    # upserts by trajectory_id / system_id / model_id and never duplicates.
-    update_store(store, get_remote_store(store, run_dir, None), db_id)
-
-
-def _run_job_as_jobflow_remote(job, store: JobStore, run_dir: Path, db_id: str) -> None:
-    """One job the way jobflow-remote moves it: the runner stages it (:func:`stage_remote_job`), the worker runs it
-    against the folder's files only (``run_remote_job``), the runner collects it (:func:`collect_remote_job`)."""
-    from jobflow_remote.jobs.run import run_remote_job
-
-    stage_remote_job(job, store, run_dir)
-    cwd = os.getcwd()
-    try:
-        run_remote_job(run_dir)
-    finally:
-        os.chdir(cwd)
-    collect_remote_job(store, run_dir, db_id)
-
-
 def test_flow_runs_on_file_stores_like_a_jobflow_remote_worker(settings, random_mace, tmp_path):
     """Every job replayed the way jobflow-remote runs it, on a 'worker' that has neither a database nor the model
     file: the model arrives as the resolved input ``model_file`` (published in the JobStore at submission)."""
@@ -333,7 +291,7 @@ def test_flow_runs_on_file_stores_like_a_jobflow_remote_worker(settings, random_
             job.function_kwargs["model_file"] = published
     model.unlink()  # the worker side never sees the file
     for k, (job, _) in enumerate(flow.iterflow()):
-        _run_job_as_jobflow_remote(job, js, tmp_path / f"job-{k}", str(k + 1))
+        run_job_as_jobflow_remote(job, js, tmp_path / f"job-{k}", str(k + 1))
     cached = list((settings.data_dir / "model-cache").iterdir())
     assert [p.name for p in cached] == [spec.model_id.removeprefix("sha256:") + ".model"]
     with real:

@@ -26,10 +26,11 @@ from electrodb.flows.md import ElectrolyteFlowMaker
 from electrodb.flows.resume import open_working_copy, volatile
 from electrodb.settings import ElectroDBSettings
 from electrodb.store.stores import ElectroDBStores
-from tests.managers.test_jobflow_remote import _run_job_as_jobflow_remote, collect_remote_job, stage_remote_job
-from tests.managers.test_workers import KillingProductionMaker, _assert_no_duplicates, _campaign
+from tests.campaigns import assert_no_duplicates, worker_campaign
+from tests.managers.doubles import KillingProductionMaker
+from tests.managers.remote import collect_remote_job, run_job_as_jobflow_remote, stage_remote_job
 
-REPO = Path(__file__).resolve().parents[2]  # the tests package imports as tests.managers...
+REPO = Path(__file__).resolve().parents[2]  # the worker unpickles tests.managers.doubles.KillingProductionMaker
 
 
 def _launch(run_dir: Path, env: dict[str, str]) -> int:
@@ -42,7 +43,7 @@ def test_killed_production_resumes_after_a_rerun_deletes_its_folder(settings, ra
     from electrodb.md.dynamics import checkpoint_interval
     from electrodb.store.frames import list_chunks, load_trajectory
 
-    campaign = _campaign(str(random_mace), [2.0], [298.15], production_ps=0.1)
+    campaign = worker_campaign(str(random_mace), [2.0], [298.15], production_ps=0.1)
     spec = campaign.systems()[0]
     md = campaign.md
     n_steps = md.n_production_steps
@@ -54,10 +55,14 @@ def test_killed_production_resumes_after_a_rerun_deletes_its_folder(settings, ra
     js = real.job_store()
     jobs = [job for job, _ in flow.iterflow()]
     for k, job in enumerate(jobs[:2]):  # packing and equilibration
-        _run_job_as_jobflow_remote(job, js, tmp_path / f"job-{k}", str(k + 1))
+        run_job_as_jobflow_remote(job, js, tmp_path / f"job-{k}", str(k + 1))
 
     resume = tmp_path / "worker" / "electrodb-resume"  # what the generated project exports to GPU jobs
-    env = {**os.environ, "ELECTRODB_RESUME_DIR": str(resume), "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
+    env = {
+        **os.environ,
+        "ELECTRODB_RESUME_DIR": str(resume),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
+    }
     run_dir = tmp_path / "job-2"
     stage_remote_job(jobs[2], js, run_dir)
     assert _launch(run_dir, env) == -9  # SIGKILLed mid-production
@@ -96,7 +101,7 @@ def test_killed_production_resumes_after_a_rerun_deletes_its_folder(settings, ra
         assert (
             real.data.count({"blob_uuid": f"{spec.system_id}:checkpoint"}) == 0
         )  # the ended run's checkpoint stays behind
-        _assert_no_duplicates(real)
+        assert_no_duplicates(real)
 
 
 def test_durable_stores_get_no_working_copy(stores) -> None:

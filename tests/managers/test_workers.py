@@ -2,119 +2,21 @@
 running real MD with one worker SIGKILLed mid-production: every system completes, no frame lost or duplicated,
 no duplicate document anywhere.
 
-This module is imported by the worker processes too (they unpickle the makers defined here): keep its top-level
-imports light.
+The makers the worker processes run (and unpickle) are the doubles of :mod:`tests.managers.doubles`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
-from jobflow import Flow
 
-from electrodb.flows.job_io import store_job
-from electrodb.flows.md import ElectrolyteFlowMaker, ProductionMDMaker
-from electrodb.store.stores import BLOB_COLLECTION, BLOB_KEY, COLLECTIONS, JOBFLOW_UPSERT_KEY
-from electrodb.systems.campaign import Campaign, SystemSpec
-
-
-def _claim(path: Path, content: str) -> bool:
-    """Create ``path`` unless it exists (atomic): True for the one caller that created it."""
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w") as f:
-        f.write(content)
-    return True
-
-
-@store_job
-def fake_system(system_id: str, marker_dir: str, kill_once: str, always_die: str) -> str:
-    """Stands in for a system's flow: dies like a killed worker where asked, else stores a completed run."""
-    from electrodb.flows.job_io import job_stores
-
-    if system_id == always_die or (system_id == kill_once and _claim(Path(marker_dir) / "killed", system_id)):
-        os.kill(os.getpid(), signal.SIGKILL)
-    stores = job_stores("trajectories")
-    env = {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")}
-    doc = {"trajectory_id": system_id, "status": "completed", "pid": os.getpid(), "env": env}
-    stores.trajectories.update([doc], key="trajectory_id")
-    return system_id
-
-
-@dataclass
-class FakeMaker(ElectrolyteFlowMaker):
-    """One :func:`fake_system` job per system."""
-
-    marker_dir: str = ""
-    kill_once: str = ""
-    always_die: str = ""
-
-    def make(self, spec: SystemSpec) -> Flow:
-        return Flow([fake_system(spec.system_id, self.marker_dir, self.kill_once, self.always_die)])
-
-
-@dataclass
-class KillingProductionMaker(ProductionMDMaker):
-    """Production MD whose worker SIGKILLs itself once, at the first checkpoint at or after ``kill_at_step``
-    (after the frames up to it were flushed, before the checkpoint is saved: the stored checkpoint is the
-    previous one, and stored frames lie beyond it). ``marker`` records which system and step."""
-
-    marker: str = ""
-    kill_at_step: int = 0
-
-    def _run(self, stores, doc, *args, **kwargs):  # type: ignore[no-untyped-def]
-        from electrodb.flows import md
-
-        save = md._save_checkpoint
-
-        def save_or_die(stores_, tid, state):  # type: ignore[no-untyped-def]
-            if state.step >= self.kill_at_step:
-                note = json.dumps({"system_id": tid, "step": state.step, "time": time.time()})
-                if _claim(Path(self.marker), note):
-                    os.kill(os.getpid(), signal.SIGKILL)
-            save(stores_, tid, state)
-
-        md._save_checkpoint = save_or_die  # this worker process's own module
-        try:
-            return super()._run(stores, doc, *args, **kwargs)
-        finally:
-            md._save_checkpoint = save
-
-
-def _campaign(model: str, concentrations: list[float], temperatures: list[float], **md) -> Campaign:
-    from tests.flows.test_flows import (
-        _md,  # the flow tests' short settings (imported here: worker processes import this module)
-    )
-
-    return Campaign(
-        name="w",
-        salts=["NaCl"],
-        concentrations=concentrations,
-        temperatures=temperatures,
-        size={"n_waters": 32},
-        model=model,
-        model_cutoff_A=4.0,
-        md=_md(**{"checkpoint_every_steps": 20, **md}),
-    )
-
-
-def _assert_no_duplicates(stores) -> None:
-    """Every collection holds each key once (the SQLite upsert is atomic across processes)."""
-    keys = {**COLLECTIONS, BLOB_COLLECTION: BLOB_KEY, "jobs": JOBFLOW_UPSERT_KEY}
-    for name, key in keys.items():
-        fields = key if isinstance(key, list) else [key]
-        values = [tuple(str(d.get(f)) for f in fields) for d in stores[name].query(properties=fields)]
-        assert len(values) == len(set(values)), f"duplicate {fields} in {name}"
+from electrodb.flows.md import ElectrolyteFlowMaker
+from tests.campaigns import assert_no_duplicates, worker_campaign
+from tests.managers.doubles import FakeMaker, KillingProductionMaker
 
 
 def test_device_plan_gives_each_worker_its_own_gpu_or_a_share_of_the_cores(monkeypatch):
@@ -150,7 +52,7 @@ def test_memory_stores_are_refused_with_the_fix(settings):
     from electrodb.store.stores import JOB_COLLECTIONS, ElectroDBStores
 
     memory = ElectroDBStores(settings, _stores={n: MemoryStore(n) for n in ("jobs", "data", *JOB_COLLECTIONS)})
-    campaign = _campaign("no-such.model", [2.0], [298.15])
+    campaign = worker_campaign("no-such.model", [2.0], [298.15])
     with pytest.raises(WorkerError, match="cannot open the stores.*MemoryStore.*workers=1"):
         run_campaign_workers(campaign, memory, 2, devices=plan_devices(2, gpus=[], cores=2))
 
@@ -161,7 +63,7 @@ def test_dead_workers_are_replaced_and_their_systems_rerun(settings, stores, tmp
     from electrodb.flows.campaign import run_campaign
     from electrodb.managers.workers import plan_devices, run_campaign_workers
 
-    campaign = _campaign(str(tmp_path / "no-such.model"), [2.0, 3.5], [298.15, 310.0])
+    campaign = worker_campaign(str(tmp_path / "no-such.model"), [2.0, 3.5], [298.15, 310.0])
     ids = [s.system_id for s in campaign.systems()]
     maker = FakeMaker(marker_dir=str(tmp_path), kill_once=ids[1], always_die=ids[2])
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
@@ -186,7 +88,7 @@ def test_dead_workers_are_replaced_and_their_systems_rerun(settings, stores, tmp
     for doc in stores.trajectories.query({"trajectory_id": {"$in": summary.completed}}):
         assert doc["env"] in ({"CUDA_VISIBLE_DEVICES": g, "OMP_NUM_THREADS": "2"} for g in ("7", "9"))
         assert doc["pid"] != os.getpid()
-    _assert_no_duplicates(stores)
+    assert_no_duplicates(stores)
     again = run_campaign(campaign, stores, maker=FakeMaker(marker_dir=str(tmp_path)))  # sequential, in-process
     assert again.skipped == summary.completed and again.completed == [ids[2]]
 
@@ -206,7 +108,7 @@ def test_two_cpu_workers_one_killed_mid_production_lose_and_duplicate_nothing(
     from electrodb.md.dynamics import checkpoint_interval
     from electrodb.store.frames import list_chunks, load_trajectory
 
-    campaign = _campaign(str(random_mace), [2.0, 3.5], temperatures, production_ps=production_ps)
+    campaign = worker_campaign(str(random_mace), [2.0, 3.5], temperatures, production_ps=production_ps)
     ids = [s.system_id for s in campaign.systems()]
     md = campaign.md
     n_steps = md.n_production_steps
@@ -242,7 +144,7 @@ def test_two_cpu_workers_one_killed_mid_production_lose_and_duplicate_nothing(
         assert (written < killed_at) == (chunk["frame_start"] < ckpt_frames), chunk["frame_start"]
     job_counts = {sid: stores.jobs.count({"metadata.electrodb_system_id": sid}) for sid in ids}
     assert len(set(job_counts.values())) == 1, job_counts  # the killed attempt's job documents were replaced
-    _assert_no_duplicates(stores)
+    assert_no_duplicates(stores)
     starts = [e for e in events if e.kind == "start"]
     assert len(starts) == len(ids) + 1 and sum(e.kind == "died" for e in events) == 1
 
@@ -273,10 +175,10 @@ def test_workers_say_when_they_set_md_batch_aside(random_mace, monkeypatch, batc
     from rich.console import Console
 
     from electrodb.cli.reporting import run_with_progress
-    from electrodb.flows import workers
     from electrodb.flows.campaign import CampaignRunSummary
+    from electrodb.managers import workers
 
-    campaign = _campaign(str(random_mace), [2.0], [298.15], batch=batch, thermostat="langevin")
+    campaign = worker_campaign(str(random_mace), [2.0], [298.15], batch=batch, thermostat="langevin")
     calls = []
     monkeypatch.setattr(
         workers, "run_campaign_workers", lambda c, s, k, **kw: calls.append(k) or CampaignRunSummary(total=1)
