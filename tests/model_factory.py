@@ -1,13 +1,15 @@
-"""Tiny MACE models and boxes built inside the tests (no weights can be downloaded here).
+"""Tiny models and boxes built inside the tests (no weights can be downloaded here).
 
 :func:`build_random_mace` saves an untrained MACE; :func:`smoke_box` is a 14-atom water/NaCl box;
-:func:`train_smoke_model` trains a throw-away MACE on Lennard-Jones labels of perturbed smoke boxes.
+:func:`train_smoke_model` trains a throw-away MACE on Lennard-Jones labels of perturbed smoke boxes;
+:func:`build_toy_nequip` saves a deployed (TorchScript) NequIP-interface pair potential for Na and Cl.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Dict  # noqa: UP035 (TorchScript annotations)
 
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 import mace  # noqa: F401  - must be imported before e3nn (torch 2.13 weights-only pitfall)
@@ -116,3 +118,59 @@ def train_smoke_model(
         name="smoke_mace",
     )
     return train_mace(labelled, settings, work)
+
+
+class ToyNequIPPair(torch.nn.Module):
+    """A NequIP-interface toy: E = sum over edges of A exp(-r) (1 - r/rc)^2 / 2, forces and stress by autograd."""
+
+    def __init__(self, rc: float = 3.0) -> None:
+        super().__init__()
+        self.rc = rc
+        self.weight = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+
+    def forward(self, data: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:  # noqa: UP006 (TorchScript)
+        pos = data["pos"]
+        cell = data["cell"].view(3, 3)
+        strain = torch.zeros((3, 3), dtype=pos.dtype, device=pos.device)
+        strain.requires_grad_(True)
+        pos.requires_grad_(True)
+        sym = 0.5 * (strain + strain.transpose(0, 1))
+        p = pos + pos @ sym
+        c = cell + cell @ sym
+        i, j = data["edge_index"][0], data["edge_index"][1]
+        vec = p[j] - p[i] + data["edge_cell_shift"] @ c
+        r = torch.linalg.norm(vec, dim=-1)
+        amp = self.weight[data["atom_types"].view(-1)[i]] * self.weight[data["atom_types"].view(-1)[j]]
+        e_edge = 0.5 * amp * torch.exp(-r) * (1.0 - r / self.rc) ** 2
+        atomic = torch.zeros(pos.shape[0], dtype=pos.dtype, device=pos.device).index_add(0, i, e_edge)
+        energy = atomic.sum()
+        grads = torch.autograd.grad([energy], [pos, strain])
+        g_pos = grads[0]
+        g_strain = grads[1]
+        assert g_pos is not None and g_strain is not None
+        out = data
+        out["total_energy"] = energy.view(1, 1)
+        out["atomic_energy"] = atomic.view(-1, 1)
+        out["forces"] = -g_pos
+        out["stress"] = (g_strain / torch.linalg.det(cell)).view(1, 3, 3)
+        return out
+
+
+def build_toy_nequip(folder: Path, metadata: bool) -> Path:
+    """:class:`ToyNequIPPair` deployed with ``torch.jit.save`` into ``folder``: with ``metadata``, the extra
+    files of a ``nequip-deploy`` file (NequIP 0.5.6, types "Na Cl", r_max 3 Å, energy model with stress) as
+    ``toy-deployed.pth``; without, a bare TorchScript file ``toy-bare.pth`` that must be named explicitly."""
+    path = folder / ("toy-deployed.pth" if metadata else "toy-bare.pth")
+    extra = (
+        {
+            "nequip_version": "0.5.6",
+            "type_names": "Na Cl",
+            "r_max": "3.0",
+            "n_species": "2",
+            "config": "model_builders:\n- EnergyModel\n- StressForceOutput\n",
+        }
+        if metadata
+        else {}
+    )
+    torch.jit.save(torch.jit.script(ToyNequIPPair()), str(path), _extra_files=extra)
+    return path

@@ -22,18 +22,13 @@ from electrodb.flows.batched import (
 from electrodb.store.frames import TrajectoryWriter, load_trajectory
 from electrodb.systems.boxes import box_counts, pack_box
 from electrodb.systems.campaign import Campaign, MDSettings, SizeSpec, StabilitySettings
-from tests.model_factory import build_random_mace
+from tests.model_factory import build_toy_nequip
 from tests.synthetic import trajectory_meta
 
 # The random test model has no bonds: let H approach other atoms more closely than in real water.
 STABILITY = StabilitySettings(min_distance_h_A=0.3)
 TIMESTEP_FS, N_STEPS, SAMPLE_EVERY = 0.5, 100, 10
 BOXES = (("NaCl", 16), ("LiCl", 24))  # 2 mol/kg: 50 and 74 atoms, box lengths 8.0 and 9.1 Å
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_random_mace(tmp_path_factory.mktemp("batched") / "random.model")
 
 
 @pytest.fixture(scope="module")
@@ -215,9 +210,8 @@ def test_nequip_deployment_runs_batched(tmp_path: Path) -> None:
 
     from electrodb.md.torchsim_models import NequIPTorchSimModel
     from electrodb.models.loader import load_model
-    from tests.models.test_nequip import _toy_file
 
-    loaded = load_model(str(_toy_file(tmp_path, metadata=True)), dtype="float64", device="cpu")
+    loaded = load_model(str(build_toy_nequip(tmp_path, metadata=True)), dtype="float64", device="cpu")
     model = NequIPTorchSimModel.from_loaded(loaded)
     small = bulk("NaCl", "rocksalt", a=5.0, cubic=True).repeat((2, 2, 2))
     small.rattle(0.05, seed=1)

@@ -47,17 +47,12 @@ from electrodb.models.loader import load_model
 from electrodb.settings import ElectroDBSettings, get_settings
 from electrodb.store.stores import ElectroDBStores
 from electrodb.utils.provenance import utcnow
-from tests.model_factory import build_random_mace, smoke_box
+from tests.model_factory import smoke_box
 
 ION_INDICES = [12, 13]  # Na, Cl of smoke_box
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_random_mace(tmp_path_factory.mktemp("ti_model") / "random.model")
 
 
 @pytest.fixture(scope="module")
@@ -577,7 +572,8 @@ def test_two_leg_ti_matches_widom_insertion_for_lj_solute() -> None:
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
     from ase.optimize import FIRE
 
-    from electrodb.analysis.free_energy import K_B_EV, timeseries_error
+    from electrodb.analysis.free_energy import K_B_EV
+    from electrodb.analysis.statistics import timeseries_error
     from electrodb.analysis.ti_paths import window_statistics
     from electrodb.flows.solvation import run_window
     from electrodb.systems.campaign import StabilitySettings

@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import os
 from pathlib import Path
-from typing import Dict  # noqa: UP035 (TorchScript annotations)
 
 import numpy as np
 import pytest
@@ -22,6 +21,7 @@ import torch
 
 from electrodb.models.loader import LoadedModel, ModelError, ModelRef, file_sha256, load_model
 from electrodb.models.nequip import neighbor_list
+from tests.model_factory import build_toy_nequip
 from tests.published import licl_file
 
 TYPES = {"O": 0, "H": 1, "Li": 2, "Cl": 3}
@@ -198,59 +198,6 @@ def test_not_a_model(tmp_path: Path) -> None:
     assert ModelRef.parse(str(pickled)).kind == "mace_file"  # a pickle is never taken for a NequIP deployment
 
 
-class _ToyPair(torch.nn.Module):
-    """A NequIP-interface toy: E = sum over edges of A exp(-r) (1 - r/rc)^2 / 2, forces and stress by autograd."""
-
-    def __init__(self, rc: float = 3.0) -> None:
-        super().__init__()
-        self.rc = rc
-        self.weight = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
-
-    def forward(self, data: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:  # noqa: UP006 (TorchScript)
-        pos = data["pos"]
-        cell = data["cell"].view(3, 3)
-        strain = torch.zeros((3, 3), dtype=pos.dtype, device=pos.device)
-        strain.requires_grad_(True)
-        pos.requires_grad_(True)
-        sym = 0.5 * (strain + strain.transpose(0, 1))
-        p = pos + pos @ sym
-        c = cell + cell @ sym
-        i, j = data["edge_index"][0], data["edge_index"][1]
-        vec = p[j] - p[i] + data["edge_cell_shift"] @ c
-        r = torch.linalg.norm(vec, dim=-1)
-        amp = self.weight[data["atom_types"].view(-1)[i]] * self.weight[data["atom_types"].view(-1)[j]]
-        e_edge = 0.5 * amp * torch.exp(-r) * (1.0 - r / self.rc) ** 2
-        atomic = torch.zeros(pos.shape[0], dtype=pos.dtype, device=pos.device).index_add(0, i, e_edge)
-        energy = atomic.sum()
-        grads = torch.autograd.grad([energy], [pos, strain])
-        g_pos = grads[0]
-        g_strain = grads[1]
-        assert g_pos is not None and g_strain is not None
-        out = data
-        out["total_energy"] = energy.view(1, 1)
-        out["atomic_energy"] = atomic.view(-1, 1)
-        out["forces"] = -g_pos
-        out["stress"] = (g_strain / torch.linalg.det(cell)).view(1, 3, 3)
-        return out
-
-
-def _toy_file(tmp_path: Path, metadata: bool) -> Path:
-    path = tmp_path / ("toy-deployed.pth" if metadata else "toy-bare.pth")
-    extra = (
-        {
-            "nequip_version": "0.5.6",
-            "type_names": "Na Cl",
-            "r_max": "3.0",
-            "n_species": "2",
-            "config": "model_builders:\n- EnergyModel\n- StressForceOutput\n",
-        }
-        if metadata
-        else {}
-    )
-    torch.jit.save(torch.jit.script(_ToyPair()), str(path), _extra_files=extra)
-    return path
-
-
 def _rocksalt() -> Atoms:
     from ase.build import bulk
 
@@ -261,7 +208,7 @@ def _rocksalt() -> Atoms:
 
 
 def test_toy_deployment_with_stress(tmp_path: Path) -> None:
-    path = _toy_file(tmp_path, metadata=True)
+    path = build_toy_nequip(tmp_path, metadata=True)
     loaded = load_model(str(path), dtype="float64", device="cpu")
     assert loaded.identity.kind == "nequip" and loaded.identity.outputs == ["energy", "forces", "stress"]
     assert loaded.identity.elements == ["Na", "Cl"] and loaded.identity.r_max == 3.0
@@ -275,7 +222,7 @@ def test_toy_deployment_with_stress(tmp_path: Path) -> None:
 
 
 def test_toy_without_metadata_needs_species(tmp_path: Path) -> None:
-    path = _toy_file(tmp_path, metadata=False)
+    path = build_toy_nequip(tmp_path, metadata=False)
     assert ModelRef.parse(str(path)).kind == "mace_file"  # no metadata: not detected, named explicitly below
     with pytest.raises(ModelError, match=r"species=.*r_max="):
         load_model(f"nequip:{path}", device="cpu")
@@ -291,7 +238,7 @@ def test_toy_without_metadata_needs_species(tmp_path: Path) -> None:
 
 
 def test_altered_file_is_refused_after_identification(tmp_path: Path) -> None:
-    path = _toy_file(tmp_path, metadata=True)
+    path = build_toy_nequip(tmp_path, metadata=True)
     loaded = load_model(str(path), device="cpu")
     with pytest.raises(ModelError, match="expected"):
         load_model(str(path), device="cpu", expected_id="sha256:" + "0" * 64)
