@@ -24,13 +24,7 @@ from electrodb.models.loader import (
     resolve_foundation_path,
 )
 from electrodb.models.mace_train import TrainingResult
-from tests.model_factory import smoke_box, train_smoke_model
-
-
-@pytest.fixture(scope="session")
-def smoke_model(tmp_path_factory: pytest.TempPathFactory) -> TrainingResult:
-    """A tiny H/O/Na/Cl MACE trained once per session (test_training.py reuses the same folder)."""
-    return train_smoke_model(tmp_path_factory.getbasetemp() / "smoke_mace")
+from tests.model_factory import smoke_box
 
 
 @pytest.mark.parametrize(

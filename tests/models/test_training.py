@@ -38,12 +38,6 @@ from electrodb.models.mace_train import (
 from tests.model_factory import smoke_box, train_smoke_model
 
 
-@pytest.fixture(scope="session")
-def smoke_model(tmp_path_factory: pytest.TempPathFactory) -> TrainingResult:
-    """A tiny H/O/Na/Cl MACE trained once per session (test_models.py reuses the same folder)."""
-    return train_smoke_model(tmp_path_factory.getbasetemp() / "smoke_mace")
-
-
 class NaNOnSecond(Calculator):
     """Energy = 0 and zero forces, except NaN for the second configuration evaluated."""
 
