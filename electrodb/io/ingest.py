@@ -70,29 +70,34 @@ from electrodb.io.ingest_checks import (
     MIN_CELL_WIDTH_A,
     OVERRIDE_FLAGS,
     STEP_KEYS,
+    FrameValidator,
     IngestError,
-    _check_settings,
-    _Checks,
-    _FrameValidator,
-    _read_frames,
-    _Truncated,
+    RangeChecks,
+    Truncated,
+    check_settings,
+    read_frames,
 )
 from electrodb.io.ingest_staging import (
     STAGING_KIND,
     STALE_AFTER_S,
-    _discard_staging,
-    _finish_switch,
-    _heartbeat,
-    _mark_complete,
-    _open_staging,
-    _recover,
-    _test_stop,
+    discard_staging,
+    finish_switch,
+    heartbeat,
+    mark_complete,
+    open_staging,
+    recover_interrupted,
+    stop_for_test,
 )
-from electrodb.io.molecules import BOND_TOLERANCE, WATER_OH_CUTOFF_A, assign_molecules
+from electrodb.io.molecules import (
+    BOND_TOLERANCE,
+    WATER_OH_CUTOFF_A,
+    Composition,
+    assign_molecules,
+    identify_composition,
+)
 from electrodb.store.frames import TrajectoryWriter, decode_array, iter_chunks
 from electrodb.store.stores import ElectroDBStores
-from electrodb.systems.boxes import ROLE_CODES
-from electrodb.systems.chemistry import WATER_MOLAR_MASS_KG, ChemistryError, Salt, parse_salt
+from electrodb.systems.chemistry import ChemistryError, Salt, parse_salt
 from electrodb.utils.provenance import stable_hash, utcnow
 
 __all__ = [
@@ -116,6 +121,7 @@ logger = logging.getLogger(__name__)
 
 
 def _file_sha256(path: Path) -> str:
+    """Hex sha256 of the bytes of ``path`` (read in 1 MiB blocks)."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -175,12 +181,6 @@ allow_irregular_steps, allow_truncated
     the hash of the file's sha256 and the metadata, so ids are stable across re-ingests.
     """
     path = Path(path)
-    if not path.is_file():
-        raise IngestError(f"{path} does not exist")
-    try:
-        parsed = parse_salt(salt)
-    except ChemistryError as exc:
-        raise IngestError(str(exc)) from exc
     flags = {
         "allow_unusual_temperature": allow_unusual_temperature,
         "allow_unusual_timestep": allow_unusual_timestep,
@@ -189,30 +189,15 @@ allow_irregular_steps, allow_truncated
         "allow_irregular_steps": allow_irregular_steps,
         "allow_truncated": allow_truncated,
     }
-    checks = _Checks({f for f, on in flags.items() if on or allow_unusual})
-    _check_settings(temperature, timestep_fs, interval, checks)
-    interval = int(interval)
-    if expected_frames is not None and expected_frames < 1:
-        raise IngestError(f"expected_frames must be a positive number of frames, got {expected_frames}")
-    sha = _file_sha256(path)
-    tid = stable_hash(
-        {
-            "file": sha,
-            "salt": parsed.formula,
-            "temperature": temperature,
-            "timestep_fs": timestep_fs,
-            "interval": interval,
-            "index": index,
-            "source": source_label,
-        }
-    )
+    allowed = {f for f, on in flags.items() if on or allow_unusual}
+    parsed, checks = _validate_request(path, salt, temperature, timestep_fs, interval, expected_frames, allowed)
     params = {
-        "sha256": sha,
+        "sha256": _file_sha256(path),
         "salt": parsed.formula,
         "molality": molality,
         "temperature": temperature,
         "timestep_fs": timestep_fs,
-        "interval": interval,
+        "interval": int(interval),
         "index": index,
         "format": fmt,
         "source_label": source_label,
@@ -220,78 +205,175 @@ allow_irregular_steps, allow_truncated
         "min_cell_width_A": min_cell_width_A,
         "overrides": sorted(checks.allowed),
     }
+    tid = _trajectory_id(params)
     messages: list[str] = []
-    _recover(stores, tid, messages)
+    recover_interrupted(stores, tid, messages)
+    existing = _stored_document(stores, tid)
+    if existing is not None and not force and _unchanged(stores, existing, params, campaign, messages):
+        messages.append(
+            f"{path.name} is already stored as {tid} ({existing['n_frames']} frames, same sha256 and "
+            "parameters): nothing to do (force=True re-ingests)"
+        )
+        return _result(TrajectoryDocument(**existing), "unchanged", messages)
+    validate = FrameValidator(checks, params["interval"], min_cell_width_A)
+    first, frames = _first_frame(path, fmt, index, validate)
+    composition = identify_composition(first, parsed, molality, path)
+    doc = _document(tid, first, parsed, composition, params, path)
+    campaigns = [*(existing or {}).get("campaign_ids", []), *([campaign] if campaign else [])]
+    doc = doc.model_copy(update={"campaign_ids": list(dict.fromkeys(campaigns))})
+    doc = _write_staged(stores, doc, first, frames, validate, params, path, chunk_frames)
+    doc = _check_run_temperature(stores, doc)
+    return _report_written(doc, existing, messages)
+
+
+def _validate_request(
+    path: Path,
+    salt: str,
+    temperature: float,
+    timestep_fs: float,
+    interval: int,
+    expected_frames: int | None,
+    allowed: set[str],
+) -> tuple[Salt, RangeChecks]:
+    """Check the file exists and the stated settings before anything is read; return the salt and the checks.
+
+    Parameters
+    ----------
+    temperature, timestep_fs, interval
+        K, fs, MD steps between stored frames (see :func:`~electrodb.io.ingest_checks.check_settings`).
+    expected_frames
+        Frames the file should hold, or None.
+    allowed
+        Override flags given (:data:`~electrodb.io.ingest_checks.OVERRIDE_FLAGS`).
+    """
+    if not path.is_file():
+        raise IngestError(f"{path} does not exist")
+    try:
+        parsed = parse_salt(salt)
+    except ChemistryError as exc:
+        raise IngestError(str(exc)) from exc
+    checks = RangeChecks(allowed)
+    check_settings(temperature, timestep_fs, interval, checks)
+    if expected_frames is not None and expected_frames < 1:
+        raise IngestError(f"expected_frames must be a positive number of frames, got {expected_frames}")
+    return parsed, checks
+
+
+def _trajectory_id(params: dict[str, Any]) -> str:
+    """The trajectory id: a stable hash of the file's sha256 and the metadata that define the trajectory."""
+    return stable_hash(
+        {
+            "file": params["sha256"],
+            "salt": params["salt"],
+            "temperature": params["temperature"],
+            "timestep_fs": params["timestep_fs"],
+            "interval": params["interval"],
+            "index": params["index"],
+            "source": params["source_label"],
+        }
+    )
+
+
+def _stored_document(stores: ElectroDBStores, tid: str) -> dict[str, Any] | None:
+    """The stored ``trajectories`` document of ``tid`` without its ``_id``, or None."""
     existing = stores.trajectories.query_one({"trajectory_id": tid})
     if existing is not None:
         existing.pop("_id", None)
-        if not force and _unchanged(stores, existing, params, campaign, messages):
-            messages.append(
-                f"{path.name} is already stored as {tid} ({existing['n_frames']} frames, same sha256 and "
-                "parameters): nothing to do (force=True re-ingests)"
-            )
-            return _result(TrajectoryDocument(**existing), "unchanged", messages)
-    validate = _FrameValidator(checks, interval, min_cell_width_A)
-    frames = _read_frames(path, fmt, index)
+    return existing
+
+
+def _first_frame(path: Path, fmt: str | None, index: str, validate: FrameValidator) -> tuple[Atoms, Iterator[Atoms]]:
+    """Read and validate the first frame; return it and the reader positioned at the second frame."""
+    frames = read_frames(path, fmt, index)
     try:
         first = next(frames)
     except StopIteration:
         raise IngestError(f"{path}: no frames could be read") from None
-    except _Truncated as exc:
+    except Truncated as exc:
         raise IngestError(f"{path}: truncated before its first complete frame ({exc.reason})") from None
     validate(0, first)
-    doc = _document(tid, first, parsed, molality, temperature, timestep_fs, interval, path, fmt, source_label)
-    campaigns = [*(existing or {}).get("campaign_ids", []), *([campaign] if campaign else [])]
-    doc = doc.model_copy(update={"campaign_ids": list(dict.fromkeys(campaigns))})
-    manifest = _open_staging(stores, tid, path)
+    return first, frames
+
+
+def _write_staged(
+    stores: ElectroDBStores,
+    doc: TrajectoryDocument,
+    first: Atoms,
+    frames: Iterator[Atoms],
+    validate: FrameValidator,
+    params: dict[str, Any],
+    path: Path,
+    chunk_frames: int,
+) -> TrajectoryDocument:
+    """Write every frame under a staging id, then switch the stored trajectory to it; return the stored document.
+
+    A failure before the switch deletes the staging data (:mod:`electrodb.io.ingest_staging`) and leaves the stored
+    trajectory untouched. ``chunk_frames`` is the number of frames per stored chunk.
+    """
+    manifest = open_staging(stores, doc.trajectory_id, path)
     staging = manifest["staging_id"]
     try:
         writer = TrajectoryWriter(stores.data, staging, len(first), chunk_frames)
         truncation = _write_frames(
-            writer, first, frames, validate, doc.frame_interval_ps, path, lambda: _heartbeat(stores, manifest)
+            writer, first, frames, validate, doc.frame_interval_ps, path, lambda: heartbeat(stores, manifest)
         )
-        n_read = writer.next_frame
-        if expected_frames is not None and truncation is None:
-            if n_read > expected_frames:
-                raise IngestError(
-                    f"{path}: {n_read} frames read, more than expected_frames={expected_frames}; "
-                    "fix expected_frames or the index"
-                )
-            if n_read < expected_frames:
-                truncation = (n_read, f"{n_read} frames read of the expected {expected_frames}")
+        truncation = _check_frame_count(writer.next_frame, truncation, params["expected_frames"], path)
         if truncation is not None:
-            checks.require(
+            validate.checks.require(
                 False,
                 "allow_truncated",
                 f"{path} is truncated: {truncation[1]}",
                 "re-copy the complete file (it was probably cut off by an interrupted copy or a killed run)",
             )
         writer.flush()
-        _test_stop("before_switch")
-        doc = doc.model_copy(
-            update={
-                "status": "completed",
-                "n_frames": writer.n_frames,
-                "n_chunks": writer.n_chunks,
-                "duration_ps": (writer.n_frames - 1) * doc.frame_interval_ps,
-                "last_good_frame": writer.n_frames - 1,
-                "source_sha256": sha,
-                "ingest_params": params,
-                "validation_overrides": checks.used,
-                "truncated": truncation is not None,
-                "truncation_reason": truncation[1] if truncation else None,
-                "last_updated": utcnow(),
-            }
-        )
-        _mark_complete(stores, manifest, doc, writer.n_chunks)
+        stop_for_test("before_switch")
+        doc = _completed(doc, writer, params, validate.checks, truncation)
+        mark_complete(stores, manifest, doc, writer.n_chunks)
     except BaseException:
-        _discard_staging(stores, staging)
+        discard_staging(stores, staging)
         raise
-    doc = _finish_switch(stores, manifest)
-    doc = _check_run_temperature(stores, doc)
-    if existing is not None:
-        messages.append(f"replaced the stored trajectory {tid} ({existing['status']}, {existing['n_frames']} frames)")
-    return _result(doc, "created" if existing is None else "replaced", messages)
+    return finish_switch(stores, manifest)
+
+
+def _check_frame_count(
+    n_read: int, truncation: tuple[int, str] | None, expected_frames: int | None, path: Path
+) -> tuple[int, str] | None:
+    """Compare the frames read with ``expected_frames``: more is an error, fewer a truncation (complete, reason)."""
+    if expected_frames is None or truncation is not None:
+        return truncation
+    if n_read > expected_frames:
+        raise IngestError(
+            f"{path}: {n_read} frames read, more than expected_frames={expected_frames}; "
+            "fix expected_frames or the index"
+        )
+    if n_read < expected_frames:
+        return n_read, f"{n_read} frames read of the expected {expected_frames}"
+    return None
+
+
+def _completed(
+    doc: TrajectoryDocument,
+    writer: TrajectoryWriter,
+    params: dict[str, Any],
+    checks: RangeChecks,
+    truncation: tuple[int, str] | None,
+) -> TrajectoryDocument:
+    """The final document once every frame is written: frame counts, duration (ps), provenance, overrides."""
+    return doc.model_copy(
+        update={
+            "status": "completed",
+            "n_frames": writer.n_frames,
+            "n_chunks": writer.n_chunks,
+            "duration_ps": (writer.n_frames - 1) * doc.frame_interval_ps,
+            "last_good_frame": writer.n_frames - 1,
+            "source_sha256": params["sha256"],
+            "ingest_params": params,
+            "validation_overrides": checks.used,
+            "truncated": truncation is not None,
+            "truncation_reason": truncation[1] if truncation else None,
+            "last_updated": utcnow(),
+        }
+    )
 
 
 def _check_run_temperature(stores: ElectroDBStores, doc: TrajectoryDocument) -> TrajectoryDocument:
@@ -322,37 +404,34 @@ def _unchanged(
     return True
 
 
+def _report_written(
+    doc: TrajectoryDocument, existing: dict[str, Any] | None, messages: list[str]
+) -> TrajectoryDocument:
+    """The result of a written ingest: ``created``, or ``replaced`` (with a message) when ``existing`` was stored."""
+    if existing is None:
+        return _result(doc, "created", messages)
+    messages.append(
+        f"replaced the stored trajectory {doc.trajectory_id} ({existing['status']}, {existing['n_frames']} frames)"
+    )
+    return _result(doc, "replaced", messages)
+
+
 def _result(doc: TrajectoryDocument, action: str, messages: list[str]) -> TrajectoryDocument:
+    """Log ``messages`` and attach them and ``action`` to the returned (never stored) document."""
     for message in messages:
         logger.info(message)
     return doc.model_copy(update={"ingest_action": action, "ingest_messages": messages})
 
 
 def _document(
-    tid: str,
-    first: Atoms,
-    salt: Salt,
-    molality: float | None,
-    temperature: float,
-    timestep_fs: float,
-    interval: int,
-    path: Path,
-    fmt: str | None,
-    source_label: str,
+    tid: str, first: Atoms, salt: Salt, composition: Composition, params: dict[str, Any], path: Path
 ) -> TrajectoryDocument:
-    """The trajectory document from the first frame (molecules, composition, checked molality), no frames yet."""
-    mol_id, role, center = assign_molecules(first, salt)
-    n_waters = int((role == ROLE_CODES["water_O"]).sum())
-    n_cations = int((center & (role == ROLE_CODES["cation"])).sum())
-    n_anions = int((center & (role == ROLE_CODES["anion"])).sum())
-    if n_waters == 0:
-        raise IngestError(f"{path}: no water molecules found (O with two H within 1.25 Å)")
-    actual = n_cations / salt.nu_cation / (n_waters * WATER_MOLAR_MASS_KG)
-    if molality is not None and abs(actual - molality) > 0.02 * molality:
-        raise IngestError(
-            f"the file holds {n_cations // salt.nu_cation} formula units of {salt} in {n_waters} waters = "
-            f"{actual:.3f} mol/kg, not the stated {molality} mol/kg; fix --molality or omit it"
-        )
+    """The trajectory document from the first frame and the ingest parameters, no frames yet.
+
+    ``params`` holds ``temperature`` (K), ``timestep_fs`` (fs), ``interval`` (MD steps per frame), ``format``
+    and ``source_label``.
+    """
+    timestep_fs, interval, source_label = params["timestep_fs"], params["interval"], params["source_label"]
     return TrajectoryDocument(
         trajectory_id=tid,
         system_id=tid,
@@ -360,20 +439,20 @@ def _document(
         salt=salt.formula,
         cation=salt.cation.name,
         anion=salt.anion.name,
-        molality=actual,
-        temperature=temperature,
+        molality=composition.molality,
+        temperature=params["temperature"],
         n_atoms=len(first),
-        n_waters=n_waters,
-        n_cations=n_cations,
-        n_anions=n_anions,
+        n_waters=composition.n_waters,
+        n_cations=composition.n_cations,
+        n_anions=composition.n_anions,
         symbols=first.get_chemical_symbols(),
         masses=first.get_masses().tolist(),
-        role=role.tolist(),
-        mol_id=mol_id.tolist(),
-        ion_center=center.tolist(),
+        role=composition.role.tolist(),
+        mol_id=composition.mol_id.tolist(),
+        ion_center=composition.center.tolist(),
         model_id=f"external:{source_label}",
         model={"kind": "external", "name": source_label, "source_file": str(path.resolve())},
-        md={"timestep_fs": timestep_fs, "sample_every_steps": interval, "source_format": fmt or "auto"},
+        md={"timestep_fs": timestep_fs, "sample_every_steps": interval, "source_format": params["format"] or "auto"},
         timestep_fs=timestep_fs,
         sample_interval_steps=interval,
         frame_interval_ps=timestep_fs * interval / 1000.0,
@@ -385,7 +464,7 @@ def _write_frames(
     writer: TrajectoryWriter,
     first: Atoms,
     frames: Iterator[Atoms],
-    validate: _FrameValidator,
+    validate: FrameValidator,
     frame_ps: float,
     path: Path,
     on_chunk: Callable[[], None],
@@ -401,7 +480,7 @@ def _write_frames(
             frame = next(frames)
         except StopIteration:
             return None
-        except _Truncated as exc:
+        except Truncated as exc:
             return exc.n_complete, exc.reason
         k = writer.next_frame
         if frame.get_chemical_symbols() != symbols:

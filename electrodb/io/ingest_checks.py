@@ -1,8 +1,8 @@
 """Validation and reading of external trajectories: range checks with overrides, per-frame checks, truncation.
 
 Holds :class:`IngestError` (the one error of the whole ingest; its message names the problem and the fix), the
-override bookkeeping (:class:`_Checks`), the checks of the run settings and of every frame
-(:class:`_FrameValidator`) and the frame reader that detects truncated files (:func:`_read_frames`).
+override bookkeeping (:class:`RangeChecks`), the checks of the run settings and of every frame
+(:class:`FrameValidator`) and the frame reader that detects truncated files (:func:`read_frames`).
 
 * finite positions and cell in every frame (never overridable);
 * a periodic cell whose smallest perpendicular width is at least ``min_cell_width_A`` (10 Å = 2 × 5 Å: the
@@ -13,10 +13,10 @@ override bookkeeping (:class:`_Checks`), the checks of the run settings and of e
   file carries an MD step counter (LAMMPS ``timestep``, extxyz ``step``) it must advance by ``interval`` steps
   per frame;
 * truncation: a file ASE cannot read to the end (a frame cut off mid-way) or a text file whose last line has
-  no newline (ASE silently reads a half-written last number) raises :class:`_Truncated` after the complete
+  no newline (ASE silently reads a half-written last number) raises :class:`Truncated` after the complete
   frames before the damage.
 
-The overridable checks go through :meth:`_Checks.require`, which either raises or records the override used
+The overridable checks go through :meth:`RangeChecks.require`, which either raises or records the override used
 (flag -> what it let through); the flags are :data:`OVERRIDE_FLAGS`.
 """
 
@@ -40,7 +40,12 @@ __all__ = [
     "MIN_CELL_WIDTH_A",
     "OVERRIDE_FLAGS",
     "STEP_KEYS",
+    "FrameValidator",
     "IngestError",
+    "RangeChecks",
+    "Truncated",
+    "check_settings",
+    "read_frames",
 ]
 
 MIN_CELL_WIDTH_A = 10.0  # 2 × 5 Å
@@ -66,7 +71,7 @@ class IngestError(ValueError):
 # --------------------------------------------------------------------------------------------- validation
 
 
-class _Checks:
+class RangeChecks:
     """Range checks that an override flag may let through; records each override used."""
 
     def __init__(self, allowed: set[str]) -> None:
@@ -74,6 +79,17 @@ class _Checks:
         self.used: dict[str, str] = {}
 
     def require(self, ok: bool, flag: str, problem: str, fix: str) -> None:
+        """Pass when ``ok``; else record the override ``flag`` if it is allowed, or raise :class:`IngestError`.
+
+        Parameters
+        ----------
+        ok
+            Whether the value is within range.
+        flag
+            Override flag (one of :data:`OVERRIDE_FLAGS`) that lets the value through.
+        problem, fix
+            What is wrong and how to fix it, for the message (``problem`` is also what the override records).
+        """
         if ok:
             return
         if flag in self.allowed:
@@ -85,7 +101,12 @@ class _Checks:
         )
 
 
-def _check_settings(temperature: float, timestep_fs: float, interval: int, checks: _Checks) -> None:
+def check_settings(temperature: float, timestep_fs: float, interval: int, checks: RangeChecks) -> None:
+    """Check the run settings the user gives: temperature (K), MD timestep (fs), ``interval`` (MD steps per frame).
+
+    Non-physical values (non-finite, ≤ 0, a non-integer interval) always raise :class:`IngestError`; unusual
+    ones (above :data:`MAX_TEMPERATURE_K`, :data:`MAX_TIMESTEP_FS`) go through ``checks``.
+    """
     if not np.isfinite(temperature) or temperature <= 0:
         raise IngestError(
             f"temperature {temperature} K is not a physical temperature (it must be finite and > 0 K); "
@@ -121,10 +142,10 @@ def _frame_step(frame: Atoms) -> int | None:
     return None
 
 
-class _FrameValidator:
+class FrameValidator:
     """Per-frame checks: finite data, sane cell, bounded volume change, evenly spaced step counter."""
 
-    def __init__(self, checks: _Checks, interval: int, min_width: float) -> None:
+    def __init__(self, checks: RangeChecks, interval: int, min_width: float) -> None:
         self.checks = checks
         self.interval = interval
         self.min_width = min_width
@@ -200,7 +221,9 @@ class _FrameValidator:
 # ------------------------------------------------------------------------------------------------ reading
 
 
-class _Truncated(Exception):
+class Truncated(Exception):
+    """The file breaks off: ``n_complete`` frames could be read before the damage, ``reason`` says what broke."""
+
     def __init__(self, n_complete: int, reason: str) -> None:
         super().__init__(reason)
         self.n_complete, self.reason = n_complete, reason
@@ -218,8 +241,8 @@ def _missing_final_newline(path: Path) -> bool:
         return fh.read(1) not in (b"\n", b"\r")
 
 
-def _read_frames(path: Path, fmt: str | None, index: str) -> Iterator[Atoms]:
-    """Frames as ASE reads them; raises :class:`_Truncated` where reading breaks off or the last line is cut."""
+def read_frames(path: Path, fmt: str | None, index: str) -> Iterator[Atoms]:
+    """Frames as ASE reads them; raises :class:`Truncated` where reading breaks off or the last line is cut."""
     cut_last = index == ":" and _missing_final_newline(path)
     pending: Atoms | None = None
     n_yielded = 0
@@ -234,7 +257,7 @@ def _read_frames(path: Path, fmt: str | None, index: str) -> Iterator[Atoms]:
                 raise IngestError(f"{path}: could not read with ASE (format={fmt or 'auto'}): {exc}") from exc
             yield pending
             n_yielded += 1
-            raise _Truncated(n_yielded, f"frame {n_yielded} cannot be read ({type(exc).__name__}: {exc})") from exc
+            raise Truncated(n_yielded, f"frame {n_yielded} cannot be read ({type(exc).__name__}: {exc})") from exc
         if pending is not None:
             yield pending
             n_yielded += 1
@@ -242,7 +265,7 @@ def _read_frames(path: Path, fmt: str | None, index: str) -> Iterator[Atoms]:
     if pending is None:
         return
     if cut_last:
-        raise _Truncated(
+        raise Truncated(
             n_yielded, f"the file's last line has no newline: frame {n_yielded} was cut off while being written"
         )
     yield pending

@@ -1,14 +1,14 @@
 """Staged writes of an ingest that never destroy a stored trajectory, and recovery after interrupted ingests.
 
 Chunks are written under a staging id ``<id>.staging.<token>``, announced by a manifest blob
-(``kind: "ingest_staging"``) in the ``data`` store (:func:`_open_staging`, refreshed by :func:`_heartbeat` at every
-chunk). Only when every frame is written and validated is the manifest marked complete (:func:`_mark_complete`)
-and the switch made (:func:`_finish_switch`): chunks re-keyed to the trajectory id, surplus old chunks deleted,
+(``kind: "ingest_staging"``) in the ``data`` store (:func:`open_staging`, refreshed by :func:`heartbeat` at every
+chunk). Only when every frame is written and validated is the manifest marked complete (:func:`mark_complete`)
+and the switch made (:func:`finish_switch`): chunks re-keyed to the trajectory id, surplus old chunks deleted,
 trajectory document upserted, manifest deleted. A failed ingest deletes its staging data
-(:func:`_discard_staging`); one killed while writing leaves the stored trajectory untouched and its staging data
+(:func:`discard_staging`); one killed while writing leaves the stored trajectory untouched and its staging data
 is deleted (with a message) by the next ingest; one killed during the switch is finished by the next ingest
-(:func:`_recover`). While a switch replaces an existing trajectory its document reads ``running`` (the builders
-skip it) until the switch ends.
+(:func:`recover_interrupted`). While a switch replaces an existing trajectory its document reads ``running`` (the
+builders skip it) until the switch ends.
 """
 
 from __future__ import annotations
@@ -27,7 +27,17 @@ from electrodb.store.frames import delete_chunks, move_chunks
 from electrodb.store.stores import ElectroDBStores
 from electrodb.utils.provenance import utcnow
 
-__all__ = ["STAGING_KIND", "STALE_AFTER_S"]
+__all__ = [
+    "STAGING_KIND",
+    "STALE_AFTER_S",
+    "discard_staging",
+    "finish_switch",
+    "heartbeat",
+    "mark_complete",
+    "open_staging",
+    "recover_interrupted",
+    "stop_for_test",
+]
 
 STAGING_KIND = "ingest_staging"
 STALE_AFTER_S = 600.0  # staging data of another host whose heartbeat is older than this is abandoned
@@ -37,7 +47,7 @@ _TEST_STOP_ENV = "ELECTRODB_INGEST_TEST_STOP"  # tests only: "<point>:<n>:<marke
 _STOPS_SEEN: Counter[str] = Counter()
 
 
-def _test_stop(point: str) -> None:
+def stop_for_test(point: str) -> None:
     """Tests only: with ELECTRODB_INGEST_TEST_STOP="<point>:<n>:<marker>", park at the n-th ``point``."""
     spec = os.environ.get(_TEST_STOP_ENV)
     if not spec:
@@ -63,7 +73,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _open_staging(stores: ElectroDBStores, tid: str, source_file: Path) -> dict[str, Any]:
+def open_staging(stores: ElectroDBStores, tid: str, source_file: Path) -> dict[str, Any]:
     """Announce a new staging copy of trajectory ``tid``: store and return its manifest (state ``writing``)."""
     staging = f"{tid}.staging.{uuid.uuid4().hex[:12]}"
     manifest: dict[str, Any] = {
@@ -82,20 +92,20 @@ def _open_staging(stores: ElectroDBStores, tid: str, source_file: Path) -> dict[
     return manifest
 
 
-def _heartbeat(stores: ElectroDBStores, manifest: dict[str, Any]) -> None:
+def heartbeat(stores: ElectroDBStores, manifest: dict[str, Any]) -> None:
     """The writer is alive: refresh the manifest's heartbeat (called at every chunk written)."""
     manifest.update(heartbeat=time.time(), last_updated=utcnow())
     stores.data.update([manifest], key="blob_uuid")
-    _test_stop("chunk")
+    stop_for_test("chunk")
 
 
-def _mark_complete(stores: ElectroDBStores, manifest: dict[str, Any], doc: TrajectoryDocument, n_chunks: int) -> None:
+def mark_complete(stores: ElectroDBStores, manifest: dict[str, Any], doc: TrajectoryDocument, n_chunks: int) -> None:
     """Every frame is staged and valid: record the final document in the manifest, ready for the switch."""
     manifest.update(state="complete", n_chunks=n_chunks, document=_stored(doc), last_updated=utcnow())
     stores.data.update([manifest], key="blob_uuid")
 
 
-def _finish_switch(stores: ElectroDBStores, manifest: dict[str, Any]) -> TrajectoryDocument:
+def finish_switch(stores: ElectroDBStores, manifest: dict[str, Any]) -> TrajectoryDocument:
     """Make a complete staging copy the stored trajectory (idempotent: safe to repeat after a crash)."""
     tid, staging = manifest["target_trajectory_id"], manifest["staging_id"]
     doc = TrajectoryDocument(**manifest["document"])
@@ -115,7 +125,7 @@ def _finish_switch(stores: ElectroDBStores, manifest: dict[str, Any]) -> Traject
             key="trajectory_id",
         )
     move_chunks(stores.data, staging, tid)
-    _test_stop("switch")
+    stop_for_test("switch")
     delete_chunks(stores.data, tid, keep_first=int(manifest["n_chunks"]))
     doc = doc.model_copy(update={"last_updated": utcnow()})
     stores.trajectories.update([_stored(doc)], key="trajectory_id")
@@ -123,13 +133,14 @@ def _finish_switch(stores: ElectroDBStores, manifest: dict[str, Any]) -> Traject
     return doc
 
 
-def _discard_staging(stores: ElectroDBStores, staging_id: str) -> int:
+def discard_staging(stores: ElectroDBStores, staging_id: str) -> int:
+    """Delete the staged chunks of ``staging_id`` and its manifest; return how many chunks were deleted."""
     n = delete_chunks(stores.data, staging_id)
     stores.data.remove_docs({"blob_uuid": _manifest_key(staging_id)})
     return n
 
 
-def _recover(stores: ElectroDBStores, tid: str, messages: list[str]) -> None:
+def recover_interrupted(stores: ElectroDBStores, tid: str, messages: list[str]) -> None:
     """Clean up after interrupted ingests: finish complete switches, delete abandoned staging data.
 
     A writer counts as alive when its process still runs on this host, or, on another host, when its heartbeat
@@ -152,10 +163,10 @@ def _recover(stores: ElectroDBStores, tid: str, messages: list[str]) -> None:
         if alive:
             continue
         if manifest.get("state") == "complete":
-            _finish_switch(stores, manifest)
+            finish_switch(stores, manifest)
             messages.append(f"finished the interrupted switch of trajectory {target} to its new frames ({staging})")
         else:
-            n = _discard_staging(stores, staging)
+            n = discard_staging(stores, staging)
             messages.append(f"removed stale staging data of an interrupted ingest of {target} ({n} chunks, {staging})")
 
 

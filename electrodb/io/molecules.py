@@ -1,7 +1,8 @@
 """Recognising the waters and ions of a salt-in-water frame: :func:`assign_molecules`.
 
 Used by :mod:`electrodb.io.ingest` on the first frame of an external trajectory, to give every atom its molecule,
-role and ion centre (the per-atom topology ElectroDB's own MD stores).
+role and ion centre (the per-atom topology ElectroDB's own MD stores); :func:`identify_composition` adds the counts
+and checks the stated molality.
 
 1. Waters: every H joins its nearest heavy atom within 1.25 Å; an O holding two such H is a water. An
    oxyanion's O has no H within 1.25 Å, so it is never taken as a water, and a water O never enters an ion.
@@ -15,6 +16,8 @@ role and ion centre (the per-atom topology ElectroDB's own MD stores).
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from ase import Atoms
@@ -24,9 +27,9 @@ from scipy.sparse.csgraph import connected_components
 
 from electrodb.io.ingest_checks import IngestError
 from electrodb.systems.boxes import ROLE_CODES
-from electrodb.systems.chemistry import Ion, Salt
+from electrodb.systems.chemistry import WATER_MOLAR_MASS_KG, Ion, Salt
 
-__all__ = ["BOND_TOLERANCE", "WATER_OH_CUTOFF_A", "assign_molecules"]
+__all__ = ["BOND_TOLERANCE", "WATER_OH_CUTOFF_A", "Composition", "assign_molecules", "identify_composition"]
 
 WATER_OH_CUTOFF_A = 1.25  # an H belongs to a water O closer than this
 BOND_TOLERANCE = 1.25  # intra-ion bond: d < tolerance × template bond length
@@ -162,3 +165,49 @@ def assign_molecules(
             f"found {n_cat} {salt.cation.name} and {n_an} {salt.anion.name}: not a neutral {salt} composition"
         )
     return mol_id, role, center
+
+
+class Composition(NamedTuple):
+    """The molecules of a frame: per-atom topology (:func:`assign_molecules`), counts and molality."""
+
+    mol_id: np.ndarray  # (N,) molecule index per atom
+    role: np.ndarray  # (N,) ROLE_CODES per atom
+    center: np.ndarray  # (N,) bool: the centre atom of each ion
+    n_waters: int
+    n_cations: int
+    n_anions: int
+    molality: float  # mol/kg, from the ion and water counts
+
+
+def identify_composition(first: Atoms, salt: Salt, molality: float | None, path: Path) -> Composition:
+    """Waters and ions of a frame (:func:`assign_molecules`), their counts and the molality (mol/kg).
+
+    Parameters
+    ----------
+    first
+        The frame (an external trajectory's first).
+    salt
+        The stated salt.
+    molality
+        The stated molality (mol/kg), or None to take the frame's.
+    path
+        The file, named in error messages.
+
+    Raises
+    ------
+    IngestError
+        Without waters, or when ``molality`` differs from the frame's by more than 2 %.
+    """
+    mol_id, role, center = assign_molecules(first, salt)
+    n_waters = int((role == ROLE_CODES["water_O"]).sum())
+    n_cations = int((center & (role == ROLE_CODES["cation"])).sum())
+    n_anions = int((center & (role == ROLE_CODES["anion"])).sum())
+    if n_waters == 0:
+        raise IngestError(f"{path}: no water molecules found (O with two H within 1.25 Å)")
+    actual = n_cations / salt.nu_cation / (n_waters * WATER_MOLAR_MASS_KG)
+    if molality is not None and abs(actual - molality) > 0.02 * molality:
+        raise IngestError(
+            f"the file holds {n_cations // salt.nu_cation} formula units of {salt} in {n_waters} waters = "
+            f"{actual:.3f} mol/kg, not the stated {molality} mol/kg; fix --molality or omit it"
+        )
+    return Composition(mol_id, role, center, n_waters, n_cations, n_anions, actual)

@@ -365,7 +365,7 @@ def _child_ingest(path: str, stop: str) -> None:  # runs in a forked process (im
 def _killed_ingest(path: Path, point: str, marker: Path) -> None:
     """Run a (forced re-)ingest in another process, SIGKILL it once it parks at ``point``.
 
-    See :func:`electrodb.io.ingest_staging._test_stop`.
+    See :func:`electrodb.io.ingest_staging.stop_for_test`.
     """
     proc = multiprocessing.get_context("fork").Process(target=_child_ingest, args=(str(path), f"{point}:{marker}"))
     proc.start()
