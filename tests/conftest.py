@@ -1,9 +1,10 @@
-"""Shared fixtures: isolated embedded databases and tiny MACE models built in the tests."""
+"""Shared fixtures: isolated embedded databases, tiny MACE models built in the tests, an API test client."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,3 +39,17 @@ def random_mace(tmp_path_factory) -> Path:
     from tests.model_factory import build_random_mace
 
     return build_random_mace(tmp_path_factory.mktemp("models") / "random-tiny.model")
+
+
+@pytest.fixture(scope="module")
+def http(db: dict[str, Any]) -> Any:
+    """A FastAPI TestClient of the API serving the ``db`` fixture's database (``db["settings"]``), one per module.
+
+    ``db`` is the requesting folder's or module's own (tests/api/conftest.py, tests/io/test_trajectories_out.py).
+    """
+    from fastapi.testclient import TestClient
+
+    from electrodb.api.app import create_app
+
+    with TestClient(create_app(db["settings"])) as c:
+        yield c

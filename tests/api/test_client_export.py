@@ -28,16 +28,6 @@ N_BULK = 1100
 
 
 @pytest.fixture(scope="module")
-def http(db: dict[str, Any]) -> Any:
-    from fastapi.testclient import TestClient
-
-    from electrodb.api.app import create_app
-
-    with TestClient(create_app(db["settings"])) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def api(http: Any) -> ElectroDBClient:
     return ElectroDBClient(client=http)
 

@@ -29,16 +29,6 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"settings": settings, "doc": doc, "structure": structure, "transport": transport}
 
 
-@pytest.fixture(scope="module")
-def http(db: dict[str, Any]) -> Any:
-    from fastapi.testclient import TestClient
-
-    from electrodb.api.app import create_app
-
-    with TestClient(create_app(db["settings"])) as c:
-        yield c
-
-
 def _remove_com(u: Any) -> None:
     """ElectroDB's MSD convention: the whole system's (mass-weighted) centre-of-mass drift removed."""
     masses = u.atoms.masses.astype(np.float64)
