@@ -1,7 +1,8 @@
 """ElectroDB's read-only HTTP API (FastAPI) and web explorer.
 
-``create_app(settings)`` builds the app; ``serve(host, port, settings)`` runs it with uvicorn. Filters are
-translated to Mongo criteria in :mod:`electrodb.store.query` (shared with the export).
+``create_app(settings)`` builds the app; ``serve(host, port, settings)`` runs it with uvicorn. The routes are
+the resources of :mod:`electrodb.api.resources`, one class per family. Filters are translated to Mongo criteria
+in :mod:`electrodb.store.query` (shared with the export).
 """
 
 from __future__ import annotations

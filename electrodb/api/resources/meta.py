@@ -1,0 +1,116 @@
+"""What the API says about itself and the database: ``GET /health``, ``/facets`` and ``/properties``.
+
+``/health`` reports the backend and the document count of every served collection (503 with the error shape
+when the database cannot be read); ``/facets`` the distinct salts, models (with readable names), temperatures
+and campaigns of the summaries, what the explorer's filters offer; ``/properties`` the unit and meaning of each
+headline property and the convergence status vocabulary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from electrodb import __version__
+from electrodb.analysis.convergence import STATUSES
+from electrodb.api import schemas
+from electrodb.api.database import Database
+from electrodb.api.jsonout import SafeJSONResponse
+from electrodb.api.resources.base import Resource
+from electrodb.documents.registry import SUMMARY_PROPERTIES
+from electrodb.settings import ElectroDBSettings
+
+__all__ = ["MetaResource", "model_name"]
+
+
+class MetaResource(Resource):
+    """``GET /health``, ``/facets`` and ``/properties`` (tag ``meta``).
+
+    Parameters
+    ----------
+    db
+        The database the routes read.
+    settings
+        The database settings (``/health`` describes the MongoDB database it names).
+    """
+
+    def __init__(self, db: Database, settings: ElectroDBSettings) -> None:
+        self.db = db
+        self.settings = settings
+
+    def register(self, router: APIRouter) -> None:
+        """Add ``/health``, ``/facets`` and ``/properties``."""
+        router.add_api_route(
+            "/health",
+            self.health,
+            methods=["GET"],
+            tags=["meta"],
+            summary="Database status",
+            responses={200: {"model": schemas.Document}, **schemas.error_responses(503)},
+        )
+        router.add_api_route(
+            "/facets",
+            self.facets,
+            methods=["GET"],
+            tags=["meta"],
+            summary="Distinct salts, models (with readable names) and temperatures of the summaries",
+            responses={200: {"model": schemas.Document}},
+        )
+        router.add_api_route(
+            "/properties",
+            self.properties,
+            methods=["GET"],
+            tags=["meta"],
+            summary="Headline properties of the summaries: unit and meaning; the status vocabulary",
+            responses={200: {"model": schemas.Document}},
+        )
+
+    def health(self) -> Response:
+        db = self.db
+        info = {
+            "backend": "embedded" if db.embedded else "mongodb",
+            "database": "embedded (SQLite)" if db.embedded else self.settings.describe(),
+            "read_only": True,
+            "version": __version__,
+        }
+        try:
+            counts = db.counts()
+        except Exception as exc:  # report, do not crash
+            return SafeJSONResponse(
+                {
+                    "error": {"status": 503, "message": "database unavailable", "detail": {"type": type(exc).__name__}},
+                    "status": "error",
+                    **info,
+                },
+                status_code=503,
+            )
+        return SafeJSONResponse({"status": "ok", **info, "counts": counts})
+
+    def facets(self) -> Response:
+        found = self.db.distinct("electrolytes", ("salt", "model_id", "temperature", "campaign_ids"))
+        data: dict[str, Any] = {f: sorted(found[f], key=str) for f in ("salt", "model_id", "temperature")}
+        data["campaign"] = sorted(found["campaign_ids"], key=str)
+        data["model_name"] = {mid: model_name(self.db, mid) for mid in data["model_id"]}
+        return SafeJSONResponse({"data": data})
+
+    def properties(self) -> Response:
+        data = {p: {"unit": u, "description": d} for p, (u, d) in SUMMARY_PROPERTIES.items()}
+        return SafeJSONResponse({"data": data, "meta": {"statuses": list(STATUSES)}})
+
+
+def model_name(db: Database, model_id: str) -> str | None:
+    """Readable name of a model: the summaries' ``model_name``, else the ``models`` collection's ``name``.
+
+    Parameters
+    ----------
+    db
+        The database read.
+    model_id
+        Id of the model.
+    """
+    doc = db.one("electrolytes", {"model_id": model_id}, {"model_name": 1})
+    if doc and doc.get("model_name"):
+        return str(doc["model_name"])
+    model = db.one("models", {"model_id": model_id}, {"name": 1})
+    return str(model["name"]) if model and model.get("name") else None
