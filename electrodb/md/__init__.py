@@ -1,2 +1,1 @@
-"""The integrators under the jobflow Makers: ASE minimisation, NPT and NVT (:mod:`.dynamics`), batched NVT with
-torch-sim (:mod:`.torchsim`) and the MD of one alchemical TI window (:mod:`.alchemical`)."""
+"""Integrators: ASE MD (:mod:`.dynamics`), batched torch-sim NVT (:mod:`.torchsim`), TI windows (:mod:`.alchemical`)."""

@@ -35,6 +35,7 @@ from electrodb.analysis.ti_paths import (
     wall_energy_forces,
 )
 from electrodb.md.dynamics import MDInstabilityError
+from electrodb.models.longrange import long_range_energy_forces, resolve_parameters
 from electrodb.systems.campaign import StabilitySettings
 
 __all__ = ["LambdaCalculator", "WallSettings", "WindowRun", "nnp_energy_forces", "run_window"]
@@ -188,8 +189,6 @@ class LambdaCalculator(Calculator):
         self._last_lr = 0.0
         if self.long_range is None or not np.all(atoms.pbc):
             return energy, forces
-        from electrodb.models.longrange import long_range_energy_forces, resolve_parameters
-
         assert self.charges is not None
         q = self.charges if idx is None else self.charges[idx]
         if not np.any(q != 0):

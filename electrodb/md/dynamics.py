@@ -293,6 +293,8 @@ def _make_thermostat(
             dyn.target_kinetic_energy = 0.5 * dyn.temp * dyn.ndof
         return dyn
     if md.thermostat == "nose-hoover-chain":
+        # Imported here, the one lazy import of this module: ASE added ase.md.nose_hoover_chain in 3.24, and
+        # pyproject admits ase>=3.23, where only a run that chooses this thermostat should fail.
         from ase.md.nose_hoover_chain import NoseHooverChainNVT
 
         return NoseHooverChainNVT(atoms, dt, temperature_K=temperature, tdamp=md.thermostat_time_fs * units.fs)
