@@ -43,8 +43,9 @@ from numpy.typing import ArrayLike
 from scipy.signal import fftconvolve, find_peaks
 
 from electrodb.analysis.convergence import ConvergenceTargets, Status, Verdict, worst
+from electrodb.analysis.periodic import FloatArray
 from electrodb.analysis.statistics import block_standard_error
-from electrodb.analysis.structure import FloatArray, RDFResult
+from electrodb.analysis.structure import RDFResult
 
 __all__ = ["ShellAnalysis", "first_minimum", "first_peak", "shell_analysis", "shell_sampling_verdict", "shell_verdict"]
 

@@ -34,26 +34,28 @@ triclinic cell this yields the true minimum image of every pair whose minimum-im
 ``w_min / 2``, where ``w_min`` is the smallest perpendicular width of the cell (a displacement ``d`` has fractional
 components ``|s_k| <= |d| / w_k``).  Beyond that distances may be over-estimated and several images of one atom
 may lie within the cutoff, so every routine raises ``ValueError`` if ``r_max > w_min / 2`` (:func:`max_cutoff`).
+
+The pair counting of one frame (which class pairs to histogram, the dense and KD-tree kernels) is
+:mod:`electrodb.analysis.rdf_kernel`; this module normalises the counts, splits them into time blocks and holds
+the public API.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.spatial import cKDTree
 
-from electrodb.analysis.periodic import as_cells, check_cutoff, is_orthorhombic
+from electrodb.analysis.periodic import FloatArray, as_cells, check_cutoff, is_orthorhombic
+from electrodb.analysis.rdf_kernel import FrameKernel, IntArray, make_pair_plan
 from electrodb.analysis.statistics import block_standard_error
 
 __all__ = ["RDFResult", "pair_rdfs", "rdf"]
 
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.intp]
 FrameSelection = slice | Sequence[int] | NDArray[np.integer] | None
 
 _DEFAULT_CHUNK = 1 << 16  # pair distances processed at once (~0.5 MiB per float64 buffer, 7 buffers)
@@ -121,179 +123,6 @@ class RDFResult:
     def coordination_at(self, r: float) -> float:
         """Running coordination number at ``r`` (Å), linearly interpolated between bin edges."""
         return float(np.interp(r, self.edges, np.concatenate([[0.0], self.coordination])))
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Pair plan: atoms are grouped into classes of identical group membership; the distances of each needed class
-# pair ("block") are histogrammed once per frame and shared by all requested pairs.
-# --------------------------------------------------------------------------------------------------------------
-@dataclass
-class _Task:
-    rows: tuple[int, int]  # slice of the union order (one class)
-    cols: tuple[int, int]  # contiguous run of classes; starts at rows[0] for a diagonal task
-    diag: bool
-    segments: list[tuple[int, int, int]]  # (col_start, col_end, block id) in union order
-
-
-@dataclass
-class _Plan:
-    union: IntArray  # atom indices, sorted by class
-    tasks: list[_Task]  # dense blocks
-    kd_blocks: list[tuple[tuple[int, int], tuple[int, int], int]]  # (rows, cols, block id) done with cKDTree
-    mult: NDArray[np.int64]  # (n_pairs, n_blocks): ordered-pair multiplicity of each block histogram
-    n_blocks: int
-
-
-def _make_plan(
-    groups: Mapping[str, IntArray], pairs: Sequence[tuple[str, str]], use_kd: Callable[[int, bool], bool]
-) -> _Plan:
-    names = list(dict.fromkeys(n for p in pairs for n in p))
-    atoms = np.unique(np.concatenate([groups[n] for n in names]))
-    member = np.zeros((atoms.size, len(names)), dtype=bool)
-    for k, n in enumerate(names):
-        member[np.searchsorted(atoms, groups[n]), k] = True
-    sig, cls = np.unique(member, axis=0, return_inverse=True)  # class signatures (n_classes, n_names)
-    cls = cls.ravel()
-    union = atoms[np.argsort(cls, kind="stable")]
-    bounds = [int(x) for x in np.concatenate([[0], np.cumsum(np.bincount(cls, minlength=len(sig)))])]
-    pidx = [(names.index(a), names.index(b)) for a, b in pairs]
-    span = [(bounds[c], bounds[c + 1]) for c in range(len(sig))]
-
-    tasks: list[_Task] = []
-    kd_blocks: list[tuple[tuple[int, int], tuple[int, int], int]] = []
-    mults: list[list[int]] = []
-    for c1 in range(len(sig)):
-        dense: list[tuple[int, int]] = []  # (class, block id)
-        for c2 in range(c1, len(sig)):
-            if c1 == c2:
-                m = [2 * int(sig[c1, a] and sig[c1, b]) for a, b in pidx]
-            else:
-                m = [int(sig[c1, a] and sig[c2, b]) + int(sig[c2, a] and sig[c1, b]) for a, b in pidx]
-            if not any(m):
-                continue
-            if use_kd(span[c1][1] - span[c1][0], c1 == c2):
-                kd_blocks.append((span[c1], span[c2], len(mults)))
-            else:
-                dense.append((c2, len(mults)))
-            mults.append(m)
-        run: list[tuple[int, int]] = []  # contiguous runs of column classes -> one rectangular task each
-        for item in [*dense, (-1, -1)]:
-            if run and item[0] != run[-1][0] + 1:
-                first, last = run[0][0], run[-1][0]
-                segs = [(*span[c], bid) for c, bid in run]
-                tasks.append(_Task(span[c1], (span[first][0], span[last][1]), first == c1, segs))
-                run = []
-            if item[0] >= 0:
-                run.append(item)
-    mult = np.array(mults, dtype=np.int64).T.reshape(len(pairs), len(mults))
-    return _Plan(union=union, tasks=tasks, kd_blocks=kd_blocks, mult=mult, n_blocks=len(mults))
-
-
-class _FrameKernel:
-    """Histograms of unordered pair distances for every block of a plan, one frame at a time.
-
-    Per chunk of rows the fractional differences ``s_i - s_j`` of all three axes come from one batched rank-2
-    matrix product ``[s_i, 1] @ [1, -s_j]`` (exactly rounded, much faster than broadcasting), are reduced with
-    ``rint`` and squared; only distances ``<= r_max`` are square-rooted and counted with ``np.bincount``.
-    """
-
-    def __init__(self, plan: _Plan, r_max: float, n_bins: int, chunk: int) -> None:
-        self.plan, self.r_max, self.n_bins = plan, float(r_max), int(n_bins)
-        self.chunk = max(int(chunk), 1)
-        n_u = plan.union.size
-        cap = self.chunk + n_u  # at least one full row always fits
-        self._t, self._u, self._acc = np.empty((3, cap)), np.empty((3, cap)), np.empty(cap)
-        self._rows, self._cols = np.ones((3, n_u, 2)), np.ones((3, 2, n_u))
-        b = max(min(int(np.sqrt(self.chunk)) + 1, n_u), 1)  # diagonal chunks have h <= sqrt(chunk) rows
-        self._pen = np.where(np.arange(b)[None, :] > np.arange(b)[:, None], 0.0, np.inf)
-
-    def _bin(self, dist: FloatArray, scale: float, out: NDArray[np.int64]) -> None:
-        """Add ``floor(dist * scale)`` (clipped to ``n_bins``) to the histogram ``out``; ``dist`` is overwritten."""
-        if dist.size:
-            np.multiply(dist, scale, out=dist)
-            k = dist.astype(np.intp)
-            np.minimum(k, self.n_bins, out=k)
-            out += np.bincount(k, minlength=self.n_bins + 1)
-
-    def histograms(self, frac: FloatArray, cell: FloatArray, out: NDArray[np.int64]) -> None:
-        """Add this frame's block histograms (``(n_blocks, n_bins + 1)``; last column: ``d == r_max``) to ``out``.
-
-        ``frac`` holds the fractional coordinates (wrapped to [0, 1)) of the plan's union atoms.
-        """
-        diag = np.diag(cell)
-        ortho = is_orthorhombic(cell)
-        if ortho:  # squared distances in units of a_x^2
-            ref = diag[0]
-            scales = (diag / ref)[:, None]
-            cubic = bool(np.all(scales == 1.0))
-            thr, fac = (self.r_max / ref) ** 2, ref * self.n_bins / self.r_max
-        else:
-            thr, fac = self.r_max**2, self.n_bins / self.r_max
-        rows, cols = self._rows, self._cols
-        rows[:, :, 0] = frac.T
-        np.negative(frac.T, out=cols[:, 1, :])
-        for task in self.plan.tasks:
-            r0, r1 = task.rows
-            s = r0
-            while s < r1:
-                c0 = s if task.diag else task.cols[0]
-                h = min(max(self.chunk // (task.cols[1] - c0), 1), r1 - s)
-                segs: list[tuple[int, int, int]] = []  # (offset, size, block id): contiguous region per segment
-                total = 0
-                for g0, g1, bid in task.segments:
-                    a = max(g0, c0)
-                    size = h * (g1 - a)
-                    dst = self._t[:, total : total + size].reshape(3, h, g1 - a)
-                    np.matmul(rows[:, s : s + h], cols[:, :, a:g1], out=dst)
-                    segs.append((total, size, bid))
-                    total += size
-                t, u, acc = self._t[:, :total], self._u[:, :total], self._acc[:total]
-                np.rint(t, out=u)
-                np.subtract(t, u, out=t)
-                if ortho:
-                    if not cubic:
-                        np.multiply(t, scales, out=t)
-                    sq = t
-                else:
-                    sq = u
-                    np.matmul(cell.T, t, out=sq)
-                np.multiply(sq, sq, out=sq)
-                np.add(sq[0], sq[1], out=acc)
-                np.add(acc, sq[2], out=acc)
-                if task.diag:  # keep only j > i inside the leading (h, h) square
-                    lead = acc[: segs[0][1]].reshape(h, -1)[:, :h]
-                    np.add(lead, self._pen[:h, :h], out=lead)
-                for off, size, bid in segs:
-                    view = acc[off : off + size]
-                    sel = np.compress(view <= thr, view)
-                    self._bin(np.sqrt(sel, out=sel), fac, out[bid])
-                s += h
-        if self.plan.kd_blocks:
-            self._kd_histograms(frac, diag, out)
-
-    def _kd_histograms(self, frac: FloatArray, lengths: FloatArray, out: NDArray[np.int64]) -> None:
-        """Blocks of large, dilute systems: ``cKDTree`` with periodic ``boxsize`` (orthorhombic only)."""
-        x = frac * lengths
-        x[x >= lengths] = 0.0  # rounding of frac * L to L
-        trees: dict[tuple[int, int], cKDTree] = {}
-
-        def tree(span: tuple[int, int]) -> cKDTree:
-            if span not in trees:
-                trees[span] = cKDTree(x[span[0] : span[1]], boxsize=lengths)
-            return trees[span]
-
-        fac = self.n_bins / self.r_max
-        for rspan, cspan, bid in self.plan.kd_blocks:
-            if rspan == cspan:
-                p = tree(rspan).query_pairs(self.r_max, output_type="ndarray")
-                ds = frac[rspan[0] + p[:, 0]] - frac[rspan[0] + p[:, 1]]
-                ds -= np.rint(ds)
-                ds *= lengths
-                dist = np.sqrt(np.einsum("ij,ij->i", ds, ds))
-            else:
-                dist = tree(rspan).sparse_distance_matrix(tree(cspan), self.r_max, output_type="ndarray")["v"]
-                dist = np.ascontiguousarray(dist)
-            self._bin(dist, fac, out[bid])
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -436,12 +265,12 @@ def pair_rdfs(
             return method == "kdtree"
         return all_ortho and like and fill < _KDTREE_MAX_FILL and n_rows >= _KDTREE_MIN_ATOMS
 
-    plan = _make_plan(sels, pairs, use_kd)
+    plan = make_pair_plan(sels, pairs, use_kd)
     block_of = np.repeat(np.arange(n_blocks), [len(x) for x in np.array_split(fidx, n_blocks)])
     n_req = len(pairs)
 
     def work(lo: int, hi: int) -> tuple[NDArray[np.int64], FloatArray]:
-        kernel = _FrameKernel(plan, r_max, n_bins, chunk_pairs)
+        kernel = FrameKernel(plan, r_max, n_bins, chunk_pairs)
         counts = np.zeros((n_blocks, n_req, n_bins), dtype=np.int64)
         wcounts = np.zeros((n_blocks, n_req, n_bins))
         hist = np.zeros((plan.n_blocks, n_bins + 1), dtype=np.int64)
