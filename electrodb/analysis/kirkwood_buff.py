@@ -10,10 +10,10 @@ All Kirkwood–Buff integrals G_ab are in Å^3 (1 Å^3 = 0.6022 cm^3/mol).
 
 Estimators (equations and references in ``docs/methods-thermodynamics.md``):
 
-* ``kb_integral_running``: running integral G(R) = 4π ∫_0^R [g(r) − 1] r^2 dr.
-* ``ganguly_correction``: closed-system (finite N) correction of g(r), Ganguly & van der Vegt,
-  J. Chem. Theory Comput. 9, 1347 (2013), written for the convention above.
-* ``finite_volume_kb`` / ``kruger_extrapolate``: finite-subvolume integral with the sphere weight of
+* the building blocks, in :mod:`electrodb.analysis.kb_finite_size`: ``kb_integral_running``, the running integral
+  G(R) = 4π ∫_0^R [g(r) − 1] r^2 dr; ``ganguly_correction``, the closed-system (finite N) correction of g(r),
+  Ganguly & van der Vegt, J. Chem. Theory Comput. 9, 1347 (2013), written for the convention above;
+  ``finite_volume_kb`` / ``kruger_extrapolate``, the finite-subvolume integral with the sphere weight of
   Krüger et al., J. Phys. Chem. Lett. 4, 235 (2013), extrapolated linearly in 1/L.
 * ``kb_integral``: one call doing the above (optionally over blocks of g(r) for an error bar).
 * ``salt_component_integrals`` / ``activity_derivative``: the salt as one electroneutral component
@@ -32,7 +32,28 @@ from scipy.constants import N_A
 from scipy.integrate import trapezoid
 
 from electrodb.analysis.convergence import ConvergenceTargets, Verdict
+from electrodb.analysis.kb_finite_size import (
+    check_kb_grid,
+    finite_volume_kb,
+    ganguly_correction,
+    kb_integral_running,
+    kruger_extrapolate,
+)
 from electrodb.analysis.statistics import block_standard_error
+
+__all__ = [
+    "A3_TO_CM3_PER_MOL",
+    "KB_MIN_RANGE_A",
+    "KB_MIN_RANGE_FRACTION",
+    "METHODS",
+    "MOL_PER_L_TO_PER_A3",
+    "KBResult",
+    "acc_verdict",
+    "activity_derivative",
+    "kb_integral",
+    "kb_tail_normalised",
+    "salt_component_integrals",
+]
 
 #: 1 Å^3 per molecule expressed in cm^3/mol.
 A3_TO_CM3_PER_MOL: float = 1e-24 * N_A
@@ -40,161 +61,6 @@ A3_TO_CM3_PER_MOL: float = 1e-24 * N_A
 MOL_PER_L_TO_PER_A3: float = N_A * 1e-27
 
 METHODS = ("raw", "ganguly", "kruger", "both")
-
-
-def _check_grid(r: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r = np.asarray(r, dtype=float)
-    g = np.asarray(g, dtype=float)
-    if r.ndim != 1 or r.size < 3:
-        raise ValueError("r must be a 1-D array with at least 3 points")
-    if np.any(np.diff(r) <= 0) or r[0] < 0:
-        raise ValueError("r must be strictly increasing and non-negative")
-    if g.shape[-1] != r.size:
-        raise ValueError(f"g has {g.shape[-1]} points along its last axis, r has {r.size}")
-    return r, g
-
-
-def kb_integral_running(r: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Running Kirkwood–Buff integral G(R) = 4π ∫_0^R [g(r) − 1] r^2 dr (Å^3).
-
-    Parameters
-    ----------
-    r : (n_r,) array, Å
-        Strictly increasing grid (bin centres are fine).
-    g : (..., n_r) array
-        Radial distribution function(s); leading axes (e.g. blocks) are carried along.
-
-    Returns
-    -------
-    (..., n_r) array, Å^3
-        G evaluated at each R = r[i]. Trapezoid rule on the grid; the interval [0, r[0]] is added
-        analytically assuming g(r) = g(r[0]) there (exact for an excluded core, g = 0).
-    """
-    r, g = _check_grid(r, g)
-    h = g - 1.0
-    integrand = 4.0 * np.pi * h * r**2
-    head = 4.0 * np.pi * h[..., :1] * r[0] ** 3 / 3.0
-    steps = 0.5 * (integrand[..., 1:] + integrand[..., :-1]) * np.diff(r)
-    return np.concatenate([head, head + np.cumsum(steps, axis=-1)], axis=-1)
-
-
-def ganguly_correction(r: np.ndarray, g: np.ndarray, n_b: float, volume: float, same_species: bool) -> np.ndarray:
-    """Closed-system correction of g_ab(r) (Ganguly & van der Vegt 2013), for g normalised by (N_b − δ_ab)/V.
-
-    g_corr(r) = g(r) · (N_b − δ_ab)(1 − V_r/V) / [(N_b − δ_ab)(1 − V_r/V) − ΔN_ab(r)],
-
-    with V_r = 4π r^3 / 3, ΔN_ab(r) = [(N_b − δ_ab)/V] G(r) the excess number of b partners within r of an a
-    (from the running integral G of the uncorrected g) and δ_ab = 1 for like pairs. The denominator is the
-    number of partners actually left outside the sphere of radius r, so the factor rescales the reference
-    density from the box average (N_b − δ_ab)/V to the density outside the sphere.
-
-    This is Ganguly's formula, g·N_b(1 − V_r/V) / [N_b(1 − V_r/V) − ΔN − δ_ab], rewritten for the
-    normalisation of :mod:`electrodb.analysis.structure` (substitute g_Nb = g (N_b − δ_ab)/N_b); both give
-    the same g_corr. An ideal gas (g ≡ 1) gives g_corr ≡ 1 exactly.
-
-    Parameters
-    ----------
-    r : (n_r,) array, Å
-    g : (..., n_r) array, normalised by (N_b − δ_ab) / V (``structure.py``)
-    n_b : float
-        Number of b particles in the box (for a like pair, the number of particles of that species).
-    volume : float, Å^3
-        Box volume (mean volume for NPT).
-    same_species : bool
-        True for a–a pairs (δ_ab = 1).
-    """
-    r, g = _check_grid(r, g)
-    delta = 1.0 if same_species else 0.0
-    n_partners = n_b - delta
-    if n_partners <= 0 or volume <= 0:
-        raise ValueError("need n_b > 1 (like pair) or n_b > 0 (unlike pair) and a positive volume")
-    excess = (n_partners / volume) * kb_integral_running(r, g)
-    n_outside = n_partners * (1.0 - 4.0 * np.pi * r**3 / (3.0 * volume))
-    denominator = n_outside - excess
-    if np.any(denominator <= 0):
-        raise ValueError("closed-system correction undefined: r range too large for the box or n_b too small")
-    return g * n_outside / denominator
-
-
-def kruger_weight(x: np.ndarray) -> np.ndarray:
-    """Sphere weight w(x) = 1 − 3x/2 + x^3/2 for x = r/L <= 1 (L: sphere diameter), 0 beyond."""
-    x = np.asarray(x, dtype=float)
-    return np.where(x <= 1.0, 1.0 - 1.5 * x + 0.5 * x**3, 0.0)
-
-
-def finite_volume_kb(r: np.ndarray, g: np.ndarray, lengths: np.ndarray | Sequence[float]) -> np.ndarray:
-    """Finite-subvolume KB integral G(L) = 4π ∫_0^L [g − 1] r^2 w(r/L) dr (Krüger et al. 2013), Å^3.
-
-    Parameters
-    ----------
-    r : (n_r,) array, Å
-    g : (..., n_r) array
-    lengths : (n_L,) array, Å
-        Sphere diameters L, each with r[0] < L <= r[-1]; g is interpolated linearly at r = L.
-
-    Returns
-    -------
-    (..., n_L) array, Å^3
-    """
-    r, g = _check_grid(r, g)
-    lengths = np.atleast_1d(np.asarray(lengths, dtype=float))
-    if np.any(lengths <= r[0]) or np.any(lengths > r[-1] * (1 + 1e-12)):
-        raise ValueError("every L must lie in (r[0], r[-1]]")
-    h = g - 1.0
-    out = np.empty((*g.shape[:-1], lengths.size))
-    for k, length in enumerate(lengths):
-        n_in = int(np.searchsorted(r, length, side="left"))
-        rs = r[:n_in]
-        hs = h[..., :n_in]
-        if rs[-1] < length:
-            frac = (length - r[n_in - 1]) / (r[n_in] - r[n_in - 1])
-            h_end = h[..., n_in - 1] + frac * (h[..., n_in] - h[..., n_in - 1])
-            rs = np.append(rs, length)
-            hs = np.concatenate([hs, h_end[..., None]], axis=-1)
-        integrand = 4.0 * np.pi * hs * rs**2 * kruger_weight(rs / length)
-        r0 = r[0]
-        head = 4.0 * np.pi * h[..., 0] * (r0**3 / 3.0 - 3.0 * r0**4 / (8.0 * length) + r0**6 / (12.0 * length**3))
-        out[..., k] = head + trapezoid(integrand, rs, axis=-1)
-    return out
-
-
-def kruger_extrapolate(lengths: np.ndarray, g_of_l: np.ndarray, cubic: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Extrapolate G(L) to L → ∞ by least squares, G(L) = G∞ + a/L (+ b/L^3 if ``cubic``).
-
-    For a correlation h(r) of finite range ρ_h the expansion is exact for L > ρ_h:
-    G(L) = G∞ − (6π/L) ∫ h r^3 dr + (2π/L^3) ∫ h r^5 dr.
-
-    Parameters
-    ----------
-    lengths : (n_L,) array, Å
-    g_of_l : (..., n_L) array, Å^3
-    cubic : bool
-        Include the 1/L^3 term (exact for short-ranged h; costs one more parameter).
-
-    Returns
-    -------
-    g_inf : (...) array, Å^3
-    stderr : (...) array, Å^3
-        Standard error of the intercept from the regression residuals. The residuals of neighbouring L
-        are correlated, so this understates the true error; prefer block errors (``kb_integral``).
-    """
-    lengths = np.asarray(lengths, dtype=float)
-    y = np.asarray(g_of_l, dtype=float)
-    cols = [np.ones_like(lengths), 1.0 / lengths]
-    if cubic:
-        cols.append(1.0 / lengths**3)
-    design = np.stack(cols, axis=1)
-    n, p = design.shape
-    if n <= p:
-        raise ValueError(f"need more than {p} lengths in the fit window, got {n}")
-    y2 = y.reshape(-1, n).T
-    coef, *_ = np.linalg.lstsq(design, y2, rcond=None)
-    resid = y2 - design @ coef
-    s2 = np.sum(resid**2, axis=0) / (n - p)
-    cov00 = np.linalg.inv(design.T @ design)[0, 0]
-    g_inf = coef[0].reshape(y.shape[:-1])
-    stderr = np.sqrt(s2 * cov00).reshape(y.shape[:-1])
-    return g_inf, stderr
 
 
 def _window_mean(r: np.ndarray, y: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -341,7 +207,7 @@ def kb_integral(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}")
-    r, g = _check_grid(r, g)
+    r, g = check_kb_grid(r, g)
     if g.ndim == 2:
         if g_blocks is None:
             g_blocks = g
@@ -404,7 +270,7 @@ def kb_tail_normalised(r: np.ndarray, g: np.ndarray, tail_width: float = 1.0) ->
     tail_width : float, Å
         Width of the normalisation window ending at r[-1] (unweighted mean of the grid values in it).
     """
-    r, g = _check_grid(r, g)
+    r, g = check_kb_grid(r, g)
     tail = r >= r[-1] - tail_width
     if tail.sum() < 2:
         raise ValueError(f"tail window of {tail_width} Å holds fewer than 2 grid points")

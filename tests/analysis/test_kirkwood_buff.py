@@ -9,18 +9,20 @@ import numpy as np
 import pytest
 
 from electrodb.analysis.convergence import ConvergenceTargets
+from electrodb.analysis.kb_finite_size import (
+    finite_volume_kb,
+    ganguly_correction,
+    kb_integral_running,
+    kruger_extrapolate,
+)
 from electrodb.analysis.kirkwood_buff import (
     A3_TO_CM3_PER_MOL,
     MOL_PER_L_TO_PER_A3,
     KBResult,
     acc_verdict,
     activity_derivative,
-    finite_volume_kb,
-    ganguly_correction,
     kb_integral,
-    kb_integral_running,
     kb_tail_normalised,
-    kruger_extrapolate,
     salt_component_integrals,
 )
 from tests.published import licl_file
