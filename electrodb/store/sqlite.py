@@ -1,16 +1,8 @@
 """A maggma ``Store`` over SQLite: indexed, safe with several writer processes, no server.
 
 One SQLite file per collection, ``<database_path>/<database_name>/<collection>.sqlite3``, in WAL mode (readers
-never block the writer nor each other). Tables::
-
-    docs(id INTEGER PRIMARY KEY, k TEXT UNIQUE, c0, c1, …, doc TEXT NOT NULL)
-    columns(path TEXT PRIMARY KEY, col TEXT UNIQUE)  -- value columns: the key's and ``indexed_fields``
-    paths(path TEXT PRIMARY KEY, kinds INTEGER)      -- awkward value kinds seen per path (sqlite_query)
-    keyspecs(spec TEXT PRIMARY KEY)                  -- upsert keys used so far
-
-``doc`` is the JSON text (:mod:`electrodb.store.sqlite_query` codec); ``k`` the canonical text of the upsert key;
-each value column holds exactly what ``json_extract(doc, path)`` would return, is written with the document
-and indexed, and is placed before ``doc`` so reading it never touches the document's overflow pages.
+never block the writer nor each other); its tables, value columns and indexes are described in
+:mod:`electrodb.store.sqlite_schema`.
 
 Writes run inside ``BEGIN IMMEDIATE`` transactions: concurrent writers wait for the write lock (busy timeout
 ``busy_timeout_s``) instead of interleaving. An upsert is ``INSERT … ON CONFLICT(k) DO UPDATE`` on the canonical
@@ -22,7 +14,8 @@ Reads run in one snapshot (``BEGIN`` … ``COMMIT``): the criteria are translate
 (:class:`electrodb.store.sqlite_query.Translator`) over the value columns or ``json_extract``; sort, skip, limit and
 count run in SQL when the sort is expressible (a page reads its ids first, then only its documents). Whatever
 the translator cannot express exactly is filtered, sorted and projected in Python with mongomock's Mongo
-semantics, so results never depend on which path was taken. Documents come back with ``_id`` = the row id.
+semantics (:mod:`electrodb.store.sqlite_fallback`), so results never depend on which path was taken. Documents
+come back with ``_id`` = the row id.
 Connections are per thread (and per process after a fork), so one store may serve many threads.
 """
 
@@ -33,9 +26,7 @@ import logging
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +34,11 @@ from maggma.core import Sort, Store, StoreError
 from monty.json import jsanitize
 from pydash import get, has, set_
 
+from electrodb.store.sqlite_fallback import distinct_values, filter_sort_page, first_matching_id, matching_ids
 from electrodb.store.sqlite_query import (
     StoreCollection,
     Translator,
     column_value,
-    decode,
     decode_fast,
     doc_kinds,
     encode,
@@ -56,26 +47,21 @@ from electrodb.store.sqlite_query import (
     project,
     tagged_paths,
 )
+from electrodb.store.sqlite_schema import (
+    KINDS_UPSERT,
+    SUFFIX,
+    add_value_column,
+    index_name,
+    open_connection,
+    stored_columns,
+    stored_kinds,
+    transaction,
+)
 
 __all__ = ["SQLiteStore", "project"]
 
 log = logging.getLogger(__name__)
-SUFFIX = ".sqlite3"
 _VERSION_SERIAL = itertools.count(1)
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS paths (path TEXT PRIMARY KEY, kinds INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS keyspecs (spec TEXT PRIMARY KEY)",
-    "CREATE TABLE IF NOT EXISTS columns (path TEXT PRIMARY KEY, col TEXT NOT NULL UNIQUE)",
-)
-_KINDS = "INSERT INTO paths (path, kinds) VALUES (?, ?) ON CONFLICT (path) DO UPDATE SET kinds = kinds | excluded.kinds"
-
-
-def _index_name(path: str, unique: bool = False) -> str:
-    return "ix_" + "".join(c if c.isalnum() else "_" for c in path) + ("_u" if unique else "")
-
-
-def _sort_items(sort: dict | None) -> list[tuple[str, int]]:
-    return [(k, int(getattr(v, "value", v))) for k, v in (sort or {}).items()]
 
 
 def _props(properties: dict | list | None) -> dict | None:
@@ -187,25 +173,7 @@ class SQLiteStore(Store):
         return conn
 
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False)
-        deadline = time.monotonic() + self.busy_timeout_s
-        for attempt in itertools.count():
-            try:
-                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                    conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-                if not {"docs", "paths", "keyspecs", "columns"} <= have:
-                    with self._transaction(conn):
-                        self._create_tables(conn)
-                break
-            except sqlite3.OperationalError as exc:  # "database is locked" while another process creates it
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    conn.close()
-                    raise
-                time.sleep(min(0.05 * (attempt + 1), 0.5))
-        return conn
+        return open_connection(self.path, self.busy_timeout_s, self.key, self.indexed_fields, self.compound_indexes)
 
     def data_version(self) -> tuple[int, int, int, int]:
         """A token that changes whenever the collection may have changed (cheap: a few microseconds).
@@ -226,52 +194,14 @@ class SQLiteStore(Store):
             version = state[2].execute("PRAGMA data_version").fetchone()[0]
         return state[1], stat.st_dev, stat.st_ino, int(version)
 
-    def _create_tables(self, conn: sqlite3.Connection) -> None:
-        """Tables; the key and ``indexed_fields`` get value columns placed before the (long) document."""
-        for statement in _SCHEMA:
-            conn.execute(statement)
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'docs'").fetchone():
-            return
-        paths = [p for p in dict.fromkeys([self.key, *self.indexed_fields]) if json_path(p) and p != "_id"]
-        cols = {p: f"c{i}" for i, p in enumerate(paths)}
-        conn.execute(
-            "CREATE TABLE docs (id INTEGER PRIMARY KEY, k TEXT UNIQUE, "
-            + "".join(f"{c}, " for c in cols.values())
-            + "doc TEXT NOT NULL)"
-        )
-        conn.executemany("INSERT INTO columns (path, col) VALUES (?, ?)", list(cols.items()))
-        for path, col in cols.items():
-            conn.execute(f"CREATE INDEX IF NOT EXISTS {_index_name(path)} ON docs ({col})")
-        for fields in self.compound_indexes:
-            if all(f in cols for f in fields):
-                names = ", ".join(cols[f] for f in dict.fromkeys([*fields, self.key]))
-                conn.execute(f"CREATE INDEX IF NOT EXISTS {_index_name('__'.join(fields))} ON docs ({names})")
-
-    @staticmethod
-    @contextmanager
-    def _transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
-        conn.execute(f"BEGIN {mode}")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
     @property
     def _collection(self) -> StoreCollection:
         self._conn()
         return StoreCollection(self)
 
-    def _kinds(self, conn: sqlite3.Connection) -> dict[str, int]:
-        return dict(conn.execute("SELECT path, kinds FROM paths").fetchall())
-
-    def _translator(self, conn: sqlite3.Connection) -> Translator:
-        return Translator(self._kinds(conn), self._columns(conn))
-
     @staticmethod
-    def _columns(conn: sqlite3.Connection) -> dict[str, str]:
-        return dict(conn.execute("SELECT path, col FROM columns").fetchall())
+    def _translator(conn: sqlite3.Connection) -> Translator:
+        return Translator(stored_kinds(conn), stored_columns(conn))
 
     # ---------------------------------------------------------------- reading
 
@@ -281,7 +211,7 @@ class SQLiteStore(Store):
         """Rows ``(id, JSON)``; ``True`` if they are final (filtered/sorted/paged in SQL), else candidates; the
         paths that may hold tagged values."""
         conn = self._conn()
-        with self._transaction(conn, "DEFERRED"):
+        with transaction(conn, "DEFERRED"):
             tr = self._translator(conn)
             tagged = tagged_paths(tr.kinds)
             where, params, exact = tr.where(criteria)
@@ -344,18 +274,7 @@ class SQLiteStore(Store):
                 doc["_id"] = rid
                 yield project(doc, fields)
             return
-        from mongomock.filtering import filter_applies, resolve_sort_key
-
-        docs = []
-        for rid, text in rows:
-            doc = decode_fast(text, tagged)
-            doc["_id"] = rid
-            if filter_applies(criteria or {}, doc):
-                docs.append(doc)
-        for field, direction in reversed(_sort_items(sort)):  # stable passes, as mongomock sorts
-            docs.sort(key=lambda d, f=field: resolve_sort_key(f, d), reverse=direction < 0)
-        end = skip + limit if limit else None
-        for doc in docs[skip:end]:
+        for doc in filter_sort_page(rows, tagged, criteria, sort, skip, limit):
             yield project(doc, fields)
 
     def page_ids(
@@ -368,7 +287,7 @@ class SQLiteStore(Store):
         :meth:`query_ids` reads their documents.
         """
         conn = self._conn()
-        with self._transaction(conn, "DEFERRED"):
+        with transaction(conn, "DEFERRED"):
             tr = self._translator(conn)
             where, params, exact = tr.where(criteria)
             order = tr.order_by(sort) if sort else "id"
@@ -383,8 +302,8 @@ class SQLiteStore(Store):
         """Documents of the row ids ``ids`` (``_id``), in that order, projected; ids no longer stored are skipped."""
         fields = _props(properties)
         conn = self._conn()
-        with self._transaction(conn, "DEFERRED"):
-            tagged = tagged_paths(self._kinds(conn))
+        with transaction(conn, "DEFERRED"):
+            tagged = tagged_paths(stored_kinds(conn))
             column = self._column(fields, None, True)
             sql = f"SELECT id, {column} FROM docs WHERE id IN (SELECT value FROM json_each(?))"
             found = dict(conn.execute(sql, (encode(list(ids)),)).fetchall())
@@ -396,7 +315,7 @@ class SQLiteStore(Store):
 
     def count(self, criteria: dict | None = None, hint: Any = None) -> int:
         conn = self._conn()
-        with self._transaction(conn, "DEFERRED"):
+        with transaction(conn, "DEFERRED"):
             where, params, exact = self._translator(conn).where(criteria)
             if exact:
                 return int(conn.execute(f"SELECT COUNT(*) FROM docs WHERE {where}", params).fetchone()[0])
@@ -404,7 +323,7 @@ class SQLiteStore(Store):
 
     def distinct(self, field: str, criteria: dict | None = None, all_exist: bool = False) -> list:
         conn = self._conn()
-        with self._transaction(conn, "DEFERRED"):
+        with transaction(conn, "DEFERRED"):
             tr = self._translator(conn)
             where, params, exact = tr.where(criteria)
             p = tr.plain_path(field)
@@ -416,17 +335,7 @@ class SQLiteStore(Store):
                 ]
                 null = f"SELECT 1 FROM docs WHERE ({where}) AND {x} IS NULL AND json_type(doc, {p}) = 'null' LIMIT 1"
                 return values + [None] * (conn.execute(null, params).fetchone() is not None)
-        from mongomock import helpers
-        from mongomock.filtering import NOTHING, iter_key_candidates
-
-        unique: set[Any] = set()
-        for doc in self.query(criteria, properties=[field]):
-            for values in iter_key_candidates(field, doc):
-                if values is NOTHING:
-                    continue
-                for value in values if isinstance(values, (list, tuple)) else [values]:
-                    unique.add(helpers.hashdict(value) if isinstance(value, dict) else value)
-        return [dict(v) if isinstance(v, helpers.hashdict) else v for v in unique]
+        return distinct_values(self.query(criteria, properties=[field]), field)
 
     def groupby(
         self,
@@ -477,12 +386,12 @@ class SQLiteStore(Store):
         if not rows:
             return
         conn = self._conn()
-        with self._transaction(conn):
+        with transaction(conn):
             specs = {r[0] for r in conn.execute("SELECT spec FROM keyspecs")}
             if spec not in specs:
                 conn.execute("INSERT INTO keyspecs (spec) VALUES (?)", (spec,))
-            conn.executemany(_KINDS, list(kinds.items()))
-            columns = self._columns(conn)
+            conn.executemany(KINDS_UPSERT, list(kinds.items()))
+            columns = stored_columns(conn)
             names = "".join(f", {c}" for c in columns.values())
             marks = ", ?" * len(columns)
             values = [[column_value(d, path) for path in columns] for _, _, d in rows]
@@ -511,33 +420,21 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _first_id(conn: sqlite3.Connection, tr: Translator, criteria: dict) -> int | None:
-        from mongomock.filtering import filter_applies
-
         where, params, exact = tr.where(criteria)
         if exact:
             row = conn.execute(f"SELECT id FROM docs WHERE {where} ORDER BY id LIMIT 1", params).fetchone()
             return None if row is None else int(row[0])
-        for rid, text in conn.execute(f"SELECT id, doc FROM docs WHERE {where} ORDER BY id", params):
-            if filter_applies(criteria, decode(text)):
-                return int(rid)
-        return None
+        return first_matching_id(conn.execute(f"SELECT id, doc FROM docs WHERE {where} ORDER BY id", params), criteria)
 
     def remove_docs(self, criteria: dict) -> None:
         conn = self._conn()
-        with self._transaction(conn):
+        with transaction(conn):
             where, params, exact = self._translator(conn).where(criteria)
             if exact:
                 conn.execute(f"DELETE FROM docs WHERE {where}", params)
                 return
-            from mongomock.filtering import filter_applies
-
-            doomed = []
-            for rid, text in conn.execute(f"SELECT id, doc FROM docs WHERE {where}", params).fetchall():
-                doc = decode(text)
-                doc["_id"] = rid
-                if filter_applies(criteria, doc):
-                    doomed.append((rid,))
-            conn.executemany("DELETE FROM docs WHERE id = ?", doomed)
+            rows = conn.execute(f"SELECT id, doc FROM docs WHERE {where}", params).fetchall()
+            conn.executemany("DELETE FROM docs WHERE id = ?", [(rid,) for rid in matching_ids(rows, criteria)])
 
     def ensure_index(self, key: str, unique: bool = False) -> bool:
         """Index on the value at ``key`` (used by equality, ``$in`` and range filters and by sorts).
@@ -549,22 +446,14 @@ class SQLiteStore(Store):
         p = json_path(key)
         if p is None:
             return False
-        name = _index_name(key, unique)
+        name = index_name(key, unique)
         if name in self._indexes:
             return True
         conn = self._conn()
         if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)).fetchone() is None:
             try:
-                with self._transaction(conn):
-                    columns = self._columns(conn)
-                    col = columns.get(key)
-                    if col is None:
-                        col = f"c{len(columns)}"
-                        while col in columns.values():
-                            col += "_"
-                        conn.execute(f"ALTER TABLE docs ADD COLUMN {col}")
-                        conn.execute(f"UPDATE docs SET {col} = json_extract(doc, {p})")
-                        conn.execute("INSERT INTO columns (path, col) VALUES (?, ?)", (key, col))
+                with transaction(conn):
+                    col = add_value_column(conn, key)
                     conn.execute(f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS {name} ON docs ({col})")
             except sqlite3.IntegrityError:
                 return False
