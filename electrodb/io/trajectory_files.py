@@ -15,9 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import write
 
+from electrodb import __version__
+from electrodb.store.frames import TrajectoryArrays, TrajectoryError, decode_array, load_trajectory
 from electrodb.store.query import SPECS, build_criteria
+from electrodb.systems.boxes import ROLE_NAMES
 from electrodb.utils.safe_files import atomic_output
+
+# MDAnalysis (and h5py, its optional H5MD backend) are imported inside the functions that need them: both are
+# heavy, optional (the ``dev`` extra) and needed only for Universe and H5MD output.
 
 __all__ = [
     "TRAJECTORY_FORMATS",
@@ -36,9 +45,6 @@ def _safe_filename(name: str) -> str:
 
 
 def _frames(arrays: Any) -> Iterator[Any]:
-    from ase import Atoms
-    from ase.calculators.singlepoint import SinglePointCalculator
-
     meta = arrays.metadata
     info = {k: meta[k] for k in ("trajectory_id", "salt", "molality", "model_id") if meta.get(k) is not None}
     for i in range(arrays.n_frames):
@@ -64,17 +70,13 @@ _FRAME_KEYS = ("positions", "cells", "times_ps", "potential_energy_eV", "tempera
 _FRAME_KEY_DTYPES = {"positions": np.float32, "cells": np.float32}
 
 
-def load_frames(
-    meta: dict[str, Any], blobs: Any, start: int = 0, stop: int | None = None
-) -> Any:  # -> TrajectoryArrays
+def load_frames(meta: dict[str, Any], blobs: Any, start: int = 0, stop: int | None = None) -> TrajectoryArrays:
     """Frames ``start``…``stop - 1`` of a stored trajectory as :class:`~electrodb.store.frames.TrajectoryArrays`.
 
     Only the chunks overlapping the window are fetched and decoded (``meta`` is the ``trajectories``
     document, with its per-atom lists). Stress is not loaded. Raises
     :class:`~electrodb.store.frames.TrajectoryError` when the stored chunks do not tile the window.
     """
-    from electrodb.store.frames import TrajectoryArrays, TrajectoryError, decode_array
-
     tid, n_total, n_atoms = meta["trajectory_id"], int(meta.get("n_frames") or 0), int(meta["n_atoms"])
     stop = n_total if stop is None else min(int(stop), n_total)
     start = min(max(int(start), 0), stop)
@@ -142,8 +144,6 @@ def topology_names(arrays: Any) -> dict[str, np.ndarray]:
     ``ANI``) per atom, and ``resindex`` (0…n_residues − 1, in order of ElectroDB's ``mol_id``) with
     ``resids = mol_id + 1``.
     """
-    from electrodb.systems.boxes import ROLE_NAMES
-
     meta = arrays.metadata
     role = np.asarray(arrays.role, dtype=np.int64)
     mol_id = np.asarray(arrays.mol_id, dtype=np.int64)
@@ -286,13 +286,9 @@ def write_h5md(arrays: Any, path: str | Path, topology: str | Path | None = None
     ``topology``: also write the first frame as a PDB there (names, resnames, resids, segids, elements), so
     that ``MDAnalysis.Universe(topology, path)`` has the ElectroDB roles as residue and segment names.
     """
-    import warnings as _warnings
-
     import h5py
     import MDAnalysis as mda
     from MDAnalysis.coordinates.H5MD import H5MDWriter
-
-    from electrodb import __version__
 
     u = arrays_universe(arrays)
     n_atoms, n_frames = u.atoms.n_atoms, u.trajectory.n_frames
@@ -342,8 +338,8 @@ def write_h5md(arrays: Any, path: str | Path, topology: str | Path | None = None
             group.create_dataset("masses", data=np.asarray(arrays.masses, dtype=np.float64))
     if topology is not None:
         u.trajectory[0]
-        with atomic_output(topology) as part, _warnings.catch_warnings():
-            _warnings.simplefilter("ignore")  # PDB fields ElectroDB has no data for (altLocs, occupancies, ...)
+        with atomic_output(topology) as part, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PDB fields ElectroDB has no data for (altLocs, occupancies, ...)
             with mda.Writer(str(part), n_atoms=n_atoms, format="PDB") as pdb:
                 pdb.write(u.atoms)
     return Path(path)
@@ -356,8 +352,6 @@ def trajectory_universe(stores: Any, trajectory_id: str) -> Any:
     ``"segid CAT"`` the cations, ``"segid ANI"`` the anions; residues are ElectroDB molecules (resid =
     ``mol_id + 1``). Positions unwrapped, Å; ``ts.time`` in ps.
     """
-    from electrodb.store.frames import load_trajectory
-
     trajectories, blobs = stores["trajectories"], stores["data"]
     trajectories.connect()
     blobs.connect()
@@ -377,10 +371,6 @@ def export_trajectories(
     ``GET /trajectories`` names (``salt``, ``status``, ``trajectory_id``, ``molality_min``, …). Trajectories
     without frames or whose stored chunks are inconsistent are skipped with a warning.
     """
-    from ase.io import write
-
-    from electrodb.store.frames import TrajectoryError, load_trajectory
-
     fmt = fmt.lower()
     if fmt not in TRAJECTORY_FORMATS:
         raise ValueError(f"unknown trajectory format {fmt!r}; choose one of {', '.join(TRAJECTORY_FORMATS)}")

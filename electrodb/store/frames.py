@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 from maggma.core import Store
+from maggma.stores import GridFSStore
 
+from electrodb.systems.boxes import ROLE_NAMES
 from electrodb.utils.provenance import utcnow
 
 __all__ = [
@@ -103,8 +105,6 @@ class TrajectoryArrays:
 
     def selection(self, role: str, centers_only: bool = True) -> np.ndarray:
         """Atom indices of a role (``cation``, ``anion``, ``water_O``, ``water_H``); ions by centre atom."""
-        from electrodb.systems.boxes import ROLE_NAMES
-
         mask = self.role == ROLE_NAMES.index(role)
         if centers_only and role in ("cation", "anion"):
             mask &= self.ion_center
@@ -137,8 +137,6 @@ def put_chunks(blobs: Store, docs: list[dict[str, Any]]) -> None:
     :func:`truncate_chunks` can filter on ``frame_start`` and :func:`iter_chunks` can list and order the chunks
     without downloading them; other stores keep every field of the document queryable anyway.
     """
-    from maggma.stores import GridFSStore
-
     if isinstance(blobs, GridFSStore):
         blobs.update(docs, key="blob_uuid", additional_metadata=list(CHUNK_METADATA))
     else:
@@ -152,8 +150,6 @@ def list_chunks(blobs: Store, trajectory_id: str) -> list[dict[str, Any]]:
     ``frame_start`` and ``n_frames`` (None for chunks written to GridFS before that metadata was kept). Ordered
     by ``frame_start`` when every chunk has one, else by ``chunk_index`` (the writer numbers chunks in frame order).
     """
-    from maggma.stores import GridFSStore
-
     criteria = {"trajectory_id": trajectory_id, "kind": _CHUNK_KIND}
     if isinstance(blobs, GridFSStore):
         # Only top-level fields of the files collection can be projected without a download: take ``metadata``.

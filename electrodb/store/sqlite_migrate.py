@@ -6,6 +6,8 @@ import fcntl
 import logging
 from pathlib import Path
 
+from maggma.stores import MontyStore
+
 from electrodb.store.sqlite import SQLiteStore
 
 __all__ = ["MIGRATED_MARKER", "migrate_montydb", "montydb_collections"]
@@ -39,8 +41,6 @@ def migrate_montydb(database_path: Path, database_name: str, keys: dict[str, str
         names = montydb_collections(database_path, database_name)
         if not names:
             return counts
-        from maggma.stores import MontyStore
-
         for name in names:
             if name not in keys:
                 log.warning("montydb collection %r has no known key; not migrated", name)

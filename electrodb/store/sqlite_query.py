@@ -34,6 +34,9 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
+from bson import ObjectId
+from mongomock.collection import _combine_projection_spec, _project_by_spec
+
 try:
     import orjson as _orjson  # a maggma dependency; 5-8x faster than json for documents
 except ImportError:  # pragma: no cover
@@ -103,8 +106,6 @@ def _hook(obj: dict) -> Any:
         if k == "$binary":
             return base64.b64decode(v)
         if k == "$oid":
-            from bson import ObjectId
-
             return ObjectId(v)
     return obj
 
@@ -503,8 +504,6 @@ def project(doc: dict, fields: dict | None) -> dict:
     """Mongo projection of ``doc`` (inclusion or exclusion, dotted paths, ``_id`` kept unless ``_id: 0``)."""
     if not fields:
         return doc
-    from mongomock.collection import _combine_projection_spec, _project_by_spec
-
     fields = dict(fields)
     id_value = fields.pop("_id", 1)
     if not fields:
