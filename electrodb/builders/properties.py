@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -73,6 +74,8 @@ class AnalysisSettings(BaseModel):
 
 
 class PropertySet(BaseModel):
+    """The four property documents of one trajectory, as :func:`analyse_trajectory` returns them."""
+
     structure: StructureDoc
     transport: TransportDoc
     pairing: PairingDoc
@@ -80,14 +83,17 @@ class PropertySet(BaseModel):
 
 
 def _pair_name(a: str, b: str) -> str:
+    """Document key of a pair of groups, ``'cation-O_w'``."""
     return f"{a}-{b}"
 
 
 def _finite(x: float | None) -> float | None:
+    """``x`` as a float, or None when it is None or not finite (NaN/inf are not stored)."""
     return None if x is None or not np.isfinite(x) else float(x)
 
 
 def _rdf_arrays(res: RDFResult) -> dict[str, list[float]]:
+    """Stored RDF arrays, rounded: r (Å), g, running n, and per-block g with its error when blocks exist."""
     out = {"r": res.r.round(4).tolist(), "g": res.g.round(5).tolist(), "n": res.coordination.round(5).tolist()}
     if res.g_err is not None:
         out["g_err"] = res.g_err.round(5).tolist()
@@ -97,19 +103,52 @@ def _rdf_arrays(res: RDFResult) -> dict[str, list[float]]:
 
 
 def _cutoff(shells: dict[str, dict[str, Any]], pair: str, settings: AnalysisSettings) -> tuple[float, str]:
+    """First-shell cutoff of ``pair`` (Å) and its source: the first minimum of g(r), else the settings' fallback."""
     r_min = shells.get(pair, {}).get("r_min")
     if r_min is not None and np.isfinite(r_min):
         return float(r_min), "first minimum of g(r)"
     return settings.fallback_shell_A[pair], "fallback (no usable first minimum)"
 
 
-def analyse_trajectory(
-    traj: TrajectoryArrays, settings: AnalysisSettings, targets: ConvergenceTargets | None = None
-) -> PropertySet:
-    """Compute structure, transport, pairing and kinetics documents for one trajectory.
+@dataclass(frozen=True)
+class _Context:
+    """What every property document of one trajectory shares: inputs, atom groups, identity fields, provenance."""
 
-    ``targets`` default to the convergence targets the trajectory's campaign set (``metadata["targets"]``) over
-    :class:`~electrodb.analysis.convergence.ConvergenceTargets`; they are recorded in every document's provenance.
+    traj: TrajectoryArrays
+    settings: AnalysisSettings
+    targets: ConvergenceTargets
+    groups: dict[str, np.ndarray]
+    common: dict[str, Any]
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The trajectory's metadata document."""
+        return self.traj.metadata
+
+    def provenance(self, builder: str, **analysis: Any) -> Provenance:
+        """Provenance of one document: trajectory, model, MD settings, analysis settings and targets, ``analysis``."""
+        meta = self.meta
+        return Provenance(
+            trajectory_ids=[self.traj.trajectory_id],
+            model_id=meta["model_id"],
+            model=meta.get("model", {}),
+            md=meta.get("md", {}),
+            analysis={
+                "settings": self.settings.model_dump(mode="json"),
+                "settings_digest": self.settings.digest,
+                "targets": self.targets.as_dict(),
+                **analysis,
+            },
+            builder=builder,
+            trajectory_code_version=meta.get("code_version"),
+        )
+
+
+def _context(traj: TrajectoryArrays, settings: AnalysisSettings, targets: ConvergenceTargets | None) -> _Context:
+    """Shared set-up: the convergence targets, the atom groups by role and the identity fields of every document.
+
+    ``targets`` default to those the trajectory's campaign set (``metadata["targets"]``) over
+    :class:`~electrodb.analysis.convergence.ConvergenceTargets`.
     """
     meta = traj.metadata
     if targets is None:
@@ -120,26 +159,6 @@ def analyse_trajectory(
         "O_w": traj.selection("water_O"),
         "H_w": traj.selection("water_H"),
     }
-    r_max = float(np.min([0.999 * max_cutoff(traj.cells), settings.rdf_r_max_A or np.inf, 5000 * settings.rdf_bin_A]))
-    n_bins = max(10, round(r_max / settings.rdf_bin_A))
-    pairs = [
-        p for p in PAIRS if len(groups[p[0]]) and len(groups[p[1]]) and not (p[0] == p[1] and len(groups[p[0]]) < 2)
-    ]
-    rdfs = pair_rdfs(traj.positions, traj.cells, groups, pairs, r_max, n_bins, n_blocks=settings.n_blocks)
-    shells: dict[str, dict[str, Any]] = {}
-    for (a, b), res in rdfs.items():
-        s = shell_analysis(res, targets=targets, frame_interval_ps=meta.get("frame_interval_ps"))
-        shells[_pair_name(a, b)] = {
-            "r_peak": _finite(s.r_peak),
-            "g_peak": _finite(s.g_peak),
-            "r_min": _finite(s.r_min),
-            "cn": _finite(s.cn),
-            "cn_err": _finite(s.cn_err),
-            "significance": _finite(s.significance),
-            "detection": s.detection,
-            "detection_reason": s.detection_reason,
-            **s.verdict.as_dict(),
-        }
     common = {
         "trajectory_id": traj.trajectory_id,
         "electrolyte_id": electrolyte_id(meta["salt"], meta["molality"], meta["temperature"], meta["model_id"]),
@@ -154,117 +173,161 @@ def analyse_trajectory(
         "n_frames": traj.n_frames,
         "duration_ps": float(traj.times_ps[-1] - traj.times_ps[0]),
     }
+    return _Context(traj, settings, targets, groups, common)
 
-    def provenance(builder: str, **analysis: Any) -> Provenance:
-        return Provenance(
-            trajectory_ids=[traj.trajectory_id],
-            model_id=meta["model_id"],
-            model=meta.get("model", {}),
-            md=meta.get("md", {}),
-            analysis={
-                "settings": settings.model_dump(mode="json"),
-                "settings_digest": settings.digest,
-                "targets": targets.as_dict(),
-                **analysis,
-            },
-            builder=builder,
-            trajectory_code_version=meta.get("code_version"),
-        )
 
-    structure = StructureDoc(
-        **common,
+def _shell_entry(res: RDFResult, ctx: _Context) -> dict[str, Any]:
+    """First-shell analysis of one RDF (peak, minimum, coordination number, detection, verdict)."""
+    s = shell_analysis(res, targets=ctx.targets, frame_interval_ps=ctx.meta.get("frame_interval_ps"))
+    return {
+        "r_peak": _finite(s.r_peak),
+        "g_peak": _finite(s.g_peak),
+        "r_min": _finite(s.r_min),
+        "cn": _finite(s.cn),
+        "cn_err": _finite(s.cn_err),
+        "significance": _finite(s.significance),
+        "detection": s.detection,
+        "detection_reason": s.detection_reason,
+        **s.verdict.as_dict(),
+    }
+
+
+def _structure(ctx: _Context) -> tuple[StructureDoc, dict[str, dict[str, Any]]]:
+    """Structure document: RDFs of :data:`PAIRS` (with time blocks) and their first shells.
+
+    The RDF range is 0.999 × half the smallest cell width (what Kirkwood–Buff integrals need), capped by
+    ``settings.rdf_r_max_A`` and by 5000 bins.  Returns the document and the shells by pair name, from which
+    pairing and kinetics take their first-shell cutoffs.
+    """
+    traj, settings, groups = ctx.traj, ctx.settings, ctx.groups
+    r_max = float(np.min([0.999 * max_cutoff(traj.cells), settings.rdf_r_max_A or np.inf, 5000 * settings.rdf_bin_A]))
+    n_bins = max(10, round(r_max / settings.rdf_bin_A))
+    pairs = [
+        p for p in PAIRS if len(groups[p[0]]) and len(groups[p[1]]) and not (p[0] == p[1] and len(groups[p[0]]) < 2)
+    ]
+    rdfs = pair_rdfs(traj.positions, traj.cells, groups, pairs, r_max, n_bins, n_blocks=settings.n_blocks)
+    shells = {_pair_name(a, b): _shell_entry(res, ctx) for (a, b), res in rdfs.items()}
+    doc = StructureDoc(
+        **ctx.common,
         rdf={_pair_name(*k): _rdf_arrays(v) for k, v in rdfs.items()},
         shells=shells,
         n_blocks=settings.n_blocks,
-        provenance=provenance("structure", r_max_A=r_max, n_bins=n_bins),
+        provenance=ctx.provenance("structure", r_max_A=r_max, n_bins=n_bins),
     )
+    return doc, shells
 
-    # Transport: Einstein MSD of unwrapped positions, COM drift removed, verdict, Yeh–Hummer corrected with the
-    # solution's viscosity (run stress -> Laliberté correlation -> pure water; a user value overrides).
-    volume = float(np.abs(np.linalg.det(traj.cells.astype(np.float64))).mean())
+
+def _viscosity(ctx: _Context, volume: float) -> ViscosityEstimate:
+    """η for Yeh–Hummer: the user's value, else the solution's (run stress -> Laliberté -> pure water)."""
+    traj, meta = ctx.traj, ctx.meta
+    if ctx.settings.viscosity_Pa_s is not None:
+        return ViscosityEstimate(ctx.settings.viscosity_Pa_s, 0.0, "user", "AnalysisSettings.viscosity_Pa_s")
+    stress = getattr(traj, "stress_eV_A3", None)
+    stress = None if stress is None or np.size(stress) == 0 else np.asarray(stress)
+    dt_frames = float(np.mean(np.diff(traj.times_ps))) if traj.n_frames > 1 else None
+    return solution_viscosity(meta["salt"], meta["molality"], meta["temperature"], stress, volume, dt_frames)
+
+
+def _diffusion_entry(
+    ctx: _Context, sel: np.ndarray, eta: ViscosityEstimate, box_length: float
+) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """D of one species (Einstein MSD, COM drift removed, verdict), Yeh–Hummer corrected; and its MSD curve.
+
+    D (infinite box) is kept also when unconverged: ``status`` says whether it is a result.
+    """
+    traj = ctx.traj
+    res = self_diffusion(
+        traj.positions,
+        traj.times_ps,
+        selection=sel,
+        masses=traj.masses,
+        n_blocks=ctx.settings.n_blocks,
+        targets=ctx.targets,
+    )
+    entry: dict[str, Any] = {
+        "D_pbc": _finite(res.D),
+        "D_pbc_err": _finite(res.D_err),
+        "D": None,
+        "D_err": None,
+        "yeh_hummer_correction": None,
+        "viscosity_Pa_s": float(eta.eta_Pa_s),
+        "viscosity_err_Pa_s": float(eta.eta_err_Pa_s),
+        "viscosity_source": eta.source,
+        "viscosity_note": eta.note,
+        **res.verdict.as_dict(),
+        "message": res.message,
+        "fit_window_ps": list(res.window_ps) if res.window_ps else None,
+        "loglog_slope": _finite(res.loglog_slope),
+        "rms_displacement_A": _finite(res.rms_displacement_A),
+        "n_origins": _finite(res.n_origins),
+        "n_atoms": len(sel),
+        "n_blocks": res.n_blocks,
+    }
+    if res.D is not None:
+        yh = yeh_hummer_correction(
+            res.D,
+            ctx.meta["temperature"],
+            box_length,
+            eta.eta_Pa_s,
+            D_pbc_err=res.D_err,
+            viscosity_err_Pa_s=eta.eta_err_Pa_s,
+            viscosity_source=eta.source,
+        )
+        entry.update(
+            {
+                "D": float(yh.D_inf),
+                "D_err": _finite(yh.D_inf_err),
+                "yeh_hummer_correction": float(yh.correction),
+                "yeh_hummer_correction_err": float(yh.correction_err),
+            }
+        )
+    msd = {"t_ps": np.round(res.lag_times_ps, 5).tolist(), "msd_A2": np.round(res.msd_A2, 5).tolist()}
+    return entry, msd
+
+
+def _transport(ctx: _Context) -> TransportDoc:
+    """Transport document: self-diffusion of cations, anions and water (O), Yeh–Hummer corrected to L → ∞.
+
+    The box length is the cube root of the mean cell volume; η is the solution's viscosity (:func:`_viscosity`).
+    """
+    volume = float(np.abs(np.linalg.det(ctx.traj.cells.astype(np.float64))).mean())
     box_length = float(np.cbrt(volume))
-    if settings.viscosity_Pa_s is not None:
-        eta = ViscosityEstimate(settings.viscosity_Pa_s, 0.0, "user", "AnalysisSettings.viscosity_Pa_s")
-    else:
-        stress = getattr(traj, "stress_eV_A3", None)
-        stress = None if stress is None or np.size(stress) == 0 else np.asarray(stress)
-        dt_frames = float(np.mean(np.diff(traj.times_ps))) if traj.n_frames > 1 else None
-        eta = solution_viscosity(meta["salt"], meta["molality"], meta["temperature"], stress, volume, dt_frames)
+    eta = _viscosity(ctx, volume)
     diffusion: dict[str, dict[str, Any]] = {}
     msd: dict[str, dict[str, list[float]]] = {}
-    selections = {"cation": groups["cation"], "anion": groups["anion"], "water": groups["O_w"]}
+    selections = {"cation": ctx.groups["cation"], "anion": ctx.groups["anion"], "water": ctx.groups["O_w"]}
     for species, sel in selections.items():
-        if len(sel) == 0:
-            continue
-        res = self_diffusion(
-            traj.positions,
-            traj.times_ps,
-            selection=sel,
-            masses=traj.masses,
-            n_blocks=settings.n_blocks,
-            targets=targets,
-        )
-        entry: dict[str, Any] = {
-            "D_pbc": _finite(res.D),
-            "D_pbc_err": _finite(res.D_err),
-            "D": None,
-            "D_err": None,
-            "yeh_hummer_correction": None,
-            "viscosity_Pa_s": float(eta.eta_Pa_s),
-            "viscosity_err_Pa_s": float(eta.eta_err_Pa_s),
-            "viscosity_source": eta.source,
-            "viscosity_note": eta.note,
-            **res.verdict.as_dict(),
-            "message": res.message,
-            "fit_window_ps": list(res.window_ps) if res.window_ps else None,
-            "loglog_slope": _finite(res.loglog_slope),
-            "rms_displacement_A": _finite(res.rms_displacement_A),
-            "n_origins": _finite(res.n_origins),
-            "n_atoms": len(sel),
-            "n_blocks": res.n_blocks,
-        }
-        if res.D is not None:  # kept also when unconverged: ``status`` says whether it is a result
-            yh = yeh_hummer_correction(
-                res.D,
-                meta["temperature"],
-                box_length,
-                eta.eta_Pa_s,
-                D_pbc_err=res.D_err,
-                viscosity_err_Pa_s=eta.eta_err_Pa_s,
-                viscosity_source=eta.source,
-            )
-            entry.update(
-                {
-                    "D": float(yh.D_inf),
-                    "D_err": _finite(yh.D_inf_err),
-                    "yeh_hummer_correction": float(yh.correction),
-                    "yeh_hummer_correction_err": float(yh.correction_err),
-                }
-            )
-        diffusion[species] = entry
-        msd[species] = {"t_ps": np.round(res.lag_times_ps, 5).tolist(), "msd_A2": np.round(res.msd_A2, 5).tolist()}
-    transport = TransportDoc(
-        **common,
+        if len(sel):
+            diffusion[species], msd[species] = _diffusion_entry(ctx, sel, eta, box_length)
+    return TransportDoc(
+        **ctx.common,
         diffusion=diffusion,
         msd=msd,
         box_length_A=box_length,
-        provenance=provenance("transport", box_length_A=box_length),
+        provenance=ctx.provenance("transport", box_length_A=box_length),
     )
 
-    # Pairing: first-shell cutoffs from the RDF minima (a fallback cutoff makes the verdict at best unconverged).
+
+def _pairing(ctx: _Context, shells: dict[str, dict[str, Any]]) -> PairingDoc:
+    """Pairing document: free/CIP/AGG fractions, cation–cation contacts, cluster sizes and contact events.
+
+    Cutoffs are the first minima of the cation–anion (cation–cation) g(r); a fallback cation–anion cutoff makes
+    the verdict at best unconverged.
+    """
+    groups, settings, targets = ctx.groups, ctx.settings, ctx.targets
     ca_cut, ca_src = _cutoff(shells, "cation-anion", settings)
     ca_fallback = shells.get("cation-anion", {}).get("r_min") is None
     cc_cut = shells.get("cation-cation", {}).get("r_min") or None
-    pairing_entry: dict[str, Any] = {
+    entry: dict[str, Any] = {
         "cutoff_cation_anion_A": ca_cut,
         "cutoff_source": ca_src,
         "cutoff_fallback": ca_fallback,
         "cutoff_cation_cation_A": cc_cut,
     }
     if len(groups["cation"]) and len(groups["anion"]):
-        pairing_res = ion_pairing(
-            traj.positions,
-            traj.cells,
+        res = ion_pairing(
+            ctx.traj.positions,
+            ctx.traj.cells,
             groups["cation"],
             groups["anion"],
             ca_cut,
@@ -272,51 +335,78 @@ def analyse_trajectory(
             n_blocks=settings.n_blocks,
             targets=targets,
         )
-        pairing_entry.update(
+        entry.update(
             {
-                "cation": {k: float(v) for k, v in pairing_res.cation_fractions.items()},
-                "cation_err": {k: _finite(v) for k, v in pairing_res.cation_fraction_errors.items()},
-                "anion": {k: float(v) for k, v in pairing_res.anion_fractions.items()},
-                "anion_err": {k: _finite(v) for k, v in pairing_res.anion_fraction_errors.items()},
-                "cation_cation_fraction": _finite(pairing_res.cation_cation_fraction),
-                "cation_cation_fraction_err": _finite(pairing_res.cation_cation_fraction_error),
-                "cluster_size_distribution": {
-                    str(k): float(v) for k, v in pairing_res.cluster_size_distribution.items()
-                },
-                "n_contact_events": pairing_res.n_contact_events,
-                "event_buffer_A": pairing_res.event_buffer_A,
+                "cation": {k: float(v) for k, v in res.cation_fractions.items()},
+                "cation_err": {k: _finite(v) for k, v in res.cation_fraction_errors.items()},
+                "anion": {k: float(v) for k, v in res.anion_fractions.items()},
+                "anion_err": {k: _finite(v) for k, v in res.anion_fraction_errors.items()},
+                "cation_cation_fraction": _finite(res.cation_cation_fraction),
+                "cation_cation_fraction_err": _finite(res.cation_cation_fraction_error),
+                "cluster_size_distribution": {str(k): float(v) for k, v in res.cluster_size_distribution.items()},
+                "n_contact_events": res.n_contact_events,
+                "event_buffer_A": res.event_buffer_A,
             }
         )
-        pairing_v = pairing_res.verdict
+        verdict = res.verdict
     else:
-        pairing_v = pairing_verdict(0, len(groups["cation"]), len(groups["anion"]), targets)
-    pairing_entry.update(fallback_cutoff_verdict(pairing_v, ca_cut if ca_fallback else None).as_dict())
-    pairing = PairingDoc(
-        **common,
-        pairing=pairing_entry,
-        provenance=provenance("pairing", cutoff_cation_anion_A=ca_cut, cutoff_source=ca_src),
+        verdict = pairing_verdict(0, len(groups["cation"]), len(groups["anion"]), targets)
+    entry.update(fallback_cutoff_verdict(verdict, ca_cut if ca_fallback else None).as_dict())
+    return PairingDoc(
+        **ctx.common,
+        pairing=entry,
+        provenance=ctx.provenance("pairing", cutoff_cation_anion_A=ca_cut, cutoff_source=ca_src),
     )
 
-    # Kinetics: IMM residence time of first-shell waters.
+
+def _kinetics(ctx: _Context, shells: dict[str, dict[str, Any]]) -> KineticsDoc:
+    """Kinetics document: IMM residence time of first-shell waters around cations and anions.
+
+    The shell is the first minimum of the ion–O_w g(r) (or the fallback cutoff, which makes the verdict at best
+    unconverged); ``settings.residence_t_star_ps`` is the IMM tolerance t*.
+    """
+    traj, settings = ctx.traj, ctx.settings
     residence: dict[str, dict[str, Any]] = {}
     for ion in ("cation", "anion"):
         r_cut, src = _cutoff(shells, f"{ion}-O_w", settings)
         fallback = shells.get(f"{ion}-O_w", {}).get("r_min") is None
-        presence, _ = shell_presence(traj.positions, traj.cells, groups[ion], groups["O_w"], r_cut, compact=True)
-        res_t = residence_time(
-            presence, traj.times_ps, t_star=settings.residence_t_star_ps, n_blocks=settings.n_blocks, targets=targets
+        presence, _ = shell_presence(
+            traj.positions, traj.cells, ctx.groups[ion], ctx.groups["O_w"], r_cut, compact=True
+        )
+        res = residence_time(
+            presence,
+            traj.times_ps,
+            t_star=settings.residence_t_star_ps,
+            n_blocks=settings.n_blocks,
+            targets=ctx.targets,
         )
         residence[ion] = {
-            "tau_ps": _finite(res_t.tau),
-            "tau_err_ps": _finite(res_t.tau_err),
-            "tau_estimate_ps": _finite(res_t.tau_estimate),
-            "exchange_rate_per_ps": _finite(res_t.exchange_rate),
+            "tau_ps": _finite(res.tau),
+            "tau_err_ps": _finite(res.tau_err),
+            "tau_estimate_ps": _finite(res.tau_estimate),
+            "exchange_rate_per_ps": _finite(res.exchange_rate),
             "r_cut_A": r_cut,
             "r_cut_source": src,
             "cutoff_fallback": fallback,
             "t_star_ps": settings.residence_t_star_ps,
-            "run_length_ps": float(res_t.run_length_ps),
-            **fallback_cutoff_verdict(res_t.verdict, r_cut if fallback else None).as_dict(),
+            "run_length_ps": float(res.run_length_ps),
+            **fallback_cutoff_verdict(res.verdict, r_cut if fallback else None).as_dict(),
         }
-    kinetics = KineticsDoc(**common, residence=residence, provenance=provenance("kinetics"))
+    return KineticsDoc(**ctx.common, residence=residence, provenance=ctx.provenance("kinetics"))
+
+
+def analyse_trajectory(
+    traj: TrajectoryArrays, settings: AnalysisSettings, targets: ConvergenceTargets | None = None
+) -> PropertySet:
+    """Compute structure, transport, pairing and kinetics documents for one trajectory.
+
+    ``targets`` default to the convergence targets the trajectory's campaign set (``metadata["targets"]``) over
+    :class:`~electrodb.analysis.convergence.ConvergenceTargets`; they are recorded in every document's provenance.
+    Pairing and kinetics take their first-shell cutoffs from the structure document's shells.
+    """
+    ctx = _context(traj, settings, targets)
+    structure, shells = _structure(ctx)
+    transport = _transport(ctx)
+    pairing = _pairing(ctx, shells)
+    kinetics = _kinetics(ctx, shells)
     return PropertySet(structure=structure, transport=transport, pairing=pairing, kinetics=kinetics)
