@@ -193,8 +193,12 @@ def molarity_from_counts(n_salt: float, volume: float) -> float:
 # --------------------------------------------------------------------------- Gibbs–Duhem
 
 
-def _sigma(x: np.ndarray) -> np.ndarray:
-    """σ(x) = (3/x^3)[1 + x − 1/(1+x) − 2 ln(1+x)], series 1 − 3x/2 + 9x^2/5 − 2x^3 for small x."""
+def debye_huckel_sigma(x: np.ndarray) -> np.ndarray:
+    """Debye–Hückel osmotic function σ(x) = (3/x^3)[1 + x − 1/(1+x) − 2 ln(1+x)] (dimensionless).
+
+    The extended Debye–Hückel osmotic coefficient is φ − 1 = −|z+ z−| A_m √I σ(B a √I)/3 with x = B a √I; the
+    series 1 − 3x/2 + 9x^2/5 − 2x^3 is used for x < 0.01, where the closed form cancels.
+    """
     x = np.asarray(x, dtype=float)
     small = x < 1e-2
     xs = np.where(small, 1.0, x)
@@ -224,7 +228,7 @@ def _reference_terms(
         beta = debye_huckel_constants(T).B_molal * ion_size
         ln_g = -zz * a_m * s / (1 + beta * s)
         dln = -zz * a_m * s / (2.0 * (1 + beta * s) ** 2)
-        phi_m1 = -zz * a_m * s / 3.0 * _sigma(beta * s)
+        phi_m1 = -zz * a_m * s / 3.0 * debye_huckel_sigma(beta * s)
     else:
         raise ValueError("reference must be 'pitzer' or 'extended'")
     return ln_g, dln, phi_m1

@@ -22,9 +22,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from typing import Any
 
 from maggma.core import Store
+from maggma.stores import GridFSStore, MemoryStore, MongoStore
 
 from electrodb.builders.properties import AnalysisSettings
 from electrodb.builders.trajectory import TrajectoryPropertiesBuilder, analyse_item
+from electrodb.store.sqlite import SQLiteStore
 
 __all__ = ["ParallelBuildError", "run_properties_parallel", "shareable"]
 
@@ -37,10 +39,6 @@ class ParallelBuildError(ValueError):
 
 def shareable(store: Store) -> bool:
     """Whether another process can open ``store`` from its init arguments and see the same data."""
-    from maggma.stores import GridFSStore, MemoryStore, MongoStore
-
-    from electrodb.store.sqlite import SQLiteStore
-
     if isinstance(store, MemoryStore):  # MemoryStore and mongomock live in this process only
         return False
     return isinstance(store, (SQLiteStore, MongoStore, GridFSStore))

@@ -26,6 +26,8 @@ from electrodb.builders.properties import AnalysisSettings, analyse_trajectory
 from electrodb.store.frames import TrajectoryArrays, TrajectoryError, load_trajectory
 from electrodb.utils.provenance import as_datetime
 
+__all__ = ["MIN_CELL_WIDTH_A", "TrajectoryPropertiesBuilder", "analyse_item", "frame_problems"]
+
 #: Smallest perpendicular cell width (Å) a frame may have: below it no ion–water box is physical, and analysis
 #: grids sized from it would be meaningless (a collapsed cell once drove a build to 24 GB).
 MIN_CELL_WIDTH_A = 4.0
@@ -50,10 +52,7 @@ def frame_problems(traj: TrajectoryArrays) -> str | None:
     return None
 
 
-__all__ = ["TrajectoryPropertiesBuilder", "analyse_item"]
-
 TARGETS = ("structure", "transport", "pairing", "kinetics")
-_META_FIELDS = None  # whole metadata documents are small (per-atom lists only)
 
 
 def analyse_item(

@@ -8,10 +8,10 @@ import pytest
 from electrodb.analysis.acc_fit import activity_from_fit, activity_series_from_acc, fit_acc
 from electrodb.analysis.activity import (
     M_WATER,
-    _sigma,
     debye_huckel_acc,
     debye_huckel_constants,
     debye_huckel_ln_y,
+    debye_huckel_sigma,
     ln_y_from_ln_gamma,
     molarity_from_molality,
     osmotic_coefficient,
@@ -21,6 +21,8 @@ from electrodb.analysis.activity import (
     reference_activity,
     water_density,
 )
+from electrodb.builders.thermo import ThermoBuilder
+from electrodb.systems.chemistry import parse_salt
 
 NACL = pitzer_parameters("NaCl")
 M_LICL = 0.04239  # kg/mol
@@ -97,7 +99,7 @@ def test_gibbs_duhem_of_the_fit_is_exact_for_extended_dh_plus_polynomial() -> No
     assert ser is not None and np.allclose(fit.params, b, atol=1e-12)
     dh = debye_huckel_constants()
     s = np.sqrt(m)
-    phi = 1 - dh.A_molal * s / 3 * _sigma(dh.B_molal * 4.0 * s)
+    phi = 1 - dh.A_molal * s / 3 * debye_huckel_sigma(dh.B_molal * 4.0 * s)
     phi += sum(bk * c ** (k + 1) / (k + 2) for k, bk in enumerate(b))  # (1/m)∫ m' d(m'^k) = k m^k/(k+1)
     assert np.allclose(ser.phi, phi, atol=1e-10)
     assert np.allclose(ser.ln_a_w, -2 * m * M_WATER * phi)
@@ -204,9 +206,6 @@ def test_poor_fit_and_large_errors_are_unconverged() -> None:
 
 def test_thermo_builder_series_uses_the_fit() -> None:
     """The builder's series from exact LiCl-like a_cc at 1, 2, 3 mol/kg (the old path gave ln y 0.40 too high)."""
-    from electrodb.builders.thermo import ThermoBuilder
-    from electrodb.systems.chemistry import parse_salt
-
     m = np.array([1.0, 2.0, 3.0])
     c = molarity_from_molality(m, _licl_density(m), M_LICL)
     fitted = [

@@ -20,6 +20,7 @@ from electrodb.analysis.free_energy import (
     kj_per_mol_to_ev,
     periodic_ion_correction,
     quadrature_weights,
+    standard_state_correction,
     thermal_energy,
     wigner_self_energy,
 )
@@ -81,8 +82,6 @@ def test_ti_harmonic_oscillators_sampled() -> None:
 
 
 def test_units_and_standard_state() -> None:
-    from electrodb.analysis.free_energy import standard_state_correction
-
     assert EV_TO_KJ_PER_MOL == pytest.approx(96.485332, rel=1e-7)
     assert kj_per_mol_to_ev(ev_to_kj_per_mol(1.234)) == pytest.approx(1.234)
     assert kcal_per_mol_to_ev(ev_to_kcal_per_mol(0.5)) == pytest.approx(0.5)

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from electrodb.analysis.convergence import ConvergenceTargets
-from electrodb.analysis.md_checks import canonical_temperature_std, check_temperature, fit_energy_drift
+from electrodb.analysis.md_checks import (
+    canonical_temperature_std,
+    check_temperature,
+    fit_energy_drift,
+    thermostat_offset_K,
+)
 
 
 def _canonical_temperatures(rng: np.random.Generator, t0: float, n_atoms: int, n: int) -> np.ndarray:
@@ -129,8 +134,6 @@ def test_known_correlation_time_sets_a_floor_on_the_error():
 
 
 def test_thermostat_offset_from_energy_drift():
-    from electrodb.analysis.md_checks import thermostat_offset_K
-
     # ΔT = ε̇ τ / (3/2 k_B): 1 meV/atom/ps for 0.1 ps is 0.1 meV/atom = 0.774 K of kinetic temperature
     assert thermostat_offset_K(1.0, 0.1) == pytest.approx(0.1 / (1.5 * 0.08617333262))
     assert thermostat_offset_K(1.0, 0.1) == pytest.approx(0.774, abs=1e-3)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from electrodb.analysis.convergence import ConvergenceTargets
-from electrodb.analysis.shells import first_minimum, shell_verdict
+from electrodb.analysis.shells import ShellAnalysis, first_minimum, shell_sampling_verdict, shell_verdict
 from tests.published import licl_file
 
 FILES = {  # molarity: (file, n_LiCl, box edge Å); 512 waters in both
@@ -188,8 +188,6 @@ def test_verdict_thresholds() -> None:
 
 def test_a_minimum_far_beyond_the_peak_is_not_a_first_shell():
     """The demo's Cl-O g(r) (weak shoulder, minimum 2.2 A past the peak) gave CN = 18.7 marked converged."""
-    from electrodb.analysis.shells import ShellAnalysis, shell_verdict
-
     wide = ShellAnalysis(r_peak=3.07, g_peak=3.55, r_min=5.22, cn=18.7, cn_err=0.199, detection="ok")
     verdict = shell_verdict(wide)
     assert verdict.status == "unconverged" and "not resolved" in verdict.reason and "2.15 Å beyond" in verdict.reason
@@ -200,9 +198,6 @@ def test_a_minimum_far_beyond_the_peak_is_not_a_first_shell():
 def test_a_static_few_ion_shell_is_insufficient_whatever_its_block_error():
     """2 Li⁺ over 0.68 ps gave CN(Li–O) = 3.00 "converged" in the published-model CPU run: every block saw the
     same shell. The sampling rule needs n_centres × run length >= cn_min_centre_ps."""
-    from electrodb.analysis.convergence import ConvergenceTargets
-    from electrodb.analysis.shells import shell_sampling_verdict
-
     short = shell_sampling_verdict(2, 0.68)
     assert short.status == "insufficient" and "1.36 centre·ps < 20" in short.reason
     assert shell_sampling_verdict(24, 100.0).status == "converged"  # the authors' 2.4 M box

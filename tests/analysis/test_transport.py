@@ -17,6 +17,7 @@ from electrodb.analysis.transport import (
     self_diffusion,
     unwrap_positions,
 )
+from electrodb.analysis.viscosity import solution_viscosity
 
 D_TRUE_A2_PS = 0.1  # Å²/ps  == 1.0e-9 m²/s
 D_TRUE = 1.0  # 1e-9 m²/s
@@ -317,8 +318,6 @@ def test_yeh_hummer_licl_64_water_box() -> None:
     """64 waters + 3 LiCl (2.6 mol/kg; 1.054 g/cm³ interpolated from electrodb/data/density_25C.csv): L = 12.6 Å.
 
     Pure-water η over-corrects by η_solution/η_water = 1.38 (Laliberté)."""
-    from electrodb.analysis.viscosity import solution_viscosity
-
     mass_g = (64 * 18.015 + 3 * 42.39) / 6.02214076e23
     box = (mass_g / 1.054 * 1e24) ** (1 / 3)  # Å
     assert box == pytest.approx(12.63, abs=0.01)
