@@ -33,8 +33,8 @@ import httpx
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from electrodb.documents.properties import ElectrolyteSummary, KineticsDoc, PairingDoc, StructureDoc, TransportDoc
-from electrodb.documents.registry import SUMMARY_PROPERTIES
+from electrodb.documents.registry import COLLECTIONS as REGISTRY
+from electrodb.documents.registry import PROPERTY_COLLECTIONS, SUMMARY_PROPERTIES
 
 __all__ = ["ElectroDBAPIError", "ElectroDBClient", "ElectroDBConnectionError", "ElectroDBWarning"]
 
@@ -73,19 +73,11 @@ class ElectroDBWarning(UserWarning):
     """A warning sent by the server in ``meta.warnings`` (deprecated parameters, empty ranges, ...)."""
 
 
+#: The collections whose documents the client returns typed (the registry's schemas).
 _MODELS: dict[str, type[BaseModel]] = {
-    "electrolytes": ElectrolyteSummary,
-    "structure": StructureDoc,
-    "transport": TransportDoc,
-    "pairing": PairingDoc,
-    "kinetics": KineticsDoc,
+    name: REGISTRY[name].document  # type: ignore[misc]
+    for name in ("electrolytes", *PROPERTY_COLLECTIONS, "trajectories")
 }
-
-
-def _trajectory_model() -> type[BaseModel]:
-    from electrodb.documents.trajectory import TrajectoryDocument
-
-    return TrajectoryDocument
 
 
 def _range_params(name: str, value: Range, tolerance: float = 1e-6) -> dict[str, float]:
@@ -112,7 +104,7 @@ def _joined(value: Values) -> str | None:
 
 def to_model(collection: str, doc: dict[str, Any], partial: bool) -> Any:
     """``doc`` as the collection's pydantic model (``model_construct`` when partial or not schema-valid)."""
-    model = _trajectory_model() if collection == "trajectories" else _MODELS.get(collection)
+    model = _MODELS.get(collection)
     if model is None:
         return doc
     if partial:
@@ -465,6 +457,8 @@ class ElectroDBClient:
         chunk_frames
             Frames per request (default: the server's bound, ``meta.max_limit``).
         """
+        # the frame decoders and the ASE/MDAnalysis converters import maggma, ASE and MDAnalysis: only here, so that
+        # the client stays an httpx + pydantic import for users who only query
         from electrodb.io import export as ex
         from electrodb.store.frames import TrajectoryArrays, decode_array
 

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from electrodb.cli import reporting
 from electrodb.cli.common import console, fail
+from electrodb.managers.stages import EngineConfigError, SubmitOptions
 from electrodb.systems.campaign import Campaign
 
 campaign_app = typer.Typer(help="Plan and run screening campaigns.", no_args_is_help=True)
@@ -49,7 +50,6 @@ _ENGINE_HELP = "fireworks or jobflow-remote"
 
 def _engine_backend(engine: str, launchpad: Path | None, project: str | None):
     """The engine backend for the CLI options (a bad name or configuration exits with its message)."""
-    from electrodb.managers.stages import EngineConfigError
     from electrodb.managers.submit import get_backend
 
     kwargs: dict = {}
@@ -78,7 +78,6 @@ def campaign_status(
     project: Annotated[str | None, typer.Option(help="jobflow-remote project (default: its default)")] = None,
 ) -> None:
     """Each system of a campaign: pending, queued, running, completed, unstable or failed, with the reason."""
-    from electrodb.managers.stages import EngineConfigError
     from electrodb.managers.submit import campaign_states
     from electrodb.store.stores import get_stores
 
@@ -147,7 +146,6 @@ def campaign_submit(
     Packing runs on the CPU worker, MD on the GPU worker; the model's bytes are staged into the data store so
     workers resolve it by sha256. Track it with `electrodb campaign status SPEC --engine ENGINE`.
     """
-    from electrodb.managers.stages import EngineConfigError, SubmitOptions
     from electrodb.managers.submit import submit_campaign
     from electrodb.models.loader import ModelError
     from electrodb.store.stores import get_stores

@@ -17,7 +17,11 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from electrodb.builders import run_builders
 from electrodb.cli.demo_model import ensure_demo_model
+from electrodb.cli.plots import plot_activity, plot_msd, plot_rdf
+from electrodb.cli.reporting import failure_lines, plan_table, run_with_progress
+from electrodb.io.export import export_table
 from electrodb.settings import get_settings
 from electrodb.store.stores import ElectroDBStores, get_stores
 from electrodb.systems.campaign import Campaign
@@ -147,8 +151,6 @@ def thermo_table(stores: ElectroDBStores, model_id: str) -> list[Table | str]:
 
 def run_demo(console: Console, retrain: bool = False, output_dir: Path = Path("demo-output")) -> None:
     """Run the demo campaign with the demo model, build properties, print them and write plots and an export."""
-    from electrodb.builders import run_builders
-    from electrodb.cli.reporting import failure_lines, plan_table, run_with_progress
 
     started = time.perf_counter()
     settings = get_settings()
@@ -203,8 +205,6 @@ def write_outputs(stores: ElectroDBStores, campaign: str, model_id: str, out: Pa
 
     Returns the lines that tell the user where everything is and how to open the explorer.
     """
-    from electrodb.cli.plots import plot_activity, plot_msd, plot_rdf
-    from electrodb.io.export import export_table
 
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)

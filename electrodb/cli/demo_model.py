@@ -19,6 +19,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ase.io import read
+
+from electrodb.flows.training import (
+    LabelledDataset,
+    SamplingSettings,
+    decode_configurations,
+    encode_configurations,
+    materialize_model,
+    sample_and_label,
+    store_model,
+)
+from electrodb.models.loader import file_sha256
+from electrodb.models.mace_train import TrainingResult, TrainingSettings, train_mace
 from electrodb.settings import get_settings
 from electrodb.store.stores import ElectroDBStores
 from electrodb.utils.safe_files import atomic_output
@@ -42,23 +55,18 @@ Log = Callable[[str], None]
 
 def demo_sampling() -> Any:
     """Sampling recipe of the demo model (NaCl and LiCl at 1 and 3 mol/kg, 32–40 waters)."""
-    from electrodb.flows.training import SamplingSettings
 
     return SamplingSettings(md_steps=20)
 
 
 def demo_training() -> Any:
     """MACE settings of the demo model (16 channels, L = 1, r_max 4 Å; 12 epochs, stage two from 9)."""
-    from electrodb.models.mace_train import TrainingSettings
 
     return TrainingSettings(max_num_epochs=12, start_swa=9)
 
 
 def _dataset_from_files(paths: list[Path], log: Log) -> tuple[Any, list[Any]]:
     """Labelled configurations saved by an earlier run (extxyz with REF_energy/REF_forces) as a dataset record."""
-    from ase.io import read
-
-    from electrodb.flows.training import LabelledDataset, encode_configurations
 
     configurations = [atoms for path in paths for atoms in read(str(path), index=":", format="extxyz")]
     log(f"{len(configurations)} labelled configurations read from {', '.join(p.name for p in paths)}")
@@ -79,8 +87,6 @@ def train_demo_model(log: Log, workdir: Path | None = None, labelled: list[Path]
     ``labelled`` skips sampling and labelling and trains on configurations an earlier run labelled (the
     ``train.xyz``/``valid.xyz`` that ``mace_run_train`` was given keep them).
     """
-    from electrodb.flows.training import decode_configurations, sample_and_label
-    from electrodb.models.mace_train import train_mace
 
     if labelled:
         dataset, configurations = _dataset_from_files(labelled, log)
@@ -132,9 +138,6 @@ def ensure_demo_model(stores: ElectroDBStores, log: Log, retrain: bool = False) 
 
     ``retrain`` skips the cache and the shipped file and trains live (minutes on 2 cores).
     """
-    from electrodb.flows.training import materialize_model, store_model
-    from electrodb.models.loader import file_sha256
-    from electrodb.models.mace_train import TrainingResult
 
     if not retrain:
         cached = stores.models.query_one({"name": DEMO_MODEL_NAME}, sort={"last_updated": -1})

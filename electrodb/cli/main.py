@@ -22,8 +22,16 @@ for _pattern in (
 ):
     warnings.filterwarnings("ignore", message=_pattern)
 
+import yaml  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
+
+# Each command imports what it runs inside its own body (stores, builders, flows, the API): those pull in maggma,
+# torch, MACE or FastAPI (seconds each), which `electrodb --help` and the light commands must not pay for.
 from electrodb.cli.campaign import campaign_app  # noqa: E402  (after the environment set-up above)
 from electrodb.cli.common import console, fail  # noqa: E402
+from electrodb.settings import get_settings  # noqa: E402
+from electrodb.systems.campaign import LongRangeSettings  # noqa: E402
+from electrodb.utils.safe_files import OutputPathError  # noqa: E402
 
 app = typer.Typer(help="ElectroDB: electrolyte property databases from NNP molecular dynamics.", no_args_is_help=True)
 db_app = typer.Typer(help="Inspect the database.", no_args_is_help=True)
@@ -36,7 +44,6 @@ app.add_typer(model_app, name="model")
 @db_app.command("info")
 def db_info() -> None:
     """Where the data lives and how many documents each collection holds."""
-    from electrodb.settings import get_settings
     from electrodb.store.stores import get_stores
 
     settings = get_settings()
@@ -134,10 +141,6 @@ def _long_range_option(value: str | None):
     """``--long-range``: a YAML/JSON mapping string, or the path of a YAML file holding one."""
     if value is None:
         return None
-    import yaml
-    from pydantic import ValidationError
-
-    from electrodb.systems.campaign import LongRangeSettings
 
     path = Path(value).expanduser()
     try:
@@ -179,7 +182,6 @@ def model_train(
 
     from electrodb.flows.training import store_model
     from electrodb.models.mace_train import TrainingSettings, train_mace
-    from electrodb.settings import get_settings
     from electrodb.store.stores import get_stores
 
     term = _long_range_option(long_range)
@@ -281,7 +283,6 @@ def plot(
     """Write a PNG of g(r) with n(r), or of the MSD with its fit window."""
     from electrodb.cli.plots import find_property_doc, plot_msd, plot_rdf
     from electrodb.store.stores import get_stores
-    from electrodb.utils.safe_files import OutputPathError
 
     if kind not in ("rdf", "msd"):
         fail(f"unknown plot {kind!r}; use rdf or msd")

@@ -13,8 +13,10 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from electrodb.systems.boxes import SystemError as BoxError
 from electrodb.systems.campaign import Campaign
 
 __all__ = ["failure_lines", "make_console", "plan_table", "run_with_progress"]
@@ -40,7 +42,6 @@ def make_console() -> Console:
 
 def plan_table(campaign: Campaign) -> Table:
     """The systems a campaign expands into; raises ``ValueError`` naming the system whose box cannot be built."""
-    from electrodb.systems.boxes import SystemError as BoxError
 
     try:
         specs = campaign.systems()
@@ -73,8 +74,7 @@ def run_with_progress(campaign: Campaign, stores: Any, console: Console, maker: 
     With ``workers`` > 1 the systems run in that many worker processes (:mod:`electrodb.managers.workers`); each
     system's start and finish, and each worker death, is one line on the terminal and in a file alike.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    # flows and workers import torch and MACE: only when a campaign really runs (`campaign plan` prints tables)
     from electrodb.flows import md as md_flows
     from electrodb.flows.batched_campaign import resolve_batch, run_campaign_batched
     from electrodb.managers.workers import run_campaign_workers

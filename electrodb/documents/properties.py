@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from electrodb import __version__
-from electrodb.utils.provenance import utcnow
+from electrodb.utils.provenance import stable_hash, utcnow
 
 __all__ = [
     "STATUS_SUFFIXES",
@@ -156,8 +156,6 @@ class ElectrolyteSummary(BaseModel):
 
 def electrolyte_id(salt: str, molality: float, temperature: float, model_id: str) -> str:
     """Deterministic id of a (salt, molality, T, model) summary; molality to 1e-4 mol/kg, T to 0.01 K."""
-    from electrodb.utils.provenance import stable_hash
-
     return stable_hash(
         {
             "salt": salt,

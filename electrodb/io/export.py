@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from electrodb.documents.registry import SUMMARY_PROPERTIES
 from electrodb.io.trajectory_files import (
@@ -507,8 +508,6 @@ def export_table(
 def _write_rows(rows: Iterable[dict[str, Any]], fmt: str, part: Path, with_arrays: bool, batch_size: int) -> int:
     n = 0
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
         schema = export_schema(with_arrays)
         with pq.ParquetWriter(part, schema) as writer:
             for batch in _batched(rows, batch_size):

@@ -56,6 +56,7 @@ from electrodb.store.query_specs import (  # noqa: F401  (re-exported: electrodb
     sort_pattern,
     summary_fields,
 )
+from electrodb.systems.chemistry import get_ion, parse_salt
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -110,8 +111,6 @@ def check_value(name: str, value: str) -> str:
 
 def canonical_salt(value: str) -> str:
     """Canonical formula of a salt name (``"nacl"`` → ``"NaCl"``, ``"Li+/TFSI-"`` → ``"LiTFSI"``), else as given."""
-    from electrodb.systems.chemistry import parse_salt
-
     try:
         return parse_salt(value).formula
     except Exception:  # unknown salts simply match nothing
@@ -120,8 +119,6 @@ def canonical_salt(value: str) -> str:
 
 def canonical_ion(value: str) -> str:
     """Canonical ion name (``"Li"`` → ``"Li+"``; a ``+`` decoded from a URL as a space still works), else as given."""
-    from electrodb.systems.chemistry import get_ion
-
     try:
         return get_ion(value).name
     except Exception:  # unknown ions simply match nothing

@@ -33,9 +33,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobflow import JobStore
+from jobflow import SETTINGS, JobStore
 from maggma.core import Store
-from maggma.stores import GridFSStore, MongoStore
+from maggma.stores import GridFSStore, MemoryStore, MongoStore
 
 from electrodb.documents.registry import (
     BLOB_COLLECTION,
@@ -267,8 +267,6 @@ class ElectroDBStores:
 
 def _sibling_store(docs: Store, name: str, key: str) -> Store | None:
     """A collection ``name`` beside ``docs`` (same backend and database), or None when the backend is unknown."""
-    from maggma.stores import MemoryStore
-
     if isinstance(docs, SQLiteStore):
         cls = JobCollectionStore if name in JOB_COLLECTIONS else EmbeddedStore  # as _make_store chooses
         return cls(
@@ -294,7 +292,5 @@ def get_stores(settings: ElectroDBSettings | None = None, read_only: bool = Fals
     the API then relies on its own GET-only routes)."""
     settings = settings or get_settings()
     if settings.use_jobflow_store:
-        from jobflow import SETTINGS
-
         return ElectroDBStores.from_job_store(SETTINGS.JOB_STORE, settings, owns_connections=True)
     return ElectroDBStores(settings, read_only=read_only)

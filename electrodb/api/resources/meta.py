@@ -2,8 +2,9 @@
 
 ``/health`` reports the backend and the document count of every served collection (503 with the error shape
 when the database cannot be read); ``/facets`` the distinct salts, models (with readable names), temperatures
-and campaigns of the summaries, what the explorer's filters offer; ``/properties`` the unit and meaning of each
-headline property and the convergence status vocabulary.
+and campaigns of the summaries, what the explorer's filters offer; ``/properties`` each headline property
+as the registry describes it (:func:`electrodb.documents.registry.property_table`: unit, meaning, explorer label,
+figure, whether experiment exists) and the convergence status vocabulary.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from electrodb.api import schemas
 from electrodb.api.database import Database
 from electrodb.api.jsonout import SafeJSONResponse
 from electrodb.api.resources.base import Resource
-from electrodb.documents.registry import SUMMARY_PROPERTIES
+from electrodb.documents.registry import property_table
 from electrodb.settings import ElectroDBSettings
 
 __all__ = ["MetaResource", "model_name"]
@@ -62,7 +63,7 @@ class MetaResource(Resource):
             self.properties,
             methods=["GET"],
             tags=["meta"],
-            summary="Headline properties of the summaries: unit and meaning; the status vocabulary",
+            summary="Headline properties (unit, meaning, explorer label, figure); the status vocabulary",
             responses={200: {"model": schemas.Document}},
         )
 
@@ -95,7 +96,7 @@ class MetaResource(Resource):
         return SafeJSONResponse({"data": data})
 
     def properties(self) -> Response:
-        data = {p: {"unit": u, "description": d} for p, (u, d) in SUMMARY_PROPERTIES.items()}
+        data = property_table()
         return SafeJSONResponse({"data": data, "meta": {"statuses": list(STATUSES)}})
 
 

@@ -5,21 +5,25 @@
 
 const PAGE_SIZE = 50;
 const FILTER_KEYS = ["salt", "molality_min", "molality_max", "temperature_min", "temperature_max", "model_id"];
-/* prop: a headline property (value shown with its convergence status and the experiment beside it). */
-const COLUMNS = [
+const LEAD_COLUMNS = [
   { key: "salt", label: "salt" },
   { key: "molality", label: "m / mol kg⁻¹", num: true, digits: 3 },
   { key: "temperature", label: "T / K", num: true, digits: 5 },
   { key: "model_name", label: "model", model: true },
-  { key: "D_cation", label: "D₊", prop: true },
-  { key: "D_anion", label: "D₋", prop: true },
-  { key: "D_water", label: "D_w", prop: true },
-  { key: "r_cation_O", label: "r₊O / Å", prop: true },
-  { key: "cn_cation_O", label: "CN₊O", prop: true },
-  { key: "cip_fraction_cation", label: "CIP₊", prop: true, digits: 2 },
+];
+const TAIL_COLUMNS = [
   { key: "n_runs", label: "runs", num: true, digits: 0 },
   { key: "total_ps", label: "t / ps", num: true, time: true },
 ];
+/* Headline-property columns (value with its convergence status and the experiment beside it) come from the
+ * property registry: GET /properties lists each property with its explorer label (null: not a default column). */
+let COLUMNS = [...LEAD_COLUMNS, ...TAIL_COLUMNS];
+
+function propertyColumns(info) {
+  return Object.entries(info)
+    .filter(([, p]) => p.label)
+    .map(([key, p]) => ({ key, label: p.label, prop: true, digits: p.digits }));
+}
 const STATUS_TEXT = { unconverged: "not converged", insufficient: "insufficient data" };
 const COLORS = ["#1f6feb", "#d1242f", "#1a7f37", "#8250df", "#bc4c00", "#0a7ea4", "#6e7781"];
 const SPECIES_COLORS = { cation: "#1f6feb", anion: "#d1242f", water: "#1a7f37" };
@@ -624,7 +628,8 @@ async function start() {
   $("#close-detail").addEventListener("click", closeSystem);
   try {
     propertyInfo = (await api("/properties")).data;
-  } catch (err) { /* property table falls back to nothing */ }
+    COLUMNS = [...LEAD_COLUMNS, ...propertyColumns(propertyInfo), ...TAIL_COLUMNS];
+  } catch (err) { /* no property columns and no property table; loadTable shows the error */ }
   // The table (and the selected system) first: on an embedded database every query is a full scan.
   await loadTable();
   if (state.system) await openSystem(state.system);
