@@ -8,6 +8,7 @@ any folder of a lower rank, never one of the same rank or above.
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -144,3 +145,16 @@ def test_the_rule_itself_catches_an_upward_import(tmp_path: Path) -> None:
     (line, target, name), *_ = _imports(bad)
     assert (line, target, name) == (1, "electrodb.store.stores", "get_stores")
     assert LAYERS[_layer(target)] > LAYERS["analysis"]
+
+
+def test_the_documented_layers_are_the_checked_ones() -> None:
+    """docs/architecture.md's "Who may import whom" table gives every folder the rank this test enforces."""
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    documented = {}
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].isdigit():
+            for name in re.findall(r"`([a-z_]+)/`", cells[1]):
+                documented[name] = int(cells[0])
+    folders = {name: rank for name, rank in LAYERS.items() if (PACKAGE / name).is_dir()}
+    assert documented == folders
