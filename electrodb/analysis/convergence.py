@@ -98,6 +98,13 @@ class ConvergenceTargets:
         Accepted deviation of a run's mean temperature from its target, in K (see ``temperature_n_sigma``).
     temperature_n_sigma : float
         ... or this many standard errors of the mean, whichever is larger.
+    min_n_eff : float
+        Fewest effectively independent samples (after the equilibration cut, N/g;
+        :mod:`electrodb.analysis.sampling`) behind a converged value. Frames are not samples: 30 frames of a run
+        whose structure decorrelates over 10 frames hold about 3.
+    stationarity_sigma : float
+        Largest accepted difference between the two halves of the run, in their combined standard errors; a
+        value that drifts over the run has no single converged value.
     """
 
     D_rel_err: float = 0.10
@@ -115,6 +122,8 @@ class ConvergenceTargets:
     acc_max_err: float = 0.1
     temperature_tol_K: float = 5.0
     temperature_n_sigma: float = 3.0
+    min_n_eff: float = 20.0
+    stationarity_sigma: float = 3.0
 
     def with_overrides(self, overrides: dict[str, Any] | None) -> ConvergenceTargets:
         """A copy with ``overrides`` applied; an unknown name raises ``ValueError`` listing the known ones."""
