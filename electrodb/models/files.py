@@ -12,14 +12,23 @@ from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
+from ase.data import chemical_symbols
+
+# mace is imported only where its bundled foundation model is looked for (foundation_file): it is heavy.
+
 __all__ = [
     "CACHE_ENV",
+    "DEFAULT_SIZE",
+    "FAMILY_ALIASES",
     "FOUNDATION_MODELS",
     "ModelError",
     "default_cache_dir",
     "file_sha256",
     "foundation_file",
+    "package_version",
+    "package_versions",
     "read_verified",
+    "sorted_symbols",
 ]
 
 CACHE_ENV = "ELECTRODB_MODEL_CACHE"
@@ -49,8 +58,10 @@ FOUNDATION_MODELS: dict[str, str] = {
     "mace-off:medium": f"{_OFF}/MACE-OFF23_medium.model",
     "mace-off:large": f"{_OFF}/MACE-OFF23_large.model",
 }
-_FAMILY_ALIASES = {"mace-mp": "mace-mp-0", "mace-off23": "mace-off", "mace-mpa": "mace-mpa-0"}
-_DEFAULT_SIZE = {"mace-mp-0": "medium", "mace-off": "medium"}
+#: Short family names accepted in references → canonical family.
+FAMILY_ALIASES = {"mace-mp": "mace-mp-0", "mace-off23": "mace-off", "mace-mpa": "mace-mpa-0"}
+#: Size taken when a reference names only the family (``'mace-mp-0'`` → ``'mace-mp-0:medium'``).
+DEFAULT_SIZE = {"mace-mp-0": "medium", "mace-off": "medium"}
 
 
 class ModelError(RuntimeError):
@@ -72,7 +83,8 @@ def file_sha256(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
+    """The installed version of distribution ``package``, or None when it is not installed."""
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -112,18 +124,18 @@ def foundation_file(name: str, cache_dir: str | os.PathLike[str] | None = None) 
     )
 
 
-def _package_versions(*packages: str) -> dict[str, str]:
+def package_versions(*packages: str) -> dict[str, str]:
+    """Installed versions of ``packages`` (those not installed are left out)."""
     out = {}
     for package in packages:
-        version = _version(package)
+        version = package_version(package)
         if version is not None:
             out[package] = version
     return out
 
 
-def _symbols(numbers: Iterable[int]) -> list[str]:
-    from ase.data import chemical_symbols
-
+def sorted_symbols(numbers: Iterable[int]) -> list[str]:
+    """Chemical symbols of the atomic numbers ``numbers``, in atomic-number order."""
     return [chemical_symbols[int(z)] for z in sorted(int(z) for z in numbers)]
 
 

@@ -127,7 +127,7 @@ def test_matches_direct_call_with_brute_force_neighbours(licl: LoadedModel, licl
     # the 7.5 Å cell is shorter than 2 r_max: some pairs interact through two images (minimum image is not enough)
     pairs = [(i, j) for i, j, _ in brute]
     assert len(set(pairs)) < len(pairs)
-    energy, forces = direct_call(licl._module, atoms)
+    energy, forces = direct_call(licl.module, atoms)
     assert licl_results["energy"] == pytest.approx(energy, rel=1e-6, abs=2e-3)
     np.testing.assert_allclose(licl_results["forces"], forces, atol=1e-4)  # measured: 2e-6 eV/Å
     assert np.abs(forces.sum(axis=0)).max() < 1e-3  # a periodic model's forces sum to zero
@@ -242,7 +242,7 @@ def test_altered_file_is_refused_after_identification(tmp_path: Path) -> None:
     loaded = load_model(str(path), device="cpu")
     with pytest.raises(ModelError, match="expected"):
         load_model(str(path), device="cpu", expected_id="sha256:" + "0" * 64)
-    loaded._module = None  # drop the in-memory module: the calculator reloads it from the file
+    loaded.module = None  # drop the in-memory module: the calculator reloads it from the file
     path.write_bytes(path.read_bytes() + b"\0")
     with pytest.raises(ModelError, match="altered or replaced"):
         loaded.calculator()
