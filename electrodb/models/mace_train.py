@@ -11,18 +11,19 @@ validation configurations with the trained model (:func:`evaluate_model`); the o
 
 Delta learning (``train_mace(..., long_range=LongRangeSettings(...))``, ``docs/long-range.md``): the
 long-range Coulomb term of :mod:`electrodb.models.longrange` is first subtracted from every reference energy, force
-and stress (:func:`subtract_long_range`), so that the NNP learns E_ref − E_LR and MD adds E_LR back.
+and stress (:func:`~electrodb.models.delta_learning.subtract_long_range`), so that the NNP learns E_ref − E_LR and MD
+adds E_LR back.
+
+Modules: :mod:`electrodb.models.mace_command` (the command line and its logged run, :class:`TrainingError`),
+:mod:`electrodb.models.delta_learning` (the long-range term removed from the labels); this module holds the
+settings, the result, the held-out evaluation and :func:`train_mace`, and re-exports the public names of the others.
 """
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import logging
 import os
-import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
@@ -31,19 +32,30 @@ from typing import Any, Literal
 
 import numpy as np
 from ase import Atoms
+from ase.io import write
 from pydantic import BaseModel, Field, field_validator
 
-from electrodb.models.labelling import ENERGY_KEY, FORCES_KEY, STRESS_KEY
+from electrodb.models.delta_learning import LONG_RANGE_ENERGY_KEY, long_range_charges, subtract_long_range
+from electrodb.models.labelling import ENERGY_KEY, FORCES_KEY
+from electrodb.models.loader import load_model
+from electrodb.models.mace_command import PROGRESS_EVERY_S, TrainingError, build_train_command, run_logged
+from electrodb.systems.campaign import LongRangeSettings
 
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
+# mace is imported only in evaluate_model: it is heavy, and must be imported before e3nn (weights-only loading).
+
 __all__ = [
+    "LONG_RANGE_ENERGY_KEY",
+    "PROGRESS_EVERY_S",
+    "RESULT_FILE",
     "TrainingError",
     "TrainingResult",
     "TrainingSettings",
     "build_train_command",
     "evaluate_model",
     "long_range_charges",
+    "run_logged",
     "split_train_valid",
     "subtract_long_range",
     "train_mace",
@@ -53,10 +65,6 @@ log = logging.getLogger(__name__)
 
 #: File in the training folder holding the :class:`TrainingResult` as JSON.
 RESULT_FILE = "training_result.json"
-
-
-class TrainingError(RuntimeError):
-    """``mace_run_train`` failed, or its output could not be found or evaluated."""
 
 
 class TrainingSettings(BaseModel):
@@ -180,142 +188,6 @@ def split_train_valid(n: int, valid_fraction: float, seed: int) -> tuple[np.ndar
     return np.sort(order[n_valid:]), np.sort(order[:n_valid])
 
 
-def _mace_run_train_executable() -> list[str]:
-    candidate = Path(sys.executable).parent / "mace_run_train"
-    if candidate.is_file():
-        return [str(candidate)]
-    found = shutil.which("mace_run_train")
-    if found:
-        return [found]
-    return [sys.executable, "-m", "mace.cli.run_train"]
-
-
-def _e0s_argument(e0s: str | dict[str, float]) -> str:
-    if isinstance(e0s, str):
-        return e0s
-    from ase.data import atomic_numbers
-
-    mapping = {}
-    for key, value in e0s.items():
-        z = int(key) if key.isdigit() else atomic_numbers[key]
-        mapping[z] = float(value)
-    return repr(dict(sorted(mapping.items())))
-
-
-def _resolve_foundation(settings: TrainingSettings) -> str | None:
-    if settings.foundation_model is None:
-        return None
-    from electrodb.models.loader import ModelRef, resolve_foundation_path
-
-    ref = ModelRef.parse(settings.foundation_model)
-    if ref.kind == "mace_foundation":
-        return str(resolve_foundation_path(ref.name, settings.foundation_cache_dir))
-    if ref.kind != "mace_file":
-        raise TrainingError(f"foundation_model must be a MACE model, got {settings.foundation_model!r}")
-    path = Path(ref.path or "").expanduser().resolve()
-    if not path.is_file():
-        raise TrainingError(f"foundation model file {path} does not exist")
-    return str(path)
-
-
-def build_train_command(settings: TrainingSettings, train_file: str, valid_file: str, workdir: str) -> list[str]:
-    """The ``mace_run_train`` argument list for ``settings`` (all paths absolute)."""
-    s = settings
-    work = Path(workdir).resolve()
-    cmd = [
-        *_mace_run_train_executable(),
-        f"--name={s.name}",
-        f"--seed={s.seed}",
-        f"--work_dir={work}",
-        f"--model_dir={work / 'models'}",
-        f"--checkpoints_dir={work / 'checkpoints'}",
-        f"--log_dir={work / 'logs'}",
-        f"--results_dir={work / 'results'}",
-        f"--train_file={train_file}",
-        f"--valid_file={valid_file}",
-        f"--energy_key={ENERGY_KEY}",
-        f"--forces_key={FORCES_KEY}",
-        f"--stress_key={STRESS_KEY}",
-        f"--model={s.model}",
-    ]
-    foundation = _resolve_foundation(s)
-    if foundation is None:
-        cmd += [
-            f"--num_channels={s.num_channels}",
-            f"--max_L={s.max_L}",
-            f"--correlation={s.correlation}",
-            f"--max_ell={s.max_ell}",
-            f"--num_interactions={s.num_interactions}",
-            f"--r_max={s.r_max}",
-            "--radial_MLP=[" + ",".join(str(int(w)) for w in s.radial_MLP) + "]",
-            f"--num_radial_basis={s.num_radial_basis}",
-        ]
-    else:  # MACE takes architecture and r_max from the foundation model; passing ours would mislead
-        cmd += [f"--foundation_model={foundation}", "--multiheads_finetuning=False"]
-    cmd += [
-        f"--batch_size={s.batch_size}",
-        f"--valid_batch_size={s.valid_batch_size or s.batch_size}",
-        f"--max_num_epochs={s.max_num_epochs}",
-        f"--lr={s.lr}",
-        f"--loss={s.loss}",
-        f"--energy_weight={s.energy_weight}",
-        f"--forces_weight={s.forces_weight}",
-        f"--E0s={_e0s_argument(s.E0s)}",
-        f"--default_dtype={s.default_dtype}",
-        f"--device={s.device}",
-        "--plot=False",
-    ]
-    if s.swa:
-        cmd += [
-            "--swa",
-            f"--start_swa={s.effective_start_swa}",
-            f"--swa_lr={s.swa_lr}",
-            f"--swa_energy_weight={s.swa_energy_weight}",
-            f"--swa_forces_weight={s.swa_forces_weight}",
-        ]
-    if s.ema:
-        cmd += ["--ema", f"--ema_decay={s.ema_decay}"]
-    if s.device.startswith("cuda"):
-        cmd.append("--save_cpu")
-    return cmd + list(s.extra_args)
-
-
-#: Seconds between progress lines forwarded from ``mace_run_train`` (see :func:`train_mace` ``progress``).
-PROGRESS_EVERY_S = 5.0
-
-
-def _run_logged(
-    cmd: list[str],
-    cwd: Path,
-    env: dict[str, str],
-    log_path: Path,
-    tail_lines: int = 40,
-    progress: Callable[[str], None] | None = None,
-) -> None:
-    tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
-    started = last = time.perf_counter()
-    with open(log_path, "w", encoding="utf-8") as log_file:
-        log_file.write("$ " + " ".join(cmd) + "\n")
-        log_file.flush()
-        proc = subprocess.Popen(
-            cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-        )
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log_file.write(line)
-            tail.append(line.rstrip("\n"))
-            log.debug("mace_run_train: %s", line.rstrip())
-            now = time.perf_counter()
-            if progress and line.strip() and (now - last >= PROGRESS_EVERY_S or "Epoch" in line):
-                text = line.strip().split(" INFO: ")[-1]
-                progress(f"training {now - started:4.0f} s: {text[:140]}")
-                last = now
-        returncode = proc.wait()
-    if returncode != 0:
-        joined = "\n".join(tail)
-        raise TrainingError(f"mace_run_train exited with code {returncode} (log: {log_path}); last lines:\n{joined}")
-
-
 def evaluate_model(
     model_path: str | os.PathLike[str],
     configurations: Sequence[Atoms],
@@ -329,7 +201,7 @@ def evaluate_model(
     """
     if not configurations:
         raise ValueError("no configurations to evaluate")
-    import mace  # noqa: F401  (before e3nn)
+    import mace  # noqa: F401  (before e3nn: sets up weights-only loading)
     from mace.calculators import MACECalculator
 
     calc = MACECalculator(model_paths=str(model_path), device=device, default_dtype=default_dtype)
@@ -349,8 +221,6 @@ def evaluate_model(
 
 
 def _write_extxyz(path: Path, configurations: Sequence[Atoms]) -> None:
-    from ase.io import write
-
     clean = []
     for atoms in configurations:
         if ENERGY_KEY not in atoms.info or FORCES_KEY not in atoms.arrays:
@@ -359,136 +229,6 @@ def _write_extxyz(path: Path, configurations: Sequence[Atoms]) -> None:
         copy.calc = None
         clean.append(copy)
     write(str(path), clean, format="extxyz")
-
-
-#: ``info`` key of each delta-learning configuration holding the long-range energy that was subtracted (eV).
-LONG_RANGE_ENERGY_KEY = "LR_energy"
-
-
-def _element_charges(settings: Any, salts: Sequence[str]) -> dict[str, float]:
-    """Charge (e) per element from the formal charges of the salts' monatomic ions (+ water for ``"all"``)."""
-    from electrodb.systems.chemistry import parse_salt
-
-    out: dict[str, float] = {}
-    for text in salts:
-        salt = parse_salt(text)
-        for ion in (salt.cation, salt.anion):
-            if ion.n_atoms > 1:
-                raise ValueError(
-                    f"{ion.name} has {ion.n_atoms} atoms: per-element charges cannot tell its centre atom; the "
-                    "configurations need atoms.arrays['role'] and ['ion_center'] (boxes from electrodb.systems.boxes)"
-                )
-            symbol = ion.symbols[0]
-            if symbol in out and out[symbol] != ion.charge:
-                raise ValueError(f"element {symbol} has charges {out[symbol]} and {ion.charge} in {list(salts)}")
-            out[symbol] = float(ion.charge)
-    water = settings.water_charges if settings.charges == "all" else {"O": 0.0, "H": 0.0}
-    for symbol, charge in water.items():
-        if symbol in out:
-            raise ValueError(f"element {symbol} is both an ion and a water atom; give explicit charges")
-        out[symbol] = float(charge)
-    return out
-
-
-def _salt_of(atoms: Atoms, salts: Sequence[str]) -> str | None:
-    """The one salt of ``salts`` whose ion elements are all in ``atoms`` (None: none or ambiguous)."""
-    from electrodb.systems.chemistry import parse_salt
-
-    present = set(atoms.get_chemical_symbols())
-    found = [t for t in salts if set(parse_salt(t).cation.symbols + parse_salt(t).anion.symbols) <= present]
-    return found[0] if len(found) == 1 else None
-
-
-def long_range_charges(atoms: Atoms, settings: Any, salts: Sequence[str] | str | None = None) -> np.ndarray:
-    """Charges (e) of one labelled configuration for the long-range term (delta learning).
-
-    Uses :func:`electrodb.models.longrange.atomic_charges` when the configuration carries ElectroDB's box labels
-    (``arrays['role']``; ``ion_center`` for molecular ions) or when ``settings.charges`` is a dict. Without
-    labels (e.g. extxyz written before the labels were kept) the charges come per element from the formal
-    charges of ``salts`` (one or several formulas: ``"LiCl"``, ``["NaCl", "LiCl"]``; with labels and several
-    salts, the one salt whose elements the configuration holds is used): monatomic ions only; O and
-    H are water (0 e for ``charges="ions"``, ``settings.water_charges`` for ``"all"``). Without
-    ``arrays['mol_id']`` the intramolecular exclusion cannot be applied, so a charge on any O or H is refused
-    (unless ``settings.exclude_intramolecular`` is False).
-    """
-    from electrodb.models.longrange import atomic_charges
-
-    salt_list = [salts] if isinstance(salts, str) else list(salts or [])
-    if isinstance(settings.charges, dict):
-        charges = atomic_charges(atoms, settings)
-    elif "role" in atoms.arrays and _salt_of(atoms, salt_list) is not None:
-        charges = atomic_charges(atoms, settings, _salt_of(atoms, salt_list))
-    else:
-        if not salt_list:
-            raise ValueError(
-                f"charges={settings.charges!r}: the configuration has no atoms.arrays['role'], so give the salt(s) "
-                "(per-element formal charges, e.g. salt='LiCl') or a dict of charges per element"
-            )
-        table = _element_charges(settings, salt_list)
-        symbols = atoms.get_chemical_symbols()
-        unknown = sorted(set(symbols) - set(table))
-        if unknown:
-            raise ValueError(f"no charge for element(s) {unknown} from salt(s) {salt_list} and water")
-        charges = np.array([table[s] for s in symbols], dtype=float)
-    if settings.exclude_intramolecular and "mol_id" not in atoms.arrays:
-        symbols = np.asarray(atoms.get_chemical_symbols())
-        if np.any((charges != 0) & np.isin(symbols, ["O", "H"])):
-            raise ValueError(
-                "charged O/H atoms but no atoms.arrays['mol_id']: intramolecular pairs cannot be excluded as in MD; "
-                "use boxes from electrodb.systems.boxes (they carry mol_id) or charges='ions'"
-            )
-    return charges
-
-
-def subtract_long_range(
-    configurations: Sequence[Atoms],
-    settings: Any,
-    salts: Sequence[str] | str | None = None,
-) -> list[Atoms]:
-    r"""Copies of labelled configurations with the long-range term removed from their labels (delta learning).
-
-    .. math::
-
-        E^{\mathrm{target}} = E_\mathrm{ref} - E_\mathrm{LR},\quad
-        \mathbf F^{\mathrm{target}} = \mathbf F_\mathrm{ref} - \mathbf F_\mathrm{LR},\quad
-        \sigma^{\mathrm{target}} = \sigma_\mathrm{ref} - \sigma_\mathrm{LR}
-
-    with :func:`electrodb.models.longrange.long_range_energy_forces` (eV, eV/Å, eV/Å³ in ASE's Voigt order and sign)
-    for the charges of :func:`long_range_charges`. The stress is subtracted only where ``REF_stress`` exists.
-    The subtracted energy is kept in ``info['LR_energy']`` (eV). Inputs are not modified.
-
-    Parameters
-    ----------
-    configurations
-        Periodic Atoms with ``info['REF_energy']`` and ``arrays['REF_forces']``.
-    settings
-        :class:`electrodb.models.longrange.LongRangeSettings` (the same that MD will use).
-    salts
-        Salt formula(s) for the formal ion charges (see :func:`long_range_charges`).
-    """
-    from electrodb.models.longrange import long_range_energy_forces
-
-    out = []
-    for k, atoms in enumerate(configurations):
-        if ENERGY_KEY not in atoms.info or FORCES_KEY not in atoms.arrays:
-            raise ValueError(f"configuration {k} has no {ENERGY_KEY}/{FORCES_KEY} labels")
-        if not all(atoms.pbc):
-            raise ValueError(f"configuration {k} is not periodic in 3-D: the long-range term needs a box")
-        charges = long_range_charges(atoms, settings, salts)
-        want_stress = STRESS_KEY in atoms.info
-        energy, forces, stress = long_range_energy_forces(atoms, charges, settings, compute_stress=want_stress)
-        copy = atoms.copy()
-        copy.calc = None
-        copy.info[ENERGY_KEY] = float(atoms.info[ENERGY_KEY]) - energy
-        copy.arrays[FORCES_KEY] = np.asarray(atoms.arrays[FORCES_KEY], dtype=float) - forces
-        if want_stress and stress is not None:
-            ref = np.asarray(atoms.info[STRESS_KEY], dtype=float).reshape(-1)
-            if ref.size == 9:  # a 3x3 tensor: to Voigt (xx, yy, zz, yz, xz, xy)
-                ref = ref[[0, 4, 8, 5, 2, 1]]
-            copy.info[STRESS_KEY] = ref - stress
-        copy.info[LONG_RANGE_ENERGY_KEY] = energy
-        out.append(copy)
-    return out
 
 
 def train_mace(
@@ -523,8 +263,6 @@ def train_mace(
     settings = settings or TrainingSettings()
     charges_from = None
     if long_range is not None:
-        from electrodb.systems.campaign import LongRangeSettings
-
         long_range = LongRangeSettings.model_validate(long_range)
         configurations = subtract_long_range(configurations, long_range, salts)
         salt_text = ",".join([salts] if isinstance(salts, str) else list(salts or []))
@@ -556,7 +294,7 @@ def train_mace(
     log_path = work / "mace_run_train.log"
     start = time.perf_counter()
     log.info("running %s", " ".join(cmd))
-    _run_logged(cmd, work, env, log_path, progress=progress)
+    run_logged(cmd, work, env, log_path, progress=progress)
     wall = time.perf_counter() - start
 
     models = work / "models"
@@ -566,8 +304,6 @@ def train_mace(
     if not model_path.is_file():
         found = sorted(p.name for p in models.glob("*")) if models.is_dir() else []
         raise TrainingError(f"mace_run_train finished but {model_path} is missing (found {found}; log {log_path})")
-
-    from electrodb.models.loader import load_model
 
     identity = load_model(str(model_path), dtype=settings.default_dtype, device="cpu").identity
     errors = evaluate_model(model_path, valid_set, device="cpu", default_dtype="float64")

@@ -88,7 +88,7 @@ def test_train_mace_writes_the_reduced_labels(tmp_path: Path, monkeypatch: pytes
     def stop(*args, **kwargs):
         raise TrainingError("stopped before training")
 
-    monkeypatch.setattr(mt, "_run_logged", stop)
+    monkeypatch.setattr(mt, "run_logged", stop)
     labelled = _labelled(4)
     with pytest.raises(TrainingError, match="stopped"):
         train_mace(labelled, TrainingSettings(valid_fraction=0.25), tmp_path, long_range=TERM, salts="NaCl")

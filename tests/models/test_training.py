@@ -18,7 +18,7 @@ from ase.calculators.lj import LennardJones
 
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
-from electrodb.models import mace_train
+from electrodb.models import mace_command
 from electrodb.models.labelling import (
     ENERGY_KEY,
     FORCES_KEY,
@@ -155,7 +155,7 @@ def test_foundation_command_uses_foundation_architecture(tmp_path: Path) -> None
 
 def test_failed_run_reports_log_tail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     script = "import sys; print('line one'); print('something broke: bad flag'); sys.exit(3)"
-    monkeypatch.setattr(mace_train, "_mace_run_train_executable", lambda: [sys.executable, "-c", script])
+    monkeypatch.setattr(mace_command, "mace_run_train_executable", lambda: [sys.executable, "-c", script])
     configs = label_configurations(
         perturb_configurations([smoke_box()], 3, seed=0), LennardJones(sigma=0.86, epsilon=0.05, rc=3.0)
     )
