@@ -50,8 +50,14 @@ from typing import ClassVar
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
+from ase.neighborlist import primitive_neighbor_list
+from scipy.special import erfcinv
 
 from electrodb.systems.campaign import LongRangeSettings
+from electrodb.systems.chemistry import Salt, parse_salt
+
+# torch, torch-pme and vesin are imported inside the functions that evaluate the term: they are heavy (vesin is
+# also optional, with ASE's neighbour list as the fallback).
 
 __all__ = [
     "CoulombCalculator",
@@ -107,8 +113,6 @@ def atomic_charges(atoms: Atoms, settings: LongRangeSettings, salt=None) -> np.n
         raise ValueError(f"charges={mode!r} needs atoms.arrays['role'] (boxes from electrodb.systems.boxes carry it)")
     if salt is None:
         raise ValueError(f"charges={mode!r} needs the salt to look up the formal ion charges")
-    from electrodb.systems.chemistry import Salt, parse_salt
-
     salt = salt if isinstance(salt, Salt) else parse_salt(str(salt))
     role = np.asarray(role, dtype=int)
     center = atoms.arrays.get("ion_center")
@@ -157,13 +161,11 @@ def resolve_parameters(atoms: Atoms, charges: np.ndarray, settings: LongRangeSet
     points from -1/2 to 1/2 of that range per axis), so ``lr_wavelength = pi / k_max``; PME uses
     ``mesh_spacing = pi / k_max`` (mesh Nyquist wavenumber ~2 k_max) with 6-point interpolation. On a 196-atom
     NaCl–SPC/E box at delta = 1e-5 these give energies within 0.05 meV of pymatgen's EwaldSummation (593 eV
-    total) and RMS force errors ~3e-5 eV/Å (tests/test_longrange.py). torch-pme's own tuners are not used:
+    total) and RMS force errors ~3e-5 eV/Å (tests/models/test_longrange.py). torch-pme's own tuners are not used:
     they bound the RMS force only, time trial runs (not deterministic), and RMS-force targets of 1e-4–1e-5 eV/Å
     left Ewald energy errors of 0.1–0.4 eV on that box. ``atoms`` and ``charges`` are accepted for future
     box-dependent choices and are not used now.
     """
-    from scipy.special import erfcinv
-
     rc = settings.cutoff_A
     sigma = settings.smearing_A or rc / (math.sqrt(2.0) * float(erfcinv(settings.accuracy)))
     k_max = math.sqrt(2.0 * math.log(1.0 / settings.accuracy)) / sigma
@@ -188,8 +190,6 @@ def _neighbor_pairs(positions: np.ndarray, cell: np.ndarray, cutoff: float) -> t
 
         i, j, shifts = NeighborList(cutoff=cutoff, full_list=True).compute(positions, cell, True, quantities="ijS")
     except ImportError:  # vesin is optional (it comes with torch-sim); ASE is always there
-        from ase.neighborlist import primitive_neighbor_list
-
         i, j, shifts = primitive_neighbor_list("ijS", [True] * 3, cell, positions, cutoff, self_interaction=False)
     return np.stack([i, j], axis=1).astype(np.int64), np.asarray(shifts, dtype=np.int64)
 

@@ -36,7 +36,11 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.neighborlist import primitive_neighbor_list
 from ase.stress import full_3x3_to_voigt_6_stress
+
+# torch and vesin are imported inside the functions that need them: both are heavy, and vesin is optional (ASE's
+# neighbour list is the fallback), so that checking a file (looks_like_nequip) needs neither.
 
 __all__ = [
     "NEQUIP_METADATA_KEYS",
@@ -130,8 +134,6 @@ def load_deployed_model(
 def _ase_neighbor_list(
     positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float
 ) -> tuple[np.ndarray, ...]:
-    from ase.neighborlist import primitive_neighbor_list
-
     i, j, shifts = primitive_neighbor_list("ijS", pbc, cell, positions, cutoff, self_interaction=False)
     return i, j, shifts
 

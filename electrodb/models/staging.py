@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import uuid as uuidlib
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from jobflow import OutputReference
 from maggma.core import Store
 
 from electrodb.models.files import ModelError, file_sha256, foundation_file, read_verified
+from electrodb.models.reference import ModelRef
+from electrodb.settings import get_settings
 from electrodb.utils.provenance import utcnow
 from electrodb.utils.safe_files import atomic_output
 
@@ -58,15 +62,11 @@ def model_blob_uuid(sha256: str) -> str:
 
 def model_cache_dir() -> Path:
     """Where workers keep verified copies of staged models: ``<ELECTRODB data_dir>/model-cache``."""
-    from electrodb.settings import get_settings
-
     return get_settings().data_dir / "model-cache"
 
 
 def _local_file(reference: str) -> tuple[Any, Path | None]:
     """The parsed reference and the model file it names on this machine (None: not file-based / not found)."""
-    from electrodb.models.loader import ModelRef
-
     ref = ModelRef.parse(reference)
     if ref.kind not in _FILE_KINDS:
         return ref, None
@@ -264,10 +264,6 @@ def publish_model_output(job_store: Any, reference: str) -> Any:
     reference
         The campaign's model reference (its file must exist on this machine).
     """
-    import uuid as uuidlib
-
-    from jobflow import OutputReference
-
     found = _read_model_file(reference, "submit from a machine that has it")
     if found is None:
         return None
