@@ -20,7 +20,7 @@ the neighbour list per system on the CPU (vesin) in a Python loop, so on a GPU t
 with a fully on-device neighbour list.
 
 Checkpoints and resume: every box is checkpointed during the run in the data store, in the sequential
-engine's format (:func:`electrodb.flows.md._save_checkpoint`), and a killed batched job rerun continues each box
+engine's format (:func:`electrodb.flows.md_records.save_checkpoint`), and a killed batched job rerun continues each box
 from its own checkpoint with no frame lost or duplicated (:func:`~electrodb.md.torchsim.run_batched_nvt`).
 """
 
@@ -37,19 +37,19 @@ from jobflow import Maker
 
 from electrodb.analysis.convergence import ConvergenceTargets
 from electrodb.analysis.md_checks import check_temperature
+from electrodb.documents.system import SystemDocument
 from electrodb.documents.trajectory import TrajectoryDocument
 from electrodb.flows.job_io import job_stores, store_job
-from electrodb.flows.md import (
-    ProductionMDMaker,
-    SystemDocument,
-    _checkpoint_uuid,
-    _load_checkpoint,
-    _mark,
-    _new_trajectory_doc,
-    _report,
-    _save_checkpoint,
+from electrodb.flows.md import ProductionMDMaker, report
+from electrodb.flows.md_records import (
     atoms_from_dict,
+    discard,
+    load_checkpoint,
+    mark,
+    new_trajectory_doc,
+    save_checkpoint,
 )
+from electrodb.flows.training import model_long_range
 from electrodb.md.dynamics import ProductionState, checkpoint_interval, kinetic_energy_relaxation_ps
 from electrodb.md.torchsim import (
     BatchedRunResult,
@@ -59,6 +59,7 @@ from electrodb.md.torchsim import (
     resolve_device,
     run_batched_nvt,
 )
+from electrodb.models.loader import ModelRef, load_model
 from electrodb.settings import get_settings
 from electrodb.store.frames import TrajectoryWriter, load_trajectory, truncate_chunks
 from electrodb.store.stores import ElectroDBStores
@@ -147,7 +148,7 @@ def _torch_sim_model(loaded: Any) -> Any:
     """What :func:`run_batched_nvt` integrates with: a MACE module, or a torch-sim wrapper of a NequIP model."""
     if loaded.is_mace:
         return loaded.torch_model()
-    if loaded.identity.kind == "nequip":
+    if loaded.identity.kind == "nequip":  # the module's one lazy import: torchsim_models needs torch_sim at import
         from electrodb.md.torchsim_models import NequIPTorchSimModel
 
         return NequIPTorchSimModel.from_loaded(loaded)
@@ -203,9 +204,6 @@ class BatchedProductionMaker(Maker):
             raise ValueError(f"{len(specs)} specs but {len(systems)} systems")
         if not specs:
             return []
-        from electrodb.flows.training import model_long_range
-        from electrodb.models.loader import ModelRef, load_model
-
         md = _common_md(specs)
         stores = job_stores("trajectories", "data", "systems", "models")
         out: dict[int, TrajectoryDocument] = {}
@@ -241,7 +239,7 @@ class BatchedProductionMaker(Maker):
         if fresh and md.nve_drift_steps > 0:  # once per model, as the sequential path does
             probe = fresh[0].atoms.copy()
             probe.calc = loaded.calculator()
-            ProductionMDMaker._check_nve_drift(stores, probe, identity, md, fresh[0].spec.temperature)
+            ProductionMDMaker.check_nve_drift(stores, probe, identity, md, fresh[0].spec.temperature)
         torch_model = _torch_sim_model(loaded)
         chunk = self.chunk_frames or get_settings().trajectory_chunk_frames
         pending = boxes
@@ -254,7 +252,7 @@ class BatchedProductionMaker(Maker):
                     if doc.status == "unstable" and not box.retried and md.stability.retry_half_timestep:
                         retry.append(self._retry_box(stores, box, identity, md))
             if retry:
-                _report(f"{len(retry)} system(s) unstable; retrying them once with half the time step")
+                report(f"{len(retry)} system(s) unstable; retrying them once with half the time step")
             pending = retry
         return [out[k] for k in sorted(out)]
 
@@ -271,20 +269,20 @@ class BatchedProductionMaker(Maker):
     ) -> _Box:
         """The box of one system: resumed from its checkpoint, or fresh (stored frames and checkpoint removed)."""
         tid = spec.system_id
-        state = _load_checkpoint(stores, tid) if self.resume and existing else None
+        state = load_checkpoint(stores, tid) if self.resume and existing else None
         if state is not None and existing is not None:
             doc = TrajectoryDocument(**existing)
             retried = bool(existing.get("retried_with_half_timestep", False))
             return _Box(k, spec, system, atoms, doc, state.timestep_fs, doc.sample_interval_steps, state, retried)
-        _discard(stores, tid)
-        doc = _new_trajectory_doc(spec, atoms, identity, md, md.timestep_fs, md.sample_every_steps)
+        discard(stores, tid)
+        doc = new_trajectory_doc(spec, atoms, identity, md, md.timestep_fs, md.sample_every_steps)
         return _Box(k, spec, system, atoms, doc, md.timestep_fs, md.sample_every_steps)
 
     @staticmethod
     def _retry_box(stores: ElectroDBStores, box: _Box, identity: dict[str, Any], md: MDSettings) -> _Box:
-        _discard(stores, box.spec.system_id)
+        discard(stores, box.spec.system_id)
         timestep, sample_every = box.timestep_fs / 2, box.sample_every * 2
-        doc = _new_trajectory_doc(box.spec, box.atoms, identity, md, timestep, sample_every)
+        doc = new_trajectory_doc(box.spec, box.atoms, identity, md, timestep, sample_every)
         return _Box(box.index, box.spec, box.system, box.atoms, doc, timestep, sample_every, None, True)
 
     def _integrations(self, boxes: list[_Box], torch_model: Any, dtype: str) -> list[list[_Box]]:
@@ -332,7 +330,7 @@ class BatchedProductionMaker(Maker):
                 )
             )
             docs.append(
-                _mark(
+                mark(
                     stores,
                     box.doc,
                     status="running",
@@ -351,7 +349,7 @@ class BatchedProductionMaker(Maker):
 
         def progress(step: int, total: int, elapsed: float) -> None:
             ns_day = step * timestep * 1e-6 / (elapsed / 86400) if elapsed > 0 else 0.0
-            _report(f"{label}: step {step}/{total}, {ns_day:.3f} ns/day per system")
+            report(f"{label}: step {step}/{total}, {ns_day:.3f} ns/day per system")
 
         result = run_batched_nvt(
             [b.atoms for b in group],
@@ -369,7 +367,7 @@ class BatchedProductionMaker(Maker):
             on_progress=progress,
             resume=[b.state for b in group],
             checkpoint_every=checkpoint_interval(md.checkpoint_every_steps, n_steps, sample_every),
-            on_checkpoint=lambda k, state: _save_checkpoint(stores, group[k].spec.system_id, state),
+            on_checkpoint=lambda k, state: save_checkpoint(stores, group[k].spec.system_id, state),
         )
         wall = time.perf_counter() - started
         final = []
@@ -381,7 +379,7 @@ class BatchedProductionMaker(Maker):
                 "last_good_frame": outcome.last_good_frame,
             }
             if outcome.status == "unstable":
-                final.append(_mark(stores, doc, status="unstable", status_reason=outcome.reason, **common))
+                final.append(mark(stores, doc, status="unstable", status_reason=outcome.reason, **common))
                 continue
             final.append(self._complete(stores, md, doc, n_steps, timestep, doc.wall_time_s + wall, common))
         return final
@@ -412,7 +410,7 @@ class BatchedProductionMaker(Maker):
             n_atoms=doc.n_atoms,
         )
         simulated_ns = n_steps * timestep * 1e-6
-        return _mark(
+        return mark(
             stores,
             doc,
             status="completed",
@@ -422,9 +420,3 @@ class BatchedProductionMaker(Maker):
             **common,
             **t_check.as_fields(),
         )
-
-
-def _discard(stores: ElectroDBStores, tid: str) -> None:
-    """Remove a trajectory's stored frames and checkpoint (a fresh start)."""
-    truncate_chunks(stores.data, tid, 0)
-    stores.data.remove_docs({"blob_uuid": _checkpoint_uuid(tid)})

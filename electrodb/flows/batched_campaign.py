@@ -24,14 +24,14 @@ from jobflow import Flow, OnMissing, run_locally
 from electrodb.flows.batched import BatchedProductionMaker, should_batch
 from electrodb.flows.campaign import (
     CampaignRunSummary,
-    _capture_job_errors,
+    capture_job_errors,
     mark_failed,
     prepare_campaign_run,
     record_outcome,
     run_campaign,
     run_solvation,
 )
-from electrodb.flows.md import BoxMaker, EquilibrationMaker, _report
+from electrodb.flows.md import BoxMaker, EquilibrationMaker, report
 from electrodb.store.stores import ElectroDBStores
 from electrodb.systems.campaign import Campaign, MDSettings, SystemSpec
 
@@ -185,7 +185,7 @@ def run_campaign_batched(
     if resolved is not None and why_not is not None:
         if resolved != "auto":
             raise ValueError(f"md.batch: {resolved} cannot be used: {why_not}; set md.batch: off (or auto)")
-        _report(f"md.batch: auto runs sequentially: {why_not}")
+        report(f"md.batch: auto runs sequentially: {why_not}")
         resolved = None
     if resolved is None:
         return run_campaign(campaign, stores, model_id=model_id, maker=maker, on_system=on_system)
@@ -202,7 +202,7 @@ def run_campaign_batched(
             k += 1
         flow = batched_campaign_flow(group, size, autobatch=resolved == "auto", device=device)
         _remove_earlier_attempts(job_store, [s.system_id for s in group])
-        with _capture_job_errors() as errors:
+        with capture_job_errors() as errors:
             run_locally(flow, store=job_store, create_folders=False, log=False, ensure_success=False)
         for spec in group:
             _record(summary, stores, spec, errors.errors)

@@ -18,6 +18,9 @@ from pathlib import Path
 from jobflow import Flow, JobStore, run_locally
 
 from electrodb.flows.md import ElectrolyteFlowMaker
+from electrodb.flows.solvation import SolvationTIMaker, TISettings, solvation_id
+from electrodb.flows.training import model_long_range, resolve_long_range
+from electrodb.models.loader import ModelError, ModelRef, load_model
 from electrodb.store.stores import ElectroDBStores
 from electrodb.systems.campaign import Campaign, SystemSpec
 from electrodb.utils.provenance import utcnow
@@ -26,6 +29,7 @@ __all__ = [
     "CampaignRunSummary",
     "PreparedRun",
     "campaign_flow",
+    "capture_job_errors",
     "mark_failed",
     "pending_systems",
     "prepare_campaign_run",
@@ -104,7 +108,14 @@ class _JobErrors(logging.Handler):
 
 
 @contextmanager
-def _capture_job_errors() -> Iterator[_JobErrors]:
+def capture_job_errors() -> Iterator[_JobErrors]:
+    """Collect the job failures jobflow's ``run_locally`` logs while the block runs.
+
+    Yields
+    ------
+    _JobErrors
+        Its ``errors`` list gets one ``"<job>: <last line of the exception>"`` per failed job.
+    """
     logger = logging.getLogger("jobflow.managers.local")
     handler, level, propagate, disabled = _JobErrors(), logger.level, logger.propagate, logger.disabled
     logger.addHandler(handler)
@@ -125,8 +136,6 @@ def _capture_job_errors() -> Iterator[_JobErrors]:
 @functools.lru_cache(maxsize=16)
 def _model_r_max(reference: str, stamp: tuple[int, int] | None) -> float | None:
     """The cutoff a model reports; cached per reference and file state (``campaign run`` asks twice)."""
-    from electrodb.models.loader import ModelRef, load_model
-
     return load_model(ModelRef.parse(reference)).identity.r_max
 
 
@@ -137,8 +146,6 @@ def with_model_cutoff(campaign: Campaign) -> tuple[Campaign, str | None]:
     the model's is larger, it replaces the user's value (boxes shorter than twice the model's cutoff would see
     their own images); when the model cannot be read here, the user's value stays and the note says so.
     """
-    from electrodb.models.loader import ModelError
-
     path = Path(campaign.model).expanduser()
     stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else None
     try:
@@ -222,7 +229,7 @@ def run_system(
     flow.update_metadata({"electrodb_system_id": spec.system_id})
     # The system's data live in its own collections, so the old job outputs would only pile up.
     job_store.remove_docs({"metadata.electrodb_system_id": spec.system_id})
-    with _capture_job_errors() as errors:
+    with capture_job_errors() as errors:
         responses = run_locally(flow, store=job_store, create_folders=False, log=False, ensure_success=False)
     del responses
     doc = stores.trajectories.query_one({"trajectory_id": spec.system_id}, properties=["status", "status_reason"])
@@ -287,9 +294,6 @@ def run_solvation(campaign: Campaign, stores: ElectroDBStores, model_id: str) ->
 
     The campaign's ``long_range`` term (or the one a delta-learned model was trained without) is used in TI too.
     """
-    from electrodb.flows.solvation import SolvationTIMaker, TISettings, solvation_id
-    from electrodb.flows.training import model_long_range, resolve_long_range
-
     md = campaign.md.model_copy(update={"npt": False})
     recorded = model_long_range(stores, model_id) if model_id else None
     long_range, _ = resolve_long_range(campaign.long_range, recorded, f"model {campaign.model!r}")

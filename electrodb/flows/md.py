@@ -9,7 +9,6 @@ chunks and checkpoints instead.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,15 +17,26 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
-from jobflow import Flow, Maker, Response
-from pydantic import BaseModel, Field
+from jobflow import CURRENT_JOB, Flow, Maker, Response
 
-from electrodb import __version__
 from electrodb.analysis.convergence import ConvergenceTargets
 from electrodb.analysis.md_checks import check_temperature, thermostat_offset_K
+from electrodb.documents.system import SystemDocument
 from electrodb.documents.trajectory import TrajectoryDocument
 from electrodb.flows.job_io import job_stores, store_job
+from electrodb.flows.md_records import (
+    atoms_from_dict,
+    atoms_to_dict,
+    box_labels,
+    discard,
+    load_checkpoint,
+    mark,
+    new_trajectory_doc,
+    save_checkpoint,
+    stored_system,
+)
 from electrodb.flows.resume import produce_in_working_copy
+from electrodb.flows.training import model_long_range, resolve_long_range
 from electrodb.md.dynamics import (
     MDInstabilityError,
     ProductionState,
@@ -35,15 +45,26 @@ from electrodb.md.dynamics import (
     measure_nve_drift,
     run_production,
 )
+from electrodb.models.loader import ModelRef, get_nve_drift, load_model, record_nve_drift
+from electrodb.models.longrange import LongRangeCalculator
+from electrodb.models.staging import model_reference_from_output, resolve_model_reference
 from electrodb.settings import get_settings
-from electrodb.store.frames import TrajectoryWriter, decode_array, encode_array, truncate_chunks
+from electrodb.store.frames import TrajectoryWriter, load_trajectory, truncate_chunks
 from electrodb.store.stores import ElectroDBStores
 from electrodb.systems.boxes import box_counts, pack_box
 from electrodb.systems.campaign import MDSettings, SystemSpec
-from electrodb.systems.chemistry import parse_salt
 from electrodb.utils.provenance import utcnow
 
-__all__ = ["BoxMaker", "ElectrolyteFlowMaker", "EquilibrationMaker", "ProductionMDMaker", "SystemDocument"]
+__all__ = [
+    "BoxMaker",
+    "ElectrolyteFlowMaker",
+    "EquilibrationMaker",
+    "ProductionMDMaker",
+    "SystemDocument",
+    "load_calculator",
+    "report",
+    "set_progress_hook",
+]
 
 ProgressCallback = Callable[[str], None]
 _progress_hook: ProgressCallback | None = None
@@ -55,52 +76,10 @@ def set_progress_hook(hook: ProgressCallback | None) -> None:
     _progress_hook = hook
 
 
-def _report(message: str) -> None:
+def report(message: str) -> None:
+    """Send one progress line to the hook of :func:`set_progress_hook` (dropped when none is set)."""
     if _progress_hook is not None:
         _progress_hook(message)
-
-
-class SystemDocument(BaseModel):
-    """A packed box, or an equilibrated one, with labels and provenance."""
-
-    system_id: str
-    stage: str = Field(description="'packed' or 'equilibrated'")
-    status: str = "ok"
-    status_reason: str | None = None
-    salt: str
-    molality: float
-    temperature: float
-    atoms: dict[str, Any] = Field(description="positions, cell, symbols and per-atom labels")
-    density_kg_m3: float
-    density_err_kg_m3: float | None = None
-    density_converged: bool | None = None
-    box_length_A: float
-    n_steps: int = 0
-    wall_time_s: float = 0.0
-    code_version: str = __version__
-
-
-def atoms_to_dict(atoms: Atoms) -> dict[str, Any]:
-    """JSON-safe state of a box: positions, cell, labels and (when set) momenta, so MD continues at temperature."""
-    out = {
-        "symbols": atoms.get_chemical_symbols(),
-        "positions": encode_array(atoms.get_positions()),
-        "cell": np.asarray(atoms.cell).tolist(),
-        **{k: encode_array(atoms.arrays[k]) for k in ("mol_id", "role", "ion_center") if k in atoms.arrays},
-    }
-    if atoms.has("momenta"):
-        out["momenta"] = encode_array(atoms.get_momenta())
-    return out
-
-
-def atoms_from_dict(data: dict[str, Any]) -> Atoms:
-    atoms = Atoms(data["symbols"], positions=decode_array(data["positions"]), cell=data["cell"], pbc=True)
-    for key in ("mol_id", "role", "ion_center"):
-        if key in data:
-            atoms.arrays[key] = decode_array(data[key])
-    if "momenta" in data:
-        atoms.set_momenta(decode_array(data["momenta"]))
-    return atoms
 
 
 def _stores() -> ElectroDBStores:
@@ -111,15 +90,13 @@ def _stores() -> ElectroDBStores:
 def _model_sha256(spec: SystemSpec) -> str | None:
     """The sha256 the model must have: the submission's (job metadata ``electrodb_model_sha256``, set by
     ``electrodb campaign submit`` when it stages the model) or a ``sha256:`` model id; None when unknown."""
-    from jobflow import CURRENT_JOB
-
     job = CURRENT_JOB.job
     staged = job.metadata.get("electrodb_model_sha256") if job is not None and job.metadata else None
     model_id = getattr(spec, "model_id", None) or ""
     return staged or (model_id if model_id.startswith("sha256:") else None)
 
 
-def _load_calculator(
+def load_calculator(
     spec: SystemSpec, atoms: Atoms, stores: ElectroDBStores | None = None, model_file: dict[str, Any] | None = None
 ) -> tuple[Any, dict[str, Any]]:
     """The campaign's NNP (plus the long-range term, if any) and its identity.
@@ -132,22 +109,15 @@ def _load_calculator(
     recorded in its ``models`` document), that term: added automatically when the campaign gives none, and a
     different campaign term is refused (:func:`electrodb.flows.training.resolve_long_range`).
     """
-    from electrodb.flows.training import model_long_range, resolve_long_range
-    from electrodb.models.loader import ModelRef, load_model
-
     stores = stores if stores is not None else job_stores("models", "data")
     sha256 = _model_sha256(spec)
     reference = spec.model
     if model_file is not None:
-        from electrodb.models.staging import model_reference_from_output
-
         sha256 = sha256 or model_file["model_id"]
         if model_file["model_id"] != sha256:
             raise ValueError(f"the job was given model {model_file['model_id']}, but its system needs {sha256}")
         reference = model_reference_from_output(model_file, spec.model)
     elif sha256 is not None:  # a worker without the file gets a verified copy of the staged blob
-        from electrodb.models.staging import resolve_model_reference
-
         reference = resolve_model_reference(spec.model, sha256, stores.data)
     loaded = load_model(ModelRef.parse(reference), expected_id=sha256)
     loaded.check_elements(atoms.get_chemical_symbols())
@@ -156,8 +126,6 @@ def _load_calculator(
     recorded = model_long_range(stores, loaded.identity.model_id)
     long_range, source = resolve_long_range(spec.long_range, recorded, f"model {spec.model!r}")
     if long_range is not None:  # the NNP plus a long-range Coulomb term (docs/long-range.md)
-        from electrodb.models.longrange import LongRangeCalculator
-
         calc = LongRangeCalculator.for_system(calc, long_range, atoms, spec.salt)
         identity["long_range"] = long_range.model_dump(mode="json")
         identity["long_range_source"] = source
@@ -173,9 +141,9 @@ class BoxMaker(Maker):
     @store_job
     def make(self, spec: SystemSpec) -> SystemDocument:
         with _stores() as stores:  # a rerun after an interruption reuses the stored box (or equilibrated state)
-            stored = _stored_system(stores, spec.system_id)
+            stored = stored_system(stores, spec.system_id)
         if stored is not None:
-            _report(f"{spec.salt} {spec.molality:.2f} m: reusing the stored {stored.stage} box")
+            report(f"{spec.salt} {spec.molality:.2f} m: reusing the stored {stored.stage} box")
             return stored
         counts = box_counts(spec.salt, spec.molality, "mol/kg", spec.temperature, n_waters=spec.n_waters)
         packed = pack_box(counts, seed=spec.packing.seed, tolerance=spec.packing.tolerance_A)
@@ -190,71 +158,9 @@ class BoxMaker(Maker):
             box_length_A=counts.box_length_A,
         )
         with _stores() as stores:
-            record = {**doc.model_dump(mode="json"), **_box_labels(spec, counts), "last_updated": utcnow()}
+            record = {**doc.model_dump(mode="json"), **box_labels(spec, counts), "last_updated": utcnow()}
             stores.systems.update([record], key="system_id")
         return doc
-
-
-def _box_labels(spec: SystemSpec, counts: Any = None, stored: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What a ``systems`` document says of its box beyond :class:`SystemDocument`: the box id, where its density
-    came from and the campaigns it belongs to (those already ``stored`` plus this one). Recomputed from the spec,
-    so a job whose store starts empty (a jobflow-remote worker) writes them as the packing job did."""
-    if counts is None:
-        counts = box_counts(spec.salt, spec.molality, "mol/kg", spec.temperature, n_waters=spec.n_waters)
-    campaigns = sorted({*(stored or {}).get("campaign_ids", []), spec.campaign})
-    return {"box_id": spec.box_id, "density_source": counts.density_source, "campaign_ids": campaigns}
-
-
-def _stored_system(stores: ElectroDBStores, system_id: str) -> SystemDocument | None:
-    """The latest stored stage of a system (packed or equilibrated, status ok), or None."""
-    doc = stores.systems.query_one({"system_id": system_id})
-    if not doc or doc.get("status", "ok") != "ok" or "atoms" not in doc:
-        return None
-    fields = set(SystemDocument.model_fields)
-    return SystemDocument(**{k: v for k, v in doc.items() if k in fields})
-
-
-def _new_trajectory_doc(
-    spec: SystemSpec,
-    atoms: Atoms,
-    model: dict[str, Any],
-    md: MDSettings,
-    timestep_fs: float,
-    sample_every: int,
-) -> TrajectoryDocument:
-    salt = parse_salt(spec.salt)
-    return TrajectoryDocument(
-        trajectory_id=spec.system_id,
-        system_id=spec.system_id,
-        campaign_ids=[spec.campaign],
-        salt=spec.salt,
-        cation=salt.cation.name,
-        anion=salt.anion.name,
-        molality=spec.molality,
-        temperature=spec.temperature,
-        n_atoms=len(atoms),
-        n_waters=spec.n_waters,
-        n_cations=spec.n_cations,
-        n_anions=spec.n_anions,
-        symbols=atoms.get_chemical_symbols(),
-        masses=atoms.get_masses().tolist(),
-        role=atoms.arrays["role"].tolist(),
-        mol_id=atoms.arrays["mol_id"].tolist(),
-        ion_center=atoms.arrays["ion_center"].astype(bool).tolist(),
-        model_id=spec.model_id,
-        model=model,
-        md=md.model_dump(mode="json"),
-        targets=spec.targets,
-        timestep_fs=timestep_fs,
-        sample_interval_steps=sample_every,
-        frame_interval_ps=sample_every * timestep_fs / 1000.0,
-    )
-
-
-def _mark(stores: ElectroDBStores, doc: TrajectoryDocument, **changes: Any) -> TrajectoryDocument:
-    updated = doc.model_copy(update={**changes, "last_updated": utcnow()})
-    stores.trajectories.update([updated.model_dump(mode="json")], key="trajectory_id")
-    return updated
 
 
 @dataclass
@@ -270,14 +176,14 @@ class EquilibrationMaker(Maker):
         if system.stage == "equilibrated" and system.status == "ok":
             return system  # finished before an interruption: never equilibrate twice
         atoms = atoms_from_dict(system.atoms)
-        calc, model = _load_calculator(spec, atoms, model_file=model_file)
+        calc, model = load_calculator(spec, atoms, model_file=model_file)
         atoms.calc = calc
         try:
-            result = equilibrate(atoms, spec.md, spec.temperature, log=_report)
+            result = equilibrate(atoms, spec.md, spec.temperature, log=report)
         except MDInstabilityError as exc:
             with _stores() as stores:
-                doc = _new_trajectory_doc(spec, atoms, model, spec.md, spec.md.timestep_fs, spec.md.sample_every_steps)
-                _mark(stores, doc, status="unstable", status_reason=f"during equilibration: {exc.reason}")
+                doc = new_trajectory_doc(spec, atoms, model, spec.md, spec.md.timestep_fs, spec.md.sample_every_steps)
+                mark(stores, doc, status="unstable", status_reason=f"during equilibration: {exc.reason}")
             return system.model_copy(update={"stage": "equilibrated", "status": "unstable", "status_reason": str(exc)})
         done = SystemDocument(
             system_id=spec.system_id,
@@ -296,51 +202,9 @@ class EquilibrationMaker(Maker):
         with _stores() as stores:  # the equilibrated state survives an interrupted production
             old = stores.systems.query_one({"system_id": spec.system_id}) or {}
             old.pop("_id", None)
-            record = {**old, **done.model_dump(mode="json"), **_box_labels(spec, stored=old), "last_updated": utcnow()}
+            record = {**old, **done.model_dump(mode="json"), **box_labels(spec, stored=old), "last_updated": utcnow()}
             stores.systems.update([record], key="system_id")
         return done
-
-
-def _checkpoint_uuid(trajectory_id: str) -> str:
-    return f"{trajectory_id}:checkpoint"
-
-
-def _save_checkpoint(stores: ElectroDBStores, tid: str, state: ProductionState) -> None:
-    stores.data.update(
-        [
-            {
-                "blob_uuid": _checkpoint_uuid(tid),
-                "kind": "checkpoint",
-                "trajectory_id": tid,
-                "step": state.step,
-                "n_frames": state.n_frames,
-                "n_chunks": state.n_chunks,
-                "positions": encode_array(state.positions),
-                "momenta": encode_array(state.momenta),
-                "cell": encode_array(state.cell),
-                "rng_state": json.dumps(state.rng_state),  # PCG64 state has 128-bit ints, which BSON cannot hold
-                "timestep_fs": state.timestep_fs,
-                "last_updated": utcnow(),
-            }
-        ],
-        key="blob_uuid",
-    )
-
-
-def _load_checkpoint(stores: ElectroDBStores, tid: str) -> ProductionState | None:
-    doc = stores.data.query_one({"blob_uuid": _checkpoint_uuid(tid)})
-    if doc is None:
-        return None
-    return ProductionState(
-        step=doc["step"],
-        n_frames=doc["n_frames"],
-        n_chunks=doc["n_chunks"],
-        positions=decode_array(doc["positions"]),
-        momenta=decode_array(doc["momenta"]),
-        cell=decode_array(doc["cell"]),
-        rng_state=json.loads(doc["rng_state"]),
-        timestep_fs=doc["timestep_fs"],
-    )
 
 
 @dataclass
@@ -369,7 +233,7 @@ class ProductionMDMaker(Maker):
                 stores,
                 spec.system_id,
                 lambda run_stores: self._produce(run_stores, spec, system, model_file, model_stores=stores),
-                report=_report,
+                report=report,
                 label=f"{spec.salt} {spec.molality:.2f} m",
             )
 
@@ -392,21 +256,21 @@ class ProductionMDMaker(Maker):
         if system.status != "ok":
             return TrajectoryDocument(**existing) if existing else Response(stop_children=True)
         atoms = atoms_from_dict(system.atoms)
-        calc, model = _load_calculator(spec, atoms, model_stores or stores, model_file=model_file)
+        calc, model = load_calculator(spec, atoms, model_stores or stores, model_file=model_file)
         atoms.calc = calc
         chunk = self.chunk_frames or get_settings().trajectory_chunk_frames
         md = spec.md
         timestep, sample_every = md.timestep_fs, md.sample_every_steps
-        state = _load_checkpoint(stores, tid) if self.resume and existing else None
+        state = load_checkpoint(stores, tid) if self.resume and existing else None
         if state is not None and existing is not None:
             timestep = state.timestep_fs
             sample_every = int(existing["sample_interval_steps"])
             doc = TrajectoryDocument(**existing)
         else:
             state = None
-            self._discard(stores, tid)
-            doc = _new_trajectory_doc(spec, atoms, model, md, timestep, sample_every)
-        doc = _mark(
+            discard(stores, tid)
+            doc = new_trajectory_doc(spec, atoms, model, md, timestep, sample_every)
+        doc = mark(
             stores,
             doc,
             status="running",
@@ -418,23 +282,23 @@ class ProductionMDMaker(Maker):
         if state is None and not atoms.get_momenta().any():  # a box without velocities: start at temperature
             MaxwellBoltzmannDistribution(atoms, temperature_K=spec.temperature, rng=np.random.default_rng(md.seed))
             Stationary(atoms)
-        self._check_nve_drift(stores, atoms, model, md, spec.temperature)
+        self.check_nve_drift(stores, atoms, model, md, spec.temperature)
         start_atoms = atoms.copy()
         for attempt in range(2):
-            doc = self._run(stores, doc, atoms, md, timestep, sample_every, chunk, state)
+            doc = self.run(stores, doc, atoms, md, timestep, sample_every, chunk, state)
             if doc.status != "unstable" or attempt == 1 or not md.stability.retry_half_timestep:
                 break
-            _report(
+            report(
                 f"{spec.salt} {spec.molality:.2f} m: unstable ({doc.status_reason}); "
                 "retrying once with half the timestep"
             )
-            self._discard(stores, tid)
+            discard(stores, tid)
             atoms = start_atoms.copy()
             atoms.calc = calc
             timestep, sample_every, state = timestep / 2, sample_every * 2, None
-            doc = _mark(
+            doc = mark(
                 stores,
-                _new_trajectory_doc(spec, atoms, model, md, timestep, sample_every),
+                new_trajectory_doc(spec, atoms, model, md, timestep, sample_every),
                 status="running",
                 retried_with_half_timestep=True,
                 density_kg_m3=system.density_kg_m3,
@@ -445,14 +309,27 @@ class ProductionMDMaker(Maker):
         return doc
 
     @staticmethod
-    def _check_nve_drift(
+    def check_nve_drift(
         stores: ElectroDBStores, atoms: Atoms, model: dict[str, Any], md: MDSettings, temperature: float
     ) -> None:
-        """Measure the model's NVE energy drift once (``md.nve_drift_steps`` velocity-Verlet steps on a copy of
-        this box at the production timestep) and store it in the model's ``models`` document; skipped when the
-        document already has one. A failed check is stored as such and never stops production."""
-        from electrodb.models.loader import get_nve_drift, record_nve_drift
+        """Measure the model's NVE energy drift once and store it in the model's ``models`` document.
 
+        ``md.nve_drift_steps`` velocity-Verlet steps on a copy of this box at the production timestep; skipped when
+        the document already has a drift. A failed check is stored as such and never stops production.
+
+        Parameters
+        ----------
+        stores
+            Stores whose ``models`` collection holds the model's document.
+        atoms
+            The box (not modified), with its calculator and momenta.
+        model
+            The model's identity (``model_id`` and the other :class:`~electrodb.models.loader.ModelIdentity` fields).
+        md
+            MD settings: ``timestep_fs`` (fs), ``nve_drift_steps``, thermostat and seed.
+        temperature
+            Target temperature of the box (K), recorded with the drift (meV/atom/ps).
+        """
         model_id = model.get("model_id")
         if md.nve_drift_steps <= 0 or not model_id or get_nve_drift(stores, model_id) is not None:
             return
@@ -467,7 +344,7 @@ class ProductionMDMaker(Maker):
                 "thermostat_relaxation_ps": tau,
                 "expected_offset_K": thermostat_offset_K(result.drift.drift_meV_per_atom_ps, tau),
             }
-            _report(
+            report(
                 f"model NVE drift: {result.drift.drift_meV_per_atom_ps:+.3f} meV/atom/ps "
                 f"({md.nve_drift_steps} steps of {md.timestep_fs} fs, {len(atoms)} atoms)"
             )
@@ -480,12 +357,7 @@ class ProductionMDMaker(Maker):
             }
         record_nve_drift(stores, model_id, record, identity=model)
 
-    @staticmethod
-    def _discard(stores: ElectroDBStores, tid: str) -> None:
-        truncate_chunks(stores.data, tid, 0)
-        stores.data.remove_docs({"blob_uuid": _checkpoint_uuid(tid)})
-
-    def _run(
+    def run(
         self,
         stores: ElectroDBStores,
         doc: TrajectoryDocument,
@@ -496,6 +368,31 @@ class ProductionMDMaker(Maker):
         chunk: int,
         state: ProductionState | None,
     ) -> TrajectoryDocument:
+        """One production attempt: stream frames into the ``data`` store with checkpoints, then record the outcome.
+
+        Parameters
+        ----------
+        stores
+            Where frames, checkpoints and the trajectory document go.
+        doc
+            The trajectory document (status ``running``).
+        atoms
+            The box, with its calculator; resumed from ``state`` when given.
+        md
+            The MD settings.
+        timestep, sample_every
+            Time step (fs) and steps between stored frames of this attempt.
+        chunk
+            Frames per stored chunk.
+        state
+            The checkpoint to continue from (frames beyond it are dropped first), or None for a fresh start.
+
+        Returns
+        -------
+        TrajectoryDocument
+            As stored: ``completed`` with the frame counts, wall time (s), ns/day and the temperature verdict, or
+            ``unstable`` with the reason and the last good frame.
+        """
         tid = doc.trajectory_id
         if state is not None:
             truncate_chunks(stores.data, tid, state.n_frames)
@@ -514,9 +411,7 @@ class ProductionMDMaker(Maker):
         def progress(step: int, total: int, elapsed: float) -> None:
             done = step - (state.step if state else 0)
             ns_day = done * timestep * 1e-6 / (elapsed / 86400) if elapsed > 0 else 0.0
-            _report(
-                f"{doc.salt} {doc.molality:.2f} m {doc.temperature:.0f} K: step {step}/{total}, {ns_day:.3f} ns/day"
-            )
+            report(f"{doc.salt} {doc.molality:.2f} m {doc.temperature:.0f} K: step {step}/{total}, {ns_day:.3f} ns/day")
 
         try:
             run_production(
@@ -528,12 +423,12 @@ class ProductionMDMaker(Maker):
                 sample_every,
                 n_steps,
                 resume=state,
-                on_checkpoint=lambda s: _save_checkpoint(stores, tid, s),
+                on_checkpoint=lambda s: save_checkpoint(stores, tid, s),
                 on_progress=progress,
             )
         except MDInstabilityError as exc:
             writer.flush()
-            return _mark(
+            return mark(
                 stores,
                 doc,
                 status="unstable",
@@ -543,8 +438,6 @@ class ProductionMDMaker(Maker):
                 n_chunks=writer.n_chunks,
             )
         wall = wall_before + time.perf_counter() - started
-        from electrodb.store.frames import load_trajectory
-
         temps = load_trajectory(
             doc.model_dump(mode="json") | {"n_frames": writer.n_frames},
             stores.trajectories,
@@ -562,8 +455,8 @@ class ProductionMDMaker(Maker):
             n_atoms=doc.n_atoms,
         )
         if t_check.verdict.status != "converged":
-            _report(f"{doc.salt} {doc.molality:.2f} m: {t_check.verdict.reason}")
-        return _mark(
+            report(f"{doc.salt} {doc.molality:.2f} m: {t_check.verdict.reason}")
+        return mark(
             stores,
             doc,
             status="completed",

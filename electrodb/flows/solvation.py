@@ -44,12 +44,15 @@ from electrodb.documents.solvation import (
     window_blob_uuid,
 )
 from electrodb.flows.job_io import job_stores, store_job
-from electrodb.flows.md import atoms_from_dict, atoms_to_dict
+from electrodb.flows.md_records import atoms_from_dict, atoms_to_dict
+from electrodb.flows.training import model_long_range, resolve_long_range
 from electrodb.md.alchemical import LambdaCalculator, WallSettings, WindowRun, nnp_energy_forces, run_window
 from electrodb.md.dynamics import MDInstabilityError, StabilityMonitor, minimize
+from electrodb.models.loader import ModelRef, load_model
+from electrodb.models.longrange import LongRangeCalculator, atomic_charges
 from electrodb.store.stores import ElectroDBStores
 from electrodb.systems.boxes import ROLE_CODES, box_counts, pack_box
-from electrodb.systems.campaign import MDSettings, PackingSettings
+from electrodb.systems.campaign import LongRangeSettings, MDSettings, PackingSettings
 from electrodb.systems.chemistry import WATER_MOLAR_MASS_KG, parse_salt
 from electrodb.utils.provenance import stable_hash, utcnow
 
@@ -168,8 +171,7 @@ def _stores() -> ElectroDBStores:
 
 
 def _load(model: str, dtype: str) -> Any:
-    from electrodb.models.loader import ModelRef, load_model
-
+    """The model ``model`` (a path or reference) loaded in precision ``dtype``."""
     return load_model(ModelRef.parse(model), dtype=dtype)  # type: ignore[arg-type]
 
 
@@ -177,8 +179,6 @@ def _long_range(value: Any) -> Any:
     """LongRangeSettings from settings or their JSON dict (None stays None)."""
     if value is None:
         return None
-    from electrodb.systems.campaign import LongRangeSettings
-
     return LongRangeSettings.model_validate(value)
 
 
@@ -187,8 +187,6 @@ def effective_long_range(requested: Any, model_id: str, model: str) -> tuple[Any
 
     See :func:`electrodb.flows.training.resolve_long_range` (a conflicting request raises ModelError).
     """
-    from electrodb.flows.training import model_long_range, resolve_long_range
-
     recorded = model_long_range(job_stores("models"), model_id)
     return resolve_long_range(_long_range(requested), recorded, f"model {model!r}")
 
@@ -284,8 +282,6 @@ def ti_setup(
     sid = solvation_id(salt_obj.formula, n_waters, temperature, identity["model_id"], ti, mds, pk, term)
     calc = loaded.calculator()
     if term is not None:
-        from electrodb.models.longrange import LongRangeCalculator
-
         atoms.calc = LongRangeCalculator.for_system(calc, term, atoms, salt_obj)
     else:
         atoms.calc = calc
@@ -363,8 +359,6 @@ def ti_window(setup: dict[str, Any], leg: str, lam: float, model: str) -> dict[s
     term = _long_range(run.get("long_range"))
     charges = None
     if term is not None:
-        from electrodb.models.longrange import atomic_charges
-
         charges = atomic_charges(atoms, term, run["salt"])
     calc = LambdaCalculator(
         loaded.calculator(), ions, lam, leg=leg, wall=ti.wall, ion_groups=groups,

@@ -178,9 +178,9 @@ def test_batched_production_maker_writes_documents(stores, model_path: Path) -> 
     np.testing.assert_allclose(traj.times_ps, np.arange(5) * 0.005, atol=1e-12)
     assert np.isfinite(traj.temperature_K).all()
     # checkpoints were written during the run, in the sequential engine's format
-    from electrodb.flows.md import _load_checkpoint
+    from electrodb.flows.md_records import load_checkpoint
 
-    saved = _load_checkpoint(stores, specs[1].system_id)
+    saved = load_checkpoint(stores, specs[1].system_id)
     assert saved is not None and saved.step == 40 and saved.n_frames == 5
     assert saved.rng_state["bit_generator"] == "torch" and saved.rng_state["batch"] == []
 

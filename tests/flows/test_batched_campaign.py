@@ -167,7 +167,7 @@ def _kill_after(monkeypatch: pytest.MonkeyPatch, n_checkpoints: int) -> list[tup
     """Make the n-th checkpoint of the run the last: it is saved, then the job dies (as a killed worker)."""
     import electrodb.flows.batched as batched
 
-    real, saved = batched._save_checkpoint, []
+    real, saved = batched.save_checkpoint, []
 
     def save_then_die(stores: Any, tid: str, state: Any) -> None:
         real(stores, tid, state)
@@ -175,7 +175,7 @@ def _kill_after(monkeypatch: pytest.MonkeyPatch, n_checkpoints: int) -> list[tup
         if len(saved) == n_checkpoints:
             raise _Killed("killed after a checkpoint")
 
-    monkeypatch.setattr(batched, "_save_checkpoint", save_then_die)
+    monkeypatch.setattr(batched, "save_checkpoint", save_then_die)
     return saved
 
 

@@ -150,8 +150,8 @@ def test_nve_drift_is_measured_once_per_model(stores, random_mace, monkeypatch):
     identity = {"model_id": "sha256:test", "kind": "mace_file", "name": "tiny"}
     md = short_md(nve_drift_steps=10)
     before = atoms.get_positions().copy()
-    ProductionMDMaker._check_nve_drift(stores, atoms, identity, md, 298.15)
-    ProductionMDMaker._check_nve_drift(stores, atoms, identity, md, 298.15)
+    ProductionMDMaker.check_nve_drift(stores, atoms, identity, md, 298.15)
+    ProductionMDMaker.check_nve_drift(stores, atoms, identity, md, 298.15)
     assert len(calls) == 1  # the second system with the same model skips it
     assert np.array_equal(atoms.get_positions(), before)  # measured on a copy
     drift = get_nve_drift(stores, "sha256:test")

@@ -68,10 +68,10 @@ class KillingProductionMaker(ProductionMDMaker):
     marker: str = ""
     kill_at_step: int = 0
 
-    def _run(self, stores, doc, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def run(self, stores, doc, *args, **kwargs):  # type: ignore[no-untyped-def]
         from electrodb.flows import md
 
-        save = md._save_checkpoint
+        save = md.save_checkpoint
 
         def save_or_die(stores_, tid, state):  # type: ignore[no-untyped-def]
             if state.step >= self.kill_at_step:
@@ -80,8 +80,8 @@ class KillingProductionMaker(ProductionMDMaker):
                     os.kill(os.getpid(), signal.SIGKILL)
             save(stores_, tid, state)
 
-        md._save_checkpoint = save_or_die  # this worker process's own module
+        md.save_checkpoint = save_or_die  # this worker process's own module
         try:
-            return super()._run(stores, doc, *args, **kwargs)
+            return super().run(stores, doc, *args, **kwargs)
         finally:
-            md._save_checkpoint = save
+            md.save_checkpoint = save

@@ -121,16 +121,16 @@ def test_model_document_records_the_removed_term(stores, random_mace: Path) -> N
 
 
 def test_md_adds_the_recorded_term_back_and_refuses_another(stores, random_mace: Path) -> None:
-    from electrodb.flows.md import _load_calculator
+    from electrodb.flows.md import load_calculator
     from electrodb.models.loader import ModelError, load_model
 
     atoms = _with_box_labels(smoke_box(0))
     spec = SimpleNamespace(model=str(random_mace), long_range=None, salt="NaCl")
-    calc, identity = _load_calculator(spec, atoms, stores)  # no document yet: the bare NNP
+    calc, identity = load_calculator(spec, atoms, stores)  # no document yet: the bare NNP
     assert not isinstance(calc, LongRangeCalculator) and "long_range" not in identity
 
     _store_fake_model(stores, random_mace, TERM)
-    calc, identity = _load_calculator(spec, atoms, stores)
+    calc, identity = load_calculator(spec, atoms, stores)
     assert isinstance(calc, LongRangeCalculator) and calc.settings == TERM
     assert identity["long_range"] == TERM.model_dump(mode="json") and identity["long_range_source"] == "model"
     nnp = load_model(str(random_mace)).calculator()
@@ -142,17 +142,17 @@ def test_md_adds_the_recorded_term_back_and_refuses_another(stores, random_mace:
     assert e_total == pytest.approx(work.get_potential_energy() + e_lr, abs=1e-5)
 
     same = SimpleNamespace(model=str(random_mace), long_range=TERM, salt="NaCl")
-    assert _load_calculator(same, atoms, stores)[1]["long_range_source"] == "model"
+    assert load_calculator(same, atoms, stores)[1]["long_range_source"] == "model"
     other = SimpleNamespace(model=str(random_mace), long_range=TERM.model_copy(update={"epsilon_r": 1.0}), salt="NaCl")
     with pytest.raises(ModelError, match="delta learning"):
-        _load_calculator(other, atoms, stores)
+        load_calculator(other, atoms, stores)
     from jobflow import CURRENT_JOB
 
     from electrodb.flows.job_io import NoJobStoreError
 
     CURRENT_JOB.reset()
     with pytest.raises(NoJobStoreError):  # outside a job it never falls back to the process's own database
-        _load_calculator(spec, atoms)
+        load_calculator(spec, atoms)
 
 
 def test_cli_long_range_option_parses_json_yaml_and_files(tmp_path: Path) -> None:
