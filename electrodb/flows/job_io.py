@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobflow import JobConfig, job
+from jobflow import CURRENT_JOB, JobConfig, job
 from maggma.core import Store
 
 from electrodb.store.stores import COLLECTIONS, JOB_COLLECTIONS, ElectroDBStores
@@ -42,8 +42,6 @@ def job_stores(*names: str) -> ElectroDBStores:
         When no job is running (``jobflow.CURRENT_JOB.store`` is unset), or the JobStore lacks an additional
         store the job needs (it was not built by ``ElectroDBStores.job_store()``).
     """
-    from jobflow import CURRENT_JOB
-
     job_store = CURRENT_JOB.store
     if job_store is None:
         raise NoJobStoreError(

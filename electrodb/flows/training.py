@@ -11,6 +11,7 @@ store with its identity, held-out errors and the exact training settings, and is
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import time
 import zlib
@@ -31,11 +32,12 @@ from pydantic import BaseModel, Field
 from electrodb import __version__
 from electrodb.flows.job_io import job_stores, store_job
 from electrodb.models.labelling import label_configurations, perturb_configurations
-from electrodb.models.loader import ModelRef, file_sha256, load_model
+from electrodb.models.loader import ModelError, ModelRef, file_sha256, load_model
 from electrodb.models.mace_train import TrainingResult, TrainingSettings, train_mace
 from electrodb.settings import get_settings
 from electrodb.store.stores import ElectroDBStores
 from electrodb.systems.boxes import box_counts, pack_box
+from electrodb.systems.campaign import LongRangeSettings
 from electrodb.utils.provenance import utcnow
 from electrodb.utils.safe_files import atomic_output
 
@@ -215,8 +217,6 @@ def model_long_range(stores: ElectroDBStores, model_id: str) -> Any:
 
     None also when the model has no document in ``models`` (a foundation model, a file trained elsewhere).
     """
-    from electrodb.systems.campaign import LongRangeSettings
-
     doc = stores.models.query_one({"model_id": model_id}, properties=["model_id", "long_range"])
     recorded = (doc or {}).get("long_range")
     return LongRangeSettings.model_validate(recorded) if recorded else None
@@ -230,8 +230,6 @@ def resolve_long_range(requested: Any, recorded: Any, model: str = "the model") 
     a different requested term is refused (:class:`~electrodb.models.loader.ModelError`): the NNP only reproduces the
     reference together with exactly the term that was removed from its labels.
     """
-    from electrodb.models.loader import ModelError
-
     if recorded is None:
         return requested, ("campaign" if requested is not None else None)
     if requested is None:
@@ -255,10 +253,6 @@ def materialize_model(model_id: str, stores: ElectroDBStores, folder: Path | Non
     verified blob), and the file is written atomically (temporary file, then rename). Load the returned path
     with ``load_model(path, expected_id=model_id)`` to check it once more at load time.
     """
-    import hashlib
-
-    from electrodb.models.loader import ModelError
-
     if not model_id.startswith("sha256:") or len(model_id) != 7 + 64:
         raise ModelError(f"{model_id!r} is not a stored model id ('sha256:' and 64 hex digits)")
     folder = folder or get_settings().models_dir
