@@ -2,37 +2,34 @@
 
 The parent process keeps the queue of pending systems (:func:`electrodb.flows.campaign.prepare_campaign_run`) and
 starts k worker processes (multiprocessing ``spawn``). Worker i gets its device in its environment before torch is
-imported in it (:func:`plan_devices`): ``CUDA_VISIBLE_DEVICES`` = the i-th visible GPU, and ``max(1, cores // k)``
-CPU threads. Each worker runs one system at a time exactly as the sequential path does
+imported in it (:func:`~electrodb.managers.devices.plan_devices`): ``CUDA_VISIBLE_DEVICES`` = the i-th visible GPU,
+and ``max(1, cores // k)`` CPU threads. Each worker runs one system at a time exactly as the sequential path does
 (:func:`electrodb.flows.campaign.run_system`) and writes straight into the database: the embedded SQLite store is
 safe with several writer processes (:mod:`electrodb.store.sqlite`), and so is MongoDB.
 
-Each worker talks to the parent over its own pipe, so a dying worker can break nothing but that pipe. It reports
-``ready``, progress ``line`` and ``done`` messages; the parent turns them into :class:`WorkerEvent` objects (one
-start and one finish line per system). When a worker dies (killed, out of memory), the parent records how
-(``CampaignRunSummary.worker_deaths``), puts its system first in the queue and starts a fresh worker on the same
-device; whichever worker takes the system next resumes it from what is stored (box, equilibrated state, production
-checkpoint), with no frame lost or duplicated. A system whose worker died ``max_deaths`` times is recorded as
-failed. Workers leave when the parent does (Ctrl-C, or the parent killed).
+Each worker (:mod:`electrodb.managers.worker_process`) talks to the parent over its own pipe, so a dying worker can
+break nothing but that pipe. It reports ``ready``, progress ``line`` and ``done`` messages; the parent turns them
+into :class:`WorkerEvent` objects (one start and one finish line per system). When a worker dies (killed, out of
+memory), the parent records how (``CampaignRunSummary.worker_deaths``), puts its system first in the queue and
+starts a fresh worker on the same device; whichever worker takes the system next resumes it from what is stored
+(box, equilibrated state, production checkpoint), with no frame lost or duplicated. A system whose worker died
+``max_deaths`` times is recorded as failed. Workers leave when the parent does (Ctrl-C, or the parent killed).
 """
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import pickle
 import signal
-import threading
 import time
-import traceback
-import warnings
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Literal
+
+from maggma.stores import GridFSStore, MemoryStore, MongoStore
 
 from electrodb.flows.campaign import (
     CampaignRunSummary,
@@ -42,7 +39,10 @@ from electrodb.flows.campaign import (
     run_solvation,
 )
 from electrodb.flows.md import ElectrolyteFlowMaker
+from electrodb.managers.devices import WorkerDevice, plan_devices, visible_gpus
+from electrodb.managers.worker_process import builtin_filters, environ, settings_env, worker_main
 from electrodb.settings import ElectroDBSettings
+from electrodb.store.sqlite import SQLiteStore
 from electrodb.store.stores import ElectroDBStores
 from electrodb.systems.campaign import Campaign, SystemSpec
 
@@ -56,26 +56,6 @@ MAX_START_FAILURES = 3
 class WorkerError(RuntimeError):
     """Workers cannot run this campaign (stores or maker other processes cannot get), or keep dying before they
     run anything."""
-
-
-@dataclass(frozen=True)
-class WorkerDevice:
-    """The device of one worker.
-
-    Attributes
-    ----------
-    index
-        Worker number, from 0.
-    name
-        What the device is, for people (``GPU 3``, ``CPU, 2 threads``).
-    env
-        Environment variables set in the worker before it imports anything (``CUDA_VISIBLE_DEVICES``, thread
-        counts).
-    """
-
-    index: int
-    name: str
-    env: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -133,86 +113,8 @@ class WorkerEvent:
         return f"{who}: {self.text}"
 
 
-def visible_gpus() -> list[str]:
-    """The GPUs this process may use: the entries of ``CUDA_VISIBLE_DEVICES`` when it is set (CUDA stops at the
-    first negative one; empty means none), else the devices torch counts."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        out: list[str] = []
-        for entry in (v.strip() for v in visible.split(",")):
-            if not entry or entry.startswith("-"):
-                break
-            out.append(entry)
-        return out
-    try:
-        import torch
-    except ImportError:
-        return []
-    return [str(i) for i in range(torch.cuda.device_count())]
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def plan_devices(workers: int, gpus: list[str] | None = None, cores: int | None = None) -> list[WorkerDevice]:
-    """One device per worker: the i-th visible GPU, or the CPU; ``max(1, cores // workers)`` threads each, never
-    more than ``OMP_NUM_THREADS`` of this process when that is set (the user's limit for one process).
-
-    Parameters
-    ----------
-    workers
-        Number of worker processes (systems run at once).
-    gpus
-        GPU ids to hand out (default :func:`visible_gpus`); with none, every worker runs on the CPU.
-    cores
-        CPU cores to share (default: those this process may run on).
-
-    Raises
-    ------
-    ValueError
-        When ``workers`` is below 1, or there are GPUs but fewer than ``workers``.
-    """
-    if workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {workers}")
-    gpus = visible_gpus() if gpus is None else list(gpus)
-    threads = max(1, (cores or _cores()) // workers)
-    limit = os.environ.get("OMP_NUM_THREADS", "")
-    if limit.isdigit() and int(limit) > 0:
-        threads = min(threads, int(limit))
-    thread_env = {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-    plural = "s" if threads > 1 else ""
-    if not gpus:
-        return [
-            WorkerDevice(i, f"CPU, {threads} thread{plural}", {**thread_env, "CUDA_VISIBLE_DEVICES": ""})
-            for i in range(workers)
-        ]
-    if workers > len(gpus):
-        raise ValueError(
-            f"--workers {workers} needs one GPU per worker, but {len(gpus)} are visible "
-            f"(CUDA_VISIBLE_DEVICES={','.join(gpus)}); use --workers {len(gpus)} or fewer, "
-            "or CUDA_VISIBLE_DEVICES='' to run every worker on the CPU"
-        )
-    return [WorkerDevice(i, f"GPU {gpus[i]}", {**thread_env, "CUDA_VISIBLE_DEVICES": gpus[i]}) for i in range(workers)]
-
-
-def _settings_env(settings: ElectroDBSettings) -> dict[str, str | None]:
-    """``ELECTRODB_*`` variables that make a worker's process-wide settings exactly ``settings`` (None: unset)."""
-    env: dict[str, str | None] = {"ELECTRODB_CONFIG": None}  # every field is given below
-    for name, value in settings.model_dump(mode="json").items():
-        key = f"ELECTRODB_{name.upper()}"
-        env[key] = None if value is None else value if isinstance(value, str) else json.dumps(value)
-    return env
-
-
 def _check_shareable(stores: ElectroDBStores) -> None:
     """Workers open the database of ``stores.settings`` themselves: refuse stores other processes cannot open."""
-    from maggma.stores import GridFSStore, MemoryStore, MongoStore
-
-    from electrodb.store.sqlite import SQLiteStore
 
     def shareable(store: object) -> bool:  # maggma's MemoryStore (and MontyStore) subclass MongoStore
         return isinstance(store, SQLiteStore | MongoStore | GridFSStore) and not isinstance(store, MemoryStore)
@@ -224,83 +126,6 @@ def _check_shareable(stores: ElectroDBStores) -> None:
             f"worker processes cannot open the stores {odd} ({', '.join(kinds)}): run with workers=1, or use the "
             "embedded database or MongoDB (ElectroDBSettings / ELECTRODB_DB_URI)"
         )
-
-
-@contextmanager
-def _environ(changes: dict[str, str | None]) -> Iterator[None]:
-    """``os.environ`` with ``changes`` applied (a spawned child inherits it), restored afterwards."""
-    old = {k: os.environ.get(k) for k in changes}
-    try:
-        for key, value in changes.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        yield
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def _builtin_filters() -> list[Any]:
-    """The warning filters of this process whose category is a builtin warning (they unpickle anywhere)."""
-    return [f for f in warnings.filters if getattr(f[2], "__module__", "") == "builtins"]
-
-
-def _exit_with(parent_pid: int) -> None:
-    """Leave as soon as the parent is gone (a worker must not keep writing for a run nobody watches)."""
-    while True:
-        time.sleep(1.0)
-        if os.getppid() != parent_pid:
-            os._exit(3)
-
-
-def _worker_main(conn: Connection, parent_pid: int, maker_blob: bytes, filters: list[Any]) -> None:
-    """A worker: run the systems the parent sends, one at a time, until told to stop or the pipe closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    threading.Thread(target=_exit_with, args=(parent_pid,), daemon=True).start()
-    warnings.filters[:] = filters  # the parent's (the CLI silences known, harmless dependency warnings)
-    try:  # torch, imported by the first job, reads its device and thread count from the environment set here
-        from electrodb.flows import md as md_flows
-        from electrodb.flows.campaign import run_system
-        from electrodb.store.stores import get_stores
-
-        maker = pickle.loads(maker_blob)
-        stores = get_stores().connect()  # the settings of the parent's stores (``_settings_env``)
-        job_store = stores.job_store()
-    except BaseException:
-        conn.send(("crash", traceback.format_exc()))
-        raise SystemExit(1) from None
-    current: list[str | None] = [None]
-
-    def hook(line: str) -> None:
-        try:
-            conn.send(("line", current[0], line))
-        except OSError:  # the parent is gone
-            os._exit(3)
-
-    md_flows.set_progress_hook(hook)
-    conn.send(("ready", os.getpid()))
-    while True:
-        try:
-            message = conn.recv()
-        except EOFError:
-            break
-        if message[0] != "run":
-            break
-        spec = SystemSpec.model_validate(message[1])
-        current[0] = spec.system_id
-        try:
-            status, reason = run_system(spec, stores, maker, job_store)
-        except Exception as exc:  # the store or the flow itself broke, not a job: still this system's failure
-            status, reason = "failed", f"{type(exc).__name__}: {exc}"
-            mark_failed(stores, spec.system_id, reason)
-        conn.send(("done", spec.system_id, status, reason))
-        current[0] = None
-    stores.close()
 
 
 @dataclass
@@ -379,12 +204,12 @@ class _Pool:
     def _start(self, slot: _Slot, context: Any, blob: bytes) -> None:
         parent_conn, child_conn = context.Pipe()
         process = context.Process(
-            target=_worker_main,
-            args=(child_conn, os.getpid(), blob, _builtin_filters()),
+            target=worker_main,
+            args=(child_conn, os.getpid(), blob, builtin_filters()),
             name=f"electrodb-worker-{slot.device.index + 1}",
             daemon=False,  # a daemonic process may not start processes of its own; _stop ends workers instead
         )
-        with _environ({**_settings_env(self.settings), **slot.device.env}):
+        with environ({**settings_env(self.settings), **slot.device.env}):
             process.start()  # the spawned interpreter inherits this environment before it imports anything
         child_conn.close()
         slot.process, slot.conn, slot.ready, slot.pid, slot.crash = process, parent_conn, False, None, ""
