@@ -37,6 +37,8 @@ from electrodb.managers.stages import (
 )
 from electrodb.systems.campaign import SystemSpec
 
+# fireworks (the optional extra electrodb[fireworks], also behind jobflow.managers.fireworks) is imported where used.
+
 __all__ = ["FW_STATE_ORDER", "FireWorksBackend", "aggregate_state", "workflow_for"]
 
 #: A system's state is that of its least advanced Firework, read in this order (first present wins), except that

@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobflow import Flow, JobStore
+from maggma.stores import GridFSStore, JSONStore, MemoryStore, MongoStore, MontyStore
 
+from electrodb.flows.campaign import pending_systems, register_campaign
+from electrodb.flows.md import ElectrolyteFlowMaker
 from electrodb.managers.fireworks import FireWorksBackend
 from electrodb.managers.jobflow_remote import JobflowRemoteBackend
 from electrodb.managers.stages import (
@@ -30,6 +33,8 @@ from electrodb.managers.stages import (
     SubmitOptions,
     engine_phase,
 )
+from electrodb.models.staging import stage_model
+from electrodb.store.sqlite import SQLiteStore
 from electrodb.store.stores import ElectroDBStores
 from electrodb.systems.campaign import Campaign, SystemSpec
 
@@ -63,10 +68,6 @@ def get_backend(name: str, **kwargs: Any) -> EngineBackend:
 
 def _store_locations(job_store: JobStore) -> dict[str, str]:
     """``{store name: 'network' | 'node' | 'process' | 'unknown'}``: who can reach each store of a JobStore."""
-    from maggma.stores import GridFSStore, JSONStore, MemoryStore, MongoStore, MontyStore
-
-    from electrodb.store.sqlite import SQLiteStore
-
     out = {}
     for name, store in {"docs": job_store.docs_store, **job_store.additional_stores}.items():
         if isinstance(store, MemoryStore):  # before MongoStore: MemoryStore subclasses it
@@ -123,8 +124,6 @@ def system_flows(
 ) -> list[tuple[SystemSpec, Flow]]:
     """One flow per system, with ``metadata['electrodb_system_id']`` (and the staged model's
     ``'electrodb_model_sha256'`` when given) on the flow and on every job."""
-    from electrodb.flows.md import ElectrolyteFlowMaker
-
     maker = maker or ElectrolyteFlowMaker()
     out = []
     for spec in specs:
@@ -196,9 +195,6 @@ def submit_campaign(
     maker
         The per-system flow maker (default :class:`~electrodb.flows.md.ElectrolyteFlowMaker`).
     """
-    from electrodb.flows.campaign import pending_systems, register_campaign
-    from electrodb.models.staging import stage_model
-
     options = options or SubmitOptions()
     if options.chunk_size < 1:
         raise EngineConfigError(f"--chunk-size must be at least 1 system, got {options.chunk_size}")
