@@ -34,19 +34,9 @@ from maggma.core import Sort, Store, StoreError
 from monty.json import jsanitize
 from pydash import get, has, set_
 
+from electrodb.store.sqlite_codec import decode_fast, doc_kinds, encode, json_path, key_text, tagged_paths
 from electrodb.store.sqlite_fallback import distinct_values, filter_sort_page, first_matching_id, matching_ids
-from electrodb.store.sqlite_query import (
-    StoreCollection,
-    Translator,
-    column_value,
-    decode_fast,
-    doc_kinds,
-    encode,
-    json_path,
-    key_text,
-    project,
-    tagged_paths,
-)
+from electrodb.store.sqlite_query import StoreCollection, Translator, column_value, project
 from electrodb.store.sqlite_schema import (
     KINDS_UPSERT,
     SUFFIX,

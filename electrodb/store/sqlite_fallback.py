@@ -14,7 +14,7 @@ from typing import Any
 from mongomock import helpers
 from mongomock.filtering import NOTHING, filter_applies, iter_key_candidates, resolve_sort_key
 
-from electrodb.store.sqlite_query import decode, decode_fast
+from electrodb.store.sqlite_codec import decode, decode_fast
 
 __all__ = ["distinct_values", "filter_sort_page", "first_matching_id", "matching_ids", "sort_items"]
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from electrodb.store.sqlite_query import json_path
+from electrodb.store.sqlite_codec import json_path
 
 __all__ = [
     "KINDS_UPSERT",
