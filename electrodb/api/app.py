@@ -103,7 +103,9 @@ def create_app(settings: ElectroDBSettings | None = None, cache_mb: float | None
         responses=schemas.error_responses(422, 500),
         description="Read-only access to electrolyte properties computed by ElectroDB (NNP molecular dynamics). "
         "Units: Å, ps, K, mol/kg, diffusion in 1e-9 m²/s. Every headline property P comes with P_err, "
-        "P_status (converged | unconverged | insufficient), P_reason and P_criterion; filter with P_status. "
+        "P_status (converged | unconverged | insufficient: P null | input: from a correlation or an input, not "
+        "computed), P_reason, P_criterion, P_n_eff (independent samples behind P_err) and P_t_equil_ps; filter "
+        "with P_status. "
         "Conventions of emmet-api / mp-api: _fields, _all_fields, _sort_fields, _skip/_limit or "
         "_page/_per_page, comma-separated lists, meta.total_doc.",
     )

@@ -15,6 +15,11 @@ for summaries; ``StructureDoc`` … for the property collections); with ``fields
 (built with ``model_construct``: fields not requested are absent). ``as_dict=True`` gives plain dicts,
 ``as_dataframe=True`` a pandas DataFrame.
 
+Every headline property ``P`` of a summary comes with ``P_err``, ``P_status`` (``converged``, ``unconverged``,
+``insufficient`` or ``input``: taken from a correlation or an input, not computed), ``P_reason``, ``P_n_eff``
+(effectively independent samples behind ``P_err``) and ``P_t_equil_ps``. A summary property whose status is
+``insufficient`` comes back with ``P`` and ``P_err`` None, also from a server or database older than that contract.
+
 Connection errors and 5xx answers are retried ``retries`` times with exponential back-off; a 4xx raises
 :class:`ElectroDBAPIError` naming the offending parameter. In tests, pass an existing ``httpx.Client``-like
 object (e.g. ``fastapi.testclient.TestClient(app)``) as ``client=``; a custom ``transport=``
@@ -33,6 +38,7 @@ import httpx
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
+from electrodb.documents.properties import withhold_insufficient
 from electrodb.documents.registry import COLLECTIONS as REGISTRY
 from electrodb.documents.registry import PROPERTY_COLLECTIONS, SUMMARY_PROPERTIES
 
@@ -330,7 +336,8 @@ class ElectroDBClient:
             Deprecated name of ``chunk_size``.
         **filters
             Per headline property ``P``: ``P=(min, max)``, ``P_min=``, ``P_max=``, ``P_status="converged"``
-            (or a list of statuses); ``electrolyte_ids=[...]``.
+            (or a list of statuses: ``converged``, ``unconverged``, ``insufficient``, ``input``);
+            ``electrolyte_ids=[...]``.
 
         Raises
         ------
@@ -346,7 +353,7 @@ class ElectroDBClient:
             salt, cation, anion, molality, temperature, model_id, campaign, fields, sort, filters
         )
         docs = [
-            d
+            withhold_insufficient(d)
             for chunk in self.pages("/electrolytes", params, limit=limit, chunk_size=chunk_size, num_chunks=num_chunks)
             for d in chunk
         ]
@@ -378,7 +385,7 @@ class ElectroDBClient:
     def get(self, electrolyte_id: str, fields: Sequence[str] | None = None, as_dict: bool = False) -> Any:
         """One electrolyte summary (an :class:`ElectrolyteSummary`, or a dict with ``as_dict``)."""
         params = {"_fields": ",".join(fields)} if fields else None
-        doc = self._get(f"/electrolytes/{electrolyte_id}", params)["data"]
+        doc = withhold_insufficient(self._get(f"/electrolytes/{electrolyte_id}", params)["data"])
         return doc if as_dict else to_model("electrolytes", doc, partial=bool(fields))
 
     def get_rdf(
@@ -426,6 +433,8 @@ class ElectroDBClient:
             for chunk in self.pages(f"/{collection}", sent, limit=limit, chunk_size=chunk_size, num_chunks=num_chunks)
             for d in chunk
         )
+        if collection == "electrolytes":
+            docs = (withhold_insufficient(d) for d in docs)
         if as_dict:
             return list(docs)
         return [to_model(collection, d, partial=bool(fields)) for d in docs]

@@ -1,4 +1,10 @@
-"""The API's read-only stores: connection on first use, paging, counts and distinct done by the database."""
+"""The API's read-only stores: connection on first use, paging, counts and distinct done by the database.
+
+Summaries are served under the one contract for ``insufficient``
+(:func:`~electrodb.documents.properties.withhold_insufficient`): a property whose status is ``insufficient`` is
+served with a null value and error, even from a database built before the summary builder wrote them so. A
+projection that names ``P`` or ``P_err`` reads ``P_status`` too, to apply it, and serves only what it named.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ from typing import Any
 
 from electrodb.api.cache import BytesLRU
 from electrodb.api.jsonout import dumps
+from electrodb.documents.properties import WITHHELD_SUFFIXES, withhold_insufficient
+from electrodb.documents.registry import SUMMARY_PROPERTIES
 from electrodb.settings import ElectroDBSettings
 from electrodb.store import query as q
 from electrodb.store.stores import get_stores
@@ -34,6 +42,31 @@ SERVED = (
 def _no_id(doc: dict) -> dict:
     """The document without the store's ``_id`` (never served; its absence keeps rendering on the fast path)."""
     doc.pop("_id", None)
+    return doc
+
+
+#: ``P`` and ``P_err`` (…) → ``P_status``: what a summary projection must read to withhold insufficient values.
+_STATUS_OF = {
+    field: f"{prop}_status" for prop in SUMMARY_PROPERTIES for field in (prop, *(prop + s for s in WITHHELD_SUFFIXES))
+}
+
+
+def _read_projection(name: str, properties: dict | None) -> tuple[dict | None, tuple[str, ...]]:
+    """The projection to read (on summaries, with the status of every value it names) and the fields it added."""
+    if name != "electrolytes" or not properties or not all(properties.values()):
+        return properties, ()
+    added = tuple(
+        dict.fromkeys(_STATUS_OF[f] for f in properties if f in _STATUS_OF and _STATUS_OF[f] not in properties)
+    )
+    return ({**properties, **dict.fromkeys(added, 1)}, added) if added else (properties, ())
+
+
+def _served(name: str, doc: dict, added: tuple[str, ...]) -> dict:
+    """A document as served: a summary's insufficient values withheld, the fields read only for that dropped."""
+    if name == "electrolytes":
+        withhold_insufficient(doc)
+        for field in added:
+            doc.pop(field, None)
     return doc
 
 
@@ -71,13 +104,14 @@ class Database:
         self, name: str, criteria: dict, properties: dict | None, sort: dict[str, int], skip: int, limit: int
     ) -> tuple[list[dict], int]:
         """Documents ``skip``…``skip+limit`` in ``sort`` order and the total count matching ``criteria``."""
+        properties, added = _read_projection(name, properties)
         properties, paths = q.split_projection(properties)  # dotted paths are applied here, alike everywhere
         store = self.store(name)
         total = store.count(criteria)
         if limit == 0:
             return [], total
         docs = store.query(criteria, properties=properties, sort=sort, skip=skip, limit=limit)
-        return [q.apply_subpaths(_no_id(d), paths) for d in docs], total
+        return [_served(name, q.apply_subpaths(_no_id(d), paths), added) for d in docs], total
 
     def page_json(
         self,
@@ -119,10 +153,11 @@ class Database:
         rendered = {i: self.doc_cache.get((*prefix, i)) for i in ids}
         missing = [i for i, text in rendered.items() if text is None]
         if missing:
-            top, paths = q.split_projection(properties)
+            read, added = _read_projection(name, properties)
+            top, paths = q.split_projection(read)
             for doc in store.query_ids(missing, top):
                 rid = doc.pop("_id")
-                rendered[rid] = text = dumps(q.apply_subpaths(doc, paths))
+                rendered[rid] = text = dumps(_served(name, q.apply_subpaths(doc, paths), added))
                 self.doc_cache.put((*prefix, rid), text)
         return [t for t in (rendered[i] for i in ids) if t is not None], total
 
@@ -182,15 +217,17 @@ class Database:
         return matches
 
     def one(self, name: str, criteria: dict, properties: dict | None = None) -> dict | None:
+        properties, added = _read_projection(name, properties)
         properties, paths = q.split_projection(properties)
         doc = self.store(name).query_one(criteria, properties=properties)
-        return None if doc is None else q.apply_subpaths(_no_id(doc), paths)
+        return None if doc is None else _served(name, q.apply_subpaths(_no_id(doc), paths), added)
 
     def find(
         self, name: str, criteria: dict, properties: dict | None = None, sort: dict | None = None, limit: int = 0
     ) -> list[dict]:
+        properties, added = _read_projection(name, properties)
         docs = self.store(name).query(criteria, properties=properties, sort=sort, limit=limit)
-        return [_no_id(d) for d in docs]
+        return [_served(name, _no_id(d), added) for d in docs]
 
     def version(self, name: str) -> Hashable | None:
         """Token that changes whenever collection ``name`` changes (any process), or ``None`` if the store

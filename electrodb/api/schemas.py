@@ -2,8 +2,9 @@
 
 Documents may be projected (``_fields``), so every document field is optional here; nested objects are plain
 objects. The summary schema lists every headline property ``P`` of
-:data:`~electrodb.documents.properties.SUMMARY_PROPERTIES` with ``P_err``, ``P_status``, ``P_reason``,
-``P_criterion``, ``exp_P``, ``exp_P_source``.
+:data:`~electrodb.documents.registry.SUMMARY_PROPERTIES` with ``P_err``, ``P_status`` (an enumeration of
+:data:`~electrodb.analysis.convergence.STATUSES`), ``P_reason``, ``P_criterion``, ``P_n_runs``, ``P_n_eff``,
+``P_t_equil_ps``, ``exp_P``, ``exp_P_source``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import types
 import typing
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -23,6 +24,11 @@ from electrodb.store.query import SUMMARY_EXTRA_FIELDS
 __all__ = ["ErrorResponse", "FramesResponse", "ListMeta", "error_responses", "list_response", "one_response"]
 
 _SCALARS = (str, int, float, bool)
+_STATUS = Literal[STATUSES]  # type: ignore[valid-type]
+_STATUS_TEXT = (
+    "converged (a result), unconverged (computed, a criterion failed: never a result), insufficient (not enough "
+    "data: the value and its error are null) or input (taken from a correlation or an input, not computed)"
+)
 
 
 class ErrorBody(BaseModel):
@@ -74,14 +80,37 @@ def _summary_model() -> type[BaseModel]:
         fields[name] = (_lenient(info.annotation), Field(None, description=info.description))
     for prop, (unit, text) in SUMMARY_PROPERTIES.items():
         u = f" ({unit})" if unit else ""
-        fields.setdefault(prop, (float | None, Field(None, description=f"{text}{u}; null when not computed")))
+        fields.setdefault(
+            prop, (float | None, Field(None, description=f"{text}{u}; null when not computed or insufficient"))
+        )
         fields.setdefault(f"{prop}_err", (float | None, Field(None, description=f"standard error of {prop}{u}")))
         fields.setdefault(
-            f"{prop}_status",
-            (str | None, Field(None, description=f"convergence status of {prop}: {', '.join(STATUSES)}")),
+            f"{prop}_status", (_STATUS | None, Field(None, description=f"convergence status of {prop}: {_STATUS_TEXT}"))
         )
-        fields.setdefault(f"{prop}_reason", (str | None, Field(None, description="why not converged ('' if it is)")))
+        fields.setdefault(
+            f"{prop}_reason",
+            (str | None, Field(None, description="why not converged, or where an input came from ('' if converged)")),
+        )
         fields.setdefault(f"{prop}_criterion", (str | None, Field(None, description="criterion applied")))
+        fields.setdefault(f"{prop}_n_runs", (int | None, Field(None, description=f"runs merged into {prop}")))
+        fields.setdefault(
+            f"{prop}_n_eff",
+            (
+                float | None,
+                Field(
+                    None,
+                    description=f"effectively independent samples behind {prop}_err, summed over the merged runs "
+                    "(null when a run did not record it)",
+                ),
+            ),
+        )
+        fields.setdefault(
+            f"{prop}_t_equil_ps",
+            (
+                float | None,
+                Field(None, description="largest equilibration cut (ps) among the merged runs (null when unknown)"),
+            ),
+        )
         fields.setdefault(f"exp_{prop}", (float | None, Field(None, description=f"experimental {prop}{u}")))
         fields.setdefault(f"exp_{prop}_source", (str | None, Field(None, description="source of the experiment")))
     for name in SUMMARY_EXTRA_FIELDS:

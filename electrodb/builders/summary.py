@@ -3,6 +3,13 @@
 Repeat runs of the same electrolyte (replicas, ingested copies with the same model label) are merged: the
 inverse-variance weighted mean when every run has an uncertainty, otherwise the plain mean with the standard
 error across runs. Experimental values (25 °C reference data) go beside the computed ones as ``exp_*`` fields.
+
+Statuses (:mod:`electrodb.analysis.convergence`) are merged by :func:`merge_property`: converged runs when there
+are any; else runs whose value is an ``input`` (η from a correlation, a fixed density: the same input each time,
+so its error is not divided down); else every run, with the least favourable status. Whatever the analysis
+said, a run or a merged value whose error is exactly zero is not ``converged``, and an ``insufficient`` value is
+written as None (with its error). ``P_n_eff`` and ``P_t_equil_ps`` are read from each merged run's verdict entry
+(``n_eff``, ``t_equil_ps``).
 """
 
 from __future__ import annotations
@@ -16,14 +23,14 @@ import numpy as np
 from maggma.core import Builder, Store
 
 from electrodb.analysis.convergence import STATUSES, Verdict, worst
-from electrodb.analysis.viscosity import SOURCE_WATER
+from electrodb.analysis.viscosity import SOURCE_GREEN_KUBO, SOURCE_LALIBERTE, SOURCE_WATER
 from electrodb.builders.reference import experimental_values
 from electrodb.documents.properties import ElectrolyteSummary, Provenance
 from electrodb.documents.registry import PROPERTIES
 from electrodb.systems.chemistry import parse_salt
 from electrodb.utils.provenance import as_datetime
 
-__all__ = ["ElectrolyteSummaryBuilder", "merge_property", "merge_values"]
+__all__ = ["ZERO_ERROR_REASON", "ElectrolyteSummaryBuilder", "merge_property", "merge_values"]
 
 
 def merge_values(values: list[float | None], errors: list[float | None]) -> tuple[float | None, float | None]:
@@ -77,7 +84,11 @@ def _trajectory_entries(traj: dict[str, Any]) -> dict[str, dict[str, Any]]:
     else:
         temperature = {"status": None}
     if md.get("npt") is False or (traj.get("source") == "ingest" and not md.get("npt")):
-        density = {"status": "insufficient", "criterion": "computed in NPT", "reason": "fixed input density"}
+        density = {
+            "status": "input",
+            "criterion": "computed in NPT",
+            "reason": "fixed input density (no NPT run): not computed, see density_input",
+        }
     elif traj.get("density_converged") is False:
         density = {
             "status": "unconverged",
@@ -98,38 +109,114 @@ def _at_wrong_temperature(traj: dict[str, Any] | None) -> str | None:
     return f"run not at its labelled temperature: {traj.get('temperature_reason') or traj['temperature_status']}"
 
 
-def _viscosity_entry(transport: dict[str, Any] | None) -> dict[str, Any]:
-    """Verdict of the Yeh–Hummer viscosity: a result when computed from the run or from a salt correlation."""
+_ETA_INPUTS = {
+    SOURCE_LALIBERTE: "taken from Laliberté's correlation for the salt (experimental η), not computed from the run",
+    "user": "set by the user (AnalysisSettings.viscosity_Pa_s), not computed from the run",
+    SOURCE_WATER: "experimental viscosity of pure water (Vogel equation), not computed from the run",
+}
+
+
+def _viscosity_entry(transport: dict[str, Any] | None, molality: float) -> dict[str, Any]:
+    """Verdict of the Yeh–Hummer viscosity: a result only when computed from the run (Green–Kubo).
+
+    A correlation (Laliberté), a user's value or pure water's η in pure water is an ``input``; pure water's η for
+    a salt solution is the wrong input (it over-corrects D) and ``unconverged``; an η without a recorded source
+    (an older ElectroDB) is ``unconverged``.
+    """
     entry = _get(transport, "diffusion", "water") or {}
     source = str(entry.get("viscosity_source") or "")
-    criterion = "viscosity of the solution (from the run's stress or a correlation for the salt)"
+    criterion = "viscosity of the solution computed from the run (Green–Kubo); a correlation or a set value is an input"
     if entry.get("viscosity_Pa_s") is None:
         return {"status": "insufficient", "criterion": criterion, "reason": "no viscosity recorded"}
-    if source in ("", SOURCE_WATER):
-        return {"status": "unconverged", "criterion": criterion, "reason": f"pure-water viscosity used ({source})"}
-    return {"status": "converged", "criterion": criterion, "reason": ""}
+    if source == SOURCE_GREEN_KUBO:
+        return {"status": "converged", "criterion": criterion, "reason": ""}
+    if not source:
+        return {"status": "unconverged", "criterion": criterion, "reason": "viscosity source not recorded"}
+    if source == SOURCE_WATER and molality > 0:
+        reason = f"pure-water viscosity used for a salt solution ({source}): over-corrects D"
+        return {"status": "unconverged", "criterion": criterion, "reason": reason}
+    reason = _ETA_INPUTS.get(source, f"taken from {source}, not computed from the run")
+    return {"status": "input", "criterion": criterion, "reason": reason}
+
+
+#: Why a value whose standard error is exactly zero is not converged.
+ZERO_ERROR_REASON = (
+    "standard error exactly zero: the samples never varied (one frozen configuration, identical runs or too few "
+    "independent samples), so there is no error bar to bet on"
+)
+
+
+def _zero_error_guard(verdict: Verdict, error: float | None) -> Verdict:
+    """``verdict``, made ``unconverged`` when it is ``converged`` with an error of exactly zero."""
+    if verdict.converged and error is not None and error == 0.0:
+        return Verdict("unconverged", verdict.criterion, ZERO_ERROR_REASON)
+    return verdict
+
+
+def _merge_runs(
+    values: list[float | None], errors: list[float | None], verdicts: list[Verdict]
+) -> tuple[float | None, float | None, Verdict, list[int]]:
+    """:func:`merge_property`, with the indices of the runs merged instead of their number."""
+    verdicts = [_zero_error_guard(v, e) for v, e in zip(verdicts, errors, strict=True)]
+    has = [i for i, v in enumerate(values) if v is not None]
+    good = [i for i in has if verdicts[i].converged]
+    given = [i for i in has if verdicts[i].status == "input"]
+    if good:
+        use = good
+        value, error = merge_values([values[i] for i in use], [errors[i] for i in use])
+        verdict = Verdict("converged", verdicts[good[0]].criterion)
+    elif given:  # the same input in every run: its error is not divided down by the number of runs
+        use = given
+        value = float(np.mean([values[i] for i in use]))
+        errs = [errors[i] for i in use if errors[i] is not None]
+        error = float(max(errs)) if errs else None
+        verdict = worst(*(verdicts[i] for i in use))
+    else:
+        use = has
+        value, error = merge_values([values[i] for i in use], [errors[i] for i in use])
+        verdict = worst(*verdicts) if verdicts else Verdict("insufficient", "property computed", "no run")
+    if value is None and verdict.status != "insufficient":
+        verdict = Verdict("insufficient", verdict.criterion, verdict.reason or "no value computed")
+    if verdict.status == "insufficient":  # not enough data: no number, whatever a run computed
+        return None, None, verdict, []
+    return value, error, _zero_error_guard(verdict, error), use
 
 
 def merge_property(
     values: list[float | None], errors: list[float | None], verdicts: list[Verdict]
 ) -> tuple[float | None, float | None, Verdict, int]:
-    """Merge one property over runs: converged runs only when there are any, else all runs (status kept).
+    """Merge one property over runs: converged runs only when there are any, else inputs, else all runs.
 
-    Returns ``(value, error, verdict, n_runs_used)``. The merged verdict is ``converged`` when at least one run
-    converged (only those are merged); otherwise the least favourable verdict of the runs, with their reasons.
+    Parameters
+    ----------
+    values, errors
+        Per run (None: not computed).
+    verdicts
+        Per run.
+
+    Returns
+    -------
+    tuple
+        ``(value, error, verdict, n_runs_used)``. The merged verdict is ``converged`` when at least one run
+        converged (only those are merged); else ``input`` when a run's value is an input (only those are merged,
+        the largest error kept); otherwise the least favourable verdict of the runs, with their reasons. A run
+        or a merged value with an error of exactly zero is not converged (:data:`ZERO_ERROR_REASON`); an
+        ``insufficient`` verdict comes with no value and no error.
     """
-    good = [i for i, v in enumerate(verdicts) if v.converged and values[i] is not None]
-    use = good or [i for i, v in enumerate(values) if v is not None]
-    value, error = merge_values([values[i] for i in use], [errors[i] for i in use])
-    if good:
-        verdict = Verdict("converged", verdicts[good[0]].criterion)
-    elif verdicts:
-        verdict = worst(*verdicts)
-    else:
-        verdict = Verdict("insufficient", "property computed", "no run")
-    if value is None and verdict.status != "insufficient":
-        verdict = Verdict("insufficient", verdict.criterion, verdict.reason or "no value computed")
-    return value, error, verdict, len(use) if value is not None else 0
+    value, error, verdict, use = _merge_runs(values, errors, verdicts)
+    return value, error, verdict, len(use)
+
+
+def _sampling(entries: list[Any], use: list[int]) -> tuple[float | None, float | None]:
+    """``(n_eff summed, largest t_equil_ps)`` over the merged runs' verdict entries; None unless all have it."""
+
+    def numbers(key: str) -> list[float] | None:
+        found = [entries[i].get(key) if isinstance(entries[i], dict) else None for i in use]
+        ok = all(isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) for x in found)
+        return [float(x) for x in found] if found and ok else None
+
+    n_eff, t_equil = numbers("n_eff"), numbers("t_equil_ps")
+    return (float(sum(n_eff)) if n_eff else None), (max(t_equil) if t_equil else None)
 
 
 class ElectrolyteSummaryBuilder(Builder):
@@ -231,8 +318,9 @@ class ElectrolyteSummaryBuilder(Builder):
         flat = self._flatten(tids, by_tid)
         first_traj = next(iter(trajectories.values()), {})
         density_input = None
-        if flat["density_status"] == "insufficient" and flat["density"] is not None:
-            # A fixed density is an input, not a result: never shown or compared with experiment as if computed.
+        if flat["density_status"] == "input" and flat["density"] is not None:
+            # A fixed density is an input, not a result: it stays in density_input (density None, as it always
+            # was) and is never compared with experiment as if computed.
             density_input, flat["density"], flat["density_err"] = flat["density"], None, None
         summary = ElectrolyteSummary(
             electrolyte_id=eid,
@@ -276,10 +364,11 @@ class ElectrolyteSummaryBuilder(Builder):
 
     @staticmethod
     def _flatten(tids: list[str], by_tid: dict[str, dict[str, dict]]) -> dict[str, Any]:
-        """``P``, ``P_err``, ``P_status``, ``P_criterion``, ``P_reason``, ``P_n_runs`` for every headline property."""
+        """``P``, ``P_err``, ``P_status``, ``P_criterion``, ``P_reason``, ``P_n_runs``, ``P_n_eff`` and
+        ``P_t_equil_ps`` for every headline property."""
         flat: dict[str, Any] = {}
         for prop, where in PROPERTIES.items():
-            values, errors, verdicts = [], [], []
+            values, errors, verdicts, entries = [], [], [], []
             for tid in tids:
                 docs = by_tid[tid]
                 traj = docs.get("trajectory") or {}
@@ -291,15 +380,17 @@ class ElectrolyteSummaryBuilder(Builder):
                 if where.source == "trajectory":
                     entry = _trajectory_entries(traj)[where.verdict[0]]
                 elif prop == "eta":
-                    entry = _viscosity_entry(doc)
+                    entry = _viscosity_entry(doc, float(_get(doc, "molality") or traj.get("molality") or 0.0))
                 else:
                     entry = _get(doc, *where.verdict)
+                entries.append(entry)
                 verdict = _verdict(entry)
                 wrong_t = _at_wrong_temperature(traj) if prop != "T_mean" else None
                 if wrong_t and verdict.converged:
                     verdict = Verdict("unconverged", verdict.criterion, wrong_t)
                 verdicts.append(verdict)
-            value, error, verdict, n_used = merge_property(values, errors, verdicts)
+            value, error, verdict, use = _merge_runs(values, errors, verdicts)
+            n_eff, t_equil = _sampling(entries, use)
             flat.update(
                 {
                     prop: value,
@@ -307,7 +398,9 @@ class ElectrolyteSummaryBuilder(Builder):
                     f"{prop}_status": verdict.status,
                     f"{prop}_criterion": verdict.criterion,
                     f"{prop}_reason": verdict.reason,
-                    f"{prop}_n_runs": n_used,
+                    f"{prop}_n_runs": len(use),
+                    f"{prop}_n_eff": n_eff,
+                    f"{prop}_t_equil_ps": t_equil,
                 }
             )
         return flat

@@ -53,17 +53,21 @@ _COLUMNS: tuple[tuple[str, str, int], ...] = (
 def format_value(doc: dict, key: str, digits: int = 2) -> tuple[str, str | None]:
     """``("1.23±0.04 (exp 1.33)", None)`` for a converged value, ``("n.c.", reason)`` otherwise.
 
-    A value whose own status is not ``converged`` is never printed as a number: the cell says ``n.c.`` (not
-    converged) or ``n/a`` (insufficient data) and the reason goes to a footnote.
+    A value whose own status is not ``converged`` is never printed as a plain number: the cell says ``n.c.`` (not
+    converged) or ``n/a`` (insufficient data), or, for an ``input`` (taken from a correlation or an input, not
+    computed), the number marked ``input``; the reason (or where the input came from) goes to a footnote.
     """
     value, err, exp = doc.get(key), doc.get(f"{key}_err"), doc.get(f"exp_{key}")
     status = doc.get(f"{key}_status")
     exp_text = f" (exp {exp:.{digits}f})" if exp is not None else ""
-    if status != "converged" or value is None:
+    number = None if value is None else f"{value:.{digits}f}" + (f"±{err:.{digits}f}" if err else "")
+    if status == "input":  # the number (if the summary holds it: a fixed density is in density_input) as an input
+        text = "input" if number is None else f"{number} input"
+        return text + exp_text, doc.get(f"{key}_reason") or "an input, not computed"
+    if status != "converged" or number is None:
         label = "n/a" if status == "insufficient" or value is None else "n.c."
         return label + exp_text, doc.get(f"{key}_reason") or f"status {status}"
-    text = f"{value:.{digits}f}" + (f"±{err:.{digits}f}" if err else "")
-    return text + exp_text, None
+    return number + exp_text, None
 
 
 def property_table(stores: ElectroDBStores, campaign: str) -> tuple[Table, list[str]]:
@@ -175,13 +179,25 @@ def run_demo(console: Console, retrain: bool = False, output_dir: Path = Path("d
         table, notes = property_table(stores, campaign.name)
         console.print(table)
         if notes:
-            console.print("n.c. = computed but not converged, n/a = not enough data; not results:", soft_wrap=True)
+            console.print(
+                "n.c. = computed but not converged, n/a = not enough data, input = taken from a correlation or an "
+                "input, not computed; not results:",
+                soft_wrap=True,
+            )
             for line in notes:
                 console.print(line, soft_wrap=True, markup=False)
-        if any(d.get("density_source") == "input" for d in stores.electrolytes.query({"campaign_ids": campaign.name})):
+        summaries = list(stores.electrolytes.query({"campaign_ids": campaign.name}))
+        if any(d.get("density_source") == "input" for d in summaries):
             console.print(
                 "density: a fixed input (the demo model has no stresses for NPT), so it is not a result and is "
                 "not compared with experiment",
+                soft_wrap=True,
+            )
+        eta_sources = sorted({str(d.get("eta_source")) for d in summaries if d.get("eta_status") == "input"})
+        if eta_sources:
+            console.print(
+                f"η for the Yeh–Hummer correction of D: an input ({', '.join(eta_sources)}), not computed from the "
+                "runs; D corrected with it is judged by its own criteria",
                 soft_wrap=True,
             )
         for item in thermo_table(stores, campaign.systems()[0].model_id):

@@ -17,12 +17,14 @@ from electrodb.utils.provenance import stable_hash, utcnow
 
 __all__ = [
     "STATUS_SUFFIXES",
+    "WITHHELD_SUFFIXES",
     "ElectrolyteSummary",
     "KineticsDoc",
     "PairingDoc",
     "Provenance",
     "StructureDoc",
     "TransportDoc",
+    "withhold_insufficient",
 ]
 
 
@@ -113,16 +115,56 @@ class KineticsDoc(_PropertyDoc):
 
 #: Suffixes of the per-property summary fields: ``P``, ``P_err``, ``P_status``, ``P_criterion``, ``P_reason``.
 STATUS_SUFFIXES: tuple[str, ...] = ("_status", "_criterion", "_reason")
+#: Summary fields of a property ``P`` that are null when ``P_status`` is ``insufficient`` (``P`` itself too).
+WITHHELD_SUFFIXES: tuple[str, ...] = ("_err", "_n_eff", "_t_equil_ps")
+
+
+def withhold_insufficient(doc: dict[str, Any]) -> dict[str, Any]:
+    """Null the value of every property of a summary whose status is ``insufficient`` (in place; returns ``doc``).
+
+    The one contract for ``insufficient``: there was not enough data for a value, so ``P``, ``P_err``,
+    ``P_n_eff`` and ``P_t_equil_ps`` are null wherever a summary is served. The summary builder already writes
+    them so; the API, the export and the client apply this as well, so that a database built before the contract
+    never shows such a number (rebuild it with ``electrodb build --rebuild`` for its range filters to agree).
+    Fields absent from ``doc`` (a projection) stay absent.
+
+    Parameters
+    ----------
+    doc
+        An ``electrolytes`` summary as stored or served (possibly partial).
+
+    Returns
+    -------
+    dict
+        ``doc`` itself.
+    """
+    for key, status in list(doc.items()):
+        if status != "insufficient" or not key.endswith("_status"):
+            continue
+        prop = key.removesuffix("_status")
+        for name in (prop, *(prop + suffix for suffix in WITHHELD_SUFFIXES)):
+            if doc.get(name) is not None:
+                doc[name] = None
+    return doc
 
 
 class ElectrolyteSummary(BaseModel):
     """One document per (salt, molality, temperature, model): repeat runs merged.
 
     Each headline property ``P`` of the registry (:data:`electrodb.documents.registry.PROPERTIES`) appears as
-    ``P`` and ``P_err`` (None when not computed), ``P_status`` (``converged`` / ``unconverged`` / ``insufficient``, see
-    :mod:`electrodb.analysis.convergence`), ``P_criterion`` and ``P_reason``, and, where experiment exists,
-    ``exp_P`` with ``exp_P_source``. A value whose status is not ``converged`` is kept for inspection only: it is
-    never a result. ``P_n_runs`` counts the runs the merged value came from.
+
+    * ``P`` and ``P_err`` (None when not computed);
+    * ``P_status``, one of :data:`electrodb.analysis.convergence.STATUSES`: ``converged`` (a result),
+      ``unconverged`` (computed, a criterion failed; kept for inspection only, never a result), ``insufficient``
+      (not enough data: ``P``, ``P_err``, ``P_n_eff`` and ``P_t_equil_ps`` are None) or ``input`` (taken from a
+      correlation or an input, not computed from the run: ``eta`` from Laliberté's correlation or set by the
+      user; the fixed density of an NVT run, whose value stays in ``density_input`` while ``density`` is None,
+      as it always was). An error of exactly zero is never ``converged``;
+    * ``P_criterion`` and ``P_reason`` (why it is not converged, or where an input came from; '' when converged);
+    * ``P_n_runs``: the runs the merged value came from;
+    * ``P_n_eff``: effectively independent samples behind ``P_err``, summed over those runs (None when a run did
+      not record its ``n_eff``); ``P_t_equil_ps``: the largest equilibration cut (ps) among them (None likewise);
+    * where experiment exists, ``exp_P`` with ``exp_P_source``.
     """
 
     model_config = ConfigDict(extra="allow")
@@ -146,9 +188,16 @@ class ElectrolyteSummary(BaseModel):
     total_ps: float
     n_atoms: int
     model_name: str | None = Field(None, description="readable model name (model_id is the identity)")
-    density_source: str | None = Field(None, description="'npt' (computed) or 'input' (fixed, not a result)")
-    density_input: float | None = Field(None, description="the fixed density when density_source == 'input'")
-    eta_source: str | None = Field(None, description="where the Yeh–Hummer viscosity came from")
+    density_source: str | None = Field(
+        None, description="'npt' (computed) or 'input' (fixed, not a result: density_status 'input', density None)"
+    )
+    density_input: float | None = Field(None, description="the fixed density (kg/m³) when density_source == 'input'")
+    eta_source: str | None = Field(
+        None,
+        description="where the Yeh–Hummer viscosity came from: green_kubo_run (computed from the run) or an input "
+        "(laliberte_correlation, user, experimental_water_vogel; eta_status 'input' or, for pure water in a salt "
+        "solution, 'unconverged')",
+    )
     targets: dict[str, Any] = Field(default_factory=dict, description="convergence targets the statuses used")
     provenance: Provenance
     last_updated: datetime = Field(default_factory=utcnow)

@@ -69,7 +69,8 @@ class PropertyEntry:
     ----------
     name
         The summary field (``D_cation``); the summary also holds ``P_err``, ``P_status``, ``P_criterion``,
-        ``P_reason``, ``P_n_runs`` and, with experiment, ``exp_P``, ``exp_P_err``, ``exp_P_source``.
+        ``P_reason``, ``P_n_runs``, ``P_n_eff`` and ``P_t_equil_ps`` (from the ``n_eff`` and ``t_equil_ps`` of
+        the verdict entries of the merged runs) and, with experiment, ``exp_P``, ``exp_P_err``, ``exp_P_source``.
     unit
         Unit of ``P`` and ``P_err`` in the summary (``""`` for dimensionless); the export's column suffix.
     description
@@ -79,7 +80,10 @@ class PropertyEntry:
     value, error
         Key paths of the value and its standard error in that document (``error`` None: no error is stored).
     verdict
-        Key path of the entry holding the property's ``status``, ``criterion`` and ``reason``.
+        Key path of the entry holding the property's ``status``, ``criterion`` and ``reason`` (and, where the
+        analysis records them, ``n_eff`` and ``t_equil_ps``). The verdicts of ``eta`` and of the run-level
+        quantities (``density``, ``T_mean``) are made by the summary builder, which also decides when a value is
+        an ``input`` (η from a correlation, a fixed density).
     scale
         Factor from the stored unit to ``unit`` (Pa s → mPa s: 1e3).
     experiment
@@ -231,7 +235,8 @@ _ENTRIES: tuple[PropertyEntry, ...] = (
     PropertyEntry(
         name="density",
         unit="kg/m^3",
-        description="NPT equilibrium density (None when the density was a fixed input: see density_input)",
+        description="NPT equilibrium density (None when the density was a fixed input: status input, value in "
+        "density_input)",
         source="trajectory",
         value=("density_kg_m3",),
         error=("density_err_kg_m3",),

@@ -5,12 +5,18 @@ The table has one row per ``electrolytes`` document and fixed columns (so Parque
 * composition: ``electrolyte_id, salt, cation, anion, cation_charge, anion_charge, nu_cation, nu_anion, nu``
   (ν = ν₊ + ν₋), ``cation_radius_A, anion_radius_A`` (Shannon, Å), ``molality_mol_kg, temperature_K, n_atoms``;
 * every headline property ``P`` of :data:`SUMMARY_PROPERTIES` with its unit in the name: ``P_<unit>``,
-  ``P_err_<unit>``, its convergence ``P_status`` (``converged``, ``unconverged``, ``insufficient``; empty
-  for documents built before statuses existed) and ``P_reason`` (empty when converged), experiment
+  ``P_err_<unit>``, its convergence ``P_status`` (``converged``, ``unconverged``, ``insufficient``, ``input``;
+  empty for documents built before statuses existed) and ``P_reason`` (empty when converged; where the value
+  came from when ``input``), the effective number of independent samples behind the error ``P_n_eff`` and the
+  largest equilibration cut ``P_t_equil_ps`` (empty when the runs did not record them), experiment
   ``exp_P_<unit>`` and ``exp_P_source`` (``D_cation_1e-9m2_s``, ``r_cation_O_A``, dimensionless properties
-  have no suffix: ``cn_cation_O``); a non-converged value is written (for inspection) but its status says so;
+  have no suffix: ``cn_cation_O``). An ``unconverged`` value is written (for inspection) but its status says so;
+  an ``input`` value (η from a correlation) is written and its status says it was not computed; an
+  ``insufficient`` one is never written: ``P``, ``P_err``, ``P_n_eff`` and ``P_t_equil_ps`` are empty, also
+  for a summary stored before that contract;
 * ``density_source`` (``npt`` or ``input``), ``density_input_kg_m3`` (the fixed density of NVT runs, when
-  ``input``; ``density_kg_m3`` is then empty), ``eta_source`` (viscosity used for the Yeh–Hummer correction);
+  ``input``; ``density_kg_m3`` is then empty and ``density_status`` is ``input``), ``eta_source`` (viscosity
+  used for the Yeh–Hummer correction);
 * provenance: ``model_id, model_name, code_version, builder, campaign_ids, trajectory_ids`` (``;``-joined), ``n_runs``,
   ``total_ps``, ``last_updated`` (ISO 8601);
 * with ``with_arrays``: g(r) per pair (``rdf_<pair>_r_A``, ``rdf_<pair>_g``, ``rdf_<pair>_n``) and MSD per species
@@ -30,7 +36,6 @@ import json
 import math
 import re
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +43,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from electrodb.documents.properties import withhold_insufficient
 from electrodb.documents.registry import SUMMARY_PROPERTIES
+from electrodb.io.export_thermo import (
+    SOLVATION_COLUMNS,
+    THERMO_COLUMNS,
+    THERMO_STATUS_COLUMNS,
+    as_float,
+    as_str,
+    solvation_columns,
+    thermo_columns,
+)
 from electrodb.io.trajectory_files import (
     TRAJECTORY_FORMATS,
     arrays_universe,
@@ -69,7 +84,9 @@ __all__ = [
     "iter_rows",
     "load_frames",
     "property_column",
+    "solvation_columns",
     "summary_row",
+    "thermo_columns",
     "topology_names",
     "trajectory_universe",
     "write_h5md",
@@ -107,8 +124,8 @@ def _unit_slug(unit: str) -> str:
 
 
 def property_column(prop: str, kind: str = "value") -> str:
-    """Column name of a summary property: ``kind`` is ``value``, ``err``, ``status``, ``reason``, ``exp`` or
-    ``exp_source``."""
+    """Column name of a summary property: ``kind`` is ``value``, ``err``, ``status``, ``reason``, ``n_eff``,
+    ``t_equil``, ``exp`` or ``exp_source``."""
     slug = _unit_slug(SUMMARY_PROPERTIES[prop][0])
     sfx = f"_{slug}" if slug else ""
     return {
@@ -116,6 +133,8 @@ def property_column(prop: str, kind: str = "value") -> str:
         "err": f"{prop}_err{sfx}",
         "status": f"{prop}_status",
         "reason": f"{prop}_reason",
+        "n_eff": f"{prop}_n_eff",
+        "t_equil": f"{prop}_t_equil_ps",
         "exp": f"exp_{prop}{sfx}",
         "exp_source": f"exp_{prop}_source",
     }[kind]
@@ -150,6 +169,8 @@ def export_columns(with_arrays: bool = False) -> list[tuple[str, pa.DataType]]:
             (property_column(prop, "err"), f),
             (property_column(prop, "status"), s),
             (property_column(prop, "reason"), s),
+            (property_column(prop, "n_eff"), f),
+            (property_column(prop, "t_equil"), f),
             (property_column(prop, "exp"), f),
             (property_column(prop, "exp_source"), s),
         ]
@@ -185,15 +206,6 @@ def export_schema(with_arrays: bool = False) -> pa.Schema:
 # ------------------------------------------------------------------------------------------ rows
 
 
-def _float(value: Any) -> float | None:
-    if value is None or isinstance(value, (str, bool)):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _int(value: Any) -> int | None:
     if value is None or isinstance(value, bool):
         return None
@@ -201,14 +213,6 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-def _str(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    return str(value)
 
 
 def _mean_curves(curves: list[dict[str, Any]], xkey: str, ykeys: tuple[str, ...]) -> dict[str, list[float] | None]:
@@ -237,122 +241,61 @@ def _array_columns(tids: list[str], rdfs: dict[str, dict], msds: dict[str, dict]
     return row
 
 
-THERMO_COLUMNS = ("a_cc", "a_cc_err", "gamma_pm", "gamma_pm_err", "exp_gamma_pm", "phi", "phi_err", "exp_phi")
-THERMO_STATUS_COLUMNS = ("a_cc_status", "a_cc_reason", "thermo_status", "thermo_reason")
-_STATUS_RANK = {"converged": 0, "unconverged": 1, "insufficient": 2}
-
-
-def thermo_columns(doc: dict[str, Any], thermo: dict[str, Any] | None) -> dict[str, Any]:
-    """Kirkwood–Buff a_cc, γ± and φ (molal scale) of this electrolyte from its series' ``thermo`` document.
-
-    Experimental γ± and φ are the Pitzer–Mayorga values at this molality (``experiment.pitzer_at_series``).
-    ``thermo_status``/``thermo_reason`` are the document's verdict (``ok`` / ``derivative_only``: legacy
-    documents built before convergence statuses); ``a_cc_status``/``a_cc_reason`` the least favourable verdict
-    of this electrolyte's systems.
-    """
-    out: dict[str, Any] = dict.fromkeys(THERMO_COLUMNS + THERMO_STATUS_COLUMNS)
-    if not thermo:
-        return out
-    out["thermo_status"] = _str(thermo.get("status"))
-    out["thermo_reason"] = _str(thermo.get("reason"))
-    eid = doc.get("electrolyte_id")
-    systems = [s for s in thermo.get("systems") or [] if s.get("electrolyte_id") == eid and "a_cc" in s]
-    statuses = [str(s["a_cc_status"]) for s in systems if s.get("a_cc_status")]
-    if statuses:
-        out["a_cc_status"] = max(statuses, key=lambda x: _STATUS_RANK.get(x, 3))
-        reasons = [str(s["a_cc_reason"]) for s in systems if s.get("a_cc_reason")]
-        out["a_cc_reason"] = "; ".join(dict.fromkeys(reasons))
-    if systems:
-        out["a_cc"] = _float(np.mean([s["a_cc"] for s in systems]))
-        errs = [s.get("a_cc_err") for s in systems]
-        out["a_cc_err"] = _float(np.sqrt(np.sum(np.square(errs))) / len(errs)) if None not in errs else None
-    molality = _float(doc.get("molality"))
-    series = thermo.get("series") or {}
-    for m_list, key_map in (
-        (
-            series.get("molality"),
-            {"gamma_pm": "gamma", "gamma_pm_err": "gamma_err", "phi": "phi", "phi_err": "phi_err"},
-        ),
-        (
-            (thermo.get("experiment") or {}).get("pitzer_at_series", {}).get("molality"),
-            {"exp_gamma_pm": "gamma", "exp_phi": "phi"},
-        ),
-    ):
-        if not m_list or molality is None:
-            continue
-        k = int(np.argmin(np.abs(np.asarray(m_list) - molality)))
-        if abs(m_list[k] - molality) > 1e-5:
-            continue
-        source = series if "gamma_pm" in key_map else thermo["experiment"]["pitzer_at_series"]
-        for column, key in key_map.items():
-            values = source.get(key)
-            out[column] = _float(values[k]) if values else None
-    return out
-
-
-SOLVATION_COLUMNS = {  # solvation document field -> export column (kJ/mol per formula unit)
-    "delta_g_solv_kJ_mol": "dG_solv_kJ_mol",
-    "delta_g_solv_err_kJ_mol": "dG_solv_err_kJ_mol",
-    "delta_g_solv_with_lr_kJ_mol": "dG_solv_with_lr_kJ_mol",
-    "experimental_kJ_mol": "exp_dG_solv_kJ_mol",
-}
-
-
-def solvation_columns(solvation: dict[str, Any] | None) -> dict[str, Any]:
-    """TI solvation free energy of the salt at this temperature and model (same for every molality)."""
-    out: dict[str, Any] = {column: _float((solvation or {}).get(key)) for key, column in SOLVATION_COLUMNS.items()}
-    out["solvation_status"] = _str((solvation or {}).get("status"))
-    return out
-
-
 def summary_row(
     doc: dict[str, Any],
     arrays: dict[str, Any] | None = None,
     thermo: dict[str, Any] | None = None,
     solvation: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One flat export row from an ``electrolytes`` document (``arrays``: from the structure/transport docs)."""
+    """One flat export row from an ``electrolytes`` document (``arrays``: from the structure/transport docs).
+
+    A property whose status is ``insufficient`` is written without value, error, n_eff and t_equil
+    (:func:`~electrodb.documents.properties.withhold_insufficient`), whatever the stored document holds.
+    """
+    doc = withhold_insufficient(dict(doc))
     nu_c, nu_a = _int(doc.get("nu_cation")), _int(doc.get("nu_anion"))
     prov = doc.get("provenance") or {}
     row: dict[str, Any] = {
-        "electrolyte_id": _str(doc.get("electrolyte_id")),
-        "salt": _str(doc.get("salt")),
-        "cation": _str(doc.get("cation")),
-        "anion": _str(doc.get("anion")),
+        "electrolyte_id": as_str(doc.get("electrolyte_id")),
+        "salt": as_str(doc.get("salt")),
+        "cation": as_str(doc.get("cation")),
+        "anion": as_str(doc.get("anion")),
         "cation_charge": _int(doc.get("cation_charge")),
         "anion_charge": _int(doc.get("anion_charge")),
         "nu_cation": nu_c,
         "nu_anion": nu_a,
         "nu": nu_c + nu_a if nu_c is not None and nu_a is not None else None,
-        "cation_radius_A": _float(doc.get("cation_radius_A")),
-        "anion_radius_A": _float(doc.get("anion_radius_A")),
-        "molality_mol_kg": _float(doc.get("molality")),
-        "temperature_K": _float(doc.get("temperature")),
+        "cation_radius_A": as_float(doc.get("cation_radius_A")),
+        "anion_radius_A": as_float(doc.get("anion_radius_A")),
+        "molality_mol_kg": as_float(doc.get("molality")),
+        "temperature_K": as_float(doc.get("temperature")),
         "n_atoms": _int(doc.get("n_atoms")),
     }
     for prop in SUMMARY_PROPERTIES:
-        row[property_column(prop)] = _float(doc.get(prop))
-        row[property_column(prop, "err")] = _float(doc.get(f"{prop}_err"))
-        row[property_column(prop, "status")] = _str(doc.get(f"{prop}_status"))
-        row[property_column(prop, "reason")] = _str(doc.get(f"{prop}_reason"))
-        row[property_column(prop, "exp")] = _float(doc.get(f"exp_{prop}"))
-        row[property_column(prop, "exp_source")] = _str(doc.get(f"exp_{prop}_source"))
-    row["density_source"] = _str(doc.get("density_source"))
-    row["density_input_kg_m3"] = _float(doc.get("density_input"))
-    row["eta_source"] = _str(doc.get("eta_source"))
+        row[property_column(prop)] = as_float(doc.get(prop))
+        row[property_column(prop, "err")] = as_float(doc.get(f"{prop}_err"))
+        row[property_column(prop, "status")] = as_str(doc.get(f"{prop}_status"))
+        row[property_column(prop, "reason")] = as_str(doc.get(f"{prop}_reason"))
+        row[property_column(prop, "n_eff")] = as_float(doc.get(f"{prop}_n_eff"))
+        row[property_column(prop, "t_equil")] = as_float(doc.get(f"{prop}_t_equil_ps"))
+        row[property_column(prop, "exp")] = as_float(doc.get(f"exp_{prop}"))
+        row[property_column(prop, "exp_source")] = as_str(doc.get(f"exp_{prop}_source"))
+    row["density_source"] = as_str(doc.get("density_source"))
+    row["density_input_kg_m3"] = as_float(doc.get("density_input"))
+    row["eta_source"] = as_str(doc.get("eta_source"))
     row.update(thermo_columns(doc, thermo))
     row.update(solvation_columns(solvation))
     row.update(
         {
-            "model_id": _str(doc.get("model_id")),
-            "model_name": _str(doc.get("model_name")),
-            "code_version": _str(prov.get("code_version")),
-            "builder": _str(prov.get("builder")),
+            "model_id": as_str(doc.get("model_id")),
+            "model_name": as_str(doc.get("model_name")),
+            "code_version": as_str(prov.get("code_version")),
+            "builder": as_str(prov.get("builder")),
             "campaign_ids": ";".join(map(str, doc.get("campaign_ids") or [])),
             "trajectory_ids": ";".join(map(str, doc.get("trajectory_ids") or [])),
             "n_runs": _int(doc.get("n_runs")),
-            "total_ps": _float(doc.get("total_ps")),
-            "last_updated": _str(doc.get("last_updated")),
+            "total_ps": as_float(doc.get("total_ps")),
+            "last_updated": as_str(doc.get("last_updated")),
         }
     )
     if arrays is not None:

@@ -17,7 +17,8 @@ Filters on ``electrolytes`` (the summaries):
   (``D_cation_min=1.0`` means D₊ ≥ 1.0 × 1e-9 m²/s); a document whose ``P`` is ``None`` never matches a
   range on ``P``; an empty range (min > max) matches nothing (see :func:`empty_ranges`);
 * status filters ``P_status`` for every ``P``: one status or a comma-separated list of
-  :data:`~electrodb.analysis.convergence.STATUSES` (``D_cation_status=converged``).
+  :data:`~electrodb.analysis.convergence.STATUSES` (``converged``, ``unconverged``, ``insufficient``, ``input``;
+  ``D_cation_status=converged``, ``eta_status=input``).
 """
 
 from __future__ import annotations

@@ -83,6 +83,8 @@ def property_fields(prop: str) -> tuple[str, ...]:
         f"{prop}_reason",
         f"{prop}_criterion",
         f"{prop}_n_runs",
+        f"{prop}_n_eff",
+        f"{prop}_t_equil_ps",
         f"exp_{prop}",
         f"exp_{prop}_source",
     )
@@ -273,7 +275,8 @@ SPECS: dict[str, CollectionSpec] = {
         None,
         ("thermo_id", "salt", "temperature", "model_id", "status", "last_updated"),
         ("salt", "model_id", "campaign", "thermo_id", "status", "temperature_min", "temperature_max"),
-        statuses=STATUSES + LEGACY_THERMO_STATUSES,
+        # a thermo series is computed from the runs, never an input
+        statuses=tuple(s for s in STATUSES if s != "input") + LEGACY_THERMO_STATUSES,
     ),
     "solvation": CollectionSpec(
         "solvation",

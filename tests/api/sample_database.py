@@ -74,11 +74,20 @@ MODEL_NAMES = {MODEL_A: "mace-mp-0 small", MODEL_B: "fine-tuned NaCl"}
 SECRET_DIR = "/srv/electrodb-secret/models"  # absolute server paths planted in the data: never served
 
 
+#: What an older ElectroDB stored: a value beside the status ``insufficient`` (LiCl 3 mol/kg, CN(cation–O)); the
+#: API, export, client and explorer must never show it.
+LEGACY_INSUFFICIENT = {"salt": "LiCl", "molality": 3.0, "prop": "cn_cation_O", "value": 3.648}
+#: The one system whose η was computed from its run (Green–Kubo); every other η is Laliberté's correlation.
+ETA_COMPUTED = ("NaCl", 1.0, 298.15, MODEL_B)
+
+
 def _verdict(salt: str, m: float, prop: str, value: Any) -> dict[str, str]:
-    """Convergence status of a synthetic property: a few deliberately unconverged/insufficient ones."""
+    """Convergence status of a synthetic property: a few deliberately unconverged/insufficient/input ones."""
     criterion = f"{prop}: relative standard error < 10 %"
     if value is None:
         return {"status": "insufficient", "reason": "no first minimum in g(r)", "criterion": criterion}
+    if (salt, m, prop) == (LEGACY_INSUFFICIENT["salt"], LEGACY_INSUFFICIENT["molality"], LEGACY_INSUFFICIENT["prop"]):
+        return {"status": "insufficient", "reason": "2 centres x 0.68 ps = 1.4 centre-ps < 20", "criterion": criterion}
     if salt == "MgCl2" and prop in ("D_cation", "D_cation_pbc"):
         return {"status": "unconverged", "reason": "MSD slope 0.62, not diffusive", "criterion": criterion}
     if salt == "LiCl" and prop == "tau_cation_water":
@@ -90,7 +99,9 @@ def _properties(salt: str, m: float, temperature: float, model: str) -> dict[str
     """Headline values: smooth, distinct functions of composition (so filters and sorts are testable).
 
     Every property of SUMMARY_PROPERTIES gets a value (known ones a physical-looking one), ``P_err``,
-    ``P_status``, ``P_reason``, ``P_criterion``; MgCl2 runs at a fixed input density (``density`` None).
+    ``P_status``, ``P_reason``, ``P_criterion``; D and CN also ``P_n_eff`` and ``P_t_equil_ps``. MgCl2 runs at a
+    fixed input density (``density`` None, ``density_status`` input); η is an input (Laliberté) except for
+    :data:`ETA_COMPUTED`; LiCl 3 mol/kg carries the legacy insufficient value :data:`LEGACY_INSUFFICIENT`.
     """
     dt = temperature - 298.15
     bump = 0.05 if model == MODEL_B else 0.0
@@ -102,7 +113,9 @@ def _properties(salt: str, m: float, temperature: float, model: str) -> dict[str
         "D_water": dw - 0.12 * m + 0.04 * dt,
         "r_cation_O": {"NaCl": 2.38, "LiCl": 1.95, "MgCl2": 2.09}[salt],
         "r_anion_O": 3.17,
-        "cn_cation_O": {"NaCl": 5.6, "LiCl": 4.1, "MgCl2": 6.0}[salt] - 0.1 * m,
+        "cn_cation_O": {"NaCl": 5.6, "LiCl": 4.1, "MgCl2": 6.0}[salt] - 0.1 * m
+        if (salt, m) != (LEGACY_INSUFFICIENT["salt"], LEGACY_INSUFFICIENT["molality"])
+        else LEGACY_INSUFFICIENT["value"],
         "cn_anion_O": 6.9 - 0.2 * m,
         "cn_cation_anion": 0.1 * m,
         "cip_fraction_cation": 0.05 * m,
@@ -123,12 +136,18 @@ def _properties(salt: str, m: float, temperature: float, model: str) -> dict[str
         out[f"{prop}_err"] = None if value is None else abs(value) * 0.03
         for key, text in _verdict(salt, m, prop, value).items():
             out[f"{prop}_{key}"] = text
+        if value is not None and prop.startswith(("D_", "cn_")):
+            out[f"{prop}_n_eff"], out[f"{prop}_t_equil_ps"] = 30.0 + 10.0 * m, 2.5
     if salt == "MgCl2":  # NVT at a fixed density: no computed density to compare with experiment
-        out.update({"density_source": "input", "density_input": 1080.0 + 50 * m, "density_status": "insufficient"})
-        out["density_reason"] = "density fixed by input (NVT)"
+        out.update({"density_source": "input", "density_input": 1080.0 + 50 * m, "density_status": "input"})
+        out["density_reason"] = "fixed input density (no NPT run): not computed, see density_input"
     else:
         out["density_source"] = "npt"
-    out["eta_source"] = "experiment (Kestin 1981)"
+    if (salt, m, temperature, model) == ETA_COMPUTED:
+        out["eta_source"] = "green_kubo_run"
+    else:
+        out["eta_source"] = "laliberte_correlation"
+        out.update({"eta_status": "input", "eta_reason": "taken from Laliberté's correlation for the salt"})
     out["model_name"] = MODEL_NAMES[model]
     if salt == "NaCl":
         out.update(

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from electrodb import __version__
+from electrodb.analysis.convergence import STATUSES
 from electrodb.documents.registry import SUMMARY_PROPERTIES
 from electrodb.settings import ElectroDBSettings
 from electrodb.store.stores import ReadOnlyStoreError, get_stores
@@ -480,13 +481,16 @@ def test_every_property_carries_its_status(client: Any) -> None:
     docs = client.get("/electrolytes").json()["data"]
     for doc in docs:
         for prop in SUMMARY_PROPERTIES:
-            assert doc[f"{prop}_status"] in ("converged", "unconverged", "insufficient"), (prop, doc)
+            assert doc[f"{prop}_status"] in STATUSES, (prop, doc)
             assert isinstance(doc[f"{prop}_reason"], str) and isinstance(doc[f"{prop}_criterion"], str)
             if doc[f"{prop}_status"] == "converged":
                 assert doc[f"{prop}_reason"] == ""
+            if doc[f"{prop}_status"] == "insufficient":
+                assert doc[prop] is None and doc[f"{prop}_err"] is None, (prop, doc)
     mg = next(d for d in docs if d["salt"] == "MgCl2")
     assert mg["D_cation_status"] == "unconverged" and "not diffusive" in mg["D_cation_reason"]
     assert mg["density"] is None and mg["density_source"] == "input" and mg["density_input"] > 1000
+    assert mg["density_status"] == "input" and mg["eta_status"] == "input" and mg["eta"] is not None
     assert mg["model_name"] == "mace-mp-0 small"
 
 

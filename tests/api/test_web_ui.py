@@ -242,3 +242,31 @@ def test_detail_never_shows_unconverged_or_input_values_as_results(server: str, 
     assert "status-converged" in props["r_cation_O"] and "<s>" not in props["r_cation_O"]
     assert 'title="' + MODEL_A + '"' in dom and ">mace-mp-0 small<" in dom
     assert "0.4 ps" in dom and "legacy document" in dom  # MgCl2's thermo document predates statuses
+
+
+@needs_chromium
+def test_inputs_are_tagged_insufficient_values_never_shown_and_n_eff_beside_the_error(
+    server: str, db: dict, tmp_path: Path
+) -> None:
+    mg = next(d for d in db["summaries"] if d["salt"] == "MgCl2" and d["molality"] == 0.5)
+    dom = _dom(f"{server}/?system={mg['electrolyte_id']}", "detail")
+    props = dict(re.findall(r'<tr data-prop="(\w+)">(.*?)</tr>', dom))
+    eta = props["eta"]  # Laliberté's η: shown as an input, neither struck out nor flagged nor a plain result
+    assert 'class="value status-input" title="input: taken from Laliberté' in eta
+    assert re.search(r">0\.94 ± 0\.028<span class=\"input-tag\"[^>]*>input</span>", eta)
+    assert "<s>" not in eta and "⚠" not in eta and "laliberte_correlation, not computed" in eta
+    density = props["density"]  # the fixed density: the input value, tagged, never compared with experiment
+    assert 'class="value status-input"' in density and "1105" in density and "<s>" not in density
+    assert "exp 1075" not in density
+    assert re.search(
+        r'<td class="num neff muted" title="effective number[^"]*2\.5 ps">n_eff 35</td>', props["D_cation"]
+    )
+    assert '<td class="num neff muted"></td>' in props["tau_anion_water"]  # insufficient: no n_eff either
+    legacy = next(d for d in db["summaries"] if d["salt"] == "LiCl" and d["molality"] == 3.0)
+    dom = _dom(f"{server}/?salt=LiCl&system={legacy['electrolyte_id']}", "detail")
+    row = dict(re.findall(r'<tr data-id="([0-9a-f]+)"[^>]*>(.*?)</tr>', dom))[legacy["electrolyte_id"]]
+    assert "3.65" not in row and "3.648" not in row and "insufficient data" in row  # the CN₊O column
+    cn = dict(re.findall(r'<tr data-prop="(\w+)">(.*?)</tr>', dom))["cn_cation_O"]
+    assert "3.648" not in cn and "3.65" not in cn and "insufficient data" in cn and "n_eff" not in cn
+    assert "values tagged “input” were taken from a correlation" in dom
+    _screenshot(f"{server}/?system={mg['electrolyte_id']}", "explorer-inputs.png", tmp_path)

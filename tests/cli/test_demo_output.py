@@ -23,6 +23,16 @@ def test_unconverged_values_are_never_printed_as_numbers():
     assert format_value(doc, "cn_cation_O", 1) == ("n/a", "no minimum")
     doc = {"r_cation_O": 2.3712, "r_cation_O_status": "converged", "exp_r_cation_O": 2.36}
     assert format_value(doc, "r_cation_O") == ("2.37 (exp 2.36)", None)
+    # an insufficient value is never printed, even where an older summary stored one
+    doc = {"cn_cation_O": 3.648, "cn_cation_O_status": "insufficient", "cn_cation_O_reason": "1.4 centre-ps"}
+    assert format_value(doc, "cn_cation_O", 1) == ("n/a", "1.4 centre-ps")
+
+
+def test_inputs_are_printed_as_inputs_with_where_they_came_from():
+    doc = {"eta": 0.972, "eta_err": 0.029, "eta_status": "input", "eta_reason": "Laliberté's correlation"}
+    assert format_value(doc, "eta") == ("0.97±0.03 input", "Laliberté's correlation")
+    doc = {"density": None, "density_status": "input", "density_reason": "fixed input density"}
+    assert format_value(doc, "density", 0) == ("input", "fixed input density")  # the value is in density_input
 
 
 def test_demo_table_on_a_built_database_fits_a_file_and_explains_every_gap(stores):

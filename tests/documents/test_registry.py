@@ -53,8 +53,9 @@ def test_every_property_reaches_the_api_the_export_and_the_indexes() -> None:
     for name in PROPERTIES:
         assert {f"{name}_min", f"{name}_max", f"{name}_status"} <= set(summary.filters)
         assert RANGE_FIELDS[name] == name and EQ_FIELDS[f"{name}_status"] == f"{name}_status"
-        kinds = ("value", "err", "status", "reason", "exp", "exp_source")
+        kinds = ("value", "err", "status", "reason", "n_eff", "t_equil", "exp", "exp_source")
         assert {property_column(name, kind) for kind in kinds} <= columns
+        assert {f"{name}_n_eff", f"{name}_t_equil_ps", f"{name}_n_runs"} <= summary.fields
         assert {name, f"{name}_status"} <= indexed
 
 

@@ -24,7 +24,7 @@ function propertyColumns(info) {
     .filter(([, p]) => p.label)
     .map(([key, p]) => ({ key, label: p.label, prop: true, digits: p.digits }));
 }
-const STATUS_TEXT = { unconverged: "not converged", insufficient: "insufficient data" };
+const STATUS_TEXT = { unconverged: "not converged", insufficient: "insufficient data", input: "input" };
 const COLORS = ["#1f6feb", "#d1242f", "#1a7f37", "#8250df", "#bc4c00", "#0a7ea4", "#6e7781"];
 const SPECIES_COLORS = { cation: "#1f6feb", anion: "#d1242f", water: "#1a7f37" };
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -77,10 +77,13 @@ function modelLabel(doc) {
 }
 
 /* A headline value as a DOM node: converged → the number (± error); not converged → struck out and greyed,
- * reason on hover; insufficient → "insufficient data". Status absent (legacy documents) → the plain number. */
+ * reason on hover; input (taken from a correlation or an input, not computed) → the number with an "input" tag,
+ * neither struck out nor shown as a result; insufficient → "insufficient data", never a number (whatever a
+ * document built before that contract holds). Status absent (legacy documents) → the plain number. */
 function valueNode(doc, name, digits = 3, errDigits = 1) {
-  const v = doc[name], e = doc[`${name}_err`];
   const status = doc[`${name}_status`];
+  const v = status === "insufficient" ? null : inputValue(doc, name);
+  const e = status === "insufficient" ? null : doc[`${name}_err`];
   const reason = doc[`${name}_reason`] || "";
   const span = el("span", { class: `value status-${status || "unknown"}` });
   const number = isNum(v) ? `${fmt(v, digits)}${isNum(e) ? " ± " + fmt(e, errDigits) : ""}` : "–";
@@ -91,10 +94,33 @@ function valueNode(doc, name, digits = 3, errDigits = 1) {
   }
   const label = STATUS_TEXT[status] || status;
   span.title = `${label}${reason ? ": " + reason : ""}`;
+  if (status === "input") {
+    span.textContent = isNum(v) ? number : "";
+    span.appendChild(el("span", { class: "input-tag", "aria-label": "input, not computed" }, "input"));
+    return span;
+  }
   if (isNum(v)) span.appendChild(el("s", {}, number));
   else span.textContent = label;
   span.appendChild(el("span", { class: "status-flag", "aria-label": label }, " ⚠"));
   return span;
+}
+
+/* The value of a property; an input density (NVT) is null in `density` and given in `density_input`. */
+function inputValue(doc, name) {
+  if (name === "density" && doc.density_status === "input" && !isNum(doc.density)) return doc.density_input;
+  return doc[name];
+}
+
+/* Effective number of independent samples behind a property's error, with its equilibration cut on hover. */
+function neffNode(doc, name) {
+  const n = doc[`${name}_status`] === "insufficient" ? null : doc[`${name}_n_eff`];
+  const t = doc[`${name}_t_equil_ps`];
+  const td = el("td", { class: "num neff muted" }, isNum(n) ? `n_eff ${fmt(n, 2)}` : "");
+  if (isNum(n)) {
+    td.title = "effective number of independent samples behind the error" +
+      (isNum(t) ? `; equilibration cut ${fmtPs(t)} ps` : "");
+  }
+  return td;
 }
 
 /* The experimental value of a property, or null. An input (fixed) density is never compared with experiment. */
@@ -244,7 +270,8 @@ async function loadTable() {
     const last = Math.min(state.skip + body.data.length, state.total);
     $("#page-info").textContent = state.total ? `${state.skip + 1}–${last} of ${state.total}` : "no systems match";
     $("#table-info").textContent = `${state.total} system${state.total === 1 ? "" : "s"}; D in 10⁻⁹ m²/s. ` +
-      "Struck-out values did not converge (hover for the reason). " +
+      "Struck-out values did not converge (hover for the reason); values tagged “input” were taken from a " +
+      "correlation or an input, not computed. " +
       "Click a row for g(r), MSD and γ±; click a header to sort.";
     $("#prev").disabled = state.skip === 0;
     $("#next").disabled = last >= state.total;
@@ -402,7 +429,9 @@ function propNote(doc, name) {
   if (name === "density" && doc.density_source === "input") {
     return isNum(doc.density_input) ? `fixed input ${fmt(doc.density_input, 4)} (NVT), not computed` : "fixed input";
   }
-  if (name === "eta" && doc.eta_source) return doc.eta_source;
+  if (name === "eta" && doc.eta_source) {
+    return doc.eta_status === "input" ? `${doc.eta_source}, not computed` : doc.eta_source;
+  }
   return "";
 }
 
@@ -415,6 +444,7 @@ function renderProps(doc) {
     const td = el("td", { class: "num" });
     td.appendChild(valueNode(doc, name, 4, 2));
     tr.appendChild(td);
+    tr.appendChild(neffNode(doc, name));
     tr.appendChild(el("td", { class: "muted unit" }, prettyUnit(info.unit)));
     const x = expValue(doc, name);
     const note = propNote(doc, name);
