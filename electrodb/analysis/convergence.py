@@ -4,14 +4,21 @@ Every property ElectroDB stores carries a :class:`Verdict`:
 
 * ``converged`` — the number passed every documented criterion for its kind and is reported as a result;
 * ``unconverged`` — it was computed, but at least one criterion failed (error too large, no diffusive regime,
-  run too short for the relaxation time, run not at its labelled temperature, ...); it is kept for inspection
-  and never shown as a plain result;
+  run too short for the relaxation time, run not at its labelled temperature, error exactly zero, ...); it is
+  kept for inspection and never shown as a plain result;
 * ``insufficient`` — there was not enough data to compute it at all (no first minimum, too few frames,
-  too few ions, too few concentrations); the value is None.
+  too few ions, too few concentrations); the value and its error are None wherever it is served (summaries,
+  API, export, explorer, client), even where a per-trajectory document keeps a raw number for inspection;
+* ``input`` — the value was not computed from the run but taken from a correlation or given as an input (η
+  from Laliberté's correlation, a user-set η, the fixed density of an NVT run). It is neither a result nor a
+  failure: it is shown as an input, never as ``converged``. A quantity computed *with* an input (D corrected
+  by Yeh–Hummer with an input η) is judged by its own criteria and can be ``converged``.
 
-The criteria themselves live next to the science that defines them (``transport.py`` for D, ``shells.py`` for
-first shells, ...); this module only holds the shared vocabulary and the default targets. Targets can be set
-per campaign (``targets:`` in the campaign YAML) and are part of every document's provenance.
+Analysis modules only ever produce the first three; ``input`` is assigned where a value is known to come from
+outside the run (the summary builder). The criteria themselves live next to the science that defines them
+(``transport.py`` for D, ``shells.py`` for first shells, ...); this module only holds the shared vocabulary and
+the default targets. Targets can be set per campaign (``targets:`` in the campaign YAML) and are part of every
+document's provenance.
 """
 
 from __future__ import annotations
@@ -19,15 +26,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
-__all__ = ["STATUSES", "ConvergenceTargets", "Status", "Verdict", "worst"]
+__all__ = ["FAILED_STATUSES", "STATUSES", "ConvergenceTargets", "Status", "Verdict", "worst"]
 
-Status = Literal["converged", "unconverged", "insufficient"]
-STATUSES: tuple[str, ...] = ("converged", "unconverged", "insufficient")
+Status = Literal["converged", "unconverged", "insufficient", "input"]
+#: Every status a stored property can carry (the API's ``P_status`` filters accept exactly these).
+STATUSES: tuple[str, ...] = ("converged", "unconverged", "insufficient", "input")
+#: Statuses that say the value failed (is not a usable number): what :func:`worst` ranks.
+FAILED_STATUSES: tuple[str, ...] = ("unconverged", "insufficient")
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """Status of one property, the criterion it was judged by, and why it failed (empty when converged)."""
+    """Status of one property, the criterion it was judged by, and why it failed (empty when converged; where the
+    value came from when it is an ``input``)."""
 
     status: Status
     criterion: str
@@ -42,19 +53,23 @@ class Verdict:
 
 
 def worst(*verdicts: Verdict) -> Verdict:
-    """The least favourable of several verdicts (insufficient > unconverged > converged); reasons joined."""
+    """The least favourable of several verdicts on one value, criteria joined.
+
+    A failure wins (insufficient > unconverged), with the reasons of the failures only. ``input`` is not a
+    failure of the value: without failures, one ``input`` part makes the whole an input (with the input
+    reasons: where the value came from); only all ``converged`` is ``converged``.
+    """
     if not verdicts:
         raise ValueError("worst() needs at least one verdict")
-    rank = {"converged": 0, "unconverged": 1, "insufficient": 2}
-    bad = [v for v in verdicts if v.status != "converged"]
-    if not bad:
-        return Verdict("converged", "; ".join(dict.fromkeys(v.criterion for v in verdicts)))
-    top = max(bad, key=lambda v: rank[v.status])
-    return Verdict(
-        top.status,
-        "; ".join(dict.fromkeys(v.criterion for v in verdicts)),
-        "; ".join(dict.fromkeys(v.reason for v in bad if v.reason)),
-    )
+    criteria = "; ".join(dict.fromkeys(v.criterion for v in verdicts))
+    failed = [v for v in verdicts if v.status in FAILED_STATUSES]
+    if failed:
+        top = max(failed, key=lambda v: FAILED_STATUSES.index(v.status))
+        return Verdict(top.status, criteria, "; ".join(dict.fromkeys(v.reason for v in failed if v.reason)))
+    inputs = [v for v in verdicts if v.status == "input"]
+    if inputs:
+        return Verdict("input", criteria, "; ".join(dict.fromkeys(v.reason for v in inputs if v.reason)))
+    return Verdict("converged", criteria)
 
 
 @dataclass(frozen=True)
