@@ -26,8 +26,11 @@ from electrodb.utils.safe_yaml import SpecError, load_yaml_mapping
 
 __all__ = [
     "COULOMB_EV_A",
+    "MAX_ATOMS_PER_BOX",
+    "MAX_SYSTEMS",
     "SPCE_CHARGES",
     "Campaign",
+    "CampaignLimits",
     "LongRangeSettings",
     "MDSettings",
     "PackingSettings",
@@ -245,6 +248,24 @@ class SizeSpec(_Strict):
         return self
 
 
+#: Default bound on the systems one campaign expands into (salts × concentrations × temperatures × replicas).
+MAX_SYSTEMS = 10_000
+#: Default bound on the atoms of one box (waters × 3 + ions' atoms): far above what an NNP runs on one device.
+MAX_ATOMS_PER_BOX = 100_000
+
+
+class CampaignLimits(_Strict):
+    """Bounds a campaign is checked against before anything is expanded or built (campaign YAML key ``limits:``).
+
+    A campaign above them is refused with one line naming the bound; raise it deliberately in the file
+    (``limits: {max_systems: 50000}``). The limits say how much may be planned, not what is simulated, so
+    they are never part of a campaign or system id.
+    """
+
+    max_systems: int = Field(MAX_SYSTEMS, ge=1, description="systems per campaign (salts × c × T × replicas)")
+    max_atoms_per_box: int = Field(MAX_ATOMS_PER_BOX, ge=3, description="atoms per box")
+
+
 class SystemSpec(_Strict):
     """One electrolyte system of a campaign, fully determined."""
 
@@ -290,6 +311,11 @@ class Campaign(_Strict):
     model: str = Field(description="MACE file path, foundation name (mace-mp-0:small) or chgnet:r2scan")
     model_cutoff_A: float = Field(5.0, gt=0, description="NNP cutoff used for the minimum box check (Å)")
     replicas: int = Field(1, ge=1)
+    limits: CampaignLimits = Field(
+        default_factory=CampaignLimits,
+        exclude=True,  # how much may be planned, not what is simulated: never part of a campaign or system id
+        description="bounds on systems per campaign and atoms per box (raise them deliberately)",
+    )
     md: MDSettings = MDSettings()
     packing: PackingSettings = PackingSettings()
     thermo: bool = Field(False, description="build activity/osmotic coefficients over the concentration series")
@@ -341,6 +367,25 @@ class Campaign(_Strict):
             if isinstance(v, bool) or not isinstance(v, int | float):
                 raise ValueError(f"{v!r} is not a number; write concentrations and temperatures as plain numbers")
         return values
+
+    @model_validator(mode="after")
+    def _within_limits(self) -> Campaign:
+        n = len(self.salts) * len(self.concentrations) * len(self.temperatures) * self.replicas
+        if n > self.limits.max_systems:
+            raise ValueError(
+                f"the campaign expands into {n} systems ({len(self.salts)} salts × {len(self.concentrations)} "
+                f"concentrations × {len(self.temperatures)} temperatures × {self.replicas} replicas), above the "
+                f"limit of {self.limits.max_systems}; split it, or raise limits.max_systems deliberately"
+            )
+        # 3 atoms per water at least: a box of n_waters (or a target) above the limit is refused before any count
+        atoms = self.size.target_atoms if self.size.target_atoms is not None else 3 * (self.size.n_waters or 0)
+        if atoms > self.limits.max_atoms_per_box:
+            raise ValueError(
+                f"size asks for boxes of at least {atoms} atoms, above the limit of "
+                f"{self.limits.max_atoms_per_box} atoms per box; use a smaller size, or raise "
+                "limits.max_atoms_per_box deliberately"
+            )
+        return self
 
     @model_validator(mode="after")
     def _below_solubility(self) -> Campaign:
@@ -414,6 +459,12 @@ class Campaign(_Strict):
                         raise ValueError(
                             f"{salt_name} at {conc} {self.concentration_unit}, {temperature} K: {exc}"
                         ) from exc
+                    if c.n_atoms > self.limits.max_atoms_per_box:
+                        raise ValueError(
+                            f"{salt_name} at {conc} {self.concentration_unit}, {temperature} K: the box holds "
+                            f"{c.n_atoms} atoms, above the limit of {self.limits.max_atoms_per_box} atoms per box; "
+                            "use a smaller size, or raise limits.max_atoms_per_box deliberately"
+                        )
                     box_payload = {
                         "salt": c.salt,
                         "n_formula": c.n_formula,

@@ -68,3 +68,36 @@ def test_supersaturation_can_be_asked_for_and_good_files_still_load(tmp_path):
     spec.write_text("name: p\nsalts: [NaCl]\nconcentrations: [7]\nmodel: m\nallow_above_solubility: true\n")
     assert Campaign.from_yaml(spec).concentrations == [7.0]
     assert solubility("NaCl")[0] == pytest.approx(6.15) and solubility("NaBF4") is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("replicas: 1000000\n", "expands into 1000000 systems"),
+        ("size: {n_waters: 1000000000}\n", "above the limit of 100000 atoms per box"),
+        ("size: {target_atoms: 3000000000}\n", "above the limit of 100000 atoms per box"),
+    ],
+)
+def test_campaign_limits_are_checked_before_anything_is_expanded(tmp_path, settings, extra, expected):
+    started = time.perf_counter()
+    result = _plan(tmp_path, GOOD + extra)
+    assert time.perf_counter() - started < 20  # refused up front, not after expanding a million systems
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("error:"))
+    assert expected in line and "raise limits." in line, result.output
+
+
+def test_campaign_limits_can_be_raised_deliberately_and_change_no_id(tmp_path):
+    spec = tmp_path / "ok.yaml"
+    spec.write_text(GOOD + "replicas: 3\n")
+    plain = Campaign.from_yaml(spec)
+    spec.write_text(GOOD + "replicas: 3\nlimits: {max_systems: 3, max_atoms_per_box: 1000}\n")
+    limited = Campaign.from_yaml(spec)
+    assert limited.campaign_id == plain.campaign_id
+    assert [s.system_id for s in limited.systems()] == [s.system_id for s in plain.systems()]
+    spec.write_text(GOOD + "replicas: 4\nlimits: {max_systems: 3}\n")
+    with pytest.raises(SpecError, match="expands into 4 systems"):
+        Campaign.from_yaml(spec)
+    spec.write_text(GOOD + "size: {n_waters: 200}\nlimits: {max_atoms_per_box: 601}\n")  # 600 waters' atoms + ions
+    with pytest.raises(ValueError, match="the box holds 6\\d\\d atoms"):
+        Campaign.from_yaml(spec).systems()
