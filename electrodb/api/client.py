@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from electrodb.documents.properties import withhold_insufficient
@@ -468,45 +467,12 @@ class ElectroDBClient:
         """
         # the frame decoders and the ASE/MDAnalysis converters import maggma, ASE and MDAnalysis: only here, so that
         # the client stays an httpx + pydantic import for users who only query
+        from electrodb.api.client_frames import fetch_frames
         from electrodb.io import export as ex
-        from electrodb.store.frames import TrajectoryArrays, decode_array
 
         if as_ not in ("ase", "mdanalysis", "arrays"):
             raise ValueError(f"as_ must be 'ase', 'mdanalysis' or 'arrays', got {as_!r}")
-        path = f"/trajectories/{trajectory_id}/frames"
-        keys = ("positions", "cells", "times_ps", "potential_energy_eV", "temperature_K")
-        parts: dict[str, list[Any]] = {k: [] for k in keys}
-        skip, meta, total, max_limit = max(0, int(start)), None, None, None
-        while total is None or skip < total:
-            size = chunk_frames
-            if max_limit is not None:  # stay within the server's bound (no reduced-_limit warning)
-                size = min(size or max_limit, max_limit)
-            if stop is not None:
-                size = min(size or max(1, stop - skip), max(1, stop - skip))
-            body = self._get(path, {"_skip": skip, "_limit": size})
-            meta, max_limit = body["data"]["trajectory"], int(body["meta"]["max_limit"])
-            total = int(body["meta"]["total_doc"])
-            total = total if stop is None else min(total, int(stop))
-            frames = body["data"]["frames"]
-            n_keep = min(int(frames["n_frames"]), max(0, total - skip))
-            if n_keep == 0:
-                break
-            for k in keys:
-                parts[k].append(decode_array(frames[k])[:n_keep])
-            skip += n_keep
-        assert meta is not None
-        n_atoms = int(meta["n_atoms"])
-        empty = {"positions": (0, n_atoms, 3), "cells": (0, 3, 3)}
-        arrays = TrajectoryArrays(
-            trajectory_id=meta["trajectory_id"],
-            **{k: np.concatenate(v) if v else np.zeros(empty.get(k, (0,))) for k, v in parts.items()},
-            symbols=list(meta["symbols"]),
-            masses=np.asarray(meta["masses"], dtype=np.float64),
-            role=np.asarray(meta["role"], dtype=np.int8),
-            mol_id=np.asarray(meta["mol_id"], dtype=np.int64),
-            ion_center=np.asarray(meta["ion_center"], dtype=bool),
-            metadata={k: v for k, v in meta.items() if k not in ("symbols", "masses", "role", "mol_id", "ion_center")},
-        )
+        arrays = fetch_frames(self._get, f"/trajectories/{trajectory_id}/frames", start, stop, chunk_frames)
         if as_ == "arrays":
             return arrays
         return ex.arrays_universe(arrays) if as_ == "mdanalysis" else ex.ase_frames(arrays)
