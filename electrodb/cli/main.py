@@ -362,8 +362,10 @@ def export(
             else:
                 rows = export_table(stores, fmt or "parquet", out, filters, with_arrays)
                 console.print(f"wrote {rows} rows to {out}")
-        except ValueError as exc:
+        except ValueError as exc:  # OutputPathError included: --out a file or device for --trajectories, ...
             fail(str(exc))
+        except OSError as exc:  # a disk that fills up while writing
+            fail(f"could not write {exc.filename or out}: {exc.strerror or exc}; free space or choose another --out")
 
 
 @app.command()

@@ -23,7 +23,7 @@ from electrodb import __version__
 from electrodb.store.frames import TrajectoryArrays, TrajectoryError, decode_array, load_trajectory
 from electrodb.store.query import SPECS, build_criteria
 from electrodb.systems.boxes import ROLE_NAMES
-from electrodb.utils.safe_files import atomic_output
+from electrodb.utils.safe_files import OutputPathError, atomic_output
 
 # MDAnalysis (and h5py, its optional H5MD backend) are imported inside the functions that need them: both are
 # heavy, optional (the ``dev`` extra) and needed only for Universe and H5MD output.
@@ -267,6 +267,32 @@ def _h5md_observable(h5: Any, name: str, values: np.ndarray, unit: str) -> None:
     group["time"] = h5[f"particles/{H5MD_GROUP}/position/time"]
 
 
+def _frame_dt(arrays: Any) -> float:
+    """The time between frames (ps): the stored frame interval, else the mean spacing of the times, else 1."""
+    dt = arrays.metadata.get("frame_interval_ps")
+    if dt:
+        return float(dt)
+    times = np.asarray(arrays.times_ps, dtype=np.float64)
+    return float(np.mean(np.diff(times))) if len(times) > 1 else 1.0
+
+
+def _h5md_time(h5: Any, times: np.ndarray, steps: np.ndarray) -> None:
+    """Replace the writer's float32 ``time`` (and its ``step``) by the stored times in float64 and the MD steps.
+
+    MDAnalysis's ``H5MDWriter`` writes times in float32, whose rounding (1e-7 relative) makes frames 0.002 ps apart
+    look unevenly spaced to ``EinsteinMSD``; one float64 dataset is hard-linked into every group that had one.
+    """
+    traj = h5[f"particles/{H5MD_GROUP}"]
+    holders = [name for name in ("box/edges", "position") if name in traj and "time" in traj[name]]
+    for name in holders:
+        del traj[name]["time"], traj[name]["step"]
+    time = traj[holders[0]].create_dataset("time", data=np.asarray(times, dtype=np.float64))
+    time.attrs["unit"] = "ps"
+    step = traj[holders[0]].create_dataset("step", data=np.asarray(steps, dtype=np.int64))
+    for name in holders[1:]:
+        traj[name]["time"], traj[name]["step"] = time, step
+
+
 def write_h5md(arrays: Any, path: str | Path, topology: str | Path | None = None) -> Path:
     """Write a loaded trajectory as an H5MD 1.1 file with MDAnalysis's ``H5MDWriter``, atomically.
 
@@ -276,8 +302,10 @@ def write_h5md(arrays: Any, path: str | Path, topology: str | Path | None = None
         particles/trajectory/box/      dimension = 3, boundary = periodic ×3
             edges/value (F, 3, 3) Å    lattice vectors as rows (lower-triangular, MDAnalysis's convention)
             edges/step, edges/time     shared with position/ (time in ps)
-        particles/trajectory/position/value (F, N, 3) float32 Å, unwrapped as stored; step (F,) MD step
-            (time / timestep), time (F,) ps
+        particles/trajectory/position/value (F, N, 3) float32 Å, unwrapped as stored; step (F,) int64 MD step
+            (time / timestep), time (F,) float64 ps, the stored times exactly
+        observables/dt/value (F,) float64 ps: the frame interval (MDAnalysis reads it as ``ts.dt``; without it
+                                       the reader falls back to 1 ps)
         observables/potential_energy/value (F,) eV, observables/temperature/value (F,) K  (when recorded)
         parameters/electrodb/          attributes trajectory_id, salt, cation, anion, molality, temperature,
                                        model_id; per-atom datasets names, resnames, resids, segids, elements,
@@ -317,9 +345,8 @@ def write_h5md(arrays: Any, path: str | Path, topology: str | Path | None = None
         if len(steps) > 1 and np.any(np.diff(steps) <= 0):
             steps = np.arange(len(times))
         with h5py.File(part, "a") as h5:
-            # the stored times (ps) and MD steps, exactly (the in-memory reader knows only first time + dt)
-            h5[f"particles/{H5MD_GROUP}/position/time"][...] = times
-            h5[f"particles/{H5MD_GROUP}/position/step"][...] = steps
+            _h5md_time(h5, times, steps)
+            _h5md_observable(h5, "dt", np.full(len(times), _frame_dt(arrays)), "ps")
             _h5md_observable(h5, "potential_energy", arrays.potential_energy_eV, "eV")
             _h5md_observable(h5, "temperature", arrays.temperature_K, "K")
             group = h5.require_group("parameters").require_group("electrodb")
@@ -358,6 +385,23 @@ def trajectory_universe(stores: Any, trajectory_id: str) -> Any:
     return arrays_universe(load_trajectory(trajectory_id, trajectories, blobs, fields=_FRAME_KEYS))
 
 
+def _output_folder(out_dir: str | Path) -> Path:
+    """The folder trajectory files go into, created if missing; :class:`OutputPathError` if it cannot be one."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputPathError(
+            f"--out {out_dir} exists and is not a folder; --trajectories writes one file per trajectory into a "
+            f"folder: give a new or existing folder (e.g. --out {out_dir.name or 'trajectories'}-files/)"
+        )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputPathError(
+            f"cannot create the folder {out_dir} ({exc.strerror}); give a folder you can write to as --out"
+        ) from None
+    return out_dir
+
+
 def export_trajectories(
     stores: Any, out_dir: str | Path, filters: dict[str, Any] | None = None, fmt: str = "extxyz"
 ) -> list[Path]:
@@ -369,7 +413,9 @@ def export_trajectories(
     layout of :func:`write_h5md` plus ``<trajectory_id>.pdb`` beside it (topology for
     ``MDAnalysis.Universe(pdb, h5md)``). Files are written atomically. ``filters`` takes the API's
     ``GET /trajectories`` names (``salt``, ``status``, ``trajectory_id``, ``molality_min``, …). Trajectories
-    without frames or whose stored chunks are inconsistent are skipped with a warning.
+    without frames or whose stored chunks are inconsistent are skipped with a warning. An ``out_dir`` that
+    exists but is not a folder (a file, ``/dev/null``) or cannot be created raises
+    :class:`~electrodb.utils.safe_files.OutputPathError` (a ``ValueError``) before anything is read.
     """
     fmt = fmt.lower()
     if fmt not in TRAJECTORY_FORMATS:
@@ -378,8 +424,7 @@ def export_trajectories(
     trajectories, blobs = stores["trajectories"], stores["data"]
     trajectories.connect()
     blobs.connect()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = _output_folder(out_dir)
     heads = list(
         trajectories.query(criteria, properties={"trajectory_id": 1, "n_frames": 1}, sort={"trajectory_id": 1})
     )

@@ -59,17 +59,19 @@ def mdanalysis_agreement(u: Any, structure: dict, transport: dict) -> dict[str, 
     np.testing.assert_allclose(rdf.results.bins, r, atol=1e-4)
     dg = float(np.max(np.abs(rdf.results.rdf - np.asarray(stored["g"]))))
 
-    # stored MSD: COM drift removed, mean over n_blocks contiguous blocks of n_frames // n_blocks frames
+    # stored MSD: COM drift removed, over the whole run (all time origins), or, as stored before, the mean over
+    # n_blocks contiguous blocks of n_frames // n_blocks frames
     msd = transport["msd"]["water"]
-    n_blocks = int(transport["provenance"]["analysis"]["settings"]["n_blocks"])
-    n_b = u.trajectory.n_frames // n_blocks
+    n_frames = u.trajectory.n_frames
+    n_blocks = 1 if len(msd["t_ps"]) == n_frames else int(transport["provenance"]["analysis"]["settings"]["n_blocks"])
+    n_b = n_frames // n_blocks
     _remove_com(u)
     blocks = []
     for k in range(n_blocks):
         m = EinsteinMSD(u, select="resname SOL and name OW", msd_type="xyz", fft=True)
         blocks.append(m.run(start=k * n_b, stop=(k + 1) * n_b).results.timeseries)
     mean = np.mean(blocks, axis=0)
-    # lag times from the frames' times (MDAnalysis's H5MD reader leaves ts.dt at 1 ps: MDAnalysis issue #2825)
+    # lag times from the frames' times (ElectroDB's H5MD files also carry ts.dt, as an observable)
     times = np.array([ts.time for ts in u.trajectory[:n_b]])
     np.testing.assert_allclose(times - times[0], msd["t_ps"], atol=1e-5)
     want = np.asarray(msd["msd_A2"])
@@ -145,3 +147,45 @@ def test_frames_route_bounds_and_paging(db: dict[str, Any], http: Any) -> None:
     assert r.status_code == 422 and r.json()["error"]["status"] == 422
     r = http.get("/trajectories/nope/frames")
     assert r.status_code == 404 and r.json()["error"]["message"] == "no trajectory 'nope'"
+
+
+def test_h5md_times_are_float64_and_mdanalysis_reads_dt(stores: Any, tmp_path: Path) -> None:
+    """Frames 0.002 ps apart: float32 times looked unevenly spaced to EinsteinMSD, and dt read as 1 ps."""
+    import h5py
+    from MDAnalysis.analysis.msd import EinsteinMSD
+
+    from electrodb.io.export import export_trajectories
+
+    doc = write_brownian_trajectory(stores, salt="LiCl", molality=2.0, n_waters=16, n_frames=600, frame_ps=0.002)
+    (path,) = export_trajectories(stores, tmp_path, {"trajectory_id": doc.trajectory_id}, fmt="h5md")
+    with h5py.File(path) as h5:
+        time = h5["particles/trajectory/position/time"]
+        assert time.dtype == np.float64 and time.attrs["unit"] == "ps"
+        assert h5["particles/trajectory/box/edges/time"].id == time.id  # one dataset, hard-linked
+        np.testing.assert_array_equal(time[:], 0.002 * np.arange(600))
+        assert list(h5["particles/trajectory/position/step"][:3]) == [0, 2, 4]  # 1 fs MD steps
+    u = mda.Universe(str(path.with_suffix(".pdb")), str(path))
+    assert u.trajectory.dt == pytest.approx(0.002, rel=1e-12)
+    assert u.trajectory[599].time == pytest.approx(1.198, rel=1e-12)
+    msd = EinsteinMSD(u, select="segid CAT", msd_type="xyz", fft=True).run()
+    assert np.allclose(np.diff(msd.times), np.diff(msd.times)[0])  # EinsteinMSD's own test for even spacing
+    assert len(msd.results.delta_t_values) == 600  # the FFT path: one lag per frame, not one per distinct Δt
+    assert msd.results.delta_t_values[1] == pytest.approx(0.002, rel=1e-12)
+
+
+@pytest.mark.parametrize("target", ["file", "/dev/null"])
+def test_trajectory_export_onto_a_file_is_a_one_line_error(stores: Any, tmp_path: Path, target: str) -> None:
+    from typer.testing import CliRunner
+
+    from electrodb.cli.main import app
+
+    write_brownian_trajectory(stores, salt="NaCl", molality=2.0, n_waters=32, n_frames=5)
+    out = tmp_path / "existing.txt" if target == "file" else Path(target)
+    if target == "file":
+        out.write_text("keep me\n")
+    result = CliRunner().invoke(app, ["export", "--trajectories", "--out", str(out)], env={"COLUMNS": "80"})
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    (line,) = [x for x in result.output.splitlines() if x.startswith("error:")]
+    assert f"--out {out} exists and is not a folder" in line and "give a new or existing folder" in line
+    if target == "file":
+        assert out.read_text() == "keep me\n"
