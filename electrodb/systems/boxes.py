@@ -4,13 +4,18 @@ Counts. With N_w waters and molality m (mol/kg), the number of formula units is 
 M_w = 0.01801528 kg/mol; the *actual* molality after rounding, n / (N_w M_w), is reported and used downstream.
 A target atom count A instead of N_w solves 3 N_w + n a_f = A with a_f atoms per formula unit.
 
-Box length. L = (M_total / ρ)^{1/3} with ρ the solution density at 25 °C from ``data/density_25C.csv``
-(Laliberté correlation preferred, Krumgalz otherwise; linear interpolation in molality, pure water 997.05
-kg/m³ at m = 0). Salts or molalities outside the table use a documented estimate,
-ρ ≈ (1000 + m M_salt) / (1000/ρ_w + m V_salt) g/cm³, with V_salt = Σ ν_i V_i and V_i = N_A (4/3)π r_i³ from
-the Shannon radius (monatomic ions) or the sum of Bondi van der Waals spheres of the template atoms (molecular
-ions). For the tabulated salts this estimate is within 5 % of the data up to 6 mol/kg; the NPT equilibration
-corrects it either way. Density at other temperatures is also taken at 25 °C and left to NPT.
+Box length. L = (M_total / ρ)^{1/3} with ρ the solution density at the campaign's temperature from Laliberté's
+density model (M. Laliberté & W. E. Cooper, J. Chem. Eng. Data 49, 1141 (2004); parameters of 109 salts in
+Laliberté, J. Chem. Eng. Data 54, 1725 (2009), the table ``chemicals`` ships), evaluated with
+``thermo.electrochem.Laliberte_density`` inside the salt's fitted range of temperature and mass fraction
+(:func:`laliberte_density`). Where it does not cover a point, the 25 °C table ``data/density_25C.csv``
+(Laliberté preferred, Krumgalz otherwise; linear interpolation in molality, pure water 997.05 kg/m³ at m = 0),
+and beyond that a documented estimate, ρ ≈ (1000 + m M_salt) / (1000/ρ_w + m V_salt) g/cm³, with
+V_salt = Σ ν_i V_i and V_i = N_A (4/3)π r_i³ from the Shannon radius (monatomic ions, pymatgen's table) or the
+sum of Bondi van der Waals spheres of the template atoms (molecular ions). For the tabulated salts this
+estimate is within 5 % of the data up to 6 mol/kg; the NPT equilibration corrects it either way. The table and
+the estimate are 25 °C values (at 320 K a solution is 8–10 kg/m³ lighter), so they are used only where the
+model is not; ``density_source`` records which gave each box.
 
 Concentration limits. m must be positive and at most min(25 mol/kg, 55.51/ν mol/kg): beyond one water
 per ion there is no solvent left to dissolve the ions (a hydrate melt, not a solution), and 25 mol/kg is above
@@ -36,6 +41,7 @@ from ase.data import atomic_numbers, vdw_radii
 from ase.io import read, write
 from ase.neighborlist import neighbor_list
 from scipy.optimize import brentq
+from thermo import electrochem
 
 from electrodb.systems.chemistry import AVOGADRO, WATER_MOLAR_MASS_KG, Ion, Salt, parse_salt, water_template
 
@@ -46,6 +52,7 @@ __all__ = [
     "PackingError",
     "SystemError",
     "box_counts",
+    "laliberte_density",
     "molality_from_molarity",
     "pack_box",
     "solution_density",
@@ -98,8 +105,38 @@ def _estimated_density(salt: Salt, molality: float) -> float:
     return 1000.0 * grams / (1000.0 / (WATER_DENSITY_25C / 1000.0) + molality * volume)
 
 
-def solution_density(salt: Salt, molality: float) -> tuple[float, DensitySource]:
-    """Solution density (kg/m³) at 25 °C and where it came from (``Laliberte``, ``Krumgalz`` or ``estimate``)."""
+@lru_cache(maxsize=1)
+def _laliberte_rows() -> dict[str, tuple[str, float, float, float, float]]:
+    """Formula → (CAS number, M g/mol, fitted T range min and max °C, largest fitted mass fraction) of every salt
+    with density parameters in Laliberté's table (``chemicals``)."""
+    table = electrochem.Laliberte_data
+    rows: dict[str, tuple[str, float, float, float, float]] = {}
+    for cas, row in table.iterrows():
+        values = [float(row[c]) for c in ("c0", "c1", "c2", "c3", "c4", "MW", "Min T", "Max T", "Max w")]
+        if np.isfinite(values).all():
+            rows.setdefault(str(row["Formula"]), (str(cas), *values[5:]))  # type: ignore[arg-type]
+    return rows
+
+
+def laliberte_density(salt: Salt, molality: float, temperature: float = 298.15) -> float | None:
+    """Density (kg/m³) of the aqueous solution from Laliberté's model at ``temperature`` (K), or ``None`` where
+    the model does not cover it (salt not in the table, temperature or mass fraction outside its fit)."""
+    row = _laliberte_rows().get(salt.formula)
+    if row is None:
+        return None
+    cas, mw, t_min, t_max, w_max = row
+    w = molality * mw / (1000.0 + molality * mw)
+    if not (t_min - 1e-9 <= temperature - 273.15 <= t_max + 1e-9 and 0.0 <= w <= w_max + 1e-12):
+        return None
+    return float(electrochem.Laliberte_density(temperature, [w], [cas]))
+
+
+def solution_density(salt: Salt, molality: float, temperature: float = 298.15) -> tuple[float, DensitySource]:
+    """Solution density (kg/m³) at ``temperature`` (K) and where it came from: ``Laliberte`` (the model at that
+    temperature, or its 25 °C table), ``Krumgalz`` (25 °C table) or ``estimate`` (25 °C); see the module text."""
+    rho = laliberte_density(salt, molality, temperature)
+    if rho is not None:
+        return rho, "Laliberte"
     points = _density_table().get(salt.formula)
     if points and molality <= points[-1][0]:
         ms = np.array([0.0] + [p[0] for p in points])
@@ -109,13 +146,14 @@ def solution_density(salt: Salt, molality: float) -> tuple[float, DensitySource]
     return _estimated_density(salt, molality), "estimate"
 
 
-def molality_from_molarity(salt: Salt, molarity: float) -> float:
-    """Convert c (mol/L) to m (mol/kg) by solving c = m ρ(m) / (1 + m M_salt) with the density above."""
+def molality_from_molarity(salt: Salt, molarity: float, temperature: float = 298.15) -> float:
+    """Convert c (mol/L) to m (mol/kg) by solving c = m ρ(m) / (1 + m M_salt) with the density above at
+    ``temperature`` (K)."""
     if molarity <= 0:
         raise SystemError(f"concentration must be positive, got {molarity} mol/L")
 
     def residual(m: float) -> float:
-        rho = solution_density(salt, m)[0] / 1000.0  # kg/L
+        rho = solution_density(salt, m, temperature)[0] / 1000.0  # kg/L
         return m * rho / (1.0 + m * salt.molar_mass / 1000.0) - molarity
 
     upper = MAX_MOLALITY * 2
@@ -190,7 +228,7 @@ def box_counts(
     salt = parse_salt(salt) if isinstance(salt, str) else salt
     if not 200.0 <= temperature <= 600.0:
         raise SystemError(f"temperature {temperature} K is outside 200–600 K; give the temperature in kelvin")
-    molality = concentration if unit == "mol/kg" else molality_from_molarity(salt, concentration)
+    molality = concentration if unit == "mol/kg" else molality_from_molarity(salt, concentration, temperature)
     _check_molality(salt, molality)
     if (n_waters is None) == (target_atoms is None):
         raise SystemError("give the box size as exactly one of n_waters or target_atoms")
@@ -207,7 +245,7 @@ def box_counts(
             f"use at least {need} waters (or a higher concentration)"
         )
     actual = n_formula / (n_waters * WATER_MOLAR_MASS_KG)
-    density, source = solution_density(salt, actual)
+    density, source = solution_density(salt, actual, temperature)
     mass_kg = (n_waters * WATER_MOLAR_MASS_KG + n_formula * salt.molar_mass / 1000.0) / AVOGADRO
     length = (mass_kg / density) ** (1.0 / 3.0) * 1e10
     if min_box_length is not None and length < min_box_length:

@@ -18,8 +18,18 @@ from functools import cached_property
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers, covalent_radii
+from pymatgen.core.periodic_table import Species
 
-__all__ = ["ION_CATALOGUE", "ChemistryError", "Ion", "Salt", "get_ion", "parse_salt", "water_template"]
+__all__ = [
+    "ION_CATALOGUE",
+    "ChemistryError",
+    "Ion",
+    "Salt",
+    "get_ion",
+    "parse_salt",
+    "shannon_radius",
+    "water_template",
+]
 
 AVOGADRO = 6.02214076e23
 WATER_MOLAR_MASS_KG = 0.01801528  # kg/mol
@@ -169,9 +179,16 @@ class _Builder:
         )  # type: ignore[arg-type]
 
 
-def _monatomic(symbol: str, charge: int, radius: float) -> Ion:
+def shannon_radius(symbol: str, charge: int) -> float:
+    """Shannon (1976) effective ionic radius of ``symbol`` with ``charge`` at coordination 6 (Å), from
+    pymatgen's table (``Species.get_shannon_radius``)."""
+    return float(Species(symbol, charge).get_shannon_radius("VI"))
+
+
+def _monatomic(symbol: str, charge: int) -> Ion:
     sign = "+" if charge > 0 else "-"
     mag = "" if abs(charge) == 1 else str(abs(charge))
+    radius = shannon_radius(symbol, charge)
     return Ion(f"{symbol}{mag}{sign}", symbol, charge, (symbol,), ((0.0, 0.0, 0.0),), radius_A=radius)
 
 
@@ -225,19 +242,19 @@ def _hydroxide() -> _Builder:
 
 def _build_catalogue() -> dict[str, Ion]:
     ions = [
-        # Shannon (1976) effective ionic radii, CN 6 (Å).
-        _monatomic("Li", 1, 0.76),
-        _monatomic("Na", 1, 1.02),
-        _monatomic("K", 1, 1.38),
-        _monatomic("Rb", 1, 1.52),
-        _monatomic("Cs", 1, 1.67),
-        _monatomic("Mg", 2, 0.72),
-        _monatomic("Ca", 2, 1.00),
-        _monatomic("Zn", 2, 0.74),
-        _monatomic("F", -1, 1.33),
-        _monatomic("Cl", -1, 1.81),
-        _monatomic("Br", -1, 1.96),
-        _monatomic("I", -1, 2.20),
+        # Shannon (1976) effective ionic radii at CN 6 come from pymatgen's table (shannon_radius).
+        _monatomic("Li", 1),
+        _monatomic("Na", 1),
+        _monatomic("K", 1),
+        _monatomic("Rb", 1),
+        _monatomic("Cs", 1),
+        _monatomic("Mg", 2),
+        _monatomic("Ca", 2),
+        _monatomic("Zn", 2),
+        _monatomic("F", -1),
+        _monatomic("Cl", -1),
+        _monatomic("Br", -1),
+        _monatomic("I", -1),
         _hydroxide().ion("OH-", "OH", -1),
         _regular("N", "O", 1.25, _TRIGONAL).ion("NO3-", "NO3", -1),
         _regular("Cl", "O", 1.44, _TETRA).ion("ClO4-", "ClO4", -1),
