@@ -1,14 +1,18 @@
 """Displacements from MD trajectories: unwrapping, centre-of-mass drift, FFT mean-squared displacement.
 
 Pure numpy/scipy, vectorised over atoms (processed in chunks to bound memory).  Positions in Å, shape
-``(n_frames, n_atoms, 3)``; cells ``(n_frames, 3, 3)`` or ``(3, 3)`` with lattice vectors as *rows*.  The
-diffusion fit on top of these MSDs (window, blocks, verdict) is :mod:`electrodb.analysis.transport`.
+``(n_frames, n_atoms, 3)``; cells ``(n_frames, 3, 3)`` or ``(3, 3)`` with lattice vectors as *rows*.  Besides the
+MSD itself, the two pieces a diffusion fit is built from: the lag range where the MSD grows linearly
+(:func:`diffusive_window`, from the local log-log slope) and each atom's own MSD slope over a lag window
+(:func:`msd_slopes`).  D, its error and its verdict are :mod:`electrodb.analysis.transport`.
 
 Pipeline::
 
     unwrapped = unwrap_positions(wrapped, cells)           # toroidal-view-preserving (TOR) displacements
     drift_free = remove_com_drift(unwrapped, masses)        # system centre of mass fixed at frame 0
     msd = msd_fft(drift_free[:, li_indices])                # Å², index = lag in frames
+    win = diffusive_window(np.arange(len(msd)) * dt, msd)   # lags where d ln MSD / d ln t is near 1
+    slopes = msd_slopes(drift_free[:, li_indices], [(win.i_start, win.i_end)], dt)  # per atom, Å²/ps
 
 References
 ----------
@@ -24,15 +28,20 @@ References
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft
+from scipy.signal import savgol_filter
 
 from electrodb.analysis.periodic import as_cells
 
 __all__ = [
+    "DiffusiveWindow",
     "com_displacement",
+    "diffusive_window",
     "msd_fft",
+    "msd_slopes",
     "remove_com_drift",
     "unwrap_positions",
 ]
@@ -241,3 +250,158 @@ def msd_fft(
     msd = (q - 2.0 * acf) / n_orig / n_atoms
     msd[0] = 0.0
     return msd
+
+
+def msd_slopes(
+    positions: np.ndarray,
+    windows: list[tuple[int, int]],
+    dt: float,
+    *,
+    max_bytes: int = 64 * 2**20,
+    workers: int | None = None,
+) -> np.ndarray:
+    r"""Least-squares slope of every atom's own MSD over each lag window: one independent D sample per atom.
+
+    For atom :math:`i` and a window of lags :math:`m_0 \dots m_1` (frames, inclusive), ordinary least squares of
+    :math:`\mathrm{MSD}_i(t) = s_i t + b_i` over :math:`t = m\,\Delta t`.  The slope is linear in the MSD, so the
+    mean of the per-atom slopes equals the slope of the atom-averaged MSD, and their scatter measures how well that
+    mean is determined.  Atoms are processed in chunks (``max_bytes`` of per-atom MSD at a time).
+
+    Parameters
+    ----------
+    positions : (n_frames, n_atoms, 3) array, Å, **unwrapped**.
+    windows : list of (m0, m1)
+        Inclusive lag windows in frames, ``0 <= m0 < m1 < n_frames``.
+    dt : float
+        Frame interval, ps.
+    max_bytes : int
+        Memory bound of one chunk of per-atom MSDs.
+    workers : int, optional
+        Threads for ``scipy.fft``.
+
+    Returns
+    -------
+    (n_windows, n_atoms) float64 array
+        Slopes, Å²/ps (6 D for three-dimensional diffusion).
+    """
+    x = np.asarray(positions)
+    n_frames, n_atoms = x.shape[:2]
+    for m0, m1 in windows:
+        if not 0 <= m0 < m1 < n_frames:
+            raise ValueError(f"lag window ({m0}, {m1}) is not inside 0 ... {n_frames - 1} with m0 < m1")
+    top = max(m1 for _, m1 in windows) + 1
+    out = np.empty((len(windows), n_atoms))
+    chunk = _atom_chunk(n_frames, 8 * 4, max_bytes)
+    for a0 in range(0, n_atoms, chunk):
+        a1 = min(n_atoms, a0 + chunk)
+        msd = msd_fft(x[:, a0:a1], per_atom=True, workers=workers)[:top]  # (lags, c)
+        for k, (m0, m1) in enumerate(windows):
+            t = np.arange(m0, m1 + 1) * dt
+            tc = t - t.mean()
+            y = msd[m0 : m1 + 1]
+            out[k, a0:a1] = tc @ (y - y.mean(axis=0)) / (tc @ tc)
+    return out
+
+
+# ----------------------------------------------------------------------------------------- fit window
+@dataclass(frozen=True)
+class DiffusiveWindow:
+    """Fitting window chosen from the log–log slope of the MSD.
+
+    Attributes
+    ----------
+    t_start, t_end : float
+        Window bounds, ps (lag times).
+    i_start, i_end : int
+        Inclusive indices into the lag-time array.
+    slope : float
+        Least-squares slope of ln MSD vs ln t over the window (1 for normal diffusion).
+    found : bool
+        False when no range satisfied the criterion and the fallback window was used.
+    local_slope_t : ndarray
+        Log-spaced lag times (ps) at which the smoothed local slope was evaluated.
+    local_slope : ndarray
+        Smoothed :math:`d\\ln\\mathrm{MSD}/d\\ln t` on ``local_slope_t``.
+    """
+
+    t_start: float
+    t_end: float
+    i_start: int
+    i_end: int
+    slope: float
+    found: bool
+    local_slope_t: np.ndarray = field(repr=False)
+    local_slope: np.ndarray = field(repr=False)
+
+
+def _loglog_slope(t: np.ndarray, y: np.ndarray) -> float:
+    """Least-squares slope of ln y vs ln t over the points with t, y > 0 (NaN with fewer than two)."""
+    ok = (t > 0) & (y > 0)
+    return float(np.polyfit(np.log(t[ok]), np.log(y[ok]), 1)[0]) if ok.sum() >= 2 else float("nan")
+
+
+def diffusive_window(
+    times: np.ndarray,
+    msd: np.ndarray,
+    *,
+    tol: float = 0.15,
+    max_lag_fraction: float = 1.0 / 3.0,
+    min_span: float = 3.0,
+    points_per_decade: int = 20,
+    smooth_decades: float = 0.3,
+    min_points: int = 5,
+) -> DiffusiveWindow:
+    r"""Choose the linear (diffusive) MSD regime from the data.
+
+    The local exponent :math:`\alpha(t) = d\ln\mathrm{MSD}/d\ln t` is evaluated on a log-spaced grid
+    (``points_per_decade``) as a Savitzky–Golay first derivative (linear local fit over ``smooth_decades``).
+    Candidate ranges are contiguous stretches with :math:`|\alpha-1| <` ``tol`` among lags
+    :math:`0 < t \le` ``max_lag_fraction`` × (longest lag); this excludes the ballistic start
+    (:math:`\alpha \to 2`), the cage/sub-diffusive region and the poorly averaged long-lag tail.  The stretch
+    spanning the most decades wins (ties: the later one); it must cover a factor ``min_span`` in time and
+    ``min_points`` data points.  Otherwise ``found=False`` and the fallback window
+    [max_lag/10, max_lag] is returned.
+
+    Parameters
+    ----------
+    times : (n_lags,) array, ps
+        Lag times, ``times[0] == 0``, uniformly spaced.
+    msd : (n_lags,) array, Å²
+    tol, max_lag_fraction, min_span, points_per_decade, smooth_decades, min_points
+        Criterion parameters as described above.
+
+    Returns
+    -------
+    DiffusiveWindow
+    """
+    t = np.asarray(times, dtype=np.float64)
+    y = np.asarray(msd, dtype=np.float64)
+    valid = (t > 0) & (t <= max_lag_fraction * t[-1] * (1 + 1e-12)) & (y > 0) & np.isfinite(y)
+    idx = np.nonzero(valid)[0]
+    grid_t, local = np.empty(0), np.empty(0)
+    best: tuple[float, int, int] | None = None
+    if len(idx) >= min_points:
+        lt, ly = np.log(t[idx]), np.log(y[idx])
+        n_grid = max(int(np.ceil((lt[-1] - lt[0]) / np.log(10) * points_per_decade)) + 1, 3)
+        grid = np.linspace(lt[0], lt[-1], n_grid)
+        dx = grid[1] - grid[0]
+        win = min(max(3, round(smooth_decades * np.log(10) / dx) | 1), n_grid - (n_grid % 2 == 0))
+        local = savgol_filter(np.interp(grid, lt, ly), win, polyorder=1, deriv=1, delta=dx, mode="interp")
+        grid_t = np.exp(grid)
+        edges = np.diff(np.concatenate([[0], (np.abs(local - 1.0) < tol).astype(np.int8), [0]]))
+        for g0, g1 in zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0] - 1, strict=True):
+            span = grid[g1] - grid[g0]
+            inside = idx[(t[idx] >= grid_t[g0] * (1 - 1e-12)) & (t[idx] <= grid_t[g1] * (1 + 1e-12))]
+            if span < np.log(min_span) * (1 - 1e-9) or len(inside) < min_points:
+                continue
+            if best is None or span >= best[0]:  # longest stretch; ties -> the later one
+                best = (span, int(inside[0]), int(inside[-1]))
+    if best is not None:
+        i0, i1 = best[1], best[2]
+    elif len(idx):
+        sel = idx[t[idx] >= t[idx[-1]] / 10.0]  # fallback: [max_lag / 10, max_lag]
+        i0, i1 = int(sel[0]), int(sel[-1])
+    else:
+        return DiffusiveWindow(float("nan"), float("nan"), 0, -1, float("nan"), False, grid_t, local)
+    slope = _loglog_slope(t[i0 : i1 + 1], y[i0 : i1 + 1])
+    return DiffusiveWindow(float(t[i0]), float(t[i1]), i0, i1, slope, best is not None, grid_t, local)

@@ -233,17 +233,14 @@ def _diffusion_entry(
 ) -> tuple[dict[str, Any], dict[str, list[float]]]:
     """D of one species (Einstein MSD, COM drift removed, verdict), Yeh–Hummer corrected; and its MSD curve.
 
-    D (infinite box) is kept also when unconverged: ``status`` says whether it is a result.
+    D (infinite box) is kept also when unconverged: ``status`` says whether it is a result. ``n_eff`` (independent
+    samples behind ``D_pbc_err``) and ``t_equil_ps`` (the equilibration cut, 0 if none) sit beside the verdict;
+    ``halves_z`` and ``flatness_z`` are the stationarity and diffusive-regime tests
+    (:func:`electrodb.analysis.transport.self_diffusion`). The error does not use ``settings.n_blocks``: it comes
+    from the scatter of the per-atom D.
     """
     traj = ctx.traj
-    res = self_diffusion(
-        traj.positions,
-        traj.times_ps,
-        selection=sel,
-        masses=traj.masses,
-        n_blocks=ctx.settings.n_blocks,
-        targets=ctx.targets,
-    )
+    res = self_diffusion(traj.positions, traj.times_ps, selection=sel, masses=traj.masses, targets=ctx.targets)
     entry: dict[str, Any] = {
         "D_pbc": _finite(res.D),
         "D_pbc_err": _finite(res.D_err),
@@ -259,9 +256,11 @@ def _diffusion_entry(
         "fit_window_ps": list(res.window_ps) if res.window_ps else None,
         "loglog_slope": _finite(res.loglog_slope),
         "rms_displacement_A": _finite(res.rms_displacement_A),
-        "n_origins": _finite(res.n_origins),
         "n_atoms": len(sel),
-        "n_blocks": res.n_blocks,
+        "n_eff": _finite(res.n_eff),
+        "t_equil_ps": float(res.t_equil_ps),
+        "halves_z": _finite(res.halves_z),
+        "flatness_z": _finite(res.flatness_z),
     }
     if res.D is not None:
         yh = yeh_hummer_correction(
