@@ -177,7 +177,8 @@ class DiffusionResult:
     flatness_z : float or None
         :math:`|D_\mathrm{late} - D_\mathrm{early}|` in standard errors (paired per atom; the normal-equivalent z of
         the Student-t p-value); None when
-        the window is too short to split (then ``D_early`` is None too) or with a single atom.
+        the window is too short to split (then ``D_early`` is None too), with a single atom, or when all atoms gave
+        the same difference.
     mobility : SeriesReport or None
         Report on the atoms' mean mobility per segment (Å²/ps, :func:`~electrodb.analysis.sampling.analyse_series`):
         equilibration cut, g, halves test.
@@ -260,14 +261,14 @@ def _mobility(x: np.ndarray, seg: int, dt: float) -> np.ndarray:
 def _paired_z(a: np.ndarray, b: np.ndarray) -> float | None:
     """How many standard errors mean(b − a) is from 0 (paired samples), as the normal-equivalent z of its Student-t
     p-value, so that a 3σ threshold means the same false-alarm rate for 3 atoms as for 300; None with fewer
-    than 2."""
+    than 2 or without scatter (identical atoms: no error to compare with, which the verdict reports itself)."""
     d = np.asarray(b) - np.asarray(a)
     if d.size < 2:
         return None
     sem = float(d.std(ddof=1)) / math.sqrt(d.size)
     mean = abs(float(d.mean()))
-    if sem == 0.0:
-        return 0.0 if mean == 0.0 else math.inf
+    if sem <= 1e-12 * max(mean, float(np.abs(a).mean()), 1e-300):
+        return None
     p_half = float(stats.t.sf(mean / sem, d.size - 1))
     return float(stats.norm.isf(p_half)) if p_half > 0 else math.inf
 
