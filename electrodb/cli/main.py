@@ -87,12 +87,24 @@ def ingest(
         bool, typer.Option("--allow-volume-jumps", help="allow volume steps > 10 % or drifts beyond 1.5x frame 0")
     ] = False,
     allow_irregular_steps: Annotated[
-        bool, typer.Option("--allow-irregular-steps", help="allow a step counter that does not advance by --interval")
+        bool,
+        typer.Option(
+            "--allow-irregular-steps",
+            help="allow a step counter or per-frame time that does not advance by --interval × --timestep-fs",
+        ),
+    ] = False,
+    allow_atom_jumps: Annotated[
+        bool,
+        typer.Option("--allow-atom-jumps", help="allow atoms that move faster than 1 Å/fs between frames"),
     ] = False,
     allow_truncated: Annotated[
         bool, typer.Option("--allow-truncated", help="keep the complete frames of a truncated file")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="re-ingest even if this file is already stored")] = False,
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="replace a stored trajectory of the same run (a copy, prefix or extension)"),
+    ] = False,
 ) -> None:
     """Import an external trajectory (any ASE-readable format) so the builders analyse it too."""
     from electrodb.io.ingest import IngestError, ingest_trajectory
@@ -119,8 +131,10 @@ def ingest(
                 allow_small_cell=allow_small_cell,
                 allow_volume_jumps=allow_volume_jumps,
                 allow_irregular_steps=allow_irregular_steps,
+                allow_atom_jumps=allow_atom_jumps,
                 allow_truncated=allow_truncated,
                 force=force,
+                replace=replace,
                 **options,
             )
         except (IngestError, ValueError) as exc:

@@ -20,9 +20,12 @@ Validation (every frame, before anything is stored; :class:`IngestError` names t
       structure builder's RDFs reach half the smallest width, and the first-shell minima of ion–water RDFs lie
       at 2.6–3.9 Å), and a volume that changes by at most 10 % between frames and stays within a factor 1.5 of
       frame 0 (NPT fluctuates by far less);
-    * temperature finite and in (0, 5000] K, timestep finite and in (0, 20] fs, ``interval`` ≥ 1, and where the
-      file carries an MD step counter (LAMMPS ``timestep``, extxyz ``step``) it must advance by ``interval`` steps
-      per frame;
+    * temperature finite and in (0, 5000] K, timestep finite and in (0, 20] fs, ``interval`` ≥ 1;
+    * the file's own clock, wherever it has one: an MD step counter (LAMMPS ``timestep``, extxyz ``step``) must
+      advance by ``interval`` steps per frame, a per-frame time (extxyz ``time_fs``, ``time_ps``, ``time``) by
+      ``interval × timestep_fs`` (the message gives both numbers);
+    * no atom jumps farther between consecutive frames than 1 Å/fs × the frame interval (minimum image), nor by
+      more than one box length (:mod:`electrodb.io.ingest_checks` says why);
     * truncation: a file ASE cannot read to the end (a frame cut off mid-way), a text file whose last line has
       no newline (ASE silently reads a half-written last number), or fewer frames than ``expected_frames``.
       Default: error. With ``allow_truncated=True`` the complete frames before the damage are kept and the
@@ -30,7 +33,8 @@ Validation (every frame, before anything is stored; :class:`IngestError` names t
       reads as a complete, shorter file: only ``expected_frames`` can tell (the stored ``n_frames`` says it).
 
   The range checks marked overridable take ``allow_unusual_temperature``, ``allow_unusual_timestep``,
-  ``allow_small_cell``, ``allow_volume_jumps``, ``allow_irregular_steps``, ``allow_truncated`` or
+  ``allow_small_cell``, ``allow_volume_jumps``, ``allow_irregular_steps``, ``allow_atom_jumps``,
+  ``allow_truncated`` or
   ``allow_unusual=True`` (all of them); each override that was needed is recorded in the document's
   ``validation_overrides`` (flag -> what it let through).
 
@@ -42,18 +46,27 @@ Writes never destroy (staging)
     killed while writing leaves the stored trajectory untouched and its staging data is deleted (with a
     message) by the next ingest; one killed during the switch is finished by the next ingest. While a switch
     replaces an existing trajectory its document reads ``running`` (the builders skip it) until the switch ends.
-    Re-ingesting the same file (same sha256) with the same parameters is a no-op with a message.
+    Re-ingesting the same file (same sha256) with the same parameters is a no-op with a message. A failed write
+    (a full disk) is one :class:`IngestError` naming the database, after the staging data is deleted.
+
+The same run twice (:mod:`electrodb.io.ingest_overlap`)
+    Frames that are a copy or the first frames of a stored trajectory are refused (nothing ingested); a file that
+    extends a stored ingest of the same run with the same labels (the stored one was cut short) replaces it.
+    ``replace=True`` replaces the stored run in every case.
 
 Modules: :mod:`electrodb.io.molecules` (waters and ions of a frame), :mod:`electrodb.io.ingest_checks` (validation,
-reading, :class:`IngestError`), :mod:`electrodb.io.ingest_staging` (staged writes, recovery); this module holds the
-entry point :func:`ingest_trajectory` and re-exports the public names of the others.
+reading, :class:`IngestError`), :mod:`electrodb.io.ingest_frames` (frames into chunks, unwrapped),
+:mod:`electrodb.io.ingest_overlap` (the same run twice), :mod:`electrodb.io.ingest_staging` (staged writes,
+recovery, full disks); this module holds the entry point :func:`ingest_trajectory` and re-exports the public
+names of the others.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +76,7 @@ from ase import Atoms
 from electrodb.analysis.md_checks import check_temperature
 from electrodb.documents.trajectory import TrajectoryDocument
 from electrodb.io.ingest_checks import (
+    MAX_SPEED_A_PER_FS,
     MAX_TEMPERATURE_K,
     MAX_TIMESTEP_FS,
     MAX_VOLUME_RATIO,
@@ -70,6 +84,7 @@ from electrodb.io.ingest_checks import (
     MIN_CELL_WIDTH_A,
     OVERRIDE_FLAGS,
     STEP_KEYS,
+    TIME_KEYS,
     FrameValidator,
     IngestError,
     RangeChecks,
@@ -77,16 +92,20 @@ from electrodb.io.ingest_checks import (
     check_settings,
     read_frames,
 )
+from electrodb.io.ingest_frames import check_frame_count, write_frames
+from electrodb.io.ingest_overlap import find_overlaps, resolve_overlaps
 from electrodb.io.ingest_staging import (
     STAGING_KIND,
     STALE_AFTER_S,
-    discard_staging,
+    check_free_space,
+    discard_after_failure,
     finish_switch,
     heartbeat,
     mark_complete,
     open_staging,
     recover_interrupted,
     stop_for_test,
+    storage_failure,
 )
 from electrodb.io.molecules import (
     BOND_TOLERANCE,
@@ -102,6 +121,7 @@ from electrodb.utils.provenance import stable_hash, utcnow
 
 __all__ = [
     "BOND_TOLERANCE",
+    "MAX_SPEED_A_PER_FS",
     "MAX_TEMPERATURE_K",
     "MAX_TIMESTEP_FS",
     "MAX_VOLUME_RATIO",
@@ -111,6 +131,7 @@ __all__ = [
     "STAGING_KIND",
     "STALE_AFTER_S",
     "STEP_KEYS",
+    "TIME_KEYS",
     "WATER_OH_CUTOFF_A",
     "IngestError",
     "assign_molecules",
@@ -154,8 +175,10 @@ def ingest_trajectory(
     allow_small_cell: bool = False,
     allow_volume_jumps: bool = False,
     allow_irregular_steps: bool = False,
+    allow_atom_jumps: bool = False,
     allow_truncated: bool = False,
     force: bool = False,
+    replace: bool = False,
 ) -> TrajectoryDocument:
     """Validate and stream an external trajectory into the store; return its metadata document.
 
@@ -171,10 +194,13 @@ def ingest_trajectory(
     min_cell_width_A
         Smallest allowed perpendicular cell width (Å).
     allow_unusual, allow_unusual_temperature, allow_unusual_timestep, allow_small_cell, allow_volume_jumps, \
-allow_irregular_steps, allow_truncated
+allow_irregular_steps, allow_atom_jumps, allow_truncated
         Let the named range check through (``allow_unusual``: all); recorded in ``validation_overrides``.
     force
         Re-ingest even when the same file with the same parameters is already stored.
+    replace
+        Replace a stored trajectory whose frames this file copies, starts or extends (the same run), whatever
+        its labels; without it a copy or a prefix of a stored run is refused (:mod:`electrodb.io.ingest_overlap`).
 
     The returned document carries two unstored fields: ``ingest_action`` (``"created"``, ``"replaced"``,
     ``"unchanged"``) and ``ingest_messages`` (clean-ups and no-op notices, for the caller to print). The id is
@@ -187,6 +213,7 @@ allow_irregular_steps, allow_truncated
         "allow_small_cell": allow_small_cell,
         "allow_volume_jumps": allow_volume_jumps,
         "allow_irregular_steps": allow_irregular_steps,
+        "allow_atom_jumps": allow_atom_jumps,
         "allow_truncated": allow_truncated,
     }
     allowed = {f for f, on in flags.items() if on or allow_unusual}
@@ -207,22 +234,28 @@ allow_irregular_steps, allow_truncated
     }
     tid = _trajectory_id(params)
     messages: list[str] = []
-    recover_interrupted(stores, tid, messages)
-    existing = _stored_document(stores, tid)
-    if existing is not None and not force and _unchanged(stores, existing, params, campaign, messages):
-        messages.append(
-            f"{path.name} is already stored as {tid} ({existing['n_frames']} frames, same sha256 and "
-            "parameters): nothing to do (force=True re-ingests)"
-        )
-        return _result(TrajectoryDocument(**existing), "unchanged", messages)
-    validate = FrameValidator(checks, params["interval"], min_cell_width_A)
-    first, frames = _first_frame(path, fmt, index, validate)
-    composition = identify_composition(first, parsed, molality, path)
-    doc = _document(tid, first, parsed, composition, params, path)
-    campaigns = [*(existing or {}).get("campaign_ids", []), *([campaign] if campaign else [])]
-    doc = doc.model_copy(update={"campaign_ids": list(dict.fromkeys(campaigns))})
-    doc = _write_staged(stores, doc, first, frames, validate, params, path, chunk_frames)
-    doc = _check_run_temperature(stores, doc)
+    try:
+        recover_interrupted(stores, tid, messages)
+        existing = _stored_document(stores, tid)
+        if existing is not None and not force and _unchanged(stores, existing, params, campaign, messages):
+            messages.append(
+                f"{path.name} is already stored as {tid} ({existing['n_frames']} frames, same sha256 and "
+                "parameters): nothing to do (force=True re-ingests)"
+            )
+            return _result(TrajectoryDocument(**existing), "unchanged", messages)
+        validate = FrameValidator(checks, params["interval"], timestep_fs, min_cell_width_A)
+        first, frames = _first_frame(path, fmt, index, validate)
+        composition = identify_composition(first, parsed, molality, path)
+        doc = _document(tid, first, parsed, composition, params, path)
+        campaigns = [*(existing or {}).get("campaign_ids", []), *([campaign] if campaign else [])]
+        doc = doc.model_copy(update={"campaign_ids": list(dict.fromkeys(campaigns))})
+        doc = _write_staged(stores, doc, first, frames, validate, params, path, chunk_frames, replace, messages)
+        doc = _check_run_temperature(stores, doc)
+    except (OSError, sqlite3.Error) as exc:  # the store's disk, not the file: read errors are IngestErrors
+        failure = storage_failure(exc, stores)
+        if failure is None:
+            raise
+        raise failure from None
     return _report_written(doc, existing, messages)
 
 
@@ -304,20 +337,28 @@ def _write_staged(
     params: dict[str, Any],
     path: Path,
     chunk_frames: int,
+    replace: bool,
+    messages: list[str],
 ) -> TrajectoryDocument:
     """Write every frame under a staging id, then switch the stored trajectory to it; return the stored document.
 
     A failure before the switch deletes the staging data (:mod:`electrodb.io.ingest_staging`) and leaves the stored
-    trajectory untouched. ``chunk_frames`` is the number of frames per stored chunk.
+    trajectory untouched. ``chunk_frames`` is the number of frames per stored chunk. Stored trajectories of the
+    same run are refused or replaced (``replace``; :mod:`electrodb.io.ingest_overlap`), with ``messages``.
     """
+    chunk_bytes = 12 * len(first) * chunk_frames * 2  # float32 positions, base64 and incompressible: an upper bound
+    check_free_space(stores, chunk_bytes)
     manifest = open_staging(stores, doc.trajectory_id, path)
     staging = manifest["staging_id"]
+
+    def on_chunk() -> None:
+        heartbeat(stores, manifest)
+        check_free_space(stores, chunk_bytes)
+
     try:
         writer = TrajectoryWriter(stores.data, staging, len(first), chunk_frames)
-        truncation = _write_frames(
-            writer, first, frames, validate, doc.frame_interval_ps, path, lambda: heartbeat(stores, manifest)
-        )
-        truncation = _check_frame_count(writer.next_frame, truncation, params["expected_frames"], path)
+        truncation = write_frames(writer, first, frames, validate, doc.frame_interval_ps, path, on_chunk)
+        truncation = check_frame_count(writer.next_frame, truncation, params["expected_frames"], path)
         if truncation is not None:
             validate.checks.require(
                 False,
@@ -328,27 +369,16 @@ def _write_staged(
         writer.flush()
         stop_for_test("before_switch")
         doc = _completed(doc, writer, params, validate.checks, truncation)
-        mark_complete(stores, manifest, doc, writer.n_chunks)
-    except BaseException:
-        discard_staging(stores, staging)
+        overlaps = find_overlaps(stores, staging, doc)
+        replaces, notes = resolve_overlaps(overlaps, path, replace)
+        campaigns = [*doc.campaign_ids, *(c for o in overlaps if o.trajectory_id in replaces for c in o.campaign_ids)]
+        doc = doc.model_copy(update={"campaign_ids": list(dict.fromkeys(campaigns))})
+        mark_complete(stores, manifest, doc, writer.n_chunks, replaces)
+    except BaseException as exc:
+        discard_after_failure(stores, staging, exc)
         raise
+    messages.extend(notes)
     return finish_switch(stores, manifest)
-
-
-def _check_frame_count(
-    n_read: int, truncation: tuple[int, str] | None, expected_frames: int | None, path: Path
-) -> tuple[int, str] | None:
-    """Compare the frames read with ``expected_frames``: more is an error, fewer a truncation (complete, reason)."""
-    if expected_frames is None or truncation is not None:
-        return truncation
-    if n_read > expected_frames:
-        raise IngestError(
-            f"{path}: {n_read} frames read, more than expected_frames={expected_frames}; "
-            "fix expected_frames or the index"
-        )
-    if n_read < expected_frames:
-        return n_read, f"{n_read} frames read of the expected {expected_frames}"
-    return None
 
 
 def _completed(
@@ -458,61 +488,3 @@ def _document(
         frame_interval_ps=timestep_fs * interval / 1000.0,
         box_length_A=float(first.cell.lengths()[0]),
     )
-
-
-def _write_frames(
-    writer: TrajectoryWriter,
-    first: Atoms,
-    frames: Iterator[Atoms],
-    validate: FrameValidator,
-    frame_ps: float,
-    path: Path,
-    on_chunk: Callable[[], None],
-) -> tuple[int, str] | None:
-    """Unwrap, validate and append every frame; return (complete frames, reason) if the file is truncated."""
-    symbols = first.get_chemical_symbols()
-    previous = first.get_positions()
-    unwrapped = previous.copy()
-    writer.append(unwrapped, first.cell.array, 0.0, _energy(first), _temperature(first), stress=_stress(first))
-    n_chunks = writer.n_chunks
-    while True:
-        try:
-            frame = next(frames)
-        except StopIteration:
-            return None
-        except Truncated as exc:
-            return exc.n_complete, exc.reason
-        k = writer.next_frame
-        if frame.get_chemical_symbols() != symbols:
-            raise IngestError(f"{path}: frame {k} has different atoms than frame 0")
-        validate(k, frame)
-        wrapped = frame.get_positions()
-        cell = frame.cell.array
-        frac = np.linalg.solve(cell.T, (wrapped - previous).T).T
-        frac -= np.round(frac)
-        unwrapped = unwrapped + frac @ cell
-        previous = wrapped
-        writer.append(unwrapped, cell, k * frame_ps, _energy(frame), _temperature(frame), stress=_stress(frame))
-        if writer.n_chunks != n_chunks:
-            n_chunks = writer.n_chunks
-            on_chunk()
-
-
-def _energy(frame: Atoms) -> float:
-    try:
-        value = float(frame.get_potential_energy())
-    except Exception:
-        return float("nan")
-    return value if np.isfinite(value) else float("nan")
-
-
-def _temperature(frame: Atoms) -> float:
-    return float(frame.get_temperature()) if frame.has("momenta") else float("nan")
-
-
-def _stress(frame: Atoms) -> np.ndarray | None:
-    try:
-        stress = np.asarray(frame.get_stress(voigt=False), dtype=float)
-    except Exception:
-        return None
-    return stress if stress.shape == (3, 3) and np.isfinite(stress).all() else None

@@ -9,9 +9,20 @@ override bookkeeping (:class:`RangeChecks`), the checks of the run settings and 
   structure builder's RDFs reach half the smallest width, and the first-shell minima of ion–water RDFs lie
   at 2.6–3.9 Å), and a volume that changes by at most 10 % between frames and stays within a factor 1.5 of
   frame 0 (NPT fluctuates by far less);
-* temperature finite and in (0, 5000] K, timestep finite and in (0, 20] fs, ``interval`` ≥ 1, and where the
-  file carries an MD step counter (LAMMPS ``timestep``, extxyz ``step``) it must advance by ``interval`` steps
-  per frame;
+* temperature finite and in (0, 5000] K, timestep finite and in (0, 20] fs, ``interval`` ≥ 1;
+* the stated time between frames (``interval × timestep_fs``) against the file's own clock, wherever it has one:
+  an MD step counter (:data:`STEP_KEYS`: LAMMPS text dumps' ``timestep``, extxyz ``step``) must advance by
+  ``interval`` steps per frame, and a per-frame time (:data:`TIME_KEYS`: extxyz ``time_fs``, ``time_ps``, or
+  ``time``/``Time``, read as fs or ps, whichever fits: CP2K and GPUMD write fs, ElectroDB's own export ps) must
+  reach ``k × interval × timestep_fs`` at frame ``k`` within half a frame interval. ASE reads no times from
+  XTC/TRR files (it has no reader for them), VASP XDATCAR or ASE ``.traj``: for those only the stated interval
+  counts;
+* no atom jumps: between consecutive frames each atom's minimum-image displacement is at most
+  :data:`MAX_SPEED_A_PER_FS` (1 Å/fs = 100 km/s) × the frame interval in fs, and its coordinates move by at
+  most one box length per cell direction (a wrapped file's boundary crossing). 1 Å/fs is 15 standard
+  deviations of the Maxwell–Boltzmann velocity of H at 5000 K (60 at 300 K): no atom of a liquid moves that
+  fast; a jump is a corrupt frame (one atom at 1e12 Å) or an interval that understates the time between
+  frames;
 * truncation: a file ASE cannot read to the end (a frame cut off mid-way) or a text file whose last line has
   no newline (ASE silently reads a half-written last number) raises :class:`Truncated` after the complete
   frames before the damage.
@@ -33,6 +44,7 @@ from ase.io import iread
 from electrodb.analysis.periodic import smallest_widths
 
 __all__ = [
+    "MAX_SPEED_A_PER_FS",
     "MAX_TEMPERATURE_K",
     "MAX_TIMESTEP_FS",
     "MAX_VOLUME_RATIO",
@@ -40,6 +52,7 @@ __all__ = [
     "MIN_CELL_WIDTH_A",
     "OVERRIDE_FLAGS",
     "STEP_KEYS",
+    "TIME_KEYS",
     "FrameValidator",
     "IngestError",
     "RangeChecks",
@@ -54,12 +67,17 @@ MAX_TIMESTEP_FS = 20.0
 MAX_VOLUME_STEP = 0.10  # |V_k / V_{k-1} - 1|
 MAX_VOLUME_RATIO = 1.5  # V_k / V_0 within [1/1.5, 1.5]
 STEP_KEYS = ("step", "timestep", "Step", "Timestep", "md_step")
+#: Per-frame time keys of ``Atoms.info`` and their unit (None: fs or ps, whichever fits the stated interval).
+TIME_KEYS: tuple[tuple[str, str | None], ...] = (("time_fs", "fs"), ("time_ps", "ps"), ("time", None), ("Time", None))
+_FS_PER = {"fs": 1.0, "ps": 1000.0}
+MAX_SPEED_A_PER_FS = 1.0  # 100 km/s: 15 σ of the velocity of H at 5000 K
 OVERRIDE_FLAGS = (
     "allow_unusual_temperature",
     "allow_unusual_timestep",
     "allow_small_cell",
     "allow_volume_jumps",
     "allow_irregular_steps",
+    "allow_atom_jumps",
     "allow_truncated",
 )
 
@@ -142,16 +160,45 @@ def _frame_step(frame: Atoms) -> int | None:
     return None
 
 
-class FrameValidator:
-    """Per-frame checks: finite data, sane cell, bounded volume change, evenly spaced step counter."""
+def _frame_time(frame: Atoms) -> tuple[str, float, str | None] | None:
+    """The first per-frame time of :data:`TIME_KEYS` in ``frame.info``: (key, value, unit or None), or None."""
+    for key, unit in TIME_KEYS:
+        value = frame.info.get(key)
+        if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+            if np.isfinite(value):
+                return key, float(value), unit
+    return None
 
-    def __init__(self, checks: RangeChecks, interval: int, min_width: float) -> None:
+
+class FrameValidator:
+    """Per-frame checks: finite data, sane cell, bounded volume change, the file's clock, no atom jumps.
+
+    Parameters
+    ----------
+    checks
+        The overridable checks and their overrides.
+    interval, timestep_fs
+        The stated MD steps between frames and MD timestep (fs).
+    min_width
+        Smallest allowed perpendicular cell width (Å).
+
+    After each call, ``displacement`` holds every atom's minimum-image displacement (Å, ``(n_atoms, 3)``) from
+    the previous frame (zeros at frame 0), for the caller to unwrap with.
+    """
+
+    def __init__(self, checks: RangeChecks, interval: int, timestep_fs: float, min_width: float) -> None:
         self.checks = checks
         self.interval = interval
+        self.timestep_fs = timestep_fs
+        self.frame_fs = interval * timestep_fs
         self.min_width = min_width
         self.v0: float | None = None
         self.v_prev: float | None = None
         self.step_prev: int | None = None
+        self.time0: tuple[int, str, float] | None = None
+        self.time_unit: str | None = None
+        self.pos_prev: np.ndarray | None = None
+        self.displacement: np.ndarray = np.zeros((0, 3))
 
     def __call__(self, k: int, frame: Atoms) -> None:
         pos = frame.get_positions()
@@ -216,6 +263,69 @@ class FrameValidator:
                 "fix --interval, or remove duplicated/missing frames (a restarted run appended to the file)",
             )
         self.step_prev = step
+        self._check_time(k, frame)
+        self.displacement = np.zeros_like(pos) if self.pos_prev is None else self._check_jumps(k, frame, pos, cell)
+        self.pos_prev = pos
+
+    def _check_time(self, k: int, frame: Atoms) -> None:
+        """The file's per-frame time at frame ``k`` against ``k × interval × timestep_fs`` since its first time."""
+        found = _frame_time(frame)
+        if found is None:
+            return
+        key, t, unit = found
+        if self.time0 is None or self.time0[1] != key:
+            self.time0, self.time_unit = (k, key, t), unit
+            return
+        k0, _, t0 = self.time0
+        n = k - k0
+        want_fs = n * self.frame_fs
+        for candidate in [self.time_unit] if self.time_unit else ["fs", "ps"]:
+            if abs((t - t0) * _FS_PER[candidate] - want_fs) <= 0.5 * self.frame_fs + 1e-6 * want_fs:
+                self.time_unit = candidate
+                return
+        per_frame = (t - t0) / n
+        unit = self.time_unit or "fs"
+        steps = per_frame * _FS_PER[unit] / self.timestep_fs
+        shown = f"{per_frame:.6g} {unit}" if self.time_unit else f"{per_frame:.6g} fs or ps ({key!r} has no unit)"
+        self.checks.require(
+            False,
+            "allow_irregular_steps",
+            f"frame {k}: the file's {key!r} goes {t0:g} -> {t:g} over {n} frame(s), {shown} per frame, but "
+            f"--interval × --timestep-fs is {self.interval} × {self.timestep_fs:g} fs = {self.frame_fs:g} fs per "
+            "frame",
+            f"fix --interval or --timestep-fs (the file's times say {steps:.4g} steps of {self.timestep_fs:g} fs "
+            f"per frame{'' if self.time_unit else ', if its time is in fs'}), or remove duplicated/missing frames",
+        )
+
+    def _check_jumps(self, k: int, frame: Atoms, pos: np.ndarray, cell: np.ndarray) -> np.ndarray:
+        """Refuse atoms that move farther from frame ``k - 1`` than any atom can; return the min-image steps (Å)."""
+        assert self.pos_prev is not None
+        frac = np.linalg.solve(cell.T, (pos - self.pos_prev).T).T
+        shift = np.round(frac)
+        step = (frac - shift) @ cell
+        limit = MAX_SPEED_A_PER_FS * self.frame_fs
+        moved = np.linalg.norm(step, axis=1)
+        crossed = np.abs(shift).max(axis=1)
+        bad = np.flatnonzero((crossed > 1) | (moved > limit))
+        if len(bad):
+            raw = np.linalg.norm(pos - self.pos_prev, axis=1)
+            i = int(bad[np.argmax(np.where(crossed[bad] > 1, raw[bad], moved[bad]))])
+            how = (
+                f"{raw[i]:.4g} Å (more than one box length: no boundary crossing explains it)"
+                if crossed[i] > 1
+                else f"{moved[i]:.4g} Å (nearest image)"
+            )
+            self.checks.require(
+                False,
+                "allow_atom_jumps",
+                f"frame {k}: atom {i} ({frame.get_chemical_symbols()[i]}) moves {how} from frame {k - 1}, farther "
+                f"than any atom can in {self.frame_fs:g} fs (at most "
+                f"{MAX_SPEED_A_PER_FS:g} Å/fs × {self.frame_fs:g} fs = {limit:.4g} Å)"
+                + (f"; {len(bad)} atoms jump in that frame" if len(bad) > 1 else ""),
+                f"the file is corrupt at that frame (keep the frames before it: index=':{k}'), or --interval × "
+                "--timestep-fs understates the time between frames",
+            )
+        return step
 
 
 # ------------------------------------------------------------------------------------------------ reading

@@ -8,13 +8,25 @@ trajectory document upserted, manifest deleted. A failed ingest deletes its stag
 (:func:`discard_staging`); one killed while writing leaves the stored trajectory untouched and its staging data
 is deleted (with a message) by the next ingest; one killed during the switch is finished by the next ingest
 (:func:`recover_interrupted`). While a switch replaces an existing trajectory its document reads ``running`` (the
-builders skip it) until the switch ends.
+builders skip it) until the switch ends. A switch may also retire other trajectories that the new one supersedes
+(the manifest's ``replaces``: a stored prefix of the same run, :mod:`electrodb.io.ingest_overlap`): their
+documents and then their chunks are deleted after the switch, by the same idempotent step.
+
+A full disk never leaves a traceback or a half-written trajectory: :func:`check_free_space` stops the ingest
+while :data:`MIN_FREE_BYTES` (and a few chunks' worth) are still free on the disk of the embedded database, so
+that the staged chunks can still be deleted (SQLite's secure delete writes every freed page once more), and
+:func:`storage_failure` turns a write that fails anyway (``ENOSPC``, SQLite's "database or disk is full", any
+other ``OSError`` or SQLite error) into one :class:`~electrodb.io.ingest_checks.IngestError` naming the database.
+:func:`discard_staging` deletes chunk by chunk, so a nearly full disk needs room for one chunk at a time.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import socket
+import sqlite3
 import time
 import uuid
 from collections import Counter
@@ -28,8 +40,11 @@ from electrodb.store.stores import ElectroDBStores
 from electrodb.utils.provenance import utcnow
 
 __all__ = [
+    "MIN_FREE_BYTES",
     "STAGING_KIND",
     "STALE_AFTER_S",
+    "check_free_space",
+    "discard_after_failure",
     "discard_staging",
     "finish_switch",
     "heartbeat",
@@ -37,10 +52,12 @@ __all__ = [
     "open_staging",
     "recover_interrupted",
     "stop_for_test",
+    "storage_failure",
 ]
 
 STAGING_KIND = "ingest_staging"
 STALE_AFTER_S = 600.0  # staging data of another host whose heartbeat is older than this is abandoned
+MIN_FREE_BYTES = 16 * 2**20  # kept free on the embedded database's disk (+ 4 chunks): room to delete staged data
 _TEST_STOP_ENV = "ELECTRODB_INGEST_TEST_STOP"  # tests only: "<point>:<n>:<marker file>" parks the process
 
 
@@ -99,9 +116,24 @@ def heartbeat(stores: ElectroDBStores, manifest: dict[str, Any]) -> None:
     stop_for_test("chunk")
 
 
-def mark_complete(stores: ElectroDBStores, manifest: dict[str, Any], doc: TrajectoryDocument, n_chunks: int) -> None:
-    """Every frame is staged and valid: record the final document in the manifest, ready for the switch."""
-    manifest.update(state="complete", n_chunks=n_chunks, document=_stored(doc), last_updated=utcnow())
+def mark_complete(
+    stores: ElectroDBStores,
+    manifest: dict[str, Any],
+    doc: TrajectoryDocument,
+    n_chunks: int,
+    replaces: list[str] | None = None,
+) -> None:
+    """Every frame is staged and valid: record the final document in the manifest, ready for the switch.
+
+    ``replaces``: ids of stored trajectories that the switch retires (their documents and chunks are deleted).
+    """
+    manifest.update(
+        state="complete",
+        n_chunks=n_chunks,
+        document=_stored(doc),
+        replaces=list(replaces or []),
+        last_updated=utcnow(),
+    )
     stores.data.update([manifest], key="blob_uuid")
 
 
@@ -129,15 +161,79 @@ def finish_switch(stores: ElectroDBStores, manifest: dict[str, Any]) -> Trajecto
     delete_chunks(stores.data, tid, keep_first=int(manifest["n_chunks"]))
     doc = doc.model_copy(update={"last_updated": utcnow()})
     stores.trajectories.update([_stored(doc)], key="trajectory_id")
+    for old in manifest.get("replaces") or []:  # the document first: no reader meets one without its frames
+        if old != tid:
+            stores.trajectories.remove_docs({"trajectory_id": old})
+            delete_chunks(stores.data, old)
     stores.data.remove_docs({"blob_uuid": _manifest_key(staging)})
     return doc
 
 
 def discard_staging(stores: ElectroDBStores, staging_id: str) -> int:
-    """Delete the staged chunks of ``staging_id`` and its manifest; return how many chunks were deleted."""
-    n = delete_chunks(stores.data, staging_id)
+    """Delete the staged chunks of ``staging_id`` (one at a time) and its manifest; return how many chunks."""
+    n = 0
+    while delete_chunks(stores.data, staging_id, keep_first=_last_chunk_index(stores, staging_id)):
+        n += 1
     stores.data.remove_docs({"blob_uuid": _manifest_key(staging_id)})
     return n
+
+
+def discard_after_failure(stores: ElectroDBStores, staging_id: str, exc: BaseException) -> None:
+    """Delete the staging data of an ingest that failed with ``exc``; if that fails too (a full disk), raise one
+    :class:`IngestError` saying both (the next ingest deletes the data, :func:`recover_interrupted`)."""
+    try:
+        discard_staging(stores, staging_id)
+    except (OSError, sqlite3.Error) as cleanup:
+        first = storage_failure(exc, stores) or exc
+        raise IngestError(
+            f"{first}; its staging data ({staging_id}) could not be deleted now ({cleanup}): the next ingest deletes it"
+        ) from None
+
+
+def _last_chunk_index(stores: ElectroDBStores, staging_id: str) -> int:
+    indexes = [
+        int(c.get("chunk_index", 0))
+        for c in stores.data.query(
+            {"trajectory_id": staging_id, "kind": "trajectory_chunk"}, properties=["chunk_index"]
+        )
+    ]
+    return max(indexes, default=0)
+
+
+def _database(stores: ElectroDBStores) -> str:
+    settings = getattr(stores, "settings", None)
+    return settings.describe() if settings is not None else "the database"
+
+
+def check_free_space(stores: ElectroDBStores, chunk_bytes: int) -> None:
+    """Raise :class:`IngestError` when the embedded database's disk has less than :data:`MIN_FREE_BYTES` plus
+    four chunks of ``chunk_bytes`` free (MongoDB: no check; its server reports a full disk itself)."""
+    settings = getattr(stores, "settings", None)
+    if settings is None or not settings.embedded:
+        return
+    free = shutil.disk_usage(settings.database_path).free
+    need = MIN_FREE_BYTES + 4 * chunk_bytes
+    if free < need:
+        raise IngestError(
+            f"the disk of the database ({settings.database_path}) has only {free / 2**20:.1f} MiB free, below "
+            f"the {need / 2**20:.1f} MiB an ingest keeps free; nothing stored was changed: free space there (or "
+            "point ELECTRODB_DATA_DIR at a larger disk) and ingest again"
+        )
+
+
+def storage_failure(exc: BaseException, stores: ElectroDBStores) -> IngestError | None:
+    """The one-line :class:`IngestError` for a failed write to the store (``OSError``, SQLite error), else None."""
+    if not isinstance(exc, (OSError, sqlite3.Error)):
+        return None
+    where = _database(stores)
+    text = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) or type(exc).__name__
+    full = (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or "full" in str(exc).lower()
+    if full:
+        return IngestError(
+            f"the disk of {where} is full ({text}); nothing stored was changed: free space there (or point "
+            "ELECTRODB_DATA_DIR at a larger disk) and ingest again"
+        )
+    return IngestError(f"could not write to {where} ({text}); nothing stored was changed: fix that and ingest again")
 
 
 def recover_interrupted(stores: ElectroDBStores, tid: str, messages: list[str]) -> None:

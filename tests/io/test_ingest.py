@@ -252,8 +252,9 @@ def test_overrides_are_recorded(stores, tmp_path):
     assert doc.status == "completed" and "6000" in doc.validation_overrides["allow_unusual_temperature"]
     stored = stores.trajectories.query_one({"trajectory_id": doc.trajectory_id})
     assert stored["validation_overrides"] == doc.validation_overrides and "ingest_messages" not in stored
-    doc = ingest_trajectory(path, "NaCl", None, 298.15, 40.0, 10, stores, allow_unusual=True)
+    doc = ingest_trajectory(path, "NaCl", None, 298.15, 40.0, 10, stores, allow_unusual=True, replace=True)
     assert list(doc.validation_overrides) == ["allow_unusual_timestep"]
+    assert any("replaced stored trajectory" in m and "--replace" in m for m in doc.ingest_messages)
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
@@ -317,10 +318,12 @@ def test_truncated_files(stores, tmp_path):
     mid_number.write_bytes(data[:-4])
     with pytest.raises(IngestError, match=r"last line has no newline: frame 29 was cut off"):
         ingest_trajectory(mid_number, "NaCl", None, 298.15, 0.5, 10, stores)
-    # cut at 70 % = exactly after frame 21 of 30 (a frame boundary): only a stated frame count can tell
+    # cut at 70 % = exactly after frame 21 of 30 (a frame boundary): only a stated frame count can tell; its
+    # frames are those of the 21 complete frames kept above: the same run, refused
     boundary = tmp_path / "boundary.extxyz"
     boundary.write_bytes(data[: int(0.7 * len(data))])
-    assert ingest_trajectory(boundary, "NaCl", None, 298.15, 0.5, 10, stores).n_frames == 21
+    with pytest.raises(IngestError, match=r"its 21 frames are those of stored trajectory .* \(from cut.extxyz\)"):
+        ingest_trajectory(boundary, "NaCl", None, 298.15, 0.5, 10, stores)
     with pytest.raises(IngestError, match=r"21 frames read of the expected 30"):
         ingest_trajectory(boundary, "NaCl", None, 298.15, 0.5, 10, stores, expected_frames=30)
     with pytest.raises(IngestError, match=r"more than expected_frames=20"):
@@ -479,7 +482,7 @@ def test_source_run_temperature_is_judged_against_its_label(stores, tmp_path):
     hot = ingest_trajectory(write_frames(tmp_path / "hot.extxyz", frames), "LiCl", None, 298.15, 0.5, 10, stores)
     assert hot.temperature_status == "unconverged" and "298.15" in hot.temperature_reason
     assert hot.mean_temperature_K > 350
-    plain = ingest_trajectory(
-        write_frames(tmp_path / "plain.extxyz", frames_of(atoms, 30)), "LiCl", None, 310.0, 0.5, 10, stores
+    plain = ingest_trajectory(  # another run from the same start (not the same run: other frames)
+        write_frames(tmp_path / "plain.extxyz", frames_of(atoms, 30, seed=2)), "LiCl", None, 310.0, 0.5, 10, stores
     )
     assert plain.temperature_status == "insufficient"  # no velocities: the label cannot be checked
