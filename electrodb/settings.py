@@ -19,7 +19,17 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-__all__ = ["ElectroDBSettings", "get_settings"]
+__all__ = ["ElectroDBSettings", "get_settings", "masked_uri"]
+
+
+def masked_uri(uri: str) -> str:
+    """``uri`` with the password of its credentials (``user:password@``) replaced by ``***``."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep or "@" not in rest:
+        return uri
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}{':***' if ':' in credentials else ''}@{host}"
 
 
 class ElectroDBSettings(BaseSettings):
@@ -39,6 +49,9 @@ class ElectroDBSettings(BaseSettings):
         Folder searched for MACE foundation-model files (``mace-mp-0:small`` …), which cannot be downloaded here.
     trajectory_chunk_frames
         Frames per stored trajectory chunk; bounds each stored document well below MongoDB's 16 MB limit.
+    db_timeout_s
+        How long to wait for the MongoDB server of ``db_uri`` to answer (s) before an operation fails (pymongo's
+        ``serverSelectionTimeoutMS``; its default of 30 s would leave a command hanging on a mistyped URI).
     use_jobflow_store
         Take the database from jobflow's own ``JOB_STORE`` configuration (``~/.jobflow.yaml`` or
         ``JOBFLOW_JOB_STORE``) instead of ``db_uri``/``data_dir``: ``jobs`` is its docs store, the other
@@ -58,6 +71,7 @@ class ElectroDBSettings(BaseSettings):
     data_dir: Path = Field(default=Path("electrodb-data"))
     db_uri: str | None = None
     db_name: str = "electrodb"
+    db_timeout_s: float = Field(default=5.0, gt=0, le=600)
     model_cache: Path | None = None
     trajectory_chunk_frames: int = Field(default=200, ge=1, le=100_000)
     use_jobflow_store: bool = False

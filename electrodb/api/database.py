@@ -8,12 +8,15 @@ projection that names ``P`` or ``P_err`` reads ``P_status`` too, to apply it, an
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
 from array import array
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
+
+from fastapi import HTTPException
 
 from electrodb.api.cache import BytesLRU
 from electrodb.api.jsonout import dumps
@@ -21,6 +24,7 @@ from electrodb.documents.properties import WITHHELD_SUFFIXES, withhold_insuffici
 from electrodb.documents.registry import SUMMARY_PROPERTIES
 from electrodb.settings import ElectroDBSettings
 from electrodb.store import query as q
+from electrodb.store.errors import StoreUnavailableError
 from electrodb.store.stores import get_stores
 
 __all__ = ["SERVED", "Database"]
@@ -70,6 +74,19 @@ def _served(name: str, doc: dict, added: tuple[str, ...]) -> dict:
     return doc
 
 
+def _unavailable_is_503(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A collection or database that cannot be read answers 503 naming it (never a 500 or a server path)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Database, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except StoreUnavailableError as exc:
+            raise HTTPException(503, f"database unavailable: {exc.public}") from exc
+
+    return wrapper
+
+
 class Database:
     """The API's read-only stores. Both backends are thread-safe and page, sort, count and distinct in the
     database itself (MongoDB indexes; the embedded SQLite store's value columns and indexes)."""
@@ -86,20 +103,23 @@ class Database:
         self.settings = settings
         self.doc_cache = BytesLRU(doc_cache_bytes)
         self._unkept: set[tuple] = set()  # (criteria, sort) of match sets too large for the cache
-        self.stores = get_stores(settings, read_only=True)
+        self.stores = get_stores(settings, read_only=True, require_database=True)
         self.embedded = settings.embedded
         self._connect_lock = threading.Lock()
         self._connected: set[str] = set()
 
+    @_unavailable_is_503
     def store(self, name: str) -> Any:
         store = self.stores[name]
         if name not in self._connected:
             with self._connect_lock:
                 if name not in self._connected:
+                    self.stores.ping()  # a MongoDB server that does not answer: one line, within its timeout
                     store.connect()
                     self._connected.add(name)
         return store
 
+    @_unavailable_is_503
     def page(
         self, name: str, criteria: dict, properties: dict | None, sort: dict[str, int], skip: int, limit: int
     ) -> tuple[list[dict], int]:
@@ -113,6 +133,7 @@ class Database:
         docs = store.query(criteria, properties=properties, sort=sort, skip=skip, limit=limit)
         return [_served(name, q.apply_subpaths(_no_id(d), paths), added) for d in docs], total
 
+    @_unavailable_is_503
     def page_json(
         self,
         name: str,
@@ -216,12 +237,14 @@ class Database:
             self.doc_cache.put(key, matches, size=size)
         return matches
 
+    @_unavailable_is_503
     def one(self, name: str, criteria: dict, properties: dict | None = None) -> dict | None:
         properties, added = _read_projection(name, properties)
         properties, paths = q.split_projection(properties)
         doc = self.store(name).query_one(criteria, properties=properties)
         return None if doc is None else _served(name, q.apply_subpaths(_no_id(doc), paths), added)
 
+    @_unavailable_is_503
     def find(
         self, name: str, criteria: dict, properties: dict | None = None, sort: dict | None = None, limit: int = 0
     ) -> list[dict]:
@@ -232,15 +255,19 @@ class Database:
     def version(self, name: str) -> Hashable | None:
         """Token that changes whenever collection ``name`` changes (any process), or ``None`` if the store
         cannot tell (MongoDB, in-memory stores): what the response cache checks (:mod:`electrodb.api.cache`)."""
-        store = self.store(name)
+        try:
+            store = self.store(name)
+        except HTTPException:  # the collection cannot be opened: no cache; the read answers 503
+            return None
         version = getattr(store, "data_version", None)
         if version is None:
             return None
         try:
             return id(store), version()
-        except (OSError, sqlite3.Error):  # file gone or unreadable: do not cache; the read reports it
+        except (OSError, sqlite3.Error, StoreUnavailableError):  # file gone or unreadable: no cache; the read says
             return None
 
+    @_unavailable_is_503
     def distinct(self, name: str, fields: tuple[str, ...]) -> dict[str, list[Any]]:
         """Distinct non-null scalar values of each field (array fields contribute their elements)."""
         store = self.store(name)
@@ -250,6 +277,7 @@ class Database:
             out[f] = [v for v in values if v is not None and not isinstance(v, dict | list)]
         return out
 
+    @_unavailable_is_503
     def counts(self) -> dict[str, int]:
         return {name: self.store(name).count() for name in SERVED}
 

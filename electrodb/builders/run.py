@@ -3,12 +3,15 @@ by chunk (each chunk processed and written before the next is read)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timezone
 from itertools import islice
 from typing import Any
 
 from maggma.core import Builder
 
+from electrodb import __version__
 from electrodb.builders.properties import AnalysisSettings
 from electrodb.builders.solvation import SolvationBuilder
 from electrodb.builders.summary import ElectrolyteSummaryBuilder
@@ -16,7 +19,10 @@ from electrodb.builders.thermo import ThermoBuilder
 from electrodb.builders.trajectory import TrajectoryPropertiesBuilder
 from electrodb.store.stores import ElectroDBStores
 
-__all__ = ["make_builders", "run_builder", "run_builders"]
+__all__ = ["RUN_BUILDER", "make_builders", "run_builder", "run_builders"]
+
+#: ``builder`` of the record each recorded run of the builders leaves in ``builds`` (skip records name theirs).
+RUN_BUILDER = "run"
 
 
 def make_builders(stores: ElectroDBStores, settings: object | None = None, rebuild: bool = False) -> dict[str, Builder]:
@@ -66,6 +72,7 @@ def run_builders(
     settings: object | None = None,
     rebuild: bool = False,
     workers: int = 1,
+    record: bool = False,
 ) -> dict[str, int]:
     """Run every builder in data-flow order; return how many items each processed.
 
@@ -84,11 +91,19 @@ def run_builders(
     workers
         Processes for the per-trajectory analysis (:mod:`electrodb.builders.parallel`; 1 = serial, in this
         process). The other builders are light and run serially.
+    record
+        Leave one record of this run in ``builds`` (``builder: "run"``: when, what each builder processed and
+        pruned, what it kept and why), what ``electrodb build`` does, so ``db info`` counts the builds run.
+
+    A builder whose source reads as empty prunes nothing unless ``rebuild`` (its ``prune_withheld`` is logged).
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     s = stores.connect()
+    started = datetime.now(timezone.utc)
     counts: dict[str, int] = {}
+    pruned_by: dict[str, int] = {}
+    kept: dict[str, str] = {}
     for name, builder in make_builders(s, settings, rebuild).items():
         if name == "properties" and workers > 1:
             from electrodb.builders.parallel import run_properties_parallel
@@ -96,7 +111,32 @@ def run_builders(
             counts[name] = run_properties_parallel(builder, builder.get_items(), workers, log=log)
         else:
             counts[name] = run_builder(builder)
-        pruned = builder.prune() if hasattr(builder, "prune") else 0
+        pruned = pruned_by[name] = builder.prune() if hasattr(builder, "prune") else 0
         if log:
             log(f"{name}: {counts[name]} new or changed inputs processed" + (f", {pruned} pruned" if pruned else ""))
+        withheld = getattr(builder, "prune_withheld", None)
+        if withheld:
+            kept[name] = withheld
+            if log:
+                log(f"{name}: nothing pruned: {withheld}")
+    if record:
+        finished = datetime.now(timezone.utc)
+        s.builds.update(
+            [
+                {
+                    "build_id": f"{RUN_BUILDER}:{started.isoformat()}:{os.getpid()}",
+                    "builder": RUN_BUILDER,
+                    "started": started,
+                    "finished": finished,
+                    "rebuild": rebuild,
+                    "workers": workers,
+                    "processed": counts,
+                    "pruned": pruned_by,
+                    "kept": kept,
+                    "code_version": __version__,
+                    "last_updated": finished,
+                }
+            ],
+            key="build_id",
+        )
     return counts

@@ -211,8 +211,19 @@ class TrajectoryPropertiesBuilder(Builder):
         """Remove property and skip documents of trajectories that no longer exist; return how many trajectories.
 
         Runs after the build has upserted everything, so readers never see a document vanish that is rebuilt.
+        A ``trajectories`` collection that reads as empty prunes nothing unless ``rebuild`` (a lost or truncated
+        source must not take every derived document with it); the builder's ``prune_withheld`` then says why.
         """
         existing = set(self.trajectories.distinct("trajectory_id"))
+        self.prune_withheld = None
+        if not existing and not self.rebuild:
+            derived = sum(self._targets()[name].count() for name in TARGETS)
+            if derived:
+                self.prune_withheld = (
+                    f"trajectories reads as empty: kept the {derived} property documents derived from it; restore "
+                    "it, or run `electrodb build --rebuild` to remove them"
+                )
+                return 0
         stale: set[str] = set()
         for name in reversed(TARGETS):  # kinetics first: its absence marks a trajectory as not built
             store = self._targets()[name]

@@ -34,6 +34,7 @@ from maggma.core import Sort, Store, StoreError
 from monty.json import jsanitize
 from pydash import get, has, set_
 
+from electrodb.store.errors import named_sqlite_errors
 from electrodb.store.sqlite_codec import decode_fast, doc_kinds, encode, json_path, key_text, tagged_paths
 from electrodb.store.sqlite_fallback import distinct_values, filter_sort_page, first_matching_id, matching_ids
 from electrodb.store.sqlite_query import StoreCollection, Translator, column_value, project
@@ -63,7 +64,15 @@ def _props(properties: dict | list | None) -> dict | None:
 
 
 class SQLiteStore(Store):
-    """maggma ``Store`` of one collection in its own SQLite file (see the module docstring)."""
+    """maggma ``Store`` of one collection in its own SQLite file (see the module docstring).
+
+    A file that is empty (0 bytes) or damaged raises :class:`~electrodb.store.errors.CollectionFileError`
+    naming it, on whichever use meets the damage; a missing file is created, unless ``create_missing`` is
+    false (then it is an error too).
+    """
+
+    #: Create the collection file when it does not exist (readers that must not create anything set False).
+    create_missing: bool = True
 
     def __init__(
         self,
@@ -162,9 +171,18 @@ class SQLiteStore(Store):
                 self._conns.append(conn)
         return conn
 
+    @named_sqlite_errors
     def _open(self) -> sqlite3.Connection:
-        return open_connection(self.path, self.busy_timeout_s, self.key, self.indexed_fields, self.compound_indexes)
+        return open_connection(
+            self.path,
+            self.busy_timeout_s,
+            self.key,
+            self.indexed_fields,
+            self.compound_indexes,
+            create=self.create_missing,
+        )
 
+    @named_sqlite_errors
     def data_version(self) -> tuple[int, int, int, int]:
         """A token that changes whenever the collection may have changed (cheap: a few microseconds).
 
@@ -195,6 +213,7 @@ class SQLiteStore(Store):
 
     # ---------------------------------------------------------------- reading
 
+    @named_sqlite_errors
     def _rows(
         self, criteria: dict | None, fields: dict | None, sort: dict | None, skip: int, limit: int
     ) -> tuple[list[tuple[int, str]], bool, list[list[str]]]:
@@ -267,6 +286,7 @@ class SQLiteStore(Store):
         for doc in filter_sort_page(rows, tagged, criteria, sort, skip, limit):
             yield project(doc, fields)
 
+    @named_sqlite_errors
     def page_ids(
         self, criteria: dict | None, sort: dict | None, skip: int = 0, limit: int = 0
     ) -> tuple[list[int], int] | None:
@@ -288,6 +308,7 @@ class SQLiteStore(Store):
             ids = [r[0] for r in conn.execute(sql, [*params, limit if limit else -1, skip])]
         return ids, total
 
+    @named_sqlite_errors
     def query_ids(self, ids: list[int], properties: dict | list | None = None) -> Iterator[dict]:
         """Documents of the row ids ``ids`` (``_id``), in that order, projected; ids no longer stored are skipped."""
         fields = _props(properties)
@@ -303,6 +324,7 @@ class SQLiteStore(Store):
                 doc["_id"] = rid
                 yield project(doc, fields)
 
+    @named_sqlite_errors
     def count(self, criteria: dict | None = None, hint: Any = None) -> int:
         conn = self._conn()
         with transaction(conn, "DEFERRED"):
@@ -311,6 +333,7 @@ class SQLiteStore(Store):
                 return int(conn.execute(f"SELECT COUNT(*) FROM docs WHERE {where}", params).fetchone()[0])
         return sum(1 for _ in self.query(criteria, properties={"_id": 1}))
 
+    @named_sqlite_errors
     def distinct(self, field: str, criteria: dict | None = None, all_exist: bool = False) -> list:
         conn = self._conn()
         with transaction(conn, "DEFERRED"):
@@ -354,6 +377,7 @@ class SQLiteStore(Store):
 
     # ---------------------------------------------------------------- writing
 
+    @named_sqlite_errors
     def update(self, docs: list[dict] | dict, key: list | str | None = None) -> None:
         if not isinstance(docs, list):
             docs = [docs]
@@ -416,6 +440,7 @@ class SQLiteStore(Store):
             return None if row is None else int(row[0])
         return first_matching_id(conn.execute(f"SELECT id, doc FROM docs WHERE {where} ORDER BY id", params), criteria)
 
+    @named_sqlite_errors
     def remove_docs(self, criteria: dict) -> None:
         conn = self._conn()
         with transaction(conn):
@@ -426,6 +451,7 @@ class SQLiteStore(Store):
             rows = conn.execute(f"SELECT id, doc FROM docs WHERE {where}", params).fetchall()
             conn.executemany("DELETE FROM docs WHERE id = ?", [(rid,) for rid in matching_ids(rows, criteria)])
 
+    @named_sqlite_errors
     def ensure_index(self, key: str, unique: bool = False) -> bool:
         """Index on the value at ``key`` (used by equality, ``$in`` and range filters and by sorts).
 
@@ -450,6 +476,7 @@ class SQLiteStore(Store):
         self._indexes.add(name)
         return True
 
+    @named_sqlite_errors
     def indexes(self) -> list[str]:
         """Names of the expression indexes of this collection."""
         rows = self._conn().execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'ix_%'")

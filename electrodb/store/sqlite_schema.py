@@ -16,12 +16,15 @@ and indexed, and is placed before ``doc`` so reading it never touches the docume
 from __future__ import annotations
 
 import itertools
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from electrodb.store.errors import collection_file_error
 from electrodb.store.sqlite_codec import json_path
 
 __all__ = [
@@ -66,8 +69,40 @@ def transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[s
     conn.execute("COMMIT")
 
 
-def open_connection(
+def _create_file(
     path: Path, busy_timeout_s: float, key: str, indexed_fields: list[str], compound_indexes: list[list[str]]
+) -> None:
+    """Create the collection file ``path`` whole: written under a temporary name, then linked into place, so a
+    collection file is never seen half made (a 0-byte collection file is therefore always damage)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.new")
+    try:
+        conn = sqlite3.connect(tmp, timeout=busy_timeout_s, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            with transaction(conn):
+                create_tables(conn, key, indexed_fields, compound_indexes)
+        finally:
+            conn.close()  # checkpoints and removes the temporary WAL
+        try:
+            os.link(tmp, path)  # fails if another process made it first: theirs is as good
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+
+
+def open_connection(
+    path: Path,
+    busy_timeout_s: float,
+    key: str,
+    indexed_fields: list[str],
+    compound_indexes: list[list[str]],
+    create: bool = True,
 ) -> sqlite3.Connection:
     """A connection to the collection file ``path`` in WAL mode, its tables created if missing.
 
@@ -79,8 +114,21 @@ def open_connection(
         How long to wait for another process's write lock (s), here and for every later statement.
     key, indexed_fields, compound_indexes
         The store's key and indexed paths, for :func:`create_tables`.
+    create
+        Create the file when it does not exist; ``False`` raises
+        :class:`~electrodb.store.errors.CollectionFileError` (``missing``) instead.
+
+    Raises
+    ------
+    CollectionFileError
+        The file is missing (with ``create=False``) or empty (0 bytes: truncated, since files are created whole).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        if not create:
+            raise collection_file_error(path, "missing")
+        _create_file(path, busy_timeout_s, key, indexed_fields, compound_indexes)
+    elif path.is_file() and path.stat().st_size == 0:
+        raise collection_file_error(path, "empty")
     conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
     deadline = time.monotonic() + busy_timeout_s
     for attempt in itertools.count():
@@ -89,6 +137,9 @@ def open_connection(
                 conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not {"docs", "paths", "keyspecs", "columns"} <= have and not create:
+                conn.close()
+                raise collection_file_error(path, "unreadable", "no ElectroDB tables in it")
             if not {"docs", "paths", "keyspecs", "columns"} <= have:
                 with transaction(conn):
                     create_tables(conn, key, indexed_fields, compound_indexes)

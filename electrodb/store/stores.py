@@ -24,7 +24,7 @@ name               key                 content
 ``electrolytes``   ``electrolyte_id``  one summary per (salt, molality, temperature, model)
 ``thermo``         ``thermo_id``       activity/osmotic coefficients over a concentration series
 ``solvation``      ``solvation_id``    solvation free energies from thermodynamic integration
-``builds``         ``build_id``        why a builder skipped an input (unstable, too short, failed analysis)
+``builds``         ``build_id``        why a builder skipped an input; one record per ``electrodb build`` run
 =================  ==================  ====================================================================
 """
 
@@ -46,11 +46,20 @@ from electrodb.documents.registry import (
     job_collections,
 )
 from electrodb.documents.registry import COLLECTIONS as REGISTRY
-from electrodb.settings import ElectroDBSettings, get_settings
+from electrodb.settings import ElectroDBSettings, get_settings, masked_uri
+from electrodb.store.errors import StoreUnavailableError
 from electrodb.store.sqlite import SQLiteStore
 from electrodb.store.sqlite_migrate import migrate_montydb, montydb_collections
 
-__all__ = ["COLLECTIONS", "INDEXED_FIELDS", "JOB_COLLECTIONS", "ElectroDBStores", "ReadOnlyStoreError", "get_stores"]
+__all__ = [
+    "COLLECTIONS",
+    "INDEXED_FIELDS",
+    "JOB_COLLECTIONS",
+    "ElectroDBStores",
+    "ReadOnlyStoreError",
+    "StoreUnavailableError",
+    "get_stores",
+]
 
 #: Collection name -> natural key, from the registry (:data:`electrodb.documents.registry.COLLECTIONS`).
 COLLECTIONS: dict[str, str] = {name: entry.key for name, entry in REGISTRY.items()}
@@ -143,11 +152,12 @@ class ReadOnlyGridFSStore(_ReadOnlyMixin, GridFSStore):
     """GridFS store that refuses writes."""
 
 
-def _make_store(settings: ElectroDBSettings, name: str, key: str, read_only: bool) -> Store:
+def _make_store(settings: ElectroDBSettings, name: str, key: str, read_only: bool, create: bool = True) -> Store:
     writable_embedded = JobCollectionStore if name in JOB_COLLECTIONS else EmbeddedStore
+    timeout = {"serverSelectionTimeoutMS": round(settings.db_timeout_s * 1000)}
     if settings.embedded:
         cls = ReadOnlyEmbeddedStore if read_only else writable_embedded
-        return cls(
+        store = cls(
             name,
             str(settings.database_path),
             settings.db_name,
@@ -156,6 +166,8 @@ def _make_store(settings: ElectroDBSettings, name: str, key: str, read_only: boo
             key=key,
             last_updated_field="last_updated",
         )
+        store.create_missing = create
+        return store
     if name == BLOB_COLLECTION:
         cls_g = ReadOnlyGridFSStore if read_only else GridFSStore
         return cls_g(
@@ -165,9 +177,17 @@ def _make_store(settings: ElectroDBSettings, name: str, key: str, read_only: boo
             key=key,
             compression=True,
             searchable_fields=list(INDEXED_FIELDS["data"]),  # a copy: JobStore appends job_uuid/job_index to it
+            mongoclient_kwargs=timeout,
         )
     cls_m = ReadOnlyMongoStore if read_only else (JobCollectionMongoStore if name in JOB_COLLECTIONS else MongoStore)
-    return cls_m(settings.db_name, name, uri=settings.db_uri, key=key, last_updated_field="last_updated")
+    return cls_m(
+        settings.db_name,
+        name,
+        uri=settings.db_uri,
+        key=key,
+        last_updated_field="last_updated",
+        mongoclient_kwargs=timeout,
+    )
 
 
 @dataclass
@@ -178,12 +198,25 @@ class ElectroDBStores:
     read_only: bool = False
     _stores: dict[str, Store] = field(default_factory=dict, repr=False)
     owns_connections: bool = True  # False for a view over a JobStore that its manager opened and closes
+    #: The database must exist already: an embedded one is never created (no folder, no collection file; each
+    #: missing is a :class:`StoreUnavailableError`), and a MongoDB server must answer on :meth:`connect`.
+    require_database: bool = False
+    _pinged: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         if self._stores:  # a view over given stores (:meth:`from_job_store`)
             return
         if self.settings.embedded:
-            self.settings.database_path.mkdir(parents=True, exist_ok=True)
+            self._check_folder()
+            if not self.require_database:
+                try:
+                    self.settings.database_path.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreUnavailableError(
+                        f"cannot create the database folder {self.settings.database_path} ({exc.strerror or exc}); "
+                        "point ELECTRODB_DATA_DIR at a folder you can write",
+                        public="the database folder cannot be created",
+                    ) from None
             if montydb_collections(self.settings.database_path, self.settings.db_name):
                 keys: dict[str, str | list[str]] = {
                     **COLLECTIONS,
@@ -192,7 +225,53 @@ class ElectroDBStores:
                 }
                 migrate_montydb(self.settings.database_path, self.settings.db_name, keys)
         for name, key in {**COLLECTIONS, BLOB_COLLECTION: BLOB_KEY}.items():
-            self._stores[name] = _make_store(self.settings, name, key, self.read_only)
+            self._stores[name] = _make_store(self.settings, name, key, self.read_only, not self.require_database)
+
+    def _check_folder(self) -> None:
+        """The data folder is a folder; with ``require_database`` the database folder exists."""
+        data_dir = self.settings.data_dir
+        for folder in (data_dir, *data_dir.parents):
+            if folder.exists() and not folder.is_dir():
+                raise StoreUnavailableError(
+                    f"ELECTRODB_DATA_DIR is {data_dir}, but {folder} is a file, not a folder; point "
+                    "ELECTRODB_DATA_DIR at a folder (it is created if missing)",
+                    public="the data folder is not a folder",
+                )
+            if folder.exists():
+                break
+        folder = self.settings.database_path / self.settings.db_name
+        if self.require_database and not folder.is_dir():
+            raise StoreUnavailableError(
+                f"no ElectroDB database in {data_dir} (no folder {folder}); check ELECTRODB_DATA_DIR, or make a "
+                "database with `electrodb ingest`, `electrodb campaign run` or `electrodb demo`",
+                public="no database",
+            )
+
+    def ping(self) -> None:
+        """Check, once, that the MongoDB server answers within ``settings.db_timeout_s`` (embedded: nothing).
+
+        Raises :class:`StoreUnavailableError` naming the URI (password masked) and the fix.
+        """
+        if self.settings.embedded or self._pinged or self.settings.db_uri is None:
+            return
+        store = next((s for s in self._stores.values() if isinstance(s, MongoStore)), None)
+        if store is None:
+            return
+        from pymongo.errors import PyMongoError  # pymongo comes with maggma; only the MongoDB backend needs it
+
+        uri = masked_uri(self.settings.db_uri)
+        try:
+            store.connect()
+            store._collection.database.client.admin.command("ping")
+        except PyMongoError as exc:
+            first = str(exc).split(" (configured")[0].split(",")[0].split("\n")[0][:200]
+            raise StoreUnavailableError(
+                f"MongoDB at {uri} did not answer within {self.settings.db_timeout_s:g} s ({type(exc).__name__}: "
+                f"{first}); check ELECTRODB_DB_URI and that the server runs, or unset ELECTRODB_DB_URI to use the "
+                "embedded database",
+                public="the MongoDB server does not answer",
+            ) from None
+        self._pinged = True
 
     def __getitem__(self, name: str) -> Store:
         try:
@@ -210,7 +289,12 @@ class ElectroDBStores:
         return sorted(self._stores)
 
     def connect(self, *names: str) -> ElectroDBStores:
-        """Connect the named stores (all when none given) and create indexes on filtered fields."""
+        """Connect the named stores (all when none given) and create indexes on filtered fields.
+
+        A MongoDB server is pinged first (:meth:`ping`), so a URI that does not answer fails within
+        ``settings.db_timeout_s`` with one line.
+        """
+        self.ping()
         for name in names or self.names:
             store = self._stores[name]
             store.connect()
@@ -285,12 +369,16 @@ def _sibling_store(docs: Store, name: str, key: str) -> Store | None:
     return None
 
 
-def get_stores(settings: ElectroDBSettings | None = None, read_only: bool = False) -> ElectroDBStores:
+def get_stores(
+    settings: ElectroDBSettings | None = None, read_only: bool = False, require_database: bool = False
+) -> ElectroDBStores:
     """Stores for ``settings`` (default: the process settings). Call ``.connect()`` or use ``with``.
 
+    ``require_database``: the database must exist (what readers such as the API, ``db info`` and ``export``
+    ask): nothing is created, and a missing database or collection file is a :class:`StoreUnavailableError`.
     With ``use_jobflow_store`` the stores are those of jobflow's configured ``JOB_STORE`` (not read-only-wrapped:
     the API then relies on its own GET-only routes)."""
     settings = settings or get_settings()
     if settings.use_jobflow_store:
         return ElectroDBStores.from_job_store(SETTINGS.JOB_STORE, settings, owns_connections=True)
-    return ElectroDBStores(settings, read_only=read_only)
+    return ElectroDBStores(settings, read_only=read_only, require_database=require_database)

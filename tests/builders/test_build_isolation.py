@@ -44,3 +44,30 @@ def test_collapsed_cell_and_nan_frames_are_skipped_with_reasons(stores):
     assert "non-finite positions in frame 50" in reasons[nan.trajectory_id]
     assert stores.structure.query_one({"trajectory_id": good.trajectory_id}) is not None
     assert stores.electrolytes.count() == 1
+
+
+def test_a_source_that_reads_as_empty_prunes_nothing_unless_rebuild(stores):
+    from electrodb.builders import make_builders
+
+    for seed, m in ((41, 1.0), (42, 2.0), (43, 3.0)):
+        write_brownian_trajectory(stores, "NaCl", m, n_frames=120, seed=seed)
+    run_builders(stores)
+    derived = ("structure", "transport", "pairing", "kinetics", "electrolytes", "thermo")
+    before = {n: stores[n].count() for n in derived}
+    assert before["electrolytes"] == 3 and before["thermo"] == 1
+    saved = list(stores.trajectories.query({}))
+    stores.trajectories.remove_docs({})  # a lost source, as an emptied or recreated file reads
+    lines: list[str] = []
+    run_builders(stores, log=lines.append)
+    assert {n: stores[n].count() for n in derived} == before
+    assert any("trajectories reads as empty: kept the 12 property documents" in x for x in lines), lines
+    builder = make_builders(stores)["properties"]
+    assert builder.prune() == 0 and "run `electrodb build --rebuild` to remove them" in builder.prune_withheld
+    for doc in saved:
+        doc.pop("_id", None)
+    stores.trajectories.update(saved, key="trajectory_id")
+    run_builders(stores)
+    assert {n: stores[n].count() for n in derived} == before
+    stores.trajectories.remove_docs({})
+    run_builders(stores, rebuild=True)  # said deliberately: everything derived goes
+    assert all(stores[n].count() == 0 for n in derived)

@@ -124,3 +124,83 @@ def test_campaign_status_lists_each_system_with_its_reason(tmp_path, stores):
     result = runner.invoke(app, ["campaign", "status", str(spec)])
     assert result.exit_code == 0, result.output
     assert "failed" in result.output and "ModelError: x" in result.output and "pending" in result.output
+
+
+def _collection_file(settings, name: str):
+    return settings.database_path / settings.db_name / f"{name}.sqlite3"
+
+
+def test_a_lost_or_truncated_source_stops_the_build_and_loses_nothing(tmp_path, stores, settings):
+    for seed, m in ((7, 1.0), (8, 2.0), (9, 3.0)):
+        write_brownian_trajectory(stores, "NaCl", m, n_frames=120, seed=seed)
+    assert runner.invoke(app, ["build"]).exit_code == 0
+    before = {n: stores[n].count() for n in ("structure", "transport", "pairing", "kinetics", "electrolytes", "thermo")}
+    assert before["electrolytes"] == 3 and before["thermo"] == 1
+    stores.close()
+    path = _collection_file(settings, "trajectories")
+    saved = path.read_bytes()
+    path.write_bytes(b"")
+    result = runner.invoke(app, ["build"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert str(path) in result.output and "empty" in result.output and "backup" in result.output
+    path.unlink()
+    result = runner.invoke(app, ["build"])
+    assert result.exit_code == 2 and "missing" in result.output and "--rebuild" in result.output, result.output
+    assert not path.exists()
+    check = runner.invoke(app, ["db", "check"], env={"COLUMNS": "200"})
+    assert check.exit_code == 1 and "missing" in check.output and str(path) in check.output, check.output
+    path.write_bytes(saved)
+    with get_stores_now(settings) as s:
+        assert {n: s[n].count() for n in before} == before  # nothing derived was deleted
+    check = runner.invoke(app, ["db", "check"], env={"COLUMNS": "200"})
+    assert check.exit_code == 0 and "all 14 collections ok" in check.output, check.output
+
+
+def get_stores_now(settings):
+    from electrodb.store.stores import get_stores
+
+    return get_stores(settings)
+
+
+def test_readers_on_a_folder_with_no_database_say_so_and_create_nothing(tmp_path, monkeypatch):
+    from electrodb.settings import get_settings
+
+    nowhere = tmp_path / "mistyped"
+    monkeypatch.setenv("ELECTRODB_DATA_DIR", str(nowhere))
+    monkeypatch.delenv("ELECTRODB_DB_URI", raising=False)
+    get_settings.cache_clear()
+    try:
+        for args in (["db", "info"], ["db", "check"], ["export", "--out", str(tmp_path / "x.csv")], ["serve"]):
+            result = runner.invoke(app, args)
+            assert result.exit_code == 2 and "Traceback" not in result.output, (args, result.output)
+            assert "no ElectroDB database in" in result.output and str(nowhere) in result.output, result.output
+        assert not nowhere.exists() and not (tmp_path / "x.csv").exists()
+        afile = tmp_path / "afile"
+        afile.write_text("x")
+        monkeypatch.setenv("ELECTRODB_DATA_DIR", str(afile))
+        get_settings.cache_clear()
+        for args in (["db", "info"], ["build"]):
+            result = runner.invoke(app, args)
+            assert result.exit_code == 2 and "is a file, not a folder" in result.output, (args, result.output)
+    finally:
+        get_settings.cache_clear()
+
+
+def test_db_info_names_a_damaged_file_and_counts_the_builds(tmp_path, stores, settings):
+    write_brownian_trajectory(stores, "NaCl", 1.0, n_frames=120, seed=11)
+    write_brownian_trajectory(stores, "LiCl", 1.0, n_frames=10, seed=12)  # too short: a skipped input
+    for _ in range(2):
+        assert runner.invoke(app, ["build"]).exit_code == 0
+    result = runner.invoke(app, ["db", "info"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "3 (2 build runs, 1 skipped inputs)" in result.output, result.output
+    result = runner.invoke(app, ["build"])
+    assert result.output.count("skipped") == 1, result.output  # the run records are not listed as skips
+    stores.close()
+    path = _collection_file(settings, "electrolytes")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    result = runner.invoke(app, ["db", "info"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("error:"))
+    assert str(path) in line and "cannot be read" in line
+    result = runner.invoke(app, ["export", "--format", "csv", "--out", str(tmp_path / "t.csv")])
+    assert result.exit_code == 2 and str(path) in result.output and "Traceback" not in result.output, result.output

@@ -114,16 +114,25 @@ def test_mongodb_uri_selects_mongo_and_gridfs(tmp_path):
     assert set(s.job_store().additional_stores) == {"data", "trajectories", "systems", "models", "solvation"}
 
 
-def test_embedded_store_reads_a_collection_being_created_as_empty(stores):
-    """Another process may have created a collection's SQLite file but not its tables yet (seen in the
-    kill/resume test): the embedded store creates them and answers "nothing there"."""
+def test_embedded_store_never_reads_a_zero_byte_collection_as_empty(stores):
+    """Collection files are created whole (tables written under a temporary name, then linked into place), so
+    a process killed while creating one leaves no 0-byte file behind, and a 0-byte collection file is damage:
+    an error naming it, not an empty collection (once read as one, a build deleted everything derived)."""
     import sqlite3
+
+    from electrodb.store.errors import CollectionFileError
 
     stores.systems.update([{"system_id": "a"}], key="system_id")
     folder = stores.settings.database_path / stores.settings.db_name
     stores.data.close()
     (folder / "data.sqlite3").unlink(missing_ok=True)
-    sqlite3.connect(folder / "data.sqlite3").close()
-    stores.data.connect()
-    assert stores.data.query_one({"kind": "checkpoint"}) is None
-    assert stores.data.count() == 0
+    sqlite3.connect(folder / "data.sqlite3").close()  # 0 bytes, as truncation or an interrupted old writer leaves
+    with pytest.raises(CollectionFileError, match="data.sqlite3 is empty"):
+        stores.data.connect()
+        stores.data.count()
+    assert (folder / "data.sqlite3").stat().st_size == 0  # nothing written into it
+    (folder / "data.sqlite3").unlink()
+    stores.data.close()
+    stores.data.connect()  # a missing file is created, whole
+    assert stores.data.count() == 0 and (folder / "data.sqlite3").stat().st_size > 0
+    assert not list(folder.glob(".*.new*"))

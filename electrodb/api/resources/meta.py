@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, HTTPException, Response
 
 from electrodb import __version__
 from electrodb.analysis.convergence import STATUSES
@@ -77,10 +77,12 @@ class MetaResource(Resource):
         }
         try:
             counts = db.counts()
-        except Exception as exc:  # report, do not crash
+        except Exception as exc:  # report, do not crash; an unreadable collection is named (HTTPException 503)
+            cause = exc.__cause__ if isinstance(exc, HTTPException) and exc.__cause__ is not None else exc
+            message = exc.detail if isinstance(exc, HTTPException) else "database unavailable"
             return SafeJSONResponse(
                 {
-                    "error": {"status": 503, "message": "database unavailable", "detail": {"type": type(exc).__name__}},
+                    "error": {"status": 503, "message": message, "detail": {"type": type(cause).__name__}},
                     "status": "error",
                     **info,
                 },
