@@ -43,17 +43,50 @@ app.add_typer(model_app, name="model")
 
 @db_app.command("info")
 def db_info() -> None:
-    """Where the data lives and how many documents each collection holds."""
-    from electrodb.store.stores import get_stores
+    """Where the data lives and how many documents each collection holds (creates nothing)."""
+    from electrodb.builders.run import RUN_BUILDER
+    from electrodb.store.stores import StoreUnavailableError, get_stores
 
     settings = get_settings()
     console.print(f"database: {settings.describe()}")
     console.print(f"data folder: {settings.data_dir}")
-    with get_stores() as stores:
-        table = Table("collection", "documents")
-        for name, count in stores.counts().items():
-            table.add_row(name, str(count))
+    try:
+        with get_stores(read_only=True, require_database=True) as stores:
+            table = Table("collection", "documents")
+            for name, count in stores.counts().items():
+                note = ""
+                if name == "builds":
+                    runs = stores.builds.count({"builder": RUN_BUILDER})
+                    note = f" ({runs} build runs, {count - runs} skipped inputs)"
+                table.add_row(name, f"{count}{note}")
+    except StoreUnavailableError as exc:
+        fail(exc.message)
     console.print(table)
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Read every collection file and report each as ok, missing, empty or unreadable (exit 1 on a problem)."""
+    from electrodb.store.check import check_database
+    from electrodb.store.stores import StoreUnavailableError
+
+    settings = get_settings()
+    console.print(f"database: {settings.describe()}", soft_wrap=True, markup=False)
+    try:
+        states = check_database(settings)
+    except StoreUnavailableError as exc:
+        fail(exc.message)
+    table = Table("collection", "state", "documents")
+    for st in states:
+        table.add_row(st.name, st.state, "-" if st.count is None else str(st.count))
+    console.print(table)
+    problems = [st for st in states if st.state != "ok"]
+    for st in problems:
+        console.print(f"{st.state}: {st.message}", soft_wrap=True, markup=False)
+    if problems:
+        console.print(f"{len(problems)} of {len(states)} collections have a problem", soft_wrap=True, markup=False)
+        raise typer.Exit(code=1)
+    console.print(f"all {len(states)} collections ok", soft_wrap=True, markup=False)
 
 
 @app.command()
@@ -275,14 +308,24 @@ def build(
     """
     from electrodb.builders import run_builders
     from electrodb.builders.parallel import ParallelBuildError
-    from electrodb.store.stores import get_stores
+    from electrodb.builders.run import RUN_BUILDER
+    from electrodb.store.check import build_problems
+    from electrodb.store.stores import StoreUnavailableError, get_stores
 
-    with get_stores() as stores:
-        try:
-            counts = run_builders(stores, log=console.log, rebuild=rebuild, workers=workers)
-        except ParallelBuildError as exc:
-            fail(str(exc))
-        skipped = list(stores.builds.query({}, properties=["trajectory_id", "reason"]))
+    try:
+        problems = build_problems(get_settings(), rebuild=rebuild)  # before anything is opened (or created)
+        if problems:
+            fail(problems[0].message + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+        with get_stores() as stores:
+            try:
+                counts = run_builders(stores, log=console.log, rebuild=rebuild, workers=workers, record=True)
+            except ParallelBuildError as exc:
+                fail(str(exc))
+            skipped = list(
+                stores.builds.query({"builder": {"$ne": RUN_BUILDER}}, properties=["trajectory_id", "reason"])
+            )
+    except StoreUnavailableError as exc:
+        fail(exc.message)
     console.print(f"processed {counts}")
     for doc in skipped:
         console.print(f"[yellow]skipped[/] {doc['trajectory_id']}: {doc['reason']}")
@@ -324,9 +367,13 @@ def serve(
 ) -> None:
     """Serve the database read-only over HTTP (OpenAPI docs at /docs, explorer at /)."""
     from electrodb.api.app import serve as run_server
+    from electrodb.store.stores import StoreUnavailableError, get_stores
 
     try:
+        get_stores(read_only=True, require_database=True).ping()  # a database to serve, and a server that answers
         run_server(host, port, workers=workers, cache_mb=cache_mb)
+    except StoreUnavailableError as exc:
+        fail(exc.message)
     except ValueError as exc:
         fail(str(exc))
 
@@ -352,7 +399,7 @@ def export(
 ) -> None:
     """Export an ML-ready table (one row per salt, molality, T, model) or the selected trajectories."""
     from electrodb.io.export import export_table, export_trajectories
-    from electrodb.store.stores import get_stores
+    from electrodb.store.stores import StoreUnavailableError, get_stores
 
     filters = {
         k: v
@@ -367,7 +414,11 @@ def export(
         }.items()
         if v is not None
     }
-    with get_stores(read_only=True) as stores:
+    try:
+        reader = get_stores(read_only=True, require_database=True).connect()  # no database: say so, create none
+    except StoreUnavailableError as exc:
+        fail(exc.message)
+    with reader as stores:
         try:
             if trajectories:
                 traj_fmt = (fmt or "extxyz").lower()
@@ -376,6 +427,8 @@ def export(
             else:
                 rows = export_table(stores, fmt or "parquet", out, filters, with_arrays)
                 console.print(f"wrote {rows} rows to {out}")
+        except StoreUnavailableError as exc:  # a collection file damaged or lost
+            fail(exc.message)
         except ValueError as exc:  # OutputPathError included: --out a file or device for --trajectories, ...
             fail(str(exc))
         except OSError as exc:  # a disk that fills up while writing
