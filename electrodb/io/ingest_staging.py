@@ -35,7 +35,7 @@ from typing import Any
 
 from electrodb.documents.trajectory import TrajectoryDocument
 from electrodb.io.ingest_checks import IngestError
-from electrodb.store.frames import delete_chunks, move_chunks
+from electrodb.store.frames import delete_chunks, list_chunks, move_chunks
 from electrodb.store.stores import ElectroDBStores
 from electrodb.utils.provenance import utcnow
 
@@ -170,12 +170,15 @@ def finish_switch(stores: ElectroDBStores, manifest: dict[str, Any]) -> Trajecto
 
 
 def discard_staging(stores: ElectroDBStores, staging_id: str) -> int:
-    """Delete the staged chunks of ``staging_id`` (one at a time) and its manifest; return how many chunks."""
-    n = 0
-    while delete_chunks(stores.data, staging_id, keep_first=_last_chunk_index(stores, staging_id)):
-        n += 1
+    """Delete the staged chunks of ``staging_id`` (one at a time, last first) and its manifest; return how many.
+
+    One chunk per deletion: on a nearly full disk SQLite's secure delete needs room for one chunk, not for all.
+    """
+    entries = list_chunks(stores.data, staging_id)
+    for entry in reversed(entries):
+        stores.data.remove_docs({"blob_uuid": entry["blob_uuid"]})
     stores.data.remove_docs({"blob_uuid": _manifest_key(staging_id)})
-    return n
+    return len(entries)
 
 
 def discard_after_failure(stores: ElectroDBStores, staging_id: str, exc: BaseException) -> None:
@@ -188,16 +191,6 @@ def discard_after_failure(stores: ElectroDBStores, staging_id: str, exc: BaseExc
         raise IngestError(
             f"{first}; its staging data ({staging_id}) could not be deleted now ({cleanup}): the next ingest deletes it"
         ) from None
-
-
-def _last_chunk_index(stores: ElectroDBStores, staging_id: str) -> int:
-    indexes = [
-        int(c.get("chunk_index", 0))
-        for c in stores.data.query(
-            {"trajectory_id": staging_id, "kind": "trajectory_chunk"}, properties=["chunk_index"]
-        )
-    ]
-    return max(indexes, default=0)
 
 
 def _database(stores: ElectroDBStores) -> str:

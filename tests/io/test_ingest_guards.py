@@ -190,10 +190,10 @@ def test_staging_that_cannot_be_deleted_on_a_full_disk_goes_at_the_next_ingest(s
     full = sqlite3.OperationalError("database or disk is full")
     _fail_chunk_writes_after(monkeypatch, 2, full)
 
-    def delete_fails(*args, **kwargs):
+    def remove_fails(*args, **kwargs):
         raise full
 
-    monkeypatch.setattr("electrodb.io.ingest_staging.delete_chunks", delete_fails)
+    monkeypatch.setattr(stores.data, "remove_docs", remove_fails)
     with pytest.raises(IngestError, match=r"is full \(database or disk is full\).*could not be deleted now.*next"):
         ingest_trajectory(path, *ARGS, stores, chunk_frames=3)
     assert stores.trajectories.count() == 0 and stores.data.count({"kind": "trajectory_chunk"}) == 2
