@@ -138,3 +138,18 @@ def test_the_api_answers_503_naming_the_collection(filled):
         r = c.get("/health")
         assert r.status_code == 503 and "'electrolytes' is empty" in r.json()["error"]["message"]
         assert c.get("/electrolytes").status_code == 503
+
+
+def test_health_is_not_ok_when_any_collection_file_is_lost(filled):
+    from fastapi.testclient import TestClient
+
+    from electrodb.api.app import create_app
+
+    _file(filled, "builds").write_bytes(b"")  # not served, but a build would meet it
+    _file(filled, "jobs").unlink()
+    with TestClient(create_app(filled)) as c:
+        r = c.get("/health")
+        assert r.status_code == 503 and r.json()["status"] == "error"
+        message = r.json()["error"]["message"]
+        assert "'builds' is empty" in message and "'jobs' is missing" in message
+        assert c.get("/electrolytes").status_code == 200

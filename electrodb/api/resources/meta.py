@@ -21,6 +21,7 @@ from electrodb.api.jsonout import SafeJSONResponse
 from electrodb.api.resources.base import Resource
 from electrodb.documents.registry import property_table
 from electrodb.settings import ElectroDBSettings
+from electrodb.store.check import file_problems
 
 __all__ = ["MetaResource", "model_name"]
 
@@ -76,6 +77,10 @@ class MetaResource(Resource):
             "version": __version__,
         }
         try:
+            damaged = file_problems(self.settings) if db.embedded else []
+            if damaged:  # any collection file, served or not: a build or a job would meet it
+                names = ", ".join(f"{p.collection!r} is {p.state}" for p in damaged)
+                raise HTTPException(503, f"database unavailable: collection {names}; restore from a backup")
             counts = db.counts()
         except Exception as exc:  # report, do not crash; an unreadable collection is named (HTTPException 503)
             cause = exc.__cause__ if isinstance(exc, HTTPException) and exc.__cause__ is not None else exc
