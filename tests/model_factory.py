@@ -25,6 +25,31 @@ from electrodb.models.mace_train import RESULT_FILE, TrainingResult, TrainingSet
 ELEMENTS = (1, 3, 8, 11, 17)  # H, Li, O, Na, Cl
 
 
+def trust_test_model(path: str | os.PathLike[str]) -> Path:
+    """Trust one model file built by these tests, by its sha256, as `electrodb model register PATH --trust` would.
+
+    The tests switch data folders per test (``settings`` fixture) while their models live per session, so the
+    sha256 goes to the test session's own registry file, named by ``$ELECTRODB_TRUSTED_MODELS`` (inherited by the
+    worker processes the tests start). Only the files passed here are trusted: nothing else is.
+    """
+    import json
+    import tempfile
+
+    from electrodb.models.loader import file_sha256
+    from electrodb.models.trust import TRUST_ENV
+
+    registry = Path(tempfile.gettempdir()) / f"electrodb-tests-{os.getpid()}-trusted-models.json"
+    listed = [p for p in os.environ.get(TRUST_ENV, "").split(os.pathsep) if p]
+    if str(registry) not in listed:
+        os.environ[TRUST_ENV] = os.pathsep.join([*listed, str(registry)])
+    models = json.loads(registry.read_text(encoding="utf-8"))["models"] if registry.is_file() else {}
+    models[file_sha256(path)] = {"path": str(Path(path).resolve()), "source": "built by the tests"}
+    tmp = registry.with_suffix(f".{os.getpid()}.part")
+    tmp.write_text(json.dumps({"models": models}), encoding="utf-8")
+    tmp.replace(registry)
+    return Path(path)
+
+
 def build_random_mace(
     path: Path, atomic_numbers: tuple[int, ...] = ELEMENTS, r_max: float = 4.0, seed: int = 0
 ) -> Path:
@@ -56,7 +81,7 @@ def build_random_mace(
         atomic_inter_shift=0.0,
     )
     torch.save(model.float(), path)
-    return path
+    return trust_test_model(path)
 
 
 def smoke_box(seed: int = 0) -> Atoms:
@@ -99,6 +124,7 @@ def train_smoke_model(
     if reuse and saved.is_file():
         previous = TrainingResult.model_validate_json(saved.read_text(encoding="utf-8"))
         if Path(previous.model_path).is_file() and file_sha256(previous.model_path) == previous.model_id:
+            trust_test_model(previous.model_path)
             return previous
     configs = perturb_configurations([smoke_box(seed)], n_configurations, (0.03, 0.08), 0.02, seed)
     labelled = label_configurations(configs, LennardJones(sigma=0.86, epsilon=0.05, rc=3.0, smooth=True))
@@ -117,7 +143,9 @@ def train_smoke_model(
         seed=seed,
         name="smoke_mace",
     )
-    return train_mace(labelled, settings, work)
+    result = train_mace(labelled, settings, work)  # trusted in the data folder of the moment, and here for good
+    trust_test_model(result.model_path)
+    return result
 
 
 class ToyNequIPPair(torch.nn.Module):

@@ -273,6 +273,57 @@ def model_train_demo(
     console.print(f"wrote {model_path} ({result.model_id}) and {card_path}", soft_wrap=True)
 
 
+@model_app.command("register")
+def model_register(
+    path: Path,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            "--trust", help="trust this file's bytes (by sha256): a pickled MACE .model runs code when it is loaded"
+        ),
+    ] = False,
+) -> None:
+    """Register a model file once so that campaigns may load it (docs/models.md).
+
+    A MACE .model file is a Python pickle, and unpickling it runs whatever code its author put in it: it is loaded
+    only after `electrodb model register PATH --trust`, which records its sha256 in the data folder. Models shipped
+    with ElectroDB or trained by it are trusted already; NequIP TorchScript files run no pickled code.
+    """
+    from electrodb.models.loader import ModelError, ModelRef, file_sha256, load_model
+    from electrodb.models.trust import record_trust
+
+    if not path.is_file():
+        fail(f"model file {path} does not exist (or is not a file); give the path of a .model or deployed .pth")
+    try:
+        ref = ModelRef.parse(str(path))
+        if ref.kind == "mace_file":
+            digest = file_sha256(path)
+            if not trust:
+                fail(
+                    f"{path} ({digest[:19]}...) is a pickled MACE model, and loading a pickle runs code; if you "
+                    f"trust its source, run: electrodb model register {path} --trust"
+                )
+            record_trust(path, digest)
+        identity = load_model(ref, device="cpu").identity
+        record = record_trust(
+            path,
+            identity.model_id,
+            source="registered --trust" if trust else "registered",
+            name=identity.name,
+            kind=identity.kind,
+            elements=identity.elements,
+            r_max=identity.r_max,
+        )
+    except ModelError as exc:
+        fail(str(exc))
+    elements = ", ".join(record.get("elements") or []) or "unknown"
+    console.print(
+        f"registered {path} ({identity.model_id}): {identity.kind}, elements {elements}, cutoff {identity.r_max} Å",
+        soft_wrap=True,
+        markup=False,
+    )
+
+
 @model_app.command("list")
 def model_list() -> None:
     """Models recorded in the database."""

@@ -8,8 +8,11 @@ for every calculator, so a file altered after :func:`electrodb.models.loader.loa
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import pickletools
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,11 +26,19 @@ from pydantic import BaseModel, Field
 from electrodb.models.files import ModelError, read_verified
 from electrodb.models.nequip import NequIPCalculator, NequIPFormatError, load_deployed_model, looks_like_nequip
 from electrodb.models.reference import SEVENNET_NAMES, Dtype, ModelKind, ModelRef
+from electrodb.models.trust import check_trusted
 
 # torch, mace, chgnet and sevenn are imported inside the functions that need them: they are heavy (chgnet and
 # sevenn optional), and mace must be imported before e3nn (it sets up the weights-only loading of e3nn's constants).
 
-__all__ = ["NEQUIP_FIX", "LoadedModel", "ModelIdentity", "load_mace_module", "load_nequip_module"]
+__all__ = [
+    "NEQUIP_FIX",
+    "LoadedModel",
+    "ModelIdentity",
+    "load_mace_module",
+    "load_nequip_module",
+    "screen_pickle",
+]
 
 
 class ModelIdentity(BaseModel):
@@ -81,16 +92,24 @@ def load_mace_module(
     """Unpickle a MACE module from the bytes of ``path`` (checked against ``expected_id`` when given).
 
     MACE files are pickles (``weights_only=False``), which can run code: only the bytes that were hashed are
-    unpickled, so what runs is what the identity names. Every failure becomes a :class:`ModelError`.
+    unpickled, so what runs is what the identity names, and only when that sha256 is trusted
+    (:mod:`electrodb.models.trust`: shipped, trained here, or registered with ``electrodb model register PATH
+    --trust``). Every failure becomes a :class:`ModelError`.
     """
+    if data is None:
+        data, digest = read_verified(path, expected_id)
+    else:
+        digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+    if data[:2] == b"PK" and looks_like_nequip(path):
+        raise ModelError(f"{path} is a NequIP TorchScript deployment, not a MACE file: use 'nequip:{path}'")
+    hint = "is it a MACE .model file saved with torch.save?"
+    problem = screen_pickle(data)  # reads the archive and the pickle's opcodes; executes nothing
+    if problem:
+        raise ModelError(f"could not load MACE model from {path}: {problem}; {hint}")
+    check_trusted(path, digest)  # before anything unpickles the bytes
     import mace  # noqa: F401  (must precede e3nn: sets up weights-only loading)
     import torch
 
-    if data is None:
-        data, _ = read_verified(path, expected_id)
-    hint = "is it a MACE .model file saved with torch.save?"
-    if data[:2] == b"PK" and looks_like_nequip(path):
-        raise ModelError(f"{path} is a NequIP TorchScript deployment, not a MACE file: use 'nequip:{path}'")
     try:
         model = torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
     except Exception as exc:  # pickle, zip, EOF, torch errors: all mean the same for the user
@@ -101,6 +120,34 @@ def load_mace_module(
             " (a TorchScript NequIP/Allegro file without metadata loads as 'nequip:PATH?species=...&r_max=...')"
         )
     return model
+
+
+def screen_pickle(data: bytes) -> str | None:
+    """Why ``data`` cannot be a pickled MACE module, judged without executing anything; None when it may be.
+
+    Reads the ``torch.save`` zip archive and walks the opcodes of its ``data.pkl`` (:func:`pickletools.genops`,
+    which decodes and runs nothing): a damaged archive, a TorchScript file, or a pickle that names no ``mace``
+    class is refused before trust is even asked for. A legacy (non-zip) ``torch.save`` pickle passes unread.
+    """
+    if data[:2] != b"PK":
+        return None if data[:1] == b"\x80" else "it is not a file written by torch.save"
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = archive.namelist()
+            if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
+                return (
+                    "it is TorchScript, not a pickled MACE module (a TorchScript NequIP/Allegro file without "
+                    "metadata loads as 'nequip:PATH?species=...&r_max=...')"
+                )
+            pickles = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
+            if not pickles:
+                return "its archive holds no data.pkl"
+            strings = {arg for _, arg, _ in pickletools.genops(archive.read(pickles[0])) if isinstance(arg, str)}
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError) as exc:
+        return f"its archive is damaged or truncated ({type(exc).__name__}: {exc})"
+    if not any(s == "mace" or s.startswith("mace.") for s in strings):
+        return "it holds no MACE module (its pickle names no mace class)"
+    return None
 
 
 NEQUIP_FIX = (

@@ -20,10 +20,11 @@ A *model reference* is a short string naming the interatomic potential that driv
 
 File safety: TorchScript deployments load with :func:`torch.jit.load`, which runs no pickled Python code.
 MACE ``.model`` files are pickled Python objects (``torch.load(weights_only=False)``) and can run code when
-loaded: ElectroDB loads only the file the reference names (or a stored model whose sha256 it has checked, see
-:func:`electrodb.flows.training.materialize_model`), hashes the bytes it reads and unpickles exactly those
-bytes, and refuses a file whose bytes changed since :func:`load_model` identified it. Load MACE files only
-from sources you trust.
+loaded: ElectroDB unpickles a MACE file only when its sha256 is trusted (:mod:`electrodb.models.trust`: the
+shipped demo model, models trained here, and files registered once with ``electrodb model register PATH
+--trust``), hashes the bytes it reads and unpickles exactly those bytes, and refuses a file whose bytes changed
+since :func:`load_model` identified it. :func:`peek_model` reads a model's cutoff and elements without
+unpickling anything (``campaign plan``).
 
 Modules: :mod:`electrodb.models.reference` (parsing references), :mod:`electrodb.models.loaded` (the identity, the
 loaded model and its calculators), :mod:`electrodb.models.families` (the loader of each family),
@@ -47,6 +48,7 @@ from electrodb.models.families import load_chgnet, load_mace, load_nequip, load_
 from electrodb.models.files import FOUNDATION_MODELS, ModelError, default_cache_dir, file_sha256, read_verified
 from electrodb.models.loaded import LoadedModel, ModelIdentity
 from electrodb.models.reference import Dtype, ModelRef, resolve_foundation_path
+from electrodb.models.trust import model_metadata, untrusted_message
 
 __all__ = [
     "FOUNDATION_MODELS",
@@ -58,6 +60,7 @@ __all__ = [
     "file_sha256",
     "get_nve_drift",
     "load_model",
+    "peek_model",
     "read_verified",
     "record_nve_drift",
     "resolve_foundation_path",
@@ -104,6 +107,32 @@ def load_model(
     if parsed.kind == "chgnet":
         return load_chgnet(parsed)
     return load_sevennet(parsed)
+
+
+def peek_model(ref: str | os.PathLike[str] | ModelRef, cache_dir: str | os.PathLike[str] | None = None) -> dict:
+    """A model's ``model_id``, ``elements`` and ``r_max`` (Å), read without unpickling anything.
+
+    A MACE file (or foundation model) is described by its trust record (:mod:`electrodb.models.trust`) or a model
+    card beside it naming its sha256; a trusted file whose record lacks them is loaded; an untrusted file without
+    either raises :class:`ModelError` naming ``electrodb model register PATH --trust`` and is never unpickled.
+    Other kinds run no pickled code and are loaded (:func:`load_model`).
+    """
+    parsed = ModelRef.parse(ref)
+    if parsed.kind not in ("mace_file", "mace_foundation"):
+        return load_model(parsed, cache_dir).identity.model_dump(mode="json")
+    if parsed.kind == "mace_file":
+        path = Path(parsed.path or parsed.name).expanduser()
+        if not path.is_file():
+            raise ModelError(f"MACE model file {path} does not exist (or is not a file); check the model path")
+    else:
+        path = resolve_foundation_path(parsed.name, cache_dir)
+    meta = model_metadata(path)
+    if meta.get("r_max") is not None and meta.get("elements"):
+        return meta
+    if not meta["trusted"]:
+        raise ModelError(untrusted_message(path, meta["model_id"]))
+    loaded = load_model(parsed, cache_dir, expected_id=meta["model_id"])  # trusted: it may be unpickled
+    return {**meta, **loaded.identity.model_dump(mode="json")}
 
 
 def get_nve_drift(stores: Any, model_id: str) -> dict[str, Any] | None:

@@ -39,6 +39,7 @@ from electrodb.models.delta_learning import LONG_RANGE_ENERGY_KEY, long_range_ch
 from electrodb.models.labelling import ENERGY_KEY, FORCES_KEY
 from electrodb.models.loader import load_model
 from electrodb.models.mace_command import PROGRESS_EVERY_S, TrainingError, build_train_command, run_logged
+from electrodb.models.trust import record_trust
 from electrodb.systems.campaign import LongRangeSettings
 
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
@@ -305,9 +306,14 @@ def train_mace(
         found = sorted(p.name for p in models.glob("*")) if models.is_dir() else []
         raise TrainingError(f"mace_run_train finished but {model_path} is missing (found {found}; log {log_path})")
 
-    identity = load_model(str(model_path), dtype=settings.default_dtype, device="cpu").identity
-    errors = evaluate_model(model_path, valid_set, device="cpu", default_dtype="float64")
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    # written by our own mace_run_train just now: trusted by its sha256 (docs/models.md)
+    record_trust(model_path, f"sha256:{digest}", source="trained by electrodb", name=settings.name)
+    identity = load_model(str(model_path), dtype=settings.default_dtype, device="cpu").identity
+    record_trust(
+        model_path, f"sha256:{digest}", source="trained by electrodb", elements=identity.elements, r_max=identity.r_max
+    )
+    errors = evaluate_model(model_path, valid_set, device="cpu", default_dtype="float64")
     try:
         mace_version: str | None = metadata.version("mace-torch")
     except metadata.PackageNotFoundError:
