@@ -184,18 +184,27 @@ def campaign_run(
     ] = 1,
 ) -> None:
     """Run every system of a campaign that is not completed yet, on this machine (engines: `campaign submit`)."""
+    from electrodb.flows.campaign import check_campaign_run
     from electrodb.managers.workers import WorkerError, plan_devices
+    from electrodb.models.loader import ModelError
     from electrodb.store.stores import get_stores
 
     campaign = _load_campaign(spec, model)
-    console.print(plan_table(campaign))
-    if workers > 1:
+    table = plan_table(campaign)
+    devices = []
+    if workers > 1:  # devices and the model are checked before anything is packed
         try:
             devices = plan_devices(workers)
         except ValueError as exc:
             fail(str(exc))
-        console.print(f"{workers} workers: " + "; ".join(d.name for d in devices), soft_wrap=True, markup=False)
     with get_stores() as stores:
+        try:
+            check_campaign_run(campaign, stores)  # a refusal is recorded: `campaign status` shows why
+        except ModelError as exc:
+            fail(str(exc))
+        console.print(table)
+        if devices:
+            console.print(f"{workers} workers: " + "; ".join(d.name for d in devices), soft_wrap=True, markup=False)
         try:
             summary = reporting.run_with_progress(campaign, stores, console, workers=workers)
         except WorkerError as exc:

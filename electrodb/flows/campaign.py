@@ -20,9 +20,10 @@ from jobflow import Flow, JobStore, run_locally
 from electrodb.flows.md import ElectrolyteFlowMaker
 from electrodb.flows.solvation import SolvationTIMaker, TISettings, solvation_id
 from electrodb.flows.training import model_long_range, resolve_long_range
-from electrodb.models.loader import ModelError, ModelRef, load_model
+from electrodb.models.loader import ModelError, ModelRef, load_model, peek_model
 from electrodb.store.stores import ElectroDBStores
 from electrodb.systems.campaign import Campaign, SystemSpec
+from electrodb.systems.chemistry import parse_salt
 from electrodb.utils.provenance import utcnow
 
 __all__ = [
@@ -30,10 +31,13 @@ __all__ = [
     "PreparedRun",
     "campaign_flow",
     "capture_job_errors",
+    "check_campaign_model",
+    "check_campaign_run",
     "mark_failed",
     "pending_systems",
     "prepare_campaign_run",
     "record_outcome",
+    "record_system_failure",
     "register_campaign",
     "run_campaign",
     "run_system",
@@ -135,8 +139,9 @@ def capture_job_errors() -> Iterator[_JobErrors]:
 
 @functools.lru_cache(maxsize=16)
 def _model_r_max(reference: str, stamp: tuple[int, int] | None) -> float | None:
-    """The cutoff a model reports; cached per reference and file state (``campaign run`` asks twice)."""
-    return load_model(ModelRef.parse(reference)).identity.r_max
+    """The cutoff a model reports, read without unpickling it (:func:`~electrodb.models.loader.peek_model`);
+    cached per reference and file state (``campaign run`` asks twice)."""
+    return peek_model(ModelRef.parse(reference)).get("r_max")
 
 
 def with_model_cutoff(campaign: Campaign) -> tuple[Campaign, str | None]:
@@ -156,6 +161,79 @@ def with_model_cutoff(campaign: Campaign) -> tuple[Campaign, str | None]:
         note = f"the model's own cutoff {r_max:g} Å replaces model_cutoff_A = {campaign.model_cutoff_A:g} Å"
         return campaign.model_copy(update={"model_cutoff_A": float(r_max)}), note
     return campaign, None
+
+
+def check_campaign_model(campaign: Campaign) -> None:
+    """Refuse a campaign whose model cannot run it, before anything is packed.
+
+    The model must exist, be trusted (a pickled MACE file: :mod:`electrodb.models.trust`) and load, on the device
+    its reference names, and its elements must cover every salt's elements (and water's).
+
+    Raises
+    ------
+    ModelError
+        One line naming the problem and the fix.
+    """
+    loaded = load_model(ModelRef.parse(campaign.model))
+    if loaded.device.startswith("cuda"):
+        import torch  # heavy; only for a model that asks for a GPU
+
+        if not torch.cuda.is_available():
+            raise ModelError(f"model {campaign.model!r} asks for device {loaded.device}, but no GPU is visible")
+    supported = loaded.identity.elements
+    if supported is None:
+        return
+    missing = {salt: sorted(set(parse_salt(salt).elements) - set(supported)) for salt in campaign.salts}
+    missing = {salt: els for salt, els in missing.items() if els}
+    if missing:
+        what = "; ".join(f"{salt} needs {', '.join(els)}" for salt, els in missing.items())
+        error = ModelError(
+            f"model {campaign.model!r} does not cover every salt's elements ({what}; it supports "
+            f"{', '.join(supported)}): use a model trained on them, or drop those salts from the campaign"
+        )
+        error.salts = sorted(missing)  # type: ignore[attr-defined]  (the systems it rules out)
+        raise error
+
+
+def check_campaign_run(campaign: Campaign, stores: ElectroDBStores) -> None:
+    """:func:`check_campaign_model`, recording a refusal on the systems it rules out (``campaign status`` shows
+    them ``failed`` with the reason); nothing is packed or run. ``electrodb campaign run`` calls it first.
+
+    Raises
+    ------
+    ModelError
+        As :func:`check_campaign_model`.
+    """
+    try:
+        check_campaign_model(campaign)
+    except ModelError as exc:
+        needs = set(getattr(exc, "salts", ()))
+        for spec in campaign.systems():
+            if not needs or spec.salt in needs:
+                record_system_failure(stores, spec, f"not run: {exc}")
+        raise
+
+
+def record_system_failure(stores: ElectroDBStores, spec: SystemSpec, reason: str) -> None:
+    """Record that a system failed before it had a trajectory (``run_status``/``run_reason`` of its ``systems``
+    document, which ``campaign status`` shows); a stored box stays as it is."""
+    doc = stores.systems.query_one({"system_id": spec.system_id}) or {}
+    doc.pop("_id", None)
+    labels = {"salt": spec.salt, "molality": spec.molality, "temperature": spec.temperature}
+    campaigns = sorted({*doc.get("campaign_ids", []), spec.campaign})
+    record = {**labels, **doc, "system_id": spec.system_id, "campaign_ids": campaigns}
+    record |= {"run_status": "failed", "run_reason": reason, "last_updated": utcnow()}
+    stores.systems.update([record], key="system_id")
+
+
+def _clear_system_failures(stores: ElectroDBStores, specs: list[SystemSpec]) -> None:
+    """Drop the failure records of systems about to run again."""
+    ids = [s.system_id for s in specs]
+    for doc in stores.systems.query({"system_id": {"$in": ids}, "run_status": "failed"}):
+        doc.pop("_id", None)
+        doc.pop("run_status", None)
+        doc.pop("run_reason", None)
+        stores.systems.update([doc], key="system_id")
 
 
 @dataclass
@@ -182,6 +260,7 @@ def prepare_campaign_run(campaign: Campaign, stores: ElectroDBStores, model_id: 
     specs = campaign.systems(model_id=model_id)
     register_campaign(campaign, stores, specs[0].model_id)
     todo, done = pending_systems(specs, stores)
+    _clear_system_failures(stores, todo)
     summary = CampaignRunSummary(total=len(specs), skipped=[s.system_id for s in done])
     for spec in done:  # a finished system may belong to several campaigns
         stores.trajectories.update(
@@ -244,10 +323,14 @@ def run_system(
 
 
 def mark_failed(stores: ElectroDBStores, system_id: str, reason: str) -> None:
-    """Record ``failed`` and the reason on a system's trajectory document, when it has one (its frames, boxes
-    and checkpoint stay: a rerun resumes from them)."""
+    """Record ``failed`` and the reason on a system's trajectory document (its frames, boxes and checkpoint stay:
+    a rerun resumes from them), or, before it has one, on its ``systems`` document (``run_status``)."""
     doc = stores.trajectories.query_one({"trajectory_id": system_id})
     if doc is None:
+        box = stores.systems.query_one({"system_id": system_id}) or {"system_id": system_id}
+        box.pop("_id", None)
+        box |= {"run_status": "failed", "run_reason": reason, "last_updated": utcnow()}
+        stores.systems.update([box], key="system_id")
         return
     doc.pop("_id", None)
     stores.trajectories.update(

@@ -28,6 +28,7 @@ from electrodb.flows.md_records import (
     atoms_from_dict,
     atoms_to_dict,
     box_labels,
+    checkpoint_wall_time,
     discard,
     load_checkpoint,
     mark,
@@ -405,7 +406,8 @@ class ProductionMDMaker(Maker):
             start_chunk=state.n_chunks if state else 0,
         )
         n_steps = round(md.production_ps * 1000 / timestep)
-        wall_before = doc.wall_time_s
+        # a resumed run adds to the wall time its checkpoint recorded (the document has it only once completed)
+        wall_before = checkpoint_wall_time(stores, tid) if state is not None else 0.0
         started = time.perf_counter()
 
         def progress(step: int, total: int, elapsed: float) -> None:
@@ -423,7 +425,9 @@ class ProductionMDMaker(Maker):
                 sample_every,
                 n_steps,
                 resume=state,
-                on_checkpoint=lambda s: save_checkpoint(stores, tid, s),
+                on_checkpoint=lambda s: save_checkpoint(
+                    stores, tid, s, wall_time_s=wall_before + time.perf_counter() - started
+                ),
                 on_progress=progress,
             )
         except MDInstabilityError as exc:

@@ -260,9 +260,16 @@ def campaign_states(
         )
     }
     engine = backend.states(ids) if backend is not None and ids else {}
+    # a system that failed before it had a trajectory (no model, elements not covered, packing) says so here
+    early = {
+        d["system_id"]: {"status": "failed", "status_reason": d.get("run_reason")}
+        for d in stores.systems.query(
+            {"system_id": {"$in": ids}, "run_status": "failed"}, properties=["system_id", "run_reason"]
+        )
+    }
     out = []
     for spec in specs:
-        doc = docs.get(spec.system_id, {})
+        doc = docs.get(spec.system_id) or early.get(spec.system_id, {})
         stored = doc.get("status")
         state = engine.get(spec.system_id)
         phase = engine_phase(state)

@@ -126,6 +126,27 @@ def test_campaign_status_lists_each_system_with_its_reason(tmp_path, stores):
     assert "failed" in result.output and "ModelError: x" in result.output and "pending" in result.output
 
 
+def test_campaign_run_checks_the_model_before_packing_and_status_says_why(tmp_path, stores, random_mace):
+    """A missing model, or one without an element a salt needs, stops `campaign run` before any box is packed;
+    `campaign status` then lists those systems as failed with the reason (not "pending" with no reason)."""
+    spec = tmp_path / "spec.yaml"
+    base = "name: r\nconcentrations: [1.0, 2.0, 3.0]\nsize: {n_waters: 128}\nmodel_cutoff_A: 4.0\n"
+    for salts, model, needle, n_failed in (
+        ("[NaCl]", tmp_path / "missing.model", "does not exist", 3),
+        ("[KCl, NaCl]", random_mace, "KCl needs K", 3),  # the random model has H, Li, O, Na, Cl: no K
+    ):
+        spec.write_text(f"{base}salts: {salts}\nmodel: {model}\n")
+        run = runner.invoke(app, ["campaign", "run", str(spec)], env={"COLUMNS": "300"})
+        assert run.exit_code == 2, run.output
+        errors = [line for line in run.output.splitlines() if line.strip()]
+        assert errors[-1].startswith("error:") and needle in errors[-1] and "Traceback" not in run.output
+        assert stores.systems.count({"atoms": {"$exists": True}}) == 0  # nothing was packed
+        status = runner.invoke(app, ["campaign", "status", str(spec)], env={"COLUMNS": "400"})
+        assert status.exit_code == 0, status.output
+        assert f"failed {n_failed}" in status.output and needle in status.output, status.output
+    assert "pending 3" in status.output  # the NaCl systems the model covers were not run, and are not failed
+
+
 def _collection_file(settings, name: str):
     return settings.database_path / settings.db_name / f"{name}.sqlite3"
 

@@ -307,8 +307,10 @@ def test_killed_job_resumes_without_gap_or_duplicate(settings, stores, random_ma
     finally:
         proc.kill()
         proc.wait()
-    tid = stores.data.query_one({"kind": "checkpoint"})["trajectory_id"]
+    checkpoint = stores.data.query_one({"kind": "checkpoint"})
+    tid, wall_at_kill = checkpoint["trajectory_id"], checkpoint.get("wall_time_s", 0.0)
     assert stores.trajectories.query_one({"trajectory_id": tid})["status"] == "running"
+    assert wall_at_kill > 0  # the checkpoint carries the wall time spent so far
     done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600)
     assert "completed=['" in done.stdout, done.stdout + done.stderr[-3000:]
     doc = stores.trajectories.query_one({"trajectory_id": tid})
@@ -318,6 +320,7 @@ def test_killed_job_resumes_without_gap_or_duplicate(settings, stores, random_ma
     assert np.allclose(np.diff(traj.times_ps), 0.005)  # no gap, no duplicate
     step = np.linalg.norm(np.diff(traj.positions, axis=0), axis=2).max()
     assert step < 1.0  # continuous positions across the resume point (10 steps of 0.5 fs)
+    assert doc["wall_time_s"] > wall_at_kill  # wall time adds up across the resume, not only the resumed part
 
 
 def test_ingest_extxyz_round_trip(stores, tmp_path):
