@@ -99,6 +99,20 @@ class ConvergenceTargets:
         first shell exchanges its members on a 5–50 ps scale (water around Cl⁻ to Li⁺); in a shorter, few-ion run
         every time block sees the same shell, so the block error is near zero whatever the CN is. Below this
         the CN is ``insufficient`` (seen: 2 Li⁺ over 0.68 ps gave CN(Li–O) = 3.00 with a block error under 0.2).
+    cn_min_exchange_events : int
+        Fewest first-shell exchange events (members entering or leaving, counted with hysteresis over the
+        production part of the run, :func:`electrodb.analysis.kinetics.shell_exchange`) behind a coordination
+        number. A CN averages over the members a shell takes in and lets go; a shell that kept its members
+        sampled one arrangement (seen: a static structure with 0.05 Å noise, 40 frames labelled 1 ps apart, gave
+        CN 8.00 with a block error of exactly 0). With 20 events every centre-averaged block sees on the order of
+        ten membership changes.
+    cn_min_turnovers : float
+        Fewest turnovers per shell member (exchange events / (2 × CN × centres examined)) behind a coordination
+        number: the run must span that many lifetimes of a shell's composition, or the CN series shows only the
+        jitter at the shell's edge on top of a composition it never renewed, and its N_eff counts the jitter.
+        Seen: 30 frames of a slowly moving ideal gas (about 3 turnovers) gave CNs at a fixed radius that passed
+        the N_eff test in 2–6 % of runs with errors 4–8 times too small. Ten lifetimes is twice the five a
+        residence time needs (``residence_min_run_over_tau``).
     shell_max_width_A : float
         Largest distance (Å) from the first peak to the first minimum of a resolved first shell. Ion–water,
         ion–ion and water–water first shells are 0.5–1 Å wide (0.7–0.9 Å on the published LiCl g(r)); a
@@ -113,6 +127,14 @@ class ConvergenceTargets:
         Fewest ions of each species for like-pair Kirkwood–Buff integrals.
     acc_max_err : float
         Largest accepted standard error of a_cc.
+    acc_min_travel : float
+        Smallest root-mean-square displacement of the ions over the production frames, in units of the
+        Kirkwood–Buff integration range (about L/2), behind a converged a_cc. The KB integrals count ion pairs out
+        to L/2, and those counts relax only as the ions diffuse across that range, with a long tail the
+        autocorrelation estimate of N_eff misses in short runs. Measured on equilibrated ideal gases (a_cc = 1):
+        ions that travelled 3.3 × the range gave a_cc z-scores with spread 1.3–1.5 and 1–2 % beyond 4σ; 4.7 ×
+        gave 1.09, 6.6 × 0.95–1.06. A frozen structure with 0.05 Å noise gave a_cc = 1.72 ± 0.003 from 40
+        "independent" samples of pure vibration.
     temperature_tol_K : float
         Accepted deviation of a run's mean temperature from its target, in K (see ``temperature_n_sigma``).
     temperature_n_sigma : float
@@ -133,12 +155,15 @@ class ConvergenceTargets:
     D_min_origins: int = 4
     cn_max_err: float = 0.2
     cn_min_centre_ps: float = 20.0
+    cn_min_exchange_events: int = 20
+    cn_min_turnovers: float = 10.0
     shell_max_width_A: float = 1.5
     pairing_min_events: int = 20
     residence_min_run_over_tau: float = 5.0
     acc_min_box_A: float = 20.0
     acc_min_like_ions: int = 10
     acc_max_err: float = 0.1
+    acc_min_travel: float = 4.0
     temperature_tol_K: float = 5.0
     temperature_n_sigma: float = 3.0
     min_n_eff: float = 20.0

@@ -24,6 +24,13 @@ Definitions (R. W. Impey, P. A. Madden, I. R. McDonald, J. Phys. Chem. 87, 5071 
 * residence time :math:`\tau_\mathrm{res}`: fitted to :math:`S(t) \approx A e^{-t/\tau}` (default) or the
   integral :math:`\int_0^\infty S\,dt`; exchange rate :math:`k = 1/\tau_\mathrm{res}`.
 
+Shell exchange (:func:`shell_exchange`): a coordination number is an average over the members a shell takes in
+and lets go; a run in which no member left or entered has sampled one arrangement, not the coordination number.
+Events are counted from core to core, so that a member rattling across the cutoff is not an exchange: a
+(centre, ligand) pair is *in* when closer than ``r_in``, *out* beyond ``r_out``, and keeps its last state in
+between; an event is a change from in to out (an exit) or out to in (an entry).  A pair that starts between the
+radii gets its first state without an event.
+
 Verdict (:func:`residence_verdict`): ``insufficient`` when τ could not be computed (no ligand, S(t) does not
 decay, failed fit); ``unconverged`` when the run is shorter than ``ConvergenceTargets.residence_min_run_over_tau``
 × τ (τ is then withheld from ``tau`` and kept in ``tau_estimate``) or when no block error is available;
@@ -41,7 +48,15 @@ from electrodb.analysis.convergence import ConvergenceTargets, Status, Verdict
 from electrodb.analysis.periodic import as_cells, frame_chunk, frame_distances, is_orthorhombic
 from electrodb.analysis.statistics import block_standard_error
 
-__all__ = ["ResidenceResult", "residence_time", "residence_verdict", "shell_presence", "survival_function"]
+__all__ = [
+    "ResidenceResult",
+    "ShellExchange",
+    "residence_time",
+    "residence_verdict",
+    "shell_exchange",
+    "shell_presence",
+    "survival_function",
+]
 
 
 def shell_presence(
@@ -101,6 +116,98 @@ def shell_presence(
     pres = np.concatenate(per_center, axis=1) if per_center else np.zeros((n_frames, 0), dtype=bool)
     pr = np.concatenate(pairs, axis=0) if pairs else np.zeros((0, 2), dtype=np.intp)
     return pres, pr
+
+
+@dataclass(frozen=True)
+class ShellExchange:
+    """Members entering and leaving a first shell over a run (:func:`shell_exchange`).
+
+    Attributes
+    ----------
+    n_entries, n_exits : int
+        Ligands that entered (from beyond ``r_out`` to below ``r_in``) or left (the reverse) the shell of a
+        centre, summed over the centres examined and the frames.
+    n_centres : int
+        Centres examined (a subset when ``max_centres`` was given).
+    n_frames : int
+        Frames examined.
+    r_in, r_out : float
+        Hysteresis radii, Å.
+    """
+
+    n_entries: int
+    n_exits: int
+    n_centres: int
+    n_frames: int
+    r_in: float
+    r_out: float
+
+    @property
+    def n_events(self) -> int:
+        """Entries + exits."""
+        return self.n_entries + self.n_exits
+
+
+def shell_exchange(
+    positions: np.ndarray,
+    cells: np.ndarray,
+    centers: np.ndarray,
+    ligands: np.ndarray,
+    r_in: float,
+    r_out: float | None = None,
+    *,
+    max_centres: int | None = None,
+) -> ShellExchange:
+    """Count first-shell exchange events (entries and exits, from core to core) over a trajectory.
+
+    A (centre, ligand) pair is *in* when its distance is below ``r_in``, *out* when it exceeds ``r_out``, and keeps
+    its last state in between; an entry is a change from out to in, an exit from in to out (a pair first seen
+    between the radii gets its state without an event).  A centre that is also a ligand (like pairs) never changes
+    state with itself, and the exchange of two like atoms counts once from each side (events are counted per
+    centre, like the coordination number).
+
+    Parameters
+    ----------
+    positions : (n_frames, n_atoms, 3) array, Å (wrapped or unwrapped)
+    cells : (n_frames, 3, 3) or (3, 3) array, Å, lattice vectors as rows
+    centers, ligands : int index arrays
+    r_in : float, Å
+        Shell radius (the first minimum of g(r)).
+    r_out : float, Å, optional
+        Exit radius, ``>= r_in``; default ``r_in`` (every crossing counts).
+    max_centres : int, optional
+        Examine at most this many centres, evenly spread over ``centers`` (bounds the cost of water–water shells;
+        the count is then a lower bound of the total).
+
+    Returns
+    -------
+    ShellExchange
+    """
+    x = np.asarray(positions)
+    n_frames = x.shape[0]
+    cen = np.asarray(centers, dtype=np.intp).ravel()
+    lig = np.asarray(ligands, dtype=np.intp).ravel()
+    r_out = float(r_in) if r_out is None else float(r_out)
+    if r_out < r_in:
+        raise ValueError(f"r_out = {r_out} Å must be >= r_in = {r_in} Å")
+    if max_centres is not None and cen.size > max_centres:
+        cen = cen[np.unique(np.linspace(0, cen.size - 1, int(max_centres)).astype(np.intp))]
+    if n_frames == 0 or cen.size == 0 or lig.size == 0:
+        return ShellExchange(0, 0, int(cen.size), n_frames, float(r_in), r_out)
+    H = as_cells(cells, n_frames)
+    chunk = frame_chunk(n_frames, cen.size * lig.size, not is_orthorhombic(H))
+    state = np.zeros((cen.size, lig.size), dtype=np.int8)  # 1 in, -1 out, 0 not yet known
+    n_in = n_out = 0
+    for f0 in range(0, n_frames, chunk):
+        f1 = min(n_frames, f0 + chunk)
+        d = frame_distances(x[f0:f1, cen], x[f0:f1, lig], H[f0:f1])
+        for k in range(f1 - f0):
+            new = np.where(d[k] < r_in, 1, np.where(d[k] > r_out, -1, state)).astype(np.int8)
+            changed = (state != 0) & (new != state)
+            n_in += int((changed & (new == 1)).sum())
+            n_out += int((changed & (new == -1)).sum())
+            state = new
+    return ShellExchange(n_in, n_out, int(cen.size), n_frames, float(r_in), r_out)
 
 
 def _run_lengths(presence: np.ndarray, gap_frames: int) -> np.ndarray:

@@ -19,6 +19,16 @@ that rattling across the cutoff is not counted: a contact forms when the distanc
 breaks when it exceeds ``cutoff + event_buffer_A``.  ``converged`` needs at least
 ``ConvergenceTargets.pairing_min_events`` events (formations + breakings, summed over cations); fewer is
 ``unconverged``; without cations or anions the fractions are ``insufficient`` (:func:`pairing_verdict`).
+
+The cutoff must be the first minimum of a *resolved* cation–anion shell
+(:func:`electrodb.analysis.shells.shell_resolution_verdict`): without one, "contact" has no meaning and the
+fractions are ``insufficient`` whatever cutoff was used (:func:`contact_shell_verdict`; seen: an 8.1 Å "minimum"
+of a shell the structure verdict had rejected gave AGG 0.91 "converged" in an ideal gas, which has no pairing).
+
+Errors and sampling (:func:`pairing_sampling`): the per-frame fractions are time series; each goes through
+:func:`electrodb.analysis.sampling.analyse_series` (statistical inefficiency, ``n_eff``, Student-t error, halves
+test), and every cation class must pass :func:`~electrodb.analysis.sampling.sampling_problems` (at least
+``min_n_eff`` independent samples, no drift, not constant: a class that never occurred has no error bar).
 """
 
 from __future__ import annotations
@@ -31,12 +41,16 @@ from scipy.sparse.csgraph import connected_components
 
 from electrodb.analysis.convergence import ConvergenceTargets, Status, Verdict, worst
 from electrodb.analysis.periodic import as_cells, frame_chunk, frame_distances, is_orthorhombic
+from electrodb.analysis.sampling import SeriesReport, analyse_series, sampling_problems
 from electrodb.analysis.statistics import block_mean_error
 
 __all__ = [
     "PairingResult",
+    "PairingSampling",
+    "contact_shell_verdict",
     "fallback_cutoff_verdict",
     "ion_pairing",
+    "pairing_sampling",
     "pairing_verdict",
 ]
 
@@ -137,6 +151,72 @@ def fallback_cutoff_verdict(verdict: Verdict, fallback_A: float | None) -> Verdi
             "first-shell cutoff at the first minimum of g(r)",
             f"no first minimum; fallback cutoff {fallback_A:g} Å",
         ),
+    )
+
+
+def contact_shell_verdict(resolution: Verdict, fallback_A: float | None = None) -> Verdict:
+    """``insufficient`` unless the cation–anion first shell is resolved (``resolution`` converged).
+
+    Parameters
+    ----------
+    resolution : Verdict
+        :func:`electrodb.analysis.shells.shell_resolution_verdict` of the cation–anion first shell.
+    fallback_A : float, optional
+        The cutoff (Å) used instead, when fractions were still computed for inspection.
+    """
+    crit = "contact cutoff at the first minimum of a resolved cation–anion first shell"
+    if resolution.converged:
+        return Verdict("converged", crit)
+    kept = f"; fractions at the fallback cutoff {fallback_A:g} Å are kept for inspection only" if fallback_A else ""
+    return Verdict(
+        "insufficient",
+        crit,
+        f"the cation–anion first shell is not resolved ({resolution.reason}): contact pairs have no cutoff{kept}",
+    )
+
+
+@dataclass
+class PairingSampling:
+    """Time-series analysis of the pairing fractions (:func:`pairing_sampling`).
+
+    Attributes
+    ----------
+    cation, anion : dict[str, SeriesReport]
+        Report of each class series (``free``, ``cip``, ``agg``): mean, Student-t error, ``n_eff``.
+    n_eff : float
+        Smallest ``n_eff`` of the cation classes.
+    verdict : Verdict
+        Worst of the contact-event verdict and the sampling problems of the cation classes.
+    """
+
+    cation: dict[str, SeriesReport]
+    anion: dict[str, SeriesReport]
+    n_eff: float
+    verdict: Verdict
+
+
+def pairing_sampling(result: PairingResult, targets: ConvergenceTargets | None = None) -> PairingSampling:
+    """Student-t errors, ``n_eff`` and the sampling verdict of the per-frame fractions of ``result``.
+
+    The frames of ``result`` are taken as production (cut the equilibration before :func:`ion_pairing`).
+    """
+    t = targets or ConvergenceTargets()
+    cation = {k: analyse_series(result.cation_timeseries[:, i], detect_start=False) for i, k in enumerate(_CLASSES)}
+    anion = {k: analyse_series(result.anion_timeseries[:, i], detect_start=False) for i, k in enumerate(_CLASSES)}
+    problems = [
+        p
+        for k, rep in cation.items()
+        for p in sampling_problems(rep, t.min_n_eff, t.stationarity_sigma, f"the cation {k.upper()} fraction")
+    ]
+    crit = (
+        f">= {t.min_n_eff:g} independent samples of every cation fraction, halves within {t.stationarity_sigma:g} sigma"
+    )
+    sampled = Verdict("unconverged", crit, "; ".join(problems)) if problems else Verdict("converged", crit)
+    return PairingSampling(
+        cation=cation,
+        anion=anion,
+        n_eff=float(min(rep.n_eff for rep in cation.values())),
+        verdict=worst(result.verdict, sampled),
     )
 
 

@@ -44,10 +44,19 @@ from scipy.signal import fftconvolve, find_peaks
 
 from electrodb.analysis.convergence import ConvergenceTargets, Status, Verdict, worst
 from electrodb.analysis.periodic import FloatArray
+from electrodb.analysis.shell_sampling import CORE_MAX_FRACTION, CORE_MIN_COUNTS
 from electrodb.analysis.statistics import block_standard_error
 from electrodb.analysis.structure import RDFResult
 
-__all__ = ["ShellAnalysis", "first_minimum", "first_peak", "shell_analysis", "shell_sampling_verdict", "shell_verdict"]
+__all__ = [
+    "ShellAnalysis",
+    "first_minimum",
+    "first_peak",
+    "shell_analysis",
+    "shell_resolution_verdict",
+    "shell_sampling_verdict",
+    "shell_verdict",
+]
 
 Detection = Literal["ok", "no_peak", "no_minimum"]
 
@@ -155,6 +164,54 @@ def _join(notes: list[str], keep: int = 3) -> str:
     return "; ".join([*notes[: keep - 1], f"({len(notes) - keep} more skipped)", notes[-1]])
 
 
+def _resolution_criterion(t: ConvergenceTargets) -> str:
+    return f"first peak and first minimum of g(r) found, minimum <= {t.shell_max_width_A:g} Å beyond the peak"
+
+
+def shell_resolution_verdict(
+    s: ShellAnalysis, targets: ConvergenceTargets | None = None, core: tuple[float, float] | None = None
+) -> Verdict:
+    """Whether the first shell itself is resolved: a first peak, a first minimum no further than
+    ``targets.shell_max_width_A`` beyond it, and (when ``core`` is given) an excluded core before it.
+
+    ``insufficient`` without a peak or a minimum, or without evidence of an excluded core (``core``, from
+    :func:`~electrodb.analysis.shell_sampling.excluded_core`: fewer than ``CORE_MIN_COUNTS`` ideal-gas pairs
+    where the observed count is below ``CORE_MAX_FRACTION`` of it); ``unconverged`` when the minimum is too far
+    out (a later shell or noise); else ``converged``.  Only the minimum of a resolved shell may serve as a cutoff
+    (contact pairs, residence times); the CN's own precision is judged by :func:`shell_verdict` and
+    :mod:`electrodb.analysis.structure_sampling`.
+    """
+    t = targets or ConvergenceTargets()
+    crit = _resolution_criterion(t)
+    if s.detection == "no_peak":
+        return Verdict("insufficient", crit, f"no first peak: {s.detection_reason}")
+    if s.detection == "no_minimum":
+        return Verdict("insufficient", crit, f"no first minimum: {s.detection_reason}")
+    width = s.r_min - s.r_peak
+    if not np.isfinite(width):
+        return Verdict("insufficient", crit, "no first peak and minimum")
+    if core is not None:
+        crit += f"; an excluded core before the peak (>= {CORE_MIN_COUNTS:g} ideal-gas pairs)"
+        r_core, n_ideal = core
+        if not n_ideal >= CORE_MIN_COUNTS:
+            where = "no r" if not np.isfinite(r_core) else f"only {n_ideal:.3g} ideal-gas pairs within {r_core:.2f} Å"
+            return Verdict(
+                "insufficient",
+                crit,
+                f"no excluded core before the peak at {s.r_peak:.2f} Å ({where} with at most "
+                f"{CORE_MAX_FRACTION:g} of the ideal-gas count, < {CORE_MIN_COUNTS:g}): g(r) has no solvation shell, "
+                "only structure that noise or an ideal gas also shows",
+            )
+    if width > t.shell_max_width_A:
+        return Verdict(
+            "unconverged",
+            crit,
+            f"first minimum at {s.r_min:.2f} Å is {width:.2f} Å beyond the peak at {s.r_peak:.2f} Å "
+            f"(> {t.shell_max_width_A:g} Å): the first shell is not resolved",
+        )
+    return Verdict("converged", crit)
+
+
 def shell_verdict(s: ShellAnalysis, targets: ConvergenceTargets | None = None) -> Verdict:
     """Verdict of a first shell (r_peak, CN).
 
@@ -163,24 +220,12 @@ def shell_verdict(s: ShellAnalysis, targets: ConvergenceTargets | None = None) -
     when the CN block error exceeds ``targets.cn_max_err`` or no block error is available; else ``converged``.
     """
     t = targets or ConvergenceTargets()
-    crit = (
-        f"first peak and first minimum of g(r) found, minimum <= {t.shell_max_width_A:g} Å beyond the peak; "
-        f"CN block error <= {t.cn_max_err:g}"
-    )
-    if s.detection == "no_peak":
-        return Verdict("insufficient", crit, f"no first peak: {s.detection_reason}")
-    if s.detection == "no_minimum":
-        return Verdict("insufficient", crit, f"no first minimum: {s.detection_reason}")
-    if not np.isfinite(s.cn):
+    crit = f"{_resolution_criterion(t)}; CN block error <= {t.cn_max_err:g}"
+    if s.detection == "ok" and not np.isfinite(s.cn):
         return Verdict("insufficient", crit, "no running coordination number given")
-    width = s.r_min - s.r_peak
-    if np.isfinite(width) and width > t.shell_max_width_A:
-        return Verdict(
-            "unconverged",
-            crit,
-            f"first minimum at {s.r_min:.2f} Å is {width:.2f} Å beyond the peak at {s.r_peak:.2f} Å "
-            f"(> {t.shell_max_width_A:g} Å): the first shell is not resolved",
-        )
+    resolved = shell_resolution_verdict(s, t)
+    if not resolved.converged:
+        return Verdict(resolved.status, crit, resolved.reason)
     if s.cn_err is None or not np.isfinite(s.cn_err):
         return Verdict("unconverged", crit, "no block error for the CN (fewer than 2 time blocks)")
     if s.cn_err > t.cn_max_err:

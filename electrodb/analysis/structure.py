@@ -54,7 +54,7 @@ from electrodb.analysis.periodic import FloatArray, as_cells, check_cutoff, is_o
 from electrodb.analysis.rdf_kernel import FrameKernel, IntArray, make_pair_plan
 from electrodb.analysis.statistics import block_standard_error
 
-__all__ = ["RDFResult", "pair_rdfs", "rdf"]
+__all__ = ["RDFResult", "block_coordination", "pair_rdfs", "rdf", "regroup_blocks"]
 
 FrameSelection = slice | Sequence[int] | NDArray[np.integer] | None
 
@@ -96,6 +96,9 @@ class RDFResult:
     g_err, coordination_err : numpy.ndarray or None, shape (n_bins,)
         Standard error of the mean over blocks, ``std(blocks, ddof=1) / sqrt(n_blocks)`` (None if ``n_blocks < 2``);
         meaningful when blocks are longer than the correlation time.
+    block_frames : numpy.ndarray or None, shape (n_blocks,)
+        Frames in each block (None if ``n_blocks < 2``); ``block_start`` the index (within the frames used) of
+        each block's first frame.  :func:`regroup_blocks` merges blocks with them.
     """
 
     r: FloatArray
@@ -114,6 +117,8 @@ class RDFResult:
     g_err: FloatArray | None = None
     coordination_blocks: FloatArray | None = None
     coordination_err: FloatArray | None = None
+    block_frames: NDArray[np.int64] | None = None
+    block_start: NDArray[np.int64] | None = None
 
     @property
     def density_b(self) -> float:
@@ -332,6 +337,8 @@ def pair_rdfs(
             res.coordination_blocks = np.cumsum(counts[:, p], axis=1) / (block_nf[:, None] * n_a)
             res.g_err = block_standard_error(res.g_blocks)
             res.coordination_err = block_standard_error(res.coordination_blocks)
+            res.block_frames = block_nf.astype(np.int64)
+            res.block_start = np.concatenate([[0], np.cumsum(res.block_frames)[:-1]])
         results[(a, b)] = res
     return results
 
@@ -389,3 +396,84 @@ def rdf(
     opts = {"volume_norm": volume_norm, "n_workers": n_workers, "chunk_pairs": chunk_pairs, "method": method}
     groups = {"a": sel_a, "b": sel_b}
     return pair_rdfs(positions, cells, groups, [("a", "b")], r_max, n_bins, n_blocks, frames, **opts)[("a", "b")]
+
+
+def regroup_blocks(result: RDFResult, n_blocks: int, start: int = 0) -> RDFResult:
+    """The RDF of blocks ``start:`` of ``result``, regrouped into ``n_blocks`` contiguous blocks.
+
+    A long run is first histogrammed in many short blocks (a time series of g(r)); this gives the RDF, the running
+    coordination number and their block errors over the frames left after an equilibration cut of ``start``
+    blocks, without a second pass over the frames.  With ``volume_norm='frame'`` (the default of :func:`pair_rdfs`)
+    g and n of merged blocks are the frame-weighted means of the block values, exactly what :func:`pair_rdfs` on
+    those frames returns; with ``'mean'`` they agree to the spread of the cell volume.
+
+    Parameters
+    ----------
+    result : RDFResult
+        With time blocks (``block_frames`` set, at least 2 blocks).
+    n_blocks : int
+        Blocks of the returned result (at most the number of blocks left; 1 gives no block errors).
+    start : int
+        First block kept (blocks before it are dropped, e.g. as equilibration).
+
+    Returns
+    -------
+    RDFResult
+        ``n_frames`` is the number of frames kept; ``counts`` the ordered-pair counts over them.
+    """
+    if result.g_blocks is None or result.coordination_blocks is None or result.block_frames is None:
+        raise ValueError("regroup_blocks needs an RDFResult with time blocks (n_blocks >= 2)")
+    nf = result.block_frames[start:].astype(np.float64)
+    if nf.size == 0:
+        raise ValueError(f"start = {start} leaves no block of {result.n_blocks}")
+    n_blocks = int(min(max(n_blocks, 1), nf.size))
+    groups = np.array_split(np.arange(nf.size), n_blocks)
+    g_in = result.g_blocks[start:]
+    c_in = result.coordination_blocks[start:]
+
+    def merge(rows: FloatArray, idx: IntArray) -> FloatArray:
+        return np.asarray((rows[idx] * nf[idx, None]).sum(axis=0) / nf[idx].sum())
+
+    g_blocks = np.stack([merge(g_in, ix) for ix in groups])
+    c_blocks = np.stack([merge(c_in, ix) for ix in groups])
+    nf_out = np.array([nf[ix].sum() for ix in groups])
+    g = (g_blocks * nf_out[:, None]).sum(axis=0) / nf_out.sum()
+    coordination = (c_blocks * nf_out[:, None]).sum(axis=0) / nf_out.sum()
+    n_frames = int(nf.sum())
+    counts = np.diff(np.concatenate([[0.0], coordination])) * n_frames * result.n_a
+    out = RDFResult(
+        r=result.r,
+        edges=result.edges,
+        g=g,
+        counts=counts,
+        coordination=coordination,
+        n_frames=n_frames,
+        n_a=result.n_a,
+        n_b=result.n_b,
+        n_pairs=result.n_pairs,
+        mean_volume=result.mean_volume,
+        volume_norm=result.volume_norm,
+        n_blocks=n_blocks,
+    )
+    if n_blocks >= 2:
+        out.g_blocks, out.coordination_blocks = g_blocks, c_blocks
+        out.g_err = block_standard_error(g_blocks)
+        out.coordination_err = block_standard_error(c_blocks)
+        out.block_frames = nf_out.astype(np.int64)
+        out.block_start = np.concatenate([[0], np.cumsum(out.block_frames)[:-1]])
+    return out
+
+
+def block_coordination(result: RDFResult, r: float) -> FloatArray:
+    """Running coordination number at ``r`` (Å) in every time block of ``result``, shape ``(n_blocks,)``.
+
+    The time series behind a coordination number: the mean number of *b* within ``r`` of an *a* in each block,
+    linearly interpolated between bin edges like :meth:`RDFResult.coordination_at`.
+    """
+    if result.coordination_blocks is None:
+        raise ValueError("block_coordination needs an RDFResult with time blocks (n_blocks >= 2)")
+    padded = np.hstack([np.zeros((result.coordination_blocks.shape[0], 1)), result.coordination_blocks])
+    i = int(np.clip(np.searchsorted(result.edges, r, side="right") - 1, 0, result.edges.size - 2))
+    w = (float(r) - result.edges[i]) / (result.edges[i + 1] - result.edges[i])
+    w = float(np.clip(w, 0.0, 1.0))
+    return np.asarray((1.0 - w) * padded[:, i] + w * padded[:, i + 1])

@@ -8,13 +8,20 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from electrodb.analysis.convergence import ConvergenceTargets
+from electrodb.analysis.convergence import ConvergenceTargets, Verdict, worst
 from electrodb.analysis.finite_size import yeh_hummer_correction
 from electrodb.analysis.kinetics import residence_time, shell_presence
-from electrodb.analysis.pairing import fallback_cutoff_verdict, ion_pairing, pairing_verdict
+from electrodb.analysis.pairing import (
+    contact_shell_verdict,
+    fallback_cutoff_verdict,
+    ion_pairing,
+    pairing_sampling,
+    pairing_verdict,
+)
 from electrodb.analysis.periodic import max_cutoff
-from electrodb.analysis.shells import shell_analysis
-from electrodb.analysis.structure import RDFResult, pair_rdfs
+from electrodb.analysis.sampling import SeriesReport
+from electrodb.analysis.structure import RDFResult
+from electrodb.analysis.structure_sampling import ShellSampling, StructureSampling, analyse_structure
 from electrodb.analysis.transport import self_diffusion
 from electrodb.analysis.viscosity import ViscosityEstimate, solution_viscosity
 from electrodb.documents.properties import (
@@ -103,11 +110,19 @@ def _rdf_arrays(res: RDFResult) -> dict[str, list[float]]:
 
 
 def _cutoff(shells: dict[str, dict[str, Any]], pair: str, settings: AnalysisSettings) -> tuple[float, str]:
-    """First-shell cutoff of ``pair`` (Å) and its source: the first minimum of g(r), else the settings' fallback."""
-    r_min = shells.get(pair, {}).get("r_min")
-    if r_min is not None and np.isfinite(r_min):
+    """First-shell cutoff of ``pair`` (Å) and its source: the first minimum of a *resolved* first shell of g(r),
+    else the settings' fallback (a rejected shell's minimum is never a cutoff)."""
+    shell = shells.get(pair, {})
+    r_min = shell.get("r_min")
+    if shell.get("resolved", True) and r_min is not None and np.isfinite(r_min):
         return float(r_min), "first minimum of g(r)"
-    return settings.fallback_shell_A[pair], "fallback (no usable first minimum)"
+    return settings.fallback_shell_A[pair], "fallback (no resolved first shell)"
+
+
+def _production_start(times_ps: np.ndarray, shells: dict[str, dict[str, Any]]) -> int:
+    """First frame after the structure's equilibration cut (``t_equil_ps`` of its shells; 0 without)."""
+    t_equil = max((float(s.get("t_equil_ps") or 0.0) for s in shells.values()), default=0.0)
+    return int(np.searchsorted(times_ps - times_ps[0], t_equil - 1e-9))
 
 
 @dataclass(frozen=True)
@@ -176,9 +191,27 @@ def _context(traj: TrajectoryArrays, settings: AnalysisSettings, targets: Conver
     return _Context(traj, settings, targets, groups, common)
 
 
-def _shell_entry(res: RDFResult, ctx: _Context) -> dict[str, Any]:
-    """First-shell analysis of one RDF (peak, minimum, coordination number, detection, verdict)."""
-    s = shell_analysis(res, targets=ctx.targets, frame_interval_ps=ctx.meta.get("frame_interval_ps"))
+#: The five Kirkwood–Buff integrals of a_cc (analysis.kb_series.KB_KEYS) by pair of groups.
+KB_PAIRS: dict[str, tuple[str, str]] = {
+    "pp": ("cation", "cation"),
+    "mm": ("anion", "anion"),
+    "pm": ("cation", "anion"),
+    "pw": ("cation", "O_w"),
+    "mw": ("anion", "O_w"),
+}
+_PARTNER = {"O_w": "water", "H_w": "water H"}
+
+
+def _series_fields(rep: SeriesReport | None, t_equil_ps: float) -> dict[str, Any]:
+    """``n_eff``, ``t_equil_ps``, ``stat_inefficiency`` and ``halves_z`` of a property's series (None without)."""
+    if rep is None:
+        return {"n_eff": None, "t_equil_ps": t_equil_ps, "stat_inefficiency": None, "halves_z": None}
+    return {"n_eff": rep.n_eff, "t_equil_ps": t_equil_ps, "stat_inefficiency": rep.g, "halves_z": _finite(rep.halves_z)}
+
+
+def _shell_entry(sh: ShellSampling, t_equil_ps: float) -> dict[str, Any]:
+    """First shell of one pair (peak, minimum, CN with its series error, exchange events, sampling, verdict)."""
+    s, ex = sh.shell, sh.exchange
     return {
         "r_peak": _finite(s.r_peak),
         "g_peak": _finite(s.g_peak),
@@ -188,16 +221,43 @@ def _shell_entry(res: RDFResult, ctx: _Context) -> dict[str, Any]:
         "significance": _finite(s.significance),
         "detection": s.detection,
         "detection_reason": s.detection_reason,
-        **s.verdict.as_dict(),
+        "resolved": sh.resolution.converged,
+        "resolution_reason": sh.resolution.reason,
+        "n_exchange_events": None if ex is None else ex.n_events,
+        "exchange_r_out_A": None if ex is None else ex.r_out,
+        **_series_fields(sh.report, t_equil_ps),
+        **sh.verdict.as_dict(),
     }
 
 
+def _kb_entry(out: StructureSampling) -> dict[str, Any]:
+    """a_cc of the production frames with its series error and sampling record (read by the thermo builder)."""
+    acc = out.acc
+    if acc is None:
+        return {}
+    entry: dict[str, Any] = {
+        "a_cc": _finite(acc.a_cc),
+        "a_cc_err": _finite(acc.a_cc_err),
+        **_series_fields(acc.report, out.t_equil_ps),
+        **acc.verdict.as_dict(),
+    }
+    if acc.error:
+        entry["error"] = acc.error
+    if acc.series is not None:
+        entry.update(series=np.round(acc.series.series, 6).tolist(), G_A3=acc.series.G)
+        entry["rms_displacement_A"] = _finite(acc.rms_displacement_A)
+    return entry
+
+
 def _structure(ctx: _Context) -> tuple[StructureDoc, dict[str, dict[str, Any]]]:
-    """Structure document: RDFs of :data:`PAIRS` (with time blocks) and their first shells.
+    """Structure document: RDFs of :data:`PAIRS` after one equilibration cut, their first shells, and a_cc.
 
     The RDF range is 0.999 × half the smallest cell width (what Kirkwood–Buff integrals need), capped by
-    ``settings.rdf_r_max_A`` and by 5000 bins.  Returns the document and the shells by pair name, from which
-    pairing and kinetics take their first-shell cutoffs.
+    ``settings.rdf_r_max_A`` and by 5000 bins.  :func:`electrodb.analysis.structure_sampling.analyse_structure`
+    cuts the equilibration (the latest cut of the CN and a_cc block series), judges every shell by its CN series,
+    its exchange events and its resolution, and computes a_cc with its series error (``kb``, read by the thermo
+    builder).  Returns the document and the shells by pair name, from which pairing and kinetics take their
+    first-shell cutoffs (each entry carries ``t_equil_ps``).
     """
     traj, settings, groups = ctx.traj, ctx.settings, ctx.groups
     r_max = float(np.min([0.999 * max_cutoff(traj.cells), settings.rdf_r_max_A or np.inf, 5000 * settings.rdf_bin_A]))
@@ -205,14 +265,33 @@ def _structure(ctx: _Context) -> tuple[StructureDoc, dict[str, dict[str, Any]]]:
     pairs = [
         p for p in PAIRS if len(groups[p[0]]) and len(groups[p[1]]) and not (p[0] == p[1] and len(groups[p[0]]) < 2)
     ]
-    rdfs = pair_rdfs(traj.positions, traj.cells, groups, pairs, r_max, n_bins, n_blocks=settings.n_blocks)
-    shells = {_pair_name(a, b): _shell_entry(res, ctx) for (a, b), res in rdfs.items()}
+    symbol = {g: traj.symbols[int(idx[0])] for g, idx in groups.items() if len(idx)}
+    names = {(a, b): (f"{symbol[a]}–{symbol[b]}", _PARTNER.get(b, symbol[b])) for a, b in pairs}
+    kb_pairs = KB_PAIRS if all(p in pairs for p in KB_PAIRS.values()) else None
+    out = analyse_structure(
+        traj.positions,
+        traj.cells,
+        traj.times_ps,
+        groups,
+        pairs,
+        r_max,
+        n_bins,
+        n_blocks=settings.n_blocks,
+        targets=ctx.targets,
+        names=names,
+        kb_pairs=kb_pairs,
+    )
+    shells = {_pair_name(a, b): _shell_entry(sh, out.t_equil_ps) for (a, b), sh in out.shells.items()}
     doc = StructureDoc(
         **ctx.common,
-        rdf={_pair_name(*k): _rdf_arrays(v) for k, v in rdfs.items()},
+        rdf={_pair_name(*k): _rdf_arrays(v) for k, v in out.rdfs.items()},
         shells=shells,
         n_blocks=settings.n_blocks,
-        provenance=ctx.provenance("structure", r_max_A=r_max, n_bins=n_bins),
+        t_equil_ps=out.t_equil_ps,
+        n_production_frames=traj.n_frames - out.t0_frame,
+        equilibration_cuts_ps=out.cuts_ps,
+        kb=_kb_entry(out),
+        provenance=ctx.provenance("structure", r_max_A=r_max, n_bins=n_bins, n_series_blocks=out.n_series),
     )
     return doc, shells
 
@@ -310,23 +389,33 @@ def _transport(ctx: _Context) -> TransportDoc:
 def _pairing(ctx: _Context, shells: dict[str, dict[str, Any]]) -> PairingDoc:
     """Pairing document: free/CIP/AGG fractions, cation–cation contacts, cluster sizes and contact events.
 
-    Cutoffs are the first minima of the cation–anion (cation–cation) g(r); a fallback cation–anion cutoff makes
-    the verdict at best unconverged.
+    Over the frames after the structure's equilibration cut. The contact cutoff is the first minimum of a
+    *resolved* cation–anion shell; without one the fractions are ``insufficient`` (computed at the fallback cutoff
+    for inspection only). Errors, ``n_eff`` and the sampling verdict come from the per-frame fraction series
+    (:func:`electrodb.analysis.pairing.pairing_sampling`).
     """
-    groups, settings, targets = ctx.groups, ctx.settings, ctx.targets
+    groups, settings, targets, traj = ctx.groups, ctx.settings, ctx.targets, ctx.traj
     ca_cut, ca_src = _cutoff(shells, "cation-anion", settings)
-    ca_fallback = shells.get("cation-anion", {}).get("r_min") is None
-    cc_cut = shells.get("cation-cation", {}).get("r_min") or None
+    ca_fallback = ca_src.startswith("fallback")
+    cc_shell = shells.get("cation-cation", {})
+    cc_cut = cc_shell.get("r_min") if cc_shell.get("resolved") else None
+    start = _production_start(traj.times_ps, shells)
+    t_equil = float(traj.times_ps[start] - traj.times_ps[0])
+    ca_shell = shells.get("cation-anion") or {"resolution_reason": "no cation–anion g(r)"}
+    resolved = "converged" if ca_shell.get("resolved") else "insufficient"
+    resolution = Verdict(resolved, "", ca_shell.get("resolution_reason", ""))
     entry: dict[str, Any] = {
         "cutoff_cation_anion_A": ca_cut,
         "cutoff_source": ca_src,
         "cutoff_fallback": ca_fallback,
         "cutoff_cation_cation_A": cc_cut,
+        "n_eff": None,
+        "t_equil_ps": t_equil,
     }
     if len(groups["cation"]) and len(groups["anion"]):
         res = ion_pairing(
-            ctx.traj.positions,
-            ctx.traj.cells,
+            traj.positions[start:],
+            traj.cells[start:],
             groups["cation"],
             groups["anion"],
             ca_cut,
@@ -334,23 +423,26 @@ def _pairing(ctx: _Context, shells: dict[str, dict[str, Any]]) -> PairingDoc:
             n_blocks=settings.n_blocks,
             targets=targets,
         )
+        sampled = pairing_sampling(res, targets)
         entry.update(
             {
-                "cation": {k: float(v) for k, v in res.cation_fractions.items()},
-                "cation_err": {k: _finite(v) for k, v in res.cation_fraction_errors.items()},
-                "anion": {k: float(v) for k, v in res.anion_fractions.items()},
-                "anion_err": {k: _finite(v) for k, v in res.anion_fraction_errors.items()},
+                "cation": {k: float(rep.mean) for k, rep in sampled.cation.items()},
+                "cation_err": {k: _finite(rep.err) for k, rep in sampled.cation.items()},
+                "anion": {k: float(rep.mean) for k, rep in sampled.anion.items()},
+                "anion_err": {k: _finite(rep.err) for k, rep in sampled.anion.items()},
                 "cation_cation_fraction": _finite(res.cation_cation_fraction),
                 "cation_cation_fraction_err": _finite(res.cation_cation_fraction_error),
                 "cluster_size_distribution": {str(k): float(v) for k, v in res.cluster_size_distribution.items()},
                 "n_contact_events": res.n_contact_events,
                 "event_buffer_A": res.event_buffer_A,
+                "n_eff": sampled.n_eff,
+                "n_production_frames": res.n_frames,
             }
         )
-        verdict = res.verdict
+        verdict = sampled.verdict
     else:
         verdict = pairing_verdict(0, len(groups["cation"]), len(groups["anion"]), targets)
-    entry.update(fallback_cutoff_verdict(verdict, ca_cut if ca_fallback else None).as_dict())
+    entry.update(worst(verdict, contact_shell_verdict(resolution, ca_cut if ca_fallback else None)).as_dict())
     return PairingDoc(
         **ctx.common,
         pairing=entry,
@@ -368,7 +460,7 @@ def _kinetics(ctx: _Context, shells: dict[str, dict[str, Any]]) -> KineticsDoc:
     residence: dict[str, dict[str, Any]] = {}
     for ion in ("cation", "anion"):
         r_cut, src = _cutoff(shells, f"{ion}-O_w", settings)
-        fallback = shells.get(f"{ion}-O_w", {}).get("r_min") is None
+        fallback = src.startswith("fallback")
         presence, _ = shell_presence(
             traj.positions, traj.cells, ctx.groups[ion], ctx.groups["O_w"], r_cut, compact=True
         )

@@ -1,13 +1,16 @@
 """maggma group builder: RDFs across a concentration series -> activity and osmotic coefficients (``thermo``).
 
 Per system: Kirkwood–Buff integrals of the ion–ion and ion–water g(r) up to about half the box (Ganguly
-closed-system correction, then Krüger finite-volume extrapolation; block errors) give a_cc = 1 + ∂ln y±/∂ln c
-(Weerasinghe & Smith), with a convergence verdict (box size, ion counts, range, error). Per group of systems
-with the same salt, temperature and model: a_cc(c) = a_cc,DH(c) + polynomial is fitted to the converged systems
-(weighted by their errors) and integrated analytically to ln y±, converted to the molal scale, then φ(m) by
-Gibbs–Duhem and ln a_w = −ν m M_w φ, all with propagated covariances (:mod:`electrodb.analysis.acc_fit`).
-Fewer than three converged concentrations give status ``insufficient`` with the reason, never an extrapolated
-γ±. Equations and assumptions: ``docs/methods-thermodynamics.md``.
+closed-system correction, then Krüger finite-volume extrapolation) give a_cc = 1 + ∂ln y±/∂ln c
+(Weerasinghe & Smith), with a convergence verdict (box size, ion counts, range, error, and the sampling of its
+block series: n_eff, stationarity, ion travel). a_cc, its error, n_eff and t_equil_ps come from the structure
+document's ``kb`` entry (the linearised a_cc per time block after the equilibration cut,
+:mod:`electrodb.analysis.kb_series`); the KB integrals of the stored g(r) are kept beside it for inspection.
+Per group of systems with the same salt, temperature and model: a_cc(c) = a_cc,DH(c) + polynomial is fitted to
+the converged systems (weighted by their errors) and integrated analytically to ln y±, converted to the molal
+scale, then φ(m) by Gibbs–Duhem and ln a_w = −ν m M_w φ, all with propagated covariances
+(:mod:`electrodb.analysis.acc_fit`). Fewer than three converged concentrations give status ``insufficient`` with
+the reason, never an extrapolated γ±. Equations and assumptions: ``docs/methods-thermodynamics.md``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from electrodb.analysis.activity import (
     pitzer_phi,
     reference_activity,
 )
-from electrodb.analysis.convergence import ConvergenceTargets, Verdict
+from electrodb.analysis.convergence import ConvergenceTargets, Verdict, worst
 from electrodb.analysis.kirkwood_buff import KB_MIN_RANGE_A, acc_verdict, activity_derivative, kb_integral
 from electrodb.systems.chemistry import AVOGADRO, parse_salt
 from electrodb.utils.provenance import as_datetime, stable_hash
@@ -60,16 +63,65 @@ def system_activity_derivative(
     The g(r) of the structure document (normalised as in ``electrodb.analysis.structure``) are integrated over
     their whole range, which the properties builder sets to half the smallest cell width; the range and the
     1/L fit window used are returned as ``kb_range_A`` and ``kb_fit_window_A``. ``a_cc_status`` /
-    ``a_cc_criterion`` / ``a_cc_reason`` come from :func:`electrodb.analysis.kirkwood_buff.acc_verdict`. When
-    a_cc cannot be computed (status ``insufficient``) the dict has no ``a_cc`` key and an ``error`` entry.
+    ``a_cc_criterion`` / ``a_cc_reason`` come from :func:`electrodb.analysis.kirkwood_buff.acc_verdict` (box,
+    ions, error, range) together with the sampling verdict of a_cc's block series.
+
+    a_cc itself, its error, ``n_eff`` and ``t_equil_ps`` come from the structure document's ``kb`` entry: the
+    properties builder computes a_cc of the frames after the equilibration cut with the error of its linearised
+    block series (:mod:`electrodb.analysis.kb_series`), which counts correlated frames as what they are. A
+    structure document without that entry (an older build, or a g(r) from elsewhere) gives a_cc from its
+    stored g(r) and block errors, at best ``unconverged``: that error cannot be checked for correlation or a
+    transient. When a_cc cannot be computed (status ``insufficient``) the dict has no ``a_cc`` key and an
+    ``error`` entry.
     """
-    integrals: dict[str, Any] = {}
-    results = {}
     box_length = float(np.cbrt(volume_A3))
     n_formula = counts["n_cations"] / nu_plus
     c_salt = n_formula / AVOGADRO / (volume_A3 * 1e-27)
     ions = {"cations": int(counts["n_cations"]), "anions": int(counts["n_anions"])}
-    out: dict[str, Any] = {"molarity": float(c_salt), "kb_integrals": integrals}
+    results, integrals, kb_range, table_error = _kb_table(structure, counts, volume_A3)
+    out: dict[str, Any] = {"molarity": float(c_salt), "kb_integrals": integrals, "n_eff": None, "t_equil_ps": None}
+    kb = structure.get("kb") or {}
+    if kb.get("a_cc") is not None and kb.get("status"):
+        # a_cc of the production frames, its error and sampling verdict from its block series (analysis.kb_series)
+        a_cc, err = float(kb["a_cc"]), kb.get("a_cc_err")
+        sampled = Verdict(kb["status"], kb.get("criterion", ""), kb.get("reason", ""))
+        verdict = worst(acc_verdict(a_cc, err, box_length, ions, kb_range, targets), sampled)
+        out.update(n_eff=kb.get("n_eff"), t_equil_ps=kb.get("t_equil_ps"), halves_z=kb.get("halves_z"))
+        if table_error:
+            out["kb_integrals_error"] = table_error
+    elif table_error:
+        criterion = acc_verdict(None, None, box_length, ions, float("inf"), targets).criterion
+        verdict = Verdict("insufficient", criterion, table_error)
+        return {**out, "error": f"no a_cc: {table_error}", **_verdict_fields(verdict)}
+    else:
+        a_cc, err = (None, None)
+        if len(results) == len(_KB_PAIRS):
+            a_cc, err = activity_derivative(
+                c_salt, *(results[k] for k in _KB_PAIRS), nu_plus=nu_plus, nu_minus=nu_minus
+            )
+        verdict = acc_verdict(a_cc, err, box_length, ions, kb_range, targets)
+        if kb:  # the properties builder tried and could not compute the series
+            why = kb.get("error") or kb.get("reason") or "unknown"
+            verdict = worst(verdict, Verdict("insufficient", kb.get("criterion", ""), f"no a_cc block series: {why}"))
+            out["t_equil_ps"] = kb.get("t_equil_ps")
+        elif a_cc is not None and np.isfinite(a_cc):
+            verdict = worst(verdict, _NO_SERIES)
+    out.update(kb_range_A=kb_range, box_length_A=box_length, **_verdict_fields(verdict))
+    if a_cc is None or not np.isfinite(a_cc):
+        return {**out, "error": f"no a_cc: {kb.get('error') or verdict.reason}"}
+    if "pp" in results:
+        out["kb_fit_window_A"] = list(results["pp"].fit_window)
+    out.update(a_cc=float(a_cc), a_cc_err=_finite_or_none(err))
+    return out
+
+
+def _kb_table(
+    structure: dict[str, Any], counts: dict[str, int], volume_A3: float
+) -> tuple[dict[str, Any], dict[str, Any], float, str]:
+    """The five KB integrals of the stored (production) g(r), for inspection and for structure documents without
+    a_cc's block series: results, their stored form, the integration range (Å) and an error ('' when none)."""
+    results: dict[str, Any] = {}
+    integrals: dict[str, Any] = {}
     kb_range = float("inf")
     try:
         for key, (pair, count_field, same) in _KB_PAIRS.items():
@@ -93,28 +145,17 @@ def system_activity_derivative(
                 "plateau_A": list(res.plateau),
             }
     except ValueError as exc:
-        criterion = acc_verdict(None, None, box_length, ions, float("inf"), targets).criterion
-        verdict = Verdict("insufficient", criterion, str(exc))
-        return {**out, "error": f"no a_cc: {exc}", **_verdict_fields(verdict)}
-    a_cc, err = (None, None)
-    if len(results) == len(_KB_PAIRS):
-        a_cc, err = activity_derivative(
-            c_salt,
-            results["pp"],
-            results["mm"],
-            results["pm"],
-            results["pw"],
-            results["mw"],
-            nu_plus=nu_plus,
-            nu_minus=nu_minus,
-        )
-    verdict = acc_verdict(a_cc, err, box_length, ions, kb_range, targets)
-    out.update(kb_range_A=kb_range, box_length_A=box_length, **_verdict_fields(verdict))
-    if a_cc is None or not np.isfinite(a_cc):
-        return {**out, "error": f"no a_cc: {verdict.reason}"}
-    out["kb_fit_window_A"] = list(results["pp"].fit_window)
-    out.update(a_cc=float(a_cc), a_cc_err=_finite_or_none(err))
-    return out
+        return results, integrals, kb_range, str(exc)
+    return results, integrals, kb_range, ""
+
+
+#: Verdict of an a_cc whose structure document has no block series (written before the series existed).
+_NO_SERIES = Verdict(
+    "unconverged",
+    "a_cc error from its block series (n_eff, stationarity)",
+    "no a_cc block series in the structure document (built by an older ElectroDB): its error cannot be checked "
+    "for correlated frames or a transient; rebuild the structure",
+)
 
 
 def _finite_or_none(x: float | None) -> float | None:
