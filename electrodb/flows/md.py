@@ -28,7 +28,6 @@ from electrodb.flows.md_records import (
     atoms_from_dict,
     atoms_to_dict,
     box_labels,
-    checkpoint_wall_time,
     discard,
     load_checkpoint,
     mark,
@@ -406,9 +405,13 @@ class ProductionMDMaker(Maker):
             start_chunk=state.n_chunks if state else 0,
         )
         n_steps = round(md.production_ps * 1000 / timestep)
-        # a resumed run adds to the wall time its checkpoint recorded (the document has it only once completed)
-        wall_before = checkpoint_wall_time(stores, tid) if state is not None else 0.0
+        wall_before = doc.wall_time_s  # a resumed run adds to the wall time stored with its last checkpoint
         started = time.perf_counter()
+
+        def checkpoint(s: ProductionState) -> None:
+            save_checkpoint(stores, tid, s)
+            # the document keeps the wall time up to this checkpoint, so a run killed after it adds on from there
+            mark(stores, doc, wall_time_s=wall_before + time.perf_counter() - started)
 
         def progress(step: int, total: int, elapsed: float) -> None:
             done = step - (state.step if state else 0)
@@ -425,9 +428,7 @@ class ProductionMDMaker(Maker):
                 sample_every,
                 n_steps,
                 resume=state,
-                on_checkpoint=lambda s: save_checkpoint(
-                    stores, tid, s, wall_time_s=wall_before + time.perf_counter() - started
-                ),
+                on_checkpoint=checkpoint,
                 on_progress=progress,
             )
         except MDInstabilityError as exc:

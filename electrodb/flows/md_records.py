@@ -29,7 +29,6 @@ __all__ = [
     "atoms_to_dict",
     "box_labels",
     "checkpoint_uuid",
-    "checkpoint_wall_time",
     "discard",
     "load_checkpoint",
     "mark",
@@ -174,9 +173,7 @@ def checkpoint_uuid(trajectory_id: str) -> str:
     return f"{trajectory_id}:checkpoint"
 
 
-def save_checkpoint(
-    stores: ElectroDBStores, tid: str, state: ProductionState, wall_time_s: float | None = None
-) -> None:
+def save_checkpoint(stores: ElectroDBStores, tid: str, state: ProductionState) -> None:
     """Store (replace) the checkpoint of trajectory ``tid`` in the ``data`` store.
 
     Parameters
@@ -188,9 +185,6 @@ def save_checkpoint(
     state
         Step, frames and chunks written, unwrapped positions (Å), momenta, cell (Å), noise generator state (saved
         as JSON: a PCG64 state holds 128-bit integers, which BSON cannot) and time step (fs).
-    wall_time_s
-        Wall time (s) the production has spent up to this checkpoint, over all its attempts and resumes; a
-        resumed run adds to it (:func:`checkpoint_wall_time`).
     """
     stores.data.update(
         [
@@ -206,7 +200,6 @@ def save_checkpoint(
                 "cell": encode_array(state.cell),
                 "rng_state": json.dumps(state.rng_state),  # PCG64 state has 128-bit ints, which BSON cannot hold
                 "timestep_fs": state.timestep_fs,
-                **({"wall_time_s": float(wall_time_s)} if wall_time_s is not None else {}),
                 "last_updated": utcnow(),
             }
         ],
@@ -229,12 +222,6 @@ def load_checkpoint(stores: ElectroDBStores, tid: str) -> ProductionState | None
         rng_state=json.loads(doc["rng_state"]),
         timestep_fs=doc["timestep_fs"],
     )
-
-
-def checkpoint_wall_time(stores: ElectroDBStores, tid: str) -> float:
-    """Wall time (s) spent on trajectory ``tid``'s production up to its checkpoint (0 when none is recorded)."""
-    doc = stores.data.query_one({"blob_uuid": checkpoint_uuid(tid)}, properties=["wall_time_s"])
-    return float((doc or {}).get("wall_time_s") or 0.0)
 
 
 def discard(stores: ElectroDBStores, tid: str) -> None:
