@@ -133,7 +133,8 @@ class ConvergenceTargets:
         to L/2, and those counts relax only as the ions diffuse across that range, with a long tail the
         autocorrelation estimate of N_eff misses in short runs. Measured on equilibrated ideal gases (a_cc = 1):
         ions that travelled 3.3 × the range gave a_cc z-scores with spread 1.3–1.5 and 1–2 % beyond 4σ; 4.7 ×
-        gave 1.09, 6.6 × 0.95–1.06. A frozen structure with 0.05 Å noise gave a_cc = 1.72 ± 0.003 from 40
+        gave 1.09–1.14 and none beyond 4σ, 6.6 × 0.95–1.17 (the larger with strongly correlated frames, where the
+        truncated autocorrelation sum runs short). A frozen structure with 0.05 Å noise gave a_cc = 1.72 ± 0.003 from 40
         "independent" samples of pure vibration.
     temperature_tol_K : float
         Accepted deviation of a run's mean temperature from its target, in K (see ``temperature_n_sigma``).

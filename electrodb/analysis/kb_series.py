@@ -36,8 +36,8 @@ Warnings
   (40 "independent" samples of a_cc = 1.72 ± 0.003).  And the pair counts out to L/2 relax by diffusion, with a
   long (t^-3/2) tail that the truncated autocorrelation sum misses when the run is only a few relaxation times
   long: on ideal gases whose ions travelled 3.3 × the KB range the z spread of a_cc was 1.3–1.5 with 1–2 %
-  beyond 4σ; at 4.7 × it was 1.09, at 6.6 × 0.95–1.06.  :func:`acc_travel_verdict` requires the ions' RMS
-  displacement over the production run to reach ``acc_min_travel`` (4) × the KB range.
+  beyond 4σ; at 4.7 × it was 1.09–1.14 (none beyond 4σ), at 6.6 × 0.95–1.17.  :func:`acc_travel_verdict`
+  requires the ions' RMS displacement over the production run to reach ``acc_min_travel`` (4) × the KB range.
 
 References
 ----------

@@ -32,7 +32,7 @@ from electrodb.analysis.sampling import analyse_series
 from electrodb.analysis.shell_sampling import cn_sampling_verdict, shell_exchange_verdict
 from electrodb.analysis.shells import shell_sampling_verdict
 from electrodb.analysis.structure import block_coordination
-from electrodb.analysis.structure_sampling import analyse_structure
+from electrodb.analysis.structure_sampling import analyse_structure, significant_cut
 
 KB_PAIRS = {
     "pp": ("cation", "cation"),
@@ -231,7 +231,8 @@ def ideal_gas_outcomes(
 
     * ``a_cc`` (truth 1), its full verdict (box, ions, error, range, series, travel);
     * ``CN(Na–O)`` and ``CN(Na–Na)`` at ``r_cn`` (truth (N_b − δ)·4πr³/3V), the builder's CN verdict (series,
-      exchange events, centre time) at a fixed radius (an ideal gas has no shell to detect);
+      exchange events, centre time) at a fixed radius (an ideal gas has no shell to detect), its series taking
+      part in the equilibration cut as a shell's would;
     * ``free`` and ``CIP`` fractions at ``r_pair`` (binomial truth), the builder's sampling verdict of pairing
       fractions without the contact-shell requirement;
     * ``pairing``: the builder's pairing verdict (cutoff at the Na–Cl first minimum only if that shell is
@@ -256,10 +257,14 @@ def ideal_gas_outcomes(
         v = worst(acc_verdict(acc.a_cc, acc.a_cc_err, case.box_A, ions, r_last, t), acc.verdict)
         row("a_cc", acc.a_cc, acc.a_cc_err, 1.0, v.converged)
     for a, b in [("cation", "O_w"), ("cation", "cation")]:
-        rep = analyse_series(block_coordination(out.series_rdfs[(a, b)], r_cn)[out.start_block :], detect_start=False)
-        x = case.positions[out.t0_frame :]
+        series_rdf = out.series_rdfs[(a, b)]
+        series = block_coordination(series_rdf, r_cn)
+        start = max(out.start_block, significant_cut(series, t.stationarity_sigma))  # as if a shell's CN series
+        rep = analyse_series(series[start:], detect_start=False)
+        frame0 = int(series_rdf.block_start[start])
+        x = case.positions[frame0:]
         ex = shell_exchange(x, case.cell, case.groups[a], case.groups[b], r_cn, r_cn + 0.3, max_centres=64)
-        duration = float(case.times_ps[-1] - case.times_ps[out.t0_frame])
+        duration = float(case.times_ps[-1] - case.times_ps[frame0])
         v = worst(
             cn_sampling_verdict(rep, f"CN({NAMES[(a, b)][0]})", t),
             shell_exchange_verdict(ex.n_events, ex.n_frames, NAMES[(a, b)][0], b, t, rep.mean * ex.n_centres),
