@@ -68,8 +68,13 @@ class StructureDoc(_PropertyDoc):
 
     ``rdf[pair]`` = ``{"r": [...] Å, "g": [...], "g_err": [...], "n": [...] running coordination number}``;
     ``shells[pair]`` = ``{"r_peak", "g_peak", "r_min", "cn", "cn_err", "significance", "detection",
-    "detection_reason", "status", "criterion", "reason"}`` (``detection``: ok / no_peak / no_minimum; ``status``:
-    the convergence verdict of r_peak and CN). Pair names are
+    "detection_reason", "resolved", "resolution_reason", "n_exchange_events", "exchange_r_out_A", "n_eff",
+    "stat_inefficiency", "halves_z", "t_equil_ps", "status", "criterion", "reason"}`` (``detection``: ok / no_peak /
+    no_minimum; ``resolved``: a first shell with an excluded core; ``n_eff``: effectively independent samples of
+    the CN series after the equilibration cut ``t_equil_ps``; ``status``: the convergence verdict of r_peak and
+    CN). ``kb`` holds the per-block Kirkwood–Buff a_cc series and its verdict; ``t_equil_ps``,
+    ``equilibration_cuts_ps`` (each series' own cut) and ``n_production_frames`` say which frames the RDFs and
+    shells come from. Pair names are
     ``"cation-O_w"``, ``"cation-H_w"``, ``"anion-O_w"``, ``"anion-H_w"``, ``"cation-anion"``,
     ``"cation-cation"``, ``"anion-anion"``, ``"O_w-O_w"``.
     """
@@ -84,8 +89,9 @@ class TransportDoc(_PropertyDoc):
 
     ``diffusion[species]`` = ``{"D_pbc", "D_pbc_err" (finite box), "D", "D_err" (Yeh–Hummer corrected; all
     1e-9 m²/s), "yeh_hummer_correction", "yeh_hummer_correction_err", "viscosity_Pa_s", "viscosity_err_Pa_s",
-    "viscosity_source", "viscosity_note", "fit_window_ps", "loglog_slope", "rms_displacement_A", "n_origins",
-    "n_atoms", "n_blocks", "status", "criterion", "reason"}`` (``status`` in the vocabulary of
+    "viscosity_source", "viscosity_note", "fit_window_ps", "loglog_slope", "rms_displacement_A", "n_atoms",
+    "n_eff", "t_equil_ps", "halves_z", "flatness_z", "status", "criterion", "reason"}`` (``n_eff``: independent
+    samples behind D_err; ``flatness_z``: early vs late lags of the fit window; ``status`` in the vocabulary of
     :mod:`electrodb.analysis.convergence`; D and D_pbc are kept when not converged, for inspection);
     ``msd[species]`` = ``{"t_ps": [...], "msd_A2": [...]}``.
     """
@@ -99,7 +105,9 @@ class PairingDoc(_PropertyDoc):
     """Ion-pair classification: fractions of free (SSIP), CIP and AGG per ion species, with errors.
 
     ``pairing`` also holds ``n_contact_events`` (cation–anion contacts formed or broken, with hysteresis),
-    ``cutoff_cation_anion_A``, ``cutoff_fallback`` and the verdict ``status``, ``criterion``, ``reason``.
+    ``cutoff_cation_anion_A`` with ``cutoff_source`` (a resolved contact shell, or a fallback kept for inspection
+    only), ``n_eff`` and ``t_equil_ps`` of the fraction series, and the verdict ``status``, ``criterion``,
+    ``reason``.
     """
 
     pairing: dict[str, Any]

@@ -46,7 +46,7 @@ def test_demo_table_on_a_built_database_fits_a_file_and_explains_every_gap(store
     assert "15.7" not in text and notes  # a 1-cation box: D+ is not a result; the footnote says why
     assert all(line.startswith("[") and ": " in line for line in notes)
     d_note = next(n for n in notes if "D+" in n)
-    assert "NaCl 0.87 m" in d_note and "atoms x 5 blocks" in d_note  # 64 waters, 1 NaCl: 0.87 mol/kg
+    assert "NaCl 0.87 m" in d_note and "1 atoms" in d_note  # 64 waters, 1 NaCl: 0.87 mol/kg: one cation is one sample
 
 
 def test_plot_targets_are_checked(tmp_path, stores):

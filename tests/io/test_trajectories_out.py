@@ -52,10 +52,14 @@ def mdanalysis_agreement(u: Any, structure: dict, transport: dict) -> dict[str, 
     r = np.asarray(stored["r"])
     assert len(r) == n_bins and r[1] - r[0] == pytest.approx(0.02, abs=1e-3)
     assert r[-1] + (r[1] - r[0]) / 2 == pytest.approx(r_max, abs=1e-3)
-    # cations and water O are disjoint groups: no exclusion, normalisation N_a N_b (= ElectroDB's N_a N_b')
+    # cations and water O are disjoint groups: no exclusion, normalisation N_a N_b (= ElectroDB's N_a N_b'); the
+    # stored g(r) is over the frames after the structure's equilibration cut (t_equil_ps of its shells)
+    t_equil = max((float(sh.get("t_equil_ps") or 0.0) for sh in structure["shells"].values()), default=0.0)
+    times_all = np.array([ts.time for ts in u.trajectory])
+    start = int(np.searchsorted(times_all - times_all[0], t_equil - 1e-9))
     rdf = InterRDF(
         u.select_atoms("segid CAT"), u.select_atoms("resname SOL and name OW"), nbins=n_bins, range=(0.0, r_max)
-    ).run()
+    ).run(start=start)
     np.testing.assert_allclose(rdf.results.bins, r, atol=1e-4)
     dg = float(np.max(np.abs(rdf.results.rdf - np.asarray(stored["g"]))))
 
