@@ -30,7 +30,7 @@ from pydantic import ValidationError  # noqa: E402
 from electrodb.cli.campaign import campaign_app  # noqa: E402  (after the environment set-up above)
 from electrodb.cli.common import console, fail  # noqa: E402
 from electrodb.settings import get_settings  # noqa: E402
-from electrodb.systems.campaign import LongRangeSettings  # noqa: E402
+from electrodb.systems.long_range import LongRangeSettings  # noqa: E402
 from electrodb.utils.safe_files import OutputPathError  # noqa: E402
 
 app = typer.Typer(help="ElectroDB: electrolyte property databases from NNP molecular dynamics.", no_args_is_help=True)

@@ -52,8 +52,9 @@ from electrodb.models.loader import ModelRef, load_model
 from electrodb.models.longrange import LongRangeCalculator, atomic_charges
 from electrodb.store.stores import ElectroDBStores
 from electrodb.systems.boxes import ROLE_CODES, box_counts, pack_box
-from electrodb.systems.campaign import LongRangeSettings, MDSettings, PackingSettings
+from electrodb.systems.campaign import MDSettings, PackingSettings
 from electrodb.systems.chemistry import WATER_MOLAR_MASS_KG, parse_salt
+from electrodb.systems.long_range import LongRangeSettings
 from electrodb.utils.provenance import stable_hash, utcnow
 
 __all__ = [

@@ -37,7 +37,7 @@ from electrodb.models.mace_train import TrainingResult, TrainingSettings, train_
 from electrodb.settings import get_settings
 from electrodb.store.stores import ElectroDBStores
 from electrodb.systems.boxes import box_counts, pack_box
-from electrodb.systems.campaign import LongRangeSettings
+from electrodb.systems.long_range import LongRangeSettings
 from electrodb.utils.provenance import utcnow
 from electrodb.utils.safe_files import atomic_output
 

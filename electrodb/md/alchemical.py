@@ -110,11 +110,11 @@ class LambdaCalculator(Calculator):
     isolated_ions
         ``'vacuum'``: each ion in a non-periodic cell; ``'periodic'``: alone in the box cell with its images.
     long_range, charges
-        Optional :class:`~electrodb.systems.campaign.LongRangeSettings` and the ``(n_atoms,)`` charges (e) of the whole
-        box (:func:`electrodb.models.longrange.atomic_charges`): E_LR is added to the NNP on every periodic (sub-)system
-        — whole box, solvent, periodic isolated ions — with the sub-system's own charges; a non-periodic isolated ion
-        has no E_LR. The term is thus mixed with c_nnp exactly like the NNP (linear coupling of the combined potential;
-        not charge scaling). Summation parameters are resolved once and kept.
+        Optional :class:`~electrodb.systems.long_range.LongRangeSettings` and the ``(n_atoms,)`` charges (e) of the
+        whole box (:func:`electrodb.models.longrange.atomic_charges`): E_LR is added to the NNP on every periodic
+        (sub-)system — whole box, solvent, periodic isolated ions — with the sub-system's own charges; a non-periodic
+        isolated ion has no E_LR. The term is thus mixed with c_nnp exactly like the NNP (linear coupling of the
+        combined potential; not charge scaling). Summation parameters are resolved once and kept.
 
     Results: ``energy``/``free_energy`` (U, eV), ``forces`` (−∂U/∂x, eV/Å, mixed like the energy), ``dE_dlambda``
     (∂U/∂λ, eV) and the components ``e_full``, ``e_solvent``, ``e_ions``, ``e_wall`` (eV; ``e_full`` is NaN on the

@@ -35,7 +35,7 @@ Charges per atom (:func:`atomic_charges`), from ElectroDB's box labels ``atoms.a
 With ``exclude_intramolecular`` (default) pairs inside one molecule (same ``atoms.arrays["mol_id"]``, nearest
 image) are removed, as in classical water models; in ``"ions"`` mode there are none.
 
-Public API (settings: :class:`electrodb.systems.campaign.LongRangeSettings`): :func:`atomic_charges`,
+Public API (settings: :class:`electrodb.systems.long_range.LongRangeSettings`): :func:`atomic_charges`,
 :func:`resolve_parameters`, :func:`long_range_energy_forces` (for delta learning) and the ASE calculators
 :class:`CoulombCalculator` (the term alone) and :class:`LongRangeCalculator` (base NNP + term). Units: Å, eV, e; stress
 eV/Å³ in ASE's Voigt order (xx, yy, zz, yz, xz, xy), sign convention of ASE (positive = tensile).
@@ -53,8 +53,8 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.neighborlist import primitive_neighbor_list
 from scipy.special import erfcinv
 
-from electrodb.systems.campaign import LongRangeSettings
 from electrodb.systems.chemistry import Salt, parse_salt
+from electrodb.systems.long_range import LongRangeSettings
 
 # torch, torch-pme and vesin are imported inside the functions that evaluate the term: they are heavy (vesin is
 # also optional, with ASE's neighbour list as the fallback).

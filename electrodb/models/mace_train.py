@@ -40,7 +40,7 @@ from electrodb.models.labelling import ENERGY_KEY, FORCES_KEY
 from electrodb.models.loader import load_model
 from electrodb.models.mace_command import PROGRESS_EVERY_S, TrainingError, build_train_command, run_logged
 from electrodb.models.trust import record_trust
-from electrodb.systems.campaign import LongRangeSettings
+from electrodb.systems.long_range import LongRangeSettings
 
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 

@@ -685,7 +685,7 @@ def test_lambda_calculator_with_long_range_end_states(box, calc64) -> None:
     """λ = 1: NNP + E_LR of the whole box; λ = 0: solvent with its own E_LR + ions alone (vacuum: no E_LR;
     periodic: each ion's Wigner self-energy −ξ q² k_e / (2 ε_r L), ξ = 2.837297)."""
     from electrodb.models.longrange import atomic_charges, long_range_energy_forces
-    from electrodb.systems.campaign import COULOMB_EV_A, LongRangeSettings
+    from electrodb.systems.long_range import COULOMB_EV_A, LongRangeSettings
 
     atoms = _labelled_box(box)
     term = LongRangeSettings(charges="all", epsilon_r=1.0, method="ewald", cutoff_A=3.0)  # water charged too
@@ -723,7 +723,8 @@ def test_lambda_calculator_with_long_range_end_states(box, calc64) -> None:
 
 def test_solvation_id_changes_with_the_long_range_term_only_when_given() -> None:
     from electrodb.flows.solvation import solvation_id
-    from electrodb.systems.campaign import LongRangeSettings, MDSettings, PackingSettings
+    from electrodb.systems.campaign import MDSettings, PackingSettings
+    from electrodb.systems.long_range import LongRangeSettings
 
     args = ("NaCl", 16, 298.15, "sha256:x", TISettings(), MDSettings(npt=False), PackingSettings())
     term = LongRangeSettings(charges="ions", epsilon_r=78.3, method="pme", cutoff_A=10)

@@ -21,7 +21,7 @@ from electrodb.models.mace_train import (
     subtract_long_range,
     train_mace,
 )
-from electrodb.systems.campaign import LongRangeSettings
+from electrodb.systems.long_range import LongRangeSettings
 from tests.model_factory import smoke_box
 
 TERM = LongRangeSettings(charges="ions", epsilon_r=78.3, method="ewald", cutoff_A=3.0)

@@ -14,7 +14,7 @@ from ase.calculators.lj import LennardJones
 from scipy.special import erfc
 
 from electrodb.models.longrange import LongRangeCalculator, atomic_charges, long_range_energy_forces, resolve_parameters
-from electrodb.systems.campaign import COULOMB_EV_A, LongRangeSettings
+from electrodb.systems.long_range import COULOMB_EV_A, LongRangeSettings
 
 
 def _pymatgen(atoms: Atoms, q: np.ndarray) -> tuple[float, np.ndarray]:
