@@ -11,7 +11,7 @@ ions-only structure -> KB test by 35σ (like-pair Ganguly G = +435 ± 12 Å^3 at
 Tolerance: |x − exact| < 3.5 σ + tol, σ the block standard error (20 blocks, so the t-distribution of the
 estimated σ adds little), tol = 1 Å^3 for G and 0.005 for a_cc (rounding of the stored g).
 
-These runs used independent uniform frames (``tests.synthetic.write_ideal_gas_trajectory``) until a_cc needed its
+These runs used independent uniform frames until a_cc needed its
 ions to travel ``acc_min_travel`` (4) × the KB range over the run: frames drawn independently teleport the ions
 (end-to-end displacement ~L/√2), which no MD run does, so the pipeline now gets a random walk whose frames are
 almost as independent (a_cc decorrelates within ~2 frames) and whose positions are continuous as in MD.
