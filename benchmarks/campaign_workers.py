@@ -96,7 +96,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from electrodb.flows.campaign import with_model_cutoff
-    from electrodb.managers.workers import plan_devices
+    from electrodb.managers.devices import plan_devices
     from tests.model_factory import build_random_mace
 
     root = Path(tempfile.mkdtemp(prefix="electrodb-bench-workers-"))

@@ -132,8 +132,9 @@ def time_md_steps(spec, n_steps: int) -> dict[str, float]:
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
     from ase.md.verlet import VelocityVerlet
 
-    from electrodb.models.loader import ModelRef, load_model
+    from electrodb.models.loader import load_model
     from electrodb.models.longrange import LongRangeCalculator
+    from electrodb.models.reference import ModelRef
     from electrodb.systems.boxes import box_counts, pack_box
 
     counts = box_counts(spec.salt, spec.molality, "mol/kg", spec.temperature, n_waters=spec.n_waters)

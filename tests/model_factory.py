@@ -35,7 +35,7 @@ def trust_test_model(path: str | os.PathLike[str]) -> Path:
     import json
     import tempfile
 
-    from electrodb.models.loader import file_sha256
+    from electrodb.models.files import file_sha256
     from electrodb.models.trust import TRUST_ENV
 
     registry = Path(tempfile.gettempdir()) / f"electrodb-tests-{os.getpid()}-trusted-models.json"
@@ -117,7 +117,7 @@ def train_smoke_model(
     """
     from ase.calculators.lj import LennardJones
 
-    from electrodb.models.loader import file_sha256
+    from electrodb.models.files import file_sha256
 
     work = Path(workdir).expanduser().resolve()
     saved = work / RESULT_FILE

@@ -147,7 +147,7 @@ def campaign_submit(
     workers resolve it by sha256. Track it with `electrodb campaign status SPEC --engine ENGINE`.
     """
     from electrodb.managers.submit import submit_campaign
-    from electrodb.models.loader import ModelError
+    from electrodb.models.files import ModelError
     from electrodb.store.stores import get_stores
 
     campaign = _load_campaign(spec, model)
@@ -185,8 +185,9 @@ def campaign_run(
 ) -> None:
     """Run every system of a campaign that is not completed yet, on this machine (engines: `campaign submit`)."""
     from electrodb.flows.campaign import check_campaign_run
-    from electrodb.managers.workers import WorkerError, plan_devices
-    from electrodb.models.loader import ModelError
+    from electrodb.managers.devices import plan_devices
+    from electrodb.managers.workers import WorkerError
+    from electrodb.models.files import ModelError
     from electrodb.store.stores import get_stores
 
     campaign = _load_campaign(spec, model)

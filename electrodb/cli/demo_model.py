@@ -30,7 +30,7 @@ from electrodb.flows.training import (
     sample_and_label,
     store_model,
 )
-from electrodb.models.loader import file_sha256
+from electrodb.models.files import file_sha256
 from electrodb.models.mace_train import TrainingResult, TrainingSettings, train_mace
 from electrodb.settings import get_settings
 from electrodb.store.stores import ElectroDBStores

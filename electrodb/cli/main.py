@@ -289,7 +289,9 @@ def model_register(
     only after `electrodb model register PATH --trust`, which records its sha256 in the data folder. Models shipped
     with ElectroDB or trained by it are trusted already; NequIP TorchScript files run no pickled code.
     """
-    from electrodb.models.loader import ModelError, ModelRef, file_sha256, load_model
+    from electrodb.models.files import ModelError, file_sha256
+    from electrodb.models.loader import load_model
+    from electrodb.models.reference import ModelRef
     from electrodb.models.trust import record_trust
 
     if not path.is_file():

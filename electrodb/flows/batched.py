@@ -51,15 +51,11 @@ from electrodb.flows.md_records import (
 )
 from electrodb.flows.training import model_long_range
 from electrodb.md.dynamics import ProductionState, checkpoint_interval, kinetic_energy_relaxation_ps
-from electrodb.md.torchsim import (
-    BatchedRunResult,
-    BatchedStabilityMonitor,
-    SystemOutcome,
-    autobatch_bins,
-    resolve_device,
-    run_batched_nvt,
-)
-from electrodb.models.loader import ModelRef, load_model
+from electrodb.md.torchsim import BatchedRunResult, autobatch_bins, resolve_device, run_batched_nvt
+from electrodb.md.torchsim_batch import SystemOutcome
+from electrodb.md.torchsim_monitor import BatchedStabilityMonitor
+from electrodb.models.loader import load_model
+from electrodb.models.reference import ModelRef
 from electrodb.settings import get_settings
 from electrodb.store.frames import TrajectoryWriter, load_trajectory, truncate_chunks
 from electrodb.store.stores import ElectroDBStores

@@ -20,7 +20,9 @@ from jobflow import Flow, JobStore, run_locally
 from electrodb.flows.md import ElectrolyteFlowMaker
 from electrodb.flows.solvation import SolvationTIMaker, TISettings, solvation_id
 from electrodb.flows.training import model_long_range, resolve_long_range
-from electrodb.models.loader import ModelError, ModelRef, load_model, peek_model
+from electrodb.models.files import ModelError
+from electrodb.models.loader import load_model, peek_model
+from electrodb.models.reference import ModelRef
 from electrodb.store.stores import ElectroDBStores
 from electrodb.systems.campaign import Campaign, SystemSpec
 from electrodb.systems.chemistry import parse_salt

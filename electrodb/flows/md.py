@@ -45,8 +45,9 @@ from electrodb.md.dynamics import (
     measure_nve_drift,
     run_production,
 )
-from electrodb.models.loader import ModelRef, get_nve_drift, load_model, record_nve_drift
+from electrodb.models.loader import get_nve_drift, load_model, record_nve_drift
 from electrodb.models.longrange import LongRangeCalculator
+from electrodb.models.reference import ModelRef
 from electrodb.models.staging import model_reference_from_output, resolve_model_reference
 from electrodb.settings import get_settings
 from electrodb.store.frames import TrajectoryWriter, load_trajectory, truncate_chunks
@@ -60,7 +61,6 @@ __all__ = [
     "ElectrolyteFlowMaker",
     "EquilibrationMaker",
     "ProductionMDMaker",
-    "SystemDocument",
     "load_calculator",
     "report",
     "set_progress_hook",
@@ -324,7 +324,7 @@ class ProductionMDMaker(Maker):
         atoms
             The box (not modified), with its calculator and momenta.
         model
-            The model's identity (``model_id`` and the other :class:`~electrodb.models.loader.ModelIdentity` fields).
+            The model's identity (``model_id`` and the other :class:`~electrodb.models.loaded.ModelIdentity` fields).
         md
             MD settings: ``timestep_fs`` (fs), ``nve_drift_steps``, thermostat and seed.
         temperature

@@ -126,7 +126,7 @@ def new_trajectory_doc(
     atoms
         Its box, with the labels ``role``, ``mol_id`` and ``ion_center``.
     model
-        The model's identity (:class:`~electrodb.models.loader.ModelIdentity` fields, plus any long-range term).
+        The model's identity (:class:`~electrodb.models.loaded.ModelIdentity` fields, plus any long-range term).
     md
         The MD settings as run.
     timestep_fs, sample_every

@@ -48,8 +48,9 @@ from electrodb.flows.md_records import atoms_from_dict, atoms_to_dict
 from electrodb.flows.training import model_long_range, resolve_long_range
 from electrodb.md.alchemical import LambdaCalculator, WallSettings, WindowRun, nnp_energy_forces, run_window
 from electrodb.md.dynamics import MDInstabilityError, StabilityMonitor, minimize
-from electrodb.models.loader import ModelRef, load_model
+from electrodb.models.loader import load_model
 from electrodb.models.longrange import LongRangeCalculator, atomic_charges
+from electrodb.models.reference import ModelRef
 from electrodb.store.stores import ElectroDBStores
 from electrodb.systems.boxes import ROLE_CODES, box_counts, pack_box
 from electrodb.systems.campaign import MDSettings, PackingSettings

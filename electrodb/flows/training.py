@@ -31,9 +31,11 @@ from pydantic import BaseModel, Field
 
 from electrodb import __version__
 from electrodb.flows.job_io import job_stores, store_job
+from electrodb.models.files import ModelError, file_sha256
 from electrodb.models.labelling import label_configurations, perturb_configurations
-from electrodb.models.loader import ModelError, ModelRef, file_sha256, load_model
+from electrodb.models.loader import load_model
 from electrodb.models.mace_train import TrainingResult, TrainingSettings, train_mace
+from electrodb.models.reference import ModelRef
 from electrodb.settings import get_settings
 from electrodb.store.stores import ElectroDBStores
 from electrodb.systems.boxes import box_counts, pack_box
@@ -227,7 +229,7 @@ def resolve_long_range(requested: Any, recorded: Any, model: str = "the model") 
 
     ``requested`` is the campaign's ``long_range`` (None: not given), ``recorded`` the term the model was trained
     without (:func:`model_long_range`). A delta-learned model gets its recorded term when none is requested, and
-    a different requested term is refused (:class:`~electrodb.models.loader.ModelError`): the NNP only reproduces the
+    a different requested term is refused (:class:`~electrodb.models.files.ModelError`): the NNP only reproduces the
     reference together with exactly the term that was removed from its labels.
     """
     if recorded is None:
@@ -248,7 +250,7 @@ def materialize_model(model_id: str, stores: ElectroDBStores, folder: Path | Non
 
     Lets a worker on another machine use a model trained elsewhere: the blob store travels with the database.
     MACE files are pickles that run code when loaded, so the bytes are checked before anything can load them:
-    the stored blob must hash to ``model_id`` (else :class:`~electrodb.models.loader.ModelError`, and nothing is
+    the stored blob must hash to ``model_id`` (else :class:`~electrodb.models.files.ModelError`, and nothing is
     written), an existing file is reused only if its sha256 is ``model_id`` (else it is replaced by the
     verified blob), and the file is written atomically (temporary file, then rename). Load the returned path
     with ``load_model(path, expected_id=model_id)`` to check it once more at load time.

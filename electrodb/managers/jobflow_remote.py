@@ -26,13 +26,7 @@ from electrodb.managers.jobflow_remote_project import (
     CPU_EXEC_CONFIG,
     EMBEDDED_FIX,
     GPU_EXEC_CONFIG,
-    GPU_PRE_RUN,
     JobflowRemoteConfigError,
-    electrodb_jobstore_spec,
-    project_config,
-    slurm_worker,
-    validate_project_config,
-    write_project_config,
 )
 from electrodb.managers.stages import SubmitOptions, WorkerKind, job_stage, stage_kind
 from electrodb.models.staging import publish_model_output
@@ -45,17 +39,8 @@ if TYPE_CHECKING:
     from jobflow_remote.config.base import Project
 
 __all__ = [
-    "CPU_EXEC_CONFIG",
-    "GPU_EXEC_CONFIG",
-    "GPU_PRE_RUN",
     "JobflowRemoteBackend",
-    "JobflowRemoteConfigError",
-    "electrodb_jobstore_spec",
-    "project_config",
-    "slurm_worker",
     "system_state",
-    "validate_project_config",
-    "write_project_config",
 ]
 
 #: Stages whose jobs load the model and so receive it as the input ``model_file``.

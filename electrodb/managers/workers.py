@@ -39,14 +39,18 @@ from electrodb.flows.campaign import (
     run_solvation,
 )
 from electrodb.flows.md import ElectrolyteFlowMaker
-from electrodb.managers.devices import WorkerDevice, plan_devices, visible_gpus
+from electrodb.managers.devices import WorkerDevice, plan_devices
 from electrodb.managers.worker_process import builtin_filters, environ, settings_env, worker_main
 from electrodb.settings import ElectroDBSettings
 from electrodb.store.sqlite import SQLiteStore
 from electrodb.store.stores import ElectroDBStores
 from electrodb.systems.campaign import Campaign, SystemSpec
 
-__all__ = ["WorkerDevice", "WorkerError", "WorkerEvent", "plan_devices", "run_campaign_workers", "visible_gpus"]
+__all__ = [
+    "WorkerError",
+    "WorkerEvent",
+    "run_campaign_workers",
+]
 
 EventKind = Literal["start", "line", "finish", "died"]
 #: Consecutive times a worker may die before it reports ``ready`` until the run gives up.

@@ -53,8 +53,6 @@ from electrodb.systems.campaign import StabilitySettings
 
 __all__ = [
     "BatchedRunResult",
-    "BatchedStabilityMonitor",
-    "SystemOutcome",
     "autobatch_bins",
     "resolve_device",
     "run_batched_nvt",

@@ -68,7 +68,7 @@ class NequIPTorchSimModel(ModelInterface):
 
     @classmethod
     def from_loaded(cls, loaded: Any) -> NequIPTorchSimModel:
-        """The wrapper of a ``'nequip'`` :class:`~electrodb.models.loader.LoadedModel` (module, species, cutoff)."""
+        """The wrapper of a ``'nequip'`` :class:`~electrodb.models.loaded.LoadedModel` (module, species, cutoff)."""
         calc = loaded.calculator()
         return cls(calc.model, calc.type_names, calc.r_max, calc.device, calc.torch_dtype, calc.neighbor_backend)
 

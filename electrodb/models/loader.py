@@ -45,25 +45,16 @@ from typing import Any
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
 from electrodb.models.families import load_chgnet, load_mace, load_nequip, load_sevennet
-from electrodb.models.files import FOUNDATION_MODELS, ModelError, default_cache_dir, file_sha256, read_verified
-from electrodb.models.loaded import LoadedModel, ModelIdentity
+from electrodb.models.files import ModelError
+from electrodb.models.loaded import LoadedModel
 from electrodb.models.reference import Dtype, ModelRef, resolve_foundation_path
 from electrodb.models.trust import model_metadata, untrusted_message
 
 __all__ = [
-    "FOUNDATION_MODELS",
-    "LoadedModel",
-    "ModelError",
-    "ModelIdentity",
-    "ModelRef",
-    "default_cache_dir",
-    "file_sha256",
     "get_nve_drift",
     "load_model",
     "peek_model",
-    "read_verified",
     "record_nve_drift",
-    "resolve_foundation_path",
 ]
 
 

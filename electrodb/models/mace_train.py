@@ -35,10 +35,10 @@ from ase import Atoms
 from ase.io import write
 from pydantic import BaseModel, Field, field_validator
 
-from electrodb.models.delta_learning import LONG_RANGE_ENERGY_KEY, long_range_charges, subtract_long_range
+from electrodb.models.delta_learning import subtract_long_range
 from electrodb.models.labelling import ENERGY_KEY, FORCES_KEY
 from electrodb.models.loader import load_model
-from electrodb.models.mace_command import PROGRESS_EVERY_S, TrainingError, build_train_command, run_logged
+from electrodb.models.mace_command import TrainingError, build_train_command, run_logged
 from electrodb.models.trust import record_trust
 from electrodb.systems.long_range import LongRangeSettings
 
@@ -47,18 +47,11 @@ os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 # mace is imported only in evaluate_model: it is heavy, and must be imported before e3nn (weights-only loading).
 
 __all__ = [
-    "LONG_RANGE_ENERGY_KEY",
-    "PROGRESS_EVERY_S",
     "RESULT_FILE",
-    "TrainingError",
     "TrainingResult",
     "TrainingSettings",
-    "build_train_command",
     "evaluate_model",
-    "long_range_charges",
-    "run_logged",
     "split_train_valid",
-    "subtract_long_range",
     "train_mace",
 ]
 

@@ -23,7 +23,7 @@ from electrodb.documents.properties import (
 )
 from electrodb.documents.registry import SUMMARY_PROPERTIES
 from electrodb.documents.trajectory import TrajectoryDocument
-from electrodb.models.loader import ModelIdentity
+from electrodb.models.loaded import ModelIdentity
 from electrodb.settings import ElectroDBSettings
 from electrodb.store.frames import TrajectoryWriter
 from electrodb.store.stores import get_stores

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from electrodb.cli.demo_model import DEMO_MODEL_NAME, _packaged, ensure_demo_model
-from electrodb.models.loader import file_sha256, load_model
+from electrodb.models.files import file_sha256
+from electrodb.models.loader import load_model
 
 
 def test_shipped_demo_model_matches_its_card_and_loads():

@@ -122,7 +122,8 @@ def test_failing_system_is_marked_and_others_continue(batched_run: tuple) -> Non
 def test_batched_production_maker_writes_documents(stores, model_path: Path) -> None:
     from jobflow import run_locally
 
-    from electrodb.flows.md import SystemDocument, atoms_to_dict
+    from electrodb.documents.system import SystemDocument
+    from electrodb.flows.md import atoms_to_dict
 
     md = MDSettings(
         production_ps=0.02,

@@ -117,7 +117,8 @@ def test_batched_flow_groups_systems_of_one_model(random_mace: Path) -> None:
 
 def _store_broken_box(stores: Any, spec: Any) -> None:
     """An 'equilibrated' box of ``spec`` with two O atoms fused: the batched production finds it unstable."""
-    from electrodb.flows.md import SystemDocument, atoms_to_dict
+    from electrodb.documents.system import SystemDocument
+    from electrodb.flows.md import atoms_to_dict
     from electrodb.systems.boxes import pack_box
 
     atoms = pack_box(spec.counts).atoms

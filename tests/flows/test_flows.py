@@ -21,7 +21,8 @@ from tests.synthetic import trajectory_meta
 
 
 def _atoms_with_model(model):
-    from electrodb.models.loader import ModelRef, load_model
+    from electrodb.models.loader import load_model
+    from electrodb.models.reference import ModelRef
 
     atoms = pack_box(box_counts("NaCl", 1.0, n_waters=64), seed=2).atoms
     atoms.calc = load_model(ModelRef.parse(str(model))).calculator()
@@ -359,7 +360,9 @@ def test_ingest_extxyz_round_trip(stores, tmp_path):
 
 def test_bad_model_path_and_missing_element_are_clear(stores, random_mace, tmp_path):
     from electrodb.flows.campaign import run_campaign
-    from electrodb.models.loader import ModelError, ModelRef, load_model
+    from electrodb.models.files import ModelError
+    from electrodb.models.loader import load_model
+    from electrodb.models.reference import ModelRef
 
     with pytest.raises(ModelError, match=r"nope\.model"):
         load_model(ModelRef.parse(str(tmp_path / "nope.model")))

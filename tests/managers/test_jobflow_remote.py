@@ -15,15 +15,14 @@ from jobflow import JobStore, run_locally
 from maggma.stores import MemoryStore
 
 from electrodb.flows.md import ElectrolyteFlowMaker
-from electrodb.managers.jobflow_remote import (
+from electrodb.managers.jobflow_remote import JobflowRemoteBackend, system_state
+from electrodb.managers.jobflow_remote_project import (
     CPU_EXEC_CONFIG,
     GPU_EXEC_CONFIG,
     GPU_PRE_RUN,
-    JobflowRemoteBackend,
     JobflowRemoteConfigError,
     project_config,
     slurm_worker,
-    system_state,
     validate_project_config,
     write_project_config,
 )

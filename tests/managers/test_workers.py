@@ -20,7 +20,7 @@ from tests.managers.doubles import FakeMaker, KillingProductionMaker
 
 
 def test_device_plan_gives_each_worker_its_own_gpu_or_a_share_of_the_cores(monkeypatch):
-    from electrodb.managers.workers import plan_devices
+    from electrodb.managers.devices import plan_devices
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     gpus = plan_devices(2, gpus=["3", "5", "6"], cores=16)
@@ -39,7 +39,7 @@ def test_device_plan_gives_each_worker_its_own_gpu_or_a_share_of_the_cores(monke
 
 @pytest.mark.parametrize(("value", "expected"), [("0,2", ["0", "2"]), ("", []), ("-1", []), ("1,-1,2", ["1"])])
 def test_visible_gpus_follow_cuda_visible_devices(monkeypatch, value, expected):
-    from electrodb.managers.workers import visible_gpus
+    from electrodb.managers.devices import visible_gpus
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", value)
     assert visible_gpus() == expected
@@ -48,7 +48,8 @@ def test_visible_gpus_follow_cuda_visible_devices(monkeypatch, value, expected):
 def test_memory_stores_are_refused_with_the_fix(settings):
     from maggma.stores import MemoryStore
 
-    from electrodb.managers.workers import WorkerError, plan_devices, run_campaign_workers
+    from electrodb.managers.devices import plan_devices
+    from electrodb.managers.workers import WorkerError, run_campaign_workers
     from electrodb.store.stores import JOB_COLLECTIONS, ElectroDBStores
 
     memory = ElectroDBStores(settings, _stores={n: MemoryStore(n) for n in ("jobs", "data", *JOB_COLLECTIONS)})
@@ -61,7 +62,8 @@ def test_dead_workers_are_replaced_and_their_systems_rerun(settings, stores, tmp
     """Two workers, four systems: one worker is SIGKILLed once (its system reruns on a fresh worker), another
     system kills every worker that takes it (failed after ``max_deaths``); each worker had its own device."""
     from electrodb.flows.campaign import run_campaign
-    from electrodb.managers.workers import plan_devices, run_campaign_workers
+    from electrodb.managers.devices import plan_devices
+    from electrodb.managers.workers import run_campaign_workers
 
     campaign = worker_campaign(str(tmp_path / "no-such.model"), [2.0, 3.5], [298.15, 310.0])
     ids = [s.system_id for s in campaign.systems()]

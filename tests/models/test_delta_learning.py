@@ -11,16 +11,11 @@ import pytest
 from ase.calculators.lj import LennardJones
 
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+from electrodb.models.delta_learning import long_range_charges, subtract_long_range
 from electrodb.models.labelling import ENERGY_KEY, FORCES_KEY, STRESS_KEY, label_configurations, perturb_configurations
 from electrodb.models.longrange import LongRangeCalculator, long_range_energy_forces
-from electrodb.models.mace_train import (
-    TrainingError,
-    TrainingResult,
-    TrainingSettings,
-    long_range_charges,
-    subtract_long_range,
-    train_mace,
-)
+from electrodb.models.mace_command import TrainingError
+from electrodb.models.mace_train import TrainingResult, TrainingSettings, train_mace
 from electrodb.systems.long_range import LongRangeSettings
 from tests.model_factory import smoke_box
 
@@ -99,7 +94,7 @@ def test_train_mace_writes_the_reduced_labels(tmp_path: Path, monkeypatch: pytes
 
 def _store_fake_model(stores, model_path: Path, long_range: LongRangeSettings | None):
     from electrodb.flows.training import store_model
-    from electrodb.models.loader import file_sha256
+    from electrodb.models.files import file_sha256
 
     result = TrainingResult(
         model_path=str(model_path),
@@ -122,7 +117,8 @@ def test_model_document_records_the_removed_term(stores, random_mace: Path) -> N
 
 def test_md_adds_the_recorded_term_back_and_refuses_another(stores, random_mace: Path) -> None:
     from electrodb.flows.md import load_calculator
-    from electrodb.models.loader import ModelError, load_model
+    from electrodb.models.files import ModelError
+    from electrodb.models.loader import load_model
 
     atoms = _with_box_labels(smoke_box(0))
     spec = SimpleNamespace(model=str(random_mace), long_range=None, salt="NaCl")

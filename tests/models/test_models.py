@@ -15,15 +15,10 @@ from ase.build import molecule
 
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
-from electrodb.models.loader import (
-    FOUNDATION_MODELS,
-    ModelError,
-    ModelRef,
-    file_sha256,
-    load_model,
-    resolve_foundation_path,
-)
+from electrodb.models.files import FOUNDATION_MODELS, ModelError, file_sha256
+from electrodb.models.loader import load_model
 from electrodb.models.mace_train import TrainingResult
+from electrodb.models.reference import ModelRef, resolve_foundation_path
 from tests.model_factory import smoke_box
 
 

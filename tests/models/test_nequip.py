@@ -19,8 +19,11 @@ from ase.calculators.calculator import PropertyNotImplementedError
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 import torch
 
-from electrodb.models.loader import LoadedModel, ModelError, ModelRef, file_sha256, load_model
+from electrodb.models.files import ModelError, file_sha256
+from electrodb.models.loaded import LoadedModel
+from electrodb.models.loader import load_model
 from electrodb.models.nequip import neighbor_list
+from electrodb.models.reference import ModelRef
 from tests.model_factory import build_toy_nequip
 from tests.published import licl_file
 

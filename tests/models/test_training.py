@@ -26,15 +26,8 @@ from electrodb.models.labelling import (
     label_configurations,
     perturb_configurations,
 )
-from electrodb.models.mace_train import (
-    TrainingError,
-    TrainingResult,
-    TrainingSettings,
-    build_train_command,
-    evaluate_model,
-    split_train_valid,
-    train_mace,
-)
+from electrodb.models.mace_command import TrainingError, build_train_command
+from electrodb.models.mace_train import TrainingResult, TrainingSettings, evaluate_model, split_train_valid, train_mace
 from tests.model_factory import smoke_box, train_smoke_model
 
 
@@ -142,7 +135,7 @@ def test_foundation_command_uses_foundation_architecture(tmp_path: Path) -> None
     cmd = build_train_command(TrainingSettings(foundation_model=str(fake)), "t", "v", str(tmp_path))
     assert f"--foundation_model={fake}" in cmd and "--multiheads_finetuning=False" in cmd
     assert not any(a.startswith(("--num_channels", "--r_max", "--max_L")) for a in cmd)
-    from electrodb.models.loader import ModelError
+    from electrodb.models.files import ModelError
 
     with pytest.raises(ModelError, match="place the file"):
         build_train_command(

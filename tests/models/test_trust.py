@@ -10,7 +10,8 @@ import torch
 from typer.testing import CliRunner
 
 from electrodb.cli.main import app
-from electrodb.models.loader import ModelError, file_sha256, load_model, peek_model
+from electrodb.models.files import ModelError, file_sha256
+from electrodb.models.loader import load_model, peek_model
 from electrodb.models.trust import TRUST_ENV, model_metadata, trusted_record
 
 runner = CliRunner()
