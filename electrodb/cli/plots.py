@@ -1,23 +1,47 @@
-"""PNG figures users look at before trusting a number: g(r) with n(r), and MSD with its fit window."""
+"""PNG figures users look at before trusting a number: g(r) with n(r), and MSD with its fit window.
+
+Legends are never truncated: a long label (an MSD's reason for not converging, an experiment's sources) is
+wrapped and the legend goes below the axes, the figure growing to hold it. The n(r) axis of an RDF panel is
+scaled to the first shells (:func:`n_axis_limit`), not to n at the largest r, which grows like r³.
+"""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from electrodb.builders.reference import experimental_shell
 from electrodb.store.stores import ElectroDBStores
 from electrodb.utils.safe_files import atomic_output
 
-__all__ = ["experimental_peaks", "find_property_doc", "plot_activity", "plot_msd", "plot_rdf"]
+__all__ = [
+    "activity_figure",
+    "experimental_peaks",
+    "find_property_doc",
+    "msd_figure",
+    "n_axis_limit",
+    "plot_activity",
+    "plot_msd",
+    "plot_rdf",
+    "rdf_figure",
+    "wrap_label",
+]
+
+#: Characters per legend line below a figure (fits its width at the legend's font size).
+LEGEND_WIDTH = 100
+#: Height (inches) of one legend line at font size 7.5, spacing included.
+LEGEND_LINE_IN = 0.16
 
 
-def _save(fig: Any, out: Path) -> Path:
+def _save(fig: Figure, out: Path) -> Path:
     """Write the figure atomically as PNG (refusing symlinks, devices and missing folders), close it."""
     try:
         with atomic_output(out) as tmp:
@@ -25,6 +49,19 @@ def _save(fig: Any, out: Path) -> Path:
     finally:
         plt.close(fig)
     return Path(out)
+
+
+def wrap_label(text: str, width: int = LEGEND_WIDTH) -> str:
+    """``text`` wrapped at word boundaries into lines of at most ``width`` characters (nothing dropped).
+
+    Parameters
+    ----------
+    text
+        A legend label.
+    width
+        Characters per line.
+    """
+    return "\n".join(textwrap.wrap(text, width=width, break_long_words=True, break_on_hyphens=False)) or text
 
 
 def experimental_peaks(doc: dict[str, Any]) -> dict[str, tuple[float, str]]:
@@ -55,9 +92,87 @@ def find_property_doc(stores: ElectroDBStores, collection: str, ident: str) -> d
     raise KeyError(f"no {collection} document for {ident!r}: {hint}")
 
 
-def plot_rdf(doc: dict[str, Any], out: Path) -> Path:
-    """One panel per pair: g(r) (with block error band), the running coordination number n(r), the first
-    minimum used for the CN (dotted) and, for ion–water pairs, the experimental first-peak position (dashed)."""
+def _smooth(g: np.ndarray, width: int = 5) -> np.ndarray:
+    """Running mean of ``g`` over ``width`` bins (edges averaged over the bins that exist)."""
+    if len(g) < width:
+        return g
+    kernel = np.ones(width)
+    return np.convolve(g, kernel, mode="same") / np.convolve(np.ones_like(g), kernel, mode="same")
+
+
+def _first_minimum(r: np.ndarray, g: np.ndarray) -> float | None:
+    """Position of the first minimum of ``g`` after its highest peak (None without an interior one)."""
+    peak = int(np.argmax(g))
+    after = np.flatnonzero((r > r[peak]) & (r <= r[peak] + 3.0))
+    if len(after) < 3:
+        return None
+    i = after[int(np.argmin(g[after]))]
+    return float(r[i]) if i != after[-1] and g[i] < g[peak] else None
+
+
+def _second_minimum(r: np.ndarray, g: np.ndarray, r_min: float) -> float | None:
+    """Position of the minimum after the second peak, within 3 Å of each other (None without interior ones)."""
+    window = np.flatnonzero((r > r_min) & (r <= r_min + 3.0))
+    if len(window) < 3:
+        return None
+    peak = window[int(np.argmax(g[window]))]
+    after = np.flatnonzero((r > r[peak]) & (r <= r[peak] + 3.0))
+    if peak == window[-1] or len(after) < 3:
+        return None
+    i = after[int(np.argmin(g[after]))]
+    return float(r[i]) if i != after[-1] and g[peak] - g[i] > 0.02 else None
+
+
+def n_axis_limit(r: Any, g: Any, n: Any, r_min: float | None = None) -> float | None:
+    """Upper limit of an n(r) axis that shows the first two shells instead of n at the largest r.
+
+    n(r) grows like r³, so scaled to its last point the first shell's plateau is a flat line near zero. The
+    axis runs to 1.1 × n at the second minimum of g(r) (smoothed over 5 bins) when the plotted range has one,
+    else to 2.5 × n at the first minimum (the explorer's rule); never below 1.2 × n at the first minimum nor
+    above n's largest value.
+
+    Parameters
+    ----------
+    r, g, n
+        The radial grid (Å), g(r) and the running coordination number n(r).
+    r_min
+        The first minimum used for the coordination number (the structure document's shell); found from g
+        when None.
+
+    Returns
+    -------
+    float or None
+        The limit; None (leave the axis to matplotlib) when there is no first minimum or n is not positive.
+    """
+    r, g, n = (np.asarray(a, dtype=float) for a in (r, g, n))
+    ok = np.isfinite(r) & np.isfinite(g) & np.isfinite(n)
+    r, g, n = r[ok], g[ok], n[ok]
+    if len(r) < 5 or not np.all(np.diff(r) > 0):
+        return None
+    smooth = _smooth(g)
+    if r_min is None or not np.isfinite(r_min) or not r[0] < r_min < r[-1]:
+        r_min = _first_minimum(r, smooth)
+    if r_min is None:
+        return None
+    n_first = float(np.interp(r_min, r, n))
+    n_top = float(n.max())
+    if not n_first > 0 or not n_top > 0:
+        return None
+    r_second = _second_minimum(r, smooth, r_min)
+    limit = 1.1 * float(np.interp(r_second, r, n)) if r_second is not None else 2.5 * n_first
+    return min(max(limit, 1.2 * n_first), n_top)
+
+
+def rdf_figure(doc: dict[str, Any]) -> Figure:
+    """One panel per pair: g(r) (with block error band), the running coordination number n(r) (its axis scaled to
+    the first shells, :func:`n_axis_limit`), the first minimum used for the CN (dotted) and, for ion–water pairs,
+    the experimental first-peak position (dashed).
+
+    Parameters
+    ----------
+    doc
+        A structure document (``rdf``, ``shells``, ``salt``, ``molality``, ``temperature``, ``trajectory_id``).
+    """
     experiment = experimental_peaks(doc)
     pairs = list(doc["rdf"])
     cols = 4
@@ -84,63 +199,104 @@ def plot_rdf(doc: dict[str, Any], out: Path) -> Path:
         ax.set_xlabel("r (Å)")
         ax.set_ylabel("g(r)")
         twin = ax.twinx()
-        edges = d["r"]
-        twin.plot(edges, d["n"], color="C3", lw=1.0)
+        twin.plot(d["r"], d["n"], color="C3", lw=1.0)
         twin.set_ylabel("n(r)", color="C3")
+        top = n_axis_limit(d["r"], d["g"], d["n"], shell.get("r_min"))
+        if top is not None:
+            twin.set_ylim(0.0, top)
     for ax in list(axes.flat)[len(pairs) :]:
         ax.axis("off")
     fig.suptitle(f"{doc['salt']} {doc['molality']:.2f} mol/kg, {doc['temperature']:.0f} K — {doc['trajectory_id']}")
     fig.tight_layout()
-    return _save(fig, out)
+    return fig
 
 
-def plot_msd(doc: dict[str, Any], out: Path) -> Path:
-    """MSD per species on log–log axes with the fitted diffusive window shaded and D in the legend."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+def plot_rdf(doc: dict[str, Any], out: Path) -> Path:
+    """Write :func:`rdf_figure` of a structure document to ``out`` (PNG); return the path."""
+    return _save(rdf_figure(doc), out)
+
+
+def _msd_label(species: str, entry: dict[str, Any]) -> str:
+    """Legend text of one species: D with its error, or why there is no D (the whole reason, wrapped)."""
+    if entry.get("D") is not None and entry.get("status") == "converged":
+        err = entry.get("D_err")
+        return f"{species}: D = {entry['D']:.2f}" + (f" ± {err:.2f}" if err else "") + " ×1e-9 m²/s"
+    why = entry.get("reason") or entry.get("status") or "no D"
+    return wrap_label(f"{species}: not converged ({why})")
+
+
+def msd_figure(doc: dict[str, Any]) -> Figure:
+    """MSD per species on log–log axes with the fitted diffusive window shaded and D (or why not) in the legend.
+
+    The legend sits below the axes and the figure grows with its lines, so no reason is cut.
+
+    Parameters
+    ----------
+    doc
+        A transport document (``msd``, ``diffusion``, ``salt``, ``molality``, ``temperature``).
+    """
+    labels = [_msd_label(s, doc["diffusion"].get(s, {})) for s in doc["msd"]]
+    n_lines = sum(label.count("\n") + 1 for label in labels)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5 + LEGEND_LINE_IN * n_lines), layout="constrained")
     for k, (species, curve) in enumerate(doc["msd"].items()):
         t, msd = curve["t_ps"][1:], curve["msd_A2"][1:]
-        entry = doc["diffusion"].get(species, {})
-        label = species
-        if entry.get("D") is not None and entry.get("status") == "converged":
-            err = entry.get("D_err")
-            label += f": D = {entry['D']:.2f}" + (f" ± {err:.2f}" if err else "") + " ×1e-9 m²/s"
-        else:
-            label += f": not converged ({(entry.get('reason') or entry.get('status') or 'no D')[:60]})"
-        ax.loglog(t, msd, color=f"C{k}", label=label)
-        window = entry.get("fit_window_ps")
+        ax.loglog(t, msd, color=f"C{k}", label=labels[k])
+        window = doc["diffusion"].get(species, {}).get("fit_window_ps")
         if window:
             ax.axvspan(window[0], window[1], color=f"C{k}", alpha=0.08)
     ax.set_xlabel("lag time (ps)")
     ax.set_ylabel("MSD (Å²)")
-    ax.legend(fontsize=8)
+    if labels:
+        fig.legend(loc="outside lower left", fontsize=7.5, frameon=False)
     ax.set_title(f"{doc['salt']} {doc['molality']:.2f} mol/kg, {doc['temperature']:.0f} K (shaded: fit windows)")
-    fig.tight_layout()
-    return _save(fig, out)
+    return fig
 
 
-def plot_activity(doc: dict[str, Any], out: Path) -> Path | None:
+def plot_msd(doc: dict[str, Any], out: Path) -> Path:
+    """Write :func:`msd_figure` of a transport document to ``out`` (PNG); return the path."""
+    return _save(msd_figure(doc), out)
+
+
+def activity_figure(doc: dict[str, Any]) -> Figure | None:
     """γ± and φ of a thermo document's concentration series beside experiment (Hamer & Wu tables).
 
-    Returns None (and writes nothing) when the document has no series.
+    Every source of the experimental table is named in full (wrapped) in the legends below the panels.
+
+    Parameters
+    ----------
+    doc
+        A thermo document (``series``, ``experiment``, ``salt``, ``temperature``, ``status``).
+
+    Returns
+    -------
+    Figure or None
+        None when the document has no series.
     """
     series = doc.get("series")
     if not series:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     tables = doc.get("experiment", {}).get("tables", {})
+    sources = {key: ", ".join(tables.get(key, {}).get("source") or []) for key in ("gamma", "phi")}
+    n_lines = max(wrap_label(f"experiment ({s})", 60).count("\n") + 2 for s in sources.values())
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4 + LEGEND_LINE_IN * n_lines), layout="constrained")
     for ax, key, name in ((axes[0], "gamma", "γ±"), (axes[1], "phi", "φ")):
         m, y, err = series["molality"], series.get(key), series.get(f"{key}_err")
         if y:
             ax.errorbar(m, y, yerr=err if err else None, fmt="o-", color="C0", capsize=3, label="ElectroDB (KB)")
         ref = tables.get(key, {})
         if ref.get("molality"):
-            ax.plot(
-                ref["molality"], ref["value"], "k--", lw=1, label="experiment (" + ", ".join(ref["source"])[:40] + ")"
-            )
+            label = wrap_label(f"experiment ({sources[key]})", 60)
+            ax.plot(ref["molality"], ref["value"], "k--", lw=1, label=label)
         ax.set_xlabel("molality (mol/kg)")
         ax.set_ylabel(name)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
     status = doc.get("status", "")
     fig.suptitle(f"{doc['salt']} {doc['temperature']:.0f} K: Kirkwood–Buff activity ({status})")
-    fig.tight_layout()
-    return _save(fig, out)
+    return fig
+
+
+def plot_activity(doc: dict[str, Any], out: Path) -> Path | None:
+    """Write :func:`activity_figure` of a thermo document to ``out`` (PNG); None (nothing written) without a series."""
+    fig = activity_figure(doc)
+    return None if fig is None else _save(fig, out)
