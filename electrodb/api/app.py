@@ -39,6 +39,7 @@ from electrodb.api.database import SERVED, Database
 from electrodb.api.jsonout import SafeJSONResponse, jsonable, strip_path
 from electrodb.api.params import fast_dependencies, guard_query_string
 from electrodb.api.resources import (
+    DocsResource,
     ExplorerResource,
     ExportResource,
     MetaResource,
@@ -54,6 +55,7 @@ from electrodb.store import query as q
 
 __all__ = ["SERVED", "Database", "create_app", "jsonable", "serve", "strip_path"]
 
+TITLE = "ElectroDB API"
 #: Default bound of the response cache (MiB of answer bytes; ``0`` disables it).
 CACHE_MB = 64.0
 
@@ -95,9 +97,11 @@ def create_app(settings: ElectroDBSettings | None = None, cache_mb: float | None
         db.close()
 
     app = FastAPI(
-        title="ElectroDB API",
+        title=TITLE,
         version=__version__,
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from DocsResource, with their files served here (no CDN)
+        redoc_url=None,
         default_response_class=SafeJSONResponse,
         dependencies=[Depends(guard_query_string)],
         responses=schemas.error_responses(422, 500),
@@ -137,6 +141,7 @@ def _resources(db: Database, settings: ElectroDBSettings) -> list[Resource]:
         ModelResource(db),
         ThermoResource(db),
         ExportResource(db),
+        DocsResource(TITLE),
     ]
 
 

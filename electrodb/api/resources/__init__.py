@@ -4,12 +4,14 @@ Each resource holds what its routes need (the :class:`~electrodb.api.database.Da
 adds them with ``register(router)``; :func:`electrodb.api.app.create_app` registers, in this order: the
 explorer, the meta routes, the electrolyte summaries, the per-trajectory property collections (with the
 summaries' ``/rdf`` and ``/msd``), trajectories and frames, models and campaigns, thermodynamics (with the
-experimental activity reference) and the table export.
+experimental activity reference) and the table export; then the interactive documentation (``/docs``,
+``/redoc``: :mod:`~electrodb.api.resources.docs`).
 """
 
 from __future__ import annotations
 
 from electrodb.api.resources.base import CollectionResource, Resource
+from electrodb.api.resources.docs import DocsResource
 from electrodb.api.resources.explorer import ExplorerResource
 from electrodb.api.resources.export import ExportResource
 from electrodb.api.resources.meta import MetaResource
@@ -21,6 +23,7 @@ from electrodb.api.resources.trajectories import TrajectoryResource
 
 __all__ = [
     "CollectionResource",
+    "DocsResource",
     "ExplorerResource",
     "ExportResource",
     "MetaResource",
