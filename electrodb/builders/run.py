@@ -42,7 +42,14 @@ def make_builders(stores: ElectroDBStores, settings: object | None = None, rebui
             rebuild=rebuild,
         ),
         "summary": ElectrolyteSummaryBuilder(
-            s.structure, s.transport, s.pairing, s.kinetics, s.trajectories, s.electrolytes, rebuild=rebuild
+            s.structure,
+            s.transport,
+            s.pairing,
+            s.kinetics,
+            s.trajectories,
+            s.electrolytes,
+            rebuild=rebuild,
+            models=s.models,
         ),
         "thermo": ThermoBuilder(s.electrolytes, s.structure, s.trajectories, s.thermo, rebuild=rebuild),
         "solvation": SolvationBuilder(s.data, s.solvation, rebuild=rebuild),

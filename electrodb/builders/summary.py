@@ -231,10 +231,14 @@ class ElectrolyteSummaryBuilder(Builder):
         trajectories: Store,
         electrolytes: Store,
         rebuild: bool = False,
+        models: Store | None = None,
         **kwargs: Any,
     ) -> None:
-        """``rebuild`` recomputes every summary (each is upserted in place: none is removed first)."""
+        """``rebuild`` recomputes every summary (each is upserted in place: none is removed first); ``models``
+        (the ``models`` collection) gives summaries the registered name of their model (:meth:`model_name`)."""
         self.rebuild = rebuild
+        self.models = models
+        self._names: dict[str, str] | None = None
         self.sources_by_name = {
             "structure": structure,
             "transport": transport,
@@ -244,15 +248,40 @@ class ElectrolyteSummaryBuilder(Builder):
         self.trajectories = trajectories
         self.electrolytes = electrolytes
         super().__init__(
-            sources=[structure, transport, pairing, kinetics, trajectories],
+            sources=[structure, transport, pairing, kinetics, trajectories, *([models] if models is not None else [])],
             targets=[electrolytes],
             chunk_size=50,
             **kwargs,
         )
 
+    def model_name(self, model_id: str, identity: dict[str, Any] | None) -> str | None:
+        """Readable name of a model: its name in ``models`` (what ``GET /models`` shows), else the name in the run's
+        model identity unless that is only the hash (``<sha256[:16]>.model``, a file written from the blob store).
+
+        Parameters
+        ----------
+        model_id
+            Id of the model (``sha256:<hex>`` or ``name:...``).
+        identity
+            The trajectory's ``model`` (its :class:`~electrodb.models.loaded.ModelIdentity`), if any.
+        """
+        if self._names is None:
+            found = self.models.query({}, properties=["model_id", "name"]) if self.models is not None else []
+            self._names = {d["model_id"]: str(d["name"]) for d in found if d.get("model_id") and d.get("name")}
+        if model_id in self._names:
+            return self._names[model_id]
+        name = (identity or {}).get("name")
+        if not name:
+            return None
+        digest = model_id.removeprefix("sha256:")
+        stem = str(name).rsplit(".", 1)[0]
+        return None if model_id.startswith("sha256:") and len(stem) >= 8 and digest.startswith(stem) else str(name)
+
     def get_items(self) -> Iterator[str]:
         """Electrolytes whose member documents are newer than their summary, whose set of member trajectories
-        changed (a replica added, or removed because it turned unstable), or that have no members left."""
+        changed (a replica added, or removed because it turned unstable), that have no members left, or whose
+        model's registered name is not the summary's ``model_name`` (a model registered or renamed since)."""
+        self._names = None
         newest: dict[str, datetime] = {}
         members: dict[str, set[str]] = defaultdict(set)
         for store in self.sources_by_name.values():
@@ -264,7 +293,9 @@ class ElectrolyteSummaryBuilder(Builder):
                     newest[eid] = t
         built = {
             d["electrolyte_id"]: d
-            for d in self.electrolytes.query({}, properties=["electrolyte_id", "last_updated", "trajectory_ids"])
+            for d in self.electrolytes.query(
+                {}, properties=["electrolyte_id", "last_updated", "trajectory_ids", "model_id", "model_name"]
+            )
         }
         for eid, t in newest.items():
             old = built.get(eid)
@@ -273,6 +304,7 @@ class ElectrolyteSummaryBuilder(Builder):
                 or old is None
                 or as_datetime(old.get("last_updated")) < t
                 or set(old.get("trajectory_ids") or []) != members[eid]
+                or self.model_name(str(old.get("model_id") or ""), None) not in (None, old.get("model_name"))
             ):
                 yield eid
         for eid in built.keys() - newest.keys():  # every member gone: the summary must go too
@@ -341,7 +373,7 @@ class ElectrolyteSummaryBuilder(Builder):
             n_runs=len(tids),
             total_ps=float(sum(t.get("duration_ps", 0.0) for t in trajectories.values())),
             n_atoms=int(first_traj.get("n_atoms", 0)),
-            model_name=(first_traj.get("model") or {}).get("name"),
+            model_name=self.model_name(first["model_id"], first_traj.get("model")),
             density_source="input" if density_input is not None else ("npt" if flat["density"] is not None else None),
             density_input=density_input,
             eta_source=_get(by_tid[tids[0]].get("transport"), "diffusion", "water", "viscosity_source"),

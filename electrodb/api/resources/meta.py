@@ -108,7 +108,8 @@ class MetaResource(Resource):
 
 
 def model_name(db: Database, model_id: str) -> str | None:
-    """Readable name of a model: the summaries' ``model_name``, else the ``models`` collection's ``name``.
+    """Readable name of a model: the ``models`` collection's ``name`` (what ``GET /models`` shows), else the
+    summaries' ``model_name`` (a model without a document in ``models``).
 
     Parameters
     ----------
@@ -117,8 +118,8 @@ def model_name(db: Database, model_id: str) -> str | None:
     model_id
         Id of the model.
     """
-    doc = db.one("electrolytes", {"model_id": model_id}, {"model_name": 1})
-    if doc and doc.get("model_name"):
-        return str(doc["model_name"])
     model = db.one("models", {"model_id": model_id}, {"name": 1})
-    return str(model["name"]) if model and model.get("name") else None
+    if model and model.get("name"):
+        return str(model["name"])
+    doc = db.one("electrolytes", {"model_id": model_id}, {"model_name": 1})
+    return str(doc["model_name"]) if doc and doc.get("model_name") else None
