@@ -26,7 +26,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
-__all__ = ["FAILED_STATUSES", "STATUSES", "ConvergenceTargets", "Status", "Verdict", "worst"]
+__all__ = [
+    "FAILED_STATUSES",
+    "STATUSES",
+    "ConvergenceTargets",
+    "Status",
+    "Verdict",
+    "combine_run_factors",
+    "worst",
+]
 
 Status = Literal["converged", "unconverged", "insufficient", "input"]
 #: Every status a stored property can carry (the API's ``P_status`` filters accept exactly these).
@@ -38,14 +46,27 @@ FAILED_STATUSES: tuple[str, ...] = ("unconverged", "insufficient")
 @dataclass(frozen=True)
 class Verdict:
     """Status of one property, the criterion it was judged by, and why it failed (empty when converged; where the
-    value came from when it is an ``input``)."""
+    value came from when it is an ``input``).
+
+    ``run_factor`` says how much longer the run would have to be for the failed criteria to pass: the production
+    length they need over the length analysed (≥ 1), from how each criterion's measure grows with run length
+    (independent samples, exchange events and fit windows ∝ T, standard errors ∝ 1/√T, RMS displacement ∝ √T).
+    ``math.inf`` when running longer cannot make it pass (too few ions for the error target, a box too small for
+    a Kirkwood–Buff range); None when it is not estimated (a converged value, or a criterion whose scaling with
+    run length is unknown, e.g. a drift). Campaigns with ``until:`` use it to size the next segment
+    (``needs_ps``).
+    """
 
     status: Status
     criterion: str
     reason: str = ""
+    run_factor: float | None = None
 
-    def as_dict(self) -> dict[str, str]:
-        return {"status": self.status, "criterion": self.criterion, "reason": self.reason}
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status, "criterion": self.criterion, "reason": self.reason}
+        if self.run_factor is not None and self.status in FAILED_STATUSES:
+            out["run_factor"] = float(self.run_factor)
+        return out
 
     @property
     def converged(self) -> bool:
@@ -65,11 +86,21 @@ def worst(*verdicts: Verdict) -> Verdict:
     failed = [v for v in verdicts if v.status in FAILED_STATUSES]
     if failed:
         top = max(failed, key=lambda v: FAILED_STATUSES.index(v.status))
-        return Verdict(top.status, criteria, "; ".join(dict.fromkeys(v.reason for v in failed if v.reason)))
+        reason = "; ".join(dict.fromkeys(v.reason for v in failed if v.reason))
+        return Verdict(top.status, criteria, reason, combine_run_factors(*(v.run_factor for v in failed)))
     inputs = [v for v in verdicts if v.status == "input"]
     if inputs:
         return Verdict("input", criteria, "; ".join(dict.fromkeys(v.reason for v in inputs if v.reason)))
     return Verdict("converged", criteria)
+
+
+def combine_run_factors(*factors: float | None) -> float | None:
+    """The run factor of several failed criteria on one value: the largest (all must pass), ≥ 1.
+
+    Unknown factors (None) are skipped, so the result is a lower bound when some are unknown; None when all are.
+    """
+    known = [float(f) for f in factors if f is not None]
+    return max(1.0, *known) if known else None
 
 
 @dataclass(frozen=True)
