@@ -36,6 +36,7 @@ from electrodb.api import schemas
 from electrodb.api.cache import ResponseCache
 from electrodb.api.compress import GZipMiddleware
 from electrodb.api.database import SERVED, Database
+from electrodb.api.errors import validation_message
 from electrodb.api.jsonout import SafeJSONResponse, jsonable, strip_path
 from electrodb.api.params import fast_dependencies, guard_query_string
 from electrodb.api.resources import (
@@ -154,13 +155,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> Response:
-        detail = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
-        ]
-        names = [".".join(map(str, d["loc"][1:] or d["loc"])) for d in detail]
-        reasons = "; ".join(f"{n}: {d['msg']}" for n, d in zip(names, detail, strict=True))
-        body = {"parameter": names[0] if names else None, "errors": detail}
-        return error_response(422, f"invalid request parameter(s): {reasons}"[:500], body)
+        # one line naming the parameter and its value, with close matches; never a pattern's regex
+        return error_response(422, *validation_message(exc.errors()))
 
     @app.exception_handler(q.QueryError)
     async def query_error(_: Request, exc: q.QueryError) -> Response:

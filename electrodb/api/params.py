@@ -24,6 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticUndefined
 
 from electrodb.analysis.convergence import STATUSES
+from electrodb.api.errors import Accepts, register, unknown_names
 from electrodb.documents.registry import SUMMARY_PROPERTIES
 from electrodb.store import query as q
 
@@ -57,18 +58,22 @@ def _kw(name: str, annotation: Any, default: Any) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
-def _list_q(name: str, item: str, description: str, item_length: int) -> inspect.Parameter:
+def _list_q(
+    name: str, item: str, description: str, item_length: int, accepts: Accepts | None = None
+) -> inspect.Parameter:
     max_length = q.MAX_LIST * (item_length + 1)
+    pattern = register(name, q.list_pattern(item), accepts or Accepts(description, max_items=q.MAX_LIST))
     return _kw(
         name,
         str | None,
-        Query(None, pattern=q.list_pattern(item), max_length=max_length, description=description + _LIST_NOTE),
+        Query(None, pattern=pattern, max_length=max_length, description=description + _LIST_NOTE),
     )
 
 
 def _enum_list_q(name: str, values: tuple[str, ...], description: str) -> inspect.Parameter:
     item = "(?:" + "|".join(values) + ")"
-    return _list_q(name, item, f"{description}: {', '.join(values)}", max(map(len, values)))
+    accepts = Accepts("status", values=values, max_items=q.MAX_LIST)
+    return _list_q(name, item, f"{description}: {', '.join(values)}", max(map(len, values)), accepts)
 
 
 def _float_q(name: str, description: str) -> inspect.Parameter:
@@ -145,12 +150,13 @@ def _page_param(spec: q.CollectionSpec | None, name: str) -> inspect.Parameter:
         text = f"up to {q.MAX_SORT_KEYS} comma-separated fields, -field for descending; one of: " + ", ".join(
             spec.sortable
         )
+        accepts = Accepts("sort field", values=spec.sortable, max_items=q.MAX_SORT_KEYS, signed=True)
         return _kw(
             name,
             str | None,
             Query(
                 None,
-                pattern=q.sort_pattern(spec),
+                pattern=register(name, q.sort_pattern(spec), accepts),
                 max_length=300,
                 deprecated=deprecated,
                 description=("deprecated, use _sort_fields: " if deprecated else "") + text,
@@ -158,12 +164,16 @@ def _page_param(spec: q.CollectionSpec | None, name: str) -> inspect.Parameter:
         )
     if name == "_fields":
         known = "" if spec.fields is None else "; one of: " + ", ".join(sorted(spec.fields))
+        if spec.fields is None:
+            accepts = Accepts("field name (letters, digits and _, dotted sub-paths)", max_items=10**6, subpaths=True)
+        else:
+            accepts = Accepts("field", values=tuple(sorted(spec.fields)), max_items=10**6, subpaths=True)
         return _kw(
             name,
             str | None,
             Query(
                 None,
-                pattern=q.fields_pattern(spec),
+                pattern=register(name, q.fields_pattern(spec), accepts),
                 max_length=4000,
                 description="fields to return, comma-separated (dotted sub-paths allowed, e.g. provenance.model_id)"
                 + known,
@@ -179,7 +189,11 @@ def _other_param(name: str) -> inspect.Parameter:
             str | None,
             Query(
                 None,
-                pattern=r"^[A-Za-z_\-]{1,32}(,[A-Za-z_\-]{1,32}){0,15}$",
+                pattern=register(
+                    name,
+                    r"^[A-Za-z_\-]{1,32}(,[A-Za-z_\-]{1,32}){0,15}$",
+                    Accepts("RDF pair name (letters, _ and -; e.g. cation-O_w)", max_items=16),
+                ),
                 max_length=600,
                 description="RDF pairs, comma-separated (cation-O_w,anion-O_w); default all",
             ),
@@ -190,7 +204,11 @@ def _other_param(name: str) -> inspect.Parameter:
             str | None,
             Query(
                 None,
-                pattern=r"^[A-Za-z_]{1,32}(,[A-Za-z_]{1,32}){0,7}$",
+                pattern=register(
+                    name,
+                    r"^[A-Za-z_]{1,32}(,[A-Za-z_]{1,32}){0,7}$",
+                    Accepts("species name (cation, anion or water)", max_items=8),
+                ),
                 max_length=300,
                 description="species, comma-separated (cation,anion,water); default all",
             ),
@@ -225,7 +243,12 @@ def _other_param(name: str) -> inspect.Parameter:
         return _kw(
             "salt",
             str,
-            Query(..., pattern=q.SALT_PATTERN, max_length=40, description="salt formula (NaCl, CaCl2, ...)"),
+            Query(
+                ...,
+                pattern=register("salt", q.SALT_PATTERN, Accepts("salt formula (NaCl, CaCl2, ...)")),
+                max_length=40,
+                description="salt formula (NaCl, CaCl2, ...)",
+            ),
         )
     raise KeyError(name)
 
@@ -250,10 +273,7 @@ def query_params(spec: q.CollectionSpec | None, *names: str) -> Callable[..., di
     def check_names(request: Request) -> None:
         unknown = sorted(set(request.query_params) - allowed)
         if unknown:
-            raise q.QueryError(
-                f"unknown query parameter(s): {', '.join(k[:40] for k in unknown)}",
-                {"parameter": unknown[0][:40], "unknown": unknown, "allowed": sorted(allowed)},
-            )
+            raise q.QueryError(*unknown_names(unknown, allowed))
 
     def dependency(request: Request, **values: Any) -> dict[str, Any]:
         check_names(request)
