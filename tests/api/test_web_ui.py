@@ -7,6 +7,7 @@ screenshot per view is written to ``$ELECTRODB_SCREENSHOT_DIR`` (default: the te
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ import httpx
 import pytest
 
 from electrodb.api.client import ElectroDBClient
+from electrodb.store.stores import get_stores
 from tests.api.sample_database import MODEL_A, SYSTEMS
 
 STATIC = Path(__file__).resolve().parents[2] / "electrodb" / "api" / "static"
@@ -201,6 +203,38 @@ def test_system_without_thermo_says_so(server: str, db: dict) -> None:
     dom = _dom(f"{server}/?system={summary['electrolyte_id']}", "detail")
     assert "no thermodynamics documents for LiCl" in dom
     assert dom.count('class="series"') >= 2
+
+
+#: What the ThermoBuilder writes for fewer than three converged concentrations (electrodb/builders/thermo.py).
+INSUFFICIENT_THERMO = {
+    "thermo_id": "thermo-nacl-320-insufficient",
+    "salt": "NaCl",
+    "temperature": 320.0,
+    "model_id": MODEL_A,
+    "systems": [{"molality": m, "a_cc": 0.95, "a_cc_err": 0.02, "a_cc_status": "converged"} for m in (1.0, 2.0)],
+    "status": "insufficient",
+    "criterion": ">= 3 concentrations with converged a_cc",
+    "reason": "2 concentration(s) with converged a_cc < 3: a_cc is reported per system, but γ± and φ need a "
+    "concentration series and are not extrapolated",
+    "series": None,
+}
+
+
+@needs_chromium
+def test_thermo_document_without_a_series_shows_its_status_and_reason(server: str, db: dict) -> None:
+    """Issue 22 row 15: a thermo document with status ``insufficient`` is not "no thermodynamics documents"."""
+    summary = next(d for d in db["summaries"] if d["salt"] == "NaCl" and d["temperature"] == 320.0)
+    with get_stores(db["settings"]) as stores:
+        stores.thermo.update([INSUFFICIENT_THERMO], key="thermo_id")
+    try:
+        dom = _dom(f"{server}/?system={summary['electrolyte_id']}", "detail")
+    finally:
+        with get_stores(db["settings"]) as stores:
+            stores.thermo.remove_docs({"thermo_id": INSUFFICIENT_THERMO["thermo_id"]})
+    gamma = html.unescape(dom[dom.index('id="gamma-plot"') : dom.index('id="props-figure"')])
+    assert "no thermodynamics documents" not in gamma
+    assert f"no γ± for NaCl with this model at 320 K: insufficient data: {INSUFFICIENT_THERMO['reason']}" in gamma
+    assert f'title="criterion: {INSUFFICIENT_THERMO["criterion"]}"' in gamma
 
 
 @needs_chromium

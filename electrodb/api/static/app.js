@@ -542,7 +542,16 @@ async function drawGamma(doc) {
     temperature_max: T + 0.5, _limit: 100 });
   const pts = thermoPoints(thermo.data);
   if (!pts.length) {
-    empty(container, `no thermodynamics documents for ${doc.salt} with this model at ${fmt(T, 5)} K yet`);
+    const where = `${doc.salt} with this model at ${fmt(T, 5)} K`;
+    if (!thermo.data.length) {
+      empty(container, `no thermodynamics documents for ${where} yet`);
+      return;
+    }
+    // A document without a series (too few converged concentrations): its status and reason, not "none yet".
+    const status = thermoStatus(thermo.data) || "the thermodynamics document has no γ± series";
+    empty(container, `no γ± for ${where}: ${status}`);
+    const criterion = (thermo.data.find((t) => t.criterion) || {}).criterion;
+    if (criterion) container.firstChild.title = `criterion: ${criterion}`;
     return;
   }
   const series = [{ x: pts.map((p) => p.m), y: pts.map((p) => p.g), err: pts.map((p) => p.e), label: "this model",
