@@ -37,17 +37,15 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from electrodb.api.client_query import Range, Values, data_frame, joined, search_params
 from electrodb.documents.properties import withhold_insufficient
 from electrodb.documents.registry import COLLECTIONS as REGISTRY
-from electrodb.documents.registry import PROPERTY_COLLECTIONS, SUMMARY_PROPERTIES
+from electrodb.documents.registry import PROPERTY_COLLECTIONS
 
 __all__ = ["ElectroDBAPIError", "ElectroDBClient", "ElectroDBConnectionError", "ElectroDBWarning"]
 
 PAGE_SIZE = 1000  # the API's maximum _limit
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
-
-Range = tuple[float | None, float | None] | list[float | None] | float | int | None
-Values = str | Sequence[str] | None
 
 
 class ElectroDBAPIError(RuntimeError):
@@ -83,28 +81,6 @@ _MODELS: dict[str, type[BaseModel]] = {
     name: REGISTRY[name].document  # type: ignore[misc]
     for name in ("electrolytes", *PROPERTY_COLLECTIONS, "trajectories")
 }
-
-
-def _range_params(name: str, value: Range, tolerance: float = 1e-6) -> dict[str, float]:
-    """``(lo, hi)`` → ``{name_min: lo, name_max: hi}`` (``None`` ends open); a number means ±``tolerance``."""
-    if value is None:
-        return {}
-    if isinstance(value, (int, float)):
-        return {f"{name}_min": float(value) - tolerance, f"{name}_max": float(value) + tolerance}
-    lo, hi = value
-    out = {}
-    if lo is not None:
-        out[f"{name}_min"] = float(lo)
-    if hi is not None:
-        out[f"{name}_max"] = float(hi)
-    return out
-
-
-def _joined(value: Values) -> str | None:
-    """One value or a sequence of values → the API's comma-separated list."""
-    if value is None or isinstance(value, str):
-        return value
-    return ",".join(str(v) for v in value)
 
 
 def to_model(collection: str, doc: dict[str, Any], partial: bool) -> Any:
@@ -221,49 +197,6 @@ class ElectroDBClient:
 
     # -------------------------------------------------------------------------------- queries
 
-    @staticmethod
-    def _search_params(
-        salt: Values,
-        cation: Values,
-        anion: Values,
-        molality: Range,
-        temperature: Range,
-        model_id: Values,
-        campaign: Values,
-        fields: Sequence[str] | str | None,
-        sort: Sequence[str] | str | None,
-        filters: dict[str, Any],
-    ) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "salt": _joined(salt),
-            "cation": _joined(cation),
-            "anion": _joined(anion),
-            "model_id": _joined(model_id),
-            "campaign": _joined(campaign),
-            "electrolyte_id": _joined(filters.pop("electrolyte_ids", None) or filters.pop("electrolyte_id", None)),
-        }
-        params.update(_range_params("molality", molality))
-        params.update(_range_params("temperature", temperature))
-        for key, value in filters.items():
-            if key.endswith("_status") and key.removesuffix("_status") in SUMMARY_PROPERTIES:
-                params[key] = _joined(value)
-                continue
-            base = key.removesuffix("_min").removesuffix("_max")
-            if base not in SUMMARY_PROPERTIES and base not in ("molality", "temperature"):
-                raise TypeError(
-                    f"unknown search parameter {key!r}; properties are {', '.join(SUMMARY_PROPERTIES)} "
-                    "(as P=(min, max), P_min=, P_max= or P_status=)"
-                )
-            if key == base:
-                params.update(_range_params(key, value))
-            elif value is not None:
-                params[key] = float(value)
-        if fields:
-            params["_fields"] = _joined(fields)
-        if sort:
-            params["_sort_fields"] = _joined(sort)
-        return params
-
     def pages(
         self,
         path: str,
@@ -302,6 +235,7 @@ class ElectroDBClient:
         model_id: Values = None,
         campaign: Values = None,
         fields: Sequence[str] | str | None = None,
+        all_fields: bool = False,
         sort: Sequence[str] | str | None = None,
         limit: int | None = None,
         chunk_size: int = PAGE_SIZE,
@@ -322,6 +256,9 @@ class ElectroDBClient:
             ``(min, max)`` in mol/kg and K (``None`` for an open end) or a single value (±1e-6).
         fields
             Fields to return (``electrolyte_id`` is always included); documents are then partial.
+        all_fields
+            Every field of the documents (sent as ``_all_fields=true``; overrides ``fields``, and the server then
+            warns that ``fields`` was ignored).
         sort
             ``"-D_cation"`` or ``["salt", "-molality"]`` (sent as ``_sort_fields``); ``electrolyte_id`` breaks
             ties, so chunks are stable.
@@ -330,7 +267,10 @@ class ElectroDBClient:
         chunk_size, num_chunks
             Documents per request (≤ 1000) and the most requests to make (``None``: as many as needed).
         as_dict, as_dataframe
-            Plain dicts, or a pandas DataFrame, instead of :class:`ElectrolyteSummary` models.
+            Plain dicts, or a pandas DataFrame, instead of :class:`ElectrolyteSummary` models. The DataFrame
+            has the same columns whether the search matched many documents or none: the requested ``fields``
+            (with ``electrolyte_id`` first), else the summaries' known fields
+            (:func:`~electrodb.api.client_query.frame_columns`).
         page_size
             Deprecated name of ``chunk_size``.
         **filters
@@ -348,44 +288,38 @@ class ElectroDBClient:
         if page_size is not None:
             warnings.warn("page_size is deprecated; use chunk_size", DeprecationWarning, stacklevel=2)
             chunk_size = page_size
-        params = self._search_params(
-            salt, cation, anion, molality, temperature, model_id, campaign, fields, sort, filters
-        )
+        named = dict(salt=salt, cation=cation, anion=anion, model_id=model_id, campaign=campaign)
+        filters = {**named, "molality": molality, "temperature": temperature, **filters}
+        params = search_params(filters, fields, sort, all_fields)
         docs = [
             withhold_insufficient(d)
             for chunk in self.pages("/electrolytes", params, limit=limit, chunk_size=chunk_size, num_chunks=num_chunks)
             for d in chunk
         ]
         if as_dataframe:
-            import pandas as pd
-
-            return pd.DataFrame(docs)
+            return data_frame("electrolytes", docs, fields, all_fields)
         if as_dict:
             return docs
-        return [to_model("electrolytes", d, partial=bool(fields)) for d in docs]
+        return [to_model("electrolytes", d, partial=bool(fields) and not all_fields) for d in docs]
 
     def count(self, salt: Values = None, molality: Range = None, temperature: Range = None, **kwargs: Any) -> int:
         """Number of summaries matching the same filters as :meth:`search`."""
-        params = self._search_params(
-            salt,
-            kwargs.pop("cation", None),
-            kwargs.pop("anion", None),
-            molality,
-            temperature,
-            kwargs.pop("model_id", None),
-            kwargs.pop("campaign", None),
-            None,
-            None,
-            kwargs,
-        )
+        params = search_params({"salt": salt, "molality": molality, "temperature": temperature, **kwargs})
         meta = self._get("/electrolytes", {**params, "_limit": 0})["meta"]
         return int(meta.get("total_doc", meta.get("total", 0)))
 
-    def get(self, electrolyte_id: str, fields: Sequence[str] | None = None, as_dict: bool = False) -> Any:
-        """One electrolyte summary (an :class:`ElectrolyteSummary`, or a dict with ``as_dict``)."""
-        params = {"_fields": ",".join(fields)} if fields else None
+    def get(
+        self,
+        electrolyte_id: str,
+        fields: Sequence[str] | str | None = None,
+        as_dict: bool = False,
+        all_fields: bool = False,
+    ) -> Any:
+        """One electrolyte summary (an :class:`ElectrolyteSummary`, or a dict with ``as_dict``); ``fields`` and
+        ``all_fields`` as in :meth:`search`."""
+        params = {"_fields": joined(fields) if fields else None, "_all_fields": "true" if all_fields else None}
         doc = withhold_insufficient(self._get(f"/electrolytes/{electrolyte_id}", params)["data"])
-        return doc if as_dict else to_model("electrolytes", doc, partial=bool(fields))
+        return doc if as_dict else to_model("electrolytes", doc, partial=bool(fields) and not all_fields)
 
     def get_rdf(
         self, electrolyte_id: str, pairs: Sequence[str] | None = None, max_points: int | None = None
@@ -411,22 +345,27 @@ class ElectroDBClient:
         limit: int | None = None,
         *,
         fields: Sequence[str] | str | None = None,
+        all_fields: bool = False,
         chunk_size: int = PAGE_SIZE,
         num_chunks: int | None = None,
         as_dict: bool = False,
+        as_dataframe: bool = False,
         **params: Any,
-    ) -> list[Any]:
+    ) -> Any:
         """All documents of a list route (``structure``, ``transport``, ``trajectories``, ``thermo``, …).
 
-        Property collections and trajectories come back as their pydantic models unless ``as_dict``; the
-        others (``models``, ``campaigns``, ``thermo``, ``solvation``) as dicts. List values are sent as
-        comma-separated lists.
+        Property collections and trajectories come back as their pydantic models unless ``as_dict`` or
+        ``as_dataframe`` (columns as in :meth:`search`); the others (``models``, ``campaigns``, ``thermo``,
+        ``solvation``) as dicts. List values are sent as comma-separated lists; ``fields`` and ``all_fields`` as
+        in :meth:`search`.
         """
         if not collection.isidentifier():
             raise ValueError(f"bad collection name {collection!r}")
-        sent = {k: _joined(v) if isinstance(v, (list, tuple)) else v for k, v in params.items()}
+        sent = {k: joined(v) if isinstance(v, (list, tuple)) else v for k, v in params.items()}
         if fields:
-            sent["_fields"] = _joined(fields)
+            sent["_fields"] = joined(fields)
+        if all_fields:
+            sent["_all_fields"] = "true"
         docs: Iterable[dict[str, Any]] = (
             d
             for chunk in self.pages(f"/{collection}", sent, limit=limit, chunk_size=chunk_size, num_chunks=num_chunks)
@@ -434,9 +373,11 @@ class ElectroDBClient:
         )
         if collection == "electrolytes":
             docs = (withhold_insufficient(d) for d in docs)
+        if as_dataframe:
+            return data_frame(collection, list(docs), fields, all_fields)
         if as_dict:
             return list(docs)
-        return [to_model(collection, d, partial=bool(fields)) for d in docs]
+        return [to_model(collection, d, partial=bool(fields) and not all_fields) for d in docs]
 
     def get_trajectory(
         self,
@@ -486,7 +427,7 @@ class ElectroDBClient:
         params = {
             "format": format,
             "with_arrays": str(with_arrays).lower(),
-            **{k: _joined(v) if isinstance(v, (list, tuple)) else v for k, v in filters.items() if v is not None},
+            **{k: joined(v) if isinstance(v, (list, tuple)) else v for k, v in filters.items() if v is not None},
         }
         for attempt in range(self.retries + 1):
             try:
