@@ -3,7 +3,8 @@
 ``GET /structure``, ``/transport``, ``/pairing`` and ``/kinetics`` list the property documents of each
 trajectory; ``GET /electrolytes/{electrolyte_id}/rdf`` and ``/msd`` gather the g(r) and MSD curves (decimated
 to ``max_points``) with their shells and diffusion fits from the structure and transport documents of the
-summary's trajectories.
+summary's trajectories. Each trajectory's RDFs come with their histogram ``grid`` (:func:`rdf_grid`): range,
+number and width of bins and the bin edges, so that the same histogram can be rebuilt elsewhere.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+import numpy as np
 from fastapi import APIRouter, Depends, Response
 
 from electrodb.api import schemas
@@ -19,7 +21,7 @@ from electrodb.api.params import query_params
 from electrodb.api.resources.base import CollectionResource
 from electrodb.api.resources.summaries import SUMMARY_ID, find_summary
 
-__all__ = ["MAX_TRAJECTORIES", "PropertyResource"]
+__all__ = ["MAX_TRAJECTORIES", "PropertyResource", "rdf_grid"]
 
 #: Most trajectories of one summary whose curves one answer carries.
 MAX_TRAJECTORIES = 64
@@ -45,7 +47,8 @@ class PropertyResource(CollectionResource):
             self.get_rdf,
             methods=["GET"],
             tags=["electrolytes"],
-            summary="g(r), running coordination n(r) and shells (with statuses) of the summary's trajectories",
+            summary="g(r), running coordination n(r), shells (with statuses) and histogram grid (r_max, bin edges) "
+            "of the summary's trajectories",
             responses=responses,
         )
         router.add_api_route(
@@ -96,7 +99,8 @@ class PropertyResource(CollectionResource):
         -------
         dict
             The summary's identity, its ``trajectory_ids`` (at most :data:`MAX_TRAJECTORIES`) and
-            ``trajectories``: ``[{trajectory_id, field: curves, **extra}]``.
+            ``trajectories``: ``[{trajectory_id, field: curves, **extra}]``, with the RDFs' ``grid``
+            (:func:`rdf_grid`).
         """
         summary = find_summary(
             self.db,
@@ -105,18 +109,68 @@ class PropertyResource(CollectionResource):
         )
         tids = list(summary.get("trajectory_ids") or [])[:MAX_TRAJECTORIES]
         props = {"trajectory_id": 1, field: 1, **{e: 1 for e in extra}}
+        if field == "rdf":
+            props["provenance"] = 1  # the histogram's r_max_A and n_bins (analysis parameters)
         docs = self.db.find(collection, {"trajectory_id": {"$in": tids}}, props, sort={"trajectory_id": 1})
         out = []
         for doc in docs:
+            grid = {"grid": rdf_grid(doc, max_points)} if field == "rdf" else {}
             curves = {
                 k: _decimate(v, max_points)
                 for k, v in (doc.get(field) or {}).items()
                 if isinstance(v, dict) and (select is None or k in select)
             }
             extras = {e: {k: v for k, v in (doc.get(e) or {}).items() if select is None or k in select} for e in extra}
-            out.append({"trajectory_id": doc["trajectory_id"], field: curves, **extras})
+            out.append({"trajectory_id": doc["trajectory_id"], field: curves, **grid, **extras})
         summary.pop("trajectory_ids", None)
         return {**summary, "trajectory_ids": tids, "trajectories": out}
+
+
+def rdf_grid(doc: dict[str, Any], max_points: int) -> dict[str, Any] | None:
+    """The histogram grid of a structure document's RDFs: what a peer needs to rebuild the same histograms.
+
+    The structure builder bins distances in ``[0, r_max_A]`` into ``n_bins`` equal bins (edges
+    ``numpy.linspace(0, r_max_A, n_bins + 1)``, the last bin closed) and records ``r_max_A`` and ``n_bins`` in the
+    document's ``provenance.analysis``; the stored ``r`` are the bin centres rounded to 1e-4 Å, too coarse to
+    recover the grid from.
+
+    Parameters
+    ----------
+    doc
+        The structure document (``rdf`` and ``provenance``).
+    max_points
+        The answer's bound on curve points (to say which bins a decimated curve keeps).
+
+    Returns
+    -------
+    dict or None
+        ``{r_min_A, r_max_A, n_bins, bin_width_A, edges_A (n_bins + 1 values), stride, source}``: ``stride`` k
+        means the served points are the bins 0, k, 2k, … (1: every bin); ``source`` is ``"provenance"`` (exact)
+        or, for a document without those parameters, ``"bin centres"`` (estimated from the rounded centres,
+        ±1e-4 Å). ``None`` when the document has no RDF.
+    """
+    curves = [v for v in (doc.get("rdf") or {}).values() if isinstance(v, dict) and isinstance(v.get("r"), list)]
+    if not curves or not curves[0]["r"]:
+        return None
+    n_points = len(curves[0]["r"])
+    analysis = (doc.get("provenance") or {}).get("analysis") or {}
+    r_max, n_bins = analysis.get("r_max_A"), analysis.get("n_bins")
+    if isinstance(r_max, (int, float)) and isinstance(n_bins, int) and n_bins == n_points and r_max > 0:
+        r_min, source = 0.0, "provenance"
+    else:  # older documents: from the stored centres (equal bins)
+        r = np.asarray(curves[0]["r"], dtype=float)
+        width = float(r[-1] - r[0]) / (n_points - 1) if n_points > 1 else 2.0 * float(r[0])
+        r_min, r_max, n_bins, source = float(r[0]) - width / 2, float(r[-1]) + width / 2, n_points, "bin centres"
+    edges = np.linspace(r_min, float(r_max), n_bins + 1)
+    return {
+        "r_min_A": r_min,
+        "r_max_A": float(r_max),
+        "n_bins": n_bins,
+        "bin_width_A": (float(r_max) - r_min) / n_bins,
+        "edges_A": edges.tolist(),
+        "stride": math.ceil(n_points / max_points) if n_points > max_points else 1,
+        "source": source,
+    }
 
 
 def _decimate(curve: dict[str, Any], max_points: int) -> dict[str, Any]:
