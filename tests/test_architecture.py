@@ -25,10 +25,10 @@ LAYERS: dict[str, int] = {
     "models": 3,
     "store": 4,
     "md": 5,
-    "flows": 6,
     "builders": 6,
+    "flows": 7,  # a segment's convergence check judges the run with the builders' own analysis
     "io": 7,
-    "managers": 7,
+    "managers": 8,
     "api": 8,
     "cli": 9,
 }

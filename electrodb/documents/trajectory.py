@@ -69,6 +69,11 @@ class TrajectoryDocument(BaseModel):
     )
     temperature_criterion: str | None = None
     temperature_reason: str | None = None
+    convergence: dict[str, Any] | None = Field(
+        None,
+        description="campaigns with until: the last segment's judgement (electrodb.flows.segments.SegmentRecord: "
+        "segment, production_ps, per-property status and needs_ps, the decision and its reason)",
+    )
     code_version: str = __version__
     created_at: datetime = Field(default_factory=utcnow)
     last_updated: datetime = Field(default_factory=utcnow)

@@ -8,6 +8,7 @@ with jobflow-remote.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Iterator
@@ -17,8 +18,10 @@ from pathlib import Path
 
 from jobflow import Flow, JobStore, run_locally
 
-from electrodb.flows.md import ElectrolyteFlowMaker
+from electrodb.flows.md_records import produced_ps
+from electrodb.flows.segments import ConvergenceCheckMaker, cheapest_first, check_until, still_stopped
 from electrodb.flows.solvation import SolvationTIMaker, TISettings, solvation_id
+from electrodb.flows.system import ElectrolyteFlowMaker
 from electrodb.flows.training import model_long_range, resolve_long_range
 from electrodb.models.files import ModelError
 from electrodb.models.loader import load_model, peek_model
@@ -63,15 +66,31 @@ def register_campaign(campaign: Campaign, stores: ElectroDBStores, model_id: str
 
 
 def pending_systems(specs: list[SystemSpec], stores: ElectroDBStores) -> tuple[list[SystemSpec], list[SystemSpec]]:
-    """Split specs into (to run, already completed) by looking their ids up in ``trajectories``."""
+    """Split specs into (to run, done) by their stored trajectories.
+
+    Done: a completed trajectory as long as ``md.production_ps`` (fixed-length systems), or, with ``until``, one
+    whose last convergence check stopped and would stop again under the campaign's current ``until`` and budget
+    (:func:`electrodb.flows.segments.still_stopped`). A raised ``production_ps`` or budget, or a new ``until``
+    property, makes a system pending again: it continues from its stored trajectory.
+    """
     ids = [s.system_id for s in specs]
-    done = {
-        d["trajectory_id"]
+    stored = {
+        d["trajectory_id"]: d
         for d in stores.trajectories.query(
-            {"trajectory_id": {"$in": ids}, "status": "completed"}, properties=["trajectory_id"]
+            {"trajectory_id": {"$in": ids}, "status": "completed"},
+            properties=["trajectory_id", "n_frames", "frame_interval_ps", "convergence", "wall_time_s"],
         )
     }
-    return [s for s in specs if s.system_id not in done], [s for s in specs if s.system_id in done]
+
+    def done(spec: SystemSpec) -> bool:
+        doc = stored.get(spec.system_id)
+        if doc is None:
+            return False
+        if spec.until is None:
+            return produced_ps(doc) >= spec.md.production_ps - 0.5 * float(doc.get("frame_interval_ps") or 0.0)
+        return still_stopped(doc, spec, stores)
+
+    return [s for s in specs if not done(s)], [s for s in specs if done(s)]
 
 
 def campaign_flow(specs: list[SystemSpec], maker: ElectrolyteFlowMaker | None = None, name: str = "campaign") -> Flow:
@@ -258,6 +277,7 @@ def prepare_campaign_run(campaign: Campaign, stores: ElectroDBStores, model_id: 
         The campaign (with the model's own cutoff, :func:`with_model_cutoff`), its model id, the systems still
         to run in the campaign's order, and a summary holding the total and the skipped ones.
     """
+    check_until(campaign)
     campaign, _ = with_model_cutoff(campaign)
     specs = campaign.systems(model_id=model_id)
     register_campaign(campaign, stores, specs[0].model_id)
@@ -364,6 +384,28 @@ def run_campaign(
     run = prepare_campaign_run(campaign, stores, model_id)
     maker = maker or ElectrolyteFlowMaker()
     job_store = stores.job_store()
+    if run.campaign.until is not None and len(run.todo) > 1:
+        # first segment of every system, then the cheapest remaining convergence first (flows.segments)
+        first = dataclasses.replace(
+            maker,
+            check_maker=ConvergenceCheckMaker(production_maker=maker.production_maker, continue_segments=False),
+        )
+        outcomes = {}
+        for k, spec in enumerate(run.todo):
+            if on_system:
+                on_system(k, 2 * len(run.todo), spec)
+            outcomes[spec.system_id] = run_system(spec, stores, first, job_store)
+        order = cheapest_first(run.todo, stores)
+        for k, spec in enumerate(order):
+            if outcomes[spec.system_id][0] == "completed":
+                if on_system:
+                    on_system(len(run.todo) + k, 2 * len(run.todo), spec)
+                outcomes[spec.system_id] = run_system(spec, stores, maker, job_store)
+        for spec in run.todo:
+            record_outcome(run.summary, spec.system_id, *outcomes[spec.system_id])
+        if run.campaign.solvation:
+            run.summary.solvation = run_solvation(run.campaign, stores, run.model_id)
+        return run.summary
     for k, spec in enumerate(run.todo):
         if on_system:
             on_system(k, len(run.todo), spec)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
-from jobflow import CURRENT_JOB, Flow, Maker, Response
+from jobflow import CURRENT_JOB, Maker, Response
 
 from electrodb.analysis.convergence import ConvergenceTargets
 from electrodb.analysis.md_checks import check_temperature, thermostat_offset_K
@@ -32,6 +32,7 @@ from electrodb.flows.md_records import (
     load_checkpoint,
     mark,
     new_trajectory_doc,
+    produced_ps,
     save_checkpoint,
     stored_system,
 )
@@ -58,7 +59,6 @@ from electrodb.utils.provenance import utcnow
 
 __all__ = [
     "BoxMaker",
-    "ElectrolyteFlowMaker",
     "EquilibrationMaker",
     "ProductionMDMaker",
     "load_calculator",
@@ -223,16 +223,29 @@ class ProductionMDMaker(Maker):
 
     @store_job
     def make(
-        self, spec: SystemSpec, system: SystemDocument, model_file: dict[str, Any] | None = None
+        self,
+        spec: SystemSpec,
+        system: SystemDocument,
+        model_file: dict[str, Any] | None = None,
+        production_ps: float | None = None,
     ) -> TrajectoryDocument | Response:
+        """Run (or continue) production until ``production_ps`` (default ``spec.md.production_ps``).
+
+        A completed trajectory shorter than that is extended from its last checkpoint (a later segment of a
+        campaign with ``until:``, or a raised ``production_ps``): frames continue the same time grid, none lost
+        or repeated; one as long or longer is returned as it is.
+        """
+        target_ps = float(production_ps if production_ps is not None else spec.md.production_ps)
         with _stores() as stores:
             if not self.resume:
-                return self._produce(stores, spec, system, model_file)
+                return self._produce(stores, spec, system, model_file, target_ps=target_ps)
             # jobflow-remote: frames and checkpoints in a folder that outlives the job's own (flows.resume)
             return produce_in_working_copy(
                 stores,
                 spec.system_id,
-                lambda run_stores: self._produce(run_stores, spec, system, model_file, model_stores=stores),
+                lambda run_stores: self._produce(
+                    run_stores, spec, system, model_file, model_stores=stores, target_ps=target_ps
+                ),
                 report=report,
                 label=f"{spec.salt} {spec.molality:.2f} m",
             )
@@ -244,15 +257,26 @@ class ProductionMDMaker(Maker):
         system: SystemDocument,
         model_file: dict[str, Any] | None,
         model_stores: ElectroDBStores | None = None,
+        target_ps: float | None = None,
     ) -> TrajectoryDocument | Response:
-        """The production itself, on ``stores`` (the job's, or its working copy's view); the model is looked up
-        in ``model_stores`` (default ``stores``), where a staged model blob is."""
+        """The production itself, on ``stores`` (the job's, or its working copy's view), up to ``target_ps``
+        (default ``spec.md.production_ps``); the model is looked up in ``model_stores`` (default ``stores``),
+        where a staged model blob is."""
         tid = spec.system_id
+        target_ps = float(target_ps if target_ps is not None else spec.md.production_ps)
         existing = stores.trajectories.query_one({"trajectory_id": tid})
         if existing is not None:
             existing.pop("_id", None)
         if existing and existing["status"] == "completed":
-            return TrajectoryDocument(**existing)
+            if not self.resume or produced_ps(existing) >= target_ps - 0.5 * existing["frame_interval_ps"]:
+                return TrajectoryDocument(**existing)
+            if load_checkpoint(stores, tid) is None:  # nothing to continue from: keep what is there
+                report(f"{spec.salt} {spec.molality:.2f} m: no checkpoint to extend the stored run from")
+                return TrajectoryDocument(**existing)
+            report(
+                f"{spec.salt} {spec.molality:.2f} m: extending the stored {produced_ps(existing):.3g} ps "
+                f"to {target_ps:.3g} ps"
+            )
         if system.status != "ok":
             return TrajectoryDocument(**existing) if existing else Response(stop_children=True)
         atoms = atoms_from_dict(system.atoms)
@@ -284,6 +308,7 @@ class ProductionMDMaker(Maker):
             Stationary(atoms)
         self.check_nve_drift(stores, atoms, model, md, spec.temperature)
         start_atoms = atoms.copy()
+        md = md.model_copy(update={"production_ps": target_ps})  # the length this call runs to
         for attempt in range(2):
             doc = self.run(stores, doc, atoms, md, timestep, sample_every, chunk, state)
             if doc.status != "unstable" or attempt == 1 or not md.stability.retry_half_timestep:
@@ -465,6 +490,8 @@ class ProductionMDMaker(Maker):
             stores,
             doc,
             status="completed",
+            status_reason=None,
+            md={**doc.md, "production_ps": md.production_ps},  # the length run so far (segments extend it)
             n_frames=writer.n_frames,
             n_chunks=writer.n_chunks,
             duration_ps=(writer.n_frames - 1) * doc.frame_interval_ps,
@@ -473,22 +500,3 @@ class ProductionMDMaker(Maker):
             last_good_frame=writer.n_frames - 1,
             **t_check.as_fields(),
         )
-
-
-@dataclass
-class ElectrolyteFlowMaker(Maker):
-    """box -> equilibration -> production for one system."""
-
-    name: str = "electrolyte md"
-    box_maker: BoxMaker = field(default_factory=BoxMaker)
-    equilibration_maker: EquilibrationMaker = field(default_factory=EquilibrationMaker)
-    production_maker: ProductionMDMaker = field(default_factory=ProductionMDMaker)
-
-    def make(self, spec: SystemSpec) -> Flow:
-        box = self.box_maker.make(spec)
-        eq = self.equilibration_maker.make(spec, box.output)
-        prod = self.production_maker.make(spec, eq.output)
-        label = f"{spec.salt} {spec.molality:.2f} m {spec.temperature:.0f} K"
-        for j, stage in ((box, "box"), (eq, "equilibrate"), (prod, "production")):
-            j.name = f"{stage} {label}"
-        return Flow([box, eq, prod], output=prod.output, name=f"{self.name} {label}")

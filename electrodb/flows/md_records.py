@@ -33,6 +33,7 @@ __all__ = [
     "load_checkpoint",
     "mark",
     "new_trajectory_doc",
+    "produced_ps",
     "save_checkpoint",
     "stored_system",
 ]
@@ -166,6 +167,11 @@ def mark(stores: ElectroDBStores, doc: TrajectoryDocument, **changes: Any) -> Tr
     updated = doc.model_copy(update={**changes, "last_updated": utcnow()})
     stores.trajectories.update([updated.model_dump(mode="json")], key="trajectory_id")
     return updated
+
+
+def produced_ps(trajectory: dict[str, Any]) -> float:
+    """Production a stored trajectory holds (ps): its frames × frame interval (0 before its second frame)."""
+    return max(int(trajectory.get("n_frames") or 0) - 1, 0) * float(trajectory.get("frame_interval_ps") or 0.0)
 
 
 def checkpoint_uuid(trajectory_id: str) -> str:

@@ -22,7 +22,7 @@ from jobflow import Flow, JobStore
 from maggma.stores import GridFSStore, JSONStore, MemoryStore, MongoStore, MontyStore
 
 from electrodb.flows.campaign import pending_systems, register_campaign
-from electrodb.flows.md import ElectrolyteFlowMaker
+from electrodb.flows.system import ElectrolyteFlowMaker
 from electrodb.managers.fireworks import FireWorksBackend
 from electrodb.managers.jobflow_remote import JobflowRemoteBackend
 from electrodb.managers.stages import (

@@ -38,7 +38,7 @@ from electrodb.flows.campaign import (
     record_outcome,
     run_solvation,
 )
-from electrodb.flows.md import ElectrolyteFlowMaker
+from electrodb.flows.system import ElectrolyteFlowMaker
 from electrodb.managers.devices import WorkerDevice, plan_devices
 from electrodb.managers.worker_process import builtin_filters, environ, settings_env, worker_main
 from electrodb.settings import ElectroDBSettings

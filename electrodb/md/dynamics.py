@@ -397,6 +397,9 @@ def run_production(
     remaining = n_steps - start_step
     if remaining > 0:
         dyn.run(remaining)
+        # the end state too (on the frame grid), so a later segment continues from the last frame
+        if dyn.nsteps % checkpoint_every and (start_step + dyn.nsteps) % sample_every == 0:
+            checkpoint()
     writer.flush()
     return max(remaining, 0)
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from electrodb.analysis.convergence import ConvergenceTargets
 from electrodb.systems.boxes import BoxCounts, box_counts
+from electrodb.systems.budget import Budget
 from electrodb.systems.chemistry import ChemistryError, parse_salt
 from electrodb.systems.long_range import LongRangeSettings
 from electrodb.utils.provenance import stable_hash
@@ -216,6 +217,10 @@ class SystemSpec(_Strict):
     packing: PackingSettings
     targets: dict[str, float] = Field(default_factory=dict, description="convergence-target overrides")
     long_range: LongRangeSettings | None = Field(None, description="long-range Coulomb term added to the NNP")
+    until: tuple[str, ...] | None = Field(
+        None, description="properties to run until converged (None: run exactly md.production_ps)"
+    )
+    budget: Budget | None = Field(None, description="how much MD the system may spend (with until)")
 
     @property
     def counts(self) -> BoxCounts:
@@ -258,6 +263,50 @@ class Campaign(_Strict):
         description="convergence targets to override (electrodb.analysis.convergence.ConvergenceTargets), "
         "e.g. {D_rel_err: 0.1}",
     )
+    until: list[str] | Literal["all"] | None = Field(
+        None,
+        description="run production in segments until these summary properties converge (a list of names, or "
+        "'all'); needs a budget. Without until (and without budget) a system runs exactly md.production_ps",
+    )
+    budget: Budget | None = Field(None, description="how much MD the campaign may spend; with until")
+
+    @field_validator("until", mode="before")
+    @classmethod
+    def _until_shape(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "all":
+            return "all"
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list) and not value:
+            raise ValueError("until lists no property: name the properties to converge (e.g. [r_cation_O]) or 'all'")
+        return value
+
+    @model_validator(mode="after")
+    def _until_needs_budget(self) -> Campaign:
+        if self.budget is not None and self.until is None:
+            object.__setattr__(self, "until", "all")  # default: every property the campaign's targets judge
+        if self.until is not None and (self.budget is None or not self.budget.bounded):
+            raise ValueError(
+                "until needs a budget, so that a property that never converges stops: add e.g. budget: "
+                "{max_production_ps: 50} (or max_wall_hours, total_core_hours, total_gpu_hours)"
+            )
+        if self.until is not None and self.budget is not None and self.budget.max_production_ps is not None:
+            tg = ConvergenceTargets().with_overrides(self.targets)
+            shortest = tg.D_min_origins * tg.D_min_window_ps
+            wants_d = self.until == "all" or any(p.startswith("D_") for p in self.until)
+            if wants_d and self.until != "all" and shortest > self.budget.max_production_ps:
+                raise ValueError(
+                    f"until asks for D, whose fit window of at least D_min_window_ps = {tg.D_min_window_ps:g} ps must "
+                    f"end by run/D_min_origins = run/{tg.D_min_origins}: that needs >= {shortest:g} ps of production, "
+                    f"more than budget.max_production_ps = {self.budget.max_production_ps:g} ps; raise the budget "
+                    "or lower targets.D_min_window_ps"
+                )
+        return self
+
+    @property
+    def segment_ps(self) -> float:
+        """Production of the first segment (ps): ``budget.segment_ps``, else ``md.production_ps``."""
+        return (self.budget.segment_ps if self.budget else None) or self.md.production_ps
 
     @field_validator("targets")
     @classmethod
@@ -400,7 +449,8 @@ class Campaign(_Strict):
                             **box_payload,
                             "temperature": temperature,
                             "model_id": model_id,
-                            "md": self.md.model_dump(mode="json"),
+                            # the run length is not the system: a longer run continues the stored trajectory
+                            "md": self.md.model_dump(mode="json", exclude={"production_ps"}),
                             "replica": replica,
                         }
                         if self.long_range is not None:  # a different Hamiltonian: a different system
@@ -431,6 +481,12 @@ class Campaign(_Strict):
                                 packing=self.packing,
                                 targets=self.targets,
                                 long_range=self.long_range,
+                                until=None
+                                if self.until is None
+                                else tuple(self.until)
+                                if self.until != "all"
+                                else ("all",),
+                                budget=self.budget,
                             )
                         )
         return specs

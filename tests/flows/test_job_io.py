@@ -7,7 +7,7 @@ from jobflow import JobStore, run_locally
 from maggma.stores import MemoryStore
 
 from electrodb.flows.job_io import NoJobStoreError, job_stores
-from electrodb.flows.md import ElectrolyteFlowMaker
+from electrodb.flows.system import ElectrolyteFlowMaker
 from electrodb.store.frames import load_trajectory
 from electrodb.store.stores import COLLECTIONS, JOB_COLLECTIONS, ElectroDBStores
 from tests.campaigns import small_campaign

@@ -18,7 +18,8 @@ from pathlib import Path
 from jobflow import Flow
 
 from electrodb.flows.job_io import store_job
-from electrodb.flows.md import ElectrolyteFlowMaker, ProductionMDMaker
+from electrodb.flows.md import ProductionMDMaker
+from electrodb.flows.system import ElectrolyteFlowMaker
 from electrodb.systems.campaign import SystemSpec
 
 

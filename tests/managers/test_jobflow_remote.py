@@ -14,7 +14,7 @@ import yaml
 from jobflow import JobStore, run_locally
 from maggma.stores import MemoryStore
 
-from electrodb.flows.md import ElectrolyteFlowMaker
+from electrodb.flows.system import ElectrolyteFlowMaker
 from electrodb.managers.jobflow_remote import JobflowRemoteBackend, system_state
 from electrodb.managers.jobflow_remote_project import (
     CPU_EXEC_CONFIG,

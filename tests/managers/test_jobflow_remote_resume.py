@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from electrodb.flows.md import ElectrolyteFlowMaker
 from electrodb.flows.resume import open_working_copy, volatile
+from electrodb.flows.system import ElectrolyteFlowMaker
 from electrodb.settings import ElectroDBSettings
 from electrodb.store.stores import ElectroDBStores
 from tests.campaigns import assert_no_duplicates, worker_campaign

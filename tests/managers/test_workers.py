@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from electrodb.flows.md import ElectrolyteFlowMaker
+from electrodb.flows.system import ElectrolyteFlowMaker
 from tests.campaigns import assert_no_duplicates, worker_campaign
 from tests.managers.doubles import FakeMaker, KillingProductionMaker
 

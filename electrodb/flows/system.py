@@ -1,0 +1,48 @@
+"""One system's flow: packed box -> equilibration -> production, fixed-length or in segments until converged.
+
+Without ``until`` the production runs exactly ``md.production_ps``. With ``until`` (campaign YAML) it runs a first
+segment and a :class:`~electrodb.flows.segments.ConvergenceCheckMaker` job that adds the next segment and check
+through a jobflow ``Response`` until the ``until`` properties converge or the budget is spent
+(:mod:`electrodb.flows.segments`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from jobflow import Flow, Maker
+
+from electrodb.flows.md import BoxMaker, EquilibrationMaker, ProductionMDMaker
+from electrodb.flows.segments import ConvergenceCheckMaker
+from electrodb.systems.campaign import SystemSpec
+
+__all__ = ["ElectrolyteFlowMaker"]
+
+
+@dataclass
+class ElectrolyteFlowMaker(Maker):
+    """box -> equilibration -> production for one system."""
+
+    name: str = "electrolyte md"
+    box_maker: BoxMaker = field(default_factory=BoxMaker)
+    equilibration_maker: EquilibrationMaker = field(default_factory=EquilibrationMaker)
+    production_maker: ProductionMDMaker = field(default_factory=ProductionMDMaker)
+    check_maker: ConvergenceCheckMaker | None = None
+
+    def make(self, spec: SystemSpec) -> Flow:
+        """The system's flow; with ``spec.until`` the production is the first segment, followed by its check."""
+        box = self.box_maker.make(spec)
+        eq = self.equilibration_maker.make(spec, box.output)
+        label = f"{spec.salt} {spec.molality:.2f} m {spec.temperature:.0f} K"
+        if spec.until is None:
+            prod = self.production_maker.make(spec, eq.output)
+            for j, stage in ((box, "box"), (eq, "equilibrate"), (prod, "production")):
+                j.name = f"{stage} {label}"
+            return Flow([box, eq, prod], output=prod.output, name=f"{self.name} {label}")
+        first_ps = (spec.budget.segment_ps if spec.budget else None) or spec.md.production_ps
+        prod = self.production_maker.make(spec, eq.output, production_ps=first_ps)
+        checker = self.check_maker or ConvergenceCheckMaker(production_maker=self.production_maker)
+        check = checker.make(spec, prod.output, eq.output, segment=1)
+        for j, stage in ((box, "box"), (eq, "equilibrate"), (prod, "production"), (check, "convergence check")):
+            j.name = f"{stage} {label}" + (" segment 1" if j in (prod, check) else "")
+        return Flow([box, eq, prod, check], output=check.output, name=f"{self.name} {label}")
