@@ -335,6 +335,10 @@ def run_system(
     del responses
     doc = stores.trajectories.query_one({"trajectory_id": spec.system_id}, properties=["status", "status_reason"])
     status = doc["status"] if doc else "failed"
+    if status == "completed" and errors.errors:  # a segment's check or production failed after a good segment
+        reason = "; ".join(errors.errors)
+        mark_failed(stores, spec.system_id, reason)
+        return "failed", reason
     if status == "completed":
         return status, None
     if status == "unstable":

@@ -267,6 +267,7 @@ class ProductionMDMaker(Maker):
         existing = stores.trajectories.query_one({"trajectory_id": tid})
         if existing is not None:
             existing.pop("_id", None)
+            existing.pop("blob_uuid", None)  # the job-collection key: jobflow would read an output holding it as a blob
         if existing and existing["status"] == "completed":
             if not self.resume or produced_ps(existing) >= target_ps - 0.5 * existing["frame_interval_ps"]:
                 return TrajectoryDocument(**existing)

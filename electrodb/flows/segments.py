@@ -337,6 +337,7 @@ class ConvergenceCheckMaker(Maker):
         if record is None or doc is None:
             return trajectory
         doc.pop("_id", None)
+        doc.pop("blob_uuid", None)  # the job-collection key: jobflow would read an output holding it as a blob
         out = TrajectoryDocument(**doc)
         if record.decision != "continue" or not self.continue_segments:
             return out
@@ -361,6 +362,7 @@ def judge_segment(
     if meta is None or meta.get("status") != "completed":
         return None
     meta.pop("_id", None)
+    meta.pop("blob_uuid", None)
     until = until_properties(spec.until)
     states = judge_trajectory(meta, stores, settings)
     produced = produced_ps(meta)
