@@ -1,12 +1,13 @@
 """Do ElectroDB's error bars cover the truth? The coverage table over many seeds of synthetic systems with known
-answers: Brownian self-diffusion (benchmarks/coverage_diffusion.py) and ideal-gas structure, coordination numbers,
-pairing and a_cc (benchmarks/coverage_structure.py), plus the negative cases that must never converge.
+answers: Brownian self-diffusion (benchmarks/coverage_diffusion.py), ideal-gas structure, coordination numbers,
+pairing and a_cc (benchmarks/coverage_structure.py) and the collective transport of Brownian ions, free and paired
+(σ, σ_NE, σ/σ_NE, t₊: benchmarks/coverage_conductivity.py), plus the negative cases that must never converge.
 
 For each case, z = (value − truth)/error over the seeds. Honest error bars give a z spread (standard deviation) of
 1.0 (the target is 1.0 ± 0.1), about 5 % of |z| beyond 2, none beyond 4 among converged values; a case without a
 usable answer (caged ions, a drift halfway, a static structure, too few correlated frames) must show 0 % converged.
 
-    .venv/bin/python benchmarks/error_bars.py [--seeds 200] [--only diffusion|structure]
+    .venv/bin/python benchmarks/error_bars.py [--seeds 200] [--only conductivity|diffusion|structure]
 
 It prints one markdown table: case, runs, fraction converged, z spread, fractions beyond 2σ and 4σ, and a verdict
 (``ok``; ``FAIL``: outside the target; ``noisy``: outside it by less than the sampling error of the spread on this
@@ -25,10 +26,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling coverage scripts
 
-FAMILIES = {"diffusion": "coverage_diffusion", "structure": "coverage_structure"}
-#: Cases whose error bars the issue's target applies to (z spread 1.0 ± 0.1, none beyond 4σ): Brownian D and the
-#: equilibrated ideal gases; the other positive cases are printed for information.
-CALIBRATED = ("brownian/", "ideal gas")
+FAMILIES = {
+    "diffusion": "coverage_diffusion",
+    "structure": "coverage_structure",
+    "conductivity": "coverage_conductivity",
+}
+#: Cases whose error bars the issue's target applies to (z spread 1.0 ± 0.1, none beyond 4σ): Brownian D, the
+#: equilibrated ideal gases and the Brownian ions' collective transport (σ's 4σ judged on its stored 68 %
+#: interval, see coverage_conductivity.py); the other positive cases are printed for information.
+CALIBRATED = ("brownian/", "ideal gas", "ions/")
 #: Cases without a usable answer: none of their values may be converged.
 MUST_REFUSE_DIFFUSION = ("caged/", "drift_halfway/")
 
@@ -60,7 +66,11 @@ def _structure(row: dict) -> dict:
     }
 
 
-NORMALISE = {"diffusion": _diffusion, "structure": _structure}
+def _conductivity(row: dict) -> dict:
+    return {**_diffusion(row), "must_refuse": row["must_refuse"]}
+
+
+NORMALISE = {"diffusion": _diffusion, "structure": _structure, "conductivity": _conductivity}
 
 
 def _judge(row: dict) -> str:

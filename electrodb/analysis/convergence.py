@@ -178,6 +178,20 @@ class ConvergenceTargets:
     stationarity_sigma : float
         Largest accepted difference between the two halves of the run, in their combined standard errors; a
         value that drifts over the run has no single converged value.
+    sigma_min_origins : int
+        Time origins per collective fit window (ionic conductivity, Onsager coefficients, transference numbers):
+        the window ends at (production run length) / ``sigma_min_origins``. A collective quantity has one sample
+        per time origin, and overlapping windows leave about 1.5 × this many independent ones, so it sets
+        ``n_eff`` (at 20: about 30, at 4 as for D: about 6, which can never reach ``min_n_eff``).
+    sigma_rel_err : float
+        Largest accepted relative error of σ and σ_NE. Twice ``D_rel_err``: σ has one sample per time origin,
+        not one per ion, and 30 independent samples of a squared displacement give about 15 %.
+    t_plus_max_err : float
+        Largest accepted (absolute) error of a transference number (t₊ can be near 0 or negative, so a
+        relative error means nothing).
+    sigma_min_ions : int
+        Fewest ions of each sign behind a converged σ, σ/σ_NE or t₊: with fewer, the ion–ion correlations they
+        measure come from a handful of pairs in a tiny box (the same count as ``acc_min_like_ions``).
     """
 
     D_rel_err: float = 0.10
@@ -200,6 +214,10 @@ class ConvergenceTargets:
     temperature_n_sigma: float = 3.0
     min_n_eff: float = 20.0
     stationarity_sigma: float = 3.0
+    sigma_min_origins: int = 20
+    sigma_rel_err: float = 0.2
+    t_plus_max_err: float = 0.1
+    sigma_min_ions: int = 10
 
     def with_overrides(self, overrides: dict[str, Any] | None) -> ConvergenceTargets:
         """A copy with ``overrides`` applied; an unknown name raises ``ValueError`` listing the known ones."""

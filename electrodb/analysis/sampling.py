@@ -115,24 +115,25 @@ def student_t_error_factor(n_eff: float) -> float:
     return float(stats.t.ppf(stats.norm.cdf(1.0), nu))
 
 
-def _mean_err(x: np.ndarray, mintime: int) -> tuple[float, float, float, float]:
-    """``(mean, Student-t error, g, n_eff)`` of a production series."""
-    g = statistical_inefficiency(x, mintime) if x.size > 1 else 1.0
+def _mean_err(x: np.ndarray, mintime: int, g_floor: float = 1.0) -> tuple[float, float, float, float]:
+    """``(mean, Student-t error, g, n_eff)`` of a production series; ``g`` is at least ``g_floor``."""
+    g = max(statistical_inefficiency(x, mintime) if x.size > 1 else 1.0, g_floor)
     n_eff = x.size / g
     std = float(x.std()) if x.size > 1 else 0.0
     err = std * math.sqrt(g / x.size) * student_t_error_factor(n_eff) if x.size > 1 else 0.0
     return float(x.mean()), err, g, n_eff
 
 
-def halves_z(x: np.ndarray | Sequence[float], mintime: int = 3) -> float | None:
+def halves_z(x: np.ndarray | Sequence[float], mintime: int = 3, g_floor: float = 1.0) -> float | None:
     """Difference of the means of the two halves of ``x`` in units of their combined (correlation-corrected)
-    standard error; None with fewer than 8 samples, ``inf`` when the halves differ but both are constant."""
+    standard error; None with fewer than 8 samples, ``inf`` when the halves differ but both are constant.
+    ``g_floor``: the least statistical inefficiency of each half (see :func:`analyse_series`)."""
     x = np.asarray(x, dtype=float)
     if x.size < 8:
         return None
     half = x.size // 2
-    m1, e1, _, _ = _mean_err(x[:half], mintime)
-    m2, e2, _, _ = _mean_err(x[half : 2 * half], mintime)
+    m1, e1, _, _ = _mean_err(x[:half], mintime, g_floor)
+    m2, e2, _, _ = _mean_err(x[half : 2 * half], mintime, g_floor)
     scale = math.hypot(e1, e2)
     if scale == 0.0:
         return 0.0 if m1 == m2 else math.inf
@@ -159,7 +160,11 @@ def equilibration_start(
 
 
 def analyse_series(
-    x: np.ndarray | Sequence[float], detect_start: bool = True, mintime: int = 3, n_candidates: int = 100
+    x: np.ndarray | Sequence[float],
+    detect_start: bool = True,
+    mintime: int = 3,
+    n_candidates: int = 100,
+    g_floor: float = 1.0,
 ) -> SeriesReport:
     """Equilibration cut, statistical inefficiency, effective samples, Student-t error and the halves test.
 
@@ -172,6 +177,11 @@ def analyse_series(
         in equilibrium, or one too short to cut).
     mintime, n_candidates
         See :func:`~electrodb.analysis.statistics.statistical_inefficiency` and :func:`equilibration_start`.
+    g_floor : float
+        Least statistical inefficiency of the production part (and of each half), for series whose correlation
+        is known from how they were made: per-time-origin slopes over overlapping lag windows are correlated
+        over at least the window (:func:`electrodb.analysis.collective.brownian_inefficiency`), and an estimate
+        from a series only some 30 windows long scatters below that. 1 (default): the estimate alone.
 
     Returns
     -------
@@ -186,7 +196,7 @@ def analyse_series(
     if detect_start and x.size >= 8 and x.std() > 0:
         t0, _ = equilibration_start(x, n_candidates=n_candidates, mintime=mintime)
     prod = x[t0:]
-    mean, err, g, n_eff = _mean_err(prod, mintime)
+    mean, err, g, n_eff = _mean_err(prod, mintime, g_floor)
     return SeriesReport(
         mean=mean,
         err=err,
@@ -194,7 +204,7 @@ def analyse_series(
         n_eff=n_eff,
         t0=int(t0),
         n=int(x.size),
-        halves_z=halves_z(prod, mintime),
+        halves_z=halves_z(prod, mintime, g_floor),
         std=float(prod.std()),
     )
 

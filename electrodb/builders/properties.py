@@ -24,6 +24,7 @@ from electrodb.analysis.structure import RDFResult
 from electrodb.analysis.structure_sampling import ShellSampling, StructureSampling, analyse_structure
 from electrodb.analysis.transport import self_diffusion
 from electrodb.analysis.viscosity import ViscosityEstimate, solution_viscosity
+from electrodb.builders.conductivity import conductivity_entry
 from electrodb.documents.properties import (
     KineticsDoc,
     PairingDoc,
@@ -364,7 +365,8 @@ def _diffusion_entry(
 
 
 def _transport(ctx: _Context) -> TransportDoc:
-    """Transport document: self-diffusion of cations, anions and water (O), Yeh–Hummer corrected to L → ∞.
+    """Transport document: self-diffusion of cations, anions and water (O), Yeh–Hummer corrected to L → ∞, and
+    the ions' collective transport (σ, Onsager coefficients, t₊: :mod:`electrodb.builders.conductivity`).
 
     The box length is the cube root of the mean cell volume; η is the solution's viscosity (:func:`_viscosity`).
     """
@@ -382,6 +384,7 @@ def _transport(ctx: _Context) -> TransportDoc:
         diffusion=diffusion,
         msd=msd,
         box_length_A=box_length,
+        conductivity=conductivity_entry(ctx.traj, ctx.groups, volume, diffusion, ctx.targets),
         provenance=ctx.provenance("transport", box_length_A=box_length),
     )
 

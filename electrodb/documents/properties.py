@@ -94,11 +94,24 @@ class TransportDoc(_PropertyDoc):
     samples behind D_err; ``flatness_z``: early vs late lags of the fit window; ``status`` in the vocabulary of
     :mod:`electrodb.analysis.convergence`; D and D_pbc are kept when not converged, for inspection);
     ``msd[species]`` = ``{"t_ps": [...], "msd_A2": [...]}``.
+
+    ``conductivity`` (empty for documents built before it existed) holds the collective transport of the ions
+    (:mod:`electrodb.analysis.conductivity`, all S/m): ``sigma_S_m``, ``sigma_err_S_m``, ``sigma_ci68_S_m`` (the
+    asymmetric 68 % interval of a relative error) and σ's verdict with ``n_eff`` (time origins), ``t_equil_ps``,
+    ``stat_inefficiency``, ``halves_z``, ``flatness_z``, ``fit_window_ps``, ``loglog_slope``, ``n_origins``;
+    ``nernst_einstein`` (``sigma_S_m``, ``sigma_err_S_m``, ``t_plus``, ``t_plus_err`` and their verdict),
+    ``ionicity`` (``value``, ``err``, ``haven_ratio``, verdict), ``transference`` (Onsager ``t_plus``,
+    ``t_plus_err``, verdict), ``onsager[pair]`` (e²L^{ij}: ``L_S_m``, ``L_err_S_m``, ``self_S_m``,
+    ``distinct_S_m`` with errors; pairs ``cation-cation``, ``anion-anion``, ``cation-anion``), ``msd`` (``t_ps``,
+    ``mscd_A2`` = ⟨|Σ z Δr|²⟩ and ``self_A2`` = Σ z²⟨|Δr|²⟩, e² Å²) and ``fit`` (``window_ps``, ``slope_A2_ps``,
+    ``intercept_A2``); a refused input (wrapped positions, a changing number of ions, no charged species) is
+    ``insufficient`` with its ``reason`` and no numbers.
     """
 
     diffusion: dict[str, dict[str, Any]]
     msd: dict[str, dict[str, list[float]]]
     box_length_A: float
+    conductivity: dict[str, Any] = Field(default_factory=dict)
 
 
 class PairingDoc(_PropertyDoc):

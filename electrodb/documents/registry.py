@@ -58,7 +58,7 @@ PROPERTY_COLLECTIONS = ("structure", "transport", "pairing", "kinetics")
 #: Where per-trajectory property values can come from: a property collection, or the trajectory metadata.
 PROPERTY_SOURCES = (*PROPERTY_COLLECTIONS, "trajectory")
 #: Kinds of experimental reference :mod:`electrodb.builders.reference` can look up (``PropertyEntry.experiment``).
-EXPERIMENT_KINDS = ("diffusion", "shell_r", "shell_cn", "density")
+EXPERIMENT_KINDS = ("diffusion", "shell_r", "shell_cn", "density", "conductivity")
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,8 @@ class PropertyEntry:
         Significant digits the explorer shows.
     plot
         The figure that shows how the value was obtained (``"rdf"``: g(r) with n(r); ``"msd"``: MSD with the fit
-        window), for ``electrodb plot`` and the explorer; None when there is none.
+        window; ``"mscd"``: the collective charge MSD with its fit window beside the ions' self part), for
+        ``electrodb plot`` and the explorer; None when there is none.
     """
 
     name: str
@@ -232,6 +233,62 @@ _ENTRIES: tuple[PropertyEntry, ...] = (
     _pairing("free", "fraction of cations with no counter-ion in the first shell"),
     _residence("cation"),
     _residence("anion"),
+    PropertyEntry(
+        name="sigma",
+        unit="S/m",
+        description="ionic conductivity (Einstein–Helfand, collective charge displacement; finite box, time origins "
+        "as samples)",
+        source="transport",
+        value=("conductivity", "sigma_S_m"),
+        error=("conductivity", "sigma_err_S_m"),
+        verdict=("conductivity",),
+        experiment=("conductivity", "salt"),
+        label="σ / S m⁻¹",
+        plot="mscd",
+    ),
+    PropertyEntry(
+        name="sigma_ne",
+        unit="S/m",
+        description="Nernst–Einstein conductivity from the ions' self-diffusion (no ion–ion correlation; finite box)",
+        source="transport",
+        value=("conductivity", "nernst_einstein", "sigma_S_m"),
+        error=("conductivity", "nernst_einstein", "sigma_err_S_m"),
+        verdict=("conductivity", "nernst_einstein"),
+        plot="mscd",
+    ),
+    PropertyEntry(
+        name="ionicity",
+        unit="",
+        description="σ/σ_NE, the inverse Haven ratio: 1 for uncorrelated ions, below 1 where pairs carry no current",
+        source="transport",
+        value=("conductivity", "ionicity", "value"),
+        error=("conductivity", "ionicity", "err"),
+        verdict=("conductivity", "ionicity"),
+        digits=2,
+        plot="mscd",
+    ),
+    PropertyEntry(
+        name="t_plus",
+        unit="",
+        description="cation transference number from the Onsager coefficients (barycentric frame)",
+        source="transport",
+        value=("conductivity", "transference", "t_plus"),
+        error=("conductivity", "transference", "t_plus_err"),
+        verdict=("conductivity", "transference"),
+        label="t₊",
+        digits=2,
+        plot="mscd",
+    ),
+    PropertyEntry(
+        name="t_plus_ne",
+        unit="",
+        description="cation transference number, Nernst–Einstein estimate from self-diffusion",
+        source="transport",
+        value=("conductivity", "nernst_einstein", "t_plus"),
+        error=("conductivity", "nernst_einstein", "t_plus_err"),
+        verdict=("conductivity", "nernst_einstein"),
+        digits=2,
+    ),
     PropertyEntry(
         name="density",
         unit="kg/m^3",
