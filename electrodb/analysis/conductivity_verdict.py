@@ -7,11 +7,12 @@ criterion exists is in the user guide of :mod:`electrodb.analysis.conductivity` 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from electrodb.analysis.convergence import ConvergenceTargets, Verdict, worst
+from electrodb.analysis.convergence import ConvergenceTargets, Verdict, combine_run_factors, worst
 from electrodb.analysis.sampling import sampling_problems
 
 __all__ = ["SIGMA_CRITERION", "T_PLUS_CRITERION", "conductivity_verdicts", "frame_interval", "input_problem", "refused"]
@@ -118,120 +119,172 @@ def _criteria(tg: ConvergenceTargets) -> dict[str, str]:
     }
 
 
-def _self_regime(res: Any, tg: ConvergenceTargets) -> list[str]:
-    """Reasons the window is not in the ions' diffusive regime, too short, or the box holds too few ions."""
-    out = []
+#: A failed criterion: its reason and its run factor (how much longer the run must be for it to pass; inf: never,
+#: None: unknown scaling), as :class:`~electrodb.analysis.convergence.Verdict` records it.
+Problem = tuple[str, float | None]
+
+
+def _grows(target: float, measured: float | None, power: float = 1.0) -> float | None:
+    """Run factor of a measure that grows as T**power to reach ``target`` (None when nothing was measured)."""
+    if measured is None or not np.isfinite(measured) or measured <= 0:
+        return None
+    return max(1.0, (target / measured) ** (1.0 / power))
+
+
+def _self_regime(res: Any, tg: ConvergenceTargets) -> list[Problem]:
+    """Reasons the window is not in the ions' diffusive regime, too short, or the box holds too few ions.
+
+    Run factors: the window end is ∝ T and its start is set by the physics, so a window too short needs
+    T·(t0 + ``D_min_window_ps``)/t1; a diffusive RMS displacement grows as √T; too few ions never pass (inf); a
+    regime that is not diffusive has no known scaling (None).
+    """
+    out: list[Problem] = []
     t0, t1 = res.window_ps
     slope = res.loglog_slope
     if not res.window_found:
         out.append(
-            f"no lag range up to run/{tg.sigma_min_origins:g} = {t1:.3g} ps where the ions' MSD grows linearly "
-            f"(local log-log slope within {tg.D_slope_tol:g} of 1): the run is too short for the collective window"
+            (
+                f"no lag range up to run/{tg.sigma_min_origins:g} = {t1:.3g} ps where the ions' MSD grows linearly "
+                f"(local log-log slope within {tg.D_slope_tol:g} of 1): the run is too short for the collective window",
+                None,
+            )
         )
     if slope is None or not np.isfinite(slope) or abs(slope - 1.0) > tg.D_slope_tol:
         shown = "undefined" if slope is None or not np.isfinite(slope) else f"{slope:.2f}"
         out.append(
-            f"the ions' MSD does not grow linearly over {t0:.3g}-{t1:.3g} ps (log-log slope {shown}, not within "
-            f"{tg.D_slope_tol:g} of 1)"
+            (
+                f"the ions' MSD does not grow linearly over {t0:.3g}-{t1:.3g} ps (log-log slope {shown}, not within "
+                f"{tg.D_slope_tol:g} of 1)",
+                None,
+            )
         )
     if t1 - t0 < tg.D_min_window_ps:
-        out.append(f"fit window {t1 - t0:.3g} ps < {tg.D_min_window_ps:g} ps")
+        out.append((f"fit window {t1 - t0:.3g} ps < {tg.D_min_window_ps:g} ps", _grows(t0 + tg.D_min_window_ps, t1)))
     rms = res.rms_displacement_A
     if rms is None or rms < tg.D_min_rms_A:
-        out.append(f"ion RMS displacement at window end {rms or 0.0:.2f} A < {tg.D_min_rms_A:g} A")
-    fewest = min(res.n_cations, res.n_anions)
-    if fewest < tg.sigma_min_ions:
         out.append(
-            f"{res.n_cations} cations and {res.n_anions} anions: fewer than {tg.sigma_min_ions:g} of each sign, so "
-            "the correlations between ions (what sigma measures beyond sigma_NE) come from a handful of pairs in a "
-            "tiny box"
+            (
+                f"ion RMS displacement at window end {rms or 0.0:.2f} A < {tg.D_min_rms_A:g} A",
+                _grows(tg.D_min_rms_A, rms, 0.5),
+            )
+        )
+    if min(res.n_cations, res.n_anions) < tg.sigma_min_ions:
+        out.append(
+            (
+                f"{res.n_cations} cations and {res.n_anions} anions: fewer than {tg.sigma_min_ions:g} of each sign, so "
+                "the correlations between ions (what sigma measures beyond sigma_NE) come from a handful of pairs in "
+                "a tiny box",
+                math.inf,
+            )
         )
     return out
 
 
-def _flatness(res: Any, tg: ConvergenceTargets) -> list[str]:
-    """Reasons the collective slope is not flat over the window."""
+def _flatness(res: Any, tg: ConvergenceTargets) -> list[Problem]:
+    """Reasons the collective slope is not flat over the window (a window too short to split needs t1 ≥ 3 t0)."""
     t0, t1 = res.window_ps
     if res.sigma_early_S_m is None:
         return [
-            f"the diffusive regime starts at {t0:.3g} ps, too late to check the collective slope up to run/"
-            f"{tg.sigma_min_origins:g} = {t1:.3g} ps (the window must span a factor 3)"
+            (
+                f"the diffusive regime starts at {t0:.3g} ps, too late to check the collective slope up to run/"
+                f"{tg.sigma_min_origins:g} = {t1:.3g} ps (the window must span a factor 3)",
+                _grows(3.0 * t0, t1),
+            )
         ]
     z = res.flatness_z
     if z is not None and z > tg.stationarity_sigma:
         return [
-            f"the collective MSD is not linear over {t0:.3g}-{t1:.3g} ps: sigma from the early lags "
-            f"({res.sigma_early_S_m:.3g} S/m) and from the late lags ({res.sigma_late_S_m:.3g} S/m) differ by {z:.1f} "
-            f"standard errors (> {tg.stationarity_sigma:g}): ion correlations still relax on the scale of the window"
+            (
+                f"the collective MSD is not linear over {t0:.3g}-{t1:.3g} ps: sigma from the early lags "
+                f"({res.sigma_early_S_m:.3g} S/m) and from the late lags ({res.sigma_late_S_m:.3g} S/m) differ by "
+                f"{z:.1f} standard errors (> {tg.stationarity_sigma:g}): ion correlations still relax on the scale of "
+                "the window",
+                None,
+            )
         ]
     return []
 
 
-def _mobility_drift(res: Any, tg: ConvergenceTargets) -> list[str]:
+def _mobility_drift(res: Any, tg: ConvergenceTargets) -> list[Problem]:
     """The ions' mobility (the per-origin σ_NE series, far less noisy than σ's) drifts between the halves of the
     run: a σ whose ions speed up or slow down has no single value, even where σ's own halves are too noisy to
-    tell (a mobility that doubles halfway passed σ's halves test in 1 of 40 runs)."""
+    tell (a mobility that doubles halfway passed σ's halves test in 1 of 40 runs). A drift has no known scaling."""
     rep = res.reports.get("sigma_ne")
     z = None if rep is None else rep.halves_z
     if z is None or not z > tg.stationarity_sigma:
         return []
     return [
-        f"the ions' mobility drifts: sigma_NE from the two halves of the run differs by {z:.1f} standard errors "
-        f"(> {tg.stationarity_sigma:g})"
+        (
+            f"the ions' mobility drifts: sigma_NE from the two halves of the run differs by {z:.1f} standard errors "
+            f"(> {tg.stationarity_sigma:g})",
+            None,
+        )
     ]
 
 
-def _relative(name: str, value: float | None, err: float | None, limit: float) -> list[str]:
+def _relative(name: str, value: float | None, err: float | None, limit: float) -> list[Problem]:
+    """σ or σ_NE must be positive with a relative error within ``limit`` (∝ 1/√T: factor (rel/limit)²)."""
     if value is None or not np.isfinite(value):
-        return [f"{name} could not be computed"]
+        return [(f"{name} could not be computed", None)]
     if value <= 0:
-        return [f"{name} = {value:.3g} <= 0"]
+        return [(f"{name} = {value:.3g} <= 0", None)]
     if err is None or err == 0.0:
-        return [f"the error of {name} is {'missing' if err is None else 'exactly 0'}: nothing was sampled"]
+        return [(f"the error of {name} is {'missing' if err is None else 'exactly 0'}: nothing was sampled", None)]
     if err / value > limit:
-        return [f"relative error of {name} {err / value:.2f} > {limit:g} (one sample per time origin)"]
+        rel = err / value
+        return [(f"relative error of {name} {rel:.2f} > {limit:g} (one sample per time origin)", (rel / limit) ** 2)]
     return []
 
 
-def _absolute(name: str, value: float | None, err: float | None, limit: float) -> list[str]:
+def _absolute(name: str, value: float | None, err: float | None, limit: float) -> list[Problem]:
+    """A transference number's error within ``limit`` (∝ 1/√T: factor (err/limit)²)."""
     if value is None or not np.isfinite(value):
-        return [f"{name} could not be computed (sigma <= 0)"]
+        return [(f"{name} could not be computed (sigma <= 0)", None)]
     if err is None or err == 0.0:
-        return [f"the error of {name} is {'missing' if err is None else 'exactly 0'}: nothing was sampled"]
+        return [(f"the error of {name} is {'missing' if err is None else 'exactly 0'}: nothing was sampled", None)]
     if err > limit:
-        return [f"error of {name} {err:.2f} > {limit:g} (one sample per time origin)"]
+        return [(f"error of {name} {err:.2f} > {limit:g} (one sample per time origin)", (err / limit) ** 2)]
     return []
 
 
-def _sampling(res: Any, name: str, tg: ConvergenceTargets, what: str) -> list[str]:
+def _sampling(res: Any, name: str, tg: ConvergenceTargets, what: str) -> list[Problem]:
+    """:func:`~electrodb.analysis.sampling.sampling_problems` of one series; too few samples: factor
+    ``min_n_eff / n_eff`` (N_eff ∝ T), a drift or a series that never changed: unknown."""
     rep = res.reports.get(name)
-    return [] if rep is None else sampling_problems(rep, tg.min_n_eff, tg.stationarity_sigma, what)
+    if rep is None:
+        return []
+    few = rep.n_eff < tg.min_n_eff
+    return [
+        (text, _grows(tg.min_n_eff, rep.n_eff) if few and "independent samples" in text else None)
+        for text in sampling_problems(rep, tg.min_n_eff, tg.stationarity_sigma, what)
+    ]
 
 
-def _verdict(status_fails: list[str], criterion: str) -> Verdict:
-    return (
-        Verdict("unconverged", criterion, "; ".join(dict.fromkeys(status_fails)))
-        if status_fails
-        else Verdict("converged", criterion)
-    )
+def _verdict(problems: list[Problem], criterion: str) -> Verdict:
+    if not problems:
+        return Verdict("converged", criterion)
+    reason = "; ".join(dict.fromkeys(text for text, _ in problems))
+    return Verdict("unconverged", criterion, reason, combine_run_factors(*(f for _, f in problems)))
 
 
 def conductivity_verdicts(res: Any, targets: ConvergenceTargets | None = None) -> dict[str, Verdict]:
     """Verdicts of a :class:`~electrodb.analysis.conductivity.ConductivityResult`.
 
     ``insufficient`` when nothing could be computed (the input checks, too few frames: see :func:`refused`).
-    Otherwise each is ``converged`` only if every criterion holds, and each failed one is named in ``reason``:
+    Otherwise each is ``converged`` only if every criterion holds, and each failed one is named in ``reason``
+    (``run_factor``: how much longer the run must be for the failed criteria to pass, where that is known):
 
     * ``sigma`` — the ions' self MSD diffusive over the window (log-log slope within ``D_slope_tol`` of 1, a
       diffusive stretch found), window ≥ ``D_min_window_ps``, ion RMS displacement ≥ ``D_min_rms_A``, at least
       ``sigma_min_ions`` ions of each sign; the collective slope flat over the window (early vs late half within
-      ``stationarity_sigma``); the ions' mobility (σ_NE) the same in both halves of the run; σ > 0 with ``0 < err/σ ≤ sigma_rel_err``; ``n_eff ≥ min_n_eff`` time origins;
-      halves of the origins within ``stationarity_sigma``;
+      ``stationarity_sigma``); the ions' mobility (σ_NE) the same in both halves of the run; σ > 0 with
+      ``0 < err/σ ≤ sigma_rel_err``; ``n_eff ≥ min_n_eff`` time origins; halves of the origins within
+      ``stationarity_sigma``;
     * ``nernst_einstein`` (σ_NE and t₊ᴺᴱ) — the self-part checks, σ_NE's relative error and t₊ᴺᴱ's error
       (``t_plus_max_err``), its ``n_eff`` and halves;
     * ``ionicity`` (σ/σ_NE) — the worse of the two, and its own ``n_eff`` and halves;
-    * ``transference`` (Onsager t₊) — σ's window, flatness and mobility-drift checks, error ≤ ``t_plus_max_err``, ``n_eff``
-      and halves of its series.
+    * ``transference`` (Onsager t₊) — σ's window, flatness and mobility-drift checks, error ≤ ``t_plus_max_err``,
+      ``n_eff`` and halves of its series.
     """
     tg = targets or ConvergenceTargets()
     criteria = _criteria(tg)

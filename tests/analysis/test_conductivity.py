@@ -171,3 +171,13 @@ def test_stored_curves_show_the_fit():
     line = res.fit_intercept_A2 + res.fit_slope_A2_ps * res.lag_times_ps[inside]
     assert np.median(np.abs(line - res.mscd_A2[inside]) / res.mscd_A2[inside]) < 0.3
     assert collective_transport is not None and res.self_A2[inside].min() > 0
+
+
+def test_run_factors_say_how_much_longer_a_run_must_be():
+    few = cases.brownian_ions(seed=3, n_cations=2, n_frames=8000).run()
+    assert few.verdicts["sigma"].run_factor == float("inf")  # more run cannot add ions
+    assert few.verdicts["sigma"].as_dict()["run_longer_helps"] is False
+    res = cases.brownian_ions(seed=6, n_cations=20, n_frames=3000).run(targets=ConvergenceTargets(sigma_rel_err=0.05))
+    rel = res.sigma_err_S_m / res.sigma_S_m
+    assert res.verdicts["sigma"].run_factor == pytest.approx(max((rel / 0.05) ** 2, 1.0), rel=1e-9)
+    assert res.verdicts["sigma"].run_factor > 4  # errors ∝ 1/√T
