@@ -110,6 +110,8 @@ def _filter_param(spec: q.CollectionSpec, name: str) -> inspect.Parameter:
             unit, text = SUMMARY_PROPERTIES[base]
             suffix = f" ({unit})" if unit else ""
             what = f"{text}{suffix}"
+        elif base.endswith("_needs_ps") and base[: -len("_needs_ps")] in SUMMARY_PROPERTIES:
+            what = f"production (ps) {base[: -len('_needs_ps')]} still needs to converge (0: converged)"
         else:
             what = {"molality": "molality, mol/kg", "temperature": "temperature, K"}[base]
         return _float_q(name, f"{'minimum' if bound == 'min' else 'maximum'} {what} (inclusive)")

@@ -111,6 +111,18 @@ def _summary_model() -> type[BaseModel]:
                 Field(None, description="largest equilibration cut (ps) among the merged runs (null when unknown)"),
             ),
         )
+        fields.setdefault(
+            f"{prop}_needs_ps",
+            (
+                float | None,
+                Field(
+                    None,
+                    description=f"more production (ps) {prop} needs to converge, from how its failed criteria scale "
+                    "with run length (0 when converged; null when not estimated or when running longer cannot "
+                    "make it converge, as its reason says)",
+                ),
+            ),
+        )
         fields.setdefault(f"exp_{prop}", (float | None, Field(None, description=f"experimental {prop}{u}")))
         fields.setdefault(f"exp_{prop}_source", (str | None, Field(None, description="source of the experiment")))
     for name in SUMMARY_EXTRA_FIELDS:

@@ -219,6 +219,18 @@ def _sampling(entries: list[Any], use: list[int]) -> tuple[float | None, float |
     return (float(sum(n_eff)) if n_eff else None), (max(t_equil) if t_equil else None)
 
 
+def _needs_ps(entries: list[Any], tids: list[str], by_tid: dict[str, dict[str, dict]]) -> float | None:
+    """More production (ps) the least-short run needs for the property to converge: ``(run_factor − 1) × its
+    production`` (:mod:`electrodb.flows.segments`); None when no run says (or none can get there by running)."""
+    out = []
+    for entry, tid in zip(entries, tids, strict=True):
+        factor = entry.get("run_factor") if isinstance(entry, dict) else None
+        if isinstance(factor, (int, float)) and not isinstance(factor, bool) and np.isfinite(factor):
+            ps = float((by_tid[tid].get("trajectory") or {}).get("duration_ps") or 0.0)
+            out.append(max(float(factor) - 1.0, 0.0) * ps)
+    return min(out) if out else None
+
+
 class ElectrolyteSummaryBuilder(Builder):
     """Group property documents by ``electrolyte_id`` and write merged summaries (incrementally)."""
 
@@ -396,8 +408,8 @@ class ElectrolyteSummaryBuilder(Builder):
 
     @staticmethod
     def _flatten(tids: list[str], by_tid: dict[str, dict[str, dict]]) -> dict[str, Any]:
-        """``P``, ``P_err``, ``P_status``, ``P_criterion``, ``P_reason``, ``P_n_runs``, ``P_n_eff`` and
-        ``P_t_equil_ps`` for every headline property."""
+        """``P``, ``P_err``, ``P_status``, ``P_criterion``, ``P_reason``, ``P_n_runs``, ``P_n_eff``,
+        ``P_t_equil_ps`` and ``P_needs_ps`` for every headline property."""
         flat: dict[str, Any] = {}
         for prop, where in PROPERTIES.items():
             values, errors, verdicts, entries = [], [], [], []
@@ -423,6 +435,7 @@ class ElectrolyteSummaryBuilder(Builder):
                 verdicts.append(verdict)
             value, error, verdict, use = _merge_runs(values, errors, verdicts)
             n_eff, t_equil = _sampling(entries, use)
+            needs = 0.0 if verdict.status in ("converged", "input") else _needs_ps(entries, tids, by_tid)
             flat.update(
                 {
                     prop: value,
@@ -433,6 +446,7 @@ class ElectrolyteSummaryBuilder(Builder):
                     f"{prop}_n_runs": len(use),
                     f"{prop}_n_eff": n_eff,
                     f"{prop}_t_equil_ps": t_equil,
+                    f"{prop}_needs_ps": needs,
                 }
             )
         return flat

@@ -24,7 +24,12 @@ def _load_campaign(spec: Path, model: str | None) -> Campaign:
     if model:
         campaign = campaign.model_copy(update={"model": model})
     from electrodb.flows.campaign import with_model_cutoff
+    from electrodb.flows.segments import check_until
 
+    try:
+        check_until(campaign)
+    except ValueError as exc:
+        fail(f"{spec}: {exc}")
     campaign, note = with_model_cutoff(campaign)
     if note:
         console.print(f"note: {note}", soft_wrap=True, markup=False)
@@ -94,8 +99,10 @@ def campaign_status(
             fail(str(exc))
     table = Table(title=f"campaign {campaign.name}: {len(specs)} systems")
     columns = ["system id", "salt", "m mol/kg", "T K", "status", *(["engine state"] if backend else [])]
-    for col in (*columns, "frames", "T check", "reason"):
-        table.add_column(col, justify="right" if col in ("m mol/kg", "T K", "frames") else "left")
+    segmented = campaign.until is not None
+    extra = ["converged", "pending: needs ≈"] if segmented else []
+    for col in (*columns, "frames", "ps", "T check", *extra, "reason"):
+        table.add_column(col, justify="right" if col in ("m mol/kg", "T K", "frames", "ps") else "left")
     counts: dict[str, int] = {}
     for st in states:
         s = st.spec
@@ -109,8 +116,10 @@ def campaign_status(
             st.status,
             *engine_cell,
             str(st.n_frames),
+            f"{st.production_ps:.3g}",
             str(st.temperature_status or "—"),
-            (st.reason or "")[:200],
+            *(reporting.convergence_cells(st.convergence) if segmented else []),
+            (st.reason or (st.convergence or {}).get("reason") or "")[:200],
         )
     console.print(table)
     console.print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())), soft_wrap=True)

@@ -26,7 +26,7 @@ from electrodb.settings import get_settings
 from electrodb.store.stores import ElectroDBStores, get_stores
 from electrodb.systems.campaign import Campaign
 
-__all__ = ["demo_campaign", "format_value", "property_table", "run_demo", "thermo_table"]
+__all__ = ["demo_campaign", "format_value", "needs_text", "property_table", "run_demo", "thermo_table"]
 
 
 def demo_campaign(model: str) -> Campaign:
@@ -46,8 +46,23 @@ _COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("cn_cation_O", "CN(+–O)", 1),
     ("r_anion_O", "r(-–O) Å", 2),
     ("cn_anion_O", "CN(-–O)", 1),
+    ("r_water_O", "r(O–O) Å", 2),
+    ("cn_water_O", "CN(O–O)", 1),
     ("cip_fraction_cation", "CIP frac.", 2),
 )
+
+
+def needs_text(doc: dict, key: str, ps_per_hour: float | None) -> str:
+    """``"needs ≈ 3.2 ps more (≈ 4 min on this machine)"`` from ``P_needs_ps`` and the run's measured speed;
+    ``""`` when not estimated (or when running longer cannot make it converge, which its reason says)."""
+    needs = doc.get(f"{key}_needs_ps")
+    if needs is None:
+        return ""
+    text = f"needs ≈ {needs:.2g} ps more"
+    if ps_per_hour:
+        minutes = needs / ps_per_hour * 60.0
+        text += f" (≈ {minutes:.0f} min on this machine)" if minutes >= 1 else " (< 1 min on this machine)"
+    return text
 
 
 def format_value(doc: dict, key: str, digits: int = 2) -> tuple[str, str | None]:
@@ -84,14 +99,17 @@ def property_table(stores: ElectroDBStores, campaign: str) -> tuple[Table, list[
         table.add_column(header, justify="right")
     notes: list[str] = []
 
-    def cell(doc: dict, key: str, digits: int, header: str) -> str:
+    def cell(doc: dict, key: str, digits: int, header: str, speed: float | None) -> str:
         text, reason = format_value(doc, key, digits)
         if reason is None:
             return text
-        notes.append(f"[{len(notes) + 1}] {doc['salt']} {doc['molality']:.2f} m, {header}: {reason}")
+        more = needs_text(doc, key, speed) if doc.get(f"{key}_status") in ("unconverged", "insufficient") else ""
+        prefix = f"{more}: " if more else ""
+        notes.append(f"[{len(notes) + 1}] {doc['salt']} {doc['molality']:.2f} m, {header}: {prefix}{reason}")
         return f"{text} [{len(notes)}]"
 
     for doc in stores.electrolytes.query({"campaign_ids": campaign}, sort={"salt": 1, "molality": 1}):
+        speed = _ps_per_hour(stores, doc.get("trajectory_ids") or [])
         t_mean = doc.get("T_mean")
         t_text = "—" if t_mean is None else f"{t_mean:.0f}"
         if doc.get("T_mean_status") not in (None, "converged"):
@@ -102,9 +120,19 @@ def property_table(stores: ElectroDBStores, campaign: str) -> tuple[Table, list[
             f"{doc['molality']:.2f}",
             f"{doc['total_ps']:.2f}",
             f"{t_text} ({doc['temperature']:.0f})",
-            *(cell(doc, key, digits, header) for key, header, digits in _COLUMNS),
+            *(cell(doc, key, digits, header, speed) for key, header, digits in _COLUMNS),
         )
     return table, notes
+
+
+def _ps_per_hour(stores: ElectroDBStores, trajectory_ids: list[str]) -> float | None:
+    """Production speed of these runs on this machine (ps per wall hour), or None."""
+    docs = list(
+        stores.trajectories.query({"trajectory_id": {"$in": trajectory_ids}}, properties=["duration_ps", "wall_time_s"])
+    )
+    ps = sum(float(d.get("duration_ps") or 0.0) for d in docs)
+    wall = sum(float(d.get("wall_time_s") or 0.0) for d in docs)
+    return ps / (wall / 3600.0) if ps > 0 and wall > 0 else None
 
 
 def thermo_table(stores: ElectroDBStores, model_id: str) -> list[Table | str]:

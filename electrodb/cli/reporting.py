@@ -19,7 +19,14 @@ from rich.table import Table
 from electrodb.systems.boxes import SystemError as BoxError
 from electrodb.systems.campaign import Campaign
 
-__all__ = ["failure_lines", "make_console", "plan_table", "run_with_progress"]
+__all__ = [
+    "convergence_cells",
+    "failure_lines",
+    "format_needs",
+    "make_console",
+    "plan_table",
+    "run_with_progress",
+]
 
 #: Width used when the output is not a terminal and ``COLUMNS`` is not set.
 FILE_WIDTH = 160
@@ -98,6 +105,9 @@ def run_with_progress(campaign: Campaign, stores: Any, console: Console, maker: 
 
         def on_line(line: str) -> None:
             progress.update(task, status=line)
+            if ": segment " in line:  # a segment's judgement: always one line (flows.segments)
+                console.log(line, markup=False)
+                return
             if not console.is_terminal and time.monotonic() - last_line[0] > LINE_EVERY_S:
                 console.log(line)
                 last_line[0] = time.monotonic()
@@ -137,3 +147,30 @@ def failure_lines(summary: Any, stores_hint: str = "") -> list[str]:
     if summary.failed and stores_hint:
         lines.append(f"fix the cause above and run `{stores_hint}` again: completed systems are skipped")
     return lines
+
+
+def format_needs(needs_ps: float | None, ps_per_hour: float | None, unreachable: bool = False) -> str:
+    """``"≈ 12 ps (≈ 9 min)"``: the production a value still needs and its wall time at the measured speed."""
+    if unreachable:
+        return "not by running longer"
+    if needs_ps is None:
+        return "unknown"
+    text = f"≈ {needs_ps:.3g} ps"
+    if ps_per_hour:
+        minutes = needs_ps / ps_per_hour * 60.0
+        text += f" (≈ {minutes:.0f} min)" if minutes >= 1 else " (< 1 min)"
+    return text
+
+
+def convergence_cells(record: dict | None) -> list[str]:
+    """``campaign status`` cells of a system with ``until``: the properties converged, and each pending one with
+    what it still needs (:func:`format_needs`), from its last segment's judgement."""
+    if not record:
+        return ["—", "—"]
+    states = record.get("properties") or {}
+    speed = record.get("ps_per_hour")
+    pending = [
+        f"{p} {format_needs(states.get(p, {}).get('needs_ps'), speed, bool(states.get(p, {}).get('unreachable')))}"
+        for p in record.get("pending") or []
+    ]
+    return [", ".join(record.get("converged") or []) or "none", "; ".join(pending) or "none"]

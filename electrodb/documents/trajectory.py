@@ -69,6 +69,9 @@ class TrajectoryDocument(BaseModel):
     )
     temperature_criterion: str | None = None
     temperature_reason: str | None = None
+    md_resources: dict[str, Any] | None = Field(
+        None, description="what the production ran on: device ('cpu', 'cuda:0') and CPU threads"
+    )
     convergence: dict[str, Any] | None = Field(
         None,
         description="campaigns with until: the last segment's judgement (electrodb.flows.segments.SegmentRecord: "

@@ -138,6 +138,8 @@ def _cannot_batch(campaign: Campaign) -> str | None:
         return f"batched MD is Langevin only and md.thermostat is {campaign.md.thermostat!r}"
     if campaign.long_range is not None:
         return "batched MD has no long-range Coulomb term and the campaign sets long_range"
+    if campaign.until is not None:
+        return "batched MD runs fixed lengths and the campaign runs in segments until converged (until:)"
     return None
 
 

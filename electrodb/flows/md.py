@@ -96,6 +96,13 @@ def _model_sha256(spec: SystemSpec) -> str | None:
     return staged or (model_id if model_id.startswith("sha256:") else None)
 
 
+def _threads() -> int:
+    """CPU threads the MD runs with (torch's intra-op pool; what a campaign's core hours count)."""
+    import torch  # already loaded by the model
+
+    return int(torch.get_num_threads())
+
+
 def load_calculator(
     spec: SystemSpec, atoms: Atoms, stores: ElectroDBStores | None = None, model_file: dict[str, Any] | None = None
 ) -> tuple[Any, dict[str, Any]]:
@@ -122,6 +129,7 @@ def load_calculator(
     loaded = load_model(ModelRef.parse(reference), expected_id=sha256)
     loaded.check_elements(atoms.get_chemical_symbols())
     identity = loaded.identity.model_dump(mode="json")
+    identity["device"] = loaded.device  # where it ran (a campaign budget counts GPU and core hours apart)
     calc = loaded.calculator()
     recorded = model_long_range(stores, loaded.identity.model_id)
     long_range, source = resolve_long_range(spec.long_range, recorded, f"model {spec.model!r}")
@@ -248,6 +256,7 @@ class ProductionMDMaker(Maker):
                 ),
                 report=report,
                 label=f"{spec.salt} {spec.molality:.2f} m",
+                keep=spec.until is not None,  # the check and the next segment read the copy (flows.segments)
             )
 
     def _produce(
@@ -299,6 +308,7 @@ class ProductionMDMaker(Maker):
             stores,
             doc,
             status="running",
+            md_resources={"device": model.get("device") or "cpu", "threads": _threads()},
             density_kg_m3=system.density_kg_m3,
             density_err_kg_m3=system.density_err_kg_m3,
             density_converged=system.density_converged,

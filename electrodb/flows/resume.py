@@ -137,12 +137,14 @@ def produce_in_working_copy(
     produce: Callable[[ElectroDBStores], T],
     report: Callable[[str], None] | None = None,
     label: str | None = None,
+    keep: bool = False,
 ) -> T:
     """``produce(stores)`` on the job's stores, or, when those are :func:`volatile`, on a :class:`WorkingCopy`
     that is published into them and removed once its run has ended (kept for the next attempt otherwise).
 
     ``report`` is told (with ``label``, default the trajectory id) when a copy left by an earlier attempt is
-    resumed.
+    resumed. ``keep``: a finished copy is published but kept, for the convergence check and the next segment of
+    a campaign with ``until`` (:mod:`electrodb.flows.segments`, which removes it when the system stops).
     """
     copy = open_working_copy(job, trajectory_id)
     if copy is None:
@@ -153,7 +155,8 @@ def produce_in_working_copy(
         out = produce(copy.stores)
         if copy.finished():
             copy.publish()
-            copy.remove()
+            if not keep:
+                copy.remove()
         return out
     finally:
         copy.close()

@@ -36,7 +36,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobflow import Flow, Maker, Response
+from jobflow import CURRENT_JOB, Flow, Maker, Response
 from pydantic import BaseModel, Field
 
 from electrodb.builders.properties import AnalysisSettings
@@ -47,11 +47,13 @@ from electrodb.documents.trajectory import TrajectoryDocument
 from electrodb.flows.job_io import job_stores, store_job
 from electrodb.flows.md import ProductionMDMaker, report
 from electrodb.flows.md_records import mark, produced_ps
+from electrodb.flows.resume import open_working_copy
 from electrodb.store.stores import ElectroDBStores
 from electrodb.systems.budget import Budget
 from electrodb.systems.campaign import Campaign, SystemSpec
 
 __all__ = [
+    "ROUTES_KEY",
     "ConvergenceCheckMaker",
     "PropertyState",
     "SegmentRecord",
@@ -61,6 +63,8 @@ __all__ = [
     "decide",
     "judge_segment",
     "judge_trajectory",
+    "remember_routes",
+    "route_like_the_first",
     "still_stopped",
     "until_properties",
 ]
@@ -332,8 +336,25 @@ class ConvergenceCheckMaker(Maker):
         segment: int = 1,
     ) -> TrajectoryDocument | Response | None:
         with job_stores("trajectories", "data") as stores:
-            record = judge_segment(stores, spec, segment, self.settings)
-            doc = stores.trajectories.query_one({"trajectory_id": spec.system_id})
+            # jobflow-remote: the run lives in the worker-side working copy its production kept (flows.resume)
+            copy = open_working_copy(stores, spec.system_id)
+            try:
+                view = copy.stores if copy is not None else stores
+                record = judge_segment(view, spec, segment, self.settings)
+                doc = view.trajectories.query_one({"trajectory_id": spec.system_id})
+                if copy is not None:
+                    if doc is None:
+                        raise RuntimeError(
+                            f"no trajectory {spec.system_id} in this job's stores nor in the working copy "
+                            f"{copy.folder}: the convergence check must see the folder its production wrote; set "
+                            "ELECTRODB_RESUME_DIR on every worker to one shared folder"
+                        )
+                    copy.publish()  # the judgement reaches the database with this job's outputs
+                    if record is None or record.decision != "continue" or not self.continue_segments:
+                        copy.remove()
+            finally:
+                if copy is not None:
+                    copy.close()
         if record is None or doc is None:
             return trajectory
         doc.pop("_id", None)
@@ -346,9 +367,38 @@ class ConvergenceCheckMaker(Maker):
         label = f"{spec.salt} {spec.molality:.2f} m {spec.temperature:.0f} K"
         prod.name = f"production {label} segment {segment + 1}"
         check.name = f"convergence check {label} segment {segment + 1}"
-        for job in (prod, check):
-            job.metadata.update({"electrodb_system_id": spec.system_id})
+        route_like_the_first(prod, check)
         return Response(output=out, addition=Flow([prod, check], output=check.output))
+
+
+#: Job metadata key holding the engine settings (``config.manager_config``) of the first production and check,
+#: set by the engines (:mod:`electrodb.managers.fireworks`, :mod:`electrodb.managers.jobflow_remote`) so that
+#: every later segment is routed like the first: production to the GPU worker, the check to the CPU worker.
+ROUTES_KEY = "electrodb_routes"
+
+
+def remember_routes(flow: Flow) -> None:
+    """Record, on each convergence check of ``flow``, the engine settings its engine gave the first production and
+    check (:data:`ROUTES_KEY`), so the segments it adds are routed the same way. Engines call it after routing."""
+    jobs = [job for job, _ in flow.iterflow()]
+    production = next((j for j in jobs if (j.name or "").startswith("production")), None)
+    for check in (j for j in jobs if (j.name or "").startswith("convergence check")):
+        check.metadata[ROUTES_KEY] = {
+            "production": dict(production.config.manager_config) if production is not None else {},
+            "check": dict(check.config.manager_config),
+        }
+
+
+def route_like_the_first(production: Any, check: Any) -> None:
+    """Give a new segment's jobs the metadata (system id, submission, staged model) and engine settings of the
+    running check job, which the engines copied from the first segment (:data:`ROUTES_KEY`)."""
+    current = CURRENT_JOB.job
+    metadata = dict(current.metadata or {}) if current is not None else {}
+    routes = metadata.get(ROUTES_KEY) or {}
+    for job, stage in ((production, "production"), (check, "check")):
+        job.metadata.update(metadata)
+        if routes.get(stage):
+            job.config.manager_config = {**job.config.manager_config, **routes[stage]}
 
 
 def judge_segment(

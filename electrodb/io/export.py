@@ -125,7 +125,7 @@ def _unit_slug(unit: str) -> str:
 
 def property_column(prop: str, kind: str = "value") -> str:
     """Column name of a summary property: ``kind`` is ``value``, ``err``, ``status``, ``reason``, ``n_eff``,
-    ``t_equil``, ``exp`` or ``exp_source``."""
+    ``t_equil``, ``needs`` (more production it needs, ps), ``exp`` or ``exp_source``."""
     slug = _unit_slug(SUMMARY_PROPERTIES[prop][0])
     sfx = f"_{slug}" if slug else ""
     return {
@@ -135,6 +135,7 @@ def property_column(prop: str, kind: str = "value") -> str:
         "reason": f"{prop}_reason",
         "n_eff": f"{prop}_n_eff",
         "t_equil": f"{prop}_t_equil_ps",
+        "needs": f"{prop}_needs_ps",
         "exp": f"exp_{prop}{sfx}",
         "exp_source": f"exp_{prop}_source",
     }[kind]
@@ -171,6 +172,7 @@ def export_columns(with_arrays: bool = False) -> list[tuple[str, pa.DataType]]:
             (property_column(prop, "reason"), s),
             (property_column(prop, "n_eff"), f),
             (property_column(prop, "t_equil"), f),
+            (property_column(prop, "needs"), f),
             (property_column(prop, "exp"), f),
             (property_column(prop, "exp_source"), s),
         ]
@@ -278,6 +280,7 @@ def summary_row(
         row[property_column(prop, "reason")] = as_str(doc.get(f"{prop}_reason"))
         row[property_column(prop, "n_eff")] = as_float(doc.get(f"{prop}_n_eff"))
         row[property_column(prop, "t_equil")] = as_float(doc.get(f"{prop}_t_equil_ps"))
+        row[property_column(prop, "needs")] = as_float(doc.get(f"{prop}_needs_ps"))
         row[property_column(prop, "exp")] = as_float(doc.get(f"exp_{prop}"))
         row[property_column(prop, "exp_source")] = as_str(doc.get(f"exp_{prop}_source"))
     row["density_source"] = as_str(doc.get("density_source"))

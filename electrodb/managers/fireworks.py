@@ -26,6 +26,7 @@ from typing import Any
 
 from jobflow import Flow, JobStore
 
+from electrodb.flows.segments import remember_routes
 from electrodb.managers.stages import (
     ACTIVE_PHASES,
     SYSTEM_KEY,
@@ -78,6 +79,7 @@ def workflow_for(
     submission_id = str(options.extra.get("submission_id") or "manual")
     for _, flow in flows:
         _routing(flow, options, submission_id)
+        remember_routes(flow)  # later segments (until:) go where the first went
     return flow_to_workflow(Flow([f for _, f in flows], name=name), store=job_store)
 
 

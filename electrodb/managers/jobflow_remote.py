@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobflow import Flow, JobStore
 
+from electrodb.flows.segments import remember_routes
 from electrodb.managers.jobflow_remote_project import (
     CPU_EXEC_CONFIG,
     EMBEDDED_FIX,
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 #: Stages whose jobs load the model and so receive it as the input ``model_file``.
-MODEL_INPUT_STAGES = ("equilibrate", "production")
+MODEL_INPUT_STAGES = ("equilibrate", "production", "convergence")  # a check passes it to the next segment
 
 SYSTEM_KEY = "electrodb_system_id"  # job metadata naming the system (set by the campaign on every job)
 SUBMISSION_KEY = "electrodb_submission"  # job metadata: UTC time of the submit call that queued the job
@@ -222,6 +223,7 @@ class JobflowRemoteBackend:
                     )
                     if models[spec.model] is not None and job_stage(job) in MODEL_INPUT_STAGES:
                         job.function_kwargs["model_file"] = models[spec.model]
+                remember_routes(flow)  # later segments (until:) go where the first went
             campaign = chunk[0][0].campaign
             batch = Flow([f for _, f in chunk], name=f"electrodb {campaign} systems {start + 1}-{start + len(chunk)}")
             # the model reference points at a published output outside the flow; the runner resolves it

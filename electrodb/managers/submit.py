@@ -239,6 +239,8 @@ class SystemState:
     reason: str | None = None
     n_frames: int = 0
     temperature_status: str | None = None
+    production_ps: float = 0.0
+    convergence: dict | None = None  # the last segment's judgement (campaigns with until: flows.segments)
 
 
 def campaign_states(
@@ -256,7 +258,15 @@ def campaign_states(
         d["trajectory_id"]: d
         for d in stores.trajectories.query(
             {"trajectory_id": {"$in": ids}},
-            properties=["trajectory_id", "status", "status_reason", "n_frames", "temperature_status"],
+            properties=[
+                "trajectory_id",
+                "status",
+                "status_reason",
+                "n_frames",
+                "frame_interval_ps",
+                "temperature_status",
+                "convergence",
+            ],
         )
     }
     engine = backend.states(ids) if backend is not None and ids else {}
@@ -292,6 +302,8 @@ def campaign_states(
                 reason=reason,
                 n_frames=int(doc.get("n_frames") or 0),
                 temperature_status=doc.get("temperature_status"),
+                production_ps=max(int(doc.get("n_frames") or 0) - 1, 0) * float(doc.get("frame_interval_ps") or 0.0),
+                convergence=doc.get("convergence"),
             )
         )
     return out

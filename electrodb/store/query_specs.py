@@ -85,6 +85,7 @@ def property_fields(prop: str) -> tuple[str, ...]:
         f"{prop}_n_runs",
         f"{prop}_n_eff",
         f"{prop}_t_equil_ps",
+        f"{prop}_needs_ps",
         f"exp_{prop}",
         f"exp_{prop}_source",
     )
@@ -189,6 +190,7 @@ RANGE_FIELDS: dict[str, str] = {
     "molality": "molality",
     "temperature": "temperature",
     **{p: p for p in SUMMARY_PROPERTIES},
+    **{f"{p}_needs_ps": f"{p}_needs_ps" for p in SUMMARY_PROPERTIES},
 }
 #: Equality filter name → document field.
 EQ_FIELDS: dict[str, str] = {
@@ -213,7 +215,8 @@ SPECS: dict[str, CollectionSpec] = {
         "electrolytes",
         "electrolyte_id",
         frozenset(summary_fields()),
-        _SUMMARY_SCALARS + tuple(f for p in SUMMARY_PROPERTIES for f in (p, f"{p}_err", f"{p}_status", f"exp_{p}")),
+        _SUMMARY_SCALARS
+        + tuple(f for p in SUMMARY_PROPERTIES for f in (p, f"{p}_err", f"{p}_status", f"{p}_needs_ps", f"exp_{p}")),
         (
             "salt",
             "cation",
@@ -226,6 +229,7 @@ SPECS: dict[str, CollectionSpec] = {
             "temperature_min",
             "temperature_max",
             *(f"{p}_{b}" for p in SUMMARY_PROPERTIES for b in ("min", "max")),
+            *(f"{p}_needs_ps_{b}" for p in SUMMARY_PROPERTIES for b in ("min", "max")),
             *(f"{p}_status" for p in SUMMARY_PROPERTIES),
         ),
     ),
