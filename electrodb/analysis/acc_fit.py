@@ -36,6 +36,7 @@ from electrodb.analysis.activity import (
     water_density,
 )
 from electrodb.analysis.convergence import Verdict, worst
+from electrodb.analysis.run_factor import error_factor
 
 __all__ = ["AccFit", "ActivitySeries", "activity_from_fit", "activity_series_from_acc", "fit_acc"]
 
@@ -51,7 +52,8 @@ class AccFit:
     ----------
     verdict : Verdict
         'insufficient' (nothing fitted; the numeric fields below that depend on the fit are None),
-        'unconverged' (fit poor: χ² p-value below ``min_p_value``) or 'converged'.
+        'unconverged' (fit poor: χ² p-value below ``min_p_value``) or 'converged'. ``run_factor``: inf when
+        concentrations are missing or degenerate (other systems are needed, not longer runs), None for a poor fit.
     c, a_cc, a_cc_err : (n,) mol/L, the fitted points and their standard errors
     order : K;  ion_size : Å (fixed a);  z_plus, z_minus;  T : K
     params : (K,) b_1 … b_K in (L/mol)^k;  covariance : (K, K), from the a_cc errors taken as absolute
@@ -193,13 +195,15 @@ def fit_acc(
     )
     common = {"order": k_order, "ion_size": float(ion_size), "z_plus": z_plus, "z_minus": z_minus, "T": T}
 
-    def refuse(reason: str) -> AccFit:
-        return AccFit(Verdict("insufficient", criterion, reason), c, a, s, **common)
+    def refuse(reason: str, factor: float | None = None) -> AccFit:
+        return AccFit(Verdict("insufficient", criterion, reason, factor), c, a, s, **common)
+
+    more = float("inf")  # concentrations are added by running other systems, not by running these longer
 
     if a.shape != c.shape or s.shape != c.shape or c.ndim != 1:
         raise ValueError("c, a_cc and a_cc_err must be 1-D arrays of equal length")
     if k_order < 1:
-        return refuse(f"{n} concentration(s): a fit of order K >= 1 needs at least 2 (K + 1)")
+        return refuse(f"{n} concentration(s): a fit of order K >= 1 needs at least 2 (K + 1)", more)
     if not (np.all(np.isfinite(c)) and np.all(np.isfinite(a)) and np.all(np.isfinite(s))):
         return refuse("non-finite molarity, a_cc or a_cc error")
     if np.any(c <= 0) or np.any(a <= 0) or np.any(s <= 0):
@@ -214,6 +218,7 @@ def fit_acc(
                 "insufficient",
                 criterion,
                 f"{n_distinct} distinct concentration(s) < {k_order + 1} (order {k_order} + 1)",
+                more,
             ),
             **common_pts,
             **common,
@@ -221,7 +226,10 @@ def fit_acc(
     if c[-1] / c[0] < min_range_ratio:
         return AccFit(
             Verdict(
-                "insufficient", criterion, f"degenerate range: c_max/c_min = {c[-1] / c[0]:.3g} < {min_range_ratio:g}"
+                "insufficient",
+                criterion,
+                f"degenerate range: c_max/c_min = {c[-1] / c[0]:.3g} < {min_range_ratio:g}",
+                more,
             ),
             **common_pts,
             **common,
@@ -231,7 +239,7 @@ def fit_acc(
     xw, yw = x / s[:, None], y / s
     if np.linalg.cond(xw) > max_condition:
         return AccFit(
-            Verdict("insufficient", criterion, "design matrix ill-conditioned (degenerate concentrations)"),
+            Verdict("insufficient", criterion, "design matrix ill-conditioned (degenerate concentrations)", more),
             **common_pts,
             **common,
         )
@@ -402,13 +410,23 @@ def activity_from_fit(
     worst_err = float(np.max(ln_y_err))
     if worst_err > max_gamma_rel_err:
         checks.append(
-            Verdict("unconverged", criterion, f"gamma relative error {worst_err:.3g} > {max_gamma_rel_err:g}")
+            Verdict(
+                "unconverged",
+                criterion,
+                f"gamma relative error {worst_err:.3g} > {max_gamma_rel_err:g}",
+                error_factor(worst_err, max_gamma_rel_err),  # every a_cc error shrinks as 1/√T
+            )
         )
     else:
         checks.append(Verdict("converged", criterion))
     if extrap.any():
         checks.append(
-            Verdict("unconverged", criterion, f"extrapolated beyond the fitted range (c_max = {fit.c_max:.4g} mol/L)")
+            Verdict(
+                "unconverged",
+                criterion,
+                f"extrapolated beyond the fitted range (c_max = {fit.c_max:.4g} mol/L)",
+                float("inf"),  # a longer run does not widen the range
+            )
         )
     return ActivitySeries(
         molality=me,

@@ -55,6 +55,7 @@ import numpy as np
 
 from electrodb.analysis.convergence import ConvergenceTargets, Verdict
 from electrodb.analysis.kb_finite_size import check_kb_grid, finite_volume_kb, ganguly_correction, kruger_extrapolate
+from electrodb.analysis.run_factor import rms_factor, series_factor
 from electrodb.analysis.sampling import SeriesReport, sampling_problems
 
 __all__ = ["KB_KEYS", "AccSeries", "acc_block_series", "acc_sampling_verdict", "acc_travel_verdict"]
@@ -171,8 +172,9 @@ def acc_sampling_verdict(report: SeriesReport | None, targets: ConvergenceTarget
 
     ``insufficient`` without a series (no time blocks); ``unconverged`` when
     :func:`~electrodb.analysis.sampling.sampling_problems` finds fewer than ``targets.min_n_eff`` independent
-    samples, halves that differ by more than ``targets.stationarity_sigma`` or an error of exactly 0; else
-    ``converged``.  Combine with :func:`~electrodb.analysis.kirkwood_buff.acc_verdict` (box, ions, error, range).
+    samples, halves that differ by more than ``targets.stationarity_sigma`` or an error of exactly 0
+    (``run_factor`` ``min_n_eff / n_eff``; None for a drift or a constant series); else ``converged``.  Combine
+    with :func:`~electrodb.analysis.kirkwood_buff.acc_verdict` (box, ions, error, range).
     """
     t = targets or ConvergenceTargets()
     crit = f"a_cc series: >= {t.min_n_eff:g} independent samples, halves within {t.stationarity_sigma:g} sigma"
@@ -180,7 +182,7 @@ def acc_sampling_verdict(report: SeriesReport | None, targets: ConvergenceTarget
         return Verdict("insufficient", crit, "no time series of a_cc (fewer than 2 time blocks)")
     problems = sampling_problems(report, t.min_n_eff, t.stationarity_sigma, "a_cc")
     if problems:
-        return Verdict("unconverged", crit, "; ".join(problems))
+        return Verdict("unconverged", crit, "; ".join(problems), series_factor(report, t.min_n_eff))
     return Verdict("converged", crit)
 
 
@@ -190,7 +192,8 @@ def acc_travel_verdict(
     """Whether the ions travelled far enough over the run for the ion pairs the KB integrals count to be renewed.
 
     ``insufficient`` when the ions' root-mean-square displacement over the production frames is below
-    ``targets.acc_min_travel`` × the KB integration range (Å), else ``converged``.
+    ``targets.acc_min_travel`` × the KB integration range (Å), with ``run_factor`` (need / moved)² (diffusive
+    travel grows as √T); else ``converged``.
 
     Parameters
     ----------
@@ -211,5 +214,6 @@ def acc_travel_verdict(
             f"the ions moved {rms_displacement_A:.3g} Å (RMS) in {n_frames} frames, < {t.acc_min_travel:g} × the "
             f"{kb_range_A:.3g} Å KB range = {need:.3g} Å: the ion pairs a_cc counts were not renewed often enough "
             "for its error bar to hold",
+            rms_factor(need, rms_displacement_A),  # diffusive travel grows as √T
         )
     return Verdict("converged", crit)

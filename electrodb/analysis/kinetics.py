@@ -39,7 +39,7 @@ else ``converged``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.integrate import trapezoid
@@ -320,10 +320,11 @@ class ResidenceResult:
     tau_estimate: float | None = None
     status: Status = "insufficient"
     criterion: str = ""
+    run_factor: float | None = None
 
     @property
     def verdict(self) -> Verdict:
-        return Verdict(self.status, self.criterion, self.reason)
+        return Verdict(self.status, self.criterion, self.reason, self.run_factor)
 
 
 def residence_verdict(
@@ -336,7 +337,8 @@ def residence_verdict(
     """Verdict of a residence time ``tau`` (ps; None if it could not be computed, ``failure`` says why).
 
     ``insufficient`` when ``tau`` is None; ``unconverged`` when ``run_length_ps < residence_min_run_over_tau × tau``
-    or ``tau_err`` is None; else ``converged``.
+    or ``tau_err`` is None; else ``converged``. ``run_factor``: ``residence_min_run_over_tau × tau / run`` for a
+    run too short for tau (None for the other failures).
     """
     t = targets or ConvergenceTargets()
     crit = f"run length >= {t.residence_min_run_over_tau:g} tau; block error available"
@@ -344,7 +346,8 @@ def residence_verdict(
         return Verdict("insufficient", crit, f"tau could not be computed: {failure or 'no estimate'}")
     n_tau = t.residence_min_run_over_tau
     if run_length_ps < n_tau * tau:
-        return Verdict("unconverged", crit, f"run {run_length_ps:.3g} ps < {n_tau:g} × tau = {n_tau * tau:.3g} ps")
+        why = f"run {run_length_ps:.3g} ps < {n_tau:g} × tau = {n_tau * tau:.3g} ps"
+        return Verdict("unconverged", crit, why, n_tau * tau / run_length_ps if run_length_ps > 0 else None)
     if tau_err is None:
         return Verdict("unconverged", crit, "no block error: run too short for blocks or a block did not decay")
     return Verdict("converged", crit)
@@ -448,10 +451,13 @@ def residence_time(
             tb, _ = _fit_tau(lb, sb, method, s_min, max_lag_fraction * lb[-1], decay_threshold)
             tau_blocks[k] = np.nan if tb is None else tb
     if tau is None:
-        if tau_estimate is None:
+        if tau_estimate is None:  # S(t) above 1/e up to the longest lag used: tau is longer, a lower bound
             v = residence_verdict(None, run, None, reason, tgt)
+            slow = np.isfinite(s[0]) and np.nanmin(s[lags <= max_lag_fraction * lags[-1]]) > decay_threshold
+            v = replace(v, run_factor=max_lag_fraction * lags[-1] / (frac * run) if slow else None)
         else:  # run too short for tau: at best unconverged, whichever of the two criteria failed
             v = Verdict("unconverged", residence_verdict(None, run, targets=tgt).criterion, reason)
+            v = replace(v, run_factor=tau_estimate / (frac * run))
         return ResidenceResult(
             None,
             None,
@@ -468,6 +474,7 @@ def residence_time(
             tau_estimate=tau_estimate,
             status=v.status,
             criterion=v.criterion,
+            run_factor=v.run_factor,
         )
     tau_err = None
     if len(tau_blocks) >= 2 and np.all(np.isfinite(tau_blocks)):
@@ -489,4 +496,5 @@ def residence_time(
         tau_estimate=tau,
         status=v.status,
         criterion=v.criterion,
+        run_factor=v.run_factor,
     )

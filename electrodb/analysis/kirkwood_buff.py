@@ -31,7 +31,7 @@ import numpy as np
 from scipy.constants import N_A
 from scipy.integrate import trapezoid
 
-from electrodb.analysis.convergence import ConvergenceTargets, Verdict
+from electrodb.analysis.convergence import ConvergenceTargets, Verdict, combine_run_factors
 from electrodb.analysis.kb_finite_size import (
     check_kb_grid,
     finite_volume_kb,
@@ -39,6 +39,7 @@ from electrodb.analysis.kb_finite_size import (
     kb_integral_running,
     kruger_extrapolate,
 )
+from electrodb.analysis.run_factor import error_factor
 from electrodb.analysis.statistics import block_standard_error
 
 __all__ = [
@@ -419,6 +420,9 @@ def acc_verdict(
       ``min_range_fraction`` × L/2.
     * ``converged`` otherwise.
 
+    ``run_factor``: ``inf`` for the box edge, the ion counts and the range (set by the system and the settings,
+    not by the run length); (error / ``acc_max_err``)² for the error (∝ 1/√T); None without an error.
+
     Parameters
     ----------
     a_cc, a_cc_err : float or None
@@ -441,25 +445,31 @@ def acc_verdict(
         f"KB a_cc: box edge >= {t.acc_min_box_A:g} Å, >= {t.acc_min_like_ions} ions of each species, "
         f"standard error <= {t.acc_max_err:g}, integration to >= {min_range_fraction:g} L/2"
     )
+    inf = float("inf")  # set by the box, the ions or the settings: no run length helps
     if not np.isfinite(kb_range_A) or kb_range_A < min_range_A:
-        return Verdict(
-            "insufficient", criterion, f"RDF range {kb_range_A:.3g} Å < {min_range_A:g} Å: too short to integrate"
-        )
+        why = f"RDF range {kb_range_A:.3g} Å < {min_range_A:g} Å: too short to integrate (a longer run does not help)"
+        return Verdict("insufficient", criterion, why, inf)
     if a_cc is None or not np.isfinite(a_cc):
         return Verdict("insufficient", criterion, "no finite a_cc")
-    reasons = []
+    reasons, factors = [], []
     if box_length_A < t.acc_min_box_A:
-        reasons.append(f"box edge {box_length_A:.3g} Å < {t.acc_min_box_A:g} Å (acc_min_box_A)")
+        reasons.append(
+            f"box edge {box_length_A:.3g} Å < {t.acc_min_box_A:g} Å (acc_min_box_A; a longer run does not help)"
+        )
+        factors.append(inf)
     for name, n in ion_counts.items():
         if n < t.acc_min_like_ions:
-            reasons.append(f"{n} {name} < {t.acc_min_like_ions} (acc_min_like_ions)")
+            reasons.append(f"{n} {name} < {t.acc_min_like_ions} (acc_min_like_ions; a longer run does not help)")
+            factors.append(inf)
     if a_cc_err is None or not np.isfinite(a_cc_err):
         reasons.append("no standard error of a_cc (needs g(r) blocks)")
     elif a_cc_err > t.acc_max_err:
         reasons.append(f"standard error of a_cc {a_cc_err:.3g} > {t.acc_max_err:g} (acc_max_err)")
+        factors.append(error_factor(a_cc_err, t.acc_max_err))  # the error shrinks as 1/√T
     if kb_range_A < min_range_fraction * 0.5 * box_length_A:
         reach = min_range_fraction * 0.5 * box_length_A
         reasons.append(f"KB range {kb_range_A:.3g} Å < {min_range_fraction:g} L/2 = {reach:.3g} Å")
+        factors.append(inf)
     if reasons:
-        return Verdict("unconverged", criterion, "; ".join(reasons))
+        return Verdict("unconverged", criterion, "; ".join(reasons), combine_run_factors(*factors))
     return Verdict("converged", criterion)

@@ -183,7 +183,9 @@ def check_temperature(
     -------
     TemperatureCheck
         Mean, standard deviation, standard error and verdict. The reason of an ``unconverged`` verdict gives
-        ⟨T⟩ ± SE, the target, the deviation and the tolerance.
+        ⟨T⟩ ± SE, the target, the deviation and the tolerance; its ``run_factor`` is inf (an offset that is both
+        beyond the tolerance and significant does not go away with a longer run). Too few samples: the factor
+        that gives ``MIN_TEMPERATURE_SAMPLES``.
     """
     targets = targets or ConvergenceTargets()
     if not 0.0 <= discard_fraction < 1.0:
@@ -200,6 +202,7 @@ def check_temperature(
             "insufficient",
             criterion,
             f"{t.size} finite temperature samples (< {MIN_TEMPERATURE_SAMPLES}); run temperature not checked",
+            MIN_TEMPERATURE_SAMPLES / t.size if t.size else None,  # samples ∝ T; none: not recorded
         )
         return TemperatureCheck(mean, std, math.nan, float(target_K), math.nan, int(t.size), verdict)
     est = timeseries_error(t)
@@ -223,6 +226,7 @@ def check_temperature(
             criterion,
             f"mean temperature {mean:.1f} ± {err:.1f} K is {dev:+.1f} K from the target {target_K:g} K "
             f"(allowed ±{allowed:.1f} K); the run is not at its labelled temperature",
+            math.inf,  # a significant offset beyond the tolerance: a longer run measures it better, not away
         )
     return TemperatureCheck(mean, std, err, float(target_K), float(g), int(t.size), verdict)
 

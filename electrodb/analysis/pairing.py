@@ -39,8 +39,9 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from electrodb.analysis.convergence import ConvergenceTargets, Status, Verdict, worst
+from electrodb.analysis.convergence import ConvergenceTargets, Status, Verdict, combine_run_factors, worst
 from electrodb.analysis.periodic import as_cells, frame_chunk, frame_distances, is_orthorhombic
+from electrodb.analysis.run_factor import count_factor, series_factor
 from electrodb.analysis.sampling import SeriesReport, analyse_series, sampling_problems
 from electrodb.analysis.statistics import block_mean_error
 
@@ -89,6 +90,8 @@ class PairingResult:
     event_buffer_A : float, Å
     status, criterion, reason : str
         Verdict of the fractions (see :func:`pairing_verdict`).
+    run_factor : float or None
+        How much longer the run must be for it to pass (:class:`~electrodb.analysis.convergence.Verdict`).
     """
 
     cation_fractions: dict[str, float]
@@ -115,24 +118,28 @@ class PairingResult:
     status: Status = "insufficient"
     criterion: str = ""
     reason: str = ""
+    run_factor: float | None = None
 
     @property
     def verdict(self) -> Verdict:
-        return Verdict(self.status, self.criterion, self.reason)
+        return Verdict(self.status, self.criterion, self.reason, self.run_factor)
 
 
 def pairing_verdict(n_events: int, n_cations: int, n_anions: int, targets: ConvergenceTargets | None = None) -> Verdict:
     """Verdict of pairing fractions from the number of contact formation/breaking events.
 
-    ``insufficient`` without cations or anions (no cation–anion pair possible); ``unconverged`` with fewer than
-    ``targets.pairing_min_events`` events; else ``converged``.
+    ``insufficient`` without cations or anions (no cation–anion pair possible; ``run_factor`` inf); ``unconverged``
+    with fewer than ``targets.pairing_min_events`` events (``run_factor`` target / events, events ∝ T, none read
+    as one); else ``converged``.
     """
     t = targets or ConvergenceTargets()
     crit = f"ion–ion contact formation + breaking events >= {t.pairing_min_events}"
     if n_cations == 0 or n_anions == 0:
-        return Verdict("insufficient", crit, f"no cation–anion pairs ({n_cations} cations, {n_anions} anions)")
+        why = f"no cation–anion pairs ({n_cations} cations, {n_anions} anions)"
+        return Verdict("insufficient", crit, why, float("inf"))
     if n_events < t.pairing_min_events:
-        return Verdict("unconverged", crit, f"{n_events} contact events < {t.pairing_min_events}")
+        why = f"{n_events} contact events < {t.pairing_min_events}"
+        return Verdict("unconverged", crit, why, count_factor(t.pairing_min_events, n_events))
     return Verdict("converged", crit)
 
 
@@ -172,6 +179,7 @@ def contact_shell_verdict(resolution: Verdict, fallback_A: float | None = None) 
         "insufficient",
         crit,
         f"the cation–anion first shell is not resolved ({resolution.reason}): contact pairs have no cutoff{kept}",
+        resolution.run_factor,
     )
 
 
@@ -211,7 +219,8 @@ def pairing_sampling(result: PairingResult, targets: ConvergenceTargets | None =
     crit = (
         f">= {t.min_n_eff:g} independent samples of every cation fraction, halves within {t.stationarity_sigma:g} sigma"
     )
-    sampled = Verdict("unconverged", crit, "; ".join(problems)) if problems else Verdict("converged", crit)
+    factor = combine_run_factors(*(series_factor(rep, t.min_n_eff) for rep in cation.values()))
+    sampled = Verdict("unconverged", crit, "; ".join(problems), factor) if problems else Verdict("converged", crit)
     return PairingSampling(
         cation=cation,
         anion=anion,
@@ -363,4 +372,5 @@ def ion_pairing(
         status=verdict.status,
         criterion=verdict.criterion,
         reason=verdict.reason,
+        run_factor=verdict.run_factor,
     )

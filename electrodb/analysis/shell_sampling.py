@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from electrodb.analysis.convergence import ConvergenceTargets, Verdict
+from electrodb.analysis.run_factor import count_factor, series_factor
 from electrodb.analysis.sampling import SeriesReport, sampling_problems
 from electrodb.analysis.structure import RDFResult
 
@@ -92,12 +93,19 @@ def shell_exchange_verdict(
         f"first-shell exchange events (entries + exits) >= {t.cn_min_exchange_events} and >= "
         f"{t.cn_min_turnovers:g} turnovers per member"
     )
+    turnovers = n_events / (2.0 * members) if members and members > 0 else float("inf")
+    # events and turnovers grow ∝ T; no event at all is read as one (a lower bound on the run needed)
+    factor = count_factor(t.cn_min_exchange_events, n_events)
+    if turnovers < t.cn_min_turnovers:
+        one = 1.0 / (2.0 * members) if members and members > 0 else 0.0
+        factor = max(factor or 1.0, count_factor(t.cn_min_turnovers, turnovers, floor=one) or 1.0)
     if n_events == 0:
         return Verdict(
             "insufficient",
             crit,
             f"no {partner} left or entered the {shell} first shell in {n_frames} frames: the coordination number "
             "was not sampled",
+            factor,
         )
     if n_events < t.cn_min_exchange_events:
         return Verdict(
@@ -105,14 +113,15 @@ def shell_exchange_verdict(
             crit,
             f"only {n_events} {partner} entries/exits of the {shell} first shell in {n_frames} frames "
             f"(< {t.cn_min_exchange_events}): the coordination number was barely sampled",
+            factor,
         )
-    turnovers = n_events / (2.0 * members) if members and members > 0 else float("inf")
     if turnovers < t.cn_min_turnovers:
         return Verdict(
             "insufficient",
             crit,
             f"the {shell} first shell turned over {turnovers:.2g} times per member in {n_frames} frames "
             f"(< {t.cn_min_turnovers:g}): its coordination number is that of a few arrangements, not an average",
+            factor,
         )
     return Verdict("converged", crit)
 
@@ -131,4 +140,6 @@ def cn_sampling_verdict(report: SeriesReport | None, what: str, targets: Converg
     reasons = sampling_problems(report, t.min_n_eff, t.stationarity_sigma, what)
     if report.err > t.cn_max_err:
         reasons.append(f"standard error of {what} {report.err:.3g} > {t.cn_max_err:g}")
-    return Verdict("unconverged", crit, "; ".join(reasons)) if reasons else Verdict("converged", crit)
+    if not reasons:
+        return Verdict("converged", crit)
+    return Verdict("unconverged", crit, "; ".join(reasons), series_factor(report, t.min_n_eff, t.cn_max_err))

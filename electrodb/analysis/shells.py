@@ -44,6 +44,7 @@ from scipy.signal import fftconvolve, find_peaks
 
 from electrodb.analysis.convergence import ConvergenceTargets, Status, Verdict, worst
 from electrodb.analysis.periodic import FloatArray
+from electrodb.analysis.run_factor import count_factor, error_factor
 from electrodb.analysis.shell_sampling import CORE_MAX_FRACTION, CORE_MIN_COUNTS
 from electrodb.analysis.statistics import block_standard_error
 from electrodb.analysis.structure import RDFResult
@@ -85,6 +86,8 @@ class ShellAnalysis:
         Verdict status (see :func:`shell_verdict`).
     criterion, reason : str
         Verdict criterion and reason (empty when converged).
+    run_factor : float or None
+        How much longer the run must be for it to pass (:class:`~electrodb.analysis.convergence.Verdict`).
     """
 
     r_peak: float = float("nan")
@@ -99,10 +102,11 @@ class ShellAnalysis:
     status: Status = "insufficient"
     criterion: str = ""
     reason: str = ""
+    run_factor: float | None = None
 
     @property
     def verdict(self) -> Verdict:
-        return Verdict(self.status, self.criterion, self.reason)
+        return Verdict(self.status, self.criterion, self.reason, self.run_factor)
 
 
 def _refine(x: FloatArray, y: FloatArray, i: int) -> tuple[float, float]:
@@ -195,12 +199,15 @@ def shell_resolution_verdict(
         r_core, n_ideal = core
         if not n_ideal >= CORE_MIN_COUNTS:
             where = "no r" if not np.isfinite(r_core) else f"only {n_ideal:.3g} ideal-gas pairs within {r_core:.2f} Å"
+            # ideal-gas counts grow ∝ T; without any core, pairs sit at every r below the peak: no run length helps
+            factor = count_factor(CORE_MIN_COUNTS, n_ideal, floor=1e-12) if np.isfinite(r_core) else float("inf")
             return Verdict(
                 "insufficient",
                 crit,
                 f"no excluded core before the peak at {s.r_peak:.2f} Å ({where} with at most "
                 f"{CORE_MAX_FRACTION:g} of the ideal-gas count, < {CORE_MIN_COUNTS:g}): g(r) has no solvation shell, "
                 "only structure that noise or an ideal gas also shows",
+                factor,
             )
     if width > t.shell_max_width_A:
         return Verdict(
@@ -225,11 +232,16 @@ def shell_verdict(s: ShellAnalysis, targets: ConvergenceTargets | None = None) -
         return Verdict("insufficient", crit, "no running coordination number given")
     resolved = shell_resolution_verdict(s, t)
     if not resolved.converged:
-        return Verdict(resolved.status, crit, resolved.reason)
+        return Verdict(resolved.status, crit, resolved.reason, resolved.run_factor)
     if s.cn_err is None or not np.isfinite(s.cn_err):
         return Verdict("unconverged", crit, "no block error for the CN (fewer than 2 time blocks)")
     if s.cn_err > t.cn_max_err:
-        return Verdict("unconverged", crit, f"CN block error {s.cn_err:.3g} > {t.cn_max_err:g}")
+        return Verdict(
+            "unconverged",
+            crit,
+            f"CN block error {s.cn_err:.3g} > {t.cn_max_err:g}",
+            error_factor(s.cn_err, t.cn_max_err),
+        )
     return Verdict("converged", crit)
 
 
@@ -243,18 +255,21 @@ def shell_sampling_verdict(n_centres: int, duration_ps: float, targets: Converge
     crit = f"n_centres × run length >= {t.cn_min_centre_ps:g} centre·ps"
     sampled = n_centres * duration_ps
     if not np.isfinite(sampled) or sampled < t.cn_min_centre_ps:
+        # centre·ps grow ∝ T; without centres no run length helps
+        factor = count_factor(t.cn_min_centre_ps, sampled, floor=1e-12) if sampled > 0 else None
         return Verdict(
             "insufficient",
             crit,
             f"{n_centres} centre(s) × {duration_ps:.3g} ps = {sampled:.3g} centre·ps < {t.cn_min_centre_ps:g}: "
             "the shells cannot have exchanged, so the CN block error is not an error bar",
+            float("inf") if n_centres == 0 else factor,
         )
     return Verdict("converged", crit)
 
 
 def _finish(s: ShellAnalysis, targets: ConvergenceTargets | None) -> ShellAnalysis:
     v = shell_verdict(s, targets)
-    s.status, s.criterion, s.reason = v.status, v.criterion, v.reason
+    s.status, s.criterion, s.reason, s.run_factor = v.status, v.criterion, v.reason, v.run_factor
     return s
 
 
@@ -447,5 +462,5 @@ def shell_analysis(
     if frame_interval_ps is not None:
         duration = max(result.n_frames - 1, 0) * float(frame_interval_ps)
         v = worst(s.verdict, shell_sampling_verdict(result.n_a, duration, targets))
-        s.status, s.criterion, s.reason = v.status, v.criterion, v.reason
+        s.status, s.criterion, s.reason, s.run_factor = v.status, v.criterion, v.reason, v.run_factor
     return s

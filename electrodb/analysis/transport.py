@@ -102,7 +102,7 @@ References
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import stats
@@ -166,6 +166,9 @@ class DiffusionResult:
         Per-atom D over the fit window, 1e-9 m²/s.
     err_atoms, err_shared : float or None
         The two standard-error parts, between atoms and shared over time, 1e-9 m²/s (before the t factor).
+    shared_dof : float or None
+        Degrees of freedom of the shared part (blocks of the mobility series − 1), for the Welch–Satterthwaite ν
+        and for how the error would shrink in a longer run (:mod:`electrodb.analysis.diffusion_verdict`).
     window_ps : tuple of float or None
         Lag-time window of the fit, ps; it ends at run/``D_min_origins``.
     window_found : bool
@@ -205,6 +208,7 @@ class DiffusionResult:
     D_atoms: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     err_atoms: float | None = None
     err_shared: float | None = None
+    shared_dof: float | None = None
     window_ps: tuple[float, float] | None = None
     window_found: bool = False
     loglog_slope: float | None = None
@@ -273,12 +277,12 @@ def _paired_z(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(stats.norm.isf(p_half)) if p_half > 0 else math.inf
 
 
-def _error(d_atoms: np.ndarray, mob: np.ndarray) -> tuple[float | None, float, float | None, float | None]:
-    """``(D_err, n_eff, err_atoms, err_shared)`` from the per-atom D and the production mobility series, (M, N)
-    (module text, step 4)."""
+def _error(d_atoms: np.ndarray, mob: np.ndarray) -> tuple[float | None, float, float | None, float | None, float]:
+    """``(D_err, n_eff, err_atoms, err_shared, shared_dof)`` from the per-atom D and the production mobility
+    series, (M, N) (module text, step 4)."""
     n = d_atoms.size
     if n < 2:
-        return None, float(n), None, None
+        return None, float(n), None, None, 1.0
     d = float(d_atoms.mean())
     var_a = float(d_atoms.var(ddof=1)) / n
     series = mob.mean(axis=1)
@@ -293,7 +297,7 @@ def _error(d_atoms: np.ndarray, mob: np.ndarray) -> tuple[float | None, float, f
     var = var_a + var_g
     denom = var_a**2 / (n - 1.0) + var_g**2 / nu_g
     n_eff = (var**2 / denom if denom > 0 else n - 1.0) + 1.0
-    return math.sqrt(var) * student_t_error_factor(n_eff), n_eff, math.sqrt(var_a), math.sqrt(var_g)
+    return math.sqrt(var) * student_t_error_factor(n_eff), n_eff, math.sqrt(var_a), math.sqrt(var_g), float(nu_g)
 
 
 def _segment_frames(x: np.ndarray, dt: float, origins: float, tol: float, max_segments: int) -> int:
@@ -356,7 +360,9 @@ def self_diffusion(
     result = DiffusionResult(None, None, "too_short", n_atoms=len(sel), run_length_ps=float(times[-1] - times[0]))
     if n_frames < max(min_frames, 8) or len(sel) == 0:
         result.message = f"{n_frames} frames < {max(min_frames, 8)}" if len(sel) else "no atoms selected"
-        result.verdict = diffusion_verdict(result, tg)
+        # frames ∝ T; without atoms no run length helps
+        need = (max(min_frames, 8) - 1) / max(n_frames - 1, 1) if len(sel) else math.inf
+        result.verdict = replace(diffusion_verdict(result, tg), run_factor=need)
         return result
     xs = np.asarray(x[:, sel], dtype=np.float64)
     if masses is not None:
@@ -378,7 +384,8 @@ def self_diffusion(
     i_end = round((n_prod - 1) / tg.D_min_origins)
     if i_end < 3:
         result.message = f"fit window end {i_end} frames: fewer than 3 lags"
-        result.verdict = diffusion_verdict(result, tg)
+        # the window end (run/D_min_origins) must reach 2.5 frames to round to 3 lags: a lower bound
+        result.verdict = replace(diffusion_verdict(result, tg), run_factor=2.5 * tg.D_min_origins / max(n_prod - 1, 1))
         return result
     i0, found = _fit_start(msd, dt, i_end, tol)
     i0 = min(i0, i_end - 2)
@@ -395,7 +402,7 @@ def self_diffusion(
     intercept = float(yw.mean() - d / A2_PER_PS_IN_1E9_M2_PER_S * 6.0 * tw.mean())
 
     # 4. error from the atoms' scatter and the mobility shared over time
-    d_err, n_eff, err_a, err_g = _error(d_atoms, mob[rep.t0 :])
+    d_err, n_eff, err_a, err_g, result.shared_dof = _error(d_atoms, mob[rep.t0 :])
 
     # 5. flatness of MSD/6t over the window
     if split:

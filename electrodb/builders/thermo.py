@@ -84,7 +84,8 @@ def system_activity_derivative(
     if kb.get("a_cc") is not None and kb.get("status"):
         # a_cc of the production frames, its error and sampling verdict from its block series (analysis.kb_series)
         a_cc, err = float(kb["a_cc"]), kb.get("a_cc_err")
-        sampled = Verdict(kb["status"], kb.get("criterion", ""), kb.get("reason", ""))
+        factor = kb.get("run_factor") if kb.get("run_longer_helps") is not False else float("inf")
+        sampled = Verdict(kb["status"], kb.get("criterion", ""), kb.get("reason", ""), factor)
         verdict = worst(acc_verdict(a_cc, err, box_length, ions, kb_range, targets), sampled)
         out.update(n_eff=kb.get("n_eff"), t_equil_ps=kb.get("t_equil_ps"), halves_z=kb.get("halves_z"))
         if table_error:
@@ -162,8 +163,10 @@ def _finite_or_none(x: float | None) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
 
-def _verdict_fields(verdict: Verdict) -> dict[str, str]:
-    return {"a_cc_status": verdict.status, "a_cc_criterion": verdict.criterion, "a_cc_reason": verdict.reason}
+def _verdict_fields(verdict: Verdict) -> dict[str, Any]:
+    """``a_cc_status``, ``a_cc_criterion``, ``a_cc_reason`` and, for a failure with a run factor,
+    ``a_cc_run_factor`` (or ``a_cc_run_longer_helps``: false)."""
+    return {f"a_cc_{k}": v for k, v in verdict.as_dict().items()}
 
 
 class ThermoBuilder(Builder):
