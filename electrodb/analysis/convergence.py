@@ -144,6 +144,17 @@ class ConvergenceTargets:
         Seen: 30 frames of a slowly moving ideal gas (about 3 turnovers) gave CNs at a fixed radius that passed
         the N_eff test in 2–6 % of runs with errors 4–8 times too small. Ten lifetimes is twice the five a
         residence time needs (``residence_min_run_over_tau``).
+    r_max_err_A : float
+        Largest accepted standard error (Å) of a first-peak position (``r_peak``; its own verdict,
+        :mod:`electrodb.analysis.shell_peak`). Experimental first-shell distances are quoted to 0.01–0.05 Å and
+        differ between methods (X-ray, neutron) by about as much; 0.02 Å resolves the differences between ions
+        and models that a comparison with them can show.
+    r_min_travel_A : float
+        Smallest RMS displacement (Å) of the centres over the production frames behind a converged peak position.
+        A vibration takes an atom 0.1–0.3 Å from its mean position at room temperature; a centre that moved 1 Å has
+        left its starting surroundings, so the frames sample the shell in the liquid rather than one configuration
+        with noise (seen: a frozen structure with 0.05 Å noise gave a peak position of ± 0.002 Å from 40 white
+        "independent" samples).
     shell_max_width_A : float
         Largest distance (Å) from the first peak to the first minimum of a resolved first shell. Ion–water,
         ion–ion and water–water first shells are 0.5–1 Å wide (0.7–0.9 Å on the published LiCl g(r)); a
@@ -203,6 +214,8 @@ class ConvergenceTargets:
     cn_min_centre_ps: float = 20.0
     cn_min_exchange_events: int = 20
     cn_min_turnovers: float = 10.0
+    r_max_err_A: float = 0.02
+    r_min_travel_A: float = 1.0
     shell_max_width_A: float = 1.5
     pairing_min_events: int = 20
     residence_min_run_over_tau: float = 5.0

@@ -80,6 +80,7 @@ from electrodb.analysis.kb_series import (
 from electrodb.analysis.kinetics import ShellExchange, shell_exchange
 from electrodb.analysis.periodic import as_cells
 from electrodb.analysis.sampling import SeriesReport, analyse_series
+from electrodb.analysis.shell_peak import PeakSampling, shell_peak
 from electrodb.analysis.shell_sampling import cn_sampling_verdict, excluded_core, shell_exchange_verdict
 from electrodb.analysis.shells import (
     ShellAnalysis,
@@ -118,7 +119,11 @@ class ShellSampling:
         Whether the shell is resolved (:func:`~electrodb.analysis.shells.shell_resolution_verdict`); only a
         resolved shell's minimum may serve as a cutoff.
     verdict : Verdict
-        The worst of resolution, CN error, centre time, exchange and sampling.
+        The worst of resolution, CN error, centre time, exchange and sampling: the verdict of the CN.
+    peak : PeakSampling or None
+        The first-peak position with its own series and verdict (:mod:`electrodb.analysis.shell_peak`): it needs
+        no exchange, only a resolved shell, a stationary series with ``min_n_eff`` samples and an error within
+        ``r_max_err_A``, and centres that moved ``r_min_travel_A``.
     """
 
     shell: ShellAnalysis
@@ -126,6 +131,7 @@ class ShellSampling:
     exchange: ShellExchange | None
     resolution: Verdict
     verdict: Verdict
+    peak: PeakSampling | None = None
 
 
 @dataclass
@@ -302,8 +308,17 @@ def _shell(
         parts.append(shell_exchange_verdict(exchange.n_events, exchange.n_frames, label, partner, targets, members))
         parts.append(shell_sampling_verdict(prod.n_a, ctx["duration_ps"], targets))
     verdict = worst(*parts)
-    s.status, s.criterion, s.reason = verdict.status, verdict.criterion, verdict.reason
-    return ShellSampling(shell=s, report=report, exchange=exchange, resolution=resolution, verdict=verdict)
+    s.status, s.criterion, s.reason, s.run_factor = (
+        verdict.status,
+        verdict.criterion,
+        verdict.reason,
+        verdict.run_factor,
+    )
+    x, centres = ctx["positions"], ctx["groups"][pair[0]]
+    peak = shell_peak(
+        fine, start, s.r_peak, resolution, x[ctx["t0_frame"], centres], x[-1, centres], f"r_peak({label})", targets
+    )
+    return ShellSampling(shell=s, report=report, exchange=exchange, resolution=resolution, verdict=verdict, peak=peak)
 
 
 def analyse_structure(

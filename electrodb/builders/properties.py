@@ -211,8 +211,10 @@ def _series_fields(rep: SeriesReport | None, t_equil_ps: float) -> dict[str, Any
 
 
 def _shell_entry(sh: ShellSampling, t_equil_ps: float) -> dict[str, Any]:
-    """First shell of one pair (peak, minimum, CN with its series error, exchange events, sampling, verdict)."""
+    """First shell of one pair (peak, minimum, CN with its series error, exchange, sampling, the CN's verdict; the
+    peak position with its own verdict in ``peak``, :mod:`electrodb.analysis.shell_peak`)."""
     s, ex = sh.shell, sh.exchange
+    run = {f"resolution_{k}": v for k, v in sh.resolution.as_dict().items() if k.startswith("run_")}
     return {
         "r_peak": _finite(s.r_peak),
         "g_peak": _finite(s.g_peak),
@@ -224,10 +226,12 @@ def _shell_entry(sh: ShellSampling, t_equil_ps: float) -> dict[str, Any]:
         "detection_reason": s.detection_reason,
         "resolved": sh.resolution.converged,
         "resolution_reason": sh.resolution.reason,
+        **run,
         "n_exchange_events": None if ex is None else ex.n_events,
         "exchange_r_out_A": None if ex is None else ex.r_out,
         **_series_fields(sh.report, t_equil_ps),
         **sh.verdict.as_dict(),
+        "peak": None if sh.peak is None else sh.peak.as_dict(t_equil_ps),
     }
 
 
@@ -406,7 +410,9 @@ def _pairing(ctx: _Context, shells: dict[str, dict[str, Any]]) -> PairingDoc:
     t_equil = float(traj.times_ps[start] - traj.times_ps[0])
     ca_shell = shells.get("cation-anion") or {"resolution_reason": "no cation–anion g(r)"}
     resolved = "converged" if ca_shell.get("resolved") else "insufficient"
-    resolution = Verdict(resolved, "", ca_shell.get("resolution_reason", ""))
+    helps = ca_shell.get("resolution_run_longer_helps") is not False
+    factor = ca_shell.get("resolution_run_factor") if helps else float("inf")
+    resolution = Verdict(resolved, "", ca_shell.get("resolution_reason", ""), factor)
     entry: dict[str, Any] = {
         "cutoff_cation_anion_A": ca_cut,
         "cutoff_source": ca_src,

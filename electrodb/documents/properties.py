@@ -69,10 +69,15 @@ class StructureDoc(_PropertyDoc):
     ``rdf[pair]`` = ``{"r": [...] Å, "g": [...], "g_err": [...], "n": [...] running coordination number}``;
     ``shells[pair]`` = ``{"r_peak", "g_peak", "r_min", "cn", "cn_err", "significance", "detection",
     "detection_reason", "resolved", "resolution_reason", "n_exchange_events", "exchange_r_out_A", "n_eff",
-    "stat_inefficiency", "halves_z", "t_equil_ps", "status", "criterion", "reason"}`` (``detection``: ok / no_peak /
-    no_minimum; ``resolved``: a first shell with an excluded core; ``n_eff``: effectively independent samples of
-    the CN series after the equilibration cut ``t_equil_ps``; ``status``: the convergence verdict of r_peak and
-    CN). ``kb`` holds the per-block Kirkwood–Buff a_cc series and its verdict; ``t_equil_ps``,
+    "stat_inefficiency", "halves_z", "t_equil_ps", "status", "criterion", "reason", "run_factor", "peak"}``
+    (``detection``: ok / no_peak / no_minimum; ``resolved``: a first shell with an excluded core, and
+    ``resolution_run_factor`` how much longer the run must be for it; ``n_eff``: effectively independent samples
+    of the CN series after the equilibration cut ``t_equil_ps``; ``status``: the convergence verdict of the CN;
+    ``run_factor``: how much longer the run must be for it to pass, :class:`~electrodb.analysis.convergence.Verdict`).
+    ``peak`` is the first-peak position with its own series and verdict (:mod:`electrodb.analysis.shell_peak`:
+    ``r_peak``, ``r_peak_err``, ``n_eff``, ``stat_inefficiency``, ``halves_z``, ``t_equil_ps``, ``travel_A``,
+    ``smooth_A``, ``status``, ``criterion``, ``reason``, ``run_factor``); the ``r_*`` headline properties read it.
+    ``kb`` holds the per-block Kirkwood–Buff a_cc series and its verdict; ``t_equil_ps``,
     ``equilibration_cuts_ps`` (each series' own cut) and ``n_production_frames`` say which frames the RDFs and
     shells come from. Pair names are
     ``"cation-O_w"``, ``"cation-H_w"``, ``"anion-O_w"``, ``"anion-H_w"``, ``"cation-anion"``,

@@ -137,14 +137,17 @@ def _diffusion(species: str, label: str, corrected: bool) -> PropertyEntry:
 
 
 def _shell(pair: str, name: str, what: str, unit: str, description: str, **kw: object) -> PropertyEntry:
+    # a peak position has its own entry and verdict (shells[pair]["peak"]: no exchange needed, analysis.shell_peak);
+    # the shell's top-level verdict is the CN's
+    where = ("shells", pair, "peak") if what == "r_peak" else ("shells", pair)
     return PropertyEntry(
         name=name,
         unit=unit,
         description=description,
         source="structure",
-        value=("shells", pair, what),
-        error=("shells", pair, f"{what}_err") if what == "cn" else None,
-        verdict=("shells", pair),
+        value=(*where, what),
+        error=(*where, f"{what}_err"),
+        verdict=where,
         plot="rdf",
         **kw,  # type: ignore[arg-type]
     )

@@ -11,6 +11,8 @@ structure, so the truth is exact:
 * **static structure** (:func:`static_structure`): waters on a simple cubic lattice, ions at cube centres (8
   waters each at a√3/2), frozen, with Gaussian noise of ``noise_A`` per frame. Resolved first shells with CN 8,
   but no member ever leaves or enters one.
+* **hydrated ions** (:func:`hydrated_ions`): ions that carry 6 vibrating waters each and never let one go, while
+  the complexes move and turn: a first-peak position that converges where the CN cannot (:func:`hydrated_peak`).
 
 Truths for an ideal gas in a closed box of volume V with N_a centres and N_b partners (:func:`ideal_cn`,
 :func:`ideal_pairing`): a partner is uniform and independent of the centre, so the mean number within r is
@@ -23,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.signal import lfilter
 
 from electrodb.analysis.convergence import ConvergenceTargets, worst
 from electrodb.analysis.kinetics import shell_exchange
@@ -186,6 +189,62 @@ def static_structure(n_frames: int = 40, noise_A: float = 0.05, frame_ps: float 
     return Case(pos, np.eye(3) * box, np.arange(n_frames) * frame_ps, groups, symbols)
 
 
+_OCTAHEDRON = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=float)
+_CUBOCTAHEDRON = np.array(
+    [[a, b, 0] for a in (1, -1) for b in (1, -1)]
+    + [[a, 0, b] for a in (1, -1) for b in (1, -1)]
+    + [[0, a, b] for a in (1, -1) for b in (1, -1)],
+    dtype=float,
+) / np.sqrt(2.0)
+
+
+def hydrated_ions(
+    n_ions: int = 8,
+    d0_A: float = 2.4,
+    vib_A: float = 0.08,
+    vib_frames: float = 3.0,
+    step_A: float = 0.08,
+    turn: float = 0.1,
+    box_A: float = 26.0,
+    n_frames: int = 400,
+    frame_ps: float = 0.05,
+    seed: int = 0,
+) -> Case:
+    """Ions that keep their shells: each carries 6 water O at the corners of an octahedron, at a distance
+    ``d0_A`` + a vibration (Ornstein–Uhlenbeck, RMS ``vib_A``, correlation time ``vib_frames`` frames) that never
+    lets a member go, and a looser second shell of 12 O at 4.6 Å (RMS 0.3 Å, cuboctahedron) so that g(r) has a
+    first minimum as in a liquid; the complexes random-walk (``step_A`` per axis per frame, from a grid so that
+    they do not overlap) and turn (N(0, ``turn``) rad per frame). No member ever leaves or enters a shell (a CN
+    that was not sampled), but the peak position is sampled by the vibration: :func:`hydrated_peak` is its truth.
+    Groups: ``cation`` (the ions) and ``O_w`` (the shell members)."""
+    rng = np.random.default_rng(seed)
+    side = int(np.ceil(n_ions ** (1 / 3)))
+    grid = (np.indices((side,) * 3).reshape(3, -1).T[:n_ions] + 0.5) * box_A / side
+    steps = np.concatenate([np.zeros((1, n_ions, 3)), rng.normal(0.0, step_A, (n_frames - 1, n_ions, 3))])
+    centres = grid[None] + np.cumsum(steps, axis=0)
+    dirs = np.concatenate([_OCTAHEDRON, _CUBOCTAHEDRON])
+    phi = np.exp(-1.0 / vib_frames)
+    e = rng.normal(size=(n_frames, n_ions, dirs.shape[0])) * np.sqrt(1.0 - phi**2)
+    e[0] = rng.normal(size=(n_ions, dirs.shape[0]))
+    ou = lfilter([1.0], [1.0, -phi], e, axis=0)
+    radial = np.concatenate([d0_A + vib_A * ou[..., :6], 4.6 + 0.3 * ou[..., 6:]], axis=-1)
+    rot = _rotations(rng, n_ions)
+    n_members = n_ions * dirs.shape[0]
+    pos = np.empty((n_frames, n_ions + n_members, 3))
+    for f in range(n_frames):
+        arms = np.einsum("nij,kj->nki", rot, dirs) * radial[f][..., None]
+        pos[f, :n_ions] = centres[f]
+        pos[f, n_ions:] = (centres[f][:, None] + arms).reshape(-1, 3)
+        rot = _rotations(rng, n_ions, turn) @ rot
+    groups = {"cation": np.arange(n_ions), "O_w": np.arange(n_ions, n_ions + n_members)}
+    return Case(pos, np.eye(3) * box_A, np.arange(n_frames) * frame_ps, groups, ["Na"] * n_ions + ["O"] * n_members)
+
+
+def hydrated_peak(d0_A: float = 2.4, vib_A: float = 0.08) -> float:
+    """First-peak position of g(r) of :func:`hydrated_ions`: the maximum of N(r; d0, σ)/r², ≈ d0 − 2σ²/d0 (Å)."""
+    return float(0.5 * (d0_A + np.sqrt(d0_A**2 - 8.0 * vib_A**2)))
+
+
 # ------------------------------------------------------------------------------------------------- truths
 def ideal_cn(case: Case, a: str, b: str, r: float) -> float:
     """Mean number of ``b`` within ``r`` (Å) of an ``a`` in an ideal gas: (N_b − δ_ab) · (4π r³/3) / V."""
@@ -237,7 +296,8 @@ def ideal_gas_outcomes(
       fractions without the contact-shell requirement;
     * ``pairing``: the builder's pairing verdict (cutoff at the Na–Cl first minimum only if that shell is
       resolved, else the 3.5 Å fallback and ``insufficient``), the free fraction against its truth at that cutoff;
-    * ``shell <pair>``: whether the builder calls a first shell converged (truth: none exists).
+    * ``shell <pair>``, ``shell peak <pair>``: whether the builder calls a first shell's CN or its peak position
+      converged (truth: no shell exists).
 
     ``truth=False`` (a frozen structure, not an ideal gas) leaves the truths out.
     """
@@ -281,8 +341,9 @@ def ideal_gas_outcomes(
     ps = pairing_sampling(ion_pairing(case.positions[out.t0_frame :], case.cell, cat, an, cut, targets=t), t)
     v = worst(ps.verdict, contact_shell_verdict(contact.resolution, None if contact.resolution.converged else cut))
     row("pairing", ps.cation["free"].mean, ps.cation["free"].err, ideal_pairing(case, cut)["free"], v.converged)
-    for pair, sh in out.shells.items():  # no first shell exists: any converged one is a false shell
+    for pair, sh in out.shells.items():  # no first shell exists: any converged one (CN or peak) is a false shell
         row(f"shell {NAMES[pair][0]}", sh.shell.cn, sh.shell.cn_err, None, sh.verdict.converged)
+        row(f"shell peak {NAMES[pair][0]}", sh.peak.r_peak, sh.peak.r_peak_err, None, sh.peak.verdict.converged)
     return rows
 
 

@@ -268,14 +268,23 @@ def build_database(data_dir: Path) -> dict[str, Any]:
                         ("O_w-O_w", 2.8, 3.1),
                     )
                 }
+                peaks = {pair: rdf[pair]["r"][int(np.argmax(rdf[pair]["g"]))] for pair in rdf}
                 shells = {
                     pair: {
-                        "r_peak": rdf[pair]["r"][int(np.argmax(rdf[pair]["g"]))],
+                        "r_peak": peaks[pair],
                         "cn": 5.0,
                         "cn_err": 0.1,
                         "status": "converged",
                         "criterion": "cn_err < 0.2",
                         "reason": "",
+                        # the peak position's own entry (analysis.shell_peak), read by the r_* properties
+                        "peak": {
+                            "r_peak": peaks[pair],
+                            "r_peak_err": 0.005,
+                            "status": "converged",
+                            "criterion": "r_peak_err <= 0.02",
+                            "reason": "",
+                        },
                     }
                     for pair in rdf
                 }

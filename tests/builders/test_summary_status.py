@@ -154,7 +154,9 @@ def _water(source: str | None, eta: float | None = 1.0e-3, err: float = 3e-5, **
 
 def _shell(cn: float | None, cn_err: float | None, status: str, **extra: object) -> dict:
     entry = {"r_peak": 2.1, "cn": cn, "cn_err": cn_err, "status": status, "criterion": C, "reason": "few centres"}
-    return {"shells": {"cation-O_w": {**entry, **extra}}}
+    # the peak position has its own value, error and verdict (analysis.shell_peak); here it follows the CN's status
+    peak = {"r_peak": 2.1, "r_peak_err": 0.01, "status": status, "criterion": C, "reason": "few centres"}
+    return {"shells": {"cation-O_w": {**entry, **extra, "peak": peak}}}
 
 
 def _flat(*runs: dict) -> dict:
@@ -211,7 +213,7 @@ def test_an_error_of_exactly_zero_is_never_converged():
     assert (value, err, verdict.status, n) == (5.0, 0.2, "converged", 1)
     flat = _flat({"structure": _shell(6.0, 0.0, "converged")})
     assert flat["cn_cation_O_status"] == "unconverged" and "exactly zero" in flat["cn_cation_O_reason"]
-    assert flat["r_cation_O_status"] == "converged"  # no error path: nothing to judge
+    assert flat["r_cation_O_status"] == "converged"  # the peak position's own error is not zero
 
 
 def test_n_eff_and_equilibration_cut_of_the_merged_runs():
