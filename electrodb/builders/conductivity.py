@@ -19,7 +19,7 @@ from electrodb.analysis.convergence import ConvergenceTargets
 from electrodb.store.frames import TrajectoryArrays
 from electrodb.systems.chemistry import parse_salt
 
-__all__ = ["GREEN_KUBO_NOTE", "conductivity_entry", "ion_count_problem"]
+__all__ = ["GREEN_KUBO_NOTE", "conductivity_entry", "entry_from_result", "ion_count_problem"]
 
 #: Why the Green–Kubo form is not used (stored with every entry).
 GREEN_KUBO_NOTE = "not used: trajectories store positions, not velocities (Einstein–Helfand is the same quantity)"
@@ -48,8 +48,8 @@ def _verdict_entry(res: ConductivityResult, name: str, series: str) -> dict[str,
     return {**res.verdicts[name].as_dict(), **res.report_fields(series), "t_equil_ps": res.t_equil_ps}
 
 
-def _entry(res: ConductivityResult) -> dict[str, Any]:
-    """The stored entry of a :class:`ConductivityResult`."""
+def entry_from_result(res: ConductivityResult) -> dict[str, Any]:
+    """The stored ``conductivity`` entry of a :class:`ConductivityResult` (what :func:`conductivity_entry` returns)."""
     ci = res.sigma_ci68_S_m
     onsager = {pair: {k: _num(v) for k, v in d.items()} for pair, d in res.onsager.items()}
     ionicity = _num(res.ionicity)
@@ -141,7 +141,7 @@ def conductivity_entry(
     problem = ion_count_problem(meta, len(cations), len(anions))
     if problem:
         empty = ConductivityResult(n_cations=len(cations), n_anions=len(anions), t_equil_ps=t_equil_ps)
-        return _entry(refused(empty, problem, targets))
+        return entry_from_result(refused(empty, problem, targets))
     res = collective_transport(
         traj.positions,
         traj.times_ps,
@@ -155,4 +155,4 @@ def conductivity_entry(
         targets=targets,
         t_equil_ps=t_equil_ps,
     )
-    return _entry(res)
+    return entry_from_result(res)

@@ -386,16 +386,17 @@ def build(
 
 @app.command()
 def plot(
-    kind: Annotated[str, typer.Argument(help="rdf or msd")],
+    kind: Annotated[str, typer.Argument(help="rdf, msd or mscd (collective charge MSD: σ, t₊)")],
     ident: Annotated[str, typer.Argument(help="trajectory id or electrolyte id (a unique prefix is enough)")],
     out: Annotated[Path | None, typer.Option(help="PNG path (default: <kind>-<id>.png)")] = None,
 ) -> None:
-    """Write a PNG of g(r) with n(r), or of the MSD with its fit window."""
-    from electrodb.cli.plots import find_property_doc, plot_msd, plot_rdf
+    """Write a PNG of g(r) with n(r), of the MSD with its fit window, or of the collective charge MSD with the
+    window of σ (beside the ions' self part, σ_NE)."""
+    from electrodb.cli.plots import find_property_doc, plot_mscd, plot_msd, plot_rdf
     from electrodb.store.stores import get_stores
 
-    if kind not in ("rdf", "msd"):
-        fail(f"unknown plot {kind!r}; use rdf or msd")
+    if kind not in ("rdf", "msd", "mscd"):
+        fail(f"unknown plot {kind!r}; use rdf, msd or mscd")
     with get_stores(read_only=True) as stores:
         try:
             doc = find_property_doc(stores, "structure" if kind == "rdf" else "transport", ident)
@@ -403,7 +404,7 @@ def plot(
             fail(str(exc.args[0]))
     path = out or Path(f"{kind}-{doc['trajectory_id']}.png")
     try:
-        (plot_rdf if kind == "rdf" else plot_msd)(doc, path)
+        {"rdf": plot_rdf, "msd": plot_msd, "mscd": plot_mscd}[kind](doc, path)
     except (OutputPathError, OSError) as exc:
         fail(str(exc))
     console.print(f"wrote {path}", soft_wrap=True)

@@ -1,4 +1,5 @@
-"""PNG figures users look at before trusting a number: g(r) with n(r), and MSD with its fit window.
+"""PNG figures users look at before trusting a number: g(r) with n(r), the MSD with its fit window, and the
+collective charge MSD with its fit window (σ, σ_NE, t₊).
 
 Legends are never truncated: a long label (an MSD's reason for not converging, an experiment's sources) is
 wrapped and the legend goes below the axes, the figure growing to hold it. The n(r) axis of an RDF panel is
@@ -26,9 +27,11 @@ __all__ = [
     "activity_figure",
     "experimental_peaks",
     "find_property_doc",
+    "mscd_figure",
     "msd_figure",
     "n_axis_limit",
     "plot_activity",
+    "plot_mscd",
     "plot_msd",
     "plot_rdf",
     "rdf_figure",
@@ -255,6 +258,67 @@ def msd_figure(doc: dict[str, Any]) -> Figure:
 def plot_msd(doc: dict[str, Any], out: Path) -> Path:
     """Write :func:`msd_figure` of a transport document to ``out`` (PNG); return the path."""
     return _save(msd_figure(doc), out)
+
+
+def _collective_label(name: str, value: float | None, err: float | None, entry: dict[str, Any], unit: str) -> str:
+    """Legend text of one collective quantity: value ± error with its status, or why there is none (wrapped)."""
+    status = entry.get("status") or "no status"
+    if value is None:
+        return wrap_label(f"{name}: {status} ({entry.get('reason') or 'not computed'})")
+    text = f"{name} = {value:.3g}" + (f" ± {err:.2g}" if err is not None else "") + f"{unit} ({status})"
+    if status != "converged" and entry.get("reason"):
+        text += f": {entry['reason']}"
+    return wrap_label(text)
+
+
+def mscd_figure(doc: dict[str, Any]) -> Figure:
+    """The collective charge MSD ⟨|Σ zᵢΔrᵢ|²⟩ with its Einstein–Helfand fit over the shaded window, beside the ions'
+    self part Σ zᵢ²⟨|Δrᵢ|²⟩ (what it would be without ion–ion correlation, i.e. σ_NE), on log–log axes; σ, σ_NE,
+    σ/σ_NE and t₊ with their statuses (or why not) in the legend below the axes.
+
+    Parameters
+    ----------
+    doc
+        A transport document (``conductivity``, ``salt``, ``molality``, ``temperature``).
+    """
+    c = doc.get("conductivity") or {}
+    curve, fit = c.get("msd") or {}, c.get("fit") or {}
+    ne, ion, tr = c.get("nernst_einstein") or {}, c.get("ionicity") or {}, c.get("transference") or {}
+    labels = [
+        _collective_label("σ", c.get("sigma_S_m"), c.get("sigma_err_S_m"), c, " S/m"),
+        _collective_label("σ_NE", ne.get("sigma_S_m"), ne.get("sigma_err_S_m"), ne, " S/m"),
+        _collective_label("σ/σ_NE", ion.get("value"), ion.get("err"), ion, ""),
+        _collective_label("t₊", tr.get("t_plus"), tr.get("t_plus_err"), tr, ""),
+    ]
+    if not c:
+        labels = ["no conductivity in this document (built before it existed: electrodb build --rebuild)"]
+    n_lines = sum(label.count("\n") + 1 for label in labels)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5 + LEGEND_LINE_IN * n_lines), layout="constrained")
+    t = np.asarray(curve.get("t_ps") or [], dtype=float)
+    if t.size > 1:
+        ax.loglog(t[1:], curve["mscd_A2"][1:], color="C0", label=labels[0])
+        ax.loglog(t[1:], curve["self_A2"][1:], color="C1", ls="--", label="self part Σz²MSD (= σ_NE line)")
+        window = fit.get("window_ps")
+        if window and fit.get("slope_A2_ps") is not None:
+            ax.axvspan(window[0], window[1], color="C0", alpha=0.08)
+            tw = np.geomspace(max(window[0], t[1]), window[1], 50)
+            ax.loglog(tw, fit["intercept_A2"] + fit["slope_A2_ps"] * tw, color="k", lw=1, ls=":", label="fit")
+        for label in labels[1:]:
+            ax.plot([], [], " ", label=label)
+    else:
+        ax.text(0.5, 0.5, "no collective MSD", ha="center", va="center", transform=ax.transAxes)
+        for label in labels:
+            ax.plot([], [], " ", label=label)
+    ax.set_xlabel("lag time (ps)")
+    ax.set_ylabel("charge MSD (e² Å²)")
+    fig.legend(loc="outside lower left", fontsize=7.5, frameon=False)
+    ax.set_title(f"{doc['salt']} {doc['molality']:.2f} mol/kg, {doc['temperature']:.0f} K (shaded: fit window)")
+    return fig
+
+
+def plot_mscd(doc: dict[str, Any], out: Path) -> Path:
+    """Write :func:`mscd_figure` of a transport document to ``out`` (PNG); return the path."""
+    return _save(mscd_figure(doc), out)
 
 
 def activity_figure(doc: dict[str, Any]) -> Figure | None:
