@@ -2,7 +2,9 @@
 
 ``/thermo`` lists the activity/osmotic coefficients computed over concentration series (a status per document
 and system), ``/solvation`` the solvation free energies; ``/reference/activity`` gives the experimental mean
-activity coefficient γ± and osmotic coefficient φ of a salt at 25 °C (Hamer & Wu / CRC) they are compared with.
+activity coefficient γ± and osmotic coefficient φ of a salt at 25 °C (Hamer & Wu / CRC) they are compared with,
+and ``/reference/conductivity`` the experimental conductivity κ (S/m) of a salt at 25 °C vs molality (McCleskey's
+equations, NIST KCl standards) that σ is compared with.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from electrodb.api import schemas
 from electrodb.api.jsonout import SafeJSONResponse
 from electrodb.api.params import query_params
 from electrodb.api.resources.base import CollectionResource
+from electrodb.builders.reference import reference_conductivity
 from electrodb.store import query as q
 
 __all__ = ["ThermoResource"]
@@ -45,6 +48,29 @@ class ThermoResource(CollectionResource):
             summary="Experimental γ± and φ at 25 °C (Hamer & Wu / CRC)",
             responses={200: {"model": schemas.Document}, **schemas.error_responses(404)},
         )
+        router.add_api_route(
+            "/reference/conductivity",
+            self.reference_conductivity,
+            methods=["GET"],
+            tags=["meta"],
+            summary="Experimental conductivity κ (S/m) vs molality at 25 °C (McCleskey 2011; NIST KCl standards)",
+            responses={200: {"model": schemas.Document}, **schemas.error_responses(404)},
+        )
+
+    def reference_conductivity(self, params: dict = Depends(REFERENCE_PARAMS)) -> Response:
+        salt = q.canonical_salt(params["salt"])
+        points = reference_conductivity(salt)
+        if not points:
+            raise StarletteHTTPException(404, f"no reference conductivity data at 25 °C for {salt!r}")
+        body = {
+            "salt": salt,
+            "temperature": REFERENCE_TEMPERATURE,
+            "molality": [p.molality for p in points],
+            "value": [p.kappa_S_m for p in points],
+            "unit": "S/m",
+            "source": [p.source for p in points],
+        }
+        return SafeJSONResponse({"data": body})
 
     def reference_activity(self, params: dict = Depends(REFERENCE_PARAMS)) -> Response:
         salt = q.canonical_salt(params["salt"])

@@ -571,6 +571,44 @@ async function drawGamma(doc) {
   container.appendChild(el("div", { class: "thermo-status muted" }, thermoStatus(thermo.data)));
 }
 
+/* σ vs molality: this model's summaries of the salt at this temperature (converged values filled, with error bars;
+ * any other status hollow, without a bar, its reason on the point's title) and the experimental conductivity at
+ * 25 °C (GET /reference/conductivity: McCleskey's equations, NIST KCl standards; to 1 mol/kg). */
+async function drawSigma(doc) {
+  const container = $("#sigma-plot");
+  const T = doc.temperature;
+  const rows = (await api("/electrolytes", { salt: doc.salt, model_id: doc.model_id, temperature_min: T - 0.5,
+    temperature_max: T + 0.5, _fields: "molality,sigma,sigma_err,sigma_status,sigma_reason",
+    _sort_fields: "molality", _limit: 100 })).data.filter((d) => isNum(d.sigma));
+  const ok = rows.filter((d) => d.sigma_status === "converged");
+  const other = rows.filter((d) => d.sigma_status !== "converged");
+  const series = [];
+  if (ok.length) {
+    series.push({ x: ok.map((d) => d.molality), y: ok.map((d) => d.sigma), err: ok.map((d) => d.sigma_err),
+      label: "this model", color: COLORS[0], markers: true });
+  }
+  if (other.length) {
+    series.push({ x: other.map((d) => d.molality), y: other.map((d) => d.sigma), label: "not converged",
+      color: COLORS[0], markers: true, hollow: true, line: false });
+  }
+  if (Math.abs(T - 298.15) < 1) {
+    try {
+      const ref = (await api("/reference/conductivity", { salt: doc.salt })).data;
+      series.push({ x: ref.molality, y: ref.value, label: "experiment (25 °C)", color: "#24292f", dash: "4 3" });
+    } catch (err) { /* no experimental conductivity for this salt */ }
+  }
+  if (!series.length) {
+    empty(container, `no conductivity for ${doc.salt} with this model at ${fmt(T, 5)} K (rebuild to compute it)`);
+    return;
+  }
+  lineChart(container, { series, xlabel: "m / mol kg⁻¹", ylabel: "σ / S m⁻¹", xmin: 0 });
+  if (other.length) {
+    const why = other.map((d) => `${fmt(d.molality, 3)} mol/kg: ${STATUS_TEXT[d.sigma_status] || d.sigma_status}`);
+    container.appendChild(el("div", { class: "thermo-status muted", title: other.map((d) => d.sigma_reason || "")
+      .join("\n") }, `hollow: ${why.join("; ")}`));
+  }
+}
+
 /* The verdict of the thermo documents: converged, not converged (reason), or a legacy document without one. */
 function thermoStatus(docs) {
   const d = docs.find((t) => t.status) || {};
@@ -607,6 +645,7 @@ async function openSystem(id) {
     drawRdf();
     drawMsd(msd.data);
     await drawGamma(doc);
+    await drawSigma(doc);
     showError("");
   } catch (err) {
     showError(`could not load system ${id}: ${err.message}`);
