@@ -32,3 +32,11 @@ def test_sigma_and_t_plus_are_served_with_their_filters(client: Any) -> None:
     assert props["t_plus"]["label"] and props["sigma"]["plot"] == "mscd"
     assert client.get("/electrolytes?sigma_min=0&sigma_status=converged").status_code == 200
     assert client.get("/electrolytes?t_plus_max=1&_fields=sigma,sigma_err,t_plus").status_code == 200
+
+
+def test_client_searches_sigma_and_t_plus() -> None:
+    from electrodb.api.client_query import search_params
+
+    params = search_params({"sigma": (1.0, 20.0), "t_plus_status": "converged", "ionicity_max": 1.0}, None, None)
+    assert params["sigma_min"] <= 1.0 <= 20.0 <= params["sigma_max"]
+    assert params["t_plus_status"] == "converged" and params["ionicity_max"] == 1.0

@@ -91,3 +91,11 @@ def test_transport_documents_and_summaries_carry_conductivity(stores):
         assert summary[name] is not None and summary[f"{name}_n_eff"] is not None
     assert summary["exp_sigma"] == pytest.approx(experimental_conductivity("NaCl", summary["molality"]).value)
     assert np.isfinite(summary["sigma_err"])
+
+
+def test_export_columns_carry_units():
+    from electrodb.io.export import property_column
+
+    assert property_column("sigma") == "sigma_S_m" and property_column("sigma", "err") == "sigma_err_S_m"
+    assert property_column("sigma", "exp") == "exp_sigma_S_m" and property_column("sigma_ne") == "sigma_ne_S_m"
+    assert property_column("t_plus") == "t_plus" and property_column("t_plus", "status") == "t_plus_status"
