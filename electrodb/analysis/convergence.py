@@ -23,6 +23,7 @@ document's provenance.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
@@ -54,7 +55,8 @@ class Verdict:
     ``math.inf`` when running longer cannot make it pass (too few ions for the error target, a box too small for
     a Kirkwood–Buff range); None when it is not estimated (a converged value, or a criterion whose scaling with
     run length is unknown, e.g. a drift). Campaigns with ``until:`` use it to size the next segment
-    (``needs_ps``).
+    (``needs_ps``). :meth:`as_dict` stores a finite factor as ``run_factor`` and an infinite one as
+    ``run_longer_helps: false`` (JSON has no infinity).
     """
 
     status: Status
@@ -65,7 +67,10 @@ class Verdict:
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"status": self.status, "criterion": self.criterion, "reason": self.reason}
         if self.run_factor is not None and self.status in FAILED_STATUSES:
-            out["run_factor"] = float(self.run_factor)
+            if math.isinf(self.run_factor):  # JSON has no infinity: stored as "running longer does not help"
+                out["run_longer_helps"] = False
+            else:
+                out["run_factor"] = float(self.run_factor)
         return out
 
     @property
