@@ -74,7 +74,8 @@ def _shells() -> dict[str, dict[str, ExperimentalValue]]:
         if not row["status"].startswith("experimental"):
             continue
         ion, pair = row["ion"], row["pair"]
-        if not (pair.endswith("-O") or pair.endswith("-(water)")):
+        # ion–water-oxygen shells, and water's own O···O first peak (the H2O row)
+        if not (pair.endswith("-O") or pair.endswith("-(water)") or pair.startswith("O...O")):
             continue
         entry = out.setdefault(ion, {})
         source = f"{row['primary_source']} ({row['method_conditions']})"
