@@ -2,6 +2,8 @@
 
 - structure: ``structure``, ``rdf_kernel``, ``shells``, ``shell_sampling``, ``structure_sampling``;
 - transport: ``msd``, ``transport``, ``diffusion_verdict``, ``viscosity``, ``finite_size``;
+- collective transport (ionic conductivity, Onsager coefficients, transference numbers): ``collective``,
+  ``conductivity``, ``conductivity_verdict``;
 - ion pairing and exchange kinetics: ``pairing``, ``kinetics``;
 - Kirkwood–Buff integrals and activities: ``kirkwood_buff``, ``kb_finite_size``, ``kb_series``, ``activity``,
   ``acc_fit``;
