@@ -24,7 +24,7 @@ from typing import Any
 from maggma.core import Store
 from maggma.stores import GridFSStore, MemoryStore, MongoStore
 
-from electrodb.builders.properties import AnalysisSettings
+from electrodb.builders.analysis_settings import AnalysisSettings
 from electrodb.builders.trajectory import TrajectoryPropertiesBuilder, analyse_item
 from electrodb.store.sqlite import SQLiteStore
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from electrodb.analysis.convergence import ConvergenceTargets, Verdict, worst
 from electrodb.analysis.finite_size import yeh_hummer_correction
@@ -24,6 +24,7 @@ from electrodb.analysis.structure import RDFResult
 from electrodb.analysis.structure_sampling import ShellSampling, StructureSampling, analyse_structure
 from electrodb.analysis.transport import self_diffusion
 from electrodb.analysis.viscosity import ViscosityEstimate, solution_viscosity
+from electrodb.builders.analysis_settings import AnalysisSettings
 from electrodb.builders.conductivity import conductivity_entry
 from electrodb.documents.properties import (
     KineticsDoc,
@@ -34,9 +35,8 @@ from electrodb.documents.properties import (
     electrolyte_id,
 )
 from electrodb.store.frames import TrajectoryArrays
-from electrodb.utils.provenance import stable_hash
 
-__all__ = ["AnalysisSettings", "PropertySet", "analyse_trajectory"]
+__all__ = ["PropertySet", "analyse_trajectory"]
 
 PAIRS: list[tuple[str, str]] = [
     ("cation", "O_w"),
@@ -48,37 +48,6 @@ PAIRS: list[tuple[str, str]] = [
     ("anion", "anion"),
     ("O_w", "O_w"),
 ]
-
-
-class AnalysisSettings(BaseModel):
-    """Parameters of the trajectory analysis; their hash is part of every document's provenance."""
-
-    model_config = ConfigDict(frozen=True)
-
-    rdf_r_max_A: float | None = Field(
-        None,
-        gt=0,
-        description="upper RDF range (Å); None = 0.999 × half the smallest cell width (what Kirkwood–Buff "
-        "integrals need), a number caps it; never more than 5000 bins",
-    )
-    rdf_bin_A: float = Field(0.02, description="RDF bin width (Å)")
-    n_blocks: int = Field(5, ge=2, description="time blocks for uncertainties")
-    min_frames: int = Field(20, ge=5, description="trajectories with fewer frames are skipped")
-    viscosity_Pa_s: float | None = Field(
-        None,
-        gt=0,
-        description="user override of η (Pa·s) for Yeh–Hummer; None = the solution's viscosity: Green–Kubo from the "
-        "run's stress, else Laliberté's correlation for the salt, else pure water (see viscosity_source)",
-    )
-    residence_t_star_ps: float = Field(2.0, description="IMM tolerance t* (ps)")
-    fallback_shell_A: dict[str, float] = Field(
-        default_factory=lambda: {"cation-O_w": 3.0, "anion-O_w": 3.8, "cation-anion": 3.5},
-        description="first-shell cutoffs when the RDF has no usable first minimum (Å)",
-    )
-
-    @property
-    def digest(self) -> str:
-        return stable_hash(self.model_dump(mode="json"))
 
 
 class PropertySet(BaseModel):

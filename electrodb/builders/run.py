@@ -12,7 +12,7 @@ from typing import Any
 from maggma.core import Builder
 
 from electrodb import __version__
-from electrodb.builders.properties import AnalysisSettings
+from electrodb.builders.analysis_settings import AnalysisSettings
 from electrodb.builders.solvation import SolvationBuilder
 from electrodb.builders.summary import ElectrolyteSummaryBuilder
 from electrodb.builders.thermo import ThermoBuilder
@@ -90,7 +90,7 @@ def run_builders(
     log
         Progress callback, one line per builder.
     settings
-        :class:`~electrodb.builders.properties.AnalysisSettings` of the properties builder (default settings
+        :class:`~electrodb.builders.analysis_settings.AnalysisSettings` of the properties builder (default settings
         otherwise).
     rebuild
         Reprocess every input, upserting in place; then prune documents whose source is gone. Never empties a

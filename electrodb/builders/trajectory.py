@@ -22,7 +22,8 @@ import numpy as np
 from maggma.core import Builder, Store
 
 from electrodb.analysis.periodic import smallest_widths
-from electrodb.builders.properties import AnalysisSettings, analyse_trajectory
+from electrodb.builders.analysis_settings import AnalysisSettings
+from electrodb.builders.properties import analyse_trajectory
 from electrodb.store.frames import TrajectoryArrays, TrajectoryError, load_trajectory
 from electrodb.utils.provenance import as_datetime
 

@@ -49,6 +49,8 @@ _COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("r_water_O", "r(O–O) Å", 2),
     ("cn_water_O", "CN(O–O)", 1),
     ("cip_fraction_cation", "CIP frac.", 2),
+    ("sigma", "σ S/m", 2),
+    ("t_plus", "t+", 2),
 )
 
 

@@ -39,7 +39,7 @@ from typing import Any
 from jobflow import CURRENT_JOB, Flow, Maker, Response
 from pydantic import BaseModel, Field
 
-from electrodb.builders.properties import AnalysisSettings
+from electrodb.builders.analysis_settings import AnalysisSettings
 from electrodb.builders.trajectory import analyse_item
 from electrodb.documents.registry import PROPERTIES, PROPERTY_COLLECTIONS
 from electrodb.documents.system import SystemDocument
@@ -162,7 +162,7 @@ def judge_trajectory(
     stores
         Stores holding its frames (``trajectories``, ``data``).
     settings
-        Analysis settings (default :class:`~electrodb.builders.properties.AnalysisSettings`, as a build).
+        Analysis settings (default :class:`~electrodb.builders.analysis_settings.AnalysisSettings`, as a build).
 
     Returns
     -------
@@ -387,6 +387,9 @@ def remember_routes(flow: Flow) -> None:
             "production": dict(production.config.manager_config) if production is not None else {},
             "check": dict(check.config.manager_config),
         }
+        # jobflow would give every added job the check's own settings (pass_manager_config), after
+        # route_like_the_first: the next production would run on the CPU worker
+        check.config.pass_manager_config = False
 
 
 def route_like_the_first(production: Any, check: Any) -> None:
@@ -394,11 +397,14 @@ def route_like_the_first(production: Any, check: Any) -> None:
     running check job, which the engines copied from the first segment (:data:`ROUTES_KEY`)."""
     current = CURRENT_JOB.job
     metadata = dict(current.metadata or {}) if current is not None else {}
+    metadata.pop("fw_id", None)  # the running Firework's id (jobflow's FireWorks task adds it), not theirs
     routes = metadata.get(ROUTES_KEY) or {}
     for job, stage in ((production, "production"), (check, "check")):
         job.metadata.update(metadata)
         if routes.get(stage):
             job.config.manager_config = {**job.config.manager_config, **routes[stage]}
+    if routes:
+        check.config.pass_manager_config = False  # as remember_routes: its additions keep their own routes
 
 
 def judge_segment(

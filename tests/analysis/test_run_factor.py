@@ -270,7 +270,7 @@ def test_run_factors_reach_the_stored_documents(stores) -> None:
     thermo builder and the diffusion entries carry ``run_factor`` (or ``run_longer_helps``) where they fail, and
     the summary reads the r_* properties from the peak position's own entry."""
     from electrodb.builders import run_builders
-    from electrodb.builders.properties import AnalysisSettings
+    from electrodb.builders.analysis_settings import AnalysisSettings
     from tests.analysis.structure_cases import write_case
 
     doc = write_case(stores, static_structure(n_frames=40, noise_A=0.05, frame_ps=1.0))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from electrodb.builders import run_builders
-from electrodb.builders.properties import AnalysisSettings
+from electrodb.builders.analysis_settings import AnalysisSettings
 from electrodb.settings import ElectroDBSettings
 from electrodb.store.stores import get_stores
 from tests.analysis.structure_cases import ideal_gas, write_case

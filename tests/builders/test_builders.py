@@ -27,7 +27,7 @@ def test_builders_are_incremental_and_idempotent(stores):
 
 
 def test_changed_analysis_settings_rebuild(stores):
-    from electrodb.builders.properties import AnalysisSettings
+    from electrodb.builders.analysis_settings import AnalysisSettings
 
     write_brownian_trajectory(stores, "NaCl", 1.0, n_frames=120, seed=1)
     run_builders(stores)

@@ -28,7 +28,7 @@ import pytest
 from electrodb.analysis.kirkwood_buff import MOL_PER_L_TO_PER_A3, activity_derivative, kb_integral
 from electrodb.analysis.structure import pair_rdfs
 from electrodb.builders import run_builders
-from electrodb.builders.properties import AnalysisSettings
+from electrodb.builders.analysis_settings import AnalysisSettings
 from tests.analysis.structure_cases import ideal_gas, static_structure, write_case
 
 N_SIGMA = 3.5
