@@ -61,9 +61,9 @@ WATER_H = np.array([[0.757, 0.586, 0.0], [-0.757, 0.586, 0.0]])
 GRID_PS = 10.0
 #: Budget-sharing policies compared (key: label).
 POLICIES = {
-    "cheapest": "cheapest remaining convergence first, ranked once after the first segments (run_campaign)",
+    "cheapest": "cheapest remaining convergence first, ranked once after the first segments",
     "reranked": "cheapest first, re-ranked after every segment",
-    "estimated": "cheapest first, re-ranked, 'insufficient' needs_ps (a frame-count lower bound) as no estimate",
+    "estimated": "cheapest first, re-ranked, 'insufficient' needs_ps as no estimate (run_campaign)",
     "campaign": "campaign order (as listed)",
     "campaign_random": "campaign order, mean of the shuffled orders (min–max)",
     "oracle": "reference: every system's until length known in advance, cheapest first",
@@ -263,10 +263,11 @@ def shared_budget(sources: list[Source], segment_ps: float, max_ps: float, total
     its segment would be spent, with the hours the campaign has spent by then. ``cheapest``: first segment of
     every system, judged; then each continues until it stops, in the order of the core hours its cheapest
     pending property needs after its first segment (:func:`electrodb.flows.segments.cheapest_first`; no
-    estimate: last, in campaign order), as :func:`electrodb.flows.campaign.run_campaign` does. ``reranked``:
+    estimate: last, in campaign order). ``reranked``:
     the same first pass, then every next segment goes to the system whose cheapest pending property needs the
     fewest core hours now. ``estimated``: as ``reranked``, but the ``needs_ps`` of an ``insufficient`` verdict
-    (the frames the analysis needs before it can estimate anything: a lower bound) counts as no estimate.
+    (the frames the analysis needs before it can estimate anything: a lower bound) counts as no estimate; this is
+    what :func:`electrodb.flows.campaign.run_campaign` does (:func:`electrodb.flows.segments.cheapest_first`).
     ``campaign``: each system runs until it stops, in the order of ``sources``.
     """
     budget = Budget(segment_ps=segment_ps, max_production_ps=max_ps, total_core_hours=total_hours)

@@ -45,6 +45,7 @@ __all__ = [
     "record_system_failure",
     "register_campaign",
     "run_campaign",
+    "run_segments_cheapest_first",
     "run_system",
 ]
 
@@ -389,24 +390,7 @@ def run_campaign(
     maker = maker or ElectrolyteFlowMaker()
     job_store = stores.job_store()
     if run.campaign.until is not None and len(run.todo) > 1:
-        # first segment of every system, then the cheapest remaining convergence first (flows.segments)
-        first = dataclasses.replace(
-            maker,
-            check_maker=ConvergenceCheckMaker(production_maker=maker.production_maker, continue_segments=False),
-        )
-        outcomes = {}
-        for k, spec in enumerate(run.todo):
-            if on_system:
-                on_system(k, 2 * len(run.todo), spec)
-            outcomes[spec.system_id] = run_system(spec, stores, first, job_store)
-        order = cheapest_first(run.todo, stores)
-        for k, spec in enumerate(order):
-            if outcomes[spec.system_id][0] == "completed":
-                if on_system:
-                    on_system(len(run.todo) + k, 2 * len(run.todo), spec)
-                outcomes[spec.system_id] = run_system(spec, stores, maker, job_store)
-        for spec in run.todo:
-            record_outcome(run.summary, spec.system_id, *outcomes[spec.system_id])
+        run_segments_cheapest_first(run, stores, maker, job_store, on_system)
         if run.campaign.solvation:
             run.summary.solvation = run_solvation(run.campaign, stores, run.model_id)
         return run.summary
@@ -418,6 +402,46 @@ def run_campaign(
     if run.campaign.solvation:
         run.summary.solvation = run_solvation(run.campaign, stores, run.model_id)
     return run.summary
+
+
+def run_segments_cheapest_first(
+    run: PreparedRun,
+    stores: ElectroDBStores,
+    maker: ElectrolyteFlowMaker,
+    job_store: JobStore,
+    on_system: Callable[[int, int, SystemSpec], None] | None = None,
+) -> None:
+    """A campaign with ``until``, one segment at a time, where the budget buys converged values soonest.
+
+    Every system runs its first segment and is judged; then, again and again, the system whose cheapest pending
+    property needs the least wall time (:func:`electrodb.flows.segments.cheapest_first`, ranked again after every
+    segment) runs its next segment, until no system is left to continue (each check stops its system when its
+    ``until`` properties converged, are unreachable, or the budget is spent). Outcomes go to ``run.summary``.
+    """
+    single = dataclasses.replace(
+        maker, check_maker=ConvergenceCheckMaker(production_maker=maker.production_maker, continue_segments=False)
+    )
+    outcomes: dict[str, tuple[str, str | None]] = {}
+    for k, spec in enumerate(run.todo):
+        if on_system:
+            on_system(k, len(run.todo), spec)
+        outcomes[spec.system_id] = run_system(spec, stores, single, job_store)
+    while True:
+        going = [s for s in run.todo if outcomes[s.system_id][0] == "completed" and _next_end(stores, s) is not None]
+        if not going:
+            break
+        spec = cheapest_first(going, stores)[0]
+        step = dataclasses.replace(single, segment_end_ps=_next_end(stores, spec))
+        outcomes[spec.system_id] = run_system(spec, stores, step, job_store)
+    for spec in run.todo:
+        record_outcome(run.summary, spec.system_id, *outcomes[spec.system_id])
+
+
+def _next_end(stores: ElectroDBStores, spec: SystemSpec) -> float | None:
+    """The production length the system's last check asked for (None: it stopped)."""
+    doc = stores.trajectories.query_one({"trajectory_id": spec.system_id}, properties=["convergence"]) or {}
+    record = doc.get("convergence") or {}
+    return record.get("next_production_ps") if record.get("decision") == "continue" else None
 
 
 def run_solvation(campaign: Campaign, stores: ElectroDBStores, model_id: str) -> dict[str, str]:

@@ -24,8 +24,9 @@ small), None when not estimated. The decision (:func:`decide`):
    short run is rough), capped by the budget and rounded up to the frame grid.
 
 Where the campaign budget is shared (local runs, :func:`electrodb.flows.campaign.run_campaign`): every system
-runs its first segment, then systems continue in order of the wall time their cheapest remaining convergence
-needs (``needs_ps`` ÷ measured speed), cheapest first. ``benchmarks/segments.py`` compares that policy with the
+runs its first segment, then, one segment at a time, the system whose cheapest pending ``unconverged`` property
+needs the least wall time (``needs_ps`` ÷ measured speed) runs next, ranked again after every segment.
+``benchmarks/segments.py`` compares that policy with the
 campaign order and measures the MD steps saved against the shortest fixed run length.
 """
 
@@ -479,18 +480,21 @@ def still_stopped(doc: dict[str, Any], spec: SystemSpec, stores: ElectroDBStores
 
 
 def cheapest_first(specs: list[SystemSpec], stores: ElectroDBStores) -> list[SystemSpec]:
-    """``specs`` ordered by the wall time their cheapest pending property still needs (after a first segment):
-    the budget goes first where it buys a converged value soonest. Systems without an estimate come last, in
+    """``specs`` ordered by the wall time their cheapest pending, computed (``unconverged``) property still needs:
+    the budget goes first where it buys a converged value soonest. Systems without such an estimate come last, in
     campaign order; those that stopped keep their place (they add nothing)."""
 
     def cost(spec: SystemSpec) -> float:
         doc = stores.trajectories.query_one({"trajectory_id": spec.system_id}, properties=["convergence"]) or {}
         record = doc.get("convergence") or {}
         speed = record.get("ps_per_hour")
+        states = record.get("properties") or {}
+        # an insufficient value's needs_ps is what the analysis needs before it can judge at all (frames, events),
+        # not what convergence needs: ranking on it sent the budget to the least ready system (benchmarks/segments)
         needs = [
-            (record.get("properties") or {}).get(p, {}).get("needs_ps")
+            states.get(p, {}).get("needs_ps")
             for p in record.get("pending") or []
-            if p not in (record.get("unreachable") or [])
+            if p not in (record.get("unreachable") or []) and states.get(p, {}).get("status") == "unconverged"
         ]
         needs = [n for n in needs if n is not None]
         if record.get("decision") != "continue" or not needs or not speed:

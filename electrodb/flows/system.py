@@ -21,13 +21,28 @@ __all__ = ["ElectrolyteFlowMaker"]
 
 @dataclass
 class ElectrolyteFlowMaker(Maker):
-    """box -> equilibration -> production for one system."""
+    """box -> equilibration -> production for one system.
+
+    Parameters
+    ----------
+    name
+        Flow name.
+    box_maker, equilibration_maker, production_maker
+        The stages (a stored box or equilibrated state is reused, a stored run continued).
+    check_maker
+        The convergence check after each segment (campaigns with ``until``; default
+        :class:`~electrodb.flows.segments.ConvergenceCheckMaker`).
+    segment_end_ps
+        With ``until``: run the production to this length (ps) before the first check (default the campaign's
+        ``budget.segment_ps``); the local campaign runner uses it to run one chosen segment at a time.
+    """
 
     name: str = "electrolyte md"
     box_maker: BoxMaker = field(default_factory=BoxMaker)
     equilibration_maker: EquilibrationMaker = field(default_factory=EquilibrationMaker)
     production_maker: ProductionMDMaker = field(default_factory=ProductionMDMaker)
     check_maker: ConvergenceCheckMaker | None = None
+    segment_end_ps: float | None = None
 
     def make(self, spec: SystemSpec) -> Flow:
         """The system's flow; with ``spec.until`` the production is the first segment, followed by its check."""
@@ -39,7 +54,7 @@ class ElectrolyteFlowMaker(Maker):
             for j, stage in ((box, "box"), (eq, "equilibrate"), (prod, "production")):
                 j.name = f"{stage} {label}"
             return Flow([box, eq, prod], output=prod.output, name=f"{self.name} {label}")
-        first_ps = (spec.budget.segment_ps if spec.budget else None) or spec.md.production_ps
+        first_ps = self.segment_end_ps or (spec.budget.segment_ps if spec.budget else None) or spec.md.production_ps
         prod = self.production_maker.make(spec, eq.output, production_ps=first_ps)
         checker = self.check_maker or ConvergenceCheckMaker(production_maker=self.production_maker)
         check = checker.make(spec, prod.output, eq.output, segment=1)

@@ -204,3 +204,32 @@ def test_raising_a_fixed_production_length_extends_the_stored_run(stores, random
     assert longer.completed == [tid]
     traj = load_trajectory(tid, stores.trajectories, stores.data)
     assert traj.n_frames == 9 and np.allclose(np.diff(traj.times_ps), 0.005)
+
+
+def test_local_runner_shares_segments_one_at_a_time_cheapest_first(stores, random_mace, monkeypatch):
+    """Two systems: both get a first segment, then segments go one at a time to the one needing least."""
+    from electrodb.flows import segments
+    from electrodb.flows.campaign import run_campaign
+    from tests.campaigns import worker_campaign
+
+    order = []
+
+    def judged(meta, stores, settings=None):
+        order.append((meta["trajectory_id"], round(meta["n_frames"])))
+        dilute = meta["molality"] < 3.0  # the dilute box "needs" little, the other a lot: it goes first
+        return {"D_water": PropertyState(status="unconverged", reason="test", needs_ps=0.01 if dilute else 0.03)}
+
+    monkeypatch.setattr(segments, "judge_trajectory", judged)
+    campaign = worker_campaign(str(random_mace), [2.0, 4.0], [298.15], production_ps=0.02).model_copy(
+        update={"until": ["D_water"], "budget": Budget(segment_ps=0.02, max_production_ps=0.06)}
+    )
+    summary = run_campaign(campaign, stores)
+    assert len(summary.completed) == 2
+    first_two = {tid for tid, _ in order[:2]}
+    assert len(first_two) == 2  # every system's first segment before any second one
+    dilute = next(d["trajectory_id"] for d in stores.trajectories.query({"molality": {"$lt": 3.0}}))
+    assert order[2][0] == dilute  # then the cheapest
+    for doc in stores.trajectories.query({}):
+        traj = load_trajectory(doc["trajectory_id"], stores.trajectories, stores.data)
+        assert doc["convergence"]["decision"] == "budget" and traj.n_frames == 13
+        assert np.allclose(np.diff(traj.times_ps), 0.005)
