@@ -70,3 +70,14 @@ def assert_no_duplicates(stores: Any) -> None:
         fields = key if isinstance(key, list) else [key]
         values = [tuple(str(d.get(f)) for f in fields) for d in stores[name].query(properties=fields)]
         assert len(values) == len(set(values)), f"duplicate {fields} in {name}"
+
+
+#: ``until`` and ``budget`` of a campaign whose production runs in exactly three segments with frames every 1 fs
+#: (``sample_every_steps=2`` at 0.5 fs), whatever the model: after 0.005 ps (6 frames) and 0.01 ps (11 frames) the
+#: run is shorter than the analysis' ``min_frames`` (20), so the check knows what is missing (the missing frames)
+#: and continues, to 0.01 ps and then to the end of the budget, 0.02 ps (21 frames), where the real judgement stops
+#: it whatever it finds (converged, unreachable or budget). For the engines' tests, whose workers are processes.
+THREE_SEGMENTS: dict[str, Any] = {
+    "until": ["r_cation_O"],
+    "budget": {"segment_ps": 0.005, "max_production_ps": 0.02},
+}

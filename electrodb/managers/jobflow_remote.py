@@ -218,8 +218,14 @@ class JobflowRemoteBackend:
                     models[spec.model] = publish_model_output(job_store, spec.model)
                 for job, _ in flow.iterflow():
                     route = routes[stage_kind(job)]
+                    # not dynamic: a check's added jobs would all get the check's CPU route; they take the routes
+                    # of the first production and check from remember_routes instead
                     set_run_config(
-                        job, worker=route["worker"], exec_config=route["exec_config"], resources=route["resources"]
+                        job,
+                        worker=route["worker"],
+                        exec_config=route["exec_config"],
+                        resources=route["resources"],
+                        dynamic=False,
                     )
                     if models[spec.model] is not None and job_stage(job) in MODEL_INPUT_STAGES:
                         job.function_kwargs["model_file"] = models[spec.model]

@@ -227,7 +227,9 @@ def project_config(
         "workers": {cpu_worker_name: cpu_worker, gpu_worker_name: gpu_worker},
         "queue": {"store": queue_store},
         "exec_config": {
-            CPU_EXEC_CONFIG: {"export": {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}},
+            # the CPU jobs include the convergence checks of campaigns with until, which read the production's
+            # working copy: they need its folder too (the CPU worker must see the GPU worker's work_dir)
+            CPU_EXEC_CONFIG: {"export": {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", **_resume(gpu_worker)}},
             GPU_EXEC_CONFIG: {"export": _gpu_export(gpu_worker), "pre_run": GPU_PRE_RUN},
         },
         "jobstore": job_store,
@@ -242,11 +244,13 @@ def _gpu_export(gpu_worker: dict[str, Any]) -> dict[str, str]:
     """Environment of MD jobs: one thread per process, and production working copies kept beside the worker's job
     folders (``ELECTRODB_RESUME_DIR``), which ``jf job rerun`` deletes, so that a killed production resumes
     from its checkpoint (:mod:`electrodb.flows.resume`)."""
-    export = {"OMP_NUM_THREADS": "1"}
+    return {"OMP_NUM_THREADS": "1", **_resume(gpu_worker)}
+
+
+def _resume(gpu_worker: dict[str, Any]) -> dict[str, str]:
+    """``ELECTRODB_RESUME_DIR``: the production working copies' folder beside the GPU worker's job folders."""
     work_dir = gpu_worker.get("work_dir")
-    if work_dir:
-        export["ELECTRODB_RESUME_DIR"] = f"{str(work_dir).rstrip('/')}/{RESUME_FOLDER}"
-    return export
+    return {"ELECTRODB_RESUME_DIR": f"{str(work_dir).rstrip('/')}/{RESUME_FOLDER}"} if work_dir else {}
 
 
 def write_project_config(path: str | os.PathLike[str], name: str, *, overwrite: bool = False, **kwargs: Any) -> Path:

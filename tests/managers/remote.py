@@ -51,3 +51,66 @@ def run_job_as_jobflow_remote(job, store: JobStore, run_dir: Path, db_id: str) -
     finally:
         os.chdir(cwd)
     collect_remote_job(store, run_dir, db_id)
+
+
+def run_queue(controller, store: JobStore, root: Path, hold=None) -> list[dict]:
+    """jobflow-remote's runner and workers on a queue, one job at a time until no job it may run is READY.
+
+    Each READY job is checked out (``JobController.checkout_job``), staged from its queue document as the runner's
+    upload does (inputs resolved from the JobStore, a file copy of the JobStore in a new folder), run by
+    ``run_remote_job`` with its exec_config's ``export`` environment (what the worker's submission script exports),
+    and completed by ``JobController.complete_job``: its stores copied into the JobStore, a ``Response``'s
+    additions inserted into the queue with the worker and exec_config of their own ``manager_config`` (else the
+    generating job's), and the children made READY. Only the transport (SSH, SLURM) is left out.
+
+    Parameters
+    ----------
+    hold
+        ``hold(queue document)``: True for jobs left READY (a runner that stopped before them).
+
+    Returns
+    -------
+    list of dict
+        The queue documents of the jobs run, in order, with their final ``state``.
+    """
+    from jobflow_remote.jobs.data import IN_FILENAME
+    from jobflow_remote.jobs.run import run_remote_job
+    from jobflow_remote.remote.data import get_remote_in_file, get_remote_store, resolve_job_dict_args
+
+    from electrodb.settings import get_settings
+
+    ran: list[dict] = []
+    while True:
+        ready = [d for d in controller.jobs.find({"state": "READY"}, sort=[("db_id", 1)]) if not (hold and hold(d))]
+        if not ready:
+            return ran
+        key = {"uuid": ready[0]["uuid"], "index": ready[0]["index"]}
+        assert controller.checkout_job(query=key) is not None
+        doc = controller.jobs.find_one(key)
+        job_dict = doc["job"]
+        store.connect()
+        resolve_job_dict_args(job_dict, store)
+        run_dir = root / f"job-{doc['db_id']}"
+        run_dir.mkdir(parents=True)
+        remote = get_remote_store(store, run_dir, controller.project.remote_jobstore)
+        (run_dir / IN_FILENAME).write_bytes(get_remote_in_file(job_dict, remote).getvalue())
+        exec_config = controller.project.exec_config.get(doc["exec_config"]) if doc["exec_config"] else None
+        export = dict(exec_config.export or {}) if exec_config is not None else {}
+        before = {k: os.environ.get(k) for k in export}
+        cwd = os.getcwd()
+        os.environ.update(export)
+        get_settings.cache_clear()
+        try:
+            run_remote_job(run_dir)
+        finally:
+            os.chdir(cwd)
+            for k, v in before.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            get_settings.cache_clear()
+        controller.complete_job(doc, run_dir, store)
+        done = controller.jobs.find_one(key)
+        assert done["state"] == "COMPLETED", (done["job"]["name"], done.get("error"))
+        ran.append(done)

@@ -174,27 +174,14 @@ def test_resubmission_skips_active_systems_reruns_fizzled_ones_in_place(tmp_path
     assert out["n_wf"] == 3 and set(out["latest"]) == set(ids)
 
 
-HOST_SCRIPT = """
+#: Serves the host's LaunchPad ``lp`` to the workers, one call at a time (mongomock is not made for concurrent
+#: writers), and defines ``start_workers(hold=None)``: a cpu-node and a gpu-node worker process (WORKER_SCRIPT)
+#: that leave the Fireworks matching the query ``hold`` alone.
+SERVE_LAUNCHPAD = """
 import json, os, subprocess, sys, threading, time
-from fireworks import LaunchPad
 from fireworks.fw_config import DS_PASSWORD
 from fireworks.utilities.fw_utilities import DataServer
-from electrodb.systems.campaign import Campaign
-from electrodb.managers.fireworks import FireWorksBackend
-from electrodb.managers.stages import SubmitOptions
-from electrodb.managers.submit import submit_campaign
-from electrodb.store.stores import get_stores
 
-lp = LaunchPad.from_file("launchpad.yaml")
-lp.reset("", require_password=False)
-campaign = Campaign.from_yaml("spec.yaml")  # model_cutoff_A is the model's own: no need to load it here
-options = SubmitOptions(cpu_worker="cpu-node", gpu_worker="gpu-node", chunk_size=1)
-with get_stores() as stores:
-    first = submit_campaign(campaign, stores, FireWorksBackend(lp), options, multi_node=False)
-    again = submit_campaign(campaign, stores, FireWorksBackend(lp), options, multi_node=False)
-os.remove(campaign.model)  # the workers must resolve the staged model by its sha256, not by this path
-
-# One LaunchPad for both workers, one call at a time (mongomock is not made for concurrent writers).
 lock = threading.RLock()
 class SerialLaunchPad:
     pass
@@ -211,13 +198,40 @@ DataServer.register("LaunchPad", callable=lambda: _shared)
 server = DataServer(address=("127.0.0.1", 0), authkey=DS_PASSWORD).get_server()
 threading.Thread(target=server.serve_forever, daemon=True).start()
 port = server.address[1]
-workers = []
-for name, category in (("cpu-node", "cpu"), ("gpu-node", "gpu")):
-    os.makedirs(name, exist_ok=True)
-    log = open(os.path.join(name, "worker.log"), "w")
-    cmd = [sys.executable, os.path.abspath("worker.py"), str(port), name, category]
-    workers.append((subprocess.Popen(cmd, cwd=name, stdout=log, stderr=subprocess.STDOUT), log))
-codes = [p.wait(timeout=400) for p, _ in workers]
+
+def start_workers(hold=None):
+    workers = []
+    for name, category in (("cpu-node", "cpu"), ("gpu-node", "gpu")):
+        os.makedirs(name, exist_ok=True)
+        log = open(os.path.join(name, "worker.log"), "a")
+        cmd = [sys.executable, os.path.abspath("worker.py"), str(port), name, category, json.dumps(hold)]
+        workers.append(subprocess.Popen(cmd, cwd=name, stdout=log, stderr=subprocess.STDOUT))
+    return workers
+"""
+
+HOST_SCRIPT = (
+    """
+import json, os
+from fireworks import LaunchPad
+from electrodb.systems.campaign import Campaign
+from electrodb.managers.fireworks import FireWorksBackend
+from electrodb.managers.stages import SubmitOptions
+from electrodb.managers.submit import submit_campaign
+from electrodb.store.stores import get_stores
+
+lp = LaunchPad.from_file("launchpad.yaml")
+lp.reset("", require_password=False)
+campaign = Campaign.from_yaml("spec.yaml")  # model_cutoff_A is the model's own: no need to load it here
+options = SubmitOptions(cpu_worker="cpu-node", gpu_worker="gpu-node", chunk_size=1)
+with get_stores() as stores:
+    first = submit_campaign(campaign, stores, FireWorksBackend(lp), options, multi_node=False)
+    again = submit_campaign(campaign, stores, FireWorksBackend(lp), options, multi_node=False)
+os.remove(campaign.model)  # the workers must resolve the staged model by its sha256, not by this path
+"""
+    + SERVE_LAUNCHPAD
+    + """
+workers = start_workers()
+codes = [p.wait(timeout=400) for p in workers]
 with lock:
     fws = list(lp.fireworks.find({}, {"_id": 0, "fw_id": 1, "name": 1, "state": 1, "spec._category": 1,
                                       "spec._fworker": 1, "spec.electrodb_system_id": 1}))
@@ -227,24 +241,25 @@ print(json.dumps({"first": first.submitted, "n_chunks": first.n_chunks, "sha": f
                   "again": again.submitted, "again_in_engine": again.in_engine, "codes": codes,
                   "fireworks": fws, "launches": launches}, default=str))
 """
+)
 
 WORKER_SCRIPT = """
-import sys, time
+import json, sys, time
 from fireworks import FWorker
 from fireworks.core.rocket_launcher import rapidfire
 from fireworks.fw_config import DS_PASSWORD
 from fireworks.utilities.fw_utilities import DataServer
 
-port, name, category = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+port, name, category, hold = int(sys.argv[1]), sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 DataServer.register("LaunchPad")
 ds = DataServer(address=("127.0.0.1", port), authkey=DS_PASSWORD)
 ds.connect()
 lp = ds.LaunchPad()
-worker = FWorker(name=name, category=category)
+worker = FWorker(name=name, category=category, query={"$nor": [hold]} if hold else None)
 deadline = time.time() + 360
-while time.time() < deadline:  # `rlaunch rapidfire` until no Firework can run any more
+while time.time() < deadline:  # `rlaunch rapidfire` until no Firework can run any more (holding: until killed)
     rapidfire(lp, fworker=worker, nlaunches=0, sleep_time=1, strm_lvl="INFO")
-    if not lp.get_fw_ids({"state": {"$in": ["READY", "RESERVED", "RUNNING"]}}):
+    if not hold and not lp.get_fw_ids({"state": {"$in": ["READY", "RESERVED", "RUNNING"]}}):
         break
     time.sleep(0.5)
 """
@@ -318,3 +333,145 @@ def test_two_workers_run_a_campaign_in_parallel_on_the_mongomock_launchpad(tmp_p
         assert stores.structure.count({"trajectory_id": {"$in": ids}}) == 2
         assert stores.transport.count({"trajectory_id": {"$in": ids}}) == 2
         assert stores.electrolytes.count() == 2
+
+
+SEGMENTS_HOST_SCRIPT = (
+    """
+import json, os
+import numpy as np
+from fireworks import LaunchPad
+from electrodb.systems.campaign import Campaign
+from electrodb.managers.fireworks import FireWorksBackend
+from electrodb.managers.stages import SubmitOptions
+from electrodb.managers.submit import campaign_states, submit_campaign
+from electrodb.store.frames import load_trajectory
+from electrodb.store.stores import get_stores
+
+lp = LaunchPad.from_file("launchpad.yaml")
+lp.reset("", require_password=False)
+campaign = Campaign.from_yaml("spec.yaml")
+ids = [s.system_id for s in campaign.systems()]
+options = SubmitOptions(cpu_worker="cpu-node", gpu_worker="gpu-node", chunk_size=1)
+with get_stores() as stores:
+    submitted = submit_campaign(campaign, stores, FireWorksBackend(lp), options, multi_node=False).submitted
+"""
+    + SERVE_LAUNCHPAD
+    + """
+def fireworks():
+    with lock:
+        return list(lp.fireworks.find({}, {"_id": 0, "fw_id": 1, "name": 1, "state": 1, "spec._category": 1,
+                                           "spec._fworker": 1, "spec.electrodb_system_id": 1,
+                                           "spec.electrodb_submission": 1, "spec.fw_id": 1}))
+
+def trajectories(tag):
+    out = {}
+    with get_stores() as stores:
+        for tid in ids:
+            doc = stores.trajectories.query_one({"trajectory_id": tid}, properties=["n_frames", "convergence"])
+            traj = load_trajectory(tid, stores.trajectories, stores.data)
+            np.save(f"{tag}-{tid}-positions.npy", traj.positions)
+            np.save(f"{tag}-{tid}-times.npy", traj.times_ps)
+            out[tid] = {"n_frames": doc["n_frames"], "convergence": doc["convergence"]}
+    return out
+
+# the first segments, then both workers are killed once every first check has queued the next segment
+workers = start_workers(hold={"name": {"$regex": "^production .* segment [2-9]"}})
+deadline = time.time() + 300
+while time.time() < deadline and all(p.poll() is None for p in workers):
+    now = fireworks()
+    checks = [f for f in now if f["name"].startswith("convergence check") and f["name"].endswith("segment 1")]
+    busy = [f for f in now if f["state"] in ("RESERVED", "RUNNING")]
+    if len(checks) == len(ids) and all(f["state"] == "COMPLETED" for f in checks) and not busy:
+        break
+    time.sleep(0.5)
+alive = [p.poll() is None for p in workers]
+for p in workers:
+    p.kill()
+    p.wait()
+between = {"alive": alive, "fireworks": fireworks(), "trajectories": trajectories("between")}
+
+# restarted workers finish the campaign
+workers = start_workers()
+codes = [p.wait(timeout=400) for p in workers]
+with lock:
+    launches = list(lp.launches.find({}, {"_id": 0, "fw_id": 1, "state": 1, "fworker.name": 1}))
+with get_stores() as stores:
+    states = [
+        {"status": s.status, "engine_state": s.engine_state, "production_ps": s.production_ps,
+         "convergence": s.convergence}
+        for s in campaign_states(campaign.systems(), stores, FireWorksBackend(lp))
+    ]
+    again = submit_campaign(campaign, stores, FireWorksBackend(lp), options, multi_node=False)
+print(json.dumps({"submitted": submitted, "between": between, "codes": codes, "fireworks": fireworks(),
+                  "launches": launches, "trajectories": trajectories("final"), "states": states,
+                  "again": {"submitted": again.submitted, "completed": again.completed}}, default=str))
+"""
+)
+
+
+def test_segments_run_on_the_gpu_worker_and_checks_on_the_cpu_worker_across_a_kill(tmp_path, random_mace, settings):
+    """A campaign with until on the mongomock LaunchPad with two workers: every segment a check adds is a Firework
+    routed like the first production (gpu, gpu-node) and every check like the first (cpu, cpu-node), of the same
+    system and submission; both workers are SIGKILLed between segments 1 and 2 and restarted: every system ends
+    with three segments of continuous frames, the convergence record on its trajectory and campaign_states saying
+    so."""
+    import numpy as np
+
+    from tests.campaigns import THREE_SEGMENTS
+
+    campaign = _campaign(str(random_mace), **THREE_SEGMENTS)
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(campaign.model_dump(mode="json", exclude_defaults=True)))
+    (tmp_path / "launchpad.yaml").write_text(yaml.safe_dump(LAUNCHPAD_YAML))
+    (tmp_path / "worker.py").write_text(textwrap.dedent(WORKER_SCRIPT))
+    ids = [s.system_id for s in campaign.systems()]
+    out = _python(SEGMENTS_HOST_SCRIPT, tmp_path, _env(tmp_path, settings.data_dir), timeout=580)
+    assert out["submitted"] == ids
+
+    between = out["between"]
+    assert between["alive"] == [True, True]  # killed, not exited
+    queued = [f for f in between["fireworks"] if f["state"] != "COMPLETED"]
+    assert len(queued) == 2 * len(ids)  # the next production (READY) and check (WAITING) of every system
+    for fw in queued:
+        production = fw["name"].startswith("production")
+        assert fw["name"].endswith("segment 2") and fw["state"] == ("READY" if production else "WAITING"), fw
+        assert (fw["spec"]["_category"], fw["spec"]["_fworker"]) == (
+            ("gpu", "gpu-node") if production else ("cpu", "cpu-node")
+        ), fw
+    for record in between["trajectories"].values():
+        assert record["n_frames"] == 6 and record["convergence"]["decision"] == "continue"  # 0.005 ps
+
+    fws = out["fireworks"]
+    assert out["codes"] == [0, 0]
+    assert len(fws) == 8 * len(ids) and {f["state"] for f in fws} == {"COMPLETED"}, fws
+    launches = out["launches"]
+    assert sorted(lc["fw_id"] for lc in launches) == sorted(f["fw_id"] for f in fws)  # each ran exactly once
+    worker_of = {lc["fw_id"]: lc["fworker"]["name"] for lc in launches}
+    submission = {
+        f["spec"]["electrodb_system_id"]: f["spec"]["electrodb_submission"] for f in fws if f["name"].startswith("box")
+    }
+    for fw in fws:
+        stage = fw["name"].split()[0]
+        expected = ("cpu", "cpu-node") if stage in ("box", "convergence") else ("gpu", "gpu-node")
+        assert (fw["spec"]["_category"], fw["spec"]["_fworker"]) == expected, fw
+        assert worker_of[fw["fw_id"]] == expected[1], fw  # ran on the worker it was routed to
+        assert fw["spec"]["electrodb_submission"] == submission[fw["spec"]["electrodb_system_id"]]
+        assert "fw_id" not in fw["spec"]  # the running check's Firework id is not copied into what it adds
+    for sid in ids:
+        names = sorted(f["name"].split(" K ")[-1] for f in fws if f["spec"]["electrodb_system_id"] == sid)
+        assert names.count("segment 2") == names.count("segment 3") == 2, names  # a production and a check
+
+        final = out["trajectories"][sid]
+        assert final["n_frames"] == 21  # 0.02 ps, a frame every fs
+        times = np.load(tmp_path / f"final-{sid}-times.npy")
+        positions = np.load(tmp_path / f"final-{sid}-positions.npy")
+        assert len(times) == 21 and np.allclose(np.diff(times), 0.001)  # no gap, no duplicate
+        assert np.linalg.norm(np.diff(positions, axis=0), axis=2).max() < 1.0
+        before = np.load(tmp_path / f"between-{sid}-positions.npy")
+        assert np.array_equal(positions[: len(before)], before)  # continued across the kill, not restarted
+        record = final["convergence"]
+        assert record["segment"] == 3 and record["decision"] != "continue" and record["production_ps"] == 0.02
+        assert "r_cation_O" in record["properties"] and record["until"] == ["r_cation_O"]
+    for state in out["states"]:
+        assert (state["status"], state["engine_state"]) == ("completed", "COMPLETED")
+        assert state["production_ps"] == pytest.approx(0.02) and state["convergence"]["segment"] == 3
+    assert out["again"] == {"submitted": [], "completed": ids}  # stopped: submitting again adds nothing

@@ -38,11 +38,11 @@ MONGO = ElectroDBSettings(db_uri="mongodb://db.example.org:27017", db_name="elec
 STORE_NAMES = {BLOB_COLLECTION, *JOB_COLLECTIONS}
 
 
-def _workers() -> dict:
+def _workers(work_dir: str = "/scratch/u/electrodb") -> dict:
     return {
-        "cpu_worker": slurm_worker("cpu", "/scratch/u/electrodb", host="login.example.org", partition="cpu"),
+        "cpu_worker": slurm_worker("cpu", work_dir, host="login.example.org", partition="cpu"),
         "gpu_worker": slurm_worker(
-            "gpu", "/scratch/u/electrodb", host="login.example.org", partition="gpu", python_env="/home/u/venv"
+            "gpu", work_dir, host="login.example.org", partition="gpu", python_env="/home/u/venv"
         ),
     }
 
@@ -74,6 +74,8 @@ def test_generated_project_validates_with_jobflow_remote_models(tmp_path):
     # productions keep their working copy beside the job folders, which `jf job rerun` deletes (flows.resume)
     gpu_env = project.exec_config[GPU_EXEC_CONFIG].export
     assert gpu_env["ELECTRODB_RESUME_DIR"] == "/scratch/u/electrodb/electrodb-resume"
+    # ... and the convergence checks (CPU jobs) of campaigns with until read that copy
+    assert project.exec_config[CPU_EXEC_CONFIG].export["ELECTRODB_RESUME_DIR"] == gpu_env["ELECTRODB_RESUME_DIR"]
     # the JobStore jobflow-remote builds is ElectroDB's: same classes, databases and collections
     theirs, ours = project.get_jobstore(), ElectroDBStores(MONGO).job_store()
     assert set(theirs.additional_stores) == set(ours.additional_stores) == STORE_NAMES
@@ -180,7 +182,7 @@ def queue(tmp_path, monkeypatch):
         job_store=spec,
         queue_store={"type": "MemoryStore", "collection_name": "jf_jobs"},
         base_dir=str(tmp_path / "jfr-base"),
-        **_workers(),
+        **_workers(str(tmp_path / "scratch")),  # the workers' exec_config exports folders under it
     )
     monkeypatch.setattr(jobflow_remote.SETTINGS, "projects_folder", str(projects))
     monkeypatch.setattr(jobflow_remote.SETTINGS, "project", None)
@@ -308,3 +310,87 @@ def test_flow_runs_on_file_stores_like_a_jobflow_remote_worker(settings, random_
     # the worker's verified model copy and the (emptied) root of production working copies, no database
     assert _untouched(settings, allow=("model-cache", "resume"))
     assert not list((settings.data_dir / "resume").iterdir())  # published into the JobStore, then removed
+
+
+def test_segments_continue_through_the_working_copy_on_a_jobflow_remote_queue(
+    queue, settings, random_mace, tmp_path, monkeypatch
+):
+    """A campaign with until, submitted by the backend and run by jobflow-remote's own JobController (checkout,
+    completion, the check's Response appended to the queue) on workers with file stores and their exec_config's
+    environment: the segments go to the GPU worker and the checks to the CPU worker, each production continues the
+    working copy the previous one kept, the trajectory reaches the real stores and the copy goes when it stops."""
+    import numpy as np
+
+    from electrodb.managers.submit import campaign_states, system_flows
+    from tests.campaigns import THREE_SEGMENTS, assert_no_duplicates
+    from tests.managers.remote import run_queue
+
+    controller, _ = queue
+    # the project's JobStore is the embedded database here (the backend refuses it for a real project)
+    monkeypatch.setattr(JobflowRemoteBackend, "_check_job_store", staticmethod(lambda job_store, project: None))
+    model = tmp_path / "submit-side.model"
+    model.write_bytes(random_mace.read_bytes())
+    md = short_md(production_ps=0.02, sample_every_steps=2, checkpoint_every_steps=20)
+    campaign = _tiny_campaign(model, [1.0]).model_copy(update={"md": md})
+    campaign = Campaign.model_validate({**campaign.model_dump(), **THREE_SEGMENTS})
+    spec = campaign.systems()[0]
+    real = ElectroDBStores(ElectroDBSettings(data_dir=tmp_path / "campaign-db"))
+    js = real.job_store()
+    backend = JobflowRemoteBackend(job_controller=controller)
+    assert backend.submit(system_flows([spec]), js, SubmitOptions()) == [spec.system_id]
+    model.unlink()  # the workers get the model as an input
+    resume = tmp_path / "scratch" / "electrodb-resume"  # the generated project's ELECTRODB_RESUME_DIR
+
+    def later_segment(doc: dict) -> bool:
+        return doc["job"]["name"].startswith("production") and not doc["job"]["name"].endswith("segment 1")
+
+    # the runner stops after the first check (its next segment queued): nothing lives but the queue, the database
+    # and the working copy
+    first = run_queue(controller, js, tmp_path / "run", hold=later_segment)
+    stages = [(d["job"]["name"].split()[0], d["worker"], d["exec_config"]) for d in first]
+    assert stages == [
+        ("box", "cpu", CPU_EXEC_CONFIG),
+        ("equilibrate", "gpu", GPU_EXEC_CONFIG),
+        ("production", "gpu", GPU_EXEC_CONFIG),
+        ("convergence", "cpu", CPU_EXEC_CONFIG),
+    ]
+    assert len(list(resume.iterdir())) == 1  # kept for the next segment
+    with real:
+        doc = real.trajectories.query_one({"trajectory_id": spec.system_id})
+        assert doc["n_frames"] == 6 and doc["convergence"]["decision"] == "continue"
+        before = load_trajectory(spec.system_id, real.trajectories, real.data).positions
+    queued = {d["job"]["name"]: d for d in controller.jobs.find({"state": {"$in": ["READY", "WAITING"]}})}
+    label = f"{spec.salt} {spec.molality:.2f} m {spec.temperature:.0f} K"
+    production, check = queued[f"production {label} segment 2"], queued[f"convergence check {label} segment 2"]
+    assert (production["state"], production["worker"], production["exec_config"]) == ("READY", "gpu", GPU_EXEC_CONFIG)
+    assert (check["state"], check["worker"], check["exec_config"]) == ("WAITING", "cpu", CPU_EXEC_CONFIG)
+    submitted = first[0]["job"]["metadata"]
+    for added in (production, check):
+        meta = added["job"]["metadata"]
+        assert {k: meta.get(k) for k in ("electrodb_system_id", "electrodb_submission")} == {
+            k: submitted[k] for k in ("electrodb_system_id", "electrodb_submission")
+        }
+
+    rest = run_queue(controller, js, tmp_path / "run")
+    names = [d["job"]["name"] for d in rest]
+    assert names == [f"{stage} {label} segment {k}" for k in (2, 3) for stage in ("production", "convergence check")]
+    for d in rest:
+        kind = "gpu" if d["job"]["name"].startswith("production") else "cpu"
+        assert (d["worker"], d["exec_config"]) == (kind, GPU_EXEC_CONFIG if kind == "gpu" else CPU_EXEC_CONFIG)
+    assert not list(resume.iterdir())  # the system stopped: its working copy is gone
+    assert controller.jobs.count_documents({"state": {"$ne": "COMPLETED"}}) == 0
+    assert backend.states([spec.system_id]) == {spec.system_id: "COMPLETED"}
+    with real:
+        doc = real.trajectories.query_one({"trajectory_id": spec.system_id})
+        traj = load_trajectory(spec.system_id, real.trajectories, real.data)
+        assert doc["status"] == "completed" and doc["n_frames"] == traj.n_frames == 21
+        assert np.allclose(np.diff(traj.times_ps), 0.001)  # no gap, no duplicate across the segments
+        assert np.linalg.norm(np.diff(traj.positions, axis=0), axis=2).max() < 1.0
+        assert np.array_equal(traj.positions[: len(before)], before)  # continued from the copy, not restarted
+        record = doc["convergence"]
+        assert record["segment"] == 3 and record["decision"] != "continue" and record["production_ps"] == 0.02
+        assert "r_cation_O" in record["properties"]
+        (state,) = campaign_states([spec], real, backend)
+        assert (state.status, state.engine_state) == ("completed", "COMPLETED")
+        assert state.convergence["segment"] == 3 and state.production_ps == pytest.approx(0.02)
+        assert_no_duplicates(real)
