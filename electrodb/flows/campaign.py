@@ -88,7 +88,9 @@ def pending_systems(specs: list[SystemSpec], stores: ElectroDBStores) -> tuple[l
         if doc is None:
             return False
         if spec.until is None:
-            return produced_ps(doc) >= spec.md.production_ps - 0.5 * float(doc.get("frame_interval_ps") or 0.0)
+            if not doc.get("n_frames") or not doc.get("frame_interval_ps"):
+                return True  # a completed record without its frame counts: nothing it could be extended from
+            return produced_ps(doc) >= spec.md.production_ps - 0.5 * float(doc["frame_interval_ps"])
         return still_stopped(doc, spec, stores)
 
     return [s for s in specs if not done(s)], [s for s in specs if done(s)]
