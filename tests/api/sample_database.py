@@ -138,6 +138,8 @@ def _properties(salt: str, m: float, temperature: float, model: str) -> dict[str
             out[f"{prop}_{key}"] = text
         if value is not None and prop.startswith(("D_", "cn_")):
             out[f"{prop}_n_eff"], out[f"{prop}_t_equil_ps"] = 30.0 + 10.0 * m, 2.5
+        if out.get(f"{prop}_status") == "unconverged":  # what a campaign with until would still need
+            out[f"{prop}_needs_ps"] = 12.0
     if salt == "MgCl2":  # NVT at a fixed density: no computed density to compare with experiment
         out.update({"density_source": "input", "density_input": 1080.0 + 50 * m, "density_status": "input"})
         out["density_reason"] = "fixed input density (no NPT run): not computed, see density_input"

@@ -253,7 +253,10 @@ def test_table_shows_statuses_experiment_model_names_and_times(server: str) -> N
     na = [r for r in rows.values() if r.startswith("<td>NaCl</td>")]
     assert len(mg) == 2 and na
     for row in mg:  # D+ did not converge: struck out, greyed, the reason on hover
-        assert 'class="value status-unconverged" title="not converged: MSD slope 0.62, not diffusive"><s>' in row
+        assert (
+            'class="value status-unconverged" title="not converged: needs ≈ 12 ps more production; '
+            'MSD slope 0.62, not diffusive"><s>'
+        ) in row
     for row in na:  # converged D+ is a plain number, with the experiment beside it
         assert re.search(r'class="value status-converged" title="converged \([^)]*\)">[0-9.]+ ± [0-9.]+</span>', row)
         assert "(exp 1.33)" in row
@@ -293,7 +296,9 @@ def test_inputs_are_tagged_insufficient_values_never_shown_and_n_eff_beside_the_
     assert 'class="value status-input"' in density and "1105" in density and "<s>" not in density
     assert "exp 1075" not in density
     assert re.search(
-        r'<td class="num neff muted" title="effective number[^"]*2\.5 ps">n_eff 35</td>', props["D_cation"]
+        r'<td class="num neff muted" title="effective number[^"]*2\.5 ps">n_eff 35(<span class="needs"[^>]*> needs '
+        r"≈ 12 ps</span>)?</td>",
+        props["D_cation"],
     )
     assert '<td class="num neff muted"></td>' in props["tau_anion_water"]  # insufficient: no n_eff either
     legacy = next(d for d in db["summaries"] if d["salt"] == "LiCl" and d["molality"] == 3.0)
@@ -304,3 +309,12 @@ def test_inputs_are_tagged_insufficient_values_never_shown_and_n_eff_beside_the_
     assert "3.648" not in cn and "3.65" not in cn and "insufficient data" in cn and "n_eff" not in cn
     assert "values tagged “input” were taken from a correlation" in dom
     _screenshot(f"{server}/?system={mg['electrolyte_id']}", "explorer-inputs.png", tmp_path)
+
+
+@needs_chromium
+def test_unconverged_values_say_how_much_more_production_they_need(server: str, db: dict) -> None:
+    doc = next(d for d in db["summaries"] if any(d.get(f"{p}_needs_ps") for p in ("D_cation", "cn_cation_O")))
+    prop = next(p for p in ("D_cation", "cn_cation_O") if doc.get(f"{p}_needs_ps"))
+    dom = _dom(f"{server}/?system={doc['electrolyte_id']}", "detail")
+    row = dict(re.findall(r'<tr data-prop="(\w+)">(.*?)</tr>', dom))[prop]
+    assert "needs ≈ 12 ps" in row and "needs ≈ 12 ps more production; " in row

@@ -93,7 +93,9 @@ function valueNode(doc, name, digits = 3, errDigits = 1) {
     return span;
   }
   const label = STATUS_TEXT[status] || status;
-  span.title = `${label}${reason ? ": " + reason : ""}`;
+  const needs = doc[`${name}_needs_ps`];
+  const more = status !== "input" && isNum(needs) ? `needs ≈ ${fmt(needs, 2)} ps more production; ` : "";
+  span.title = `${label}${reason || more ? ": " + more + reason : ""}`;
   if (status === "input") {
     span.textContent = isNum(v) ? number : "";
     span.appendChild(el("span", { class: "input-tag", "aria-label": "input, not computed" }, "input"));
@@ -113,12 +115,19 @@ function inputValue(doc, name) {
 
 /* Effective number of independent samples behind a property's error, with its equilibration cut on hover. */
 function neffNode(doc, name) {
-  const n = doc[`${name}_status`] === "insufficient" ? null : doc[`${name}_n_eff`];
+  const status = doc[`${name}_status`];
+  const n = status === "insufficient" ? null : doc[`${name}_n_eff`];
   const t = doc[`${name}_t_equil_ps`];
+  const needs = doc[`${name}_needs_ps`];
   const td = el("td", { class: "num neff muted" }, isNum(n) ? `n_eff ${fmt(n, 2)}` : "");
   if (isNum(n)) {
     td.title = "effective number of independent samples behind the error" +
       (isNum(t) ? `; equilibration cut ${fmtPs(t)} ps` : "");
+  }
+  if ((status === "unconverged" || status === "insufficient") && isNum(needs)) {
+    // not a result yet: what it still needs (flows.segments: from how its failed criteria grow with the run)
+    td.appendChild(el("span", { class: "needs", title: "more production this value needs to converge, " +
+      "estimated from how its failed criteria grow with the run length" }, ` needs ≈ ${fmt(needs, 2)} ps`));
   }
   return td;
 }
@@ -249,7 +258,7 @@ async function loadTable() {
   const fields = ["salt", "molality", "temperature", "model_id", "model_name", "n_runs", "total_ps",
     "density_source",
     ...COLUMNS.filter((c) => c.prop).flatMap((c) => [c.key, `${c.key}_err`, `${c.key}_status`, `${c.key}_reason`,
-      `${c.key}_criterion`, `exp_${c.key}`, `exp_${c.key}_source`]),
+      `${c.key}_criterion`, `${c.key}_needs_ps`, `exp_${c.key}`, `exp_${c.key}_source`]),
     ...COLUMNS.filter((c) => c.num).map((c) => c.key)];
   try {
     const body = await api("/electrolytes", {
