@@ -47,6 +47,7 @@ from electrodb.flows.md_records import (
     load_checkpoint,
     mark,
     new_trajectory_doc,
+    produced_ps,
     save_checkpoint,
 )
 from electrodb.flows.training import model_long_range
@@ -208,7 +209,8 @@ class BatchedProductionMaker(Maker):
             existing = stores.trajectories.query_one({"trajectory_id": spec.system_id})
             if existing is not None:
                 existing.pop("_id", None)
-            if existing and existing["status"] == "completed":
+                existing.pop("blob_uuid", None)  # the job-collection key: jobflow reads an output holding it as a blob
+            if existing and existing["status"] == "completed" and not self._extends(stores, existing, md):
                 out[k] = TrajectoryDocument(**existing)
             elif system is None or system.status != "ok":
                 if existing:
@@ -251,6 +253,12 @@ class BatchedProductionMaker(Maker):
                 report(f"{len(retry)} system(s) unstable; retrying them once with half the time step")
             pending = retry
         return [out[k] for k in sorted(out)]
+
+    def _extends(self, stores: ElectroDBStores, existing: dict[str, Any], md: MDSettings) -> bool:
+        """Whether a completed trajectory is shorter than ``md.production_ps`` and can be continued from its
+        checkpoint (a later segment of a campaign with ``until``, or a raised ``production_ps``)."""
+        short = produced_ps(existing) < md.production_ps - 0.5 * float(existing["frame_interval_ps"])
+        return self.resume and short and load_checkpoint(stores, existing["trajectory_id"]) is not None
 
     def _prepare(
         self,

@@ -32,6 +32,7 @@ from electrodb.flows.campaign import (
     run_solvation,
 )
 from electrodb.flows.md import BoxMaker, EquilibrationMaker, report
+from electrodb.flows.segments import judge_segment
 from electrodb.store.stores import ElectroDBStores
 from electrodb.systems.campaign import Campaign, MDSettings, SystemSpec
 
@@ -138,8 +139,6 @@ def _cannot_batch(campaign: Campaign) -> str | None:
         return f"batched MD is Langevin only and md.thermostat is {campaign.md.thermostat!r}"
     if campaign.long_range is not None:
         return "batched MD has no long-range Coulomb term and the campaign sets long_range"
-    if campaign.until is not None:
-        return "batched MD runs fixed lengths and the campaign runs in segments until converged (until:)"
     return None
 
 
@@ -196,6 +195,13 @@ def run_campaign_batched(
     todo, summary = run.todo, run.summary
     size = AUTO_GROUP_SYSTEMS if resolved == "auto" else resolved
     job_store = stores.job_store()
+    if run.campaign.until is not None:
+        errors = _batched_segments(todo, stores, size, resolved == "auto", device, job_store, on_system)
+        for spec in todo:
+            _record(summary, stores, spec, errors)
+        if run.campaign.solvation:
+            summary.solvation = run_solvation(run.campaign, stores, run.model_id)
+        return summary
     k = 0
     for group in group_specs(todo, size):
         for spec in group:
@@ -211,6 +217,46 @@ def run_campaign_batched(
     if run.campaign.solvation:
         summary.solvation = run_solvation(run.campaign, stores, run.model_id)
     return summary
+
+
+def _batched_segments(
+    todo: list[SystemSpec],
+    stores: ElectroDBStores,
+    size: int,
+    autobatch: bool,
+    device: str,
+    job_store: Any,
+    on_system: Callable[[int, int, SystemSpec], None] | None = None,
+) -> list[str]:
+    """A campaign with ``until``, batched: every round runs the boxes not yet stopped, each to the length its last
+    check asked for (boxes asking for the same length share a batch), then judges each
+    (:func:`electrodb.flows.segments.judge_segment`); a box stops when its ``until`` properties converged, are
+    unreachable or its budget is spent, so a batch only ever extends its unconverged boxes. Returns the job
+    errors of every round."""
+    target = {s.system_id: (s.budget.segment_ps if s.budget else None) or s.md.production_ps for s in todo}
+    segment = dict.fromkeys(target, 1)
+    active, errors_all = list(todo), []
+    for k, spec in enumerate(todo):
+        if on_system:
+            on_system(k, len(todo), spec)
+    while active:
+        runs = [
+            s.model_copy(update={"md": s.md.model_copy(update={"production_ps": target[s.system_id]})}) for s in active
+        ]
+        for group in group_specs(runs, size):
+            flow = batched_campaign_flow(group, size, autobatch=autobatch, device=device)
+            _remove_earlier_attempts(job_store, [s.system_id for s in group])
+            with capture_job_errors() as errors:
+                run_locally(flow, store=job_store, create_folders=False, log=False, ensure_success=False)
+            errors_all += errors.errors
+        going = []
+        for spec in active:
+            record = judge_segment(stores, spec, segment[spec.system_id])
+            if record is not None and record.decision == "continue" and record.next_production_ps:
+                target[spec.system_id], segment[spec.system_id] = record.next_production_ps, record.segment + 1
+                going.append(spec)
+        active = going
+    return errors_all
 
 
 def _remove_earlier_attempts(job_store: Any, ids: list[str]) -> None:

@@ -232,3 +232,34 @@ def test_killed_batched_job_resumes_every_box(
                     _trajectory(ref, spec.system_id).positions,
                     atol=2e-3,
                 )
+
+
+def test_batched_segments_extend_only_unconverged_boxes(random_mace: Path, stores: Any, monkeypatch) -> None:
+    """until with md.batch: each round extends only the boxes whose check asked for more, in one batch."""
+    from electrodb.flows import segments
+    from electrodb.flows.batched_campaign import run_campaign_batched
+    from electrodb.flows.segments import PropertyState
+    from electrodb.systems.budget import Budget
+
+    campaign = _campaign(random_mace).model_copy(
+        update={"until": ["D_water"], "budget": Budget(segment_ps=0.05, max_production_ps=0.15)}
+    )
+    nacl, licl = campaign.systems()
+    judged: list[tuple[str, int]] = []
+
+    def judge(meta: dict, stores: Any, settings: Any = None) -> dict:
+        judged.append((meta["trajectory_id"], meta["n_frames"]))
+        done = meta["trajectory_id"] == nacl.system_id  # NaCl converges after its first segment; LiCl never
+        return {"D_water": PropertyState(status="converged" if done else "unconverged", needs_ps=None)}
+
+    monkeypatch.setattr(segments, "judge_trajectory", judge)
+    summary = run_campaign_batched(campaign, stores, batch=2, device="cpu")
+    assert sorted(summary.completed) == sorted([nacl.system_id, licl.system_id])
+    assert judged[:2] == [(nacl.system_id, N_FRAMES), (licl.system_id, N_FRAMES)]  # one batch, both judged
+    assert [n for tid, n in judged[2:]] == [21, 31] and {tid for tid, _ in judged[2:]} == {licl.system_id}
+    assert stores.trajectories.query_one({"trajectory_id": nacl.system_id})["n_frames"] == N_FRAMES
+    doc = stores.trajectories.query_one({"trajectory_id": licl.system_id})
+    assert doc["convergence"]["decision"] == "budget" and doc["batched"] is True
+    traj = _trajectory(stores, licl.system_id)
+    np.testing.assert_allclose(traj.times_ps, np.arange(31) * 0.005, atol=1e-9)  # no gap, no duplicate
+    assert np.linalg.norm(np.diff(traj.positions, axis=0), axis=2).max() < 1.0
