@@ -39,19 +39,21 @@ def demo_campaign(model: str) -> Campaign:
 
 #: (summary property, column header with unit, digits) of the demo table.
 _COLUMNS: tuple[tuple[str, str, int], ...] = (
-    ("D_cation", "D+ 1e-9m²/s", 2),
-    ("D_anion", "D- 1e-9m²/s", 2),
-    ("D_water", "D(H2O) 1e-9m²/s", 2),
-    ("r_cation_O", "r(+–O) Å", 2),
+    ("D_cation", "D+", 2),
+    ("D_anion", "D-", 2),
+    ("D_water", "D(H2O)", 2),
+    ("r_cation_O", "r(+–O)", 2),
     ("cn_cation_O", "CN(+–O)", 1),
-    ("r_anion_O", "r(-–O) Å", 2),
+    ("r_anion_O", "r(-–O)", 2),
     ("cn_anion_O", "CN(-–O)", 1),
-    ("r_water_O", "r(O–O) Å", 2),
+    ("r_water_O", "r(O–O)", 2),
     ("cn_water_O", "CN(O–O)", 1),
-    ("cip_fraction_cation", "CIP frac.", 2),
-    ("sigma", "σ S/m", 2),
+    ("cip_fraction_cation", "CIP", 2),
+    ("sigma", "σ", 2),
     ("t_plus", "t+", 2),
 )
+#: Units of the demo table's columns, in its caption (headers stay narrow enough for 160 columns).
+_UNITS = "D in 1e-9 m²/s, r in Å, σ in S/m; CIP: fraction of cations in contact ion pairs; T: mean (target)"
 
 
 def needs_text(doc: dict, key: str, ps_per_hour: float | None) -> str:
@@ -92,11 +94,13 @@ def property_table(stores: ElectroDBStores, campaign: str) -> tuple[Table, list[
 
     Returns the table and one footnote line per value that is not a result (``[k] salt m, property: reason``).
     """
-    table = Table(title="ElectroDB demo: converged values ± standard error (experiment, 25 °C, in brackets)")
+    table = Table(
+        title="ElectroDB demo: converged values ± standard error (experiment, 25 °C, in brackets)", caption=_UNITS
+    )
     table.add_column("salt", justify="left")
     table.add_column("m mol/kg", justify="right")
     table.add_column("run ps", justify="right")
-    table.add_column("T K (target)", justify="right")
+    table.add_column("T K", justify="right")
     for _, header, _ in _COLUMNS:
         table.add_column(header, justify="right")
     notes: list[str] = []
