@@ -22,7 +22,7 @@ with 1 when it is below 2 or a system does not converge under until.
    core hours; each system at its own speed, taken as proportional to 1/atoms): the policies of
    :data:`POLICIES`, among them "cheapest remaining convergence first" as
    :func:`electrodb.flows.campaign.run_campaign` runs it (every system runs its first segment, then each runs
-   until it stops in the order of :func:`electrodb.flows.segments.cheapest_first`: smallest ``needs_ps`` / speed
+   until it stops in the order of :func:`electrodb.flows.budget_policy.cheapest_first`: smallest ``needs_ps`` / speed
    first) and "campaign order" (each system runs until it stops, in the listed order, and over shuffled orders).
    Reported: how many systems converged under each.
 
@@ -262,12 +262,12 @@ def shared_budget(sources: list[Source], segment_ps: float, max_ps: float, total
     A system starts its first segment only while the campaign has hours left, and every decision is made when
     its segment would be spent, with the hours the campaign has spent by then. ``cheapest``: first segment of
     every system, judged; then each continues until it stops, in the order of the core hours its cheapest
-    pending property needs after its first segment (:func:`electrodb.flows.segments.cheapest_first`; no
+    pending property needs after its first segment (:func:`electrodb.flows.budget_policy.cheapest_first`; no
     estimate: last, in campaign order). ``reranked``:
     the same first pass, then every next segment goes to the system whose cheapest pending property needs the
     fewest core hours now. ``estimated``: as ``reranked``, but the ``needs_ps`` of an ``insufficient`` verdict
     (the frames the analysis needs before it can estimate anything: a lower bound) counts as no estimate; this is
-    what :func:`electrodb.flows.campaign.run_campaign` does (:func:`electrodb.flows.segments.cheapest_first`).
+    what :func:`electrodb.flows.campaign.run_campaign` does (:func:`electrodb.flows.budget_policy.cheapest_first`).
     ``campaign``: each system runs until it stops, in the order of ``sources``.
     """
     budget = Budget(segment_ps=segment_ps, max_production_ps=max_ps, total_core_hours=total_hours)

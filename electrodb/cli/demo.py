@@ -102,7 +102,7 @@ def property_table(stores: ElectroDBStores, campaign: str) -> tuple[Table, list[
     table.add_column("run ps", justify="right")
     table.add_column("T K", justify="right")
     for _, header, _ in _COLUMNS:
-        table.add_column(header, justify="right")
+        table.add_column(header, justify="right", overflow="fold")  # a long value folds, never cut with "…"
     notes: list[str] = []
 
     def cell(doc: dict, key: str, digits: int, header: str, speed: float | None) -> str:

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from jobflow import Flow, JobStore, run_locally
 
+from electrodb.flows.budget_policy import cheapest_first, decide_again, still_stopped
 from electrodb.flows.md_records import produced_ps
-from electrodb.flows.segments import ConvergenceCheckMaker, cheapest_first, check_until, still_stopped
+from electrodb.flows.segments import ConvergenceCheckMaker, check_until
 from electrodb.flows.solvation import SolvationTIMaker, TISettings, solvation_id
 from electrodb.flows.system import ElectrolyteFlowMaker
 from electrodb.flows.training import model_long_range, resolve_long_range
@@ -71,7 +72,7 @@ def pending_systems(specs: list[SystemSpec], stores: ElectroDBStores) -> tuple[l
 
     Done: a completed trajectory as long as ``md.production_ps`` (fixed-length systems), or, with ``until``, one
     whose last convergence check stopped and would stop again under the campaign's current ``until`` and budget
-    (:func:`electrodb.flows.segments.still_stopped`). A raised ``production_ps`` or budget, or a new ``until``
+    (:func:`electrodb.flows.budget_policy.still_stopped`). A raised ``production_ps`` or budget, or a new ``until``
     property, makes a system pending again: it continues from its stored trajectory.
     """
     ids = [s.system_id for s in specs]
@@ -416,7 +417,7 @@ def run_segments_cheapest_first(
     """A campaign with ``until``, one segment at a time, where the budget buys converged values soonest.
 
     Every system runs its first segment and is judged; then, again and again, the system whose cheapest pending
-    property needs the least wall time (:func:`electrodb.flows.segments.cheapest_first`, ranked again after every
+    property needs the least wall time (:func:`electrodb.flows.budget_policy.cheapest_first`, ranked again after every
     segment) runs its next segment, until no system is left to continue (each check stops its system when its
     ``until`` properties converged, are unreachable, or the budget is spent). Outcomes go to ``run.summary``.
     """
@@ -433,7 +434,10 @@ def run_segments_cheapest_first(
         if not going:
             break
         spec = cheapest_first(going, stores)[0]
-        step = dataclasses.replace(single, segment_end_ps=_next_end(stores, spec))
+        end = decide_again(stores, spec)  # with what the others spent meanwhile: never past the campaign's hours
+        if end is None:
+            continue
+        step = dataclasses.replace(single, segment_end_ps=end)
         outcomes[spec.system_id] = run_system(spec, stores, step, job_store)
     for spec in run.todo:
         record_outcome(run.summary, spec.system_id, *outcomes[spec.system_id])

@@ -59,14 +59,12 @@ __all__ = [
     "PropertyState",
     "SegmentRecord",
     "campaign_spent_hours",
-    "cheapest_first",
     "check_until",
     "decide",
     "judge_segment",
     "judge_trajectory",
     "remember_routes",
     "route_like_the_first",
-    "still_stopped",
     "until_properties",
 ]
 
@@ -452,53 +450,3 @@ def judge_segment(
     mark(stores, TrajectoryDocument(**meta), convergence=record.model_dump(mode="json"))
     report(f"{spec.salt} {spec.molality:.2f} m: segment {segment}, {produced:.3g} ps: {decision} ({reason})")
     return record
-
-
-def still_stopped(doc: dict[str, Any], spec: SystemSpec, stores: ElectroDBStores) -> bool:
-    """Whether a system's last convergence check stopped it and would stop it again under ``spec``'s current
-    ``until`` and budget (decided again from the stored judgement, without analysing the run again)."""
-    record = doc.get("convergence") or {}
-    if not record or record.get("decision") == "continue":
-        return False
-    until = until_properties(spec.until)
-    states = {k: PropertyState(**v) for k, v in (record.get("properties") or {}).items()}
-    if any(p not in states for p in until):
-        return False
-    budget = spec.budget or Budget(max_production_ps=produced_ps(doc))
-    segment_ps = budget.segment_ps or spec.md.production_ps
-    decision, _, _ = decide(
-        states,
-        until,
-        produced_ps(doc),
-        float(doc.get("wall_time_s") or 0.0),
-        budget,
-        segment_ps,
-        float(doc.get("frame_interval_ps") or 0.0),
-        campaign_spent_hours(stores, spec.campaign),
-    )
-    return decision != "continue"
-
-
-def cheapest_first(specs: list[SystemSpec], stores: ElectroDBStores) -> list[SystemSpec]:
-    """``specs`` ordered by the wall time their cheapest pending, computed (``unconverged``) property still needs:
-    the budget goes first where it buys a converged value soonest. Systems without such an estimate come last, in
-    campaign order; those that stopped keep their place (they add nothing)."""
-
-    def cost(spec: SystemSpec) -> float:
-        doc = stores.trajectories.query_one({"trajectory_id": spec.system_id}, properties=["convergence"]) or {}
-        record = doc.get("convergence") or {}
-        speed = record.get("ps_per_hour")
-        states = record.get("properties") or {}
-        # an insufficient value's needs_ps is what the analysis needs before it can judge at all (frames, events),
-        # not what convergence needs: ranking on it sent the budget to the least ready system (benchmarks/segments)
-        needs = [
-            states.get(p, {}).get("needs_ps")
-            for p in record.get("pending") or []
-            if p not in (record.get("unreachable") or []) and states.get(p, {}).get("status") == "unconverged"
-        ]
-        needs = [n for n in needs if n is not None]
-        if record.get("decision") != "continue" or not needs or not speed:
-            return math.inf
-        return min(needs) / speed
-
-    return sorted(specs, key=cost)

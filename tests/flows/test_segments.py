@@ -233,3 +233,25 @@ def test_local_runner_shares_segments_one_at_a_time_cheapest_first(stores, rando
         traj = load_trajectory(doc["trajectory_id"], stores.trajectories, stores.data)
         assert doc["convergence"]["decision"] == "budget" and traj.n_frames == 13
         assert np.allclose(np.diff(traj.times_ps), 0.005)
+
+
+def test_a_segment_is_decided_again_with_what_the_campaign_spent_since(stores, random_mace, monkeypatch):
+    """A length decided while other systems were still to run is not run past the campaign's hours."""
+    import dataclasses
+
+    from electrodb.flows import segments
+    from electrodb.flows.budget_policy import decide_again
+    from electrodb.flows.campaign import prepare_campaign_run, run_system
+    from electrodb.flows.segments import ConvergenceCheckMaker
+    from electrodb.flows.system import ElectrolyteFlowMaker
+
+    monkeypatch.setattr(segments, "judge_trajectory", _unknown_needs)
+    run = prepare_campaign_run(_until_campaign(random_mace, max_ps=0.1), stores)
+    spec = run.todo[0]
+    first = dataclasses.replace(ElectrolyteFlowMaker(), check_maker=ConvergenceCheckMaker(continue_segments=False))
+    assert run_system(spec, stores, first)[0] == "completed"
+    assert decide_again(stores, spec) == pytest.approx(0.04)  # nothing spent elsewhere: as decided
+    spent = spec.model_copy(update={"budget": Budget(segment_ps=0.02, total_core_hours=1e-9)})
+    assert decide_again(stores, spent) is None  # the campaign's hours are gone now
+    record = stores.trajectories.query_one({"trajectory_id": spec.system_id})["convergence"]
+    assert record["decision"] == "budget" and "total_core_hours" in record["reason"]
