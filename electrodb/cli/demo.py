@@ -70,7 +70,7 @@ def needs_text(doc: dict, key: str, ps_per_hour: float | None) -> str:
 
 
 def format_value(doc: dict, key: str, digits: int = 2) -> tuple[str, str | None]:
-    """``("1.23±0.04 (exp 1.33)", None)`` for a converged value, ``("n.c.", reason)`` otherwise.
+    """``("1.23 ± 0.04 (exp 1.33)", None)`` for a converged value, ``("n.c.", reason)`` otherwise.
 
     A value whose own status is not ``converged`` is never printed as a plain number: the cell says ``n.c.`` (not
     converged) or ``n/a`` (insufficient data), or, for an ``input`` (taken from a correlation or an input, not
@@ -79,7 +79,8 @@ def format_value(doc: dict, key: str, digits: int = 2) -> tuple[str, str | None]
     value, err, exp = doc.get(key), doc.get(f"{key}_err"), doc.get(f"exp_{key}")
     status = doc.get(f"{key}_status")
     exp_text = f" (exp {exp:.{digits}f})" if exp is not None else ""
-    number = None if value is None else f"{value:.{digits}f}" + (f"±{err:.{digits}f}" if err else "")
+    # spaces around ± let a narrow column wrap the cell instead of folding a number in two
+    number = None if value is None else f"{value:.{digits}f}" + (f" ± {err:.{digits}f}" if err else "")
     if status == "input":  # the number (if the summary holds it: a fixed density is in density_input) as an input
         text = "input" if number is None else f"{number} input"
         return text + exp_text, doc.get(f"{key}_reason") or "an input, not computed"

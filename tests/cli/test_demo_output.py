@@ -30,7 +30,7 @@ def test_unconverged_values_are_never_printed_as_numbers():
 
 def test_inputs_are_printed_as_inputs_with_where_they_came_from():
     doc = {"eta": 0.972, "eta_err": 0.029, "eta_status": "input", "eta_reason": "Laliberté's correlation"}
-    assert format_value(doc, "eta") == ("0.97±0.03 input", "Laliberté's correlation")
+    assert format_value(doc, "eta") == ("0.97 ± 0.03 input", "Laliberté's correlation")
     doc = {"density": None, "density_status": "input", "density_reason": "fixed input density"}
     assert format_value(doc, "density", 0) == ("input", "fixed input density")  # the value is in density_input
 
