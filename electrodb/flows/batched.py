@@ -39,7 +39,7 @@ from electrodb.analysis.convergence import ConvergenceTargets
 from electrodb.analysis.md_checks import check_temperature
 from electrodb.documents.system import SystemDocument
 from electrodb.documents.trajectory import TrajectoryDocument
-from electrodb.flows.job_io import job_stores, store_job
+from electrodb.flows.job_io import job_stores, output_document, store_job
 from electrodb.flows.md import ProductionMDMaker, report
 from electrodb.flows.md_records import (
     atoms_from_dict,
@@ -208,8 +208,7 @@ class BatchedProductionMaker(Maker):
         for k, (spec, system) in enumerate(zip(specs, systems, strict=True)):
             existing = stores.trajectories.query_one({"trajectory_id": spec.system_id})
             if existing is not None:
-                existing.pop("_id", None)
-                existing.pop("blob_uuid", None)  # the job-collection key: jobflow reads an output holding it as a blob
+                existing = output_document(existing)
             if existing and existing["status"] == "completed" and not self._extends(stores, existing, md):
                 out[k] = TrajectoryDocument(**existing)
             elif system is None or system.status != "ok":

@@ -13,14 +13,19 @@ import math
 from typing import Any
 
 from electrodb.documents.trajectory import TrajectoryDocument
+from electrodb.flows.job_io import output_document
 from electrodb.flows.md import report
-from electrodb.flows.md_records import mark, produced_ps
-from electrodb.flows.segments import PropertyState, campaign_spent_hours, decide, until_properties
+from electrodb.flows.md_records import mark
+from electrodb.flows.segments import PropertyState, decide_for, until_properties
 from electrodb.store.stores import ElectroDBStores
-from electrodb.systems.budget import Budget
 from electrodb.systems.campaign import SystemSpec
 
 __all__ = ["cheapest_first", "decide_again", "still_stopped"]
+
+
+def _recorded_states(record: dict[str, Any]) -> dict[str, PropertyState]:
+    """The judged properties a stored convergence record holds."""
+    return {k: PropertyState(**v) for k, v in (record.get("properties") or {}).items()}
 
 
 def still_stopped(doc: dict[str, Any], spec: SystemSpec, stores: ElectroDBStores) -> bool:
@@ -29,23 +34,10 @@ def still_stopped(doc: dict[str, Any], spec: SystemSpec, stores: ElectroDBStores
     record = doc.get("convergence") or {}
     if not record or record.get("decision") == "continue":
         return False
-    until = until_properties(spec.until)
-    states = {k: PropertyState(**v) for k, v in (record.get("properties") or {}).items()}
-    if any(p not in states for p in until):
+    states = _recorded_states(record)
+    if any(p not in states for p in until_properties(spec.until)):
         return False
-    budget = spec.budget or Budget(max_production_ps=produced_ps(doc))
-    segment_ps = budget.segment_ps or spec.md.production_ps
-    decision, _, _ = decide(
-        states,
-        until,
-        produced_ps(doc),
-        float(doc.get("wall_time_s") or 0.0),
-        budget,
-        segment_ps,
-        float(doc.get("frame_interval_ps") or 0.0),
-        campaign_spent_hours(stores, spec.campaign),
-    )
-    return decision != "continue"
+    return decide_for(spec, states, doc, stores)[0] != "continue"
 
 
 def decide_again(stores: ElectroDBStores, spec: SystemSpec) -> float | None:
@@ -59,23 +51,10 @@ def decide_again(stores: ElectroDBStores, spec: SystemSpec) -> float | None:
     record = (doc or {}).get("convergence") or {}
     if record.get("decision") != "continue":
         return None
-    doc.pop("_id", None)
-    doc.pop("blob_uuid", None)
-    states = {k: PropertyState(**v) for k, v in (record.get("properties") or {}).items()}
-    budget = spec.budget or Budget(max_production_ps=produced_ps(doc))
-    decision, reason, nxt = decide(
-        states,
-        until_properties(spec.until),
-        produced_ps(doc),
-        float(doc.get("wall_time_s") or 0.0),
-        budget,
-        budget.segment_ps or spec.md.production_ps,
-        float(doc.get("frame_interval_ps") or 0.0),
-        campaign_spent_hours(stores, spec.campaign),
-    )
+    decision, reason, nxt = decide_for(spec, _recorded_states(record), doc, stores)
     if decision != "continue":
         updated = {**record, "decision": decision, "reason": reason, "next_production_ps": None}
-        mark(stores, TrajectoryDocument(**doc), convergence=updated)
+        mark(stores, TrajectoryDocument(**output_document(doc)), convergence=updated)
         report(f"{spec.salt} {spec.molality:.2f} m: segment {record.get('segment')}, stopped: {reason}")
         return None
     return nxt

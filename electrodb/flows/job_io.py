@@ -17,11 +17,18 @@ from maggma.core import Store
 
 from electrodb.store.stores import COLLECTIONS, JOB_COLLECTIONS, ElectroDBStores
 
-__all__ = ["NoJobStoreError", "job_stores", "store_job"]
+__all__ = ["NoJobStoreError", "job_stores", "output_document", "store_job"]
 
 #: ``@store_job`` in place of jobflow's ``@job`` for jobs that call :func:`job_stores`: jobflow exposes the JobStore
 #: in ``CURRENT_JOB.store`` only when the job's config says so (each job gets its own copy of this config).
 store_job = job(config=JobConfig(expose_store=True))
+
+
+def output_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """A stored document as a job may return it: without the store's ``_id`` and the job-collection key
+    ``blob_uuid`` (:class:`JobCollection`), which jobflow's JobStore would take for a blob reference when a later
+    job resolves the output."""
+    return {k: v for k, v in doc.items() if k not in ("_id", "blob_uuid")}
 
 
 class NoJobStoreError(RuntimeError):

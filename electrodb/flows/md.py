@@ -23,7 +23,7 @@ from electrodb.analysis.convergence import ConvergenceTargets
 from electrodb.analysis.md_checks import check_temperature, thermostat_offset_K
 from electrodb.documents.system import SystemDocument
 from electrodb.documents.trajectory import TrajectoryDocument
-from electrodb.flows.job_io import job_stores, store_job
+from electrodb.flows.job_io import job_stores, output_document, store_job
 from electrodb.flows.md_records import (
     atoms_from_dict,
     atoms_to_dict,
@@ -275,8 +275,7 @@ class ProductionMDMaker(Maker):
         target_ps = float(target_ps if target_ps is not None else spec.md.production_ps)
         existing = stores.trajectories.query_one({"trajectory_id": tid})
         if existing is not None:
-            existing.pop("_id", None)
-            existing.pop("blob_uuid", None)  # the job-collection key: jobflow would read an output holding it as a blob
+            existing = output_document(existing)
         if existing and existing["status"] == "completed":
             if not self.resume or produced_ps(existing) >= target_ps - 0.5 * existing["frame_interval_ps"]:
                 return TrajectoryDocument(**existing)

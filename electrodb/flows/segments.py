@@ -45,7 +45,7 @@ from electrodb.builders.trajectory import analyse_item
 from electrodb.documents.registry import PROPERTIES, PROPERTY_COLLECTIONS
 from electrodb.documents.system import SystemDocument
 from electrodb.documents.trajectory import TrajectoryDocument
-from electrodb.flows.job_io import job_stores, store_job
+from electrodb.flows.job_io import job_stores, output_document, store_job
 from electrodb.flows.md import ProductionMDMaker, report
 from electrodb.flows.md_records import mark, produced_ps
 from electrodb.flows.resume import open_working_copy
@@ -61,6 +61,7 @@ __all__ = [
     "campaign_spent_hours",
     "check_until",
     "decide",
+    "decide_for",
     "judge_segment",
     "judge_trajectory",
     "remember_routes",
@@ -356,9 +357,7 @@ class ConvergenceCheckMaker(Maker):
                     copy.close()
         if record is None or doc is None:
             return trajectory
-        doc.pop("_id", None)
-        doc.pop("blob_uuid", None)  # the job-collection key: jobflow would read an output holding it as a blob
-        out = TrajectoryDocument(**doc)
+        out = TrajectoryDocument(**output_document(doc))
         if record.decision != "continue" or not self.continue_segments:
             return out
         prod = self.production_maker.make(spec, system, model_file, production_ps=record.next_production_ps)
@@ -406,6 +405,26 @@ def route_like_the_first(production: Any, check: Any) -> None:
         check.config.pass_manager_config = False  # as remember_routes: its additions keep their own routes
 
 
+def decide_for(
+    spec: SystemSpec, states: dict[str, PropertyState], meta: dict[str, Any], stores: ElectroDBStores
+) -> tuple[str, str, float | None]:
+    """:func:`decide` for ``spec``'s stored trajectory ``meta`` with the judged ``states``: its production and
+    wall time so far, the campaign's budget (none: stop at what was run), segment length, frame grid and the hours
+    the campaign has spent (:func:`campaign_spent_hours`)."""
+    produced = produced_ps(meta)
+    budget = spec.budget or Budget(max_production_ps=produced)
+    return decide(
+        states,
+        until_properties(spec.until),
+        produced,
+        float(meta.get("wall_time_s") or 0.0),
+        budget,
+        budget.segment_ps or spec.md.production_ps,
+        float(meta.get("frame_interval_ps") or 0.0),
+        campaign_spent_hours(stores, spec.campaign),
+    )
+
+
 def judge_segment(
     stores: ElectroDBStores, spec: SystemSpec, segment: int, settings: AnalysisSettings | None = None
 ) -> SegmentRecord | None:
@@ -416,18 +435,12 @@ def judge_segment(
     meta = stores.trajectories.query_one({"trajectory_id": spec.system_id})
     if meta is None or meta.get("status") != "completed":
         return None
-    meta.pop("_id", None)
-    meta.pop("blob_uuid", None)
+    meta = output_document(meta)
     until = until_properties(spec.until)
     states = judge_trajectory(meta, stores, settings)
     produced = produced_ps(meta)
     wall = float(meta.get("wall_time_s") or 0.0)
-    budget = spec.budget or Budget(max_production_ps=produced)
-    segment_ps = (budget.segment_ps if budget else None) or spec.md.production_ps
-    spent = campaign_spent_hours(stores, spec.campaign)
-    decision, reason, nxt = decide(
-        states, until, produced, wall, budget, segment_ps, float(meta["frame_interval_ps"]), spent
-    )
+    decision, reason, nxt = decide_for(spec, states, meta, stores)
     pending = [p for p in until if states[p].status not in ("converged", "input")]
     before = meta.get("convergence") or {}
     if before.get("segment"):  # numbered across runs: a re-judged length keeps its number, a longer run adds one

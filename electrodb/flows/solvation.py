@@ -43,7 +43,7 @@ from electrodb.documents.solvation import (
     solvation_record,
     window_blob_uuid,
 )
-from electrodb.flows.job_io import job_stores, store_job
+from electrodb.flows.job_io import job_stores, output_document, store_job
 from electrodb.flows.md_records import atoms_from_dict, atoms_to_dict
 from electrodb.flows.training import model_long_range, resolve_long_range
 from electrodb.md.alchemical import LambdaCalculator, WallSettings, WindowRun, nnp_energy_forces, run_window
@@ -240,11 +240,6 @@ def _isolated_ion_energies(atoms: Atoms, calc: Calculator, salt_name: str) -> di
     return out
 
 
-def _without_blob_key(doc: dict[str, Any]) -> dict[str, Any]:
-    """Job outputs must not carry ``blob_uuid``: jobflow's JobStore takes such dicts for blob references."""
-    return {k: v for k, v in doc.items() if k != "blob_uuid"}
-
-
 @store_job
 def ti_setup(
     salt: str,
@@ -342,7 +337,7 @@ def ti_setup(
         if status != "ok":
             doc = assemble_solvation_document(run, [], builder="ti_setup")
             stores.solvation.update([solvation_record(doc)], key="solvation_id")
-    output = {"solvation_id": sid, "status": status, "atoms": atoms_to_dict(atoms), "run": _without_blob_key(run)}
+    output = {"solvation_id": sid, "status": status, "atoms": atoms_to_dict(atoms), "run": output_document(run)}
     if status != "ok":
         return Response(output=output, stop_children=True)
     return output
@@ -394,7 +389,7 @@ def ti_window(setup: dict[str, Any], leg: str, lam: float, model: str) -> dict[s
     }
     with _stores() as stores:
         put_ti_docs(stores.data, [window])
-    return _without_blob_key(window)
+    return output_document(window)
 
 
 @store_job
