@@ -20,7 +20,7 @@ from rich.table import Table
 from electrodb.builders import run_builders
 from electrodb.cli.demo_model import ensure_demo_model
 from electrodb.cli.plots import plot_activity, plot_msd, plot_rdf
-from electrodb.cli.reporting import failure_lines, plan_table, run_with_progress
+from electrodb.cli.reporting import failure_lines, format_needs, plan_table, run_with_progress
 from electrodb.io.export import export_table
 from electrodb.settings import get_settings
 from electrodb.store.stores import ElectroDBStores, get_stores
@@ -62,11 +62,7 @@ def needs_text(doc: dict, key: str, ps_per_hour: float | None) -> str:
     needs = doc.get(f"{key}_needs_ps")
     if needs is None:
         return ""
-    text = f"needs ≈ {needs:.2g} ps more"
-    if ps_per_hour:
-        minutes = needs / ps_per_hour * 60.0
-        text += f" (≈ {minutes:.0f} min on this machine)" if minutes >= 1 else " (< 1 min on this machine)"
-    return text
+    return "needs " + format_needs(needs, ps_per_hour, digits=2, more=" more", where=" on this machine")
 
 
 def format_value(doc: dict, key: str, digits: int = 2) -> tuple[str, str | None]:

@@ -149,16 +149,27 @@ def failure_lines(summary: Any, stores_hint: str = "") -> list[str]:
     return lines
 
 
-def format_needs(needs_ps: float | None, ps_per_hour: float | None, unreachable: bool = False) -> str:
-    """``"≈ 12 ps (≈ 9 min)"``: the production a value still needs and its wall time at the measured speed."""
+def format_needs(
+    needs_ps: float | None,
+    ps_per_hour: float | None,
+    unreachable: bool = False,
+    digits: int = 3,
+    more: str = "",
+    where: str = "",
+) -> str:
+    """``"≈ 12 ps (≈ 9 min)"``: the production a value still needs and its wall time at the measured speed.
+
+    ``digits`` significant digits of the ps; ``more`` follows the ps (``" more"``), ``where`` the minutes
+    (``" on this machine"``).
+    """
     if unreachable:
         return "not by running longer"
     if needs_ps is None:
         return "unknown"
-    text = f"≈ {needs_ps:.3g} ps"
+    text = f"≈ {needs_ps:.{digits}g} ps{more}"
     if ps_per_hour:
         minutes = needs_ps / ps_per_hour * 60.0
-        text += f" (≈ {minutes:.0f} min)" if minutes >= 1 else " (< 1 min)"
+        text += f" (≈ {minutes:.0f} min{where})" if minutes >= 1 else f" (< 1 min{where})"
     return text
 
 
