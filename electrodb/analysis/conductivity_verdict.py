@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from electrodb.analysis.convergence import ConvergenceTargets, Verdict, combine_run_factors, worst
+from electrodb.analysis.run_factor import count_factor, error_factor, rms_factor
 from electrodb.analysis.sampling import sampling_problems
 
 __all__ = ["SIGMA_CRITERION", "T_PLUS_CRITERION", "conductivity_verdicts", "frame_interval", "input_problem", "refused"]
@@ -124,13 +125,6 @@ def _criteria(tg: ConvergenceTargets) -> dict[str, str]:
 Problem = tuple[str, float | None]
 
 
-def _grows(target: float, measured: float | None, power: float = 1.0) -> float | None:
-    """Run factor of a measure that grows as T**power to reach ``target`` (None when nothing was measured)."""
-    if measured is None or not np.isfinite(measured) or measured <= 0:
-        return None
-    return max(1.0, (target / measured) ** (1.0 / power))
-
-
 def _self_regime(res: Any, tg: ConvergenceTargets) -> list[Problem]:
     """Reasons the window is not in the ions' diffusive regime, too short, or the box holds too few ions.
 
@@ -159,13 +153,18 @@ def _self_regime(res: Any, tg: ConvergenceTargets) -> list[Problem]:
             )
         )
     if t1 - t0 < tg.D_min_window_ps:
-        out.append((f"fit window {t1 - t0:.3g} ps < {tg.D_min_window_ps:g} ps", _grows(t0 + tg.D_min_window_ps, t1)))
+        out.append(
+            (
+                f"fit window {t1 - t0:.3g} ps < {tg.D_min_window_ps:g} ps",
+                count_factor(t0 + tg.D_min_window_ps, t1, floor=1e-12),
+            )
+        )
     rms = res.rms_displacement_A
     if rms is None or rms < tg.D_min_rms_A:
         out.append(
             (
                 f"ion RMS displacement at window end {rms or 0.0:.2f} A < {tg.D_min_rms_A:g} A",
-                _grows(tg.D_min_rms_A, rms, 0.5),
+                rms_factor(tg.D_min_rms_A, rms),
             )
         )
     if min(res.n_cations, res.n_anions) < tg.sigma_min_ions:
@@ -188,7 +187,7 @@ def _flatness(res: Any, tg: ConvergenceTargets) -> list[Problem]:
             (
                 f"the diffusive regime starts at {t0:.3g} ps, too late to check the collective slope up to run/"
                 f"{tg.sigma_min_origins:g} = {t1:.3g} ps (the window must span a factor 3)",
-                _grows(3.0 * t0, t1),
+                count_factor(3.0 * t0, t1, floor=1e-12),
             )
         ]
     z = res.flatness_z
@@ -232,7 +231,9 @@ def _relative(name: str, value: float | None, err: float | None, limit: float) -
         return [(f"the error of {name} is {'missing' if err is None else 'exactly 0'}: nothing was sampled", None)]
     if err / value > limit:
         rel = err / value
-        return [(f"relative error of {name} {rel:.2f} > {limit:g} (one sample per time origin)", (rel / limit) ** 2)]
+        return [
+            (f"relative error of {name} {rel:.2f} > {limit:g} (one sample per time origin)", error_factor(rel, limit))
+        ]
     return []
 
 
@@ -243,7 +244,7 @@ def _absolute(name: str, value: float | None, err: float | None, limit: float) -
     if err is None or err == 0.0:
         return [(f"the error of {name} is {'missing' if err is None else 'exactly 0'}: nothing was sampled", None)]
     if err > limit:
-        return [(f"error of {name} {err:.2f} > {limit:g} (one sample per time origin)", (err / limit) ** 2)]
+        return [(f"error of {name} {err:.2f} > {limit:g} (one sample per time origin)", error_factor(err, limit))]
     return []
 
 
@@ -255,7 +256,7 @@ def _sampling(res: Any, name: str, tg: ConvergenceTargets, what: str) -> list[Pr
         return []
     few = rep.n_eff < tg.min_n_eff
     return [
-        (text, _grows(tg.min_n_eff, rep.n_eff) if few and "independent samples" in text else None)
+        (text, count_factor(tg.min_n_eff, rep.n_eff, floor=1e-12) if few and "independent samples" in text else None)
         for text in sampling_problems(rep, tg.min_n_eff, tg.stationarity_sigma, what)
     ]
 

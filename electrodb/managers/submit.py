@@ -22,6 +22,7 @@ from jobflow import Flow, JobStore
 from maggma.stores import GridFSStore, JSONStore, MemoryStore, MongoStore, MontyStore
 
 from electrodb.flows.campaign import pending_systems, register_campaign
+from electrodb.flows.md_records import produced_ps
 from electrodb.flows.system import ElectrolyteFlowMaker
 from electrodb.managers.fireworks import FireWorksBackend
 from electrodb.managers.jobflow_remote import JobflowRemoteBackend
@@ -302,7 +303,7 @@ def campaign_states(
                 reason=reason,
                 n_frames=int(doc.get("n_frames") or 0),
                 temperature_status=doc.get("temperature_status"),
-                production_ps=max(int(doc.get("n_frames") or 0) - 1, 0) * float(doc.get("frame_interval_ps") or 0.0),
+                production_ps=produced_ps(doc),
                 convergence=doc.get("convergence"),
             )
         )
