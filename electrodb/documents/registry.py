@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from electrodb.documents.committee import AuditDocument, CommitteeDocument
 from electrodb.documents.properties import (
     ElectrolyteSummary,
     KineticsDoc,
@@ -398,6 +399,9 @@ COLLECTIONS: dict[str, CollectionEntry] = {
         ),
         CollectionEntry("models", "model_id", job_written=True),
         CollectionEntry(
+            "committees", "committee_id", CommitteeDocument, ("name", "parent_id", "superseded_by"), job_written=True
+        ),
+        CollectionEntry(
             "trajectories",
             "trajectory_id",
             TrajectoryDocument,
@@ -406,6 +410,13 @@ COLLECTIONS: dict[str, CollectionEntry] = {
             compound=_SALT_RANGES,
         ),
         *(_property_collection(name, document) for name, document in _PROPERTY_DOCUMENTS.items()),
+        CollectionEntry(
+            "audits",
+            "audit_id",
+            AuditDocument,
+            ("trajectory_id", "committee_id", "system_id", "model_id", "last_updated"),
+            job_written=True,
+        ),
         CollectionEntry("electrolytes", "electrolyte_id", ElectrolyteSummary, _COMMON, compound=_SALT_RANGES),
         CollectionEntry("thermo", "thermo_id", indexed=("salt", "temperature", "model_id")),
         CollectionEntry(

@@ -16,11 +16,13 @@ name               key                 content
 ``campaigns``      ``campaign_id``     campaign specifications
 ``systems``        ``system_id``       packed electrolyte boxes with counts and provenance
 ``models``         ``model_id``        model identities, training settings and held-out errors
+``committees``     ``committee_id``    model committees: member ids, trust threshold, refine lineage
 ``trajectories``   ``trajectory_id``   MD run metadata (status, settings, model identity, frame counts)
 ``structure``      ``trajectory_id``   RDFs, coordination numbers
 ``transport``      ``trajectory_id``   self-diffusion coefficients
 ``pairing``        ``trajectory_id``   ion-pair fractions
 ``kinetics``       ``trajectory_id``   water residence times
+``audits``         ``audit_id``        committee audits of trajectories: σ_F per frame, model-trust verdict
 ``electrolytes``   ``electrolyte_id``  one summary per (salt, molality, temperature, model)
 ``thermo``         ``thermo_id``       activity/osmotic coefficients over a concentration series
 ``solvation``      ``solvation_id``    solvation free energies from thermodynamic integration

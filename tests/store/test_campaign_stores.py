@@ -111,7 +111,15 @@ def test_mongodb_uri_selects_mongo_and_gridfs(tmp_path):
     s = get_stores(ElectroDBSettings(data_dir=tmp_path, db_uri="mongodb://localhost:27017", db_name="t"))
     assert isinstance(s.systems, MongoStore) and isinstance(s.data, GridFSStore)
     assert "MongoDB localhost:27017" in s.settings.describe()
-    assert set(s.job_store().additional_stores) == {"data", "trajectories", "systems", "models", "solvation"}
+    assert set(s.job_store().additional_stores) == {
+        "data",
+        "trajectories",
+        "systems",
+        "models",
+        "committees",
+        "audits",
+        "solvation",
+    }
 
 
 def test_embedded_store_never_reads_a_zero_byte_collection_as_empty(stores):
