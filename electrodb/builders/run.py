@@ -50,6 +50,8 @@ def make_builders(stores: ElectroDBStores, settings: object | None = None, rebui
             s.electrolytes,
             rebuild=rebuild,
             models=s.models,
+            audits=s.audits,
+            committees=s.committees,
         ),
         "thermo": ThermoBuilder(s.electrolytes, s.structure, s.trajectories, s.thermo, rebuild=rebuild),
         "solvation": SolvationBuilder(s.data, s.solvation, rebuild=rebuild),

@@ -9,7 +9,9 @@ are any; else runs whose value is an ``input`` (η from a correlation, a fixed d
 so its error is not divided down); else every run, with the least favourable status. Whatever the analysis
 said, a run or a merged value whose error is exactly zero is not ``converged``, and an ``insufficient`` value is
 written as None (with its error). ``P_n_eff`` and ``P_t_equil_ps`` are read from each merged run's verdict entry
-(``n_eff``, ``t_equil_ps``).
+(``n_eff``, ``t_equil_ps``). With ``audits`` and ``committees``, the summary also carries the model-trust verdict of
+its runs' committee audits and, where a refined committee's model ran the same electrolyte, ``superseded_by``
+(:mod:`electrodb.builders.trust`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from maggma.core import Builder, Store
 from electrodb.analysis.convergence import STATUSES, Verdict, worst
 from electrodb.analysis.viscosity import SOURCE_GREEN_KUBO, SOURCE_LALIBERTE, SOURCE_WATER
 from electrodb.builders.reference import experimental_values
+from electrodb.builders.trust import TrustLookup
 from electrodb.documents.properties import ElectrolyteSummary, Provenance
 from electrodb.documents.registry import PROPERTIES
 from electrodb.systems.chemistry import parse_salt
@@ -244,12 +247,16 @@ class ElectrolyteSummaryBuilder(Builder):
         electrolytes: Store,
         rebuild: bool = False,
         models: Store | None = None,
+        audits: Store | None = None,
+        committees: Store | None = None,
         **kwargs: Any,
     ) -> None:
         """``rebuild`` recomputes every summary (each is upserted in place: none is removed first); ``models``
-        (the ``models`` collection) gives summaries the registered name of their model (:meth:`model_name`)."""
+        (the ``models`` collection) gives summaries the registered name of their model (:meth:`model_name`);
+        ``audits`` and ``committees`` give them the model-trust verdict and ``superseded_by``."""
         self.rebuild = rebuild
         self.models = models
+        self.trust = TrustLookup(audits, committees, trajectories, structure) if audits is not None else None
         self._names: dict[str, str] | None = None
         self.sources_by_name = {
             "structure": structure,
@@ -260,7 +267,14 @@ class ElectrolyteSummaryBuilder(Builder):
         self.trajectories = trajectories
         self.electrolytes = electrolytes
         super().__init__(
-            sources=[structure, transport, pairing, kinetics, trajectories, *([models] if models is not None else [])],
+            sources=[
+                structure,
+                transport,
+                pairing,
+                kinetics,
+                trajectories,
+                *(store for store in (models, audits, committees) if store is not None),
+            ],
             targets=[electrolytes],
             chunk_size=50,
             **kwargs,
@@ -309,6 +323,8 @@ class ElectrolyteSummaryBuilder(Builder):
                 {}, properties=["electrolyte_id", "last_updated", "trajectory_ids", "model_id", "model_name"]
             )
         }
+        if self.trust is not None:
+            newest = self.trust.stamps(newest, members)
         for eid, t in newest.items():
             old = built.get(eid)
             if (
@@ -404,6 +420,8 @@ class ElectrolyteSummaryBuilder(Builder):
         )
         if density_input is not None:
             experiment = {k: v for k, v in experiment.items() if not k.startswith("exp_density")}
+        if self.trust is not None:
+            summary = summary.model_copy(update=self.trust.fields(summary))
         return {**summary.model_dump(mode="json"), **flat, **experiment}
 
     @staticmethod

@@ -225,6 +225,28 @@ class ElectrolyteSummary(BaseModel):
         "solution, 'unconverged')",
     )
     targets: dict[str, Any] = Field(default_factory=dict, description="convergence targets the statuses used")
+    model_trust: str = Field(
+        "unaudited",
+        description="model-trust verdict of a committee audit (docs/committees.md): trusted, extrapolating, "
+        "insufficient or unaudited; the worst over the merged runs",
+    )
+    model_trust_reason: str = Field("", description="why the model is not trusted here ('' when trusted)")
+    model_trust_criterion: str = Field("", description="the rule the verdict applied")
+    committee_id: str | None = Field(None, description="committee whose audits gave model_trust")
+    committee_name: str | None = None
+    refine_round: int | None = Field(None, description="refine round of that committee (0: the first committee)")
+    frac_flagged: float | None = Field(
+        None, description="fraction of audited frames whose max committee force disagreement σ_F is above threshold"
+    )
+    sigma_F_max_p95: float | None = Field(
+        None, description="95th percentile over audited frames of the per-frame max σ_F (eV/Å), largest over runs"
+    )
+    n_frames_audited: int = Field(0, description="frames the committee evaluated, over the merged runs")
+    superseded_by: str | None = Field(
+        None,
+        description="electrolyte_id of the same electrolyte run with a refined committee's model: this result stays "
+        "queryable but is not the default answer",
+    )
     provenance: Provenance
     last_updated: datetime = Field(default_factory=utcnow)
 
