@@ -6,7 +6,8 @@ holds what needs the models themselves and no database:
 
 - :func:`evaluate_members` — energies (eV) and forces (eV/Å) of every member on every frame, each member loaded
   through the safe loader (:func:`electrodb.models.loader.load_model`: trust registry and sha256) and evaluated in
-  float64; members that disagree on elements or cutoff are refused (:func:`check_members`).
+  float64; members that disagree on elements or cutoff are refused (:func:`check_members`);
+  :func:`evaluate_configurations` does the same for configurations of different sizes (labelled data).
 - :class:`CommitteeSettings` and :func:`committee_splits` — K, the seeds, how each member's data is split
   (``rotate`` or ``bootstrap``) and the calibration configurations held out from every member.
 - :func:`train_committee` — trains the K members with :func:`electrodb.models.mace_train.train_mace` (one work
@@ -46,6 +47,7 @@ __all__ = [
     "committee_splits",
     "decode_extxyz",
     "encode_extxyz",
+    "evaluate_configurations",
     "evaluate_members",
     "train_committee",
 ]
@@ -175,6 +177,33 @@ def evaluate_members(
     return energies, forces
 
 
+def evaluate_configurations(
+    paths: Sequence[str | os.PathLike[str]],
+    configurations: Sequence[Atoms],
+    device: str = "cpu",
+    *,
+    expected_ids: Sequence[str] | None = None,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """:func:`evaluate_members` on configurations of any sizes (labelled data mixes boxes): one call per size.
+
+    Returns
+    -------
+    energies : ndarray, shape (K, C)
+        Energy of each member on each configuration (eV), in input order.
+    forces : list of ndarray, each shape (K, N_c, 3)
+        Forces (eV/Å) of each member on configuration c.
+    """
+    energies = np.zeros((len(paths), len(configurations)))
+    forces: list[np.ndarray] = [np.empty(0)] * len(configurations)
+    for size in sorted({len(atoms) for atoms in configurations}):
+        index = [i for i, atoms in enumerate(configurations) if len(atoms) == size]
+        e, f = evaluate_members(paths, [configurations[i] for i in index], device, expected_ids=expected_ids)
+        for j, i in enumerate(index):
+            energies[:, i] = e[:, j]
+            forces[i] = f[:, j]
+    return energies, forces
+
+
 class CommitteeSettings(BaseModel):
     """How a committee is trained.
 
@@ -205,9 +234,10 @@ class CommitteeSettings(BaseModel):
         vector's norm is ≈ 0.17·√3 ≈ 0.3 eV/Å); a lower target would flag frames the model describes as well as
         its own test set, a higher one would let through errors comparable to the thermal forces of water
         (≈ 1 eV/Å per atom).
-    calibration_fraction
+    calibration_fraction, min_calibration
         Fraction of the configurations held out from every member (never trained or validated on) to calibrate
-        the threshold against true errors; at least one configuration.
+        the threshold against true errors, and the fewest configurations held out (the calibration refuses fewer
+        than 5).
     """
 
     k: int = Field(4, ge=2)
@@ -217,6 +247,7 @@ class CommitteeSettings(BaseModel):
     foundation: str | None = None
     target_error_eV_per_A: float = Field(0.5, gt=0)
     calibration_fraction: float = Field(0.1, gt=0, lt=1)
+    min_calibration: int = Field(5, ge=1)
 
     @field_validator("seeds")
     @classmethod
@@ -258,11 +289,11 @@ def committee_splits(n: int, settings: CommitteeSettings, calibration: Sequence[
         The committee settings.
     calibration
         The calibration indices to hold out (a refine round keeps its parent's); default a random
-        ``calibration_fraction`` (at least one).
+        ``calibration_fraction`` (at least ``min_calibration``).
     """
     base = settings.training.seed
     if calibration is None:
-        n_cal = max(1, round(settings.calibration_fraction * n))
+        n_cal = max(settings.min_calibration, round(settings.calibration_fraction * n))
         calibration = np.random.default_rng(base).permutation(n)[:n_cal].tolist()
     cal = sorted({int(i) for i in calibration})
     if any(not 0 <= i < n for i in cal):
@@ -273,7 +304,8 @@ def committee_splits(n: int, settings: CommitteeSettings, calibration: Sequence[
     if size < 2:
         raise ValueError(
             f"{n} labelled configurations leave {size} for training after {len(cal)} held out for calibration; "
-            "a committee member needs at least 2 (one to train, one to validate): label more configurations"
+            "a committee member needs at least 2 (one to train, one to validate): label more configurations "
+            "or lower min_calibration"
         )
     n_valid = min(size - 1, max(1, round(settings.training.valid_fraction * size)))
     train, valid = [], []
