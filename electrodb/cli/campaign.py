@@ -193,6 +193,7 @@ def campaign_run(
     ] = 1,
 ) -> None:
     """Run every system of a campaign that is not completed yet, on this machine (engines: `campaign submit`)."""
+    from electrodb.flows.audit import check_campaign_committee, run_audits
     from electrodb.flows.campaign import check_campaign_run
     from electrodb.managers.devices import plan_devices
     from electrodb.managers.workers import WorkerError
@@ -210,6 +211,7 @@ def campaign_run(
     with get_stores() as stores:
         try:
             check_campaign_run(campaign, stores)  # a refusal is recorded: `campaign status` shows why
+            check_campaign_committee(campaign, stores, campaign.model_identity())
         except ModelError as exc:
             fail(str(exc))
         console.print(table)
@@ -219,10 +221,15 @@ def campaign_run(
             summary = reporting.run_with_progress(campaign, stores, console, workers=workers)
         except WorkerError as exc:
             fail(str(exc))
+        audits = run_audits(campaign, stores, campaign.systems())
     console.print(
         f"completed {len(summary.completed)}, skipped (already done) {len(summary.skipped)}, "
         f"unstable {len(summary.unstable)}, failed {len(summary.failed)} of {summary.total}"
     )
+    if audits:
+        counts = {s: list(audits.values()).count(s) for s in dict.fromkeys(audits.values())}
+        line = ", ".join(f"{n} {s}" for s, n in counts.items())
+        console.print(f"committee audit ({campaign.audit.committee}): {line}", soft_wrap=True, markup=False)
     for sid, deaths in summary.worker_deaths.items():
         line = f"worker died {len(deaths)}x running system {sid[:10]} (it was resumed): {deaths[-1]}"
         console.print(line, soft_wrap=True, markup=False)

@@ -27,6 +27,7 @@ from pydantic import ValidationError  # noqa: E402
 
 # Each command imports what it runs inside its own body (stores, builders, flows, the API): those pull in maggma,
 # torch, MACE or FastAPI (seconds each), which `electrodb --help` and the light commands must not pay for.
+from electrodb.cli.audit import model_audit  # noqa: E402
 from electrodb.cli.campaign import campaign_app  # noqa: E402  (after the environment set-up above)
 from electrodb.cli.common import console, fail  # noqa: E402
 from electrodb.settings import get_settings  # noqa: E402
@@ -39,6 +40,7 @@ model_app = typer.Typer(help="Train, fine-tune and list models.", no_args_is_hel
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(db_app, name="db")
 app.add_typer(model_app, name="model")
+model_app.command("audit")(model_audit)
 
 
 @db_app.command("info")
@@ -447,6 +449,9 @@ def export(
     model_id: Annotated[str | None, typer.Option(help="filter: model id")] = None,
     campaign: Annotated[str | None, typer.Option(help="filter: campaign name")] = None,
     with_arrays: Annotated[bool, typer.Option(help="add g(r) and MSD arrays")] = False,
+    include_superseded: Annotated[
+        bool, typer.Option(help="table: also results a refined committee's model superseded (left out by default)")
+    ] = False,
     trajectories: Annotated[
         bool, typer.Option(help="write the selected trajectories (extxyz or h5md + pdb) into the --out folder")
     ] = False,
@@ -479,7 +484,9 @@ def export(
                 paths = export_trajectories(stores, out, filters, fmt=traj_fmt)
                 console.print(f"wrote {len(paths)} {traj_fmt} files to {out}")
             else:
-                rows = export_table(stores, fmt or "parquet", out, filters, with_arrays)
+                rows = export_table(
+                    stores, fmt or "parquet", out, filters, with_arrays, include_superseded=include_superseded
+                )
                 console.print(f"wrote {rows} rows to {out}")
         except StoreUnavailableError as exc:  # a collection file damaged or lost
             fail(exc.message)

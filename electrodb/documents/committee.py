@@ -70,9 +70,10 @@ class CommitteeDocument(BaseModel):
     threshold_eV_per_A
         Per-frame max σ_F (eV/Å) above which a frame is flagged as extrapolating.
     calibration
-        How the threshold was set: ``method``, ``target_error_eV_per_A``, ``spearman`` (rank correlation of σ_F
-        with the true force error on labelled held-out configurations), ``n_configurations``, and whatever else the
-        calibration reports (:func:`electrodb.analysis.committee.calibrate_threshold`).
+        How the threshold was set (:func:`electrodb.analysis.committee.calibrate_threshold`): ``method``,
+        ``target_error_eV_per_A``, ``scale`` (α in error ≈ α·σ_F), ``spearman_atom`` and ``spearman_frame`` (rank
+        correlation of σ_F with the driver's true force error on labelled held-out configurations, per atom and
+        per configuration), ``recall`` / ``precision`` at the threshold, ``n_configurations``.
     held_out
         Held-out errors: ``members`` (one dict per member, ``rmse_forces_eV_per_A`` ...) and their mean.
     parent_id, refine_round
@@ -123,7 +124,7 @@ class WorstFrame(BaseModel):
 
     frame: int
     time_ps: float
-    sigma_F_max: float = Field(description="max per-atom σ_F over the frame (eV/Å)")
+    sigma_F_max: float | None = Field(description="max per-atom σ_F over the frame (eV/Å); None: not finite")
     atom: int = Field(description="index of the atom with that σ_F")
     element: str
 
@@ -150,15 +151,16 @@ class AuditDocument(BaseModel):
     frame_start: int = 0
     frames: list[int] = Field(default_factory=list)
     times_ps: list[float] = Field(default_factory=list)
-    sigma_F_max: list[float] = Field(default_factory=list, description="per frame: max over atoms of σ_F")
-    sigma_F_mean: list[float] = Field(default_factory=list, description="per frame: mean over atoms of σ_F")
-    sigma_F_p95: list[float] = Field(default_factory=list, description="per frame: 95th percentile over atoms")
-    sigma_E_meV_per_atom: list[float] = Field(default_factory=list, description="per frame: energy spread / N")
+    sigma_F_max: list[float | None] = Field(default_factory=list, description="per frame: max over atoms of σ_F")
+    sigma_F_mean: list[float | None] = Field(default_factory=list, description="per frame: mean over atoms of σ_F")
+    sigma_F_p95: list[float | None] = Field(default_factory=list, description="per frame: 95th percentile over atoms")
+    sigma_E_meV_per_atom: list[float | None] = Field(default_factory=list, description="per frame: energy spread / N")
     threshold_eV_per_A: float
     n_frames_audited: int
     n_flagged: int
     frac_flagged: float
     sigma_F_max_p95: float | None = Field(None, description="95th percentile over frames of the per-frame max")
+    argmax_atom: list[int] = Field(default_factory=list, description="per frame: the atom with the largest σ_F")
     worst: list[WorstFrame] = Field(default_factory=list)
     verdict: dict[str, Any] = Field(
         default_factory=dict, description="{status (TRUST_STATUSES), reason, criterion, ...}"

@@ -13,6 +13,7 @@ processes on *one* node are safe (``multi_node=False``, ``--single-node``).
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import Any
 from jobflow import Flow, JobStore
 from maggma.stores import GridFSStore, JSONStore, MemoryStore, MongoStore, MontyStore
 
+from electrodb.flows.audit import AuditMaker
 from electrodb.flows.campaign import pending_systems, register_campaign
 from electrodb.flows.md_records import produced_ps
 from electrodb.flows.system import ElectrolyteFlowMaker
@@ -216,6 +218,8 @@ def submit_campaign(
         return report
     register_campaign(campaign, stores, specs[0].model_id)
     report.model_sha256 = stage_model(stores.data, campaign.model)
+    if campaign.audit is not None:  # the committee audit follows each system's production on a CPU worker
+        maker = dataclasses.replace(maker or ElectrolyteFlowMaker(), audit_maker=AuditMaker(settings=campaign.audit))
     flows = system_flows(todo, maker, report.model_sha256)
     extra = {**options.extra, "submission_id": options.extra.get("submission_id") or uuid.uuid4().hex[:12]}
     opts = SubmitOptions(

@@ -22,6 +22,7 @@ from electrodb.analysis.convergence import ConvergenceTargets
 from electrodb.systems.boxes import BoxCounts, box_counts
 from electrodb.systems.budget import Budget
 from electrodb.systems.chemistry import ChemistryError, parse_salt
+from electrodb.systems.committee import AuditSettings
 from electrodb.systems.long_range import LongRangeSettings
 from electrodb.utils.provenance import stable_hash
 from electrodb.utils.safe_yaml import SpecError, load_yaml_mapping
@@ -269,6 +270,11 @@ class Campaign(_Strict):
         "'all'); needs a budget. Without until (and without budget) a system runs exactly md.production_ps",
     )
     budget: Budget | None = Field(None, description="how much MD the campaign may spend; with until")
+    audit: AuditSettings | None = Field(
+        None,
+        description="audit every run with a model committee (its driver must be the campaign's model): force "
+        "disagreement per frame and a model-trust verdict (docs/committees.md); never part of a system id",
+    )
 
     @field_validator("until", mode="before")
     @classmethod
@@ -393,7 +399,8 @@ class Campaign(_Strict):
 
     @property
     def campaign_id(self) -> str:
-        return stable_hash(self.model_dump(mode="json"))
+        # a campaign without audit keeps the id it had before audits existed
+        return stable_hash(self.model_dump(mode="json", exclude={"audit"} if self.audit is None else None))
 
     def model_identity(self) -> str:
         """sha256 of the model file when the reference is an existing file, else the reference string."""
