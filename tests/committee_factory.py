@@ -11,13 +11,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 from ase import Atoms
 from ase.calculators.lj import LennardJones
 
-from electrodb.models.committee import CommitteeSettings, CommitteeTraining, train_committee
+from electrodb.analysis.committee import atom_disagreement, frame_disagreement
+from electrodb.documents.committee import AuditDocument, CommitteeDocument, audit_id
+from electrodb.models.committee import CommitteeSettings, CommitteeTraining, evaluate_members, train_committee
 from electrodb.models.files import file_sha256
 from electrodb.models.labelling import label_configurations, perturb_configurations
 from electrodb.models.mace_train import TrainingSettings
+from electrodb.store.frames import TrajectoryWriter
 from tests.model_factory import smoke_box, trust_test_model
 
 SAVED = "committee_training.json"
@@ -78,3 +82,59 @@ def train_smoke_committee(
         trust_test_model(path)
     saved.write_text(training.model_dump_json(), encoding="utf-8")
     return training
+
+
+def store_frames(stores, frames: list[Atoms], model_id: str, tid: str = "traj-smoke") -> str:
+    """The frames as a stored trajectory (the metadata ``load_trajectory`` needs, and the driving model)."""
+    writer = TrajectoryWriter(stores.data, tid, len(frames[0]), chunk_frames=5)
+    for i, atoms in enumerate(frames):
+        writer.append(atoms.get_positions(), np.asarray(atoms.cell), 0.01 * i)
+    writer.flush()
+    first = frames[0]
+    meta = {
+        "trajectory_id": tid,
+        "n_frames": writer.n_frames,
+        "n_atoms": len(first),
+        "symbols": first.get_chemical_symbols(),
+        "masses": first.get_masses().tolist(),
+        "role": [0] * len(first),
+        "mol_id": list(range(len(first))),
+        "ion_center": [False] * len(first),
+        "model_id": model_id,
+        "status": "completed",
+    }
+    stores.trajectories.update([meta], key="trajectory_id")
+    return tid
+
+
+def store_audit(stores, committee: CommitteeDocument, tid: str, sigma_max: list[float]) -> None:
+    """An audit of every frame of ``tid`` by ``committee`` with the given per-frame max σ_F (eV/Å)."""
+    threshold = committee.threshold_eV_per_A
+    flagged = sum(1 for s in sigma_max if not s <= threshold)
+    doc = AuditDocument(
+        audit_id=audit_id(tid, committee.committee_id),
+        trajectory_id=tid,
+        committee_id=committee.committee_id,
+        model_id=committee.driver_id,
+        k=committee.k,
+        frame_stride=1,
+        frames=list(range(len(sigma_max))),
+        sigma_F_max=sigma_max,
+        threshold_eV_per_A=threshold,
+        n_frames_audited=len(sigma_max),
+        n_flagged=flagged,
+        frac_flagged=flagged / len(sigma_max),
+    )
+    stores.audits.update([doc.model_dump(mode="json")], key="audit_id")
+
+
+def audit_displaced_boxes(stores, committee: CommitteeDocument, training: CommitteeTraining, n_frames: int = 12) -> str:
+    """A trajectory of smoke boxes displaced 0.08–0.14 Å (the training data: 0.03–0.08 Å) and its audit with the
+    committee's real max σ_F, except that the first half of the frames is recorded as agreed (σ_F = 0)."""
+    frames = smoke_configurations(n_frames, seed=11, displacement_A=(0.08, 0.14))
+    tid = store_frames(stores, frames, committee.driver_id)
+    _, forces = evaluate_members(training.model_paths, frames, expected_ids=committee.member_ids)
+    sigma = frame_disagreement(atom_disagreement(forces))["max"]
+    sigma[: n_frames // 2] = 0.0
+    store_audit(stores, committee, tid, [float(s) for s in sigma])
+    return tid

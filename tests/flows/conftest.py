@@ -1,4 +1,5 @@
-"""Fixtures of the flow tests: a tiny random MACE saved once per test module; a tiny committee once per session."""
+"""Fixtures of the flow tests: a tiny random MACE saved once per test module; a tiny committee once per session, and
+that committee registered with an audited trajectory per test."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from electrodb.documents.committee import CommitteeDocument
+from electrodb.flows.committee import store_committee
 from electrodb.models.committee import CommitteeTraining
-from tests.committee_factory import train_smoke_committee
+from tests.committee_factory import audit_displaced_boxes, train_smoke_committee
 from tests.model_factory import build_random_mace
 
 
@@ -23,3 +26,16 @@ def smoke_committee(tmp_path_factory: pytest.TempPathFactory) -> CommitteeTraini
     """Two tiny MACEs trained once per session (:func:`tests.committee_factory.train_smoke_committee`; the same
     folder as the model tests' fixture, so the session trains it once)."""
     return train_smoke_committee(tmp_path_factory.getbasetemp() / "smoke_committee")
+
+
+#: Frames of the trajectory the ``audited`` fixture stores (the first half agreed, the rest audited for real).
+AUDITED_FRAMES = 12
+
+
+@pytest.fixture
+def audited(stores, smoke_committee: CommitteeTraining) -> CommitteeDocument:
+    """The session committee registered as ``smoke``, and a trajectory of displaced smoke boxes it audited
+    (:func:`tests.committee_factory.audit_displaced_boxes`, stored as ``traj-smoke``)."""
+    committee = store_committee(stores, smoke_committee, "smoke")
+    audit_displaced_boxes(stores, committee, smoke_committee, AUDITED_FRAMES)
+    return committee
