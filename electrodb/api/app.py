@@ -40,6 +40,7 @@ from electrodb.api.errors import validation_message
 from electrodb.api.jsonout import SafeJSONResponse, jsonable, strip_path
 from electrodb.api.params import fast_dependencies, guard_query_string
 from electrodb.api.resources import (
+    CommitteeResource,
     DocsResource,
     ExplorerResource,
     ExportResource,
@@ -140,6 +141,7 @@ def _resources(db: Database, settings: ElectroDBSettings) -> list[Resource]:
         PropertyResource(db),
         TrajectoryResource(db),
         ModelResource(db),
+        CommitteeResource(db),
         ThermoResource(db),
         ExportResource(db),
         DocsResource(TITLE),

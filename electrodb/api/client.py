@@ -20,6 +20,12 @@ Every headline property ``P`` of a summary comes with ``P_err``, ``P_status`` (`
 (effectively independent samples behind ``P_err``) and ``P_t_equil_ps``. A summary property whose status is
 ``insufficient`` comes back with ``P`` and ``P_err`` None, also from a server or database older than that contract.
 
+Beside the statuses, a summary carries the model-trust verdict of committee audits of its runs (``model_trust``:
+``trusted``, ``extrapolating``, ``insufficient`` or ``unaudited``; ``model_trust_reason``, ``frac_flagged``,
+``sigma_F_max_p95``, ``committee_id``, ``refine_round``); :meth:`ElectroDBClient.search` filters on it, and leaves
+out results a refined committee's model superseded unless ``include_superseded=True``.
+:meth:`~ElectroDBClient.committees` and :meth:`~ElectroDBClient.audits` read the committees and their audits.
+
 Connection errors and 5xx answers are retried ``retries`` times with exponential back-off; a 4xx raises
 :class:`ElectroDBAPIError` naming the offending parameter. In tests, pass an existing ``httpx.Client``-like
 object (e.g. ``fastapi.testclient.TestClient(app)``) as ``client=``; a custom ``transport=``
@@ -79,7 +85,7 @@ class ElectroDBWarning(UserWarning):
 #: The collections whose documents the client returns typed (the registry's schemas).
 _MODELS: dict[str, type[BaseModel]] = {
     name: REGISTRY[name].document  # type: ignore[misc]
-    for name in ("electrolytes", *PROPERTY_COLLECTIONS, "trajectories")
+    for name in ("electrolytes", *PROPERTY_COLLECTIONS, "trajectories", "committees", "audits")
 }
 
 
@@ -100,6 +106,11 @@ def to_model(collection: str, doc: dict[str, Any], partial: bool) -> Any:
             stacklevel=3,
         )
         return model.model_construct(**doc)
+
+
+def _given(params: dict[str, Any]) -> dict[str, Any]:
+    """The filters that were given (``None`` left out), lists as the API's comma-separated lists."""
+    return {k: joined(v) for k, v in params.items() if v is not None}
 
 
 class ElectroDBClient:
@@ -234,6 +245,8 @@ class ElectroDBClient:
         anion: Values = None,
         model_id: Values = None,
         campaign: Values = None,
+        model_trust: Values = None,
+        include_superseded: bool = False,
         fields: Sequence[str] | str | None = None,
         all_fields: bool = False,
         sort: Sequence[str] | str | None = None,
@@ -254,6 +267,11 @@ class ElectroDBClient:
             (``"nacl"`` finds ``NaCl``).
         molality, temperature
             ``(min, max)`` in mol/kg and K (``None`` for an open end) or a single value (±1e-6).
+        model_trust
+            Model-trust verdicts (``"trusted"``, ``["trusted", "insufficient"]``): ``trusted``, ``extrapolating``,
+            ``insufficient``, ``unaudited``; an unknown one is refused with the close matches.
+        include_superseded
+            Also results a refined committee's model superseded (``superseded_by`` set), left out by default.
         fields
             Fields to return (``electrolyte_id`` is always included); documents are then partial.
         all_fields
@@ -276,7 +294,8 @@ class ElectroDBClient:
         **filters
             Per headline property ``P``: ``P=(min, max)``, ``P_min=``, ``P_max=``, ``P_status="converged"``
             (or a list of statuses: ``converged``, ``unconverged``, ``insufficient``, ``input``);
-            ``electrolyte_ids=[...]``.
+            ``electrolyte_ids=[...]``; model trust: ``frac_flagged=(min, max)``, ``sigma_F_max_p95=(min, max)``
+            (eV/Å; or ``_min``/``_max``), ``committee_id=``, ``refine_round=`` (an integer or a list).
 
         Raises
         ------
@@ -288,7 +307,15 @@ class ElectroDBClient:
         if page_size is not None:
             warnings.warn("page_size is deprecated; use chunk_size", DeprecationWarning, stacklevel=2)
             chunk_size = page_size
-        named = dict(salt=salt, cation=cation, anion=anion, model_id=model_id, campaign=campaign)
+        named = dict(
+            salt=salt,
+            cation=cation,
+            anion=anion,
+            model_id=model_id,
+            campaign=campaign,
+            model_trust=model_trust,
+            include_superseded=include_superseded,
+        )
         filters = {**named, "molality": molality, "temperature": temperature, **filters}
         params = search_params(filters, fields, sort, all_fields)
         docs = [
@@ -378,6 +405,76 @@ class ElectroDBClient:
         if as_dict:
             return list(docs)
         return [to_model(collection, d, partial=bool(fields) and not all_fields) for d in docs]
+
+    def committees(
+        self,
+        committee_id: Values = None,
+        *,
+        parent_id: Values = None,
+        refine_round: int | Sequence[int] | None = None,
+        fields: Sequence[str] | str | None = None,
+        limit: int | None = None,
+        as_dict: bool = False,
+        as_dataframe: bool = False,
+    ) -> Any:
+        """The registered committees (``GET /committees``), superseded ones included (their ``superseded_by``
+        names the refined committee): :class:`~electrodb.documents.committee.CommitteeDocument` models, dicts with
+        ``as_dict`` or a DataFrame with ``as_dataframe`` (the same columns when nothing matched).
+
+        Parameters
+        ----------
+        committee_id, parent_id
+            One id or several (``committee:…``); ``parent_id``: committees refined from it.
+        refine_round
+            Refine round(s) (0: a first committee).
+        fields, limit, as_dict, as_dataframe
+            As in :meth:`query`.
+        """
+        params = {"committee_id": committee_id, "parent_id": parent_id, "refine_round": joined(refine_round)}
+        return self.query(
+            "committees", limit, fields=fields, as_dict=as_dict, as_dataframe=as_dataframe, **_given(params)
+        )
+
+    def audits(
+        self,
+        trajectory_id: Values = None,
+        committee_id: Values = None,
+        system_id: Values = None,
+        *,
+        model_id: Values = None,
+        per_frame: bool = False,
+        fields: Sequence[str] | str | None = None,
+        limit: int | None = None,
+        as_dict: bool = False,
+        as_dataframe: bool = False,
+    ) -> Any:
+        """Committee audits of trajectories (``GET /audits``): per system ``frac_flagged``, ``sigma_F_max_p95``,
+        the ``worst`` frames and the ``verdict``, as :class:`~electrodb.documents.committee.AuditDocument` models,
+        dicts with ``as_dict`` or a DataFrame with ``as_dataframe`` (the same columns when nothing matched).
+
+        Parameters
+        ----------
+        trajectory_id, committee_id, system_id, model_id
+            One id or several (``model_id``: the model that drove the trajectory).
+        per_frame
+            Also the per-frame lists (``frames``, ``times_ps``, ``sigma_F_max``, ``sigma_F_mean``, ``sigma_F_p95``,
+            ``sigma_E_meV_per_atom``), which the server leaves out unless ``_fields`` names them (models built
+            without them hold empty lists there): every field of the schema is asked for by name; ignored with
+            ``fields``, which names what to get.
+        fields, limit, as_dict, as_dataframe
+            As in :meth:`query`.
+        """
+        params = {"trajectory_id": trajectory_id, "committee_id": committee_id, "system_id": system_id}
+        if per_frame and not fields:
+            fields = list(_MODELS["audits"].model_fields)
+        return self.query(
+            "audits",
+            limit,
+            fields=fields,
+            as_dict=as_dict,
+            as_dataframe=as_dataframe,
+            **_given({**params, "model_id": model_id}),
+        )
 
     def get_trajectory(
         self,

@@ -9,10 +9,21 @@ from typing import Any
 
 from electrodb.documents.registry import SUMMARY_PROPERTIES
 
-__all__ = ["Range", "Values", "data_frame", "frame_columns", "joined", "range_params", "search_params"]
+__all__ = [
+    "TRUST_RANGES",
+    "Range",
+    "Values",
+    "data_frame",
+    "frame_columns",
+    "joined",
+    "range_params",
+    "search_params",
+]
 
 Range = tuple[float | None, float | None] | list[float | None] | float | int | None
 Values = str | Sequence[str] | None
+#: Range filters of the model-trust verdict (``frac_flagged=(0, 0.05)``, ``sigma_F_max_p95_max=0.3``).
+TRUST_RANGES = ("frac_flagged", "sigma_F_max_p95")
 
 
 def range_params(name: str, value: Range, tolerance: float = 1e-6) -> dict[str, float]:
@@ -31,9 +42,11 @@ def range_params(name: str, value: Range, tolerance: float = 1e-6) -> dict[str, 
 
 
 def joined(value: Values) -> str | None:
-    """One value or a sequence of values → the API's comma-separated list."""
+    """One value or a sequence of values → the API's comma-separated list (a number as its text)."""
     if value is None or isinstance(value, str):
         return value
+    if isinstance(value, int | float):
+        return str(value)
     return ",".join(str(v) for v in value)
 
 
@@ -50,7 +63,9 @@ def search_params(
     filters
         ``salt``, ``cation``, ``anion``, ``model_id``, ``campaign`` (one value or several), ``electrolyte_ids``,
         ``molality`` and ``temperature`` ranges, and per headline property ``P``: ``P=(min, max)``, ``P_min``,
-        ``P_max``, ``P_status``. ``None`` values are left out.
+        ``P_max``, ``P_status``; the model-trust verdict: ``model_trust``, ``committee_id``, ``refine_round`` (one
+        value or several), ``frac_flagged`` and ``sigma_F_max_p95`` (ranges, or ``_min``/``_max``), and
+        ``include_superseded`` (sent only when true). ``None`` values are left out.
     fields, sort, all_fields
         ``_fields``, ``_sort_fields`` and ``_all_fields``.
 
@@ -66,15 +81,22 @@ def search_params(
     params["electrolyte_id"] = joined(ids)
     params.update(range_params("molality", filters.pop("molality", None)))
     params.update(range_params("temperature", filters.pop("temperature", None)))
+    for key in ("model_trust", "committee_id", "refine_round"):
+        params[key] = joined(filters.pop(key, None))
+    if filters.pop("include_superseded", False):
+        params["include_superseded"] = "true"
+    for key in TRUST_RANGES:
+        params.update(range_params(key, filters.pop(key, None)))
     for key, value in filters.items():
         if key.endswith("_status") and key.removesuffix("_status") in SUMMARY_PROPERTIES:
             params[key] = joined(value)
             continue
         base = key.removesuffix("_min").removesuffix("_max")
-        if base not in SUMMARY_PROPERTIES and base not in ("molality", "temperature"):
+        if base not in SUMMARY_PROPERTIES and base not in ("molality", "temperature", *TRUST_RANGES):
             raise TypeError(
                 f"unknown search parameter {key!r}; properties are {', '.join(SUMMARY_PROPERTIES)} "
-                "(as P=(min, max), P_min=, P_max= or P_status=)"
+                "(as P=(min, max), P_min=, P_max= or P_status=); model trust: model_trust=, committee_id=, "
+                "refine_round=, frac_flagged=(min, max), sigma_F_max_p95=(min, max), include_superseded=True"
             )
         if key == base:
             params.update(range_params(key, value))

@@ -38,6 +38,8 @@ SERVED = (
     "trajectories",
     "models",
     "campaigns",
+    "committees",
+    "audits",
     "thermo",
     "solvation",
 )
@@ -268,12 +270,13 @@ class Database:
             return None
 
     @_unavailable_is_503
-    def distinct(self, name: str, fields: tuple[str, ...]) -> dict[str, list[Any]]:
-        """Distinct non-null scalar values of each field (array fields contribute their elements)."""
+    def distinct(self, name: str, fields: tuple[str, ...], criteria: dict | None = None) -> dict[str, list[Any]]:
+        """Distinct non-null scalar values of each field (array fields contribute their elements) among the
+        documents matching ``criteria`` (all when None)."""
         store = self.store(name)
         out = {}
         for f in fields:
-            values = store.distinct(f)
+            values = store.distinct(f, criteria) if criteria else store.distinct(f)
             out[f] = [v for v in values if v is not None and not isinstance(v, dict | list)]
         return out
 

@@ -25,6 +25,7 @@ from pydantic_core import PydanticUndefined
 
 from electrodb.analysis.convergence import STATUSES
 from electrodb.api.errors import Accepts, register, unknown_names
+from electrodb.documents.committee import TRUST_STATUSES
 from electrodb.documents.registry import SUMMARY_PROPERTIES
 from electrodb.store import query as q
 
@@ -70,9 +71,9 @@ def _list_q(
     )
 
 
-def _enum_list_q(name: str, values: tuple[str, ...], description: str) -> inspect.Parameter:
+def _enum_list_q(name: str, values: tuple[str, ...], description: str, what: str = "status") -> inspect.Parameter:
     item = "(?:" + "|".join(values) + ")"
-    accepts = Accepts("status", values=values, max_items=q.MAX_LIST)
+    accepts = Accepts(what, values=values, max_items=q.MAX_LIST)
     return _list_q(name, item, f"{description}: {', '.join(values)}", max(map(len, values)), accepts)
 
 
@@ -90,6 +91,13 @@ def _filter_param(spec: q.CollectionSpec, name: str) -> inspect.Parameter:
         "campaign_id": "campaign id",
         "thermo_id": "thermo document id",
         "solvation_id": "solvation document id",
+        "committee_id": "committee id (committee:…; on summaries: the committee whose audits gave model_trust)",
+        "parent_id": "committee id of the committee a refine round started from",
+    }
+    ranges = {
+        "frac_flagged": "fraction of audited frames whose max committee force disagreement σ_F is above the "
+        "committee's threshold (0–1)",
+        "sigma_F_max_p95": "95th percentile over audited frames of the per-frame max σ_F (eV/Å)",
     }
     if name == "salt":
         return _list_q(name, q.SALT_ITEM, "salt formula (NaCl, Ca(NO3)2, LiTFSI) or cation/anion", 40)
@@ -101,6 +109,23 @@ def _filter_param(spec: q.CollectionSpec, name: str) -> inspect.Parameter:
         return _list_q(name, r"[A-Za-z0-9_\-]{1,40}", "model kind", 40)
     if name == "status":
         return _enum_list_q(name, spec.statuses, f"{spec.name} status")
+    if name == "model_trust":
+        text = "model-trust verdict of the committee audits (trusted, extrapolating, insufficient, unaudited)"
+        return _enum_list_q(name, TRUST_STATUSES, text, what="model-trust verdict")
+    if name == "refine_round":
+        accepts = Accepts("refine round (a whole number: 0 for a first committee, 1 after one refine round …)")
+        text = "refine round of the committee (0: the first committee)"
+        return _list_q(name, r"[0-9]{1,4}", text, 4, accepts=accepts)
+    if name == "include_superseded":
+        return _kw(
+            name,
+            bool,
+            Query(
+                False,
+                description="true: also results superseded by a refined committee's model (superseded_by set; "
+                "left out by default)",
+            ),
+        )
     if name.endswith("_status") and name[: -len("_status")] in SUMMARY_PROPERTIES:
         prop = name[: -len("_status")]
         return _enum_list_q(name, STATUSES, f"convergence status of {prop}")
@@ -110,6 +135,8 @@ def _filter_param(spec: q.CollectionSpec, name: str) -> inspect.Parameter:
             unit, text = SUMMARY_PROPERTIES[base]
             suffix = f" ({unit})" if unit else ""
             what = f"{text}{suffix}"
+        elif base in ranges:
+            what = ranges[base]
         elif base.endswith("_needs_ps") and base[: -len("_needs_ps")] in SUMMARY_PROPERTIES:
             what = f"production (ps) {base[: -len('_needs_ps')]} still needs to converge (0: converged)"
         else:

@@ -4,7 +4,8 @@ Documents may be projected (``_fields``), so every document field is optional he
 objects. The summary schema lists every headline property ``P`` of
 :data:`~electrodb.documents.registry.SUMMARY_PROPERTIES` with ``P_err``, ``P_status`` (an enumeration of
 :data:`~electrodb.analysis.convergence.STATUSES`), ``P_reason``, ``P_criterion``, ``P_n_runs``, ``P_n_eff``,
-``P_t_equil_ps``, ``exp_P``, ``exp_P_source``.
+``P_t_equil_ps``, ``exp_P``, ``exp_P_source``, and the model-trust fields (``model_trust``, an enumeration of
+:data:`~electrodb.documents.committee.TRUST_STATUSES`, its reason, ``frac_flagged``, ``sigma_F_max_p95`` …).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from electrodb.analysis.convergence import STATUSES
+from electrodb.documents.committee import TRUST_STATUSES
 from electrodb.documents.properties import ElectrolyteSummary
 from electrodb.documents.registry import SUMMARY_PROPERTIES
 from electrodb.store.query import SUMMARY_EXTRA_FIELDS
@@ -25,6 +27,7 @@ __all__ = ["ErrorResponse", "FramesResponse", "ListMeta", "error_responses", "li
 
 _SCALARS = (str, int, float, bool)
 _STATUS = Literal[STATUSES]  # type: ignore[valid-type]
+_TRUST = Literal[TRUST_STATUSES]  # type: ignore[valid-type]
 _STATUS_TEXT = (
     "converged (a result), unconverged (computed, a criterion failed: never a result), insufficient (not enough "
     "data: the value and its error are null) or input (taken from a correlation or an input, not computed)"
@@ -78,6 +81,11 @@ def _summary_model() -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for name, info in ElectrolyteSummary.model_fields.items():
         fields[name] = (_lenient(info.annotation), Field(None, description=info.description))
+    fields["model_trust"] = (
+        _TRUST | None,
+        Field(None, description=ElectrolyteSummary.model_fields["model_trust"].description),
+    )
+    fields["committee_name"] = (str | None, Field(None, description="readable name of the committee in committee_id"))
     for prop, (unit, text) in SUMMARY_PROPERTIES.items():
         u = f" ({unit})" if unit else ""
         fields.setdefault(

@@ -26,7 +26,15 @@ from electrodb.settings import get_settings
 from electrodb.store.stores import ElectroDBStores, get_stores
 from electrodb.systems.campaign import Campaign
 
-__all__ = ["demo_campaign", "format_value", "needs_text", "property_table", "run_demo", "thermo_table"]
+__all__ = [
+    "demo_campaign",
+    "format_value",
+    "needs_text",
+    "property_table",
+    "run_demo",
+    "thermo_table",
+    "trust_text",
+]
 
 
 def demo_campaign(model: str) -> Campaign:
@@ -53,7 +61,10 @@ _COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("t_plus", "t+", 2),
 )
 #: Units of the demo table's columns, in its caption (headers stay narrow enough for 160 columns).
-_UNITS = "D in 1e-9 m²/s, r in Å, σ in S/m; CIP: fraction of cations in contact ion pairs; T: mean (target)"
+_UNITS = (
+    "D in 1e-9 m²/s, r in Å, σ in S/m; CIP: fraction of cations in contact ion pairs; T: mean (target); "
+    "trust: committee audit of the model (extrap. x%: x% of audited frames beyond the training data)"
+)
 
 
 def needs_text(doc: dict, key: str, ps_per_hour: float | None) -> str:
@@ -63,6 +74,32 @@ def needs_text(doc: dict, key: str, ps_per_hour: float | None) -> str:
     if needs is None:
         return ""
     return "needs " + format_needs(needs, ps_per_hour, digits=2, more=" more", where=" on this machine")
+
+
+def trust_text(doc: dict) -> tuple[str, str | None]:
+    """The demo table's model-trust cell and, when the model is not trusted, the footnote's reason.
+
+    ``("trusted", None)``; ``("extrap. 12%", reason)`` (the percentage of audited frames whose committee force
+    disagreement is above threshold); ``("insuff.", reason)`` (too few frames audited); ``("—", None)`` for a
+    summary no committee audited (or one built before committees existed).
+    """
+    status = doc.get("model_trust") or "unaudited"
+    reason = doc.get("model_trust_reason") or ""
+    frac, p95, n = doc.get("frac_flagged"), doc.get("sigma_F_max_p95"), doc.get("n_frames_audited") or 0
+    numbers = []
+    if frac is not None and n:
+        numbers.append(f"{100 * frac:.0f}% of {n} audited frames above the σ_F threshold")
+    if p95 is not None:
+        numbers.append(f"σ_F p95 {p95:.2f} eV/Å")
+    detail = f"{reason} ({'; '.join(numbers)})" if reason and numbers else reason or "; ".join(numbers)
+    if status == "trusted":
+        return "trusted", None
+    if status == "extrapolating":
+        percent = f" {100 * frac:.0f}%" if frac is not None else ""
+        return f"extrap.{percent}", "model extrapolating: " + (detail or "committee members disagree")
+    if status == "insufficient":
+        return "insuff.", "too few frames audited: " + (detail or "no verdict")
+    return "—", None
 
 
 def format_value(doc: dict, key: str, digits: int = 2) -> tuple[str, str | None]:
@@ -100,6 +137,7 @@ def property_table(stores: ElectroDBStores, campaign: str) -> tuple[Table, list[
     table.add_column("T K", justify="right")
     for _, header, _ in _COLUMNS:
         table.add_column(header, justify="right", overflow="fold")  # a long value folds, never cut with "…"
+    table.add_column("trust", justify="left", overflow="fold")  # the model-trust verdict beside the statuses
     notes: list[str] = []
 
     def cell(doc: dict, key: str, digits: int, header: str, speed: float | None) -> str:
@@ -111,7 +149,19 @@ def property_table(stores: ElectroDBStores, campaign: str) -> tuple[Table, list[
         notes.append(f"[{len(notes) + 1}] {doc['salt']} {doc['molality']:.2f} m, {header}: {prefix}{reason}")
         return f"{text} [{len(notes)}]"
 
-    for doc in stores.electrolytes.query({"campaign_ids": campaign}, sort={"salt": 1, "molality": 1}):
+    def trust(doc: dict) -> str:
+        text, reason = trust_text(doc)
+        if reason is None:
+            return text
+        notes.append(f"[{len(notes) + 1}] {doc['salt']} {doc['molality']:.2f} m, trust: {reason}")
+        return f"{text} [{len(notes)}]"
+
+    # the default answer, as the API and the export give it: results a refined committee superseded are left out
+    query = {"campaign_ids": campaign, "superseded_by": None}
+    superseded = stores.electrolytes.count({"campaign_ids": campaign, "superseded_by": {"$ne": None}})
+    if superseded:
+        table.caption = f"{_UNITS}; {superseded} superseded result(s) not shown (export --include-superseded)"
+    for doc in stores.electrolytes.query(query, sort={"salt": 1, "molality": 1}):
         speed = _ps_per_hour(stores, doc.get("trajectory_ids") or [])
         t_mean = doc.get("T_mean")
         t_text = "—" if t_mean is None else f"{t_mean:.0f}"
@@ -124,6 +174,7 @@ def property_table(stores: ElectroDBStores, campaign: str) -> tuple[Table, list[
             f"{doc['total_ps']:.2f}",
             f"{t_text} ({doc['temperature']:.0f})",
             *(cell(doc, key, digits, header, speed) for key, header, digits in _COLUMNS),
+            trust(doc),
         )
     return table, notes
 
@@ -212,7 +263,8 @@ def run_demo(console: Console, retrain: bool = False, output_dir: Path = Path("d
         if notes:
             console.print(
                 "n.c. = computed but not converged, n/a = not enough data, input = taken from a correlation or an "
-                "input, not computed; not results:",
+                "input, not computed; not results (trust: extrap. = the model left its training data, insuff. = "
+                "too few frames audited, — = no committee audit):",
                 soft_wrap=True,
             )
             for line in notes:

@@ -417,7 +417,14 @@ COLLECTIONS: dict[str, CollectionEntry] = {
             ("trajectory_id", "committee_id", "system_id", "model_id", "last_updated"),
             job_written=True,
         ),
-        CollectionEntry("electrolytes", "electrolyte_id", ElectrolyteSummary, _COMMON, compound=_SALT_RANGES),
+        # superseded_by: every default query of the API and the export asks for it null (a value column of its own)
+        CollectionEntry(
+            "electrolytes",
+            "electrolyte_id",
+            ElectrolyteSummary,
+            (*_COMMON, "superseded_by"),
+            compound=_SALT_RANGES,
+        ),
         CollectionEntry("thermo", "thermo_id", indexed=("salt", "temperature", "model_id")),
         CollectionEntry(
             "solvation", "solvation_id", SolvationDocument, ("salt", "temperature", "model_id"), job_written=True

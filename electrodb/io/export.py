@@ -17,6 +17,10 @@ The table has one row per ``electrolytes`` document and fixed columns (so Parque
 * ``density_source`` (``npt`` or ``input``), ``density_input_kg_m3`` (the fixed density of NVT runs, when
   ``input``; ``density_kg_m3`` is then empty and ``density_status`` is ``input``), ``eta_source`` (viscosity
   used for the Yeh–Hummer correction);
+* the model-trust verdict of committee audits (:mod:`electrodb.io.export_trust`): ``model_trust``,
+  ``model_trust_reason``, ``frac_flagged``, ``sigma_F_max_p95_eV_per_A``, ``n_frames_audited``, ``committee_id``,
+  ``refine_round``, ``superseded_by`` (Parquet keeps each one's description in its field metadata); superseded
+  summaries are left out unless ``include_superseded``;
 * provenance: ``model_id, model_name, code_version, builder, campaign_ids, trajectory_ids`` (``;``-joined), ``n_runs``,
   ``total_ps``, ``last_updated`` (ISO 8601);
 * with ``with_arrays``: g(r) per pair (``rdf_<pair>_r_A``, ``rdf_<pair>_g``, ``rdf_<pair>_n``) and MSD per species
@@ -54,6 +58,7 @@ from electrodb.io.export_thermo import (
     solvation_columns,
     thermo_columns,
 )
+from electrodb.io.export_trust import TRUST_COLUMNS, trust_columns, trust_fields
 from electrodb.io.trajectory_files import (
     TRAJECTORY_FORMATS,
     arrays_universe,
@@ -179,6 +184,7 @@ def export_columns(with_arrays: bool = False) -> list[tuple[str, pa.DataType]]:
     cols += [("density_source", s), ("density_input_kg_m3", f), ("eta_source", s)]
     cols += [(name, f) for name in THERMO_COLUMNS] + [(name, s) for name in THERMO_STATUS_COLUMNS]
     cols += [(name, f) for name in SOLVATION_COLUMNS.values()] + [("solvation_status", s)]
+    cols += [(name, kind) for name, kind, _, _ in TRUST_COLUMNS]
     cols += [
         ("model_id", s),
         ("model_name", s),
@@ -201,8 +207,9 @@ def export_columns(with_arrays: bool = False) -> list[tuple[str, pa.DataType]]:
 
 
 def export_schema(with_arrays: bool = False) -> pa.Schema:
-    """Arrow schema of the export table."""
-    return pa.schema(export_columns(with_arrays))
+    """Arrow schema of the export table (the model-trust columns carry their descriptions as field metadata)."""
+    described = {field.name: field for field in trust_fields()}
+    return pa.schema([described.get(name) or pa.field(name, kind) for name, kind in export_columns(with_arrays)])
 
 
 # ------------------------------------------------------------------------------------------ rows
@@ -288,6 +295,7 @@ def summary_row(
     row["eta_source"] = as_str(doc.get("eta_source"))
     row.update(thermo_columns(doc, thermo))
     row.update(solvation_columns(solvation))
+    row.update(trust_columns(doc))
     row.update(
         {
             "model_id": as_str(doc.get("model_id")),
@@ -421,6 +429,7 @@ def export_table(
     filters: dict[str, Any] | None = None,
     with_arrays: bool = False,
     batch_size: int = 500,
+    include_superseded: bool = False,
 ) -> int:
     """Write the flat summary table to ``out_path``; return the number of rows written.
 
@@ -435,11 +444,15 @@ def export_table(
         unknown names or operator-like values raise :class:`~electrodb.store.query.QueryError` (a ValueError).
     with_arrays
         Add g(r)/n(r) and MSD array columns.
+    include_superseded
+        Also write summaries a refined committee's model superseded (``superseded_by`` set); left out by
+        default, as ``GET /electrolytes`` does (also ``filters["include_superseded"]``).
     """
     fmt = fmt.lower()
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
-    criteria = build_criteria(SPECS["electrolytes"], filters or {})
+    filters = {**(filters or {}), **({"include_superseded": True} if include_superseded else {})}
+    criteria = build_criteria(SPECS["electrolytes"], filters)
     for name in EXPORT_STORES:
         stores[name].connect()
     out_path = Path(out_path)

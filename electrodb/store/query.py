@@ -18,11 +18,18 @@ Filters on ``electrolytes`` (the summaries):
   range on ``P``; an empty range (min > max) matches nothing (see :func:`empty_ranges`);
 * status filters ``P_status`` for every ``P``: one status or a comma-separated list of
   :data:`~electrodb.analysis.convergence.STATUSES` (``converged``, ``unconverged``, ``insufficient``, ``input``;
-  ``D_cation_status=converged``, ``eta_status=input``).
+  ``D_cation_status=converged``, ``eta_status=input``);
+* the model-trust verdict: ``model_trust`` (one or a list of
+  :data:`~electrodb.documents.committee.TRUST_STATUSES`), ``frac_flagged_min/max``, ``sigma_F_max_p95_min/max``
+  (eV/Å), ``committee_id`` and ``refine_round`` (integers);
+* superseded results (``superseded_by`` set: a refined committee's model ran the same electrolyte) are left out
+  unless ``include_superseded`` is true: the criteria always carry ``superseded_by: None`` otherwise, so totals,
+  pages, facets and the export agree on what the default answer is.
 """
 
 from __future__ import annotations
 
+import difflib
 import heapq
 import math
 from collections.abc import Iterable, Mapping
@@ -36,6 +43,7 @@ from electrodb.store.query_specs import (  # noqa: F401  (re-exported: electrodb
     FIELD_PATTERN,
     ID_ITEM,
     ID_PATTERN,
+    INT_FIELDS,
     ION_ITEM,
     ION_PATTERN,
     LEGACY_THERMO_STATUSES,
@@ -50,6 +58,8 @@ from electrodb.store.query_specs import (  # noqa: F401  (re-exported: electrodb
     SPECS,
     SUMMARY_EXTRA_FIELDS,
     TRAJECTORY_STATUSES,
+    TRUST_FIELDS,
+    VOCABULARIES,
     CollectionSpec,
     fields_pattern,
     list_pattern,
@@ -66,6 +76,7 @@ __all__ = [
     "SPECS",
     "SUMMARY_EXTRA_FIELDS",
     "TRAJECTORY_STATUSES",
+    "TRUST_FIELDS",
     "CollectionSpec",
     "QueryError",
     "SortKey",
@@ -152,13 +163,43 @@ def _values(name: str, value: Any) -> list[str]:
     return list(items)
 
 
+def _vocabulary(name: str, item: str, allowed: tuple[str, ...]) -> None:
+    """Refuse a value outside a filter's vocabulary, naming the close matches."""
+    if item in allowed:
+        return
+    close = difflib.get_close_matches(item.strip().lower(), allowed, n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(map(repr, close))}?" if close else "one of " + ", ".join(allowed)
+    raise QueryError(
+        f"parameter {name!r}: unknown value {item[:40]!r}; {hint}",
+        {"parameter": name, "allowed": list(allowed), "suggestions": close},
+    )
+
+
+def _integer(name: str, item: str) -> int:
+    text = item.strip()
+    if not text.isdigit() or len(text) > 9:
+        raise QueryError(
+            f"parameter {name!r} takes whole numbers ≥ 0 (e.g. {name}=0,1), got {item[:40]!r}", {"parameter": name}
+        )
+    return int(text)
+
+
 def _equals(spec: CollectionSpec, name: str, value: Any) -> Any:
-    wanted: list[str] = []
+    wanted: list[Any] = []
+    if name in INT_FIELDS and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    elif name in INT_FIELDS and isinstance(value, (list, tuple)):
+        value = [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
     for item in _values(name, value):
         if name == "salt":
             wanted += [item, canonical_salt(item)]
         elif name in ("cation", "anion"):
             wanted += [item, canonical_ion(item)]
+        elif name in INT_FIELDS:
+            wanted.append(_integer(name, item))
+        elif name in VOCABULARIES:
+            _vocabulary(name, item, VOCABULARIES[name])
+            wanted.append(item)
         else:
             if name.endswith("status"):
                 allowed = STATUSES if name != "status" else spec.statuses
@@ -188,7 +229,8 @@ def build_criteria(spec: CollectionSpec, params: Mapping[str, Any]) -> dict[str,
     Returns
     -------
     dict
-        Criteria built only from ``$gte``/``$lte``/``$in`` and plain equality on known fields.
+        Criteria built only from ``$gte``/``$lte``/``$in`` and plain equality on known fields; on a collection
+        with ``spec.superseded`` also ``superseded_by: None`` unless ``include_superseded`` is true.
     """
     criteria: dict[str, Any] = {}
     unknown = sorted(k for k, v in params.items() if v is not None and k not in spec.filters)
@@ -197,8 +239,10 @@ def build_criteria(spec: CollectionSpec, params: Mapping[str, Any]) -> dict[str,
             f"unknown filter(s) for {spec.name}: {', '.join(unknown)}",
             {"parameter": unknown[0], "unknown": unknown, "allowed": list(spec.filters)},
         )
+    if spec.superseded and not _flag("include_superseded", params.get("include_superseded")):
+        criteria["superseded_by"] = None  # null or absent: results no refined committee has replaced
     for name, value in params.items():
-        if value is None:
+        if value is None or name == "include_superseded":
             continue
         base, _, bound = name.rpartition("_")
         if bound in ("min", "max") and base in RANGE_FIELDS:
@@ -207,6 +251,15 @@ def build_criteria(spec: CollectionSpec, params: Mapping[str, Any]) -> dict[str,
         else:
             criteria[EQ_FIELDS[name]] = _equals(spec, name, value)
     return criteria
+
+
+def _flag(name: str, value: Any) -> bool:
+    """A boolean filter: ``True``/``False``, ``None`` (false) or the text ``true``/``false``/``1``/``0``."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "false", "0", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise QueryError(f"parameter {name!r} must be true or false, got {str(value)[:40]!r}", {"parameter": name})
 
 
 def empty_ranges(criteria: Mapping[str, Any]) -> list[str]:

@@ -15,20 +15,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from electrodb.analysis.convergence import STATUSES
+from electrodb.documents.committee import TRUST_STATUSES, AuditDocument, CommitteeDocument
 from electrodb.documents.properties import ElectrolyteSummary
 from electrodb.documents.registry import COLLECTIONS as REGISTRY
 from electrodb.documents.registry import PROPERTY_COLLECTIONS, SUMMARY_PROPERTIES
 from electrodb.documents.trajectory import TrajectoryDocument
 
 __all__ = [
+    "AUDIT_FRAME_FIELDS",
     "DEFAULT_LIMIT",
     "EQ_FIELDS",
+    "INT_FIELDS",
     "LEGACY_THERMO_STATUSES",
     "MAX_LIMIT",
     "RANGE_FIELDS",
     "SPECS",
     "SUMMARY_EXTRA_FIELDS",
     "TRAJECTORY_STATUSES",
+    "TRUST_FIELDS",
+    "VOCABULARIES",
     "CollectionSpec",
     "fields_pattern",
     "list_pattern",
@@ -63,6 +68,34 @@ TRAJECTORY_STATUSES: tuple[str, ...] = ("running", "completed", "unstable", "fai
 LEGACY_THERMO_STATUSES: tuple[str, ...] = ("ok", "derivative_only")
 #: Summary fields besides the schema's and the per-property ones (written by the summary builder).
 SUMMARY_EXTRA_FIELDS: tuple[str, ...] = ("model_name", "density_source", "density_input", "eta_source")
+#: The model-trust fields of a summary (a committee audit's verdict, :mod:`electrodb.builders.trust`), served,
+#: exported and shown beside the convergence statuses.
+TRUST_FIELDS: tuple[str, ...] = (
+    "model_trust",
+    "model_trust_reason",
+    "model_trust_criterion",
+    "frac_flagged",
+    "sigma_F_max_p95",
+    "n_frames_audited",
+    "committee_id",
+    "committee_name",
+    "refine_round",
+    "superseded_by",
+)
+#: Equality filters whose values are a fixed vocabulary (besides the ``*status`` filters): refused with close
+#: matches when a value is not in it.
+VOCABULARIES: dict[str, tuple[str, ...]] = {"model_trust": TRUST_STATUSES}
+#: Equality filters on integer fields (the query string's digits are matched as numbers).
+INT_FIELDS: tuple[str, ...] = ("refine_round",)
+#: The per-frame lists of an audit: left out of ``/audits`` answers unless named in ``_fields``.
+AUDIT_FRAME_FIELDS: tuple[str, ...] = (
+    "frames",
+    "times_ps",
+    "sigma_F_max",
+    "sigma_F_mean",
+    "sigma_F_p95",
+    "sigma_E_meV_per_atom",
+)
 
 
 def list_pattern(item: str, max_items: int = MAX_LIST) -> str:
@@ -118,6 +151,9 @@ _SUMMARY_SCALARS = (
     "n_runs",
     "total_ps",
     "n_atoms",
+    "model_trust",
+    "frac_flagged",
+    "sigma_F_max_p95",
     "last_updated",
 )
 _PROPERTY_SCALARS = (
@@ -168,6 +204,9 @@ class CollectionSpec:
         Large per-atom fields left out unless named in ``_fields``.
     statuses
         Allowed values of the ``status`` filter (empty: no vocabulary check).
+    superseded
+        Documents with ``superseded_by`` set (results a refined committee's model replaced) are left out unless
+        the ``include_superseded`` filter is true (:func:`electrodb.store.query.build_criteria`).
     """
 
     name: str
@@ -177,6 +216,7 @@ class CollectionSpec:
     filters: tuple[str, ...]
     heavy: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ()
+    superseded: bool = False
 
 
 def _property_spec(name: str, model: type | None) -> CollectionSpec:
@@ -191,6 +231,8 @@ RANGE_FIELDS: dict[str, str] = {
     "temperature": "temperature",
     **{p: p for p in SUMMARY_PROPERTIES},
     **{f"{p}_needs_ps": f"{p}_needs_ps" for p in SUMMARY_PROPERTIES},
+    "frac_flagged": "frac_flagged",
+    "sigma_F_max_p95": "sigma_F_max_p95",
 }
 #: Equality filter name → document field.
 EQ_FIELDS: dict[str, str] = {
@@ -208,6 +250,10 @@ EQ_FIELDS: dict[str, str] = {
     "thermo_id": "thermo_id",
     "solvation_id": "solvation_id",
     **{f"{p}_status": f"{p}_status" for p in SUMMARY_PROPERTIES},
+    "model_trust": "model_trust",
+    "committee_id": "committee_id",
+    "refine_round": "refine_round",
+    "parent_id": "parent_id",
 }
 
 SPECS: dict[str, CollectionSpec] = {
@@ -231,7 +277,16 @@ SPECS: dict[str, CollectionSpec] = {
             *(f"{p}_{b}" for p in SUMMARY_PROPERTIES for b in ("min", "max")),
             *(f"{p}_needs_ps_{b}" for p in SUMMARY_PROPERTIES for b in ("min", "max")),
             *(f"{p}_status" for p in SUMMARY_PROPERTIES),
+            "model_trust",
+            "frac_flagged_min",
+            "frac_flagged_max",
+            "sigma_F_max_p95_min",
+            "sigma_F_max_p95_max",
+            "committee_id",
+            "refine_round",
+            "include_superseded",
         ),
+        superseded=True,
     ),
     **{name: _property_spec(name, REGISTRY[name].document) for name in PROPERTY_COLLECTIONS},
     "trajectories": CollectionSpec(
@@ -288,6 +343,39 @@ SPECS: dict[str, CollectionSpec] = {
         None,
         ("solvation_id", "salt", "temperature", "model_id", "last_updated"),
         ("salt", "model_id", "campaign", "solvation_id", "temperature_min", "temperature_max"),
+    ),
+    # a registry of committees, superseded ones included (their lineage is the point); only results are hidden
+    "committees": CollectionSpec(
+        "committees",
+        "committee_id",
+        frozenset(CommitteeDocument.model_fields),
+        ("committee_id", "name", "refine_round", "threshold_eV_per_A", "last_updated"),
+        ("committee_id", "parent_id", "refine_round"),
+    ),
+    "audits": CollectionSpec(
+        "audits",
+        "audit_id",
+        frozenset(AuditDocument.model_fields),
+        (
+            "audit_id",
+            "trajectory_id",
+            "system_id",
+            "committee_id",
+            "frac_flagged",
+            "sigma_F_max_p95",
+            "n_frames_audited",
+            "last_updated",
+        ),
+        (
+            "trajectory_id",
+            "committee_id",
+            "system_id",
+            "model_id",
+            "salt",
+            "frac_flagged_min",
+            "frac_flagged_max",
+        ),
+        heavy=AUDIT_FRAME_FIELDS,
     ),
 }
 

@@ -81,7 +81,13 @@ def mongo_indexed_fields(name: str) -> list[str]:
     tie-breaker and ``/{id}`` look-ups), and every filter the API exposes there, so no API query scans a
     collection (the embedded store answers these from its own columns, the read model or ``json_extract``)."""
     extra: dict[str, list[str]] = {
-        "electrolytes": [f for p in PROPERTIES for f in (p, f"{p}_status")],
+        "electrolytes": [
+            *(f for p in PROPERTIES for f in (p, f"{p}_status")),
+            # the model-trust filters, and superseded_by: every default /electrolytes query asks for it null
+            *("model_trust", "frac_flagged", "sigma_F_max_p95", "committee_id", "refine_round", "superseded_by"),
+        ],
+        "committees": ["refine_round"],
+        "audits": ["salt", "frac_flagged"],
         **{name: ["electrolyte_id"] for name in PROPERTY_COLLECTIONS},
         "models": ["kind"],
         "thermo": ["campaign_ids", "status"],

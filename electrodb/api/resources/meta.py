@@ -1,10 +1,11 @@
 """What the API says about itself and the database: ``GET /health``, ``/facets`` and ``/properties``.
 
 ``/health`` reports the backend and the document count of every served collection (503 with the error shape
-when the database cannot be read); ``/facets`` the distinct salts, models (with readable names), temperatures
-and campaigns of the summaries, what the explorer's filters offer; ``/properties`` each headline property
-as the registry describes it (:func:`electrodb.documents.registry.property_table`: unit, meaning, explorer label,
-figure, whether experiment exists) and the convergence status vocabulary.
+when the database cannot be read); ``/facets`` the distinct salts, models (with readable names), temperatures,
+campaigns and model-trust verdicts of the summaries that ``/electrolytes`` answers by default (superseded ones
+left out), what the explorer's filters offer; ``/properties`` each headline property as the registry describes it
+(:func:`electrodb.documents.registry.property_table`: unit, meaning, explorer label, figure, whether experiment
+exists), the convergence status vocabulary and the model-trust fields with their vocabulary.
 """
 
 from __future__ import annotations
@@ -19,11 +20,21 @@ from electrodb.api import schemas
 from electrodb.api.database import Database
 from electrodb.api.jsonout import SafeJSONResponse
 from electrodb.api.resources.base import Resource
+from electrodb.documents.committee import TRUST_STATUSES
+from electrodb.documents.properties import ElectrolyteSummary
 from electrodb.documents.registry import property_table
 from electrodb.settings import ElectroDBSettings
+from electrodb.store import query as q
 from electrodb.store.check import file_problems
 
-__all__ = ["MetaResource", "model_name"]
+__all__ = ["MetaResource", "model_name", "trust_fields"]
+
+
+def trust_fields() -> dict[str, str]:
+    """``{field: description}`` of a summary's model-trust fields (the schema's descriptions)."""
+    fields = ElectrolyteSummary.model_fields
+    extra = {"committee_name": "readable name of that committee"}
+    return {name: fields[name].description or extra.get(name, "") for name in q.TRUST_FIELDS}
 
 
 class MetaResource(Resource):
@@ -56,7 +67,8 @@ class MetaResource(Resource):
             self.facets,
             methods=["GET"],
             tags=["meta"],
-            summary="Distinct salts, models (with readable names) and temperatures of the summaries",
+            summary="Distinct salts, models (with readable names), temperatures, campaigns and model-trust "
+            "verdicts of the summaries (superseded ones left out, as /electrolytes does by default)",
             responses={200: {"model": schemas.Document}},
         )
         router.add_api_route(
@@ -64,7 +76,8 @@ class MetaResource(Resource):
             self.properties,
             methods=["GET"],
             tags=["meta"],
-            summary="Headline properties (unit, meaning, explorer label, figure); the status vocabulary",
+            summary="Headline properties (unit, meaning, explorer label, figure); the status vocabulary; the "
+            "model-trust fields and verdicts",
             responses={200: {"model": schemas.Document}},
         )
 
@@ -96,15 +109,20 @@ class MetaResource(Resource):
         return SafeJSONResponse({"status": "ok", **info, "counts": counts})
 
     def facets(self) -> Response:
-        found = self.db.distinct("electrolytes", ("salt", "model_id", "temperature", "campaign_ids"))
+        # the default answer of /electrolytes: a filter offered here never leads to only superseded results
+        default = q.build_criteria(q.SPECS["electrolytes"], {})
+        fields = ("salt", "model_id", "temperature", "campaign_ids", "model_trust")
+        found = self.db.distinct("electrolytes", fields, default)
         data: dict[str, Any] = {f: sorted(found[f], key=str) for f in ("salt", "model_id", "temperature")}
         data["campaign"] = sorted(found["campaign_ids"], key=str)
+        data["model_trust"] = [s for s in TRUST_STATUSES if s in found["model_trust"]]
         data["model_name"] = {mid: model_name(self.db, mid) for mid in data["model_id"]}
         return SafeJSONResponse({"data": data})
 
     def properties(self) -> Response:
         data = property_table()
-        return SafeJSONResponse({"data": data, "meta": {"statuses": list(STATUSES)}})
+        meta = {"statuses": list(STATUSES), "trust_statuses": list(TRUST_STATUSES), "trust_fields": trust_fields()}
+        return SafeJSONResponse({"data": data, "meta": meta})
 
 
 def model_name(db: Database, model_id: str) -> str | None:

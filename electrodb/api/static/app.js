@@ -4,13 +4,20 @@
 "use strict";
 
 const PAGE_SIZE = 50;
-const FILTER_KEYS = ["salt", "molality_min", "molality_max", "temperature_min", "temperature_max", "model_id"];
+const FILTER_KEYS = ["salt", "molality_min", "molality_max", "temperature_min", "temperature_max", "model_id",
+  "model_trust"];
+/* The model-trust verdict of committee audits stands beside the model and the sampling statuses of the values. */
 const LEAD_COLUMNS = [
   { key: "salt", label: "salt" },
   { key: "molality", label: "m / mol kg⁻¹", num: true, digits: 3 },
   { key: "temperature", label: "T / K", num: true, digits: 5 },
   { key: "model_name", label: "model", model: true },
+  { key: "model_trust", label: "model trust", trust: true },
 ];
+const TRUST_FIELDS = ["model_trust", "model_trust_reason", "model_trust_criterion", "frac_flagged", "sigma_F_max_p95",
+  "n_frames_audited", "committee_id", "committee_name", "refine_round"];
+const TRUST_TEXT = { trusted: "trusted", extrapolating: "extrapolating", insufficient: "too few frames audited",
+  unaudited: "not audited" };
 const TAIL_COLUMNS = [
   { key: "n_runs", label: "runs", num: true, digits: 0 },
   { key: "total_ps", label: "t / ps", num: true, time: true },
@@ -104,6 +111,38 @@ function valueNode(doc, name, digits = 3, errDigits = 1) {
   if (isNum(v)) span.appendChild(el("s", {}, number));
   else span.textContent = label;
   span.appendChild(el("span", { class: "status-flag", "aria-label": label }, " ⚠"));
+  return span;
+}
+
+/* The model-trust verdict as a DOM node, in the style of the status cells: trusted → plain; extrapolating (the
+ * committee members disagree on too many frames: the model left its training data) → orange with ⚠ and the share
+ * of flagged frames; too few frames audited, or no audit → greyed. The reason, frac_flagged, σ_F p95 and the
+ * committee on hover. */
+function trustNode(doc) {
+  const status = doc.model_trust || "unaudited";
+  const frac = doc.frac_flagged;
+  const pct = isNum(frac) ? `${fmt(100 * frac, 3)} %` : null;
+  const numbers = [];
+  if (pct !== null) {
+    const n = isNum(doc.n_frames_audited) ? ` of ${fmt(doc.n_frames_audited, 0)}` : "";
+    numbers.push(`frac_flagged ${pct}${n} audited frames above the σ_F threshold`);
+  }
+  if (isNum(doc.sigma_F_max_p95)) numbers.push(`σ_F p95 ${fmt(doc.sigma_F_max_p95, 2)} eV/Å`);
+  if (doc.committee_name || doc.committee_id) {
+    const round = isNum(doc.refine_round) ? ` (refine round ${doc.refine_round})` : "";
+    numbers.push(`committee ${doc.committee_name || doc.committee_id}${round}`);
+  }
+  const reason = doc.model_trust_reason || "";
+  const span = el("span", { class: `value trust trust-${status}` });
+  span.title = `${TRUST_TEXT[status] || status}${reason ? ": " + reason : ""}` +
+    (numbers.length ? ` · ${numbers.join("; ")}` : "") +
+    (status === "trusted" && doc.model_trust_criterion ? ` · criterion: ${doc.model_trust_criterion}` : "");
+  if (status === "extrapolating") {
+    span.textContent = pct !== null ? `extrapolating ${pct}` : "extrapolating";
+    span.appendChild(el("span", { class: "status-flag", "aria-label": "extrapolating" }, " ⚠"));
+  } else {
+    span.textContent = status === "unaudited" ? "not audited" : status === "insufficient" ? "insufficient" : status;
+  }
   return span;
 }
 
@@ -236,6 +275,11 @@ function renderHeader() {
 
 function cell(doc, col) {
   if (col.model) return el("td", { title: doc.model_id || "", class: "model" }, modelLabel(doc));
+  if (col.trust) {
+    const td = el("td", { class: "trust" });
+    td.appendChild(trustNode(doc));
+    return td;
+  }
   if (col.prop) {
     const td = el("td", { class: "num" });
     td.appendChild(valueNode(doc, col.key, col.digits ?? 3, 1));
@@ -256,7 +300,7 @@ async function loadTable() {
   writeUrl();
   renderHeader();
   const fields = ["salt", "molality", "temperature", "model_id", "model_name", "n_runs", "total_ps",
-    "density_source",
+    "density_source", ...TRUST_FIELDS,
     ...COLUMNS.filter((c) => c.prop).flatMap((c) => [c.key, `${c.key}_err`, `${c.key}_status`, `${c.key}_reason`,
       `${c.key}_criterion`, `${c.key}_needs_ps`, `exp_${c.key}`, `exp_${c.key}_source`]),
     ...COLUMNS.filter((c) => c.num).map((c) => c.key)];
@@ -280,7 +324,8 @@ async function loadTable() {
     $("#page-info").textContent = state.total ? `${state.skip + 1}–${last} of ${state.total}` : "no systems match";
     $("#table-info").textContent = `${state.total} system${state.total === 1 ? "" : "s"}; D in 10⁻⁹ m²/s. ` +
       "Struck-out values did not converge (hover for the reason); values tagged “input” were taken from a " +
-      "correlation or an input, not computed. " +
+      "correlation or an input, not computed. Model trust: whether a committee of models agreed on these runs " +
+      "(⚠ extrapolating: the model left its training data; hover for the numbers). " +
       "Click a row for g(r), MSD and γ±; click a header to sort.";
     $("#prev").disabled = state.skip === 0;
     $("#next").disabled = last >= state.total;
@@ -642,6 +687,19 @@ async function openSystem(id) {
     const meta = $("#detail-meta");
     meta.replaceChildren("model ", el("span", { class: "model", title: doc.model_id || "" }, modelLabel(doc)),
       ` · ${doc.n_runs} run(s), ${fmtPs(doc.total_ps)} ps · id ${doc.electrolyte_id}`);
+    const trust = el("div", { id: "detail-trust" }, "model trust: ");
+    trust.appendChild(trustNode(doc));
+    if (doc.model_trust && doc.model_trust !== "trusted" && doc.model_trust_reason) {
+      trust.appendChild(document.createTextNode(` — ${doc.model_trust_reason}`));
+    }
+    if (doc.superseded_by) {
+      // a refined committee's model ran this electrolyte again: this result is kept, but not the default answer
+      const newer = el("a", { href: `?system=${encodeURIComponent(doc.superseded_by)}`, class: "superseded" },
+        doc.superseded_by);
+      newer.addEventListener("click", (ev) => { ev.preventDefault(); openSystem(doc.superseded_by); });
+      trust.append(" · superseded by ", newer, " (a refined committee's model)");
+    }
+    meta.appendChild(trust);
     renderProps(doc);
     const [rdf, msd] = await Promise.all([api(`/electrolytes/${encodeURIComponent(id)}/rdf`, { max_points: 600 }),
       api(`/electrolytes/${encodeURIComponent(id)}/msd`, { max_points: 600 })]);
@@ -684,11 +742,27 @@ async function loadFacets() {
   } catch (err) { /* the filters still work as free text */ }
 }
 
+/* The model-trust filter's choices: the verdicts GET /properties lists, each with its meaning on hover. */
+function trustOptions(meta) {
+  const select = $("#filters").elements.model_trust;
+  const described = (meta.trust_fields || {}).model_trust || "";
+  select.title = described;
+  for (const status of meta.trust_statuses || []) {
+    const option = el("option", { value: status }, TRUST_TEXT[status] || status);
+    if (status === state.filters.model_trust) option.setAttribute("selected", "");
+    select.appendChild(option);
+  }
+  select.value = state.filters.model_trust || "";
+}
+
 async function loadStatus() {
   try {
     const health = await api("/health");
-    const n = health.counts ? health.counts.electrolytes : "?";
-    $("#db-status").textContent = `${health.backend} database · ${n} summaries`;
+    const stored = health.counts ? health.counts.electrolytes : null;
+    // the default answer (superseded results left out), as the table counts; the rest said apart
+    const current = (await api("/electrolytes", { _limit: 0 })).meta.total_doc;
+    const superseded = isNum(stored) && stored > current ? ` (+${stored - current} superseded)` : "";
+    $("#db-status").textContent = `${health.backend} database · ${current} summaries${superseded}`;
   } catch (err) {
     $("#db-status").textContent = "database unavailable";
   }
@@ -714,8 +788,10 @@ async function start() {
   $("#pair-select").addEventListener("change", drawRdf);
   $("#close-detail").addEventListener("click", closeSystem);
   try {
-    propertyInfo = (await api("/properties")).data;
+    const properties = await api("/properties");
+    propertyInfo = properties.data;
     COLUMNS = [...LEAD_COLUMNS, ...propertyColumns(propertyInfo), ...TAIL_COLUMNS];
+    trustOptions(properties.meta || {});
   } catch (err) { /* no property columns and no property table; loadTable shows the error */ }
   // The table (and the selected system) first: on an embedded database every query is a full scan.
   await loadTable();
