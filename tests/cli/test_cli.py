@@ -174,7 +174,7 @@ def test_a_lost_or_truncated_source_stops_the_build_and_loses_nothing(tmp_path, 
     with get_stores_now(settings) as s:
         assert {n: s[n].count() for n in before} == before  # nothing derived was deleted
     check = runner.invoke(app, ["db", "check"], env={"COLUMNS": "200"})
-    assert check.exit_code == 0 and "all 14 collections ok" in check.output, check.output
+    assert check.exit_code == 0 and "all 16 collections ok" in check.output, check.output
 
 
 def get_stores_now(settings):
