@@ -29,7 +29,9 @@ from pydantic import ValidationError  # noqa: E402
 # torch, MACE or FastAPI (seconds each), which `electrodb --help` and the light commands must not pay for.
 from electrodb.cli.audit import model_audit  # noqa: E402
 from electrodb.cli.campaign import campaign_app  # noqa: E402  (after the environment set-up above)
+from electrodb.cli.committee import committee_commands, committee_table  # noqa: E402  (model committee, refine)
 from electrodb.cli.common import console, fail  # noqa: E402
+from electrodb.cli.demo_committee import model_train_demo_committee  # noqa: E402
 from electrodb.settings import get_settings  # noqa: E402
 from electrodb.systems.long_range import LongRangeSettings  # noqa: E402
 from electrodb.utils.safe_files import OutputPathError  # noqa: E402
@@ -40,7 +42,7 @@ model_app = typer.Typer(help="Train, fine-tune and list models.", no_args_is_hel
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(db_app, name="db")
 app.add_typer(model_app, name="model")
-model_app.command("audit")(model_audit)
+model_app.add_typer(committee_commands)
 
 
 @db_app.command("info")
@@ -330,7 +332,7 @@ def model_register(
 
 @model_app.command("list")
 def model_list() -> None:
-    """Models recorded in the database."""
+    """Models and committees recorded in the database."""
     from electrodb.store.stores import get_stores
 
     with get_stores() as stores:
@@ -340,7 +342,12 @@ def model_list() -> None:
             table.add_row(
                 doc["model_id"][:23], doc.get("name", ""), f"{rmse:.3f}" if rmse else "-", doc.get("path", "")
             )
-    console.print(table)
+        committees = committee_table(stores)
+    console.print(table, *committees)
+
+
+model_app.command("train-demo-committee")(model_train_demo_committee)
+model_app.command("audit")(model_audit)
 
 
 @app.command()

@@ -176,6 +176,11 @@ def register_committee(
     if isinstance(driver, int) and not 0 <= driver < training.k:
         raise ValueError(f"driver must be 'mean' or a member index 0..{training.k - 1}, got {driver}")
     cid = committee_id(training.model_ids, driver)
+    if parent is not None and cid == parent.committee_id:
+        raise ValueError(
+            f"the refined committee has the same members and driver as its parent {parent.name!r}; fine-tune the "
+            "members (train_committee with foundation_paths) before registering a refinement"
+        )
     stores.data.update(
         [
             {

@@ -361,7 +361,7 @@ def refine_committee(
     if log:
         log(
             f"selected {selection.n_selected} of {selection.n_flagged} flagged frames ({selection.n_audited_frames} "
-            f"audited in {selection.n_audits} trajectories)"
+            f"audited in {selection.n_audits} trajector{'y' if selection.n_audits == 1 else 'ies'})"
         )
     labelled = label_flagged(selection, calculator, teacher)
     if log:

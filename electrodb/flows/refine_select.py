@@ -184,7 +184,8 @@ def select_flagged(
     candidates = [(a, frame, score) for a in audits for frame, score in _flagged(a)]
     if not candidates:
         raise NothingFlaggedError(
-            f"committee {committee.name!r}: none of the {n_audited} frames audited in {len(audits)} trajectories "
+            f"committee {committee.name!r}: none of the {n_audited} frames audited in {len(audits)} "
+            f"trajector{'y' if len(audits) == 1 else 'ies'} "
             "exceeds its σ_F threshold; nothing to refine (the model stays as it is)"
         )
     n_flagged = len(candidates)

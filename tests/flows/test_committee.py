@@ -65,6 +65,9 @@ def test_unknown_committee_lists_the_known_names(stores, smoke_committee: Commit
 
 def test_a_refined_child_supersedes_its_parent(stores, smoke_committee: CommitteeTraining) -> None:
     parent = store_committee(stores, smoke_committee, "smoke")
+    with pytest.raises(ValueError, match="same members and driver as its parent 'smoke'"):
+        store_committee(stores, smoke_committee, "smoke-r1", parent=parent)  # nothing was fine-tuned
+    assert stores.committees.count({}) == 1 and resolve_committee(stores, "smoke").superseded_by is None
     # same members with the other driver: a different committee id, standing in for a refined one
     child = store_committee(
         stores, smoke_committee, "smoke-r1", driver=1, parent=parent, added=smoke_labels(2), refine={"round": 1}

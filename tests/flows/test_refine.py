@@ -75,7 +75,7 @@ def test_no_audits_or_nothing_flagged_stops_before_training(
         refine_committee(stores, "smoke", lj_teacher())
     tid = store_frames(stores, smoke_configurations(3), committee.driver_id)
     store_audit(stores, committee, tid, [0.0, 0.0, 0.0])
-    with pytest.raises(NothingFlaggedError, match="none of the 3 frames audited in 1 trajectories exceeds"):
+    with pytest.raises(NothingFlaggedError, match="none of the 3 frames audited in 1 trajectory exceeds"):
         refine_committee(stores, "smoke", lj_teacher())
     with pytest.raises(Exception, match="no committee 'other'"):
         refine_committee(stores, "other", lj_teacher())

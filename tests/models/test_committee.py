@@ -49,7 +49,8 @@ def test_splits_hold_calibration_out_of_every_member(split: str) -> None:
     settings = CommitteeSettings(k=4, split=split, calibration_fraction=0.1)
     splits = committee_splits(40, settings)
     cal = set(splits.calibration)
-    assert len(cal) == 4
+    assert len(cal) == 5  # 10 % of 40 is 4, below min_calibration
+    assert len(committee_splits(200, settings).calibration) == 20
     assert len(splits.train) == len(splits.valid) == 4
     for train, valid in zip(splits.train, splits.valid, strict=True):
         assert not cal & set(train) and not cal & set(valid)
