@@ -31,7 +31,6 @@ from electrodb.cli.audit import model_audit  # noqa: E402
 from electrodb.cli.campaign import campaign_app  # noqa: E402  (after the environment set-up above)
 from electrodb.cli.committee import committee_commands, committee_table  # noqa: E402  (model committee, refine)
 from electrodb.cli.common import console, fail  # noqa: E402
-from electrodb.cli.demo_committee import model_train_demo_committee  # noqa: E402
 from electrodb.settings import get_settings  # noqa: E402
 from electrodb.systems.long_range import LongRangeSettings  # noqa: E402
 from electrodb.utils.safe_files import OutputPathError  # noqa: E402
@@ -42,6 +41,7 @@ model_app = typer.Typer(help="Train, fine-tune and list models.", no_args_is_hel
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(db_app, name="db")
 app.add_typer(model_app, name="model")
+model_app.command("audit")(model_audit)
 model_app.add_typer(committee_commands)
 
 
@@ -344,10 +344,6 @@ def model_list() -> None:
             )
         committees = committee_table(stores)
     console.print(table, *committees)
-
-
-model_app.command("train-demo-committee")(model_train_demo_committee)
-model_app.command("audit")(model_audit)
 
 
 @app.command()
