@@ -160,11 +160,11 @@ def model_refine(
     ] = 0.15,
     device: Annotated[str, typer.Option(help="evaluation device: cpu, cuda or auto")] = "cpu",
 ) -> None:
-    """One refine round: label the configurations the committee's audits flagged, fine-tune every member on them,
-    and register the refined committee (the old one is superseded, and stays queryable).
+    """One refine round: label what the committee's audits flagged, fine-tune every member, register the result.
 
-    Prints the held-out force RMSE of the driver before and after, on the old test set and on newly flagged
-    configurations. Audit first (electrodb model audit); nothing flagged stops before any training.
+    The refined committee supersedes the old one, which stays queryable. Prints the held-out force RMSE of the
+    driver before and after, on the old test set and on newly flagged configurations. Audit first (electrodb model
+    audit); nothing flagged stops before any training.
     """
     from electrodb.flows.committee import resolve_committee
     from electrodb.flows.refine import NothingFlaggedError, RefineError, RefineSettings, refine_committee

@@ -19,7 +19,7 @@ from electrodb.flows.refine import (
 from electrodb.flows.refine_select import select_flagged
 from electrodb.models.committee import CommitteeTraining
 from electrodb.models.mace_command import TrainingError
-from tests.committee_factory import lj_teacher, smoke_configurations, store_audit, store_frames
+from tests.committee_factory import audit_displaced_boxes, lj_teacher, smoke_configurations, store_audit, store_frames
 from tests.flows.conftest import AUDITED_FRAMES
 
 
@@ -127,3 +127,18 @@ def test_one_refine_round_registers_a_child_with_before_and_after(stores, audite
     assert parent.superseded_by == child.committee_id
     assert resolve_committee(stores, "smoke").committee_id == child.committee_id
     assert any("fine-tuning 2 members" in line for line in lines)
+
+
+@pytest.mark.slow
+def test_a_refine_round_lowers_the_held_out_errors(stores, smoke_committee: CommitteeTraining, tmp_path) -> None:
+    """16 flagged configurations of 32 frames, 40 fine-tuning epochs (~25 s on 2 cores): the driver's force error
+    falls on the newly flagged test configurations (measured 2.68 → 2.46 eV/Å) and on the old test set (0.44 →
+    0.32 eV/Å; the tiny parent trained only 2 epochs)."""
+    parent = store_committee(stores, smoke_committee, "smoke")
+    audit_displaced_boxes(stores, parent, smoke_committee, n_frames=32)
+    settings = RefineSettings(n_select=16, min_distance_fraction=0.0, epochs=40, lr=0.01)
+    record = refine_committee(stores, "smoke", lj_teacher(), settings, tmp_path).refine
+    assert record["n_new_test"] >= 3
+    for test_set in ("old_test", "new_flagged"):
+        before, after = (record[w][test_set]["rmse_forces_eV_per_A"] for w in ("before", "after"))
+        assert after < before, (test_set, before, after)
