@@ -47,6 +47,20 @@ def test_jobs_are_named_for_their_workers() -> None:
     }
 
 
+def test_the_flow_converts_to_a_fireworks_workflow() -> None:
+    """Every job input (settings, the labelling Maker) serialises, as FireWorks and jobflow-remote need."""
+    from jobflow.managers.fireworks import flow_to_workflow
+
+    workflow = flow_to_workflow(RefineMaker(teacher_maker=LJStaticMaker()).make("smoke"))
+    assert sorted(fw.name for fw in workflow.fws) == [
+        "label flagged smoke",
+        "register refined smoke",
+        "select flagged smoke",
+        "train refined smoke",
+    ]
+    assert workflow.to_dict()  # JSON-ready
+
+
 def test_labels_from_task_documents() -> None:
     forces = np.ones((2, 3))
     assert labels_from_output({"output": {"energy": -1.0, "forces": forces.tolist()}}, 2)[0] == -1.0
