@@ -23,6 +23,16 @@ def _load_campaign(spec: Path, model: str | None) -> Campaign:
         fail(str(exc))
     if model:
         campaign = campaign.model_copy(update={"model": model})
+    if campaign.model.startswith("committee:"):  # the committee's current driver, audited by it
+        from electrodb.flows.audit import committee_campaign
+        from electrodb.models.files import ModelError
+        from electrodb.store.stores import get_stores
+
+        try:
+            with get_stores() as stores:
+                campaign = committee_campaign(campaign, stores)
+        except ModelError as exc:
+            fail(f"{spec}: {exc}")
     from electrodb.flows.campaign import with_model_cutoff
     from electrodb.flows.segments import check_until
 

@@ -48,6 +48,7 @@ __all__ = [
     "audit_trajectories",
     "audit_trajectory",
     "check_campaign_committee",
+    "committee_campaign",
     "run_audits",
 ]
 
@@ -299,3 +300,37 @@ def run_audits(campaign: Campaign, stores: ElectroDBStores, specs: list[SystemSp
         ok = job.uuid in responses
         out[spec.system_id] = (done or {}).get("verdict", {}).get("status", "") if ok and done else "failed"
     return out
+
+
+def committee_campaign(campaign: Campaign, stores: ElectroDBStores) -> Campaign:
+    """A campaign whose ``model`` is ``committee:NAME``, with the current committee's driver as its model.
+
+    The driver member's file is written from the blob store and becomes the model, and the campaign is audited by
+    that committee (``audit.committee`` NAME, unless ``audit:`` names one). After a refine round, running the same
+    spec again therefore runs the refined committee's driver: new systems (a new model id), whose summaries
+    supersede the old ones. Other campaigns are returned unchanged.
+
+    Raises
+    ------
+    ModelError
+        No such committee, or one driven by the committee mean (MD runs one member).
+    """
+    if not campaign.model.startswith("committee:"):
+        return campaign
+    ref = campaign.model.removeprefix("committee:")
+    try:
+        committee = resolve_committee(stores, ref)
+    except ModelError as by_name:
+        try:
+            committee = resolve_committee(stores, campaign.model)  # a committee id ("committee:<hash>")
+        except ModelError:
+            raise by_name from None
+        ref = committee.committee_id
+    if committee.driver == "mean":
+        raise ModelError(
+            f"committee {committee.name!r} is driven by the committee mean, but MD runs one member; register it "
+            "with --driver 0 (or another member) to run campaigns with it"
+        )
+    path = materialize_committee(stores, committee)[int(committee.driver)]
+    audit = campaign.audit or AuditSettings(committee=ref)
+    return campaign.model_copy(update={"model": str(path), "audit": audit})

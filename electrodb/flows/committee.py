@@ -206,7 +206,14 @@ def register_committee(
             "split": training.split,
             "n_configurations": training.n_configurations,
         }
-        stores_doc = store_model(stores, member.model_copy(update={"model_path": str(path)}), f"{name}-m{i}", dataset)
+        # a model registered before (the demo model as a committee's driver) keeps its name and its dataset record
+        known = stores.models.query_one({"model_id": member.model_id}, properties=["name", "dataset"]) or {}
+        stores_doc = store_model(
+            stores,
+            member.model_copy(update={"model_path": str(path)}),
+            known.get("name") or f"{name}-m{i}",
+            {**dataset, **(known.get("dataset") or {})} if known else dataset,
+        )
         members.append(
             {
                 "model_id": stores_doc.model_id,

@@ -237,7 +237,10 @@ class Campaign(_Strict):
     concentration_unit: Literal["mol/kg", "mol/L"] = "mol/kg"
     temperatures: list[float] = Field(default_factory=lambda: [298.15], min_length=1)
     size: SizeSpec = SizeSpec(n_waters=128)
-    model: str = Field(description="MACE file path, foundation name (mace-mp-0:small) or chgnet:r2scan")
+    model: str = Field(
+        description="MACE file path, foundation name (mace-mp-0:small), chgnet:r2scan, or committee:NAME (the "
+        "current driver of a registered committee, which then audits the runs)"
+    )
     model_cutoff_A: float = Field(5.0, gt=0, description="NNP cutoff used for the minimum box check (Å)")
     replicas: int = Field(1, ge=1)
     limits: CampaignLimits = Field(

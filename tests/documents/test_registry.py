@@ -61,13 +61,17 @@ def test_every_property_reaches_the_api_the_export_and_the_indexes() -> None:
 
 def test_collections_drive_the_stores_and_the_query_layer() -> None:
     assert STORE_KEYS == {name: entry.key for name, entry in COLLECTIONS.items()}
-    assert JOB_COLLECTIONS == job_collections() == (
-        "systems",
-        "models",
-        "committees",
-        "trajectories",
-        "audits",
-        "solvation",
+    assert (
+        JOB_COLLECTIONS
+        == job_collections()
+        == (
+            "systems",
+            "models",
+            "committees",
+            "trajectories",
+            "audits",
+            "solvation",
+        )
     )
     for name in (*PROPERTY_COLLECTIONS, "electrolytes", "trajectories"):
         assert SPECS[name].key == COLLECTIONS[name].key

@@ -140,3 +140,21 @@ def test_the_verdict_reaches_the_summary(stores, committee) -> None:
     summary = stores.electrolytes.query_one({"trajectory_ids": run.trajectory_id})
     assert summary["model_trust"] == "extrapolating" and summary["committee_name"] == "smoke"
     assert summary["frac_flagged"] == 1.0 and summary["n_frames_audited"] == 10 and summary["refine_round"] == 0
+
+
+def test_a_campaign_on_committee_name_runs_the_current_driver_and_is_audited(stores, committee, smoke_committee):
+    from electrodb.flows.audit import committee_campaign
+    from electrodb.flows.committee import calibrate_committee, register_committee
+    from electrodb.models.files import file_sha256
+    from tests.campaigns import small_campaign
+
+    campaign = committee_campaign(small_campaign("committee:smoke"), stores)
+    assert file_sha256(campaign.model) == committee.driver_id and campaign.audit.committee == "smoke"
+    assert committee_campaign(small_campaign("other.model"), stores).audit is None  # unchanged
+    with pytest.raises(ModelError, match="no committee 'nonesuch'"):
+        committee_campaign(small_campaign("committee:nonesuch"), stores)
+    # a refined committee (here: the same members, the other one driving) takes over the name's lineage
+    swapped = smoke_committee.model_copy(update={"members": smoke_committee.members[::-1]})
+    child = register_committee(stores, swapped, "smoke-r1", calibrate_committee(swapped), parent=committee)
+    rerun = committee_campaign(small_campaign("committee:smoke"), stores)
+    assert file_sha256(rerun.model) == child.driver_id != committee.driver_id
