@@ -152,7 +152,7 @@ def test_md_adds_the_recorded_term_back_and_refuses_another(stores, random_mace:
 
 
 def test_cli_long_range_option_parses_json_yaml_and_files(tmp_path: Path) -> None:
-    from electrodb.cli.main import _long_range_option
+    from electrodb.cli.model import _long_range_option
 
     text = '{"charges": "ions", "epsilon_r": 78.3, "method": "pme", "cutoff_A": 10}'
     expected = LongRangeSettings(charges="ions", epsilon_r=78.3, method="pme", cutoff_A=10)
