@@ -18,9 +18,11 @@ from rich.console import Console
 from rich.table import Table
 
 from electrodb.builders import run_builders
+from electrodb.cli.demo_committee import ensure_demo_committee
 from electrodb.cli.demo_model import ensure_demo_model
 from electrodb.cli.plots import plot_activity, plot_msd, plot_rdf
 from electrodb.cli.reporting import failure_lines, format_needs, plan_table, run_with_progress
+from electrodb.flows.audit import run_audits
 from electrodb.io.export import export_table
 from electrodb.settings import get_settings
 from electrodb.store.stores import ElectroDBStores, get_stores
@@ -244,7 +246,12 @@ def run_demo(console: Console, retrain: bool = False, output_dir: Path = Path("d
     with get_stores() as stores:
         console.rule("1/4 demo model")
         model_path, model_doc = ensure_demo_model(stores, console.log, retrain=retrain)
+        committee = ensure_demo_committee(stores, console.log)
         campaign = demo_campaign(str(model_path))
+        if campaign.audit is not None and (committee is None or model_doc["model_id"] not in committee.member_ids):
+            why = "none is shipped" if committee is None else "the demo committee lacks this (retrained) model"
+            console.log(f"no committee audit: {why}")
+            campaign = campaign.model_copy(update={"audit": None})
         console.rule("2/4 plan")
         console.print(plan_table(campaign))
         console.rule("3/4 NNP molecular dynamics (equilibration + production per system)")
@@ -255,6 +262,14 @@ def run_demo(console: Console, retrain: bool = False, output_dir: Path = Path("d
         )
         for line in failure_lines(summary):
             console.print(line, soft_wrap=True, markup=False)
+        if campaign.audit is not None:
+            audit_started = time.perf_counter()
+            verdicts = run_audits(campaign, stores, campaign.systems())
+            counts = ", ".join(f"{list(verdicts.values()).count(v)} {v}" for v in dict.fromkeys(verdicts.values()))
+            console.log(
+                f"committee audit ({campaign.audit.committee}, every {campaign.audit.every_frames}th frame): "
+                f"{counts or 'nothing to audit'} in {time.perf_counter() - audit_started:.0f} s"
+            )
         console.rule("4/4 build properties")
         counts = run_builders(stores, log=console.log)
         console.log(f"builders processed {counts}")

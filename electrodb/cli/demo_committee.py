@@ -227,7 +227,13 @@ def model_train_demo_committee(
     for path in [*labelled, *calibration]:
         if not path.is_file():
             fail(f"{path} does not exist; give labelled extxyz files (electrodb model train-demo writes them)")
-    training, calibrated = train_demo_committee(labelled, calibration, k, workdir, console.log)
+    from electrodb.models.files import ModelError
+    from electrodb.models.mace_command import TrainingError
+
+    try:
+        training, calibrated = train_demo_committee(labelled, calibration, k, workdir, console.log)
+    except (ModelError, TrainingError, ValueError) as exc:
+        fail(str(exc))
     for path in write_packaged_committee(training, calibrated, out):
         console.print(f"wrote {path}", soft_wrap=True, markup=False)
     cal = calibrated["calibration"]
