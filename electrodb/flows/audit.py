@@ -52,9 +52,6 @@ __all__ = [
     "run_audits",
 ]
 
-#: Frames evaluated per call of the members (bounds memory: K × batch × N × 3 forces).
-_BATCH = 16
-
 
 def audit_stride(n_frames: int, settings: AuditSettings) -> int:
     """Stride of the audited frames: ``every_frames``, larger where more than ``max_frames`` frames would result."""
@@ -135,18 +132,17 @@ def audit_trajectory(
     done = np.asarray(old["frames"], dtype=int) if old else np.empty(0, dtype=int)
     todo = index[~np.isin(index, done)]
     rows: dict[str, list[float]] = {k: [] for k in ("max", "mean", "p95", "argmax", "sigma_E")}
-    for start in range(0, len(todo), _BATCH):
-        chunk = todo[start : start + _BATCH]
+    if len(todo):  # one call: every member is loaded (hash-checked, unpickled) once per audit
         energies, forces = evaluate_members(
             member_paths,
-            _frames(traj.positions, traj.cells, traj.symbols, chunk),
+            _frames(traj.positions, traj.cells, traj.symbols, todo),
             settings.device,
             expected_ids=committee.member_ids,
         )
         per_frame = frame_disagreement(atom_disagreement(forces))
         for key in ("max", "mean", "p95", "argmax"):
-            rows[key].extend(np.asarray(per_frame[key]).tolist())
-        rows["sigma_E"].extend(energy_spread(energies, len(traj.symbols)).tolist())
+            rows[key] = np.asarray(per_frame[key]).tolist()
+        rows["sigma_E"] = energy_spread(energies, len(traj.symbols)).tolist()
     frames = [*done.tolist(), *todo.tolist()]
     series = {
         "sigma_F_max": [*(old or {}).get("sigma_F_max", []), *rows["max"]],
