@@ -421,7 +421,12 @@ class ElectrolyteSummaryBuilder(Builder):
         if density_input is not None:
             experiment = {k: v for k, v in experiment.items() if not k.startswith("exp_density")}
         if self.trust is not None:
-            summary = summary.model_copy(update=self.trust.fields(summary))
+            trust = self.trust.fields(summary)
+            # every value of the summary names the committee that judged its model and the refine round
+            provenance = summary.provenance.model_copy(
+                update={"committee_id": trust.get("committee_id"), "refine_round": trust.get("refine_round")}
+            )
+            summary = summary.model_copy(update={**trust, "provenance": provenance})
         return {**summary.model_dump(mode="json"), **flat, **experiment}
 
     @staticmethod

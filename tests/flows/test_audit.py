@@ -140,6 +140,9 @@ def test_the_verdict_reaches_the_summary(stores, committee) -> None:
     summary = stores.electrolytes.query_one({"trajectory_ids": run.trajectory_id})
     assert summary["model_trust"] == "extrapolating" and summary["committee_name"] == "smoke"
     assert summary["frac_flagged"] == 1.0 and summary["n_frames_audited"] == 10 and summary["refine_round"] == 0
+    assert (
+        summary["provenance"]["committee_id"] == committee.committee_id and summary["provenance"]["refine_round"] == 0
+    )
 
 
 def test_a_campaign_on_committee_name_runs_the_current_driver_and_is_audited(stores, committee, smoke_committee):
