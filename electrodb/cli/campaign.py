@@ -60,10 +60,10 @@ def campaign_plan(spec: Path, model: Annotated[str | None, typer.Option(help="ov
     console.print(plan_table(_load_campaign(spec, model)))
 
 
-_ENGINE_HELP = "fireworks or jobflow-remote"
+ENGINE_HELP = "fireworks or jobflow-remote"
 
 
-def _engine_backend(engine: str, launchpad: Path | None, project: str | None):
+def engine_backend(engine: str, launchpad: Path | None, project: str | None):
     """The engine backend for the CLI options (a bad name or configuration exits with its message)."""
     from electrodb.managers.submit import get_backend
 
@@ -85,7 +85,7 @@ def campaign_status(
     spec: Path,
     model: Annotated[str | None, typer.Option(help="override the model")] = None,
     engine: Annotated[
-        str | None, typer.Option(help=f"also read the engine's own state: {_ENGINE_HELP}", show_default=False)
+        str | None, typer.Option(help=f"also read the engine's own state: {ENGINE_HELP}", show_default=False)
     ] = None,
     launchpad: Annotated[
         Path | None, typer.Option(help="FireWorks LaunchPad YAML (default: LaunchPad.auto_load())")
@@ -101,7 +101,7 @@ def campaign_status(
         specs = campaign.systems()
     except ValueError as exc:
         fail(str(exc))
-    backend = _engine_backend(engine, launchpad, project) if engine else None
+    backend = engine_backend(engine, launchpad, project) if engine else None
     with get_stores(read_only=True) as stores:
         try:
             states = campaign_states(specs, stores, backend)
@@ -138,7 +138,7 @@ def campaign_status(
 @campaign_app.command("submit")
 def campaign_submit(
     spec: Path,
-    engine: Annotated[str, typer.Option(help=_ENGINE_HELP)],
+    engine: Annotated[str, typer.Option(help=ENGINE_HELP)],
     model: Annotated[str | None, typer.Option(help="override the model")] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="systems per Workflow / batch of flows")] = 200,
     cpu_worker: Annotated[
@@ -170,7 +170,7 @@ def campaign_submit(
     from electrodb.store.stores import get_stores
 
     campaign = _load_campaign(spec, model)
-    backend = _engine_backend(engine, launchpad, project)
+    backend = engine_backend(engine, launchpad, project)
     options = SubmitOptions(cpu_worker=cpu_worker, gpu_worker=gpu_worker, chunk_size=chunk_size, project=project)
     with get_stores() as stores:
         try:

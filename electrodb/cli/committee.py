@@ -14,7 +14,9 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
+from electrodb.cli.campaign import ENGINE_HELP, engine_backend
 from electrodb.cli.common import console, fail
+from electrodb.managers.stages import EngineConfigError, SubmitOptions
 from electrodb.settings import get_settings
 
 __all__ = ["committee_commands", "committee_table", "load_teacher", "model_committee", "model_refine"]
@@ -133,12 +135,11 @@ def model_committee(
 
 
 def load_teacher(reference: str) -> tuple[Any, dict[str, Any]]:
-    """The teacher's ASE calculator and identity from a model reference (``chgnet:r2scan``, a MACE file, ...)."""
-    from electrodb.models.loader import load_model
-    from electrodb.models.reference import ModelRef
+    """The teacher's ASE calculator and identity from a model reference (``chgnet:r2scan``, a MACE file, ...) or
+    ``python:package.module:function`` (:func:`electrodb.flows.refine_flow.teacher_calculator`)."""
+    from electrodb.flows.refine_flow import teacher_calculator
 
-    model = load_model(ModelRef.parse(reference))
-    return model.calculator(), model.identity.model_dump(mode="json")
+    return teacher_calculator(reference)
 
 
 def _errors(record: dict[str, Any], when: str, test_set: str) -> str:
@@ -159,12 +160,29 @@ def model_refine(
         float, typer.Option(help="duplicates: closer than this fraction of the typical fingerprint distance")
     ] = 0.15,
     device: Annotated[str, typer.Option(help="evaluation device: cpu, cuda or auto")] = "cpu",
+    submit: Annotated[
+        str | None, typer.Option(help=f"submit the round to an engine instead: {ENGINE_HELP}", show_default=False)
+    ] = None,
+    cpu_worker: Annotated[str, typer.Option(help="--submit: worker for select, label and register")] = "cpu",
+    gpu_worker: Annotated[str, typer.Option(help="--submit: worker for the fine-tuning, one GPU")] = "gpu",
+    launchpad: Annotated[
+        Path | None, typer.Option(help="FireWorks LaunchPad YAML (default: LaunchPad.auto_load())")
+    ] = None,
+    project: Annotated[str | None, typer.Option(help="jobflow-remote project (default: its default)")] = None,
+    multi_node: Annotated[
+        bool,
+        typer.Option(
+            "--multi-node/--single-node",
+            help="--submit: workers may run on other nodes (refuses the embedded database) / all run on this machine",
+        ),
+    ] = True,
 ) -> None:
     """One refine round: label what the committee's audits flagged, fine-tune every member, register the result.
 
     The refined committee supersedes the old one, which stays queryable. Prints the held-out force RMSE of the
     driver before and after, on the old test set and on newly flagged configurations. Audit first (electrodb model
-    audit); nothing flagged stops before any training.
+    audit); nothing flagged stops before any training. With --submit the round runs on the engine's workers
+    (label on the CPU worker, fine-tuning on the GPU worker) and `electrodb model list` shows the result.
     """
     from electrodb.flows.committee import resolve_committee
     from electrodb.flows.refine import NothingFlaggedError, RefineError, RefineSettings, refine_committee
@@ -183,6 +201,14 @@ def model_refine(
         )
     except ValidationError as exc:
         fail(_validation(exc))
+    if submit is None and (launchpad is not None or project is not None):
+        fail("--launchpad and --project apply to a submitted round; add --submit fireworks or --submit jobflow-remote")
+    if submit is not None:
+        options = SubmitOptions(cpu_worker=cpu_worker, gpu_worker=gpu_worker, project=project)
+        _submit_round(
+            committee, engine_backend(submit, launchpad, project), options, settings, teacher, name, multi_node
+        )
+        return
     with get_stores() as stores:
         try:
             parent = resolve_committee(stores, committee)
@@ -209,6 +235,42 @@ def model_refine(
         f"refined committee {child.committee_id} ({child.name}, round {child.refine_round}) supersedes {parent.name}: "
         f"{record['n_labelled']} configurations labelled ({len(record['skipped'])} skipped by the teacher), "
         f"{record['n_added']} added to training; σ_F threshold {_number(child.threshold_eV_per_A)} eV/Å",
+        soft_wrap=True,
+        markup=False,
+    )
+
+
+def _submit_round(
+    committee: str, backend: Any, options: Any, settings: Any, teacher: str, name: str | None, multi_node: bool
+) -> None:
+    """``model refine --submit``: queue the round (:func:`electrodb.managers.refine_submit.submit_refine`)."""
+    from electrodb.flows.refine import NothingFlaggedError, RefineError
+    from electrodb.managers.refine_submit import submit_refine
+    from electrodb.models.files import ModelError
+    from electrodb.store.stores import get_stores
+
+    with get_stores() as stores:
+        try:
+            report = submit_refine(
+                stores, committee, backend, options, settings, teacher=teacher, child_name=name, multi_node=multi_node
+            )
+        except NothingFlaggedError as exc:
+            console.print(f"nothing to refine: {exc}", soft_wrap=True, markup=False)
+            return
+        except (EngineConfigError, RefineError, ModelError, ValueError) as exc:
+            fail(f"{_first_line(exc)}; nothing was submitted")
+    where = f"committee {report.committee_name!r} ({report.committee_id})"
+    if not report.submitted:
+        console.print(
+            f"the refine round of {where} is already in {backend.name} ({report.engine_state}); not submitted again",
+            soft_wrap=True,
+            markup=False,
+        )
+        return
+    console.print(
+        f"submitted the refine round of {where} to {backend.name} as {report.key}: select, label and register on "
+        f"worker {options.cpu_worker!r}, fine-tuning on worker {options.gpu_worker!r}; `electrodb model list` shows "
+        "the refined committee once registered",
         soft_wrap=True,
         markup=False,
     )

@@ -172,6 +172,11 @@ class RefinedTraining(BaseModel):
     calibrated: dict[str, Any]
     added_zb64: str = Field(repr=False)
     refine: dict[str, Any]
+    member_files: list[dict[str, Any]] = Field(
+        default_factory=list,
+        repr=False,
+        description="the members' bytes ({model_id, zb64}) for a register job on a worker without a database",
+    )
 
 
 def _child_settings(parent: CommitteeDocument, settings: RefineSettings) -> CommitteeSettings:

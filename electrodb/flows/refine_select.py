@@ -29,10 +29,14 @@ from electrodb.store.frames import load_trajectory
 from electrodb.store.stores import ElectroDBStores
 
 __all__ = [
+    "FlaggedCandidates",
     "FlaggedFrame",
     "FlaggedSelection",
     "NothingFlaggedError",
     "RefineError",
+    "choose_flagged",
+    "flagged_audits",
+    "flagged_candidates",
     "select_flagged",
     "typical_distance",
 ]
@@ -141,29 +145,8 @@ def typical_distance(fingerprints: np.ndarray, seed: int = 0) -> float:
     return float(np.median(np.sqrt(squared[np.triu_indices(fp.shape[0], k=1)])))
 
 
-def select_flagged(
-    stores: ElectroDBStores,
-    committee: CommitteeDocument,
-    n_select: int = 16,
-    *,
-    min_distance_fraction: float = 0.15,
-    max_candidates: int = 2000,
-) -> FlaggedSelection:
-    """The up to ``n_select`` most uncertain, mutually distinct configurations the committee's audits flagged.
-
-    Parameters
-    ----------
-    stores
-        Holding ``audits``, ``trajectories`` and the frames (``data``).
-    committee
-        The committee whose audits are read (``audits`` with its ``committee_id``).
-    n_select
-        Most configurations to select.
-    min_distance_fraction
-        A flagged frame closer to a selected one than this fraction of :func:`typical_distance` (of the flagged
-        frames' fingerprints) is a duplicate; 0 keeps every distinct frame.
-    max_candidates
-        Most flagged frames fingerprinted (the most uncertain ones); bounds the cost on long campaigns.
+def flagged_audits(stores: ElectroDBStores, committee: CommitteeDocument) -> tuple[list[dict[str, Any]], list[Any]]:
+    """The committee's audits and their flagged frames as ``(audit, stored frame, max σ_F)``; reads ``audits`` only.
 
     Raises
     ------
@@ -172,22 +155,51 @@ def select_flagged(
     NothingFlaggedError
         No audited frame exceeds its threshold: nothing to refine.
     """
-    if n_select < 1:
-        raise RefineError(f"n_select must be at least 1, got {n_select}")
     audits = list(stores.audits.query({"committee_id": committee.committee_id}))
     if not audits:
         raise RefineError(
             f"committee {committee.name!r} has no audits; audit its trajectories first: "
             f"electrodb model audit --committee {committee.name}"
         )
-    n_audited = sum(len(a.get("frames", [])) for a in audits)
     candidates = [(a, frame, score) for a in audits for frame, score in _flagged(a)]
     if not candidates:
+        n_audited = sum(len(a.get("frames", [])) for a in audits)
         raise NothingFlaggedError(
             f"committee {committee.name!r}: none of the {n_audited} frames audited in {len(audits)} "
             f"trajector{'y' if len(audits) == 1 else 'ies'} "
             "exceeds its σ_F threshold; nothing to refine (the model stays as it is)"
         )
+    return audits, candidates
+
+
+class FlaggedCandidates(BaseModel):
+    """The flagged frames a selection chooses from (the most uncertain ``max_candidates``), read from the stores:
+    what :func:`choose_flagged` needs, so that the choice can run where no database is reachable."""
+
+    committee_id: str
+    committee_name: str
+    n_audits: int
+    n_audited_frames: int
+    n_flagged: int
+    frames: list[FlaggedFrame]
+    configurations_zb64: str = Field(repr=False)
+
+
+def flagged_candidates(
+    stores: ElectroDBStores, committee: CommitteeDocument, n_select: int = 16, *, max_candidates: int = 2000
+) -> FlaggedCandidates:
+    """The flagged frames of ``committee``'s audits (at most ``max(n_select, max_candidates)``, the most uncertain),
+    with their configurations read back from the trajectory store (the reading half of :func:`select_flagged`).
+
+    Raises
+    ------
+    RefineError
+        No audits, or the flagged frames are no longer stored.
+    NothingFlaggedError
+        No audited frame exceeds its threshold.
+    """
+    audits, candidates = flagged_audits(stores, committee)
+    n_audited = sum(len(a.get("frames", [])) for a in audits)
     n_flagged = len(candidates)
     candidates = sorted(candidates, key=lambda c: -c[2])[: max(n_select, max_candidates)]
     records: list[FlaggedFrame] = []
@@ -213,6 +225,26 @@ def select_flagged(
             f"committee {committee.name!r}: the {n_flagged} flagged frames are no longer stored (trajectories cut "
             "back since their audit); audit them again: electrodb model audit --committee " + committee.name
         )
+    return FlaggedCandidates(
+        committee_id=committee.committee_id,
+        committee_name=committee.name,
+        n_audits=len(audits),
+        n_audited_frames=n_audited,
+        n_flagged=n_flagged,
+        frames=records,
+        configurations_zb64=encode_extxyz(configurations),
+    )
+
+
+def choose_flagged(
+    candidates: FlaggedCandidates, n_select: int = 16, *, min_distance_fraction: float = 0.15
+) -> FlaggedSelection:
+    """Up to ``n_select`` mutually distinct candidates, the most uncertain first (the choosing half of
+    :func:`select_flagged`: fingerprints, typical distance, :func:`~electrodb.analysis.committee.select_diverse`)."""
+    if n_select < 1:
+        raise RefineError(f"n_select must be at least 1, got {n_select}")
+    records = candidates.frames
+    configurations = decode_extxyz(candidates.configurations_zb64)
     r_max = min(FINGERPRINT_R_MAX_A, *(max_cutoff(np.asarray(a.cell)) for a in configurations))
     scores = np.array([np.inf if r.sigma_F_max is None else r.sigma_F_max for r in records])
     fingerprints = _fingerprints(configurations, r_max)
@@ -220,12 +252,50 @@ def select_flagged(
     min_distance = min_distance_fraction * typical
     picks = select_diverse(fingerprints, scores, n_select, min_distance=min_distance)
     return FlaggedSelection(
-        committee_id=committee.committee_id,
-        n_audits=len(audits),
-        n_audited_frames=n_audited,
-        n_flagged=n_flagged,
+        committee_id=candidates.committee_id,
+        n_audits=candidates.n_audits,
+        n_audited_frames=candidates.n_audited_frames,
+        n_flagged=candidates.n_flagged,
         frames=[records[i] for i in picks],
         configurations_zb64=encode_extxyz([configurations[i] for i in picks]),
         min_distance=min_distance,
         typical_distance=typical,
     )
+
+
+def select_flagged(
+    stores: ElectroDBStores,
+    committee: CommitteeDocument,
+    n_select: int = 16,
+    *,
+    min_distance_fraction: float = 0.15,
+    max_candidates: int = 2000,
+) -> FlaggedSelection:
+    """The up to ``n_select`` most uncertain, mutually distinct configurations the committee's audits flagged
+    (:func:`flagged_candidates`, then :func:`choose_flagged`).
+
+    Parameters
+    ----------
+    stores
+        Holding ``audits``, ``trajectories`` and the frames (``data``).
+    committee
+        The committee whose audits are read (``audits`` with its ``committee_id``).
+    n_select
+        Most configurations to select.
+    min_distance_fraction
+        A flagged frame closer to a selected one than this fraction of :func:`typical_distance` (of the flagged
+        frames' fingerprints) is a duplicate; 0 keeps every distinct frame.
+    max_candidates
+        Most flagged frames fingerprinted (the most uncertain ones); bounds the cost on long campaigns.
+
+    Raises
+    ------
+    RefineError
+        The committee has no audits (run ``electrodb model audit`` first).
+    NothingFlaggedError
+        No audited frame exceeds its threshold: nothing to refine.
+    """
+    if n_select < 1:
+        raise RefineError(f"n_select must be at least 1, got {n_select}")
+    candidates = flagged_candidates(stores, committee, n_select, max_candidates=max_candidates)
+    return choose_flagged(candidates, n_select, min_distance_fraction=min_distance_fraction)

@@ -31,6 +31,7 @@ from electrodb.managers.stages import (
     ACTIVE_PHASES,
     SYSTEM_KEY,
     EngineConfigError,
+    FlowKey,
     SubmitOptions,
     chunked,
     engine_phase,
@@ -71,9 +72,10 @@ def _routing(flow: Flow, options: SubmitOptions, submission_id: str) -> None:
 
 
 def workflow_for(
-    flows: Sequence[tuple[SystemSpec, Flow]], job_store: JobStore, options: SubmitOptions, name: str
+    flows: Sequence[tuple[SystemSpec | FlowKey, Flow]], job_store: JobStore, options: SubmitOptions, name: str
 ) -> Any:
-    """One FireWorks ``Workflow`` holding the flows of several systems, routed by stage kind."""
+    """One FireWorks ``Workflow`` holding the flows of several systems (or another flow, such as a refine round,
+    keyed by a :class:`~electrodb.managers.stages.FlowKey`), routed by stage kind."""
     from jobflow.managers.fireworks import flow_to_workflow
 
     submission_id = str(options.extra.get("submission_id") or "manual")
@@ -94,6 +96,7 @@ class FireWorksBackend:
     """
 
     name = "fireworks"
+    workers_reach_database = True  # each Firework carries the JobStore, which the worker connects to
 
     def __init__(self, launchpad: Any = None) -> None:
         self._launchpad = launchpad
@@ -149,7 +152,9 @@ class FireWorksBackend:
         """The latest submission's Fireworks of one system: ``fw_id``, ``state`` (and the spec's ElectroDB keys)."""
         return sorted(self._latest([system_id]).get(system_id, []), key=lambda f: f["fw_id"])
 
-    def submit(self, flows: list[tuple[SystemSpec, Flow]], job_store: JobStore, options: SubmitOptions) -> list[str]:
+    def submit(
+        self, flows: list[tuple[SystemSpec | FlowKey, Flow]], job_store: JobStore, options: SubmitOptions
+    ) -> list[str]:
         """Add one Workflow per ``options.chunk_size`` systems; skip systems already active, rerun fizzled ones.
 
         Returns the ids of the systems submitted or rerun now.

@@ -29,7 +29,7 @@ from electrodb.managers.jobflow_remote_project import (
     GPU_EXEC_CONFIG,
     JobflowRemoteConfigError,
 )
-from electrodb.managers.stages import SubmitOptions, WorkerKind, job_stage, stage_kind
+from electrodb.managers.stages import FlowKey, SubmitOptions, WorkerKind, job_stage, stage_kind
 from electrodb.models.staging import publish_model_output
 from electrodb.store.sqlite import SQLiteStore
 from electrodb.systems.campaign import SystemSpec
@@ -94,6 +94,7 @@ class JobflowRemoteBackend:
     """
 
     name = "jobflow-remote"
+    workers_reach_database = False  # workers get file stores; what jobs read must travel as their inputs
 
     def __init__(self, project: str | None = None, *, job_controller: JobController | None = None) -> None:
         self.project = project
@@ -181,7 +182,9 @@ class JobflowRemoteBackend:
                 "its jobstore with electrodb_jobstore_spec()"
             )
 
-    def submit(self, flows: list[tuple[SystemSpec, Flow]], job_store: JobStore, options: SubmitOptions) -> list[str]:
+    def submit(
+        self, flows: list[tuple[SystemSpec | FlowKey, Flow]], job_store: JobStore, options: SubmitOptions
+    ) -> list[str]:
         """Submit, ``options.chunk_size`` systems per jobflow-remote Flow, the systems with no job queued,
         running or completed (a system whose latest submission failed is submitted again); return their ids.
 
@@ -201,7 +204,7 @@ class JobflowRemoteBackend:
         project = self._project(project_name)
         self._check_job_store(job_store, project)
         routes = self._routing(project, options)
-        unique: list[tuple[SystemSpec, Flow]] = []  # specs of the same box are one system: submit it once
+        unique: list[tuple[SystemSpec | FlowKey, Flow]] = []  # specs of the same box are one system: submit it once
         for spec, flow in flows:
             if all(spec.system_id != s.system_id for s, _ in unique):
                 unique.append((spec, flow))
@@ -215,7 +218,7 @@ class JobflowRemoteBackend:
             for spec, flow in chunk:
                 flow.update_metadata({SYSTEM_KEY: spec.system_id, SUBMISSION_KEY: stamp})
                 if spec.model not in models:  # workers reach no database: the model travels as a job input
-                    models[spec.model] = publish_model_output(job_store, spec.model)
+                    models[spec.model] = publish_model_output(job_store, spec.model) if spec.model else None
                 for job, _ in flow.iterflow():
                     route = routes[stage_kind(job)]
                     # not dynamic: a check's added jobs would all get the check's CPU route; they take the routes

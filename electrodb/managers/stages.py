@@ -16,6 +16,7 @@ __all__ = [
     "SYSTEM_KEY",
     "EngineBackend",
     "EngineConfigError",
+    "FlowKey",
     "SubmitOptions",
     "WorkerKind",
     "chunked",
@@ -73,13 +74,37 @@ class SubmitOptions:
     extra: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class FlowKey:
+    """What an engine tracks a flow that is not a system's by (a refine round, :mod:`electrodb.managers.refine_submit`),
+    in place of its :class:`~electrodb.systems.campaign.SystemSpec`: the engines read only these three fields.
+
+    Attributes
+    ----------
+    system_id
+        The key in ``metadata['electrodb_system_id']`` of the flow and its jobs: the engine's state is read, and a
+        resubmission skipped or rerun, by it.
+    campaign
+        Names the engine's workflow / batch.
+    model
+        A model reference to stage for MD jobs; None for none.
+    """
+
+    system_id: str
+    campaign: str
+    model: str | None = None
+
+
 class EngineBackend(Protocol):
     """One workflow engine. ``flows`` are (system spec, that system's Flow with
-    ``metadata['electrodb_system_id']`` set on it and on every job)."""
+    ``metadata['electrodb_system_id']`` set on it and on every job); a :class:`FlowKey` stands in for the spec of
+    a flow that is not a system's."""
 
     name: str
 
-    def submit(self, flows: list[tuple[SystemSpec, Flow]], job_store: JobStore, options: SubmitOptions) -> list[str]:
+    def submit(
+        self, flows: list[tuple[SystemSpec | FlowKey, Flow]], job_store: JobStore, options: SubmitOptions
+    ) -> list[str]:
         """Submit, in chunks, the systems not already queued/running/completed in the engine; return the system
         ids submitted now."""
         ...
