@@ -187,6 +187,8 @@ def campaign_submit(
     )
     if report.model_sha256:
         console.print(f"model staged in the data store as {report.model_sha256}", soft_wrap=True, markup=False)
+    for note in report.notes:
+        console.print(f"note: {note}", soft_wrap=True, markup=False)
 
 
 @campaign_app.command("run")

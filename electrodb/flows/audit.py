@@ -240,12 +240,16 @@ class AuditMaker(Maker):
 
     @store_job
     def make(self, spec: SystemSpec, trajectory: TrajectoryDocument | None = None) -> dict[str, Any] | None:
-        """Audit ``spec``'s trajectory; returns the audit document (None when there is nothing to audit)."""
+        """Audit ``spec``'s trajectory; returns the audit document (None without settings)."""
         if self.settings is None:
             return None
         with job_stores("trajectories", "data", "models", "committees", "audits") as stores:
             if stores.trajectories.query_one({"trajectory_id": spec.system_id}, properties=["trajectory_id"]) is None:
-                return None
+                raise RuntimeError(
+                    f"no trajectory {spec.system_id} in this job's stores, so nothing to audit; if the workers read "
+                    f"no database (jobflow-remote), audit after the run: electrodb model audit --committee "
+                    f"{self.settings.committee}"
+                )
             committee = resolve_committee(stores, self.settings.committee)
             paths = materialize_committee(stores, committee)
             doc = audit_trajectory(stores, spec.system_id, committee, paths, self.settings)

@@ -157,6 +157,8 @@ class SubmitReport:
         Workflows / batches the submitted systems form (``ceil(len(submitted) / chunk_size)``).
     model_sha256
         Identity of the staged model (None: a packaged model, or a dry run).
+    notes
+        What the user should know about this submission (e.g. runs that the engine cannot audit).
     """
 
     total: int
@@ -166,6 +168,7 @@ class SubmitReport:
     n_chunks: int = 0
     model_sha256: str | None = None
     dry_run: bool = False
+    notes: list[str] = field(default_factory=list)
 
 
 def submit_campaign(
@@ -218,8 +221,14 @@ def submit_campaign(
         return report
     register_campaign(campaign, stores, specs[0].model_id)
     report.model_sha256 = stage_model(stores.data, campaign.model)
-    if campaign.audit is not None:  # the committee audit follows each system's production on a CPU worker
+    if campaign.audit is not None and getattr(backend, "workers_reach_database", True):
+        # the committee audit follows each system's production on a CPU worker
         maker = dataclasses.replace(maker or ElectrolyteFlowMaker(), audit_maker=AuditMaker(settings=campaign.audit))
+    elif campaign.audit is not None:  # its workers read no database: the audit could not see the frames
+        report.notes.append(
+            f"{backend.name} workers read no database, so the runs are not audited there: run `electrodb model "
+            f"audit --committee {campaign.audit.committee}` once they are done"
+        )
     flows = system_flows(todo, maker, report.model_sha256)
     extra = {**options.extra, "submission_id": options.extra.get("submission_id") or uuid.uuid4().hex[:12]}
     opts = SubmitOptions(

@@ -269,3 +269,22 @@ def test_cli_submit_and_status_through_a_backend(settings, model_file, tmp_path,
     result = runner.invoke(app, ["campaign", "status", str(spec), "--engine", "fireworks"], env=env)
     assert result.exit_code == 0, result.output
     assert "engine state" in result.output and result.output.count("READY") == 4 and "queued 4" in result.output
+
+
+@pytest.mark.parametrize("reaches", [True, False])
+def test_audited_campaigns_get_an_audit_job_where_workers_read_the_database(stores, model_file, reaches):
+    from electrodb.managers.stages import stage_kind
+
+    backend = RecordingBackend()
+    backend.workers_reach_database = reaches
+    campaign = _campaign(str(model_file), audit={"committee": "c"})
+    report = submit_campaign(campaign, stores, backend, SubmitOptions(), multi_node=False)
+    ((flows, _, _),) = backend.calls
+    for _, flow in flows:
+        jobs = [job for job, _ in flow.iterflow()]
+        assert jobs[-1].name.startswith("committee audit") == reaches
+        if reaches:
+            assert stage_kind(jobs[-1]) == "cpu"
+    assert bool(report.notes) != reaches
+    if not reaches:
+        assert "electrodb model audit --committee c" in report.notes[0]
