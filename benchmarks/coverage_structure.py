@@ -1,13 +1,16 @@
 """Coverage of the structure, pairing and a_cc error bars on synthetic runs whose answers are known.
 
-For every case of ``tests/analysis/structure_cases.py`` (``COVERAGE_CASES`` and a frozen structure) and every
-checked quantity it runs ``seeds`` independent runs through the same analysis the properties builder uses
-(:func:`electrodb.analysis.structure_sampling.analyse_structure`, the pairing series, the a_cc verdict) and prints
+For every case of ``tests/analysis/structure_cases.py`` (``COVERAGE_CASES``, a frozen structure and the
+``HYDRATED_CASES``) and every checked quantity it runs ``seeds`` independent runs through the same analysis the
+properties builder uses (:func:`electrodb.analysis.structure_sampling.analyse_structure`, the pairing series, the
+a_cc verdict, the first-peak position) and prints
 one row: case, quantity, number of runs, fraction converged, and over the converged values the z-scores
 (value − truth)/error: their spread (root mean square; 1 for honest error bars), mean, and the fractions beyond 2σ
 (4.6 % for a normal distribution) and 4σ (none expected). Truths of an ideal gas in a closed box: a_cc = 1;
-CN(r) = (N_b − δ_ab)·4πr³/3V; pairing fractions binomial(N_−, 4πr³/3V); no first shell at all. The negative cases
-(a lattice start, 30 correlated frames, a slice, a transient, a frozen structure) should show 0 converged.
+CN(r) = (N_b − δ_ab)·4πr³/3V; pairing fractions binomial(N_−, 4πr³/3V); no first shell at all. Ions that keep
+their vibrating shells (``hydrated_ions``) give the first-peak position whose truth is the maximum of
+N(r; d0, σ)/r². The negative cases (a lattice start, 30 correlated frames, a slice, a transient, a frozen
+structure) should show 0 converged.
 
 Usage::
 
@@ -27,10 +30,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests.analysis.structure_cases
 
-from tests.analysis.structure_cases import COVERAGE_CASES, coverage_case, z_table
+from tests.analysis.structure_cases import COVERAGE_CASES, HYDRATED_CASES, coverage_case, z_table
 
 STATIC = "static structure, 40 frames"
-CASES: tuple[str, ...] = (*COVERAGE_CASES, STATIC)
+CASES: tuple[str, ...] = (*COVERAGE_CASES, STATIC, *HYDRATED_CASES)
+#: Positive cases (error bars judged): every seed.
+POSITIVE = ("ideal gas", "hydrated ions")
 #: Negative cases (no converged value expected) run with fewer seeds: they cost more (hydrogens, 512 waters).
 NEGATIVE_SEEDS_FRACTION = 0.25
 
@@ -39,7 +44,7 @@ def coverage_rows(seeds: int, cases: Sequence[str] = CASES) -> list[dict]:
     """One row per (case, quantity): n runs, fraction converged, z spread, z mean, fraction beyond 2σ and 4σ."""
     out = []
     for name in cases:
-        n = seeds if name.startswith("ideal gas") else max(2, int(seeds * NEGATIVE_SEEDS_FRACTION))
+        n = seeds if name.startswith(POSITIVE) else max(2, int(seeds * NEGATIVE_SEEDS_FRACTION))
         for quantity, d in z_table(coverage_case(name, range(n))).items():
             out.append(
                 {

@@ -1,7 +1,8 @@
 """Do ElectroDB's error bars cover the truth? The coverage table over many seeds of synthetic systems with known
 answers: Brownian self-diffusion (benchmarks/coverage_diffusion.py), ideal-gas structure, coordination numbers,
-pairing and a_cc (benchmarks/coverage_structure.py) and the collective transport of Brownian ions, free and paired
-(σ, σ_NE, σ/σ_NE, t₊: benchmarks/coverage_conductivity.py), plus the negative cases that must never converge.
+pairing and a_cc, the first-peak position of ions that keep their shells (benchmarks/coverage_structure.py) and
+the collective transport of Brownian ions, free and paired (σ, σ_NE, σ/σ_NE, t₊:
+benchmarks/coverage_conductivity.py), plus the negative cases that must never converge.
 
 For each case, z = (value − truth)/error over the seeds. Honest error bars give a z spread (standard deviation) of
 1.0 (the target is 1.0 ± 0.1), about 5 % of |z| beyond 2, none beyond 4 among converged values; a case without a
@@ -32,9 +33,10 @@ FAMILIES = {
     "conductivity": "coverage_conductivity",
 }
 #: Cases whose error bars the issue's target applies to (z spread 1.0 ± 0.1, none beyond 4σ): Brownian D, the
-#: equilibrated ideal gases and the Brownian ions' collective transport (σ's 4σ judged on its stored 68 %
-#: interval, see coverage_conductivity.py); the other positive cases are printed for information.
-CALIBRATED = ("brownian/", "ideal gas", "ions/")
+#: equilibrated ideal gases, the peak positions of ions that keep their shells and the Brownian ions' collective
+#: transport (σ's 4σ judged on its stored 68 % interval, see coverage_conductivity.py); the other positive cases
+#: are printed for information.
+CALIBRATED = ("brownian/", "ideal gas", "hydrated ions", "ions/")
 #: Cases without a usable answer: none of their values may be converged.
 MUST_REFUSE_DIFFUSION = ("caged/", "drift_halfway/")
 
@@ -62,7 +64,7 @@ def _structure(row: dict) -> dict:
         "out2": row["out2"],
         "out4": row["out4"],
         "converged_beyond_4sigma": None if nan else round(row["out4"] * row["n"] * row["converged"]),
-        "must_refuse": not row["case"].startswith("ideal gas"),
+        "must_refuse": not row["case"].startswith(("ideal gas", "hydrated ions")),
     }
 
 

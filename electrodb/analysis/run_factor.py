@@ -102,7 +102,7 @@ def series_factor(report: SeriesReport | None, min_n_eff: float, max_err: float 
     if report.n_eff < min_n_eff:
         factors.append(count_factor(min_n_eff, report.n_eff, floor=1e-12))
     if max_err is not None and report.err > 0 and report.err > max_err:
-        factors.append(error_factor(report.err, max_err, report.n_eff))
+        factors.append(error_factor(report.err, max_err, report.t_samples))  # its t factor's samples
     return combine_run_factors(*factors)
 
 

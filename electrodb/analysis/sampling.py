@@ -12,12 +12,20 @@ pairing fractions per frame, D per block, ...) goes through :func:`analyse_serie
    errors 17 % too small (z spread 1.18 over 300 seeds); the earliest near-optimal start gives 1.08 and still cuts
    a linear transient (mean bias 0.04 standard errors). The cut is reported in samples (and in ps by the
    caller).
-2. **Statistical inefficiency** :math:`g` of the production part :math:`x[t_0:]` (integrated autocorrelation time
-   with pymbar's truncation; :func:`~electrodb.analysis.statistics.statistical_inefficiency`), and
-   :math:`N_\\mathrm{eff} = (N - t_0)/g`.
+2. **Statistical inefficiency** :math:`g` of the production part :math:`x[t_0:]`
+   (:func:`~electrodb.analysis.statistics.inefficiency`: pymbar's truncated autocorrelation sum over M lags,
+   corrected for the sample mean by :math:`N/(N - 1 - 2M + M(M+1)/N)`), and :math:`N_\\mathrm{eff} = (N - t_0)/g`.
+   The same g serves the cut (step 1) and the halves (step 4).
 3. **Standard error** :math:`\\sigma_{\\bar x} = t_{0.841,\\nu}\\, s \\sqrt{g/(N - t_0)}` with
-   :math:`\\nu = N_\\mathrm{eff} - 1` degrees of freedom: with few independent samples the plain standard error
-   undercovers, and the error estimate is itself uncertain (relative scatter ≈ 1/√(2ν)).
+   :math:`\\nu = \\min((N - t_0)/(2M + 1), N_\\mathrm{eff} - 1)` degrees of freedom (``dof``), those of the
+   estimated g: a sum of M + 1 estimated autocovariances is uncertain by about :math:`\\sqrt{2(2M+1)/N}`
+   relative, far more than :math:`1/\\sqrt{2 N_\\mathrm{eff}}` when the series decorrelates slowly. On ideal
+   gases sampled at 1 Å per frame the plain sum with :math:`N_\\mathrm{eff} - 1` made the errors 5–15 % small
+   (z spread 1.07–1.15 over 200 runs); with both corrections 0.94–1.10 (``benchmarks/error_bars.py``,
+   ``docs/methods.md``). With ``g_floor`` (a finite-range correlation known from how the series was made) the
+   plain sum is compared with the floor, and a floor above it is used with :math:`N_\\mathrm{eff} - 1` degrees of
+   freedom (it is exact; only the variance is estimated): see "Statistical inefficiency for error bars" in
+   :mod:`electrodb.analysis.statistics`.
 4. **Stationarity**: the production part is split into halves, each with its own mean and error; their
    difference in units of the combined error, :math:`z = |\\bar x_1 - \\bar x_2| / \\sqrt{\\sigma_1^2 +
    \\sigma_2^2}`, is large when the series drifts (a property that changes over the run has no single value).
@@ -53,7 +61,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from electrodb.analysis.statistics import statistical_inefficiency
+from electrodb.analysis.statistics import inefficiency
 
 __all__ = [
     "SeriesReport",
@@ -61,6 +69,7 @@ __all__ = [
     "equilibration_start",
     "halves_z",
     "sampling_problems",
+    "student_t_dof_factor",
     "student_t_error_factor",
 ]
 
@@ -87,6 +96,8 @@ class SeriesReport:
         Difference of the two halves' means in combined standard errors (None with fewer than 8 samples).
     std : float
         Standard deviation of ``x[t0:]``; 0 for a series that never changed.
+    dof : float | None
+        Degrees of freedom of ``err``'s Student-t factor (None: ``n_eff - 1``, a report made elsewhere).
     """
 
     mean: float
@@ -97,6 +108,12 @@ class SeriesReport:
     n: int
     halves_z: float | None
     std: float
+    dof: float | None = None
+
+    @property
+    def t_samples(self) -> float:
+        """The sample count whose :func:`student_t_error_factor` ``err`` carries: ``dof + 1``."""
+        return self.n_eff if self.dof is None else self.dof + 1.0
 
     def as_dict(self, dt: float = 1.0) -> dict[str, float | int | None]:
         """The fields stored beside a property: ``n_eff``, ``g``, ``t_equil`` (``t0 × dt``) and ``halves_z``."""
@@ -111,20 +128,31 @@ class SeriesReport:
 def student_t_error_factor(n_eff: float) -> float:
     """:math:`t_{0.841,\\nu}` for ν = n_eff − 1 (≥ 1) degrees of freedom: the factor that makes a one-sigma error
     from few independent samples cover 68 % (1.84 for 2 samples, 1.03 for 20, → 1)."""
-    nu = max(float(n_eff) - 1.0, 1.0)
-    return float(stats.t.ppf(stats.norm.cdf(1.0), nu))
+    return student_t_dof_factor(float(n_eff) - 1.0)
 
 
-def _mean_err(x: np.ndarray, mintime: int, g_floor: float = 1.0) -> tuple[float, float, float, float]:
-    """``(mean, Student-t error, g, n_eff)`` of a production series; ``g`` is at least ``g_floor``."""
-    g = max(statistical_inefficiency(x, mintime) if x.size > 1 else 1.0, g_floor)
-    n_eff = x.size / g
-    std = float(x.std()) if x.size > 1 else 0.0
-    err = std * math.sqrt(g / x.size) * student_t_error_factor(n_eff) if x.size > 1 else 0.0
-    return float(x.mean()), err, g, n_eff
+def student_t_dof_factor(dof: float) -> float:
+    """:math:`t_{0.841,\\nu}` for ν = ``dof`` (at least 1) degrees of freedom of an error estimate."""
+    return float(stats.t.ppf(stats.norm.cdf(1.0), max(float(dof), 1.0)))
 
 
-def halves_z(x: np.ndarray | Sequence[float], mintime: int = 3, g_floor: float = 1.0) -> float | None:
+def _mean_err(x: np.ndarray, g_floor: float = 1.0) -> tuple[float, float, float, float, float]:
+    """``(mean, Student-t error, g, n_eff, dof)`` of a production series (module text, steps 2 and 3)."""
+    n = x.size
+    if n < 2:
+        return float(x.mean()), 0.0, 1.0, float(n), 0.0
+    est = inefficiency(x)
+    if g_floor > 1.0:  # a finite-range correlation known from how the series was made: compare the plain sum
+        g, dof = est.g_sum, min(n / (2 * est.window + 1), n / est.g_sum - 1.0)
+        if g_floor > g:  # the floor is exact, not estimated: only the variance is
+            g, dof = float(g_floor), n / g_floor - 1.0
+    else:
+        g, dof = est.g, est.dof
+    err = float(x.std()) * math.sqrt(g / n) * student_t_dof_factor(dof)
+    return float(x.mean()), err, g, n / g, float(dof)
+
+
+def halves_z(x: np.ndarray | Sequence[float], g_floor: float = 1.0) -> float | None:
     """Difference of the means of the two halves of ``x`` in units of their combined (correlation-corrected)
     standard error; None with fewer than 8 samples, ``inf`` when the halves differ but both are constant.
     ``g_floor``: the least statistical inefficiency of each half (see :func:`analyse_series`)."""
@@ -132,17 +160,15 @@ def halves_z(x: np.ndarray | Sequence[float], mintime: int = 3, g_floor: float =
     if x.size < 8:
         return None
     half = x.size // 2
-    m1, e1, _, _ = _mean_err(x[:half], mintime, g_floor)
-    m2, e2, _, _ = _mean_err(x[half : 2 * half], mintime, g_floor)
+    m1, e1, *_ = _mean_err(x[:half], g_floor)
+    m2, e2, *_ = _mean_err(x[half : 2 * half], g_floor)
     scale = math.hypot(e1, e2)
     if scale == 0.0:
         return 0.0 if m1 == m2 else math.inf
     return abs(m1 - m2) / scale
 
 
-def equilibration_start(
-    x: np.ndarray, n_candidates: int = 100, mintime: int = 3, tolerance: float = 0.9
-) -> tuple[int, float]:
+def equilibration_start(x: np.ndarray, n_candidates: int = 100, tolerance: float = 0.9) -> tuple[int, float]:
     """Earliest start whose effective sample count is within ``tolerance`` of the best (see the module text).
 
     Returns
@@ -154,7 +180,7 @@ def equilibration_start(
     """
     n = x.size
     candidates = np.unique(np.linspace(0, n // 2, n_candidates).astype(int))
-    n_eff = np.array([(n - t0) / statistical_inefficiency(x[t0:], mintime) for t0 in candidates])
+    n_eff = np.array([(n - t0) / inefficiency(x[t0:]).g for t0 in candidates])
     first = int(np.flatnonzero(n_eff >= tolerance * n_eff.max())[0])
     return int(candidates[first]), float(n_eff[first])
 
@@ -162,7 +188,6 @@ def equilibration_start(
 def analyse_series(
     x: np.ndarray | Sequence[float],
     detect_start: bool = True,
-    mintime: int = 3,
     n_candidates: int = 100,
     g_floor: float = 1.0,
 ) -> SeriesReport:
@@ -175,13 +200,15 @@ def analyse_series(
     detect_start : bool
         Cut the equilibration transient (Chodera 2016); False keeps every sample (a series already known to be
         in equilibrium, or one too short to cut).
-    mintime, n_candidates
-        See :func:`~electrodb.analysis.statistics.statistical_inefficiency` and :func:`equilibration_start`.
+    n_candidates
+        See :func:`equilibration_start`.
     g_floor : float
         Least statistical inefficiency of the production part (and of each half), for series whose correlation
         is known from how they were made: per-time-origin slopes over overlapping lag windows are correlated
         over at least the window (:func:`electrodb.analysis.collective.brownian_inefficiency`), and an estimate
-        from a series only some 30 windows long scatters below that. 1 (default): the estimate alone.
+        from a series only some 30 windows long scatters below that. Such a correlation ends sharply, so the
+        plain truncated sum (not corrected for the sample mean, see step 3 of the module text) is compared with
+        the floor. 1 (default): the corrected estimate alone.
 
     Returns
     -------
@@ -194,9 +221,9 @@ def analyse_series(
         raise ValueError("analyse_series: the series has non-finite values")
     t0 = 0
     if detect_start and x.size >= 8 and x.std() > 0:
-        t0, _ = equilibration_start(x, n_candidates=n_candidates, mintime=mintime)
+        t0, _ = equilibration_start(x, n_candidates=n_candidates)
     prod = x[t0:]
-    mean, err, g, n_eff = _mean_err(prod, mintime, g_floor)
+    mean, err, g, n_eff, dof = _mean_err(prod, g_floor)
     return SeriesReport(
         mean=mean,
         err=err,
@@ -204,8 +231,9 @@ def analyse_series(
         n_eff=n_eff,
         t0=int(t0),
         n=int(x.size),
-        halves_z=halves_z(prod, mintime, g_floor),
+        halves_z=halves_z(prod, g_floor),
         std=float(prod.std()),
+        dof=dof,
     )
 
 

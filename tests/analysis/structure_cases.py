@@ -392,11 +392,47 @@ COVERAGE_CASES: dict[str, tuple[dict, slice, bool]] = {
 }
 
 
+def hydrated_outcomes(case: Case, targets: ConvergenceTargets | None = None, **kw) -> list[dict]:
+    """The Na–O first-peak position of :func:`hydrated_ions` (``kw``: its parameters ``d0_A`` and ``vib_A``, for
+    the truth :func:`hydrated_peak`) as the builder judges it, in the rows of :func:`ideal_gas_outcomes`."""
+    r_max = 0.999 * case.box_A / 2
+    pair = ("cation", "O_w")
+    out = analyse_structure(
+        case.positions, case.cell, case.times_ps, case.groups, [pair], r_max, round(r_max / 0.02),
+        targets=targets, names={pair: NAMES[pair]},
+    )  # fmt: skip
+    peak = out.shells[pair].peak
+    truth = hydrated_peak(**{k: kw[k] for k in ("d0_A", "vib_A") if k in kw})
+    return [
+        {
+            "quantity": "r_peak(Na–O)",
+            "value": peak.r_peak,
+            "err": peak.r_peak_err,
+            "truth": truth,
+            "converged": peak.verdict.converged,
+        }
+    ]
+
+
+#: Peak positions of ions that keep their shells (:func:`hydrated_ions`): name -> generator keyword arguments.
+#: The vibration decorrelates over 3 frames (1.5 blocks of the 200-block series), 10 frames (5 blocks) and, with
+#: 4 ions and 600 frames, 20 frames (7 blocks: N_eff near the target of 20).
+HYDRATED_CASES: dict[str, dict] = {
+    "hydrated ions, vibration over 3 frames, 400 frames": {},
+    "hydrated ions, vibration over 10 frames, 400 frames": {"vib_frames": 10.0},
+    "hydrated ions, 4 ions, vibration over 20 frames, 600 frames": {"n_ions": 4, "vib_frames": 20.0, "n_frames": 600},
+}
+
+
 def coverage_case(name: str, seeds: range) -> list[dict]:
-    """Outcome rows (:func:`ideal_gas_outcomes`) of one :data:`COVERAGE_CASES` case over ``seeds``, or of the
-    frozen structure (``"static structure, 40 frames"``)."""
+    """Outcome rows (:func:`ideal_gas_outcomes`) of one :data:`COVERAGE_CASES` case over ``seeds``, of the
+    frozen structure (``"static structure, 40 frames"``) or of a :data:`HYDRATED_CASES` case
+    (:func:`hydrated_outcomes`)."""
     rows: list[dict] = []
     for seed in seeds:
+        if name in HYDRATED_CASES:
+            rows += hydrated_outcomes(hydrated_ions(seed=seed, **HYDRATED_CASES[name]), **HYDRATED_CASES[name])
+            continue
         if name.startswith("static"):
             rows += ideal_gas_outcomes(
                 static_structure(n_frames=40, noise_A=0.05, frame_ps=1.0, seed=seed), truth=False
