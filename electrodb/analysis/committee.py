@@ -232,8 +232,9 @@ def trust_verdict(
         status = "extrapolating"
         reason = (
             f"the committee disagreed by more than {tt} eV/Å on {n_flag} of {n} audited frames "
-            f"({_percent(frac)}, above the {allowed} allowed): the run left the configurations the model was "
-            "trained on" + (f"; {note}" if note else "")
+            f"({_percent(frac)}, above the {allowed} allowed): there the model's expected force error is above the "
+            "committee's target and its members disagree more than on their held-out data, so the run left the "
+            "configurations the model describes reliably" + (f"; {note}" if note else "")
         )
     return {
         "status": status,
@@ -293,8 +294,17 @@ def calibrate_threshold(
     target_error_eV_per_A: float,
     *,
     min_configurations: int = 5,
+    domain_quantile: float | None = 0.99,
 ) -> dict[str, Any]:
     """Threshold on the per-frame max σ_F from labelled held-out configurations (RMS α-scaling; module docstring).
+
+    A frame is flagged when its max σ_F exceeds both ``target / α`` (the calibrated expected error of its most
+    uncertain atom is above the target) and, with ``domain_quantile``, that quantile of the per-configuration max
+    σ_F on the held-out configurations (the committee disagrees more than on the data it was calibrated on). The
+    second condition matters for committees of small models, whose members disagree everywhere: their expected
+    errors exceed a strict target on every configuration, including those like the training data, and a run would
+    be called extrapolating where it has not left the training data; the first keeps an accurate committee from
+    trusting errors above the target.
 
     Parameters
     ----------
@@ -305,11 +315,16 @@ def calibrate_threshold(
         Largest acceptable atomic force error, eV/Å.
     min_configurations : int, default 5
         Fewer configurations are refused.
+    domain_quantile : float or None, default 0.99
+        Quantile of the held-out per-configuration max σ_F below which a frame is never flagged (None: the
+        error condition alone).
 
     Returns
     -------
     dict
-        ``method`` (``"rms_scaling"``), ``scale`` (α), ``threshold_eV_per_A`` (``target / α``), ``spearman_atom``,
+        ``method`` (``"rms_scaling"``, or ``"rms_scaling+domain"`` when the domain quantile sets the threshold),
+        ``scale`` (α), ``threshold_eV_per_A`` (the larger of ``error_threshold_eV_per_A`` = ``target / α`` and
+        ``domain_threshold_eV_per_A``), ``domain_quantile``, ``spearman_atom``,
         ``spearman_frame``, ``recall`` and ``precision`` of the threshold at flagging configurations whose max true
         error exceeds the target (None when undefined), ``n_bad`` (such configurations), ``n_flagged``,
         ``sigma_rms_eV_per_A``, ``error_rms_eV_per_A``, ``n_configurations``, ``n_atoms``,
@@ -341,14 +356,21 @@ def calibrate_threshold(
     if me == 0.0:
         raise ValueError("the force error is zero on every held-out atom: label with the reference, not the driver")
     alpha = float(np.sqrt(me / ms))
-    thr = target / alpha
     s_max, e_max = np.array([s.max() for s in sig]), np.array([e.max() for e in err])
+    if domain_quantile is not None and not 0.0 < domain_quantile <= 1.0:
+        raise ValueError(f"domain_quantile must lie in (0, 1]; got {domain_quantile}")
+    error_thr = target / alpha
+    domain_thr = float(np.quantile(s_max, domain_quantile)) if domain_quantile is not None else None
+    thr = max(error_thr, domain_thr or 0.0)
     flagged, bad = s_max > thr, e_max > target
     tp, n_bad, n_flag = int(np.sum(flagged & bad)), int(bad.sum()), int(flagged.sum())
     return {
-        "method": "rms_scaling",
+        "method": "rms_scaling+domain" if thr > error_thr else "rms_scaling",
         "scale": alpha,
         "threshold_eV_per_A": thr,
+        "error_threshold_eV_per_A": error_thr,
+        "domain_threshold_eV_per_A": domain_thr,
+        "domain_quantile": domain_quantile,
         "target_error_eV_per_A": target,
         "spearman_atom": _spearman(s_all, e_all),
         "spearman_frame": _spearman(s_max, e_max),

@@ -184,8 +184,9 @@ def ensure_demo_committee(stores: Any, log: Log) -> Any:
         return None
     card = json.loads(card_file.read_text(encoding="utf-8"))
     found = stores.committees.query_one({"committee_id": card["committee_id"]})
-    if found is not None:
+    if found is not None and found.get("calibration") == card["calibrated"]["calibration"]:
         return CommitteeDocument(**{k: v for k, v in found.items() if k != "_id"})
+    # absent, or registered from an earlier card (a new calibration of the same members): register the card's
     paths = [Path(str(folder.joinpath(name))) for name in card["member_files"]]
     for path, expected in zip(paths, card["member_ids"], strict=True):
         if file_sha256(path) != expected:

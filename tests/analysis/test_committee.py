@@ -110,7 +110,8 @@ def test_an_extrapolating_run_says_by_how_much() -> None:
     assert v["status"] == "extrapolating" and v["n_flagged"] == 12
     assert v["reason"] == (
         "the committee disagreed by more than 0.30 eV/Å on 12 of 40 audited frames (30 %, above the 5 % allowed): "
-        "the run left the configurations the model was trained on"
+        "there the model's expected force error is above the committee's target and its members disagree more "
+        "than on their held-out data, so the run left the configurations the model describes reliably"
     )
 
 
@@ -165,7 +166,7 @@ def _held_out(alpha: float, n_conf: int = 40, n_atoms: int = 150, seed: int = 3,
 
 def test_calibration_recovers_the_scale_and_ranks_errors() -> None:
     sig, err = _held_out(alpha=2.5)
-    cal = calibrate_threshold(sig, err, 0.5)
+    cal = calibrate_threshold(sig, err, 0.5, domain_quantile=None)
     assert cal["method"] == "rms_scaling"
     assert cal["scale"] == pytest.approx(2.5, rel=0.04)
     assert cal["threshold_eV_per_A"] == pytest.approx(0.5 / cal["scale"])
@@ -183,7 +184,7 @@ def test_uncorrelated_sigma_has_no_rank_correlation_but_a_finite_threshold() -> 
 
 def test_threshold_grows_with_the_target_and_recall_precision_can_be_undefined() -> None:
     sig, err = _held_out(alpha=2.0, n_conf=10)
-    cals = [calibrate_threshold(sig, err, t) for t in (0.05, 0.2, 1.0, 100.0)]
+    cals = [calibrate_threshold(sig, err, t, domain_quantile=None) for t in (0.05, 0.2, 1.0, 100.0)]
     thresholds = [c["threshold_eV_per_A"] for c in cals]
     assert thresholds == sorted(thresholds) and len(set(thresholds)) == 4
     assert cals[-1]["recall"] is None and cals[-1]["precision"] is None  # nothing bad, nothing flagged
@@ -259,3 +260,20 @@ def test_select_diverse_respects_the_threshold() -> None:
     assert set(picks.tolist()) == {4, *np.flatnonzero(scores > 1.0).tolist()}
     np.testing.assert_array_equal(select_diverse(fps, scores, 3, threshold=2.0), [4])
     assert select_diverse(fps, np.nan_to_num(scores), 3, threshold=2.0).size == 0
+
+
+def test_a_committee_that_disagrees_everywhere_flags_only_beyond_its_held_out_disagreement() -> None:
+    """Weak members disagree on every configuration, so target/α alone would flag frames like the held-out ones;
+    the domain quantile keeps those trusted and still flags frames whose disagreement goes beyond them."""
+    sig, err = _held_out(alpha=2.5)
+    strict = calibrate_threshold(sig, err, 0.05)  # target far below the model's typical error
+    maxima = np.array([s.max() for s in sig])
+    assert strict["method"] == "rms_scaling+domain" and strict["error_threshold_eV_per_A"] < maxima.min()
+    assert strict["threshold_eV_per_A"] == strict["domain_threshold_eV_per_A"] == np.quantile(maxima, 0.99)
+    assert np.sum(maxima > strict["threshold_eV_per_A"]) <= 1  # the 99th percentile of 40 configurations
+    assert trust_verdict(maxima, strict["threshold_eV_per_A"])["status"] == "trusted"
+    assert trust_verdict(2 * maxima, strict["threshold_eV_per_A"])["status"] == "extrapolating"
+    lenient = calibrate_threshold(sig, err, 100.0)  # a target above every error: the error condition decides
+    assert lenient["method"] == "rms_scaling" and lenient["threshold_eV_per_A"] == 100.0 / lenient["scale"]
+    with pytest.raises(ValueError, match="domain_quantile"):
+        calibrate_threshold(sig, err, 0.5, domain_quantile=1.5)
