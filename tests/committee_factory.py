@@ -59,7 +59,9 @@ def smoke_committee_settings(k: int = 2, epochs: int = 2, seed: int = 0, **updat
         seed=seed,
         name="smoke_mace",
     )
-    return CommitteeSettings(k=k, training=training, calibration_fraction=0.2, **updates)
+    # the refine tests flag displaced boxes by the error target alone: a few held-out boxes would set the domain
+    # quantile above most of them
+    return CommitteeSettings(k=k, training=training, calibration_fraction=0.2, domain_quantile=None, **updates)
 
 
 def train_smoke_committee(

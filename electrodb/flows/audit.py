@@ -124,8 +124,12 @@ def audit_trajectory(
     stride = audit_stride(n_frames, settings)
     aid = audit_id(trajectory_id, committee.committee_id)
     old = None if force else _previous(stores, aid, stride, n_frames)
-    if old is not None and int(old["n_frames_total"]) == n_frames:
-        return AuditDocument(**output_document(old))
+    if (
+        old is not None
+        and int(old["n_frames_total"]) == n_frames
+        and old.get("threshold_eV_per_A") == committee.threshold_eV_per_A
+    ):
+        return AuditDocument(**output_document(old))  # unchanged (a recalibrated committee re-judges the frames)
     started = time.perf_counter()
     traj = load_trajectory(meta, stores.trajectories, stores.data, fields=("positions", "cells", "times_ps"))
     index = np.arange(0, n_frames, stride)

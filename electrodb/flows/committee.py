@@ -144,7 +144,8 @@ def calibrate_committee(training: CommitteeTraining, *, driver: Driver = 0, devi
         for f, a in zip(drive_f, configurations, strict=True)
     ]
     target = float(training.settings.get("target_error_eV_per_A", CommitteeSettings().target_error_eV_per_A))
-    calibration = calibrate_threshold(sigma, error, target)
+    quantile = training.settings.get("domain_quantile", CommitteeSettings().domain_quantile)
+    calibration = calibrate_threshold(sigma, error, target, domain_quantile=quantile)
     calibration["spearman"] = calibration.get("spearman_atom")
     return {"calibration": calibration, "driver_errors": prediction_errors(drive_e, drive_f, configurations)}
 

@@ -104,9 +104,10 @@ class FlaggedSelection(BaseModel):
         return {**self.model_dump(mode="json", exclude={"configurations_zb64"}), "n_selected": self.n_selected}
 
 
-def _flagged(audit: dict[str, Any]) -> list[tuple[int, float]]:
-    """``(stored frame, max σ_F)`` of every flagged frame of one audit (non-finite σ_F counts as flagged: +inf)."""
-    threshold = float(audit["threshold_eV_per_A"])
+def _flagged(audit: dict[str, Any], threshold: float | None = None) -> list[tuple[int, float]]:
+    """``(stored frame, max σ_F)`` of every flagged frame of one audit (non-finite σ_F counts as flagged: +inf),
+    judged by ``threshold`` (the committee's current one; default the audit's own)."""
+    threshold = float(audit["threshold_eV_per_A"] if threshold is None else threshold)
     out = []
     for frame, value in zip(audit.get("frames", []), audit.get("sigma_F_max", []), strict=False):
         score = float(value) if value is not None and math.isfinite(float(value)) else math.inf
@@ -161,7 +162,8 @@ def flagged_audits(stores: ElectroDBStores, committee: CommitteeDocument) -> tup
             f"committee {committee.name!r} has no audits; audit its trajectories first: "
             f"electrodb model audit --committee {committee.name}"
         )
-    candidates = [(a, frame, score) for a in audits for frame, score in _flagged(a)]
+    # the committee's current threshold: an audit stored before a recalibration keeps the threshold of its day
+    candidates = [(a, frame, score) for a in audits for frame, score in _flagged(a, committee.threshold_eV_per_A)]
     if not candidates:
         n_audited = sum(len(a.get("frames", [])) for a in audits)
         raise NothingFlaggedError(
@@ -217,7 +219,7 @@ def flagged_candidates(
                     trajectory_id=tid,
                     frame=frame,
                     sigma_F_max=score if math.isfinite(score) else None,
-                    threshold_eV_per_A=float(audit["threshold_eV_per_A"]),
+                    threshold_eV_per_A=float(committee.threshold_eV_per_A or audit["threshold_eV_per_A"]),
                 )
             )
     if not configurations:

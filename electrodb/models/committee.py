@@ -239,6 +239,9 @@ class CommitteeSettings(BaseModel):
         vector's norm is ≈ 0.17·√3 ≈ 0.3 eV/Å); a lower target would flag frames the model describes as well as
         its own test set, a higher one would let through errors comparable to the thermal forces of water
         (≈ 1 eV/Å per atom).
+    domain_quantile
+        A frame is flagged only beyond this quantile of the held-out configurations' max σ_F as well (None: the
+        error target alone; :func:`electrodb.analysis.committee.calibrate_threshold`).
     calibration_fraction, min_calibration
         Fraction of the configurations held out from every member (never trained or validated on) to calibrate
         the threshold against true errors, and the fewest configurations held out (the calibration refuses fewer
@@ -251,6 +254,7 @@ class CommitteeSettings(BaseModel):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     foundation: str | None = None
     target_error_eV_per_A: float = Field(0.5, gt=0)
+    domain_quantile: float | None = Field(0.99, gt=0, le=1)
     calibration_fraction: float = Field(0.1, gt=0, lt=1)
     min_calibration: int = Field(5, ge=1)
 

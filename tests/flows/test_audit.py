@@ -161,3 +161,17 @@ def test_a_campaign_on_committee_name_runs_the_current_driver_and_is_audited(sto
     child = register_committee(stores, swapped, "smoke-r1", calibrate_committee(swapped), parent=committee)
     rerun = committee_campaign(small_campaign("committee:smoke"), stores)
     assert file_sha256(rerun.model) == child.driver_id != committee.driver_id
+
+
+def test_a_recalibrated_committee_rejudges_stored_frames_without_evaluating_them(stores, committee, monkeypatch):
+    run = _run(stores, committee.driver_id)
+    paths = materialize_committee(stores, committee)
+    settings = AuditSettings(committee="smoke", every_frames=4, min_frames=5)
+    first = audit_trajectory(
+        stores, run.trajectory_id, committee.model_copy(update={"threshold_eV_per_A": 1e9}), paths, settings
+    )
+    assert first.verdict["status"] == "trusted"
+    monkeypatch.setattr(audit_module, "evaluate_members", lambda *a, **k: pytest.fail("evaluated again"))
+    low = committee.model_copy(update={"threshold_eV_per_A": 1e-9})
+    again = audit_trajectory(stores, run.trajectory_id, low, paths, settings)
+    assert again.verdict["status"] == "extrapolating" and again.sigma_F_max == first.sigma_F_max
