@@ -81,9 +81,10 @@ def needs_text(doc: dict, key: str, ps_per_hour: float | None) -> str:
 def trust_text(doc: dict) -> tuple[str, str | None]:
     """The demo table's model-trust cell and, when the model is not trusted, the footnote's reason.
 
-    ``("trusted", None)``; ``("extrap. 12%", reason)`` (the percentage of audited frames whose committee force
-    disagreement is above threshold); ``("insuff.", reason)`` (too few frames audited); ``("—", None)`` for a
-    summary no committee audited (or one built before committees existed).
+    ``("ok", None)`` when trusted (a short cell: the column is narrow); ``("extrap. 12%", reason)`` (the
+    percentage of audited frames whose committee force disagreement is above threshold); ``("insuff.", reason)``
+    (too few frames audited); ``("—", None)`` for a summary no committee audited (or one built before committees
+    existed).
     """
     status = doc.get("model_trust") or "unaudited"
     reason = doc.get("model_trust_reason") or ""
@@ -95,7 +96,7 @@ def trust_text(doc: dict) -> tuple[str, str | None]:
         numbers.append(f"σ_F p95 {p95:.2f} eV/Å")
     detail = f"{reason} ({'; '.join(numbers)})" if reason and numbers else reason or "; ".join(numbers)
     if status == "trusted":
-        return "trusted", None
+        return "ok", None
     if status == "extrapolating":
         percent = f" {100 * frac:.0f}%" if frac is not None else ""
         return f"extrap.{percent}", "model extrapolating: " + (detail or "committee members disagree")
@@ -278,8 +279,8 @@ def run_demo(console: Console, retrain: bool = False, output_dir: Path = Path("d
         if notes:
             console.print(
                 "n.c. = computed but not converged, n/a = not enough data, input = taken from a correlation or an "
-                "input, not computed; not results (trust: extrap. = the model left its training data, insuff. = "
-                "too few frames audited, — = no committee audit):",
+                "input, not computed; not results (trust: ok = trusted, extrap. = the model left its training data, "
+                "insuff. = too few frames audited, — = no committee audit):",
                 soft_wrap=True,
             )
             for line in notes:

@@ -27,7 +27,7 @@ def trusted(settings: Any) -> dict[str, Any]:
 
 
 def test_trust_cells() -> None:
-    assert trust_text({"model_trust": "trusted", "frac_flagged": 0.0, "n_frames_audited": 200}) == ("trusted", None)
+    assert trust_text({"model_trust": "trusted", "frac_flagged": 0.0, "n_frames_audited": 200}) == ("ok", None)
     text, note = trust_text(
         {
             "model_trust": "extrapolating",
@@ -57,8 +57,8 @@ def test_demo_table_shows_trust_beside_the_statuses_and_fits_160_columns(trusted
     trust = table.columns[-1]
     assert trust.header == "trust" and table.columns[-2].header == "t+"  # beside the statuses of the values
     cells = [str(c) for c in trust.cells]
-    assert {"trusted", "—"} <= set(cells) and {c.split(" [")[0] for c in cells} >= {"extrap. 12%", "insuff."}
-    assert "extrap." in text and "trusted" in text  # rendered (a narrow column wraps, never cuts)
+    assert {"ok", "—"} <= set(cells) and {c.split(" [")[0] for c in cells} >= {"extrap. 12%", "insuff."}
+    assert "extrap." in text and "│ ok " in text  # rendered (a narrow column wraps, never cuts)
     trust_notes = [n for n in notes if ", trust: " in n]
     assert len(trust_notes) == 2 and all(n.startswith("[") for n in notes)
     extrapolating = next(n for n in trust_notes if "extrapolating" in n)
