@@ -58,7 +58,7 @@ from electrodb.io.export_thermo import (
     solvation_columns,
     thermo_columns,
 )
-from electrodb.io.export_trust import TRUST_COLUMNS, trust_columns, trust_fields
+from electrodb.io.export_trust import TRUST_COLUMNS, trust_columns, trust_fields, whole_number
 from electrodb.io.trajectory_files import (
     TRAJECTORY_FORMATS,
     arrays_universe,
@@ -215,15 +215,6 @@ def export_schema(with_arrays: bool = False) -> pa.Schema:
 # ------------------------------------------------------------------------------------------ rows
 
 
-def _int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _mean_curves(curves: list[dict[str, Any]], xkey: str, ykeys: tuple[str, ...]) -> dict[str, list[float] | None]:
     """Mean of curves that share the first curve's x grid (others are left out)."""
     curves = [c for c in curves if isinstance(c, dict) and c.get(xkey)]
@@ -262,15 +253,15 @@ def summary_row(
     (:func:`~electrodb.documents.properties.withhold_insufficient`), whatever the stored document holds.
     """
     doc = withhold_insufficient(dict(doc))
-    nu_c, nu_a = _int(doc.get("nu_cation")), _int(doc.get("nu_anion"))
+    nu_c, nu_a = whole_number(doc.get("nu_cation")), whole_number(doc.get("nu_anion"))
     prov = doc.get("provenance") or {}
     row: dict[str, Any] = {
         "electrolyte_id": as_str(doc.get("electrolyte_id")),
         "salt": as_str(doc.get("salt")),
         "cation": as_str(doc.get("cation")),
         "anion": as_str(doc.get("anion")),
-        "cation_charge": _int(doc.get("cation_charge")),
-        "anion_charge": _int(doc.get("anion_charge")),
+        "cation_charge": whole_number(doc.get("cation_charge")),
+        "anion_charge": whole_number(doc.get("anion_charge")),
         "nu_cation": nu_c,
         "nu_anion": nu_a,
         "nu": nu_c + nu_a if nu_c is not None and nu_a is not None else None,
@@ -278,7 +269,7 @@ def summary_row(
         "anion_radius_A": as_float(doc.get("anion_radius_A")),
         "molality_mol_kg": as_float(doc.get("molality")),
         "temperature_K": as_float(doc.get("temperature")),
-        "n_atoms": _int(doc.get("n_atoms")),
+        "n_atoms": whole_number(doc.get("n_atoms")),
     }
     for prop in SUMMARY_PROPERTIES:
         row[property_column(prop)] = as_float(doc.get(prop))
@@ -304,7 +295,7 @@ def summary_row(
             "builder": as_str(prov.get("builder")),
             "campaign_ids": ";".join(map(str, doc.get("campaign_ids") or [])),
             "trajectory_ids": ";".join(map(str, doc.get("trajectory_ids") or [])),
-            "n_runs": _int(doc.get("n_runs")),
+            "n_runs": whole_number(doc.get("n_runs")),
             "total_ps": as_float(doc.get("total_ps")),
             "last_updated": as_str(doc.get("last_updated")),
         }

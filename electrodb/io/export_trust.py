@@ -18,7 +18,7 @@ import pyarrow as pa
 from electrodb.documents.committee import TRUST_STATUSES
 from electrodb.io.export_thermo import as_float, as_str
 
-__all__ = ["TRUST_COLUMNS", "trust_columns", "trust_fields"]
+__all__ = ["TRUST_COLUMNS", "trust_columns", "trust_fields", "whole_number"]
 
 #: ``(column, Arrow type, summary field, description)`` of the model-trust columns, in table order.
 TRUST_COLUMNS: tuple[tuple[str, pa.DataType, str, str], ...] = (
@@ -56,7 +56,8 @@ TRUST_COLUMNS: tuple[tuple[str, pa.DataType, str, str], ...] = (
 )
 
 
-def _int(value: Any) -> int | None:
+def whole_number(value: Any) -> int | None:
+    """``value`` as an int for an integer column (None for a missing, boolean or unreadable value)."""
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -73,7 +74,7 @@ def trust_columns(doc: dict[str, Any]) -> dict[str, Any]:
         if pa.types.is_string(kind):
             out[column] = as_str(value)
         elif pa.types.is_integer(kind):
-            out[column] = _int(value)
+            out[column] = whole_number(value)
         else:
             out[column] = as_float(value)
     return out
