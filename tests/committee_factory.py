@@ -17,12 +17,18 @@ from ase.calculators.lj import LennardJones
 
 from electrodb.analysis.committee import atom_disagreement, frame_disagreement
 from electrodb.documents.committee import AuditDocument, CommitteeDocument, audit_id
-from electrodb.models.committee import CommitteeSettings, CommitteeTraining, evaluate_members, train_committee
+from electrodb.models.committee import (
+    CommitteeSettings,
+    CommitteeTraining,
+    committee_splits,
+    encode_extxyz,
+    evaluate_members,
+    train_committee,
+)
 from electrodb.models.files import file_sha256
 from electrodb.models.labelling import label_configurations, perturb_configurations
-from electrodb.models.mace_train import TrainingSettings
 from electrodb.store.frames import TrajectoryWriter
-from tests.model_factory import smoke_box, trust_test_model
+from tests.model_factory import smoke_box, smoke_training_settings, trust_test_model
 
 SAVED = "committee_training.json"
 
@@ -44,21 +50,7 @@ def smoke_labels(n: int, seed: int = 0, displacement_A: tuple[float, float] = (0
 
 def smoke_committee_settings(k: int = 2, epochs: int = 2, seed: int = 0, **updates) -> CommitteeSettings:
     """The tiny MACE of ``train_smoke_model`` (r_max 3.5 Å, 8 channels) as K committee members."""
-    training = TrainingSettings(
-        num_channels=8,
-        max_L=0,
-        correlation=2,
-        max_ell=1,
-        num_interactions=1,
-        r_max=3.5,
-        radial_MLP=[16],
-        batch_size=4,
-        max_num_epochs=epochs,
-        start_swa=max(1, epochs - 1),
-        valid_fraction=0.2,
-        seed=seed,
-        name="smoke_mace",
-    )
+    training = smoke_training_settings(epochs, seed)
     # the refine tests flag displaced boxes by the error target alone: a few held-out boxes would set the domain
     # quantile above most of them
     return CommitteeSettings(k=k, training=training, calibration_fraction=0.2, domain_quantile=None, **updates)
@@ -140,3 +132,22 @@ def audit_displaced_boxes(stores, committee: CommitteeDocument, training: Commit
     sigma[: n_frames // 2] = 0.0
     store_audit(stores, committee, tid, [float(s) for s in sigma])
     return tid
+
+
+def reversed_committee(
+    trained: CommitteeTraining, configurations, settings: CommitteeSettings, foundation_paths, calibration
+) -> CommitteeTraining:
+    """A stand-in for a refine round's fine-tuning: ``trained``'s members in reverse order (a different committee,
+    no training) over the round's configurations, splits and foundations."""
+    return CommitteeTraining(
+        members=list(reversed(trained.members)),
+        seeds=settings.member_seeds(),
+        split=settings.split,
+        splits=committee_splits(len(configurations), settings, calibration),
+        settings=settings.model_dump(mode="json"),
+        foundation_paths=[str(p) for p in foundation_paths],
+        elements=trained.elements,
+        r_max=trained.r_max,
+        n_configurations=len(configurations),
+        data_zb64=encode_extxyz(configurations),
+    )

@@ -101,6 +101,25 @@ def smoke_box(seed: int = 0) -> Atoms:
     return atoms
 
 
+def smoke_training_settings(epochs: int = 2, seed: int = 0) -> TrainingSettings:
+    """The throw-away MACE of the tests: r_max 3.5 Å, 8 channels, L = 0, one interaction, ``epochs`` epochs."""
+    return TrainingSettings(
+        num_channels=8,
+        max_L=0,
+        correlation=2,
+        max_ell=1,
+        num_interactions=1,
+        r_max=3.5,
+        radial_MLP=[16],
+        batch_size=4,
+        max_num_epochs=epochs,
+        start_swa=max(1, epochs - 1),
+        valid_fraction=0.2,
+        seed=seed,
+        name="smoke_mace",
+    )
+
+
 def train_smoke_model(
     workdir: str | os.PathLike[str],
     *,
@@ -128,21 +147,7 @@ def train_smoke_model(
             return previous
     configs = perturb_configurations([smoke_box(seed)], n_configurations, (0.03, 0.08), 0.02, seed)
     labelled = label_configurations(configs, LennardJones(sigma=0.86, epsilon=0.05, rc=3.0, smooth=True))
-    settings = TrainingSettings(
-        num_channels=8,
-        max_L=0,
-        correlation=2,
-        max_ell=1,
-        num_interactions=1,
-        r_max=3.5,
-        radial_MLP=[16],
-        batch_size=4,
-        max_num_epochs=max_num_epochs,
-        start_swa=max(1, max_num_epochs - 1),
-        valid_fraction=0.2,
-        seed=seed,
-        name="smoke_mace",
-    )
+    settings = smoke_training_settings(max_num_epochs, seed)
     result = train_mace(labelled, settings, work)  # trusted in the data folder of the moment, and here for good
     trust_test_model(result.model_path)
     return result

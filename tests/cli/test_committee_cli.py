@@ -14,11 +14,12 @@ from typer.testing import CliRunner
 
 from electrodb.cli.main import app
 from electrodb.flows.committee import resolve_committee, store_committee
-from electrodb.models.committee import CommitteeTraining, committee_splits, encode_extxyz
+from electrodb.models.committee import CommitteeTraining
 from electrodb.models.mace_command import TrainingError
 from tests.committee_factory import (
     audit_displaced_boxes,
     lj_teacher,
+    reversed_committee,
     smoke_configurations,
     smoke_labels,
     store_audit,
@@ -99,18 +100,7 @@ def test_refine_prints_before_and_after(
     audit_displaced_boxes(stores, parent, smoke_committee)
 
     def fine_tune(configurations, settings, workdir, *, foundation_paths, calibration, progress):
-        return CommitteeTraining(  # the same members in reverse order: a different committee, no training
-            members=list(reversed(smoke_committee.members)),
-            seeds=settings.member_seeds(),
-            split=settings.split,
-            splits=committee_splits(len(configurations), settings, calibration),
-            settings=settings.model_dump(mode="json"),
-            foundation_paths=[str(p) for p in foundation_paths],
-            elements=smoke_committee.elements,
-            r_max=smoke_committee.r_max,
-            n_configurations=len(configurations),
-            data_zb64=encode_extxyz(configurations),
-        )
+        return reversed_committee(smoke_committee, configurations, settings, foundation_paths, calibration)
 
     monkeypatch.setattr("electrodb.flows.refine.train_committee", fine_tune)
     monkeypatch.setattr("electrodb.cli.committee.load_teacher", lambda ref: (lj_teacher(), {"name": ref}))

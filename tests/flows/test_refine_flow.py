@@ -13,8 +13,8 @@ from electrodb.flows.committee import resolve_committee, store_committee
 from electrodb.flows.refine import RefineSettings
 from electrodb.flows.refine_flow import RefineMaker, labels_from_output
 from electrodb.managers.stages import stage_kind
-from electrodb.models.committee import CommitteeTraining, committee_splits, encode_extxyz
-from tests.committee_factory import lj_teacher, smoke_configurations, store_audit, store_frames
+from electrodb.models.committee import CommitteeTraining
+from tests.committee_factory import lj_teacher, reversed_committee, smoke_configurations, store_audit, store_frames
 
 
 @dataclass
@@ -119,18 +119,7 @@ def test_refine_flow_passes_every_result_through_the_job_store(
 
     def fine_tune(configurations, settings, workdir, *, foundation_paths, calibration, progress):
         seen.update(n=len(configurations), foundations=len(foundation_paths), calibration=list(calibration))
-        return CommitteeTraining(
-            members=list(reversed(smoke_committee.members)),
-            seeds=settings.member_seeds(),
-            split=settings.split,
-            splits=committee_splits(len(configurations), settings, calibration),
-            settings=settings.model_dump(mode="json"),
-            foundation_paths=[str(p) for p in foundation_paths],
-            elements=smoke_committee.elements,
-            r_max=smoke_committee.r_max,
-            n_configurations=len(configurations),
-            data_zb64=encode_extxyz(configurations),
-        )
+        return reversed_committee(smoke_committee, configurations, settings, foundation_paths, calibration)
 
     monkeypatch.setattr("electrodb.flows.refine.train_committee", fine_tune)
     child, out = _run_refine_flow(stores, tmp_path)
