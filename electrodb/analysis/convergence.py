@@ -160,6 +160,14 @@ class ConvergenceTargets:
         left its starting surroundings, so the frames sample the shell in the liquid rather than one configuration
         with noise (seen: a frozen structure with 0.05 Å noise gave a peak position of ± 0.002 Å from 40 white
         "independent" samples).
+    transient_min_relaxations : float
+        Relaxation times of the box's slowest density wave, :math:`L^2/(4\\pi^2 D)`, that the production part
+        must span after an equilibration cut (a transient) for a coordination number to count
+        (:func:`electrodb.analysis.shell_sampling.relaxation_verdict`). A run that starts out of equilibrium relaxes
+        last on the box scale, and a tail slower than the run looks flat: CNs at a fixed radius after a lattice
+        start passed every other test in 4–7 of 50 runs, 4–11 errors from the truth, having spanned 0.4–0.7 such
+        times. Two leave about half the amplitude left at the cut in the average. Not applied when nothing was
+        cut.
     shell_max_width_A : float
         Largest distance (Å) from the first peak to the first minimum of a resolved first shell. Ion–water,
         ion–ion and water–water first shells are 0.5–1 Å wide (0.7–0.9 Å on the published LiCl g(r)); a
@@ -221,6 +229,7 @@ class ConvergenceTargets:
     cn_min_turnovers: float = 10.0
     r_max_err_A: float = 0.02
     r_min_travel_A: float = 1.0
+    transient_min_relaxations: float = 2.0
     shell_max_width_A: float = 1.5
     pairing_min_events: int = 20
     residence_min_run_over_tau: float = 5.0

@@ -31,10 +31,11 @@ them (:func:`with_run_factor`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 from electrodb.analysis.convergence import FAILED_STATUSES, Verdict, combine_run_factors
-from electrodb.analysis.sampling import SeriesReport, student_t_error_factor
+from electrodb.analysis.sampling import SeriesReport, student_t_error_factor, student_t_std_factor
 
 __all__ = [
     "count_factor",
@@ -56,11 +57,16 @@ def count_factor(target: float, measured: float | None, floor: float = 1.0) -> f
     return max(1.0, float(target) / max(float(measured), floor))
 
 
-def error_factor(err: float | None, max_err: float, n_eff: float | None = None) -> float | None:
+def error_factor(
+    err: float | None,
+    max_err: float,
+    n_eff: float | None = None,
+    t_factor: Callable[[float], float] = student_t_error_factor,
+) -> float | None:
     """Factor for a standard error ∝ 1/√T to reach ``max_err``: ``(err / max_err)²``.
 
-    With ``n_eff`` given, ``err`` is taken to carry the Student-t factor
-    :func:`~electrodb.analysis.sampling.student_t_error_factor` of ``n_eff`` samples, which shrinks as the run
+    With ``n_eff`` given, ``err`` is taken to carry the Student-t factor ``t_factor`` of ``n_eff`` samples
+    (default :func:`~electrodb.analysis.sampling.student_t_error_factor`), which shrinks as the run
     (and ``n_eff`` with it) grows; the factor solves ``err/t(n) · t(f n) / √f = max_err`` (a few fixed-point
     steps). None when ``err`` is None or not finite; inf when ``max_err`` ≤ 0; 1 when the target is met.
     """
@@ -72,9 +78,9 @@ def error_factor(err: float | None, max_err: float, n_eff: float | None = None) 
         return 1.0
     f = (err / max_err) ** 2
     if n_eff is not None and n_eff > 0:
-        plain = err / student_t_error_factor(n_eff)
+        plain = err / t_factor(n_eff)
         for _ in range(20):
-            f = max(1.0, (plain * student_t_error_factor(f * n_eff) / max_err) ** 2)
+            f = max(1.0, (plain * t_factor(f * n_eff) / max_err) ** 2)
     return max(1.0, f)
 
 
@@ -86,6 +92,12 @@ def rms_factor(target: float, measured: float | None) -> float | None:
     if measured is None or not math.isfinite(measured) or measured <= 0:
         return None
     return max(1.0, (float(target) / float(measured)) ** 2)
+
+
+def _series_t_factor(n: float) -> float:
+    """The Student-t factor of a series' error (:func:`~electrodb.analysis.sampling.student_t_std_factor`) for
+    ``n`` = dof + 1 samples."""
+    return student_t_std_factor(n - 1.0)
 
 
 def series_factor(report: SeriesReport | None, min_n_eff: float, max_err: float | None = None) -> float | None:
@@ -102,7 +114,7 @@ def series_factor(report: SeriesReport | None, min_n_eff: float, max_err: float 
     if report.n_eff < min_n_eff:
         factors.append(count_factor(min_n_eff, report.n_eff, floor=1e-12))
     if max_err is not None and report.err > 0 and report.err > max_err:
-        factors.append(error_factor(report.err, max_err, report.t_samples))  # its t factor's samples
+        factors.append(error_factor(report.err, max_err, report.t_samples, _series_t_factor))  # its t's samples
     return combine_run_factors(*factors)
 
 

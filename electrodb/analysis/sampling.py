@@ -16,16 +16,22 @@ pairing fractions per frame, D per block, ...) goes through :func:`analyse_serie
    (:func:`~electrodb.analysis.statistics.inefficiency`: pymbar's truncated autocorrelation sum over M lags,
    corrected for the sample mean by :math:`N/(N - 1 - 2M + M(M+1)/N)`), and :math:`N_\\mathrm{eff} = (N - t_0)/g`.
    The same g serves the cut (step 1) and the halves (step 4).
-3. **Standard error** :math:`\\sigma_{\\bar x} = t_{0.841,\\nu}\\, s \\sqrt{g/(N - t_0)}` with
+3. **Standard error** :math:`\\sigma_{\\bar x} = k_\\nu\\, s \\sqrt{g/(N - t_0)}` with
    :math:`\\nu = \\min((N - t_0)/(2M + 1), N_\\mathrm{eff} - 1)` degrees of freedom (``dof``), those of the
    estimated g: a sum of M + 1 estimated autocovariances is uncertain by about :math:`\\sqrt{2(2M+1)/N}`
-   relative, far more than :math:`1/\\sqrt{2 N_\\mathrm{eff}}` when the series decorrelates slowly. On ideal
-   gases sampled at 1 Å per frame the plain sum with :math:`N_\\mathrm{eff} - 1` made the errors 5–15 % small
-   (z spread 1.07–1.15 over 200 runs); with both corrections 0.94–1.10 (``benchmarks/error_bars.py``,
-   ``docs/methods.md``). With ``g_floor`` (a finite-range correlation known from how the series was made) the
-   plain sum is compared with the floor, and a floor above it is used with :math:`N_\\mathrm{eff} - 1` degrees of
-   freedom (it is exact; only the variance is estimated): see "Statistical inefficiency for error bars" in
-   :mod:`electrodb.analysis.statistics`.
+   relative, far more than :math:`1/\\sqrt{2 N_\\mathrm{eff}}` when the series decorrelates slowly. The factor
+   :math:`k_\\nu = \\sqrt{\\nu/(\\nu - 2)}` (:func:`student_t_std_factor`) is the standard deviation of Student's
+   t: with an error estimated from ν degrees of freedom, (mean − truth)/σ follows t, so the error that makes
+   z = (mean − truth)/error spread by 1 is this, not the 68 % quantile :math:`t_{0.841,\\nu}` (1.07 against
+   1.12 at ν = 10, 1.11 against 1.29 at ν = 5: the quantile covers 68 %, but t's tails made z spread 1.1–1.2
+   wherever ν was 5–10). On ideal gases sampled at 1 Å per frame the plain sum with :math:`N_\\mathrm{eff} - 1`
+   made the errors 5–15 % small (z spread 1.07–1.15 over 200 runs); with the mean correction and ν,
+   0.94–1.10 (``benchmarks/error_bars.py``, ``docs/methods.md``). With ``g_floor`` (a finite-range correlation
+   known from how the series was made) the plain sum is compared with the floor, and a floor above it is used
+   with :math:`N_\\mathrm{eff} - 1` degrees of freedom (it is exact; only the variance is estimated), and the
+   error keeps the quantile :math:`t_{0.841,\\nu}`: g is then a bound at or above the estimate, and those errors
+   cover already (collective transport of Brownian ions, z spread 0.87–0.99; t's standard deviation took them
+   to 0.84–0.95). See "Statistical inefficiency for error bars" in :mod:`electrodb.analysis.statistics`.
 4. **Stationarity**: the production part is split into halves, each with its own mean and error; their
    difference in units of the combined error, :math:`z = |\\bar x_1 - \\bar x_2| / \\sqrt{\\sigma_1^2 +
    \\sigma_2^2}`, is large when the series drifts (a property that changes over the run has no single value).
@@ -71,6 +77,7 @@ __all__ = [
     "sampling_problems",
     "student_t_dof_factor",
     "student_t_error_factor",
+    "student_t_std_factor",
 ]
 
 
@@ -83,7 +90,8 @@ class SeriesReport:
     mean : float
         Mean of the production part ``x[t0:]`` (units of the series).
     err : float
-        Its standard error, Student-t widened for ``n_eff - 1`` degrees of freedom (units of the series).
+        Its standard error, widened to the standard deviation of Student's t on ``dof`` degrees of freedom
+        (:func:`student_t_std_factor`; units of the series).
     g : float
         Statistical inefficiency of ``x[t0:]`` (samples per independent sample, ≥ 1).
     n_eff : float
@@ -112,7 +120,7 @@ class SeriesReport:
 
     @property
     def t_samples(self) -> float:
-        """The sample count whose :func:`student_t_error_factor` ``err`` carries: ``dof + 1``."""
+        """The sample count whose Student-t factor ``err`` carries: ``dof + 1``."""
         return self.n_eff if self.dof is None else self.dof + 1.0
 
     def as_dict(self, dt: float = 1.0) -> dict[str, float | int | None]:
@@ -136,8 +144,19 @@ def student_t_dof_factor(dof: float) -> float:
     return float(stats.t.ppf(stats.norm.cdf(1.0), max(float(dof), 1.0)))
 
 
-def _mean_err(x: np.ndarray, g_floor: float = 1.0) -> tuple[float, float, float, float, float]:
-    """``(mean, Student-t error, g, n_eff, dof)`` of a production series (module text, steps 2 and 3)."""
+def student_t_std_factor(dof: float) -> float:
+    """:math:`\\sqrt{\\nu/(\\nu - 2)}`, the standard deviation of Student's t with ν = ``dof`` degrees of freedom
+    (ν floored at 3, so at most √3), and never less than :func:`student_t_dof_factor`: the factor that makes a
+    series' error the standard deviation of (mean − truth) when the error was estimated from ν degrees of
+    freedom (module text, step 3): 1.29 for ν = 5, 1.12 for 10, 1.05 for 20, → 1."""
+    nu = max(float(dof), 3.0)
+    return max(math.sqrt(nu / (nu - 2.0)), student_t_dof_factor(dof))
+
+
+def _mean_err(x: np.ndarray, g_floor: float = 1.0, std: bool = True) -> tuple[float, float, float, float, float]:
+    """``(mean, Student-t error, g, n_eff, dof)`` of a production series (module text, steps 2 and 3); ``std``
+    False: the error with the 68 % quantile :math:`t_{0.841,\\nu}` instead of t's standard deviation (the halves
+    test, a significance scale)."""
     n = x.size
     if n < 2:
         return float(x.mean()), 0.0, 1.0, float(n), 0.0
@@ -148,7 +167,9 @@ def _mean_err(x: np.ndarray, g_floor: float = 1.0) -> tuple[float, float, float,
             g, dof = float(g_floor), n / g_floor - 1.0
     else:
         g, dof = est.g, est.dof
-    err = float(x.std()) * math.sqrt(g / n) * student_t_dof_factor(dof)
+    # with g_floor the g is a bound, not an estimate, and errors were already wide (module text, step 3)
+    factor = student_t_std_factor(dof) if std and g_floor <= 1.0 else student_t_dof_factor(dof)
+    err = float(x.std()) * math.sqrt(g / n) * factor
     return float(x.mean()), err, g, n / g, float(dof)
 
 
@@ -160,8 +181,8 @@ def halves_z(x: np.ndarray | Sequence[float], g_floor: float = 1.0) -> float | N
     if x.size < 8:
         return None
     half = x.size // 2
-    m1, e1, *_ = _mean_err(x[:half], g_floor)
-    m2, e2, *_ = _mean_err(x[half : 2 * half], g_floor)
+    m1, e1, *_ = _mean_err(x[:half], g_floor, std=False)
+    m2, e2, *_ = _mean_err(x[half : 2 * half], g_floor, std=False)
     scale = math.hypot(e1, e2)
     if scale == 0.0:
         return 0.0 if m1 == m2 else math.inf

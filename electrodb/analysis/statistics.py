@@ -82,14 +82,25 @@ correlation times long too small (the ideal gases sampled at 1 Å per frame: z s
   AR(1) series with φ = 0.8 and 200 samples (N_eff ≈ 23) has ν ≈ 4–15 (median 8); over 1000 such series the
   z spread was 1.13 with the plain sum and N_eff − 1, and is 1.01 now.
 
-The window is pymbar's, so that ``g_sum`` is pymbar's number.  Tried on the same series (white noise, AR(1),
-diffusive tails cut off by a box, an exponential plus white noise, moving averages, and the ideal-gas and
-hydrated-ion series of ``benchmarks/coverage_structure.py``), each with the same correction and degrees of
+* **No floor at 1.**  pymbar floors g at 1.  On a nearly white series the estimate scatters around 1 (by
+  :math:`\sqrt{2(2M+1)/N}`, 26 % for the 3 lags always summed of 200 samples), so the floor keeps only the
+  half above: 1,000 white series of 200 samples gave a z spread of 0.93 (ideal gases at 2 Å per frame:
+  0.92–0.96).  :func:`inefficiency` floors at :data:`G_MIN` = 0.5 instead (0.98); an effective sample count
+  above N is then noise around N, as a g below 1 is.
+* **The error is t's standard deviation.**  With ν degrees of freedom, (mean − truth)/error follows Student's t,
+  whose standard deviation is :math:`\sqrt{\nu/(\nu - 2)}` (:func:`electrodb.analysis.sampling.student_t_std_factor`),
+  larger than its 68 % quantile :math:`t_{0.841,\nu}` (1.12 against 1.07 at ν = 10): an error meant as a standard
+  deviation takes the first.  On AR(1) series with φ = 0.8 and 200 samples z spread 1.02 → 0.95 over all
+  series, and on the hydrated-ion peak positions of ``benchmarks/coverage_structure.py`` 1.20 → 1.14.
+
+The window is pymbar's, so that ``g_sum`` is pymbar's number (before the floor). Tried on the same series (white
+noise, AR(1), diffusive tails cut off by a box, an exponential plus white noise, moving averages, and the ideal-gas
+and hydrated-ion series of ``benchmarks/coverage_structure.py``), each with the same correction and degrees of
 freedom: Geyer's initial positive sequence came within 0.02 of it (its pairs keep a little more positive noise on
-nearly white series), Geyer's convex sequence and Sokal's self-consistent window (:math:`M \ge c\,\tau(M)`,
-c = 4–6) left the slowest ideal-gas series less covered (z spread up to 1.12–1.15 against 1.10 over 400 seeds).
-What no window fixes: a series whose true N_eff is near the target passes the N_eff test when its g came out low,
-and then its error is small (the converged runs' z spread is 1.2–1.3 there, with every estimator tried).
+nearly white series), Geyer's convex sequence and Sokal's self-consistent window (:math:`M \ge c\,\tau(M)`, c = 4–6)
+left the slowest ideal-gas series less covered (z spread up to 1.12–1.15 against 1.10 over 400 seeds). What no
+window fixes: a series whose true N_eff is near the target passes the N_eff test when its g came out low, and then
+its error is small (the converged runs' z spread is 1.2–1.3 there, with every estimator tried).
 
 A finite-range correlation known from how a series was made (overlapping windows, ``g_floor`` of
 :func:`electrodb.analysis.sampling.analyse_series`) is compared with the plain sum: where the correlation ends
@@ -188,6 +199,7 @@ import scipy.fft
 from scipy import stats
 
 __all__ = [
+    "G_MIN",
     "Inefficiency",
     "SeriesEstimate",
     "ar1_statistical_inefficiency",
@@ -323,9 +335,10 @@ def statistical_inefficiency(x: np.ndarray | Sequence[float], mintime: int = 3) 
     return _truncated_sum(np.asarray(x, dtype=float), mintime)[0]
 
 
-def _truncated_sum(x: np.ndarray, mintime: int) -> tuple[float, int]:
-    """pymbar's truncated sum: ``(g, M)`` with g = 1 + 2 Σ_{t=1}^{M} (1 − t/N) C(t) (at least 1) and M the lags
-    summed (the sum stops before the first t > ``mintime`` with C(t) ≤ 0); ``(1, 0)`` for a constant series."""
+def _truncated_sum(x: np.ndarray, mintime: int, floor: float = 1.0) -> tuple[float, int]:
+    """pymbar's truncated sum: ``(g, M)`` with g = 1 + 2 Σ_{t=1}^{M} (1 − t/N) C(t) (at least ``floor``) and M
+    the lags summed (the sum stops before the first t > ``mintime`` with C(t) ≤ 0); ``(1, 0)`` for a constant
+    series."""
     n = x.size
     if n < 2:
         raise ValueError("need at least 2 samples")
@@ -336,7 +349,13 @@ def _truncated_sum(x: np.ndarray, mintime: int) -> tuple[float, int]:
     stop = np.nonzero((c[1 : n - 1] <= 0) & (t > mintime))[0]
     last = int(stop[0]) if stop.size else t.size
     g = 1.0 + 2.0 * np.sum((1.0 - t[:last] / n) * c[1 : n - 1][:last])
-    return max(1.0, float(g)), last
+    return max(floor, float(g)), last
+
+
+#: Least statistical inefficiency :func:`inefficiency` returns. Not 1 (pymbar's floor, kept by
+#: :func:`statistical_inefficiency`): the estimate of a nearly white series scatters around 1, and cutting off
+#: the half below made its errors 4–8 % too large (module text, "Statistical inefficiency for error bars").
+G_MIN = 0.5
 
 
 @dataclass(frozen=True)
@@ -346,7 +365,8 @@ class Inefficiency:
     Attributes
     ----------
     g : float
-        Statistical inefficiency (samples per independent sample, >= 1), corrected for the sample mean.
+        Statistical inefficiency (samples per independent sample, >= :data:`G_MIN`), corrected for the sample
+        mean.
     g_sum : float
         The truncated sum before that correction: pymbar's statistical inefficiency of the same series.
     window : int
@@ -376,17 +396,17 @@ def inefficiency(x: np.ndarray | Sequence[float], mintime: int = 3) -> Inefficie
     Returns
     -------
     Inefficiency
-        ``g`` (>= 1, at most N), the lags summed and the degrees of freedom of the error; a constant series
-        gives g = 1, window 0 and N − 1 degrees of freedom.
+        ``g`` (>= :data:`G_MIN`, at most N), the lags summed and the degrees of freedom of the error; a
+        constant series gives g = 1, window 0 and N − 1 degrees of freedom.
     """
     x = np.asarray(x, dtype=float)
     n = x.size
-    g_sum, window = _truncated_sum(x, mintime)
+    g_sum, window = _truncated_sum(x, mintime, floor=G_MIN)
     if window == 0:
         return Inefficiency(1.0, 1.0, 0, float(n - 1))
     # E[sum] = N Var(x̄) (N − 1 − 2M + M(M+1)/N)/N for a fixed window M: every C(t) is low by Var(x̄)/σ²
     denominator = n - 1 - 2 * window + window * (window + 1) / n
-    g = min(max(g_sum * n / max(denominator, 1.0), 1.0), float(n))
+    g = min(max(g_sum * n / max(denominator, 1.0), G_MIN), float(n))
     return Inefficiency(float(g), g_sum, window, float(min(n / (2 * window + 1), n / g - 1.0)))
 
 

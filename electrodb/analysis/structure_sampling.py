@@ -46,6 +46,10 @@ Verdict of a shell (the worst of):
   ``insufficient`` (:func:`~electrodb.analysis.shell_sampling.shell_exchange_verdict`);
 * at least ``min_n_eff`` independent samples, halves within ``stationarity_sigma``, an error that is not exactly
   zero, else ``unconverged`` (:func:`~electrodb.analysis.sampling.sampling_problems`).
+* after a cut transient (``t_equil_ps`` > 0), the slower of the centres and partners moved far enough over the
+  production frames to span ``transient_min_relaxations`` relaxation times of the box's slowest density wave,
+  else ``unconverged`` (:func:`~electrodb.analysis.shell_sampling.relaxation_verdict`: a tail slower than the
+  run looks flat after the cut).
 
 The number of blocks caps ``n_eff``: with 200 blocks a run can show at most 200 independent samples, which is
 far above the targets.
@@ -78,10 +82,16 @@ from electrodb.analysis.kb_series import (
     acc_travel_verdict,
 )
 from electrodb.analysis.kinetics import ShellExchange, shell_exchange
-from electrodb.analysis.periodic import as_cells
+from electrodb.analysis.periodic import as_cells, smallest_widths
 from electrodb.analysis.sampling import SeriesReport, analyse_series, student_t_dof_factor
 from electrodb.analysis.shell_peak import PeakSampling, shell_peak
-from electrodb.analysis.shell_sampling import cn_sampling_verdict, excluded_core, shell_exchange_verdict
+from electrodb.analysis.shell_sampling import (
+    cn_sampling_verdict,
+    excluded_core,
+    relaxation_verdict,
+    rms_travel,
+    shell_exchange_verdict,
+)
 from electrodb.analysis.shells import (
     ShellAnalysis,
     shell_analysis,
@@ -312,6 +322,8 @@ def _shell(
         members = s.cn * exchange.n_centres
         parts.append(shell_exchange_verdict(exchange.n_events, exchange.n_frames, label, partner, targets, members))
         parts.append(shell_sampling_verdict(prod.n_a, ctx["duration_ps"], targets))
+        travel = min(rms_travel(x, ctx["groups"][g]) for g in pair)
+        parts.append(relaxation_verdict(ctx["t_cut_ps"], travel, ctx["box_A"], f"CN({label})", targets))
     verdict = worst(*parts)
     s.status, s.criterion, s.reason, s.run_factor = (
         verdict.status,
@@ -417,6 +429,8 @@ def analyse_structure(
         "buffer": float(exchange_buffer_A),
         "max_centres": exchange_max_centres,
         "duration_ps": float(times[-1] - times[t0_frame]),
+        "t_cut_ps": float(times[t0_frame] - times[0]),
+        "box_A": float(smallest_widths(as_cells(cells, n_frames)[t0_frame:]).min()),
     }
     rdfs: dict[Pair, RDFResult] = {}
     shells: dict[Pair, ShellSampling] = {}

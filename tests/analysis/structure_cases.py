@@ -32,7 +32,12 @@ from electrodb.analysis.kinetics import shell_exchange
 from electrodb.analysis.kirkwood_buff import acc_verdict
 from electrodb.analysis.pairing import contact_shell_verdict, ion_pairing, pairing_sampling
 from electrodb.analysis.sampling import analyse_series
-from electrodb.analysis.shell_sampling import cn_sampling_verdict, shell_exchange_verdict
+from electrodb.analysis.shell_sampling import (
+    cn_sampling_verdict,
+    relaxation_verdict,
+    rms_travel,
+    shell_exchange_verdict,
+)
 from electrodb.analysis.shells import shell_sampling_verdict
 from electrodb.analysis.structure import block_coordination
 from electrodb.analysis.structure_sampling import analyse_structure, significant_cut
@@ -325,10 +330,12 @@ def ideal_gas_outcomes(
         x = case.positions[frame0:]
         ex = shell_exchange(x, case.cell, case.groups[a], case.groups[b], r_cn, r_cn + 0.3, max_centres=64)
         duration = float(case.times_ps[-1] - case.times_ps[frame0])
+        travel = min(rms_travel(x, case.groups[g]) for g in (a, b))
         v = worst(
             cn_sampling_verdict(rep, f"CN({NAMES[(a, b)][0]})", t),
             shell_exchange_verdict(ex.n_events, ex.n_frames, NAMES[(a, b)][0], b, t, rep.mean * ex.n_centres),
             shell_sampling_verdict(len(case.groups[a]), duration, t),
+            relaxation_verdict(float(case.times_ps[frame0] - case.times_ps[0]), travel, case.box_A, "CN", t),
         )
         row(f"CN({NAMES[(a, b)][0]})", rep.mean, rep.err, ideal_cn(case, a, b, r_cn), v.converged)
     cat, an = case.groups["cation"], case.groups["anion"]

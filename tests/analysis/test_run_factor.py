@@ -87,8 +87,11 @@ def test_an_error_twice_the_target_needs_four_times_the_run() -> None:
     rep = analyse_series(x[:400], detect_start=False)
     t = ConvergenceTargets(cn_max_err=rep.err / 2.0)
     verdict = cn_sampling_verdict(rep, "CN", t)
-    assert verdict.status == "unconverged" and verdict.run_factor == pytest.approx(4.0, rel=0.02)
-    longer = analyse_series(x[: math.ceil(1.1 * verdict.run_factor * 400)], detect_start=False)
+    # 4 × the run, less the shrinking Student-t factor of the error (√(ν/(ν − 2)): 1.018 at ν ≈ 57, 1.004 at 4ν)
+    assert verdict.status == "unconverged" and verdict.run_factor == pytest.approx(4.0, rel=0.04)
+    assert verdict.run_factor < 4.0
+    # the g of 400 white samples itself scatters by ±19 % (√(2(2M + 1)/N), 3 lags summed): a margin for it
+    longer = analyse_series(x[: math.ceil(1.3 * verdict.run_factor * 400)], detect_start=False)
     assert cn_sampling_verdict(longer, "CN", t).converged
 
 
