@@ -131,7 +131,7 @@ def integrate_ti(
     ----------
     lambdas : (n,) λ values (Gauss–Legendre nodes for ``scheme='gauss'``)
     mean_dudl : (n,) ⟨∂U/∂λ⟩ at each λ (any energy unit; ΔF has the same unit)
-    err_dudl : (n,) standard errors of the means (e.g. ``statistics.timeseries_error(...).sem``)
+    err_dudl : (n,) standard errors of the means (e.g. ``sampling.mean_estimate(...).sem``)
     scheme : 'gauss' | 'trapezoid' | 'simpson'
     """
     lam = np.asarray(lambdas, dtype=float)

@@ -22,7 +22,8 @@ standard error of the mean of F frames is
     SE = σ √(g / F),   g = 1 + 2 Σ_t (1 − t/F) C(t)                          (2)
 
 with the statistical inefficiency g from the normalised autocorrelation C(t), summed until C first drops to
-zero (:func:`electrodb.analysis.statistics.statistical_inefficiency`, the pymbar estimator). A run no longer
+zero (pymbar's estimator, corrected for the sample mean and with Student's t on its degrees of freedom: the
+estimator behind every property's error, :func:`electrodb.analysis.sampling.mean_estimate`). A run no longer
 than a few correlation times cannot see its own correlation (C(t) crosses zero early and g comes out near 1),
 so when the caller knows a lower bound τ on the correlation time of T (a thermostat exchanges kinetic energy
 with its bath over its relaxation time: τ for Bussi/Nosé–Hoover, 1/(2γ) for Langevin) g is raised to at least
@@ -66,7 +67,8 @@ from typing import Any
 import numpy as np
 
 from electrodb.analysis.convergence import ConvergenceTargets, Verdict
-from electrodb.analysis.statistics import ar1_statistical_inefficiency, timeseries_error
+from electrodb.analysis.sampling import mean_estimate
+from electrodb.analysis.statistics import ar1_statistical_inefficiency
 
 __all__ = [
     "EnergyDrift",
@@ -205,7 +207,7 @@ def check_temperature(
             MIN_TEMPERATURE_SAMPLES / t.size if t.size else None,  # samples ∝ T; none: not recorded
         )
         return TemperatureCheck(mean, std, math.nan, float(target_K), math.nan, int(t.size), verdict)
-    est = timeseries_error(t)
+    est = mean_estimate(t)
     mean, std, err, g = est.mean, float(t.std()), est.sem, est.statistical_inefficiency
     if min_correlation_time_ps > 0:
         if not frame_interval_ps or frame_interval_ps <= 0:

@@ -67,13 +67,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from electrodb.analysis.statistics import inefficiency
+from electrodb.analysis.statistics import SeriesEstimate, inefficiency
 
 __all__ = [
     "SeriesReport",
     "analyse_series",
     "equilibration_start",
     "halves_z",
+    "mean_estimate",
     "sampling_problems",
     "student_t_dof_factor",
     "student_t_error_factor",
@@ -256,6 +257,14 @@ def analyse_series(
         std=float(prod.std()),
         dof=dof,
     )
+
+
+def mean_estimate(x: np.ndarray | Sequence[float]) -> SeriesEstimate:
+    """Mean, standard error, g and N_eff of a series taken as stationary (steps 2 and 3, no cut), as a
+    :class:`~electrodb.analysis.statistics.SeriesEstimate`: the same estimator as every property, for the checks
+    and intermediate means that report one (the run temperature, a TI window's ⟨∂U/∂λ⟩)."""
+    rep = analyse_series(x, detect_start=False)
+    return SeriesEstimate(rep.mean, rep.err, rep.g, rep.n_eff)
 
 
 def sampling_problems(

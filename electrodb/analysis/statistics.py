@@ -91,7 +91,8 @@ correlation times long too small (the ideal gases sampled at 1 Å per frame: z s
   whose standard deviation is :math:`\sqrt{\nu/(\nu - 2)}` (:func:`electrodb.analysis.sampling.student_t_std_factor`),
   larger than its 68 % quantile :math:`t_{0.841,\nu}` (1.12 against 1.07 at ν = 10): an error meant as a standard
   deviation takes the first.  On AR(1) series with φ = 0.8 and 200 samples z spread 1.02 → 0.95 over all
-  series, and on the hydrated-ion peak positions of ``benchmarks/coverage_structure.py`` 1.20 → 1.14.
+  series; on the hydrated-ion peak positions of ``benchmarks/coverage_structure.py`` (200 seeds) 1.07 → 1.04,
+  1.17 → 1.11 and 1.28 → 1.23 over the converged runs.
 
 The window is pymbar's, so that ``g_sum`` is pymbar's number (before the floor). Tried on the same series (white
 noise, AR(1), diffusive tails cut off by a box, an exponential plus white noise, moving averages, and the ideal-gas
@@ -114,9 +115,11 @@ Standard error of a correlated mean
 
     \mathrm{SEM} = \sigma\sqrt{g/N}
 
-(:func:`timeseries_error`, returning a :class:`SeriesEstimate`).  Used for the run temperature
-(:mod:`electrodb.analysis.md_checks`) and for the :math:`\langle\partial U/\partial\lambda\rangle` of every
-thermodynamic-integration window (:mod:`electrodb.analysis.ti_paths`).
+(:func:`timeseries_error`, returning a :class:`SeriesEstimate`): pymbar's numbers, for comparison with it.
+Every stored error, the run temperature (:mod:`electrodb.analysis.md_checks`) and the
+:math:`\langle\partial U/\partial\lambda\rangle` of every thermodynamic-integration window
+(:mod:`electrodb.analysis.ti_paths`) use :func:`inefficiency` instead, through
+:func:`electrodb.analysis.sampling.mean_estimate` and :func:`~electrodb.analysis.sampling.analyse_series`.
 
 Block averages and the blocking curve
 -------------------------------------

@@ -32,7 +32,8 @@ from electrodb.analysis.free_energy import (
     integrate_ti,
     standard_state_correction,
 )
-from electrodb.analysis.statistics import SeriesEstimate, timeseries_error
+from electrodb.analysis.sampling import mean_estimate
+from electrodb.analysis.statistics import SeriesEstimate
 
 __all__ = [
     "LEGS",
@@ -187,13 +188,14 @@ def window_lambdas(orders: Sequence[int]) -> np.ndarray:
 
 
 def window_statistics(samples: Sequence[float] | np.ndarray, discard_fraction: float = 0.2) -> SeriesEstimate:
-    """Mean and autocorrelation-corrected SEM of ∂U/∂λ samples after dropping the first ``discard_fraction``."""
+    """Mean and autocorrelation-corrected SEM of ∂U/∂λ samples after dropping the first ``discard_fraction``
+    (:func:`electrodb.analysis.sampling.mean_estimate`, the estimator behind every property's error)."""
     x = np.asarray(samples, dtype=float)
     start = math.floor(discard_fraction * x.size)
     x = x[start:]
     if x.size < 2:
         raise ValueError(f"need at least 2 samples after discarding {start}, got {x.size}")
-    return timeseries_error(x)
+    return mean_estimate(x)
 
 
 def leg_estimate(

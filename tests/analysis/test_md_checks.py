@@ -124,7 +124,7 @@ def test_known_correlation_time_sets_a_floor_on_the_error():
     assert g == pytest.approx(2 * 0.1 / 0.0025, rel=0.01)
     assert floored.statistical_inefficiency == pytest.approx(g)
     assert floored.err_K == pytest.approx(floored.std_K * math.sqrt(g / 41))
-    assert floored.err_K > 5 * free.err_K
+    assert floored.err_K > 3 * free.err_K  # 41 samples: their own g (3.5 here) with t on 3.7 degrees of freedom
     with pytest.raises(ValueError, match="frame_interval_ps"):
         check_temperature(t, 300.0, min_correlation_time_ps=0.1)
     # a short run's own spread underestimates σ_T: with N given, the floor uses the canonical σ_T of eq. (1)
