@@ -10,6 +10,12 @@ import pytest
 
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# The suite's output does not depend on the terminal that runs it. A COLUMNS exported by the caller (60 in a narrow
+# terminal) would fix the width of the CLI's console when it is imported (electrodb.cli.common) and of every worker
+# process a test starts, and rich would cut the tables that tests read. Without it the CLI writes 160 columns to a
+# pipe (electrodb.cli.reporting); a test of a narrow width sets COLUMNS for the process it starts.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
 
 
 @pytest.fixture
