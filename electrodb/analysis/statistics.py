@@ -1,16 +1,13 @@
 r"""Time-series statistics shared by every property: how precise is the mean of a correlated series?
 
-Pure numpy/scipy, no I/O.  Every property ElectroDB reports is an average over the frames of an MD run, and
-successive frames are correlated; this module holds the one implementation of each estimator the properties use
-to turn such a series into a mean and an honest error bar.
+Pure numpy/scipy, no I/O.  Every property is an average over correlated MD frames; this module holds the one
+implementation of each estimator that turns such a series into a mean and an honest error bar.
 
 Units
 -----
-A series is sampled at a fixed interval :math:`\Delta t` (the frame interval, ps, for MD output).  Every
-function here works in **samples**: lags, block sizes, correlation times and equilibration times are counts of
-samples; multiply by :math:`\Delta t` for a time.  Means and standard errors carry the unit of the series
-(K for a temperature, eV for :math:`\partial U/\partial\lambda`, Pa² for a stress autocovariance, ...).
-Statistical inefficiencies, effective sample sizes and Student-t factors are dimensionless.
+Every function works in **samples** of a series taken at a fixed interval :math:`\Delta t` (lags, block sizes,
+correlation and equilibration times; multiply by :math:`\Delta t` for a time).  Means and errors carry the unit of
+the series; g, effective sample sizes and Student-t factors are dimensionless.
 
 Autocorrelation
 ---------------
@@ -21,11 +18,9 @@ For a series :math:`x_0 \dots x_{N-1}` with mean :math:`\bar x` and :math:`\delt
     C(t) = \frac{1}{\sigma^2}\,\frac{1}{N - t}\sum_{i=0}^{N-t-1} \delta x_i\,\delta x_{i+t},
     \qquad \sigma^2 = \frac{1}{N}\sum_i \delta x_i^2 ,
 
-the normalised autocorrelation averaged over all :math:`N - t` time origins (:func:`autocorrelation`).  It is
-computed by the Wiener–Khinchin theorem as the inverse FFT of the power spectrum of the series zero-padded to at
-least :math:`2N - 1` points (no circular wrap-around), :math:`O(N \log N)`.  :func:`autocovariance` is the same
-sum without centring or normalisation, averaged over the columns of a multi-component series (the off-diagonal
-pressure components of a Green–Kubo integral).
+the normalised autocorrelation averaged over all :math:`N - t` time origins (:func:`autocorrelation`; by FFT,
+zero-padded to :math:`2N - 1` points).  :func:`autocovariance` is the same sum without centring or normalisation,
+averaged over the columns of a multi-component series (the off-diagonal stresses of a Green–Kubo integral).
 
 Statistical inefficiency and integrated autocorrelation time
 ------------------------------------------------------------
@@ -44,24 +39,22 @@ series :math:`x_i = \varphi x_{i-1} + \epsilon_i`, :math:`C(t) = \varphi^t` and
 :math:`e^{-t\Delta t/\tau_c}` sampled every :math:`\Delta t` is AR(1) with :math:`\varphi = e^{-\Delta t/\tau_c}`,
 :math:`g \approx 2\tau_c/\Delta t` for :math:`\Delta t \ll \tau_c`.
 
-**Truncation rule.**  The tail of the estimated :math:`C(t)` is pure noise whose summed variance grows with the
-number of lags, so the sum must be cut.  :func:`statistical_inefficiency` stops at the first lag
-:math:`t >` ``mintime`` (default 3) with :math:`C(t) \le 0` and excludes that lag: the rule of pymbar's
-``timeseries.statistical_inefficiency`` (with unit increments), the reference implementation this module follows.
-Sokal's self-consistent window (stop at the smallest :math:`M \ge c\,\tau_\mathrm{int}(M)`, :math:`c \approx 5`)
-is the common alternative; both are unbiased only when the run is many correlation times long.
+**Truncation rule.** The tail of the estimated :math:`C(t)` is pure noise whose summed variance grows with the number
+of lags, so the sum must be cut. :func:`statistical_inefficiency` stops at the first lag :math:`t >` ``mintime``
+(default 3) with :math:`C(t) \le 0` and excludes that lag: pymbar's ``timeseries.statistical_inefficiency`` (unit
+increments), the reference this module follows. Sokal's self-consistent window is the common alternative (compared
+below); both need runs many correlation times long.
 
-**When it applies.**  Stationary series (after equilibration) at least ~50 correlation times long.  For a run of
-only a few correlation times :math:`C(t)` crosses zero early and :math:`g` comes out near 1: the series cannot
-reveal a correlation longer than itself.  Where a lower bound on the correlation time is known (a thermostat's
-relaxation time), floor :math:`g` with :func:`ar1_statistical_inefficiency` as
-:func:`electrodb.analysis.md_checks.check_temperature` does.
+**When it applies.**  Stationary series at least ~50 correlation times long; a shorter one cannot reveal a
+correlation longer than itself (:math:`C(t)` crosses zero early, g near 1).  Where a lower bound on the correlation
+time is known, floor g with :func:`ar1_statistical_inefficiency` (:func:`electrodb.analysis.md_checks`).
 
 Statistical inefficiency for error bars
 ---------------------------------------
 :func:`inefficiency`, behind every property's error bar (:mod:`electrodb.analysis.sampling`), starts from the same
-truncated sum (pymbar's value, ``g_sum``) and fixes two things that made the errors of series only some 20–100
-correlation times long too small (the ideal gases sampled at 1 Å per frame: z spread 1.07–1.15):
+truncated sum (pymbar's value, ``g_sum``) and changes three things: the first two made the errors of series only
+some 20–100 correlation times long too small (ideal gases at 1 Å per frame: z spread 1.07–1.15), the third those
+of nearly white series too large:
 
 * **The sample mean.**  Every :math:`\hat C(t)` is computed about :math:`\bar x`, not the true mean, and is low
   by :math:`\mathrm{Var}(\bar x)/\sigma^2` on average; over a window of M lags the summed deficit is
@@ -80,19 +73,11 @@ correlation times long too small (the ideal gases sampled at 1 Å per frame: z s
   §6.2; Madras & Sokal, J. Stat. Phys. 50, 109 (1988)), a :math:`\chi^2` with :math:`\nu = N/(2M + 1)` degrees
   of freedom, not :math:`N/g - 1`: the Student-t factor of the error takes :math:`\nu` (at most N/g − 1).  An
   AR(1) series with φ = 0.8 and 200 samples (N_eff ≈ 23) has ν ≈ 4–15 (median 8); over 1000 such series the
-  z spread was 1.13 with the plain sum and N_eff − 1, and is 1.01 now.
-
-* **No floor at 1.**  pymbar floors g at 1.  On a nearly white series the estimate scatters around 1 (by
-  :math:`\sqrt{2(2M+1)/N}`, 26 % for the 3 lags always summed of 200 samples), so the floor keeps only the
-  half above: 1,000 white series of 200 samples gave a z spread of 0.93 (ideal gases at 2 Å per frame:
-  0.92–0.96).  :func:`inefficiency` floors at :data:`G_MIN` = 0.5 instead (0.98); an effective sample count
-  above N is then noise around N, as a g below 1 is.
-* **The error is t's standard deviation.**  With ν degrees of freedom, (mean − truth)/error follows Student's t,
-  whose standard deviation is :math:`\sqrt{\nu/(\nu - 2)}` (:func:`electrodb.analysis.sampling.student_t_std_factor`),
-  larger than its 68 % quantile :math:`t_{0.841,\nu}` (1.12 against 1.07 at ν = 10): an error meant as a standard
-  deviation takes the first.  On AR(1) series with φ = 0.8 and 200 samples z spread 1.02 → 0.95 over all
-  series; on the hydrated-ion peak positions of ``benchmarks/coverage_structure.py`` (200 seeds) 1.07 → 1.04,
-  1.17 → 1.11 and 1.28 → 1.23 over the converged runs.
+  z spread was 1.13 with the plain sum and N_eff − 1, 1.01 with ν, 0.95 with t's standard deviation
+  :math:`\sqrt{\nu/(\nu-2)}` for its 68 % quantile (:func:`~electrodb.analysis.sampling.student_t_std_factor`).
+* **No floor at 1.**  A nearly white series' estimate scatters around 1 (26 % for the 3 lags always summed of
+  200 samples), and pymbar's floor at 1 kept only the half above: z spread 0.93 on 1,000 white series of 200
+  samples, 0.98 with :data:`G_MIN` = 0.5 (an N_eff above N is then noise around N, as a g below 1 is).
 
 The window is pymbar's, so that ``g_sum`` is pymbar's number (before the floor). Tried on the same series (white
 noise, AR(1), diffusive tails cut off by a box, an exponential plus white noise, moving averages, and the ideal-gas
@@ -105,9 +90,9 @@ its error is small (the converged runs' z spread is 1.2–1.3 there, with every 
 
 A finite-range correlation known from how a series was made (overlapping windows, ``g_floor`` of
 :func:`electrodb.analysis.sampling.analyse_series`) is compared with the plain sum: where the correlation ends
-sharply, the truncation rule runs on into the noise beyond and keeps positive noise, which offsets the
-mean deficit (moving averages of 10–50 samples with N_eff 30–60: the plain sum gives 1.05–1.09 of the true
-variance of the mean, the corrected one 1.16–1.25).
+sharply, the truncation rule runs on into the noise beyond and keeps positive noise, which offsets the mean deficit
+(moving averages of 10–50 samples with N_eff 30–60: the plain sum gives 1.05–1.09 of the true variance of the mean,
+the corrected one 1.16–1.25).
 
 Standard error of a correlated mean
 -----------------------------------
@@ -355,9 +340,7 @@ def _truncated_sum(x: np.ndarray, mintime: int, floor: float = 1.0) -> tuple[flo
     return max(floor, float(g)), last
 
 
-#: Least statistical inefficiency :func:`inefficiency` returns. Not 1 (pymbar's floor, kept by
-#: :func:`statistical_inefficiency`): the estimate of a nearly white series scatters around 1, and cutting off
-#: the half below made its errors 4–8 % too large (module text, "Statistical inefficiency for error bars").
+#: Least g :func:`inefficiency` returns; not pymbar's 1 (module text, "No floor at 1").
 G_MIN = 0.5
 
 
