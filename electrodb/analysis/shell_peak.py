@@ -64,6 +64,7 @@ from scipy.ndimage import gaussian_filter1d
 from electrodb.analysis.convergence import ConvergenceTargets, Verdict, worst
 from electrodb.analysis.run_factor import rms_factor, series_factor
 from electrodb.analysis.sampling import SeriesReport, analyse_series, sampling_problems
+from electrodb.analysis.shell_sampling import rms_travel
 from electrodb.analysis.structure import RDFResult
 
 __all__ = ["PEAK_SEARCH_A", "PEAK_SMOOTH_A", "PeakSampling", "peak_series", "peak_verdict", "shell_peak"]
@@ -237,8 +238,7 @@ def shell_peak(
     """
     travel = None
     if centres_start is not None and centres_end is not None and len(centres_start):
-        step = np.asarray(centres_end, dtype=float) - np.asarray(centres_start, dtype=float)
-        travel = float(np.sqrt(np.mean(np.sum(step**2, axis=1))))
+        travel = rms_travel(centres_start, centres_end)
     found = None
     if fine.g_blocks is not None and np.isfinite(r_guess):
         weights = None if fine.block_frames is None else fine.block_frames[start:]

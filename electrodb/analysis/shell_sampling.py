@@ -164,12 +164,12 @@ def cn_sampling_verdict(report: SeriesReport | None, what: str, targets: Converg
     return Verdict("unconverged", crit, "; ".join(reasons), series_factor(report, t.min_n_eff, t.cn_max_err))
 
 
-def rms_travel(positions: np.ndarray, atoms: np.ndarray) -> float:
-    """RMS displacement (Å) of ``atoms`` from the first to the last frame of ``positions`` ``(n_frames, n_atoms,
-    3)`` (unwrapped, Å); 0 without atoms."""
-    if len(atoms) == 0:
+def rms_travel(start: np.ndarray, end: np.ndarray) -> float:
+    """RMS displacement (Å) between the unwrapped positions ``start`` and ``end`` ``(n_atoms, 3)`` (Å) of the same
+    atoms; 0 without atoms."""
+    if len(start) == 0:
         return 0.0
-    step = np.asarray(positions[-1, atoms], dtype=float) - np.asarray(positions[0, atoms], dtype=float)
+    step = np.asarray(end, dtype=float) - np.asarray(start, dtype=float)
     return float(np.sqrt(np.mean(np.sum(step**2, axis=1))))
 
 

@@ -282,8 +282,7 @@ def _production_acc(
     report = analyse_series(acc.series, detect_start=False)
     ions = np.concatenate([groups[kb_pairs["pp"][0]], groups[kb_pairs["mm"][0]]])
     x = ctx["positions"]
-    step = np.asarray(x[-1, ions], dtype=float) - np.asarray(x[ctx["t0_frame"], ions], dtype=float)
-    rms = float(np.sqrt(np.mean(np.sum(step**2, axis=1))))
+    rms = rms_travel(x[ctx["t0_frame"], ions], x[-1, ions])
     kb_range = float(fine[kb_pairs["pp"]].r[-1])
     travel = acc_travel_verdict(rms, kb_range, x.shape[0] - ctx["t0_frame"], targets)
     verdict = worst(acc_sampling_verdict(report, targets), travel)
@@ -322,7 +321,7 @@ def _shell(
         members = s.cn * exchange.n_centres
         parts.append(shell_exchange_verdict(exchange.n_events, exchange.n_frames, label, partner, targets, members))
         parts.append(shell_sampling_verdict(prod.n_a, ctx["duration_ps"], targets))
-        travel = min(rms_travel(x, ctx["groups"][g]) for g in pair)
+        travel = min(rms_travel(x[0, ctx["groups"][g]], x[-1, ctx["groups"][g]]) for g in pair)
         parts.append(relaxation_verdict(ctx["t_cut_ps"], travel, ctx["box_A"], f"CN({label})", targets))
     verdict = worst(*parts)
     s.status, s.criterion, s.reason, s.run_factor = (

@@ -330,7 +330,7 @@ def ideal_gas_outcomes(
         x = case.positions[frame0:]
         ex = shell_exchange(x, case.cell, case.groups[a], case.groups[b], r_cn, r_cn + 0.3, max_centres=64)
         duration = float(case.times_ps[-1] - case.times_ps[frame0])
-        travel = min(rms_travel(x, case.groups[g]) for g in (a, b))
+        travel = min(rms_travel(x[0, case.groups[g]], x[-1, case.groups[g]]) for g in (a, b))
         v = worst(
             cn_sampling_verdict(rep, f"CN({NAMES[(a, b)][0]})", t),
             shell_exchange_verdict(ex.n_events, ex.n_frames, NAMES[(a, b)][0], b, t, rep.mean * ex.n_centres),
